@@ -1,0 +1,213 @@
+package store
+
+import "time"
+
+// FileID identifies a file by device and inode, independent of its path.
+type FileID struct {
+	Dev uint64
+	Ino uint64
+}
+
+// Position records how far one file of one source has been consumed.
+// Offset is the byte offset just after the last line whose effects were
+// committed; Line is that line's number within the file (1-based).
+// HeadLen and HeadHash fingerprint the first bytes of the file so that a
+// reused inode is not mistaken for the file it replaced.
+type Position struct {
+	Source   string
+	File     FileID
+	HeadLen  int    // number of leading bytes hashed, at most HeadMax
+	HeadHash uint64 // FNV-1a 64 of the first HeadLen bytes
+	Offset   int64
+	Line     int64
+	Path     string    // path the file was last read under, for people
+	Size     int64     // file size when the position was taken
+	ModTime  time.Time // file modification time when the position was taken
+}
+
+// HeadMax is the number of leading bytes hashed into a file fingerprint.
+const HeadMax = 1024
+
+// Counter is a count with the times of its first and last increment.
+type Counter struct {
+	N     uint64
+	First time.Time
+	Last  time.Time
+}
+
+// Add records n occurrences at t.
+func (c *Counter) Add(n uint64, t time.Time) {
+	if n == 0 {
+		return
+	}
+	c.N += n
+	if c.First.IsZero() || t.Before(c.First) {
+		c.First = t
+	}
+	if t.After(c.Last) {
+		c.Last = t
+	}
+}
+
+// Merge folds o into c.
+func (c *Counter) Merge(o Counter) {
+	if o.N == 0 {
+		return
+	}
+	c.N += o.N
+	if c.First.IsZero() || (!o.First.IsZero() && o.First.Before(c.First)) {
+		c.First = o.First
+	}
+	if o.Last.After(c.Last) {
+		c.Last = o.Last
+	}
+}
+
+// ScopeUsage is what is known about one scope of one client.
+type ScopeUsage struct {
+	Requested Counter // asked for in a token request
+	Granted   Counter // present in an issued token
+	Used      Counter // exercised by an API call (or issued, for identity scopes)
+}
+
+// Merge folds o into u.
+func (u *ScopeUsage) Merge(o ScopeUsage) {
+	u.Requested.Merge(o.Requested)
+	u.Granted.Merge(o.Granted)
+	u.Used.Merge(o.Used)
+}
+
+// ClientDelta is the change one batch makes to one client.
+type ClientDelta struct {
+	Seen      Counter // events attributed to the client
+	Scopes    map[string]*ScopeUsage
+	IPs       map[string]*Counter // textual IP address → sightings
+	Countries map[string]*Counter // ISO country code → sightings
+}
+
+// SourceDelta is the change one batch makes to one source's statistics.
+type SourceDelta struct {
+	Lines        uint64  // lines read
+	Malformed    uint64  // lines that failed to parse
+	Ignored      uint64  // well-formed lines that carry no event of interest
+	Unattributed uint64  // use events without a client id
+	Events       Counter // events, with the first and last event time
+}
+
+// Batch holds the aggregate effect of a run of events together with the
+// source positions that produced them. It is committed in one transaction,
+// so either all of it is durable or none of it is.
+type Batch struct {
+	Events    int // events folded into the batch (for sizing decisions)
+	Clients   map[string]*ClientDelta
+	Sources   map[string]*SourceDelta
+	Positions map[PositionKey]Position
+}
+
+// PositionKey identifies one file of one source.
+type PositionKey struct {
+	Source string
+	File   FileID
+}
+
+// NewBatch returns an empty batch.
+func NewBatch() *Batch {
+	return &Batch{
+		Clients:   make(map[string]*ClientDelta),
+		Sources:   make(map[string]*SourceDelta),
+		Positions: make(map[PositionKey]Position),
+	}
+}
+
+// Reset empties b for reuse, keeping its maps' storage.
+func (b *Batch) Reset() {
+	b.Events = 0
+	clear(b.Clients)
+	clear(b.Sources)
+	clear(b.Positions)
+}
+
+// Empty reports whether committing b would change nothing.
+func (b *Batch) Empty() bool {
+	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0
+}
+
+// Client returns the delta for client id, creating it on first use.
+func (b *Batch) Client(id string) *ClientDelta {
+	c := b.Clients[id]
+	if c == nil {
+		c = &ClientDelta{Scopes: make(map[string]*ScopeUsage)}
+		b.Clients[id] = c
+	}
+	return c
+}
+
+// Scope returns the usage delta for scope s, creating it on first use.
+func (c *ClientDelta) Scope(s string) *ScopeUsage {
+	u := c.Scopes[s]
+	if u == nil {
+		u = new(ScopeUsage)
+		c.Scopes[s] = u
+	}
+	return u
+}
+
+// SawIP records a sighting of ip at t.
+func (c *ClientDelta) SawIP(ip string, t time.Time) { addSeen(&c.IPs, ip, t) }
+
+// SawCountry records a sighting of an ISO country code at t.
+func (c *ClientDelta) SawCountry(cc string, t time.Time) { addSeen(&c.Countries, cc, t) }
+
+func addSeen(m *map[string]*Counter, k string, t time.Time) {
+	if *m == nil {
+		*m = make(map[string]*Counter)
+	}
+	c := (*m)[k]
+	if c == nil {
+		c = new(Counter)
+		(*m)[k] = c
+	}
+	c.Add(1, t)
+}
+
+// Source returns the statistics delta for source name, creating it on first use.
+func (b *Batch) Source(name string) *SourceDelta {
+	s := b.Sources[name]
+	if s == nil {
+		s = new(SourceDelta)
+		b.Sources[name] = s
+	}
+	return s
+}
+
+// SetPosition records p as the position to commit for its file; a later
+// call for the same file replaces an earlier one.
+func (b *Batch) SetPosition(p Position) {
+	b.Positions[PositionKey{Source: p.Source, File: p.File}] = p
+}
+
+// Client is the stored record of one OAuth client.
+type Client struct {
+	ID        string
+	Seen      Counter
+	Scopes    map[string]ScopeUsage
+	IPs       map[string]Counter // bounded: the MaxIPs most recently seen
+	Countries map[string]Counter // bounded: the MaxCountries most recently seen
+}
+
+// Source is the stored statistics of one configured source.
+type Source struct {
+	Name         string
+	Lines        uint64
+	Malformed    uint64
+	Ignored      uint64
+	Unattributed uint64
+	Events       Counter
+}
+
+// Bounds on the per-client sets of addresses and countries kept in the
+// store; beyond them the least recently seen entry is dropped.
+const (
+	MaxIPs       = 64
+	MaxCountries = 32
+)
