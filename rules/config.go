@@ -52,6 +52,9 @@ type Source struct {
 	Kind string `yaml:"kind"`
 	// Kinds maps values of the Fields.Kind field to event kinds (format json).
 	Kinds map[string]string `yaml:"kinds"`
+	// TimeZone names the zone of timestamps written without one (the
+	// jboss-logging text prefix); default UTC.
+	TimeZone string `yaml:"timezone"`
 
 	Line int `yaml:"-"` // line of the source's entry in the config file
 }
