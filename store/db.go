@@ -1,0 +1,362 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the version of the bucket layout and record encodings
+// written by this package. Files with an older version are migrated when
+// opened for writing; files with a newer one are refused.
+const SchemaVersion = 1
+
+// DefaultLockTimeout is how long Open waits for another process to release
+// the file when Options.LockTimeout is zero.
+const DefaultLockTimeout = time.Second
+
+// fileMode is the permission of a store file: it holds client identifiers
+// and network addresses, so only its owner may read it.
+const fileMode os.FileMode = 0o600
+
+// Errors returned by the store, wrapped with the operation and the file;
+// test for them with errors.Is.
+var (
+	// ErrLocked means another process (or another DB in this process)
+	// holds the file. The error is a *LockedError naming the holder.
+	ErrLocked = errors.New("store in use")
+	// ErrSchemaTooNew means the file was written by a newer scopewatch.
+	ErrSchemaTooNew = errors.New("store schema too new")
+	// ErrNotStore means the file is a bbolt database but not a scopewatch
+	// store, or one whose schema cannot be used as it is.
+	ErrNotStore = errors.New("not a usable scopewatch store")
+	// ErrReadOnly means a write was attempted on a store opened read-only.
+	ErrReadOnly = errors.New("store opened read-only")
+	// ErrInvalid means a batch holds something the store cannot record,
+	// such as an empty client id or a time outside 1678–2262.
+	ErrInvalid = errors.New("invalid batch content")
+	// ErrCorrupt means a stored record could not be decoded.
+	ErrCorrupt = errors.New("corrupt record")
+)
+
+// LockedError reports that the store file is held by another process.
+// PID is 0 when the holder could not be identified.
+type LockedError struct {
+	Path string
+	PID  int
+}
+
+// Error names the file and, when known, the process holding it.
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("store %s is in use by pid %d", e.Path, e.PID)
+	}
+	return fmt.Sprintf("store %s is in use by another process", e.Path)
+}
+
+// Is makes errors.Is(err, ErrLocked) true for a *LockedError.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens the file with a shared lock and refuses writes; any
+	// number of read-only openers may coexist, but not with a writer.
+	ReadOnly bool
+	// LockTimeout bounds the wait for another process's lock;
+	// zero or negative means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// Now is the clock used for the creation time; nil means time.Now.
+	Now func() time.Time
+}
+
+// DB is an open scopewatch store. Its methods are safe for concurrent use;
+// writes are serialised, reads run in short read transactions and return
+// copies.
+type DB struct {
+	bolt     *bolt.DB
+	path     string
+	readOnly bool
+	now      func() time.Time
+
+	mu  sync.Mutex // serialises Commit and guards enc
+	enc encoder
+
+	// beforeCommit, when set (by tests), runs inside Commit's transaction
+	// after every write; an error from it rolls the transaction back.
+	beforeCommit func(*bolt.Tx) error
+}
+
+// Bucket and key names of the layout.
+var (
+	bucketMeta      = []byte("meta")
+	bucketClients   = []byte("clients")
+	bucketSources   = []byte("sources")
+	bucketPositions = []byte("positions")
+
+	keySchema  = []byte("schema")
+	keyCreated = []byte("created")
+)
+
+// migrations returns the schema upgrade steps: step i brings a file from
+// version i to version i+1, so len(migrations()) == SchemaVersion. Step 0
+// lays out a new file. All pending steps of one Open run in one
+// transaction together with the version update.
+func migrations() []func(tx *bolt.Tx) error {
+	return []func(tx *bolt.Tx) error{
+		0: func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketMeta, bucketClients, bucketSources, bucketPositions} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// Open opens the store at path, creating it (mode 0600) unless
+// opts.ReadOnly is set, and brings its schema up to SchemaVersion. If
+// another process holds the file, Open gives up after opts.LockTimeout with
+// a *LockedError (errors.Is(err, ErrLocked)).
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	bdb, err := bolt.Open(path, fileMode, &bolt.Options{
+		Timeout:  timeout,
+		ReadOnly: opts.ReadOnly,
+		// The array freelist degrades badly on large fragmented files; the
+		// hashmap one is faster in almost all cases (bbolt db.go).
+		FreelistType: bolt.FreelistMapType,
+		// NoSync stays false: a batch must be durable once Commit returns.
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, &LockedError{Path: path, PID: lockHolder(path)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, now: now}
+	if !opts.ReadOnly {
+		if err := restrictMode(path); err != nil {
+			_ = bdb.Close()
+			return nil, err
+		}
+	}
+	if err := db.upgrade(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// restrictMode removes group and other permissions from an existing file
+// that was created looser than fileMode, by hand or by another tool.
+func restrictMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat store %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&^fileMode == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()&fileMode); err != nil {
+		return fmt.Errorf("restrict permissions of store %s: %w", path, err)
+	}
+	return nil
+}
+
+// upgrade checks the schema version and runs pending migrations.
+func (db *DB) upgrade() error {
+	var version uint64
+	var hasCreated bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		version, hasCreated, err = readMeta(tx)
+		if err != nil {
+			return err
+		}
+		if version == 0 {
+			return checkForeign(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", db.path, err)
+	}
+	switch {
+	case version > SchemaVersion:
+		return fmt.Errorf("open store %s: schema version %d is newer than %d, the newest this scopewatch supports: %w",
+			db.path, version, SchemaVersion, ErrSchemaTooNew)
+	case version == SchemaVersion && hasCreated:
+		return nil
+	case db.readOnly && version == 0:
+		return fmt.Errorf("open store %s read-only: the file has no scopewatch schema: %w", db.path, ErrNotStore)
+	case db.readOnly:
+		return fmt.Errorf("open store %s read-only: schema version %d needs migrating to %d; open it for writing once: %w",
+			db.path, version, SchemaVersion, ErrNotStore)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		for v, step := range migrations()[version:] {
+			if err := step(tx); err != nil {
+				return fmt.Errorf("migrate schema from version %d: %w", int(version)+v, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keySchema, appendUvarint(nil, SchemaVersion)); err != nil {
+			return err
+		}
+		if meta.Get(keyCreated) == nil {
+			created, err := appendTime(nil, db.now())
+			if err != nil {
+				return fmt.Errorf("record creation time: %w", err)
+			}
+			return meta.Put(keyCreated, created)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("initialise store %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// readMeta returns the schema version (0 for a file without one) and
+// whether a creation time is recorded.
+func readMeta(tx *bolt.Tx) (version uint64, hasCreated bool, err error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, false, nil
+	}
+	if v := meta.Get(keySchema); v != nil {
+		d := decoder{b: v}
+		version = d.uvarint()
+		if d.err != nil {
+			return 0, false, fmt.Errorf("read schema version: %w", d.err)
+		}
+	}
+	return version, meta.Get(keyCreated) != nil, nil
+}
+
+// checkForeign refuses to lay out a store inside a bbolt file that already
+// holds buckets of some other program.
+func checkForeign(tx *bolt.Tx) error {
+	return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		switch string(name) {
+		case string(bucketMeta), string(bucketClients), string(bucketSources), string(bucketPositions):
+			return nil
+		}
+		return fmt.Errorf("unexpected bucket %q: %w", name, ErrNotStore)
+	})
+}
+
+// Close releases the file and its lock. Reads and commits after Close fail.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Path returns the file the store was opened from.
+func (db *DB) Path() string { return db.path }
+
+// SchemaVersion returns the schema version recorded in the file.
+func (db *DB) SchemaVersion() (int, error) {
+	var version uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		version, _, err = readMeta(tx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read schema version of %s: %w", db.path, err)
+	}
+	return int(version), nil
+}
+
+// Created returns when the store file was first laid out.
+func (db *DB) Created() (time.Time, error) {
+	var t time.Time
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyCreated)
+		d := decoder{b: v}
+		t = d.time()
+		return d.err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read creation time of %s: %w", db.path, err)
+	}
+	return t, nil
+}
+
+// Stats describes the file for metrics.
+type Stats struct {
+	FileSize      int64 // bytes on disk
+	DataSize      int64 // bytes up to the highest page in use
+	PageSize      int
+	FreePages     int   // pages free for reuse
+	PendingPages  int   // pages freed by recent commits, reusable once no read transaction needs them
+	FreeBytes     int64 // (FreePages + PendingPages) × PageSize: what compaction could reclaim
+	FreelistBytes int   // bytes the freelist itself occupies
+}
+
+// Stats returns the file size and free-space figures. Free pages are only
+// tracked when the store is open for writing; read-only stores report 0.
+func (db *DB) Stats() (Stats, error) {
+	var s Stats
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		s.DataSize = tx.Size()
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("read stats of %s: %w", db.path, err)
+	}
+	fi, err := os.Stat(db.path)
+	if err != nil {
+		return Stats{}, fmt.Errorf("read stats of %s: %w", db.path, err)
+	}
+	// The freelist figures are refreshed when a transaction ends, so read
+	// them after the View above.
+	bs := db.bolt.Stats()
+	s.FileSize = fi.Size()
+	s.PageSize = db.bolt.Info().PageSize
+	s.FreePages = bs.FreePageN
+	s.PendingPages = bs.PendingPageN
+	s.FreeBytes = int64(bs.FreePageN+bs.PendingPageN) * int64(s.PageSize)
+	s.FreelistBytes = bs.FreelistInuse
+	return s, nil
+}
+
+// Compact writes a compacted copy of the store to dst, which must not
+// exist. bbolt files never shrink, so this is how space freed by churn is
+// returned: compact (the source may be open read-only), stop every user of
+// the store, then rename dst over the original.
+func (db *DB) Compact(dst string) error {
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, os.ErrExist)
+	}
+	out, err := bolt.Open(dst, fileMode, &bolt.Options{Timeout: DefaultLockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, err)
+	}
+	// 64 MiB per transaction bounds the memory the copy needs.
+	if err := bolt.Compact(out, db.bolt, 64<<20); err != nil {
+		_ = out.Close()
+		_ = os.Remove(dst)
+		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, err)
+	}
+	return nil
+}

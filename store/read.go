@@ -1,0 +1,187 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reads run in short read transactions and return copies: a long read
+// transaction keeps bbolt from reusing freed pages and from growing the
+// memory map, which stalls the writer.
+
+// Positions returns the stored positions of every file of source, ordered
+// by device and inode.
+func (db *DB) Positions(source string) ([]Position, error) {
+	if strings.IndexByte(source, 0) >= 0 {
+		return nil, fmt.Errorf("read positions of source %q: name contains a 0 byte: %w", source, ErrInvalid)
+	}
+	prefix := append([]byte(source), 0)
+	var out []Position
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPositions).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(k) != len(prefix)+16 {
+				continue // not a position key of this source: names never contain a 0 byte
+			}
+			p, err := decodePosition(k, v)
+			if err != nil {
+				return fmt.Errorf("position %q: %w", k, err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read positions of source %q from %s: %w", source, db.path, err)
+	}
+	return out, nil
+}
+
+// AllPositions returns every stored position, ordered by source, then
+// device and inode.
+func (db *DB) AllPositions() ([]Position, error) {
+	var out []Position
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPositions).ForEach(func(k, v []byte) error {
+			p, err := decodePosition(k, v)
+			if err != nil {
+				return fmt.Errorf("position %q: %w", k, err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read positions from %s: %w", db.path, err)
+	}
+	return out, nil
+}
+
+// Client returns the stored record of client id; ok is false if the store
+// has none.
+func (db *DB) Client(id string) (c Client, ok bool, err error) {
+	if id == "" {
+		return Client{}, false, nil
+	}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		cb := tx.Bucket(bucketClients).Bucket([]byte(id))
+		if cb == nil {
+			return nil
+		}
+		ok = true
+		c, err = readClient(id, cb)
+		return err
+	})
+	if err != nil {
+		return Client{}, false, fmt.Errorf("read client %q from %s: %w", id, db.path, err)
+	}
+	return c, ok, nil
+}
+
+// readClient copies a client bucket out of the transaction.
+func readClient(id string, cb *bolt.Bucket) (Client, error) {
+	c := Client{ID: id}
+	err := cb.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return nil // nested bucket: none in schema 1
+		}
+		if string(k) == summaryKey {
+			if err := decodeSummary(&c, v); err != nil {
+				return fmt.Errorf("summary: %w", err)
+			}
+			return nil
+		}
+		u, err := decodeScopeUsage(v)
+		if err != nil {
+			return fmt.Errorf("scope %q: %w", k, err)
+		}
+		if c.Scopes == nil {
+			c.Scopes = make(map[string]ScopeUsage)
+		}
+		c.Scopes[string(k)] = u
+		return nil
+	})
+	return c, err
+}
+
+// clientPage is how many clients ForEachClient copies per read transaction.
+const clientPage = 256
+
+// ForEachClient calls fn with a copy of every stored client in id order,
+// stopping at the first error fn returns. Clients are read a page at a
+// time in separate read transactions and fn runs outside any transaction,
+// so fn may take its time and may commit; the walk is therefore not one
+// snapshot: a client committed meanwhile may or may not be seen.
+func (db *DB) ForEachClient(fn func(Client) error) error {
+	var after []byte
+	page := make([]Client, 0, clientPage)
+	for {
+		page = page[:0]
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			parent := tx.Bucket(bucketClients)
+			c := parent.Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(page) < clientPage; k, v = c.Next() {
+				if v != nil {
+					continue // not a client bucket
+				}
+				cl, err := readClient(string(k), parent.Bucket(k))
+				if err != nil {
+					return fmt.Errorf("client %q: %w", k, err)
+				}
+				page = append(page, cl)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read clients from %s: %w", db.path, err)
+		}
+		for _, c := range page {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if len(page) < clientPage {
+			return nil
+		}
+		after = []byte(page[len(page)-1].ID)
+	}
+}
+
+// Clients returns a copy of every stored client, sorted by id.
+func (db *DB) Clients() ([]Client, error) {
+	var out []Client
+	err := db.ForEachClient(func(c Client) error {
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+// Sources returns the statistics of every source, sorted by name.
+func (db *DB) Sources() ([]Source, error) {
+	var out []Source
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSources).ForEach(func(k, v []byte) error {
+			s, err := decodeSource(string(k), v)
+			if err != nil {
+				return fmt.Errorf("source %q: %w", k, err)
+			}
+			out = append(out, s)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read sources from %s: %w", db.path, err)
+	}
+	return out, nil
+}
