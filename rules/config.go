@@ -55,6 +55,8 @@ type Source struct {
 	// TimeZone names the zone of timestamps written without one (the
 	// jboss-logging text prefix); default UTC.
 	TimeZone string `yaml:"timezone"`
+	// Location is TimeZone loaded by Load.
+	Location *time.Location `yaml:"-"`
 
 	Line int `yaml:"-"` // line of the source's entry in the config file
 }
@@ -99,6 +101,10 @@ type Rules struct {
 	Clients        map[string]Client   `yaml:"clients"`         // client id → registration
 	Routes         []Route             `yaml:"routes"`          // API route → scopes it exercises
 	IdentityScopes []string            `yaml:"identity_scopes"` // used when issued; default openid profile email fhirUser offline_access online_access launch launch/patient launch/encounter
+
+	lines    map[string]int      // field path → line, when loaded from a file
+	routes   *routeTable         // built by Compile
+	identity map[string]struct{} // IdentityScopes as a set, built by Compile
 }
 
 // Lifecycle states of a catalog scope.

@@ -1,0 +1,343 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied by Load to settings the file leaves out.
+const (
+	DefaultListen         = "127.0.0.1:9464"
+	DefaultMaxEvents      = 1000
+	DefaultMaxDelay       = Duration(250 * time.Millisecond)
+	DefaultWindow         = Duration(90 * day)
+	DefaultMinObservation = Duration(30 * day)
+	DefaultRotateWait     = Duration(5 * time.Second)
+	DefaultTimeFormat     = "rfc3339"
+	DefaultKind           = "use"
+	DefaultTimeZone       = "UTC"
+)
+
+// Formats returns the names a source's format may take, sorted. A new
+// parser adds its name here and nowhere else in this package.
+func Formats() []string {
+	return []string{
+		"json",
+		"keycloak",
+	}
+}
+
+// TimeFormats returns the named time formats a json source's time_format
+// may take; any other value must be a Go reference layout.
+func TimeFormats() []string {
+	return []string{"rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "nginx"}
+}
+
+// EventKinds returns the event kinds a source's kind and kinds may name.
+func EventKinds() []string {
+	return []string{"use", "grant", "deny"}
+}
+
+// Load reads the configuration file at path, applies defaults, resolves
+// relative paths against the file's directory, checks every setting and
+// loads the rules file it names into Config.Rules. A configuration without
+// a rules file gets empty Rules with the default identity scopes.
+//
+// Problems in the files are returned all at once, joined with errors.Join,
+// each a *ConfigError naming file, line and field; a file that cannot be
+// read at all is a plain wrapped error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("resolve directory of config %s: %w", path, err)
+	}
+	c := &Config{File: path}
+	lines, p, ok := decodeFile(path, data, c)
+	if !ok {
+		return nil, joinProblems(p.list)
+	}
+	c.resolvePaths(dir)
+	c.check(lines, p)
+
+	var rulesProblems []*ConfigError
+	switch {
+	case c.RulesAt == "":
+		c.Rules = &Rules{IdentityScopes: DefaultIdentityScopes()}
+		if err := c.Rules.Compile(); err != nil {
+			return nil, err // cannot happen: there is nothing to compile
+		}
+	default:
+		r, rp, err := loadRules(c.RulesAt)
+		if err != nil {
+			p.add(lineOf(lines, "rules"), "rules", "cannot read the rules file: %v", err)
+			break
+		}
+		r.checkRouteSources(c.Sources, rp)
+		rulesProblems = rp.list
+		c.Rules = r
+	}
+	if err := joinProblems(p.list, rulesProblems); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// resolvePaths makes every relative path absolute against dir and fills
+// in the default globs.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.Store = abs(c.Store)
+	c.RulesAt = abs(c.RulesAt)
+	c.Privacy.KeyFile = abs(c.Privacy.KeyFile)
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		s.Path = abs(s.Path)
+		s.Glob = abs(s.Glob)
+		if s.Glob == "" && s.Path != "" {
+			s.Glob = s.Path + ".*"
+		}
+	}
+}
+
+// check applies defaults and records every problem of the configuration
+// proper (not of its rules file) in p.
+func (c *Config) check(lines map[string]int, p *problems) {
+	if c.Store == "" {
+		p.add(lineOf(lines, "store"), "store", "required: the path of the state database, e.g. /var/lib/scopewatch/scopewatch.db")
+	}
+
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	} else if msg := checkListen(c.Listen); msg != "" {
+		p.add(lineOf(lines, "listen"), "listen", "%s", msg)
+	}
+
+	if _, set := lines["batch.max_events"]; !set {
+		c.Batch.MaxEvents = DefaultMaxEvents
+	} else if c.Batch.MaxEvents < 1 {
+		p.add(lines["batch.max_events"], "batch.max_events", "must be at least 1, got %d; leave it out for the default %d", c.Batch.MaxEvents, DefaultMaxEvents)
+	}
+	positive(lines, p, "batch.max_delay", &c.Batch.MaxDelay, DefaultMaxDelay)
+	positive(lines, p, "detect.unused_scope.window", &c.Detect.UnusedScope.Window, DefaultWindow)
+	positive(lines, p, "detect.unused_scope.min_observation", &c.Detect.UnusedScope.MinObservation, DefaultMinObservation)
+
+	switch {
+	case c.Privacy.KeyFile != "":
+		key, err := os.ReadFile(c.Privacy.KeyFile)
+		switch {
+		case err != nil:
+			p.add(lineOf(lines, "privacy.key_file"), "privacy.key_file", "cannot read the key file: %v", err)
+		case len(strings.TrimSpace(string(key))) == 0:
+			p.add(lineOf(lines, "privacy.key_file"), "privacy.key_file", "key file %s is empty", c.Privacy.KeyFile)
+		}
+	case c.Privacy.PseudonymiseSubjects:
+		p.add(lineOf(lines, "privacy.pseudonymise_subjects"), "privacy.pseudonymise_subjects",
+			"needs privacy.key_file, a file holding the secret HMAC key for pseudonyms")
+	}
+
+	if len(c.Sources) == 0 {
+		p.add(lineOf(lines, "sources"), "sources", "at least one source is required, e.g. {name: keycloak, path: /var/log/keycloak/keycloak.log, format: keycloak}")
+	}
+	names := map[string]int{} // name → index of its first source
+	for i := range c.Sources {
+		c.checkSource(i, lines, p, names)
+	}
+}
+
+// positive applies the default to an absent duration and refuses an
+// explicit zero.
+func positive(lines map[string]int, p *problems, field string, d *Duration, def Duration) {
+	line, set := lines[field]
+	switch {
+	case !set:
+		*d = def
+	case *d == 0:
+		p.add(line, field, "must be more than 0; leave it out for the default %s", def)
+	}
+}
+
+func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map[string]int) {
+	s := &c.Sources[i]
+	at := joinIndex("sources", i)
+	f := func(name string) (int, string) {
+		fp := joinField(at, name)
+		return lineOf(lines, fp, at), fp
+	}
+
+	if s.Name == "" {
+		p.add(lineOf(lines, at+".name", at), at+".name", "required: a short name for the source, used in metrics and findings")
+	} else if msg := checkName(s.Name); msg != "" {
+		line, fp := f("name")
+		p.add(line, fp, "%s", msg)
+	} else if first, dup := names[s.Name]; dup {
+		line, fp := f("name")
+		p.add(line, fp, "duplicate source name %q (also sources[%d], line %d); source names must be unique",
+			s.Name, first, lineOf(lines, joinIndex("sources", first)+".name"))
+	} else {
+		names[s.Name] = i
+	}
+
+	if s.Path == "" {
+		line, fp := f("path")
+		p.add(line, fp, "required: the log file to read")
+	} else if msg := checkLogPath(s.Path); msg != "" {
+		line, fp := f("path")
+		p.add(line, fp, "%s", msg)
+	}
+	if s.Glob != "" {
+		if _, err := filepath.Match(s.Glob, ""); err != nil {
+			line, fp := f("glob")
+			p.add(line, fp, "bad glob pattern %q: %v", s.Glob, err)
+		}
+	}
+
+	switch {
+	case s.Format == "":
+		line, fp := f("format")
+		p.add(line, fp, "required; known formats: %s", strings.Join(Formats(), ", "))
+	case !slices.Contains(Formats(), s.Format):
+		line, fp := f("format")
+		p.add(line, fp, "unknown format %q; known formats: %s", s.Format, strings.Join(Formats(), ", "))
+	}
+
+	if _, set := lines[at+".rotate_wait"]; !set {
+		s.RotateWait = DefaultRotateWait
+	}
+
+	if s.Format == "json" {
+		if s.TimeFormat == "" {
+			s.TimeFormat = DefaultTimeFormat
+		}
+		if s.Kind == "" {
+			s.Kind = DefaultKind
+		}
+	}
+	if s.TimeFormat != "" && !validTimeFormat(s.TimeFormat) {
+		line, fp := f("time_format")
+		p.add(line, fp, "unknown time_format %q; use %s or a Go layout such as 2006-01-02T15:04:05.000Z07:00",
+			s.TimeFormat, strings.Join(TimeFormats(), ", "))
+	}
+	if s.Kind != "" && !slices.Contains(EventKinds(), s.Kind) {
+		line, fp := f("kind")
+		p.add(line, fp, "unknown kind %q; use %s", s.Kind, strings.Join(EventKinds(), ", "))
+	}
+	for _, v := range slices.Sorted(maps.Keys(s.Kinds)) {
+		if k := s.Kinds[v]; !slices.Contains(EventKinds(), k) {
+			fp := joinKey(at+".kinds", v)
+			p.add(lineOf(lines, fp, at+".kinds", at), fp, "unknown kind %q; use %s", k, strings.Join(EventKinds(), ", "))
+		}
+	}
+	if len(s.Kinds) > 0 && s.Fields.Kind == "" {
+		line, fp := f("kinds")
+		p.add(line, fp, "needs fields.kind, the field whose values kinds maps")
+	}
+
+	if s.TimeZone == "" {
+		s.TimeZone = DefaultTimeZone
+	}
+	loc, err := time.LoadLocation(s.TimeZone)
+	if err != nil {
+		line, fp := f("timezone")
+		p.add(line, fp, "unknown time zone %q; use an IANA name such as UTC or Europe/Berlin", s.TimeZone)
+	}
+	s.Location = loc
+}
+
+// checkName says what is wrong with a source name, or "" when nothing is.
+func checkName(name string) string {
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Sprintf("source name %q may hold only letters, digits, '-', '_' and '.'", name)
+		}
+	}
+	return ""
+}
+
+// checkListen says what is wrong with a listen address, or "" when
+// nothing is.
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("bad address %q: want host:port, e.g. %s", addr, DefaultListen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("bad port %q in %q: want a number from 0 to 65535", port, addr)
+	}
+	return ""
+}
+
+// checkLogPath says what is wrong with the path of a log file, or "" when
+// nothing is. The file itself need not exist yet (the daemon waits for
+// it), but its directory must exist and be readable.
+func checkLogPath(path string) string {
+	dir := filepath.Dir(path)
+	d, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf("directory %s does not exist", dir)
+		}
+		return fmt.Sprintf("cannot read directory: %v", err)
+	}
+	defer d.Close()
+	if _, err := d.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Sprintf("cannot read directory: %v", err)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ""
+	case err != nil:
+		return fmt.Sprintf("cannot read: %v", err)
+	case fi.IsDir():
+		return fmt.Sprintf("%s is a directory; name the log file in it", path)
+	}
+	return ""
+}
+
+// validTimeFormat reports whether f is a named time format or a Go layout
+// that formats and parses back a time.
+func validTimeFormat(f string) bool {
+	if slices.Contains(TimeFormats(), f) {
+		return true
+	}
+	ref := time.Date(2006, time.January, 2, 15, 4, 5, 0, time.UTC)
+	s := ref.Format(f)
+	if s == f {
+		return false // no layout element in it: a typo of a named format
+	}
+	_, err := time.Parse(f, s)
+	return err == nil
+}
+
+// lineOf returns the line of the first of the field paths present in the
+// file, else the line of the document's first key, else 1.
+func lineOf(lines map[string]int, fields ...string) int {
+	for _, f := range fields {
+		if l, ok := lines[f]; ok {
+			return l
+		}
+	}
+	if l, ok := lines[""]; ok {
+		return l
+	}
+	return 1
+}

@@ -1,0 +1,69 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+)
+
+// Summary describes what the daemon would do with c, for people checking
+// a configuration: the store, the listen address, the rules file with its
+// counts and, for each source, its name, format, path, whether the path
+// exists now, its glob and how many rotated files match it now. Summary
+// looks at the file system each time it is called.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config   %s\n", c.File)
+	fmt.Fprintf(&b, "store    %s\n", c.Store)
+	fmt.Fprintf(&b, "listen   %s\n", c.Listen)
+	rulesAt := c.RulesAt
+	if rulesAt == "" {
+		rulesAt = "(none)"
+	}
+	var r Rules
+	if c.Rules != nil {
+		r = *c.Rules
+	}
+	fmt.Fprintf(&b, "rules    %s: %s, %s, %s, %s\n", rulesAt,
+		count(len(r.Scopes), "scope"), count(len(r.Roles), "role"),
+		count(len(r.Clients), "client"), count(len(r.Routes), "route"))
+	fmt.Fprintf(&b, "sources  %d\n", len(c.Sources))
+
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  NAME\tFORMAT\tPATH\tNOW\tGLOB\tROTATED")
+	for _, s := range c.Sources {
+		rotated := "-"
+		if m, err := filepath.Glob(s.Glob); err == nil {
+			rotated = fmt.Sprint(len(m))
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Format, s.Path, pathState(s.Path), s.Glob, rotated)
+	}
+	w.Flush()
+	return b.String()
+}
+
+// pathState says in a word or two whether a log file can be read now.
+func pathState(path string) string {
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		f.Close()
+		return "exists"
+	case errors.Is(err, fs.ErrNotExist):
+		return "missing (waits for it)"
+	case errors.Is(err, fs.ErrPermission):
+		return "unreadable"
+	}
+	return "error: " + err.Error()
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
