@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// pipeline wires sources → engine → store for run, scan and demo.
+type pipeline struct {
+	cfg     *rules.Config
+	db      *store.DB
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	ingestM *ingest.Metrics
+	engineM *detect.EngineMetrics
+	parsers map[string]ingest.Parser
+	lag     *ingest.LagCollector
+
+	committedLines atomic.Uint64 // lines whose effects are durable
+	ready          atomic.Bool
+	progress       chan struct{} // signalled (non-blocking) after each commit
+}
+
+// openPipeline opens the store and builds parsers and metrics; it starts
+// nothing.
+func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
+	parsers := make(map[string]ingest.Parser, len(cfg.Sources))
+	for _, src := range cfg.Sources {
+		p, err := ingest.NewParser(src)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s: source %s: %w", cfg.File, src.Name, err)}
+		}
+		parsers[src.Name] = p
+	}
+	db, err := store.Open(cfg.Store, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "scopewatch_build_info", Help: "Build information; the value is always 1.",
+	}, []string{"version", "goversion", "revision"})
+	v := readVersion()
+	buildInfo.WithLabelValues(v.Version, v.Go, v.Revision).Set(1)
+	reg.MustRegister(buildInfo, storeCollector{db: db})
+	p := &pipeline{
+		cfg: cfg, db: db, log: log, reg: reg, parsers: parsers,
+		ingestM:  ingest.NewMetrics(reg),
+		engineM:  detect.NewEngineMetrics(reg),
+		lag:      ingest.NewLagCollector(cfg.Sources),
+		progress: make(chan struct{}, 1),
+	}
+	reg.MustRegister(p.lag)
+	saved, err := db.AllPositions()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, pos := range saved {
+		p.lag.Committed(pos)
+	}
+	return p, nil
+}
+
+// close closes the store.
+func (p *pipeline) close() error { return p.db.Close() }
+
+// liveSources builds a tailing source per configured source.
+func (p *pipeline) liveSources() []ingest.Source {
+	out := make([]ingest.Source, 0, len(p.cfg.Sources))
+	for _, s := range p.cfg.Sources {
+		out = append(out, ingest.NewFile(ingest.FileOptions{
+			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
+			RotateWait: time.Duration(s.RotateWait),
+			Positions:  p.db, Metrics: p.ingestM, Logger: p.log,
+		}))
+	}
+	return out
+}
+
+// run feeds sources through the engine until ctx ends (or, for finite
+// sources, until all are read), then commits what was read and returns.
+func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
+	srcCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lines := make(chan ingest.Line, 4096)
+	engine := detect.NewEngine(detect.EngineOptions{
+		Parsers:    p.parsers,
+		Accountant: detect.NewAccountant(p.cfg.Rules),
+		Store:      p.db,
+		MaxEvents:  p.cfg.Batch.MaxEvents,
+		MaxDelay:   time.Duration(p.cfg.Batch.MaxDelay),
+		Metrics:    p.engineM,
+		Logger:     p.log,
+		Committed:  p.committed,
+	})
+	var wg sync.WaitGroup
+	var supErr error
+	wg.Go(func() {
+		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log, Metrics: p.ingestM})
+	})
+	p.ready.Store(true)
+	// The engine drains lines until the supervisor closes it, so a
+	// cancelled ctx still commits everything read before it.
+	err := engine.Run(context.WithoutCancel(ctx), lines)
+	p.ready.Store(false)
+	if err != nil {
+		cancel()
+		for range lines { // let the sources see the cancellation and return
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if supErr != nil && ctx.Err() == nil {
+		return supErr
+	}
+	return nil
+}
+
+// committed is called by the engine after each durable batch.
+func (p *pipeline) committed(b *store.Batch) {
+	var n uint64
+	for _, s := range b.Sources {
+		n += s.Lines
+	}
+	p.committedLines.Add(n)
+	for _, pos := range b.Positions {
+		p.lag.Committed(pos)
+	}
+	select {
+	case p.progress <- struct{}{}:
+	default:
+	}
+}
+
+// storeCollector exports the store file's size and free space at scrape
+// time.
+type storeCollector struct{ db *store.DB }
+
+var (
+	storeSizeDesc = prometheus.NewDesc("scopewatch_store_size_bytes", "Size of the store file.", nil, nil)
+	storeFreeDesc = prometheus.NewDesc("scopewatch_store_free_bytes", "Bytes of free pages inside the store file.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storeSizeDesc
+	ch <- storeFreeDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.db.Stats()
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(storeSizeDesc, prometheus.GaugeValue, float64(st.FileSize))
+	ch <- prometheus.MustNewConstMetric(storeFreeDesc, prometheus.GaugeValue, float64(st.FreeBytes))
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "unused" {
+		return usagef("report needs a kind: report unused --config FILE")
+	}
+	fs := flag.NewFlagSet("report unused", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file")
+	client := fs.String("client", "", "only this client")
+	format := fs.String("format", "table", "table, json or csv")
+	at := fs.String("at", "", "judge as of this time (RFC 3339 or date) instead of now")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err}
+	}
+	switch *format {
+	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV:
+	default:
+		return usagef("unknown format %q; use table, json or csv", *format)
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if *at != "" {
+		t, err := parseAt(*at)
+		if err != nil {
+			return err
+		}
+		now = func() time.Time { return t }
+	}
+	var rep detect.UnusedReport
+	q := url.Values{}
+	if *client != "" {
+		q.Set("client", *client)
+	}
+	if *at != "" {
+		q.Set("at", now().Format(time.RFC3339))
+	}
+	err = readState(ctx, cfg, "/api/v1/reports/unused?"+q.Encode(), &rep, func(db *store.DB) error {
+		cs, err := db.Clients()
+		if err != nil {
+			return err
+		}
+		rep = unusedReport(cfg, cs, now)
+		if *client != "" {
+			rep = filterReport(rep, *client)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return alert.WriteUnused(stdout, rep, *format)
+}
+
+func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("clients", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file")
+	client := fs.String("client", "", "only this client")
+	format := fs.String("format", "table", "table or json")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *format != alert.FormatTable && *format != alert.FormatJSON {
+		return usagef("unknown format %q; use table or json", *format)
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	var views []alert.ClientView
+	apiPath := "/api/v1/clients"
+	var one alert.ClientView
+	target := any(&views)
+	if *client != "" {
+		apiPath += "/" + url.PathEscape(*client)
+		target = &one
+	}
+	err = readState(ctx, cfg, apiPath, target, func(db *store.DB) error {
+		if *client != "" {
+			c, ok, err := db.Client(*client)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errNoClient
+			}
+			one = alert.Views([]store.Client{c})[0]
+			return nil
+		}
+		cs, err := db.Clients()
+		if err != nil {
+			return err
+		}
+		views = alert.Views(cs)
+		return nil
+	})
+	if errors.Is(err, errNoClient) {
+		return fmt.Errorf("client %q has not been seen", *client)
+	}
+	if err != nil {
+		return err
+	}
+	if *client != "" {
+		views = []alert.ClientView{one}
+	}
+	return alert.WriteClients(stdout, views, *format)
+}
+
+var errNoClient = errors.New("no such client")
+
+// readState gets data from the running daemon's HTTP API when it is up,
+// because bbolt lets only one process hold the file; otherwise it opens the
+// store read-only and calls fromFile.
+func readState(ctx context.Context, cfg *rules.Config, path string, into any, fromFile func(*store.DB) error) error {
+	ok, err := fromDaemon(ctx, cfg.Listen, path, into)
+	if ok || err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fromFile(db)
+}
+
+// fromDaemon asks the daemon at addr; ok is false when nothing listens.
+func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return false, nil // no daemon: read the file
+		}
+		return false, fmt.Errorf("ask daemon at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return true, errNoClient
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return true, fmt.Errorf("daemon at %s answered %s: %s", addr, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		return true, fmt.Errorf("read answer of daemon at %s: %w", addr, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+// loadConfig parses the common --config flag and loads the configuration.
+func loadConfig(path string) (*rules.Config, error) {
+	if path == "" {
+		return nil, usagef("--config is required")
+	}
+	cfg, err := rules.Load(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file")
+	logJSON := fs.Bool("log-json", false, "log as JSON (for journald or a log shipper)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, *logJSON)
+	return runDaemon(ctx, cfg, log, nil)
+}
+
+func newLogger(w io.Writer, asJSON bool) *slog.Logger {
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// runDaemon tails every configured source and serves HTTP until ctx ends,
+// then drains, commits and returns. started, when not nil, receives the
+// pipeline and the HTTP address once both are up (for the demo and tests).
+func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started func(*pipeline, string)) error {
+	p, err := openPipeline(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: newAPI(p), ReadHeaderTimeout: 5 * time.Second}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	log.Info("scopewatch started", "store", cfg.Store, "listen", ln.Addr().String(), "sources", len(cfg.Sources))
+	if started != nil {
+		started(p, ln.Addr().String())
+	}
+
+	runErr := p.run(ctx, p.liveSources())
+
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http server", "err", err)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("scopewatch stopped; everything read is committed", "lines", p.committedLines.Load())
+	return nil
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file")
+	sourceName := fs.String("source", "", "configured source whose format the files are in (default: the source whose path or glob matches)")
+	quiet := fs.Bool("quiet", false, "print nothing on success")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() == 0 {
+		return usagef("scan needs at least one file")
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	bySource := map[string][]string{}
+	var order []string
+	for _, f := range fs.Args() {
+		src, err := sourceFor(cfg, *sourceName, f)
+		if err != nil {
+			return err
+		}
+		if bySource[src] == nil {
+			order = append(order, src)
+		}
+		bySource[src] = append(bySource[src], f)
+	}
+	p, err := openPipeline(cfg, newLogger(stderr, false))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	var sources []ingest.Source
+	for _, name := range order {
+		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
+			Name: name, Paths: bySource[name], Positions: p.db, Metrics: p.ingestM,
+		}))
+	}
+	start := time.Now()
+	if err := p.run(ctx, sources); err != nil {
+		return err
+	}
+	if !*quiet {
+		el := time.Since(start)
+		n := p.committedLines.Load()
+		fmt.Fprintf(stdout, "scanned %d new lines from %d file(s) in %s (%.0f lines/s)\n",
+			n, fs.NArg(), el.Round(time.Millisecond), float64(n)/el.Seconds())
+	}
+	return ctx.Err()
+}
+
+// sourceFor picks the configured source a file belongs to: the one named,
+// else the one whose path or rotated-file glob matches the file.
+func sourceFor(cfg *rules.Config, name, file string) (string, error) {
+	if name != "" {
+		for _, s := range cfg.Sources {
+			if s.Name == name {
+				return name, nil
+			}
+		}
+		return "", usagef("no source named %q in %s", name, cfg.File)
+	}
+	abs, _ := filepath.Abs(file)
+	for _, s := range cfg.Sources {
+		if abs == s.Path {
+			return s.Name, nil
+		}
+		if ok, _ := filepath.Match(s.Glob, abs); ok {
+			return s.Name, nil
+		}
+	}
+	if len(cfg.Sources) == 1 {
+		return cfg.Sources[0].Name, nil
+	}
+	return "", usagef("%s matches no source's path or glob in %s; name one with --source", file, cfg.File)
+}

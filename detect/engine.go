@@ -1,0 +1,328 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// Committer makes a batch durable in one transaction.
+type Committer interface {
+	Commit(b *store.Batch) error
+}
+
+// EngineOptions configures an Engine.
+type EngineOptions struct {
+	// Parsers maps each source name to its parser. Parsers are called from
+	// the engine's goroutine only.
+	Parsers    map[string]ingest.Parser
+	Accountant *Accountant
+	Store      Committer
+	// MaxEvents and MaxDelay bound a batch: it is committed when it holds
+	// MaxEvents lines or events, or MaxDelay after its first line,
+	// whichever comes first. Defaults: 1000 and 250ms.
+	MaxEvents int
+	MaxDelay  time.Duration
+	Metrics   *EngineMetrics
+	Logger    *slog.Logger
+	// NewTimer makes the batch-delay timer; tests inject one they fire.
+	// Default: time.NewTimer.
+	NewTimer func(time.Duration) Timer
+	// Committed, when set, is called on the committing goroutine after each
+	// successful commit with the batch just made durable; it must not keep
+	// or modify it. It serves progress reporting and lag metrics.
+	Committed func(b *store.Batch)
+}
+
+// Timer is the part of *time.Timer the engine uses.
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+type realTimer struct{ *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.Timer.C }
+
+// Engine turns lines into committed usage: it parses each line with its
+// source's parser, folds the events into a batch together with the line's
+// position, and commits the batch as one transaction. Parsing and
+// accounting run on one goroutine while the previous batch commits on
+// another, so disk latency overlaps with CPU work.
+type Engine struct {
+	opt EngineOptions
+}
+
+// NewEngine returns an engine; it starts nothing.
+func NewEngine(opt EngineOptions) *Engine {
+	if opt.MaxEvents <= 0 {
+		opt.MaxEvents = 1000
+	}
+	if opt.MaxDelay <= 0 {
+		opt.MaxDelay = 250 * time.Millisecond
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = NewEngineMetrics(nil)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.NewTimer == nil {
+		opt.NewTimer = func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+	}
+	return &Engine{opt: opt}
+}
+
+// Run consumes in until it is closed, committing every line's effects, and
+// returns after the final commit. Closing in (not cancelling ctx) is how a
+// clean shutdown drains: the sources stop, the channel's sender closes it,
+// and everything read so far is committed. ctx only aborts a run whose
+// store has failed. A commit error stops the engine: the positions of
+// uncommitted lines were not saved, so a restart reads them again.
+func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
+	batches := make(chan *store.Batch, 1)
+	free := make(chan *store.Batch, 2)
+	free <- store.NewBatch()
+	free <- store.NewBatch()
+	commitErr := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range batches {
+			if err := e.commit(b); err != nil {
+				commitErr <- err
+				// Keep draining so the producer never blocks; nothing
+				// more is committed.
+				for range batches {
+				}
+				return
+			}
+			b.Reset()
+			free <- b
+		}
+	}()
+
+	err := e.consume(ctx, in, batches, free, commitErr)
+	close(batches)
+	<-done
+	if err == nil {
+		select {
+		case err = <-commitErr:
+		default:
+		}
+	}
+	return err
+}
+
+func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches chan<- *store.Batch, free <-chan *store.Batch, commitErr <-chan error) error {
+	m := e.opt.Metrics
+	var (
+		b      = <-free
+		lines  int
+		timer  Timer
+		timerC <-chan time.Time
+		events []ingest.Event
+		cur    *sourceState
+		states = make(map[string]*sourceState)
+	)
+	stopTimer := func() {
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+	}
+	flush := func() error {
+		stopTimer()
+		if lines == 0 && b.Empty() {
+			return nil
+		}
+		for _, st := range states {
+			st.flush(b)
+		}
+		select {
+		case batches <- b:
+		case err := <-commitErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case b = <-free:
+		case err := <-commitErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		lines = 0
+		return nil
+	}
+	for {
+		select {
+		case ln, ok := <-in:
+			if !ok {
+				return flush()
+			}
+			if cur == nil || cur.name != ln.Pos.Source {
+				cur = states[ln.Pos.Source]
+				if cur == nil {
+					cur = e.newSourceState(ln.Pos.Source)
+					states[ln.Pos.Source] = cur
+				}
+			}
+			events = cur.handle(ln, b, events[:0], e.opt.Accountant, m)
+			if lines == 0 {
+				timer = e.opt.NewTimer(e.opt.MaxDelay)
+				timerC = timer.C()
+			}
+			lines++
+			if lines >= e.opt.MaxEvents || b.Events >= e.opt.MaxEvents {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-timerC:
+			timer, timerC = nil, nil
+			if err := flush(); err != nil {
+				return err
+			}
+		case err := <-commitErr:
+			return err
+		}
+	}
+}
+
+func (e *Engine) commit(b *store.Batch) error {
+	start := time.Now()
+	if err := e.opt.Store.Commit(b); err != nil {
+		e.opt.Metrics.CommitErrors.Inc()
+		return fmt.Errorf("commit batch of %d events: %w", b.Events, err)
+	}
+	e.opt.Metrics.CommitDuration.Observe(time.Since(start).Seconds())
+	e.opt.Metrics.BatchEvents.Observe(float64(b.Events))
+	for name, d := range b.Sources {
+		e.opt.Metrics.LinesCommitted.WithLabelValues(name).Add(float64(d.Lines))
+	}
+	if e.opt.Committed != nil {
+		e.opt.Committed(b)
+	}
+	return nil
+}
+
+// sourceState caches the per-source pieces the hot path needs, so a line
+// costs no map lookups beyond its source switch, and keeps the source's
+// counts until the batch is flushed.
+type sourceState struct {
+	name      string
+	parser    ingest.Parser
+	lines     uint64
+	malformed uint64
+	ignored   uint64
+	// last holds the position of the newest line of each file read in this
+	// batch; a source can interleave files (a rotated file being drained
+	// beside the live one), and each file's progress must be saved.
+	last []ingest.Position
+	m    sourceMetrics
+}
+
+type sourceMetrics struct {
+	parsed, ignored prometheus.Counter
+	byKind          [5]prometheus.Counter
+	unattributed    prometheus.Counter
+	unmapped        prometheus.Counter
+	malformed       *prometheus.CounterVec
+}
+
+func (e *Engine) newSourceState(name string) *sourceState {
+	m := e.opt.Metrics
+	st := &sourceState{name: name, parser: e.opt.Parsers[name]}
+	st.m.parsed = m.LinesParsed.WithLabelValues(name)
+	st.m.ignored = m.LinesIgnored.WithLabelValues(name)
+	st.m.unattributed = m.Unattributed.WithLabelValues(name)
+	st.m.unmapped = m.Unmapped.WithLabelValues(name)
+	for k := range st.m.byKind {
+		st.m.byKind[k] = m.Events.WithLabelValues(name, ingest.Kind(k).String())
+	}
+	st.m.malformed = m.Malformed
+	return st
+}
+
+// handle parses one line and folds its events into b. It never fails:
+// a malformed line is counted and skipped.
+func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *Accountant, m *EngineMetrics) []ingest.Event {
+	st.lines++
+	st.mark(ln.Pos)
+	if st.parser == nil {
+		st.malformed++
+		st.m.malformed.WithLabelValues(st.name, "no_parser").Inc()
+		return events
+	}
+	events, err := st.parser.Parse(ln.Text, ln.Pos, events)
+	if err != nil {
+		st.malformed++
+		reason := ingest.ReasonBadFormat
+		var pe *ingest.ParseError
+		if errors.As(err, &pe) && pe.Reason != "" {
+			reason = pe.Reason
+		}
+		st.m.malformed.WithLabelValues(st.name, reason).Inc()
+		return events
+	}
+	st.m.parsed.Inc()
+	if len(events) == 0 {
+		st.ignored++
+		st.m.ignored.Inc()
+		return events
+	}
+	for i := range events {
+		ev := &events[i]
+		if k := int(ev.Kind); k < len(st.m.byKind) {
+			st.m.byKind[k].Inc()
+		}
+		switch acc.Apply(ev, b) {
+		case Unattributed:
+			if ev.Kind == ingest.KindUse {
+				st.m.unattributed.Inc()
+			}
+		case Unmapped:
+			st.m.unmapped.Inc()
+		}
+	}
+	return events
+}
+
+// mark remembers pos as the newest position of its file.
+func (st *sourceState) mark(pos ingest.Position) {
+	if pos.File == (store.FileID{}) {
+		return // not a file (standard input): nothing to resume
+	}
+	for i := len(st.last) - 1; i >= 0; i-- {
+		if st.last[i].File == pos.File {
+			st.last[i] = pos
+			return
+		}
+	}
+	st.last = append(st.last, pos)
+}
+
+// flush moves the source's pending counts and last positions into b.
+func (st *sourceState) flush(b *store.Batch) {
+	if st.lines == 0 {
+		return
+	}
+	d := b.Source(st.name)
+	d.Lines += st.lines
+	d.Malformed += st.malformed
+	d.Ignored += st.ignored
+	for _, p := range st.last {
+		b.SetPosition(p.Record())
+	}
+	st.lines, st.malformed, st.ignored = 0, 0, 0
+	st.last = st.last[:0]
+}

@@ -1,0 +1,64 @@
+package detect
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// EngineMetrics are the engine's counters and histograms. Labels are
+// bounded: source names from config, kinds and reasons from fixed sets.
+type EngineMetrics struct {
+	LinesParsed    *prometheus.CounterVec // source: lines parsed without error
+	LinesIgnored   *prometheus.CounterVec // source: well-formed lines without an event of interest
+	Malformed      *prometheus.CounterVec // source, reason
+	Events         *prometheus.CounterVec // source, kind
+	Unattributed   *prometheus.CounterVec // source: API calls without a client id
+	Unmapped       *prometheus.CounterVec // source: API calls matching no route
+	LinesCommitted *prometheus.CounterVec // source: lines whose effects and position are durable
+	CommitDuration prometheus.Histogram
+	BatchEvents    prometheus.Histogram
+	CommitErrors   prometheus.Counter
+}
+
+// NewEngineMetrics creates the engine metrics and registers them with reg
+// when it is not nil.
+func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
+	m := &EngineMetrics{
+		LinesParsed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_lines_parsed_total", Help: "Lines parsed without error (including those ignored).",
+		}, []string{"source"}),
+		LinesIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_lines_ignored_total", Help: "Well-formed lines that carry no event of interest.",
+		}, []string{"source"}),
+		Malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_lines_malformed_total", Help: "Lines that could not be parsed, by reason; they are skipped.",
+		}, []string{"source", "reason"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_events_total", Help: "Events parsed, by kind.",
+		}, []string{"source", "kind"}),
+		Unattributed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_uses_unattributed_total", Help: "API calls logged without a client id.",
+		}, []string{"source"}),
+		Unmapped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_uses_unmapped_total", Help: "API calls whose route maps to no scope.",
+		}, []string{"source"}),
+		LinesCommitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_lines_committed_total", Help: "Lines whose effects and position are committed to the store.",
+		}, []string{"source"}),
+		CommitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scopewatch_store_commit_duration_seconds",
+			Help:    "Time to commit one batch (counts and positions) to the store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scopewatch_store_batch_events",
+			Help:    "Events per committed batch.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2000},
+		}),
+		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scopewatch_store_commit_errors_total", Help: "Batches the store failed to commit.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.Malformed, m.Events, m.Unattributed,
+			m.Unmapped, m.LinesCommitted, m.CommitDuration, m.BatchEvents, m.CommitErrors)
+	}
+	return m
+}

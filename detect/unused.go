@@ -1,0 +1,160 @@
+package detect
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// UnusedOptions configures the unused-scope computation.
+type UnusedOptions struct {
+	// Window is how long a granted scope may go unused before it is
+	// reported (default 90 days).
+	Window time.Duration
+	// MinObservation is how long a client must have been observed before
+	// any of its scopes is called unused (default 30 days).
+	MinObservation time.Duration
+	// Registrations are the configured client registrations, whose scopes
+	// count as granted even when no token has shown them.
+	Registrations map[string]rules.Client
+	// Now is the clock; it is injected so that reports are reproducible.
+	Now func() time.Time
+}
+
+// Unused status values.
+const (
+	StatusUnused    = "unused"     // granted, used before, but not within the window
+	StatusNeverUsed = "never_used" // granted and never used
+)
+
+// UnusedScope is one scope a client holds but has not used within the window.
+type UnusedScope struct {
+	Client     string    `json:"client"`
+	Owner      string    `json:"owner,omitempty"`
+	Role       string    `json:"role,omitempty"`
+	Scope      string    `json:"scope"`
+	Status     string    `json:"status"`
+	Registered bool      `json:"registered"`             // granted by registration
+	Grants     uint64    `json:"grants"`                 // tokens seen carrying it
+	FirstGrant time.Time `json:"first_granted,omitzero"` // first token seen carrying it
+	LastGrant  time.Time `json:"last_granted,omitzero"`
+	LastUsed   time.Time `json:"last_used,omitzero"`
+	Uses       uint64    `json:"uses"`
+	IdleFor    string    `json:"idle_for"` // since last use, or since first grant when never used
+}
+
+// PendingClient is a client not yet observed long enough to judge.
+type PendingClient struct {
+	Client        string    `json:"client"`
+	ObservedSince time.Time `json:"observed_since,omitzero"`
+	ObservedFor   string    `json:"observed_for"`
+}
+
+// UnusedReport is the unused-scope report at one moment.
+type UnusedReport struct {
+	GeneratedAt    time.Time       `json:"generated_at"`
+	Window         string          `json:"window"`
+	MinObservation string          `json:"min_observation"`
+	Clients        int             `json:"clients_examined"`
+	Unused         []UnusedScope   `json:"unused"`
+	Pending        []PendingClient `json:"pending"`
+}
+
+// Unused computes, per client, the scopes granted (seen in a grant within
+// the window, or registered) but not used within the window, for clients
+// observed for at least MinObservation. Clients observed for less are
+// listed as pending rather than judged. Only clients is read.
+func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
+	now := opt.Now()
+	window, minObs := opt.Window, opt.MinObservation
+	if window <= 0 {
+		window = 90 * 24 * time.Hour
+	}
+	if minObs <= 0 {
+		minObs = 30 * 24 * time.Hour
+	}
+	since := now.Add(-window)
+	rep := UnusedReport{
+		GeneratedAt:    now.UTC(),
+		Window:         humanDuration(window),
+		MinObservation: humanDuration(minObs),
+		Unused:         []UnusedScope{},
+		Pending:        []PendingClient{},
+	}
+	seen := make(map[string]bool, len(clients))
+	judge := func(id string, c store.Client) {
+		reg := opt.Registrations[id]
+		first := c.Seen.First
+		if first.IsZero() || now.Sub(first) < minObs {
+			p := PendingClient{Client: id, ObservedSince: first.UTC()}
+			if !first.IsZero() {
+				p.ObservedFor = humanDuration(now.Sub(first))
+			} else {
+				p.ObservedFor = "never"
+			}
+			rep.Pending = append(rep.Pending, p)
+			return
+		}
+		granted := make(map[string]bool)
+		for s, u := range c.Scopes {
+			if u.Granted.N > 0 && !u.Granted.Last.Before(since) {
+				granted[s] = false
+			}
+		}
+		for _, s := range reg.Scopes {
+			granted[s] = true
+		}
+		for s, isReg := range granted {
+			u := c.Scopes[s]
+			if u.Used.N > 0 && !u.Used.Last.Before(since) {
+				continue
+			}
+			us := UnusedScope{
+				Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg,
+				Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
+				LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, Status: StatusUnused,
+			}
+			idleFrom := u.Used.Last
+			if u.Used.N == 0 {
+				us.Status = StatusNeverUsed
+				idleFrom = u.Granted.First
+				if idleFrom.IsZero() || first.Before(idleFrom) {
+					idleFrom = first
+				}
+			}
+			us.IdleFor = humanDuration(now.Sub(idleFrom))
+			rep.Unused = append(rep.Unused, us)
+		}
+	}
+	for _, c := range clients {
+		seen[c.ID] = true
+		judge(c.ID, c)
+	}
+	// Registered clients never seen at all are pending: nothing proves
+	// they hold scopes they do not use, and nothing proves they don't.
+	for id := range opt.Registrations {
+		if !seen[id] {
+			judge(id, store.Client{ID: id})
+		}
+	}
+	rep.Clients = len(seen)
+	slices.SortFunc(rep.Unused, func(a, b UnusedScope) int {
+		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Scope, b.Scope))
+	})
+	slices.SortFunc(rep.Pending, func(a, b PendingClient) int { return cmp.Compare(a.Client, b.Client) })
+	return rep
+}
+
+// humanDuration renders d in whole days when it is at least a day, else
+// rounded to the second, as people read report columns.
+func humanDuration(d time.Duration) string {
+	if d >= 24*time.Hour {
+		days := int64(d / (24 * time.Hour))
+		return strconv.FormatInt(days, 10) + "d"
+	}
+	return d.Round(time.Second).String()
+}

@@ -1,0 +1,75 @@
+package ingest
+
+import (
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// LagCollector exports, per source, how many bytes of the live file are not
+// yet committed to the store: the size of the file now at the source's
+// path minus the committed offset in that file. It stats the files at
+// scrape time only, never on the per-line path.
+type LagCollector struct {
+	desc    *prometheus.Desc
+	sources []rules.Source
+
+	mu        sync.Mutex
+	committed map[string]map[store.FileID]int64 // source → file → offset
+}
+
+// NewLagCollector returns a collector for the given sources.
+func NewLagCollector(sources []rules.Source) *LagCollector {
+	return &LagCollector{
+		desc: prometheus.NewDesc("scopewatch_position_lag_bytes",
+			"Bytes of the live file not yet committed to the store.", []string{"source"}, nil),
+		sources:   sources,
+		committed: make(map[string]map[store.FileID]int64),
+	}
+}
+
+// Committed records that p is durable.
+func (c *LagCollector) Committed(p store.Position) {
+	c.mu.Lock()
+	m := c.committed[p.Source]
+	if m == nil {
+		m = make(map[store.FileID]int64)
+		c.committed[p.Source] = m
+	}
+	// Keep only the newest few files: older ones are rotated away.
+	if _, ok := m[p.File]; !ok && len(m) >= 8 {
+		clear(m)
+	}
+	m[p.File] = p.Offset
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *LagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.sources {
+		fi, err := os.Stat(s.Path)
+		if err != nil {
+			continue
+		}
+		var id store.FileID
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			id = store.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
+		}
+		c.mu.Lock()
+		off := c.committed[s.Name][id]
+		c.mu.Unlock()
+		lag := fi.Size() - off
+		if lag < 0 {
+			lag = 0
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(lag), s.Name)
+	}
+}
