@@ -3,17 +3,19 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"time"
 )
 
 // Record encodings. Every value starts with a format byte so that a later
 // schema can change one record kind without rewriting the others. Integers
-// are varints; a time is a zigzag varint t(x):
+// are varints. A time is a zigzag varint s followed, unless s is 0, by a
+// varint f:
 //
-//	0          the zero time.Time
-//	n+1        Unix nanoseconds n >= 0 (so the epoch itself stays distinct)
-//	n          Unix nanoseconds n < 0
+//	s = 0      the zero time.Time
+//	s = n+1    Unix seconds n >= 0 (so the epoch itself stays distinct)
+//	s = n      Unix seconds n < 0
+//	f = 2m     m milliseconds past the second (the usual log precision)
+//	f = 2n+1   n nanoseconds past the second
 //
 // A Counter is N, followed by First and Last only when N > 0.
 //
@@ -22,13 +24,14 @@ import (
 //	source       1 Lines Malformed Ignored Unattributed counter(Events)
 //	position     1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
 //
-// A string is its length then its bytes. Position keys are the source
-// name, a 0 byte, then device and inode as 8-byte big-endian integers.
+// A string is its length then its bytes.
+//
+// Keys of the clients bucket are the client id and a 0 byte for the
+// client's summary, followed by the scope name for each scope's usage, so
+// one client's records are adjacent and come summary first. Keys of the
+// positions bucket are the source name, a 0 byte, then device and inode as
+// 8-byte big-endian integers.
 const formatV1 = 1
-
-// summaryKey is the key of a client's summary record inside its bucket;
-// scope names are never empty, so it cannot collide with one.
-const summaryKey = "\x00"
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 
@@ -39,48 +42,41 @@ func appendString[S ~string | ~[]byte](b []byte, s S) []byte {
 	return append(b, s...)
 }
 
-// appendTime appends t's encoding. Times whose Unix nanoseconds do not fit
-// in an int64 (before 1678 or after 2262) are refused rather than stored
-// wrong.
-func appendTime(b []byte, t time.Time) ([]byte, error) {
+// appendTime appends t's encoding: seconds and a sub-second part, so that
+// every time.Time round-trips and the common millisecond-precision log
+// times take 7 bytes.
+func appendTime(b []byte, t time.Time) []byte {
 	if t.IsZero() {
-		return append(b, 0), nil
+		return append(b, 0)
 	}
-	n := t.UnixNano()
-	if n == math.MaxInt64 || !time.Unix(0, n).Equal(t) {
-		return b, fmt.Errorf("time %s out of range: %w", t.Format(time.RFC3339Nano), ErrInvalid)
+	sec := t.Unix()
+	if sec >= 0 {
+		sec++ // 0 is the zero time; Unix() never reaches MaxInt64
 	}
-	if n >= 0 {
-		n++
+	b = binary.AppendVarint(b, sec)
+	ns := uint64(t.Nanosecond())
+	if ns%1e6 == 0 {
+		return binary.AppendUvarint(b, ns/1e6<<1)
 	}
-	return binary.AppendVarint(b, n), nil
+	return binary.AppendUvarint(b, ns<<1|1)
 }
 
-func appendCounter(b []byte, c *Counter) ([]byte, error) {
+func appendCounter(b []byte, c *Counter) []byte {
 	b = binary.AppendUvarint(b, c.N)
 	if c.N == 0 {
-		return b, nil
+		return b
 	}
-	b, err := appendTime(b, c.First)
-	if err != nil {
-		return b, err
-	}
-	return appendTime(b, c.Last)
+	return appendTime(appendTime(b, c.First), c.Last)
 }
 
-func appendScopeUsage(b []byte, u *ScopeUsage) ([]byte, error) {
+func appendScopeUsage(b []byte, u *ScopeUsage) []byte {
 	b = append(b, formatV1)
-	b, err := appendCounter(b, &u.Requested)
-	if err != nil {
-		return b, err
-	}
-	if b, err = appendCounter(b, &u.Granted); err != nil {
-		return b, err
-	}
+	b = appendCounter(b, &u.Requested)
+	b = appendCounter(b, &u.Granted)
 	return appendCounter(b, &u.Used)
 }
 
-func appendSource(b []byte, s *Source) ([]byte, error) {
+func appendSource(b []byte, s *Source) []byte {
 	b = append(b, formatV1)
 	b = appendUvarint(b, s.Lines)
 	b = appendUvarint(b, s.Malformed)
@@ -96,7 +92,7 @@ func appendPositionKey(b []byte, k PositionKey) []byte {
 	return binary.BigEndian.AppendUint64(b, k.File.Ino)
 }
 
-func appendPosition(b []byte, p *Position) ([]byte, error) {
+func appendPosition(b []byte, p *Position) []byte {
 	b = append(b, formatV1)
 	b = appendUvarint(b, uint64(p.HeadLen))
 	b = binary.LittleEndian.AppendUint64(b, p.HeadHash)
@@ -182,14 +178,29 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) time() time.Time {
-	n := d.varint()
-	switch {
-	case n == 0:
+	sec := d.varint()
+	if sec == 0 {
 		return time.Time{}
-	case n > 0:
-		n--
 	}
-	return time.Unix(0, n).UTC()
+	if sec > 0 {
+		sec--
+	}
+	f := d.uvarint()
+	ns := f >> 1
+	if f&1 == 0 {
+		ns *= 1e6
+	}
+	if ns >= 1e9 {
+		d.fail("time")
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(ns)).UTC()
+}
+
+func (d *decoder) skipTime() {
+	if d.varint() != 0 {
+		d.uvarint()
+	}
 }
 
 func (d *decoder) counter() Counter {
@@ -206,8 +217,8 @@ func (d *decoder) counter() Counter {
 func (d *decoder) counterRaw() []byte {
 	start := d.b
 	if d.uvarint() > 0 {
-		d.varint()
-		d.varint()
+		d.skipTime()
+		d.skipTime()
 	}
 	if d.err != nil {
 		return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,9 +17,9 @@ import (
 // its file. When Commit returns nil, all of it is on disk; otherwise none
 // of it is. An empty batch commits nothing and starts no transaction.
 //
-// Client ids, scope names and source names must not be empty, source names
-// must not contain a 0 byte, and times must lie between the years 1678 and
-// 2262; a batch breaking these rules fails with ErrInvalid.
+// Client ids, scope names and source names must be non-empty, and client
+// ids and source names must not contain a 0 byte; a batch breaking these
+// rules fails with ErrInvalid.
 func (db *DB) Commit(b *Batch) error {
 	if b == nil || b.Empty() {
 		return nil
@@ -60,10 +61,12 @@ func (db *DB) Commit(b *Batch) error {
 // slices already handed to bbolt keep the old array alive. The arena is
 // rewound for the next transaction.
 type encoder struct {
-	arena []byte
-	key   []byte
-	ips   []seenEntry
-	ccs   []seenEntry
+	arena  []byte
+	key    []byte
+	ids    []string
+	scopes []storedScope
+	ips    []seenEntry
+	ccs    []seenEntry
 }
 
 // seenEntry is one address or country while a summary is merged. Entries
@@ -88,6 +91,9 @@ func (e *encoder) done() {
 	if cap(e.arena) > maxRetainedArena {
 		e.arena = nil
 	}
+	// Drop references into the closed transaction's memory.
+	clear(e.ids[:cap(e.ids)])
+	clear(e.scopes[:cap(e.scopes)])
 	clear(e.ips[:cap(e.ips)])
 	clear(e.ccs[:cap(e.ccs)])
 }
@@ -98,56 +104,83 @@ func (e *encoder) put(b *bolt.Bucket, start int) error {
 	return b.Put(e.key, e.arena[start:end:end])
 }
 
-func (e *encoder) clients(parent *bolt.Bucket, deltas map[string]*ClientDelta) error {
+func (e *encoder) clients(cb *bolt.Bucket, deltas map[string]*ClientDelta) error {
+	// Visiting clients in key order keeps the B+tree path of consecutive
+	// clients in cache and appends to each node in order.
+	e.ids = e.ids[:0]
 	for id, d := range deltas {
-		if d == nil {
-			continue
+		if d != nil {
+			e.ids = append(e.ids, id)
 		}
-		if err := e.client(parent, id, d); err != nil {
+	}
+	slices.Sort(e.ids)
+	cur := cb.Cursor()
+	for _, id := range e.ids {
+		if err := e.client(cb, cur, id, deltas[id]); err != nil {
 			return fmt.Errorf("client %q: %w", id, err)
 		}
 	}
 	return nil
 }
 
-func (e *encoder) client(parent *bolt.Bucket, id string, d *ClientDelta) error {
-	if id == "" {
-		return fmt.Errorf("empty client id: %w", ErrInvalid)
+// validClientID reports whether id can be a key prefix of the clients bucket.
+func validClientID(id string) bool {
+	return id != "" && strings.IndexByte(id, 0) < 0
+}
+
+// storedScope is a scope record of the client being merged, read by one
+// cursor pass over the client's keys instead of one lookup per scope.
+type storedScope struct {
+	name, val []byte
+}
+
+func (e *encoder) client(cb *bolt.Bucket, cur *bolt.Cursor, id string, d *ClientDelta) error {
+	if !validClientID(id) {
+		return fmt.Errorf("client id is empty or contains a 0 byte: %w", ErrInvalid)
 	}
-	e.key = append(e.key[:0], id...)
-	cb := parent.Bucket(e.key)
-	if cb == nil {
-		var err error
-		if cb, err = parent.CreateBucket(e.key); err != nil {
-			return err
+	e.key = append(append(e.key[:0], id...), 0)
+	prefix := len(e.key)
+
+	// Read the summary and every stored scope in one pass. Writes come
+	// after it: changing a bucket invalidates its cursors.
+	var summary []byte
+	e.scopes = e.scopes[:0]
+	for k, v := cur.Seek(e.key); k != nil && len(k) >= prefix && string(k[:prefix]) == string(e.key); k, v = cur.Next() {
+		if len(k) == prefix {
+			summary = v
+			continue
+		}
+		if len(d.Scopes) > 0 {
+			e.scopes = append(e.scopes, storedScope{name: k[prefix:], val: v})
 		}
 	}
-	if d.Seen.N > 0 || len(d.IPs) > 0 || len(d.Countries) > 0 {
-		if err := e.summary(cb, d); err != nil {
-			return err
-		}
+
+	// A summary is written for every stored client, even one whose delta
+	// has only scopes, so each client's keys start with one.
+	if err := e.summary(cb, summary, d); err != nil {
+		return err
 	}
 	for name, u := range d.Scopes {
 		if u == nil {
 			continue
 		}
-		if name == "" || name == summaryKey {
-			return fmt.Errorf("scope name %q: %w", name, ErrInvalid)
+		if name == "" {
+			return fmt.Errorf("empty scope name: %w", ErrInvalid)
 		}
-		e.key = append(e.key[:0], name...)
-		var cur ScopeUsage
-		if v := cb.Get(e.key); v != nil {
-			var err error
-			if cur, err = decodeScopeUsage(v); err != nil {
-				return fmt.Errorf("scope %q: %w", name, err)
+		var usage ScopeUsage
+		for i := range e.scopes {
+			if string(e.scopes[i].name) == name {
+				var err error
+				if usage, err = decodeScopeUsage(e.scopes[i].val); err != nil {
+					return fmt.Errorf("scope %q: %w", name, err)
+				}
+				break
 			}
 		}
-		cur.Merge(*u)
+		usage.Merge(*u)
+		e.key = append(e.key[:prefix], name...)
 		start := len(e.arena)
-		var err error
-		if e.arena, err = appendScopeUsage(e.arena, &cur); err != nil {
-			return fmt.Errorf("scope %q: %w", name, err)
-		}
+		e.arena = appendScopeUsage(e.arena, &usage)
 		if err := e.put(cb, start); err != nil {
 			return fmt.Errorf("scope %q: %w", name, err)
 		}
@@ -155,12 +188,16 @@ func (e *encoder) client(parent *bolt.Bucket, id string, d *ClientDelta) error {
 	return nil
 }
 
-// summary merges the Seen counter and the bounded address and country sets.
-func (e *encoder) summary(cb *bolt.Bucket, d *ClientDelta) error {
-	e.key = append(e.key[:0], summaryKey...)
+// summary merges the Seen counter and the bounded address and country
+// sets with the stored summary v (nil if none) and writes the result under
+// the current key.
+func (e *encoder) summary(cb *bolt.Bucket, v []byte, d *ClientDelta) error {
+	if v != nil && d.Seen.N == 0 && len(d.IPs) == 0 && len(d.Countries) == 0 {
+		return nil
+	}
 	var seen Counter
 	e.ips, e.ccs = e.ips[:0], e.ccs[:0]
-	if v := cb.Get(e.key); v != nil {
+	if v != nil {
 		dec := decoder{b: v}
 		dec.format()
 		seen = dec.counter()
@@ -180,15 +217,9 @@ func (e *encoder) summary(cb *bolt.Bucket, d *ClientDelta) error {
 	}
 	start := len(e.arena)
 	e.arena = append(e.arena, formatV1)
-	if e.arena, err = appendCounter(e.arena, &seen); err != nil {
-		return err
-	}
-	if e.arena, err = appendSeenSet(e.arena, e.ips); err != nil {
-		return fmt.Errorf("addresses: %w", err)
-	}
-	if e.arena, err = appendSeenSet(e.arena, e.ccs); err != nil {
-		return fmt.Errorf("countries: %w", err)
-	}
+	e.arena = appendCounter(e.arena, &seen)
+	e.arena = appendSeenSet(e.arena, e.ips)
+	e.arena = appendSeenSet(e.arena, e.ccs)
 	return e.put(cb, start)
 }
 
@@ -265,7 +296,7 @@ func (s *seenEntry) decode() error {
 	return d.end("counter")
 }
 
-func appendSeenSet(b []byte, entries []seenEntry) ([]byte, error) {
+func appendSeenSet(b []byte, entries []seenEntry) []byte {
 	b = appendUvarint(b, uint64(len(entries)))
 	for i := range entries {
 		s := &entries[i]
@@ -274,12 +305,9 @@ func appendSeenSet(b []byte, entries []seenEntry) ([]byte, error) {
 			b = append(b, s.raw...)
 			continue
 		}
-		var err error
-		if b, err = appendCounter(b, &s.c); err != nil {
-			return b, fmt.Errorf("%q: %w", s.name, err)
-		}
+		b = appendCounter(b, &s.c)
 	}
-	return b, nil
+	return b
 }
 
 func (e *encoder) sources(sb *bolt.Bucket, deltas map[string]*SourceDelta) error {
@@ -304,10 +332,7 @@ func (e *encoder) sources(sb *bolt.Bucket, deltas map[string]*SourceDelta) error
 		s.Unattributed += d.Unattributed
 		s.Events.Merge(d.Events)
 		start := len(e.arena)
-		var err error
-		if e.arena, err = appendSource(e.arena, &s); err != nil {
-			return fmt.Errorf("source %q: %w", name, err)
-		}
+		e.arena = appendSource(e.arena, &s)
 		if err := e.put(sb, start); err != nil {
 			return fmt.Errorf("source %q: %w", name, err)
 		}
@@ -322,10 +347,7 @@ func (e *encoder) positions(pb *bolt.Bucket, positions map[PositionKey]Position)
 		}
 		e.key = appendPositionKey(e.key[:0], k)
 		start := len(e.arena)
-		var err error
-		if e.arena, err = appendPosition(e.arena, &p); err != nil {
-			return fmt.Errorf("position of %s: %w", p.Path, err)
-		}
+		e.arena = appendPosition(e.arena, &p)
 		if err := e.put(pb, start); err != nil {
 			return fmt.Errorf("position of %s: %w", p.Path, err)
 		}

@@ -37,7 +37,7 @@ var (
 	// ErrReadOnly means a write was attempted on a store opened read-only.
 	ErrReadOnly = errors.New("store opened read-only")
 	// ErrInvalid means a batch holds something the store cannot record,
-	// such as an empty client id or a time outside 1678–2262.
+	// such as an empty client id.
 	ErrInvalid = errors.New("invalid batch content")
 	// ErrCorrupt means a stored record could not be decoded.
 	ErrCorrupt = errors.New("corrupt record")
@@ -216,11 +216,7 @@ func (db *DB) upgrade() error {
 			return err
 		}
 		if meta.Get(keyCreated) == nil {
-			created, err := appendTime(nil, db.now())
-			if err != nil {
-				return fmt.Errorf("record creation time: %w", err)
-			}
-			return meta.Put(keyCreated, created)
+			return meta.Put(keyCreated, appendTime(nil, db.now()))
 		}
 		return nil
 	})

@@ -63,16 +63,18 @@ func (db *DB) AllPositions() ([]Position, error) {
 // Client returns the stored record of client id; ok is false if the store
 // has none.
 func (db *DB) Client(id string) (c Client, ok bool, err error) {
-	if id == "" {
+	if !validClientID(id) {
 		return Client{}, false, nil
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		cb := tx.Bucket(bucketClients).Bucket([]byte(id))
-		if cb == nil {
+		cur := tx.Bucket(bucketClients).Cursor()
+		prefix := append([]byte(id), 0)
+		k, v := cur.Seek(prefix)
+		if !bytes.HasPrefix(k, prefix) {
 			return nil
 		}
 		ok = true
-		c, err = readClient(id, cb)
+		c, _, _, err = readClient(cur, k, v)
 		return err
 	})
 	if err != nil {
@@ -81,30 +83,32 @@ func (db *DB) Client(id string) (c Client, ok bool, err error) {
 	return c, ok, nil
 }
 
-// readClient copies a client bucket out of the transaction.
-func readClient(id string, cb *bolt.Bucket) (Client, error) {
-	c := Client{ID: id}
-	err := cb.ForEach(func(k, v []byte) error {
-		if v == nil {
-			return nil // nested bucket: none in schema 1
-		}
-		if string(k) == summaryKey {
+// readClient copies out the client whose first record the cursor is at
+// (k, v) and returns the cursor's next key and value after that client.
+func readClient(cur *bolt.Cursor, k, v []byte) (Client, []byte, []byte, error) {
+	i := bytes.IndexByte(k, 0)
+	if i <= 0 {
+		return Client{}, nil, nil, fmt.Errorf("client key %q: %w", k, ErrCorrupt)
+	}
+	prefix := k[:i+1]
+	c := Client{ID: string(k[:i])}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		if len(k) == len(prefix) {
 			if err := decodeSummary(&c, v); err != nil {
-				return fmt.Errorf("summary: %w", err)
+				return c, nil, nil, fmt.Errorf("client %q summary: %w", c.ID, err)
 			}
-			return nil
+			continue
 		}
 		u, err := decodeScopeUsage(v)
 		if err != nil {
-			return fmt.Errorf("scope %q: %w", k, err)
+			return c, nil, nil, fmt.Errorf("client %q scope %q: %w", c.ID, k[len(prefix):], err)
 		}
 		if c.Scopes == nil {
 			c.Scopes = make(map[string]ScopeUsage)
 		}
-		c.Scopes[string(k)] = u
-		return nil
-	})
-	return c, err
+		c.Scopes[string(k[len(prefix):])] = u
+	}
+	return c, k, v, nil
 }
 
 // clientPage is how many clients ForEachClient copies per read transaction.
@@ -116,29 +120,30 @@ const clientPage = 256
 // so fn may take its time and may commit; the walk is therefore not one
 // snapshot: a client committed meanwhile may or may not be seen.
 func (db *DB) ForEachClient(fn func(Client) error) error {
-	var after []byte
+	var next []byte // first key of the next page; nil at the start
 	page := make([]Client, 0, clientPage)
 	for {
 		page = page[:0]
+		done := false
 		err := db.bolt.View(func(tx *bolt.Tx) error {
-			parent := tx.Bucket(bucketClients)
-			c := parent.Cursor()
-			k, v := c.First()
-			if after != nil {
-				k, v = c.Seek(after)
-				if bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
+			cur := tx.Bucket(bucketClients).Cursor()
+			var k, v []byte
+			if next == nil {
+				k, v = cur.First()
+			} else {
+				k, v = cur.Seek(next)
 			}
-			for ; k != nil && len(page) < clientPage; k, v = c.Next() {
-				if v != nil {
-					continue // not a client bucket
+			for k != nil && len(page) < clientPage {
+				var c Client
+				var err error
+				if c, k, v, err = readClient(cur, k, v); err != nil {
+					return err
 				}
-				cl, err := readClient(string(k), parent.Bucket(k))
-				if err != nil {
-					return fmt.Errorf("client %q: %w", k, err)
-				}
-				page = append(page, cl)
+				page = append(page, c)
+			}
+			done = k == nil
+			if !done {
+				next = append(next[:0], k...)
 			}
 			return nil
 		})
@@ -150,10 +155,9 @@ func (db *DB) ForEachClient(fn func(Client) error) error {
 				return err
 			}
 		}
-		if len(page) < clientPage {
+		if done {
 			return nil
 		}
-		after = []byte(page[len(page)-1].ID)
 	}
 }
 
