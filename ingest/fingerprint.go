@@ -1,0 +1,198 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// PositionStore gives a source the positions committed for it, so that it
+// can resume where the consumer left off. Sources only read positions; the
+// consumer writes them together with the counts they produced.
+type PositionStore interface {
+	Positions(source string) ([]store.Position, error)
+}
+
+// ReadError reports a file a source could not open or read. Reason is a
+// bounded word (permission, not_found, io) used as a metric label.
+type ReadError struct {
+	Source string
+	Path   string
+	Reason string
+	Err    error
+}
+
+func (e *ReadError) Error() string {
+	return "source " + e.Source + ": read " + e.Path + ": " + e.Reason + ": " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Read error reasons.
+const (
+	ReasonPermission = "permission"
+	ReasonNotFound   = "not_found"
+	ReasonIO         = "io"
+)
+
+// readError classifies err, counts it and wraps it as a *ReadError.
+func readError(m *Metrics, source, path, op string, err error) error {
+	reason := ReasonIO
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		reason = ReasonPermission
+	case errors.Is(err, fs.ErrNotExist):
+		reason = ReasonNotFound
+	}
+	m.ReadErrors.WithLabelValues(source, reason).Inc()
+	return &ReadError{Source: source, Path: path, Reason: reason, Err: fmt.Errorf("%s: %w", op, err)}
+}
+
+// FNV-1a 64-bit parameters (hash/fnv), kept inline so a head hash can be
+// extended as a small file grows without rereading its start.
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+func fnvExtend(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= fnvPrime64
+	}
+	return h
+}
+
+// headHash returns the FNV-1a 64 hash of b, as stored in store.Position.
+func headHash(b []byte) uint64 { return fnvExtend(fnvOffset64, b) }
+
+// fileIdentity returns the device and inode of fi.
+func fileIdentity(fi fs.FileInfo) store.FileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return store.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
+	}
+	return store.FileID{}
+}
+
+// openFile is one open file with its identity and the fingerprint of its
+// head, plus how far it has been consumed.
+type openFile struct {
+	f        *os.File
+	path     string
+	id       store.FileID
+	size     int64 // size at the last stat
+	headLen  int
+	headHash uint64
+	offset   int64 // offset just after the last consumed line
+	line     int64 // number of the last consumed line
+	static   bool  // the head never grows (compressed files)
+}
+
+// openFingerprint opens path and fingerprints its first min(size, HeadMax)
+// bytes.
+func openFingerprint(path string) (*openFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	of := &openFile{f: f, path: path}
+	if err := of.fingerprint(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return of, nil
+}
+
+func (of *openFile) fingerprint() error {
+	fi, err := of.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s: %w", of.path, syscall.EISDIR)
+	}
+	of.id = fileIdentity(fi)
+	of.size = fi.Size()
+	n := int(min(of.size, store.HeadMax))
+	var buf [store.HeadMax]byte
+	got, err := of.f.ReadAt(buf[:n], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read head: %w", err)
+	}
+	of.headLen = got
+	of.headHash = headHash(buf[:got])
+	return nil
+}
+
+// matches reports whether the saved record r describes this file: same
+// device and inode, and the same bytes at its head.
+func (of *openFile) matches(r store.Position) bool {
+	if r.File != of.id || r.HeadLen > store.HeadMax || r.HeadLen < 0 {
+		return false
+	}
+	if r.HeadLen == of.headLen {
+		return r.HeadHash == of.headHash
+	}
+	var buf [store.HeadMax]byte
+	got, err := of.f.ReadAt(buf[:r.HeadLen], 0)
+	if got != r.HeadLen || (err != nil && !errors.Is(err, io.EOF)) {
+		return false
+	}
+	return headHash(buf[:got]) == r.HeadHash
+}
+
+// headChanged reports whether the first headLen bytes of the file differ
+// from the fingerprint taken earlier (the file was truncated and rewritten).
+func (of *openFile) headChanged() (bool, error) {
+	var buf [store.HeadMax]byte
+	got, err := of.f.ReadAt(buf[:of.headLen], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return got < of.headLen || headHash(buf[:got]) != of.headHash, nil
+}
+
+// growHead extends the fingerprint to cover the first min(upto, HeadMax)
+// bytes. It costs nothing once the head is complete.
+func (of *openFile) growHead(upto int64) {
+	if of.static || of.headLen >= store.HeadMax || upto <= int64(of.headLen) {
+		return
+	}
+	end := int(min(upto, store.HeadMax))
+	var buf [store.HeadMax]byte
+	got, _ := of.f.ReadAt(buf[of.headLen:end], int64(of.headLen))
+	of.headHash = fnvExtend(of.headHash, buf[of.headLen:of.headLen+got])
+	of.headLen += got
+}
+
+// stat refreshes the size of the open file.
+func (of *openFile) stat() (fs.FileInfo, error) {
+	fi, err := of.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	of.size = fi.Size()
+	return fi, nil
+}
+
+// position returns the position just after a line ending at offset.
+func (of *openFile) position(source string, offset, line int64) Position {
+	of.growHead(offset)
+	return Position{
+		Source: source, Path: of.path, File: of.id,
+		HeadLen: of.headLen, HeadHash: of.headHash,
+		Offset: offset, Line: line,
+	}
+}
+
+func (of *openFile) close() {
+	if of != nil && of.f != nil {
+		of.f.Close()
+	}
+}
