@@ -58,9 +58,23 @@ func Problems(err error) []*ConfigError {
 type problems struct {
 	file string
 	list []*ConfigError
+	seen map[string]bool // fields with a problem
 }
 
+// add records a problem unless its field has one already: the first,
+// found while decoding, is the one to fix, and a value that could not be
+// decoded would only cause follow-on complaints ("want a list" and then
+// "at least one source is required").
 func (p *problems) add(line int, field, format string, args ...any) {
+	if field != "" {
+		if p.seen[field] {
+			return
+		}
+		if p.seen == nil {
+			p.seen = map[string]bool{}
+		}
+		p.seen[field] = true
+	}
 	p.list = append(p.list, &ConfigError{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -71,6 +85,9 @@ func (p *problems) addSyntax(err error) {
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, text, ok := strings.Cut(rest, ": "); ok {
 			if line, err := strconv.Atoi(num); err == nil {
+				if parserProblem(text) {
+					line++
+				}
 				p.add(line, "", "%s", text)
 				return
 			}
@@ -79,22 +96,38 @@ func (p *problems) addSyntax(err error) {
 	p.add(1, "", "%s", msg)
 }
 
-// joinProblems returns all problems, sorted by file and line, as one
-// error, or nil when there are none.
+// joinProblems returns the problems of each list, sorted by line, list
+// after list, as one error, or nil when there are none.
 func joinProblems(lists ...[]*ConfigError) error {
-	var all []*ConfigError
+	var errs []error
 	for _, l := range lists {
-		all = append(all, l...)
-	}
-	if len(all) == 0 {
-		return nil
-	}
-	slices.SortStableFunc(all, func(a, b *ConfigError) int {
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
-	})
-	errs := make([]error, len(all))
-	for i, e := range all {
-		errs[i] = e
+		slices.SortStableFunc(l, func(a, b *ConfigError) int { return cmp.Compare(a.Line, b.Line) })
+		for _, e := range l {
+			errs = append(errs, e)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// parserProblem reports whether msg is one of libyaml's parser (not
+// scanner) problems. yaml.v3 reports the 0-based line of a parser
+// problem's context, one less than the 1-based line people count
+// (gopkg.in/yaml.v3 decode.go, (*parser).fail, adds 1 for scanner errors
+// only), so these lines need one added.
+func parserProblem(msg string) bool {
+	switch msg {
+	case "did not find expected <stream-start>",
+		"did not find expected <document start>",
+		"did not find expected node content",
+		"did not find expected '-' indicator",
+		"did not find expected key",
+		"did not find expected ',' or ']'",
+		"did not find expected ',' or '}'",
+		"found undefined tag handle",
+		"found duplicate %YAML directive",
+		"found incompatible YAML document",
+		"found duplicate %TAG directive":
+		return true
+	}
+	return false
 }

@@ -25,25 +25,63 @@ type segment struct {
 	lit  string
 }
 
-// compiledRoute is a Route ready for matching.
+// compiledRoute is what matching needs of a Route besides its pattern.
 type compiledRoute struct {
 	method  string // upper case; "" for any
 	sources []string
-	segs    []segment
 	scopes  []string
 }
 
-// routeTable holds the compiled routes in file order, indexed by their
-// first path segment so that a lookup tries only the routes that can
-// match.
+// accepts reports whether the route applies to a call on source with
+// method.
+func (cr *compiledRoute) accepts(source, method string) bool {
+	return (cr.method == "" || strings.EqualFold(cr.method, method)) &&
+		(len(cr.sources) == 0 || slices.Contains(cr.sources, source))
+}
+
+// routeTable holds the compiled routes in file order and a tree of their
+// patterns, one level per path segment, so that a lookup costs a map
+// lookup per segment of the path rather than a comparison per route.
 type routeTable struct {
 	routes []compiledRoute
-	// byFirst maps a literal first segment to the routes, in file order,
-	// that start with it or with a wildcard.
-	byFirst map[string][]int
-	// wild lists the routes, in file order, that start with a wildcard or
-	// have no segments: the candidates for any other first segment.
-	wild []int
+	root   routeNode
+}
+
+// routeNode is the set of patterns that share the segments leading to it.
+// Its lists hold route indexes in ascending order, i.e. in file order.
+type routeNode struct {
+	lit  map[string]*routeNode // next segment literal
+	one  *routeNode            // next segment {name} or *
+	end  []int                 // routes whose pattern ends here
+	rest []int                 // routes whose pattern ends here with **
+}
+
+// insert adds route i with the given segments to the tree.
+func (t *routeTable) insert(i int, segs []segment) {
+	n := &t.root
+	for _, s := range segs {
+		switch s.kind {
+		case segRest:
+			n.rest = append(n.rest, i)
+			return
+		case segOne:
+			if n.one == nil {
+				n.one = &routeNode{}
+			}
+			n = n.one
+		case segLiteral:
+			next := n.lit[s.lit]
+			if next == nil {
+				if n.lit == nil {
+					n.lit = map[string]*routeNode{}
+				}
+				next = &routeNode{}
+				n.lit[s.lit] = next
+			}
+			n = next
+		}
+	}
+	n.end = append(n.end, i)
 }
 
 // Compile checks the routes and prepares them, and the identity scopes,
@@ -60,7 +98,7 @@ func (r *Rules) Compile() error {
 // when there were none.
 func (r *Rules) compile(p *problems) {
 	before := len(p.list)
-	t := &routeTable{routes: make([]compiledRoute, 0, len(r.Routes)), byFirst: map[string][]int{}}
+	t := &routeTable{routes: make([]compiledRoute, 0, len(r.Routes))}
 	for i, rt := range r.Routes {
 		at := joinIndex("routes", i)
 		line := func(field string) (int, string) {
@@ -89,7 +127,7 @@ func (r *Rules) compile(p *problems) {
 			l, fp := line("path")
 			p.add(l, fp, "%s", msg)
 		}
-		cr.segs = segs
+		t.insert(i, segs)
 
 		if len(rt.Scopes) == 0 {
 			l, fp := line("scopes")
@@ -104,37 +142,12 @@ func (r *Rules) compile(p *problems) {
 	if len(p.list) > before {
 		return
 	}
-
-	for i, cr := range t.routes {
-		if first, ok := cr.literalFirst(); ok {
-			t.byFirst[first] = nil
-		} else {
-			t.wild = append(t.wild, i)
-		}
-	}
-	for first := range t.byFirst {
-		var list []int
-		for i, cr := range t.routes {
-			if f, ok := cr.literalFirst(); !ok || f == first {
-				list = append(list, i)
-			}
-		}
-		t.byFirst[first] = list
-	}
 	r.routes = t
 
 	r.identity = make(map[string]struct{}, len(r.IdentityScopes))
 	for _, s := range r.IdentityScopes {
 		r.identity[s] = struct{}{}
 	}
-}
-
-// literalFirst returns the route's first segment when it is a literal.
-func (cr *compiledRoute) literalFirst() (string, bool) {
-	if len(cr.segs) > 0 && cr.segs[0].kind == segLiteral {
-		return cr.segs[0].lit, true
-	}
-	return "", false
 }
 
 // compilePattern splits a route pattern into segments, or says what is
@@ -191,56 +204,41 @@ func (r *Rules) MatchRoute(source, method, path string) []string {
 		panic("rules: MatchRoute before Compile")
 	}
 	path = strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/")
-	first := path
-	if i := strings.IndexByte(path, '/'); i >= 0 {
-		first = path[:i]
-	}
-	candidates, ok := t.byFirst[first]
-	if !ok {
-		candidates = t.wild
-	}
-	for _, i := range candidates {
-		cr := &t.routes[i]
-		if cr.method != "" && !strings.EqualFold(cr.method, method) {
-			continue
-		}
-		if len(cr.sources) > 0 && !slices.Contains(cr.sources, source) {
-			continue
-		}
-		if cr.match(path) {
-			return cr.scopes
-		}
+	if i := t.find(&t.root, path, path != "", source, method, -1); i >= 0 {
+		return t.routes[i].scopes
 	}
 	return nil
 }
 
-// match reports whether path, without its leading and trailing slash,
-// matches the route's segments.
-func (cr *compiledRoute) match(path string) bool {
-	more := path != "" // whether a segment is left; the root has none
-	for _, s := range cr.segs {
-		if s.kind == segRest {
-			return true
+// find returns the lowest index, below best when best is not -1, of a
+// route under n that accepts the call and whose remaining pattern matches
+// path; else best. more says whether path holds another segment (the
+// root path has none, "a/" holds an empty one).
+func (t *routeTable) find(n *routeNode, path string, more bool, source, method string, best int) int {
+	best = t.first(n.rest, source, method, best)
+	if !more {
+		return t.first(n.end, source, method, best)
+	}
+	seg, rest, more := strings.Cut(path, "/")
+	if next := n.lit[seg]; next != nil {
+		best = t.find(next, rest, more, source, method, best)
+	}
+	if n.one != nil && seg != "" {
+		best = t.find(n.one, rest, more, source, method, best)
+	}
+	return best
+}
+
+// first returns the first route of list, below best when best is not -1,
+// that accepts the call; else best.
+func (t *routeTable) first(list []int, source, method string, best int) int {
+	for _, i := range list {
+		if best >= 0 && i >= best {
+			break
 		}
-		if !more {
-			return false
-		}
-		var seg string
-		if i := strings.IndexByte(path, '/'); i >= 0 {
-			seg, path = path[:i], path[i+1:]
-		} else {
-			seg, path, more = path, "", false
-		}
-		switch s.kind {
-		case segLiteral:
-			if seg != s.lit {
-				return false
-			}
-		case segOne:
-			if seg == "" {
-				return false
-			}
+		if t.routes[i].accepts(source, method) {
+			return i
 		}
 	}
-	return !more
+	return best
 }

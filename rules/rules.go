@@ -147,6 +147,7 @@ func (r *Rules) checkRouteSources(sources []Source, p *problems) {
 		names = append(names, s.Name)
 	}
 	slices.Sort(names)
+	names = slices.Compact(names)
 	for i, rt := range r.Routes {
 		for j, s := range rt.Sources {
 			if !slices.Contains(names, s) {
