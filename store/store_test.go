@@ -1,0 +1,577 @@
+package store
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTest(t *testing.T, path string, opts Options) *DB {
+	t.Helper()
+	db, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func newTestDB(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scopewatch.db")
+	return openTest(t, path, Options{}), path
+}
+
+func commit(t *testing.T, db *DB, b *Batch) {
+	t.Helper()
+	if err := db.Commit(b); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123_000_000, time.UTC)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func counter(n uint64, first, last time.Time) Counter {
+	return Counter{N: n, First: first, Last: last}
+}
+
+// fullBatch sets every field the store records.
+func fullBatch() *Batch {
+	b := NewBatch()
+	c := b.Client("ehr-app")
+	c.Seen = counter(3, at(0), at(time.Hour))
+	*c.Scope("patient/Observation.rs") = ScopeUsage{
+		Requested: counter(1, at(0), at(0)),
+		Granted:   counter(2, at(time.Second), at(time.Minute)),
+		Used:      counter(5, at(time.Nanosecond), at(time.Hour+7)),
+	}
+	*c.Scope("openid") = ScopeUsage{Granted: counter(1, at(0), at(0))}
+	c.SawIP("192.0.2.10", at(time.Minute))
+	c.SawIP("2001:db8::1", at(2*time.Minute))
+	c.SawCountry("US", at(3*time.Minute))
+	*b.Source("keycloak") = SourceDelta{Lines: 10, Malformed: 2, Ignored: 3, Unattributed: 1,
+		Events: counter(4, at(0), at(time.Hour))}
+	b.SetPosition(Position{
+		Source: "keycloak", File: FileID{Dev: 0x801, Ino: 1234567},
+		HeadLen: 1024, HeadHash: 0xfedcba9876543210, Offset: 4096, Line: 17,
+		Path: "/var/log/keycloak/keycloak.log", Size: 8192, ModTime: at(-time.Hour),
+	})
+	return b
+}
+
+func wantClient(t *testing.T, db *DB, want Client) {
+	t.Helper()
+	got, ok, err := db.Client(want.ID)
+	if err != nil || !ok {
+		t.Fatalf("Client(%q) = _, %v, %v", want.ID, ok, err)
+	}
+	if !clientEqual(got, want) {
+		t.Errorf("Client(%q)\n got %+v\nwant %+v", want.ID, got, want)
+	}
+}
+
+// counterEqual compares instants, not time.Time representations.
+func counterEqual(a, b Counter) bool {
+	return a.N == b.N && a.First.Equal(b.First) && a.Last.Equal(b.Last)
+}
+
+func usageEqual(a, b ScopeUsage) bool {
+	return counterEqual(a.Requested, b.Requested) && counterEqual(a.Granted, b.Granted) && counterEqual(a.Used, b.Used)
+}
+
+func clientEqual(a, b Client) bool {
+	return a.ID == b.ID && counterEqual(a.Seen, b.Seen) &&
+		maps.EqualFunc(a.Scopes, b.Scopes, usageEqual) &&
+		maps.EqualFunc(a.IPs, b.IPs, counterEqual) &&
+		maps.EqualFunc(a.Countries, b.Countries, counterEqual)
+}
+
+func fullClient() Client {
+	return Client{
+		ID:   "ehr-app",
+		Seen: counter(3, at(0), at(time.Hour)),
+		Scopes: map[string]ScopeUsage{
+			"patient/Observation.rs": {
+				Requested: counter(1, at(0), at(0)),
+				Granted:   counter(2, at(time.Second), at(time.Minute)),
+				Used:      counter(5, at(time.Nanosecond), at(time.Hour+7)),
+			},
+			"openid": {Granted: counter(1, at(0), at(0))},
+		},
+		IPs: map[string]Counter{
+			"192.0.2.10":  counter(1, at(time.Minute), at(time.Minute)),
+			"2001:db8::1": counter(1, at(2*time.Minute), at(2*time.Minute)),
+		},
+		Countries: map[string]Counter{"US": counter(1, at(3*time.Minute), at(3*time.Minute))},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	db, path := newTestDB(t)
+	commit(t, db, fullBatch())
+
+	check := func(t *testing.T, db *DB) {
+		t.Helper()
+		wantClient(t, db, fullClient())
+		srcs, err := db.Sources()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSrc := Source{Name: "keycloak", Lines: 10, Malformed: 2, Ignored: 3, Unattributed: 1,
+			Events: counter(4, at(0), at(time.Hour))}
+		if len(srcs) != 1 || !reflect.DeepEqual(srcs[0], wantSrc) {
+			t.Errorf("Sources() = %+v, want [%+v]", srcs, wantSrc)
+		}
+		want := fullBatch().Positions[PositionKey{Source: "keycloak", File: FileID{Dev: 0x801, Ino: 1234567}}]
+		for name, get := range map[string]func() ([]Position, error){
+			"Positions":    func() ([]Position, error) { return db.Positions("keycloak") },
+			"AllPositions": db.AllPositions,
+		} {
+			got, err := get()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(got) != 1 || !got[0].ModTime.Equal(want.ModTime) {
+				t.Fatalf("%s() = %+v, want [%+v]", name, got, want)
+			}
+			got[0].ModTime = want.ModTime
+			if !reflect.DeepEqual(got[0], want) {
+				t.Errorf("%s() = %+v, want [%+v]", name, got[0], want)
+			}
+		}
+	}
+	t.Run("open", func(t *testing.T) { check(t, db) })
+	t.Run("reopened", func(t *testing.T) {
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, openTest(t, path, Options{}))
+	})
+}
+
+func TestTimeEncoding(t *testing.T) {
+	tests := []struct {
+		name string
+		t    time.Time
+	}{
+		{"zero", time.Time{}},
+		{"epoch", time.Unix(0, 0)},
+		{"before epoch", time.Unix(-1, 999_999_999)},
+		{"millisecond", t0},
+		{"nanosecond", t0.Add(1)},
+		{"year 1", time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
+		{"year 9999", time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)},
+		{"zone", time.Date(2026, 5, 6, 7, 8, 9, 0, time.FixedZone("X", 3600))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decoder{b: appendTime(nil, tt.t)}
+			got := d.time()
+			if err := d.end("time"); err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(tt.t) || got.IsZero() != tt.t.IsZero() {
+				t.Errorf("round trip of %v = %v", tt.t, got)
+			}
+		})
+	}
+}
+
+func TestMergeAcrossCommits(t *testing.T) {
+	db, _ := newTestDB(t)
+	commits := []struct {
+		seen, used, granted Counter
+	}{
+		{counter(2, at(10*time.Minute), at(20*time.Minute)), counter(1, at(15*time.Minute), at(15*time.Minute)), Counter{}},
+		{counter(1, at(5*time.Minute), at(5*time.Minute)), Counter{}, counter(3, at(time.Minute), at(2*time.Minute))},
+		{counter(4, at(30*time.Minute), at(40*time.Minute)), counter(2, at(time.Second), at(time.Hour)), Counter{}},
+	}
+	for _, c := range commits {
+		b := NewBatch()
+		d := b.Client("svc")
+		d.Seen = c.seen
+		u := d.Scope("user/*.read")
+		u.Used, u.Granted = c.used, c.granted
+		d.SawIP("192.0.2.1", c.seen.First)
+		d.SawCountry("US", c.seen.First)
+		commit(t, db, b)
+	}
+	wantClient(t, db, Client{
+		ID:   "svc",
+		Seen: counter(7, at(5*time.Minute), at(40*time.Minute)),
+		Scopes: map[string]ScopeUsage{"user/*.read": {
+			Used:    counter(3, at(time.Second), at(time.Hour)),
+			Granted: counter(3, at(time.Minute), at(2*time.Minute)),
+		}},
+		IPs:       map[string]Counter{"192.0.2.1": counter(3, at(5*time.Minute), at(30*time.Minute))},
+		Countries: map[string]Counter{"US": counter(3, at(5*time.Minute), at(30*time.Minute))},
+	})
+}
+
+func TestBoundedSets(t *testing.T) {
+	tests := []struct {
+		name  string
+		max   int
+		sight func(*ClientDelta, string, time.Time)
+		get   func(Client) map[string]Counter
+	}{
+		{"ips", MaxIPs, (*ClientDelta).SawIP, func(c Client) map[string]Counter { return c.IPs }},
+		{"countries", MaxCountries, (*ClientDelta).SawCountry, func(c Client) map[string]Counter { return c.Countries }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := newTestDB(t)
+			// Commit max+10 names, one per commit, name i seen at minute i;
+			// then see name 0 again: it was evicted long ago, so it starts
+			// afresh as the most recent.
+			n := tt.max + 10
+			for i := range n {
+				b := NewBatch()
+				tt.sight(b.Client("c"), name(i), at(time.Duration(i)*time.Minute))
+				commit(t, db, b)
+			}
+			b := NewBatch()
+			tt.sight(b.Client("c"), name(0), at(time.Duration(n)*time.Minute))
+			// Several new names in one batch, older than everything kept:
+			// they are evicted at once.
+			for i := n; i < n+3; i++ {
+				tt.sight(b.Client("c"), name(i), at(-time.Hour))
+			}
+			commit(t, db, b)
+
+			c, _, err := db.Client("c")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := tt.get(c)
+			want := map[string]Counter{name(0): counter(1, at(time.Duration(n)*time.Minute), at(time.Duration(n)*time.Minute))}
+			for i := n - tt.max + 1; i < n; i++ {
+				want[name(i)] = counter(1, at(time.Duration(i)*time.Minute), at(time.Duration(i)*time.Minute))
+			}
+			if !maps.EqualFunc(got, want, counterEqual) {
+				t.Errorf("kept %d entries %v\nwant %d entries %v", len(got), slices.Sorted(maps.Keys(got)), len(want), slices.Sorted(maps.Keys(want)))
+			}
+		})
+	}
+}
+
+func name(i int) string { return "n" + strings.Repeat("x", i%3) + string(rune('A'+i/26)) + string(rune('a'+i%26)) }
+
+func TestPositionsReplace(t *testing.T) {
+	db, _ := newTestDB(t)
+	file := FileID{Dev: 1, Ino: 2}
+	for _, off := range []int64{100, 50, 900} {
+		b := NewBatch()
+		b.SetPosition(Position{Source: "gw", File: file, Offset: off, Path: "/var/log/gw.log"})
+		b.SetPosition(Position{Source: "gw-2", File: file, Offset: 7})
+		commit(t, db, b)
+	}
+	got, err := db.Positions("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Offset != 900 || got[0].File != file {
+		t.Errorf(`Positions("gw") = %+v, want one at offset 900`, got)
+	}
+	all, err := db.AllPositions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Source != "gw" || all[1].Source != "gw-2" {
+		t.Errorf("AllPositions() = %+v, want gw then gw-2", all)
+	}
+	none, err := db.Positions("g")
+	if err != nil || len(none) != 0 {
+		t.Errorf(`Positions("g") = %+v, %v; want none`, none, err)
+	}
+}
+
+func TestClientsListing(t *testing.T) {
+	db, _ := newTestDB(t)
+	var ids []string
+	b := NewBatch()
+	// More than one page of ForEachClient, in an order unlike the sorted one.
+	for i := range clientPage + 10 {
+		id := name(clientPage + 10 - i)
+		ids = append(ids, id)
+		b.Client(id).Scope("s").Used.Add(1, at(0))
+	}
+	b.Client("a").Seen.Add(1, at(0)) // a prefix of no other id, sorts first
+	b.Client("a\x01").Seen.Add(1, at(0))
+	ids = append(ids, "a", "a\x01")
+	commit(t, db, b)
+
+	got, err := db.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotIDs []string
+	for _, c := range got {
+		gotIDs = append(gotIDs, c.ID)
+	}
+	slicesSort(ids)
+	if !reflect.DeepEqual(gotIDs, ids) {
+		t.Errorf("Clients() ids = %q\nwant %q", gotIDs, ids)
+	}
+	if c := got[len(got)-1]; c.Scopes["s"].Used.N != 1 {
+		t.Errorf("last client %+v lacks its scope", c)
+	}
+	if _, ok, err := db.Client("missing"); ok || err != nil {
+		t.Errorf(`Client("missing") = _, %v, %v; want not found`, ok, err)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = db.ForEachClient(func(Client) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("ForEachClient stopped after %d with %v; want 1, stop", n, err)
+	}
+}
+
+func TestEmptyBatchStartsNoTransaction(t *testing.T) {
+	db, _ := newTestDB(t)
+	before := db.bolt.Stats().TxStats
+	for _, b := range []*Batch{nil, NewBatch()} {
+		if err := db.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := db.bolt.Stats().TxStats
+	if d := after.Sub(&before); d.GetWrite() != 0 {
+		t.Errorf("empty commits wrote %d pages", d.GetWrite())
+	}
+}
+
+func TestCommitAtomic(t *testing.T) {
+	hookErr := errors.New("disk on fire")
+	tests := []struct {
+		name    string
+		prepare func(*DB, *Batch)
+		want    error
+	}{
+		{"failing hook", func(db *DB, _ *Batch) {
+			db.beforeCommit = func(*bolt.Tx) error { return hookErr }
+		}, hookErr},
+		// Positions are written last, so clients and sources are already
+		// in the transaction when the bad position fails it.
+		{"invalid position", func(_ *DB, b *Batch) {
+			b.SetPosition(Position{Source: "bad\x00name"})
+		}, ErrInvalid},
+		{"empty scope", func(_ *DB, b *Batch) { b.Client("zzz").Scope("") }, ErrInvalid},
+		{"bad client id", func(_ *DB, b *Batch) { b.Client("x\x00y").Seen.Add(1, at(0)) }, ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, path := newTestDB(t)
+			b := fullBatch()
+			tt.prepare(db, b)
+			err := db.Commit(b)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Commit = %v, want %v naming %s", err, tt.want, path)
+			}
+			db.beforeCommit = nil
+			if cs, err := db.Clients(); err != nil || len(cs) != 0 {
+				t.Errorf("Clients() = %+v, %v; want none", cs, err)
+			}
+			if ss, err := db.Sources(); err != nil || len(ss) != 0 {
+				t.Errorf("Sources() = %+v, %v; want none", ss, err)
+			}
+			if ps, err := db.AllPositions(); err != nil || len(ps) != 0 {
+				t.Errorf("AllPositions() = %+v, %v; want none", ps, err)
+			}
+			// The store is still usable and the next batch lands whole.
+			commit(t, db, fullBatch())
+			wantClient(t, db, fullClient())
+		})
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	tests := []struct {
+		name   string
+		before os.FileMode // 0: no file before Open
+	}{
+		{"new file", 0},
+		{"loose existing file", 0o644},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.db")
+			if tt.before != 0 {
+				db := openTest(t, path, Options{})
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tt.before); err != nil {
+					t.Fatal(err)
+				}
+			}
+			openTest(t, path, Options{})
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != 0o600 {
+				t.Errorf("mode = %o, want 600", got)
+			}
+		})
+	}
+}
+
+func TestMeta(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	created := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	db := openTest(t, path, Options{Now: func() time.Time { return created }})
+	v, err := db.SchemaVersion()
+	if err != nil || v != SchemaVersion {
+		t.Errorf("SchemaVersion() = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	if got, err := db.Created(); err != nil || !got.Equal(created) {
+		t.Errorf("Created() = %v, %v; want %v", got, err, created)
+	}
+	if db.Path() != path {
+		t.Errorf("Path() = %q, want %q", db.Path(), path)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopening keeps the creation time.
+	db = openTest(t, path, Options{Now: func() time.Time { return created.Add(time.Hour) }})
+	if got, err := db.Created(); err != nil || !got.Equal(created) {
+		t.Errorf("Created() after reopen = %v, %v; want %v", got, err, created)
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, path string) // leaves a file at path
+		opts    Options
+		want    error
+		says    string
+	}{
+		{"newer schema", writeSchema(SchemaVersion + 1), Options{}, ErrSchemaTooNew, "schema version 2 is newer than 1"},
+		{"newer schema read-only", writeSchema(SchemaVersion + 1), Options{ReadOnly: true}, ErrSchemaTooNew, "newer"},
+		{"foreign bbolt file", func(t *testing.T, path string) {
+			bdb, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bdb.Close()
+			if err := bdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}, Options{}, ErrNotStore, `unexpected bucket "other"`},
+		{"read-only missing file", func(*testing.T, string) {}, Options{ReadOnly: true}, os.ErrNotExist, "open store"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.db")
+			tt.prepare(t, path)
+			db, err := Open(path, tt.opts)
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), path) {
+				t.Errorf("Open = %v; want %v saying %q and naming the file", err, tt.want, tt.says)
+			}
+		})
+	}
+}
+
+// writeSchema returns a preparation that creates a store and then records
+// version v in its meta bucket.
+func writeSchema(v uint64) func(t *testing.T, path string) {
+	return func(t *testing.T, path string) {
+		t.Helper()
+		db, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.bolt.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keySchema, appendUvarint(nil, v))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	db := openTest(t, path, Options{})
+	commit(t, db, fullBatch())
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Two readers share the file.
+	r1 := openTest(t, path, Options{ReadOnly: true})
+	r2 := openTest(t, path, Options{ReadOnly: true})
+	wantClient(t, r1, fullClient())
+	wantClient(t, r2, fullClient())
+	if err := r1.Commit(fullBatch()); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Commit on read-only store = %v, want ErrReadOnly", err)
+	}
+	// A writer cannot join them; within one process the holder is this one.
+	_, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) || le.PID != os.Getpid() {
+		t.Errorf("Open while read-only openers hold the file = %v, want a LockedError naming pid %d", err, os.Getpid())
+	}
+}
+
+func TestStats(t *testing.T) {
+	db, path := newTestDB(t)
+	for i := range 20 {
+		b := NewBatch()
+		b.Client(name(i)).Scope(strings.Repeat("s", 3000)).Used.Add(1, at(0))
+		commit(t, db, b)
+	}
+	s, err := db.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FileSize != fi.Size() || s.PageSize <= 0 || s.DataSize <= 0 || s.DataSize > s.FileSize {
+		t.Errorf("Stats() = %+v, file size %d", s, fi.Size())
+	}
+	// Every commit rewrites pages, so earlier copies are free or pending.
+	if s.FreePages+s.PendingPages == 0 || s.FreeBytes != int64(s.FreePages+s.PendingPages)*int64(s.PageSize) {
+		t.Errorf("Stats() = %+v, want free pages accounted in FreeBytes", s)
+	}
+}
+
+func TestCompact(t *testing.T) {
+	db, _ := newTestDB(t)
+	commit(t, db, fullBatch())
+	dst := filepath.Join(t.TempDir(), "compact.db")
+	if err := db.Compact(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Compact(dst); !errors.Is(err, os.ErrExist) {
+		t.Errorf("Compact onto an existing file = %v, want ErrExist", err)
+	}
+	c := openTest(t, dst, Options{ReadOnly: true})
+	wantClient(t, c, fullClient())
+	if v, err := c.SchemaVersion(); err != nil || v != SchemaVersion {
+		t.Errorf("compacted SchemaVersion() = %d, %v", v, err)
+	}
+}
+
+func slicesSort(s []string) { slices.Sort(s) }
