@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"slices"
+
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -73,8 +75,15 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 			}
 		}
 	case ingest.KindDeny:
+		// A refusal grants nothing: whatever scopes its line names were
+		// asked for, whichever field the format put them in.
 		for _, s := range ev.Requested {
 			c.Scope(s).Requested.Add(1, ev.Time)
+		}
+		for _, s := range ev.Granted {
+			if !slices.Contains(ev.Requested, s) {
+				c.Scope(s).Requested.Add(1, ev.Time)
+			}
 		}
 	case ingest.KindUse:
 		scopes := a.routes.MatchRoute(ev.Source, ev.Method, ev.Path)

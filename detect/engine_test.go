@@ -1,0 +1,181 @@
+package detect
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+const testRules = `
+routes:
+  - {method: GET, path: "/api/labs/{id}", scopes: [view_lab_results]}
+  - {method: POST, path: /api/orders, scopes: [write_orders]}
+identity_scopes: [openid]
+`
+
+func loadTestRules(t *testing.T) *rules.Rules {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(p, []byte(testRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rules.LoadRules(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// testParsers returns real JSON parsers: "idp" lines are grants or denials
+// by their "kind" field, "api" lines are uses.
+func testParsers(t *testing.T) map[string]ingest.Parser {
+	t.Helper()
+	idp, err := ingest.NewParser(rules.Source{Name: "idp", Format: "json", TimeFormat: "rfc3339", Kind: "grant",
+		Fields: rules.JSONFields{Time: "ts", Client: "client", Scopes: "scope", Kind: "type", Reason: "error"},
+		Kinds:  map[string]string{"token": "grant", "token_error": "deny"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := ingest.NewParser(rules.Source{Name: "api", Format: "json", TimeFormat: "rfc3339", Kind: "use",
+		Fields: rules.JSONFields{Time: "ts", Client: "client", Method: "method", Path: "path", Status: "status", IP: "ip"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]ingest.Parser{"idp": idp, "api": api}
+}
+
+// manualTimer is a batch timer the test fires.
+type manualTimer struct{ c chan time.Time }
+
+func (m *manualTimer) C() <-chan time.Time { return m.c }
+func (m *manualTimer) Stop() bool          { return true }
+
+func openTestDB(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func line(src string, file uint64, off, n int64, text string) ingest.Line {
+	return ingest.Line{Text: []byte(text), Pos: ingest.Position{
+		Source: src, Path: "/var/log/" + src, File: store.FileID{Dev: 1, Ino: file}, Offset: off, Line: n,
+	}}
+}
+
+func TestEngineCommitsCountsWithPositions(t *testing.T) {
+	db := openTestDB(t)
+	r := loadTestRules(t)
+	timers := make(chan *manualTimer, 8)
+	commits := make(chan int, 8)
+	e := NewEngine(EngineOptions{
+		Committed: func(b *store.Batch) { commits <- len(b.Positions) },
+		Parsers:   testParsers(t), Accountant: NewAccountant(r), Store: db, MaxEvents: 1000,
+		NewTimer: func(time.Duration) Timer {
+			mt := &manualTimer{c: make(chan time.Time, 1)}
+			timers <- mt
+			return mt
+		},
+	})
+	in := make(chan ingest.Line)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(t.Context(), in) }()
+
+	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"lab","scope":"openid view_lab_results write_orders"}`)
+	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9?x=1","status":200,"ip":"10.1.2.3"}`)
+	in <- line("api", 21, 70, 1, `{"ts":"2026-10-01T10:00:02Z","method":"GET","path":"/api/labs/9","status":200}`) // no client, second file
+	in <- line("api", 20, 90, 2, `{"ts":"2026-10-01T10:00:03Z","client":"lab","method":"GET","path":"/unmapped","status":200}`)
+	in <- line("idp", 10, 160, 2, `{"ts":"2026-10-01T10:00:04Z","type":"token_error","client":"lab","scope":"admin","error":"invalid_scope"}`)
+	in <- line("idp", 10, 170, 3, `{"ts": nope`)
+
+	// The delay timer flushes without waiting for more lines.
+	(<-timers).c <- time.Now()
+	if got := <-commits; got != 3 {
+		t.Errorf("first batch carried %d positions, want 3", got)
+	}
+	if ps, _ := db.Positions("idp"); len(ps) != 1 || ps[0].Offset != 170 {
+		t.Errorf("idp positions after the timed flush = %+v, want offset 170", ps)
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	c, ok, err := db.Client("lab")
+	if err != nil || !ok {
+		t.Fatalf("client lab: ok=%v err=%v", ok, err)
+	}
+	check := func(scope string, req, granted, used uint64) {
+		t.Helper()
+		u := c.Scopes[scope]
+		if u.Requested.N != req || u.Granted.N != granted || u.Used.N != used {
+			t.Errorf("%s: requested/granted/used = %d/%d/%d, want %d/%d/%d", scope,
+				u.Requested.N, u.Granted.N, u.Used.N, req, granted, used)
+		}
+	}
+	check("openid", 0, 1, 1) // identity scope: used on issuance
+	check("view_lab_results", 0, 1, 1)
+	check("write_orders", 0, 1, 0)
+	check("admin", 1, 0, 0)
+	if c.Seen.N != 4 {
+		t.Errorf("client events = %d, want 4", c.Seen.N)
+	}
+	if _, ok := c.IPs["10.1.2.3"]; !ok {
+		t.Errorf("ip not recorded: %v", c.IPs)
+	}
+
+	srcs, err := db.Sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.Source{}
+	for _, s := range srcs {
+		got[s.Name] = s
+	}
+	if s := got["api"]; s.Lines != 3 || s.Unattributed != 1 || s.Malformed != 0 {
+		t.Errorf("api source = %+v, want 3 lines, 1 unattributed", s)
+	}
+	if s := got["idp"]; s.Lines != 3 || s.Malformed != 1 {
+		t.Errorf("idp source = %+v, want 3 lines, 1 malformed", s)
+	}
+	// Both files of the api source keep their own position.
+	ps, err := db.Positions("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := map[uint64]int64{}
+	for _, p := range ps {
+		offsets[p.File.Ino] = p.Offset
+	}
+	if offsets[20] != 90 || offsets[21] != 70 {
+		t.Errorf("api positions = %v, want ino 20 at 90 and ino 21 at 70", offsets)
+	}
+}
+
+func TestEngineCommitErrorStops(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // every commit now fails
+	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t)), Store: db, MaxEvents: 1})
+	in := make(chan ingest.Line, 1)
+	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
+	err = e.Run(t.Context(), in)
+	if err == nil {
+		t.Fatal("Run succeeded with a closed store")
+	}
+	var pe *ingest.ParseError
+	if errors.As(err, &pe) {
+		t.Fatalf("unexpected parse error: %v", err)
+	}
+}

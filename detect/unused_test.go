@@ -1,0 +1,110 @@
+package detect
+
+import (
+	"testing"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+const day = 24 * time.Hour
+
+func counter(n uint64, first, last time.Time) store.Counter {
+	return store.Counter{N: n, First: first, Last: last}
+}
+
+func TestUnused(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * day) }
+	clients := []store.Client{
+		{
+			ID:   "lab-portal",
+			Seen: counter(100, ago(200), ago(0)),
+			Scopes: map[string]store.ScopeUsage{
+				"view_lab_results": {Granted: counter(10, ago(200), ago(1)), Used: counter(50, ago(199), ago(1))},
+				"read_all_data":    {Granted: counter(10, ago(200), ago(1))},                                      // never used
+				"view_notes":       {Granted: counter(10, ago(200), ago(1)), Used: counter(3, ago(190), ago(95))}, // used, not lately
+				"old_scope":        {Granted: counter(2, ago(200), ago(150)), Used: counter(0, time.Time{}, time.Time{})},
+			},
+		},
+		{
+			ID:     "new-app", // observed 10 days: not judged
+			Seen:   counter(5, ago(10), ago(1)),
+			Scopes: map[string]store.ScopeUsage{"admin": {Granted: counter(5, ago(10), ago(1))}},
+		},
+		{
+			ID:     "billing", // registered scope never seen in a token
+			Seen:   counter(40, ago(60), ago(2)),
+			Scopes: map[string]store.ScopeUsage{"view_billing": {Granted: counter(4, ago(60), ago(2)), Used: counter(9, ago(59), ago(2))}},
+		},
+	}
+	regs := map[string]rules.Client{
+		"billing": {Owner: "finance", Role: "billing", Scopes: []string{"view_imaging"}},
+		"dormant": {Owner: "nobody"},
+		"new-app": {Owner: "x"},
+	}
+	rep := Unused(clients, UnusedOptions{
+		Window: 90 * day, MinObservation: 30 * day, Registrations: regs,
+		Now: func() time.Time { return now },
+	})
+	type row struct{ client, scope, status, idle string }
+	var got []row
+	for _, u := range rep.Unused {
+		got = append(got, row{u.Client, u.Scope, u.Status, u.IdleFor})
+	}
+	want := []row{
+		{"billing", "view_imaging", StatusNeverUsed, "60d"},
+		{"lab-portal", "read_all_data", StatusNeverUsed, "200d"},
+		{"lab-portal", "view_notes", StatusUnused, "95d"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("unused = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("unused[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if !rep.Unused[0].Registered || rep.Unused[0].Owner != "finance" {
+		t.Errorf("registered scope lost its registration: %+v", rep.Unused[0])
+	}
+	var pending []string
+	for _, p := range rep.Pending {
+		pending = append(pending, p.Client)
+	}
+	if len(pending) != 2 || pending[0] != "dormant" || pending[1] != "new-app" {
+		t.Errorf("pending = %v, want [dormant new-app]", pending)
+	}
+	if rep.Window != "90d" || rep.MinObservation != "30d" {
+		t.Errorf("window = %q, min_observation = %q", rep.Window, rep.MinObservation)
+	}
+}
+
+func TestUnusedWindowEdges(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		lastGrant  time.Time
+		lastUse    time.Time
+		wantReport bool
+	}{
+		{"used exactly at window start counts as used", now.Add(-day), now.Add(-90 * day), false},
+		{"used a second before window start is unused", now.Add(-day), now.Add(-90*day - time.Second), true},
+		{"granted only before the window is not held any more", now.Add(-91 * day), time.Time{}, false},
+		{"granted at window start is held", now.Add(-90 * day), time.Time{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := store.ScopeUsage{Granted: counter(1, now.Add(-100*day), tt.lastGrant)}
+			if !tt.lastUse.IsZero() {
+				u.Used = counter(1, tt.lastUse, tt.lastUse)
+			}
+			c := store.Client{ID: "c", Seen: counter(1, now.Add(-100*day), now), Scopes: map[string]store.ScopeUsage{"s": u}}
+			rep := Unused([]store.Client{c}, UnusedOptions{Window: 90 * day, MinObservation: 30 * day, Now: func() time.Time { return now }})
+			if got := len(rep.Unused) == 1; got != tt.wantReport {
+				t.Errorf("reported = %v, want %v (%+v)", got, tt.wantReport, rep.Unused)
+			}
+		})
+	}
+}
