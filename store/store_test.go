@@ -265,7 +265,9 @@ func TestBoundedSets(t *testing.T) {
 	}
 }
 
-func name(i int) string { return "n" + strings.Repeat("x", i%3) + string(rune('A'+i/26)) + string(rune('a'+i%26)) }
+func name(i int) string {
+	return "n" + strings.Repeat("x", i%3) + string(rune('A'+i/26)) + string(rune('a'+i%26))
+}
 
 func TestPositionsReplace(t *testing.T) {
 	db, _ := newTestDB(t)
