@@ -321,7 +321,7 @@ func TestClientsListing(t *testing.T) {
 	for _, c := range got {
 		gotIDs = append(gotIDs, c.ID)
 	}
-	slicesSort(ids)
+	slices.Sort(ids)
 	if !reflect.DeepEqual(gotIDs, ids) {
 		t.Errorf("Clients() ids = %q\nwant %q", gotIDs, ids)
 	}
@@ -575,5 +575,3 @@ func TestCompact(t *testing.T) {
 		t.Errorf("compacted SchemaVersion() = %d, %v", v, err)
 	}
 }
-
-func slicesSort(s []string) { slices.Sort(s) }
