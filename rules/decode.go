@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"reflect"
@@ -29,7 +30,7 @@ type decoder struct {
 // is worth reporting.
 func decodeFile(file string, data []byte, v any) (lines map[string]int, probs *problems, parsed bool) {
 	d := &decoder{problems: &problems{file: file}, lines: map[string]int{}}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -230,10 +230,20 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 		if s.Kind == "" {
 			s.Kind = DefaultKind
 		}
+		if s.Fields.Time == "" {
+			fp := at + ".fields.time"
+			p.add(lineOf(lines, fp, at+".fields", at), fp, "required for format json: the path of the event time, e.g. time or request.ts")
+		}
+	}
+	for _, f := range s.Fields.all() {
+		if f.path != "" && slices.Contains(strings.Split(f.path, "."), "") {
+			fp := at + ".fields." + f.name
+			p.add(lineOf(lines, fp, at+".fields", at), fp, "bad path %q: an empty key between dots", f.path)
+		}
 	}
 	if s.TimeFormat != "" && !validTimeFormat(s.TimeFormat) {
 		line, fp := f("time_format")
-		p.add(line, fp, "unknown time_format %q; use %s or a Go layout such as 2006-01-02T15:04:05.000Z07:00",
+		p.add(line, fp, "unknown time_format %q; use %s, or a Go layout with month, day, hour and minute such as 2006-01-02T15:04:05.000Z07:00",
 			s.TimeFormat, strings.Join(TimeFormats(), ", "))
 	}
 	if s.Kind != "" && !slices.Contains(EventKinds(), s.Kind) {
@@ -260,6 +270,15 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 		p.add(line, fp, "unknown time zone %q; use an IANA name such as UTC or Europe/Berlin", s.TimeZone)
 	}
 	s.Location = loc
+}
+
+// all returns every field of f with its YAML name.
+func (f JSONFields) all() []struct{ name, path string } {
+	return []struct{ name, path string }{
+		{"time", f.Time}, {"client", f.Client}, {"scopes", f.Scopes}, {"requested", f.Requested},
+		{"subject", f.Subject}, {"ip", f.IP}, {"method", f.Method}, {"path", f.Path},
+		{"status", f.Status}, {"kind", f.Kind}, {"reason", f.Reason}, {"country", f.Country},
+	}
 }
 
 // checkName says what is wrong with a source name, or "" when nothing is.
@@ -293,11 +312,14 @@ func checkLogPath(path string) string {
 	d, err := os.Open(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Sprintf("directory %s does not exist", dir)
+			return fmt.Sprintf("no such directory: %s", dir)
 		}
 		return fmt.Sprintf("cannot read directory: %v", err)
 	}
 	defer d.Close()
+	if fi, err := d.Stat(); err == nil && !fi.IsDir() {
+		return fmt.Sprintf("not a directory: %s", dir)
+	}
 	if _, err := d.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Sprintf("cannot read directory: %v", err)
 	}
@@ -308,24 +330,24 @@ func checkLogPath(path string) string {
 	case err != nil:
 		return fmt.Sprintf("cannot read: %v", err)
 	case fi.IsDir():
-		return fmt.Sprintf("%s is a directory; name the log file in it", path)
+		return fmt.Sprintf("names a directory, not a log file: %s", path)
 	}
 	return ""
 }
 
 // validTimeFormat reports whether f is a named time format or a Go layout
-// that formats and parses back a time.
+// that carries at least month, day, hour and minute: a year may be
+// missing (syslog), but a string that merely holds a layout element by
+// accident ("iso8601" has "01", a month) must not pass.
 func validTimeFormat(f string) bool {
 	if slices.Contains(TimeFormats(), f) {
 		return true
 	}
-	ref := time.Date(2006, time.January, 2, 15, 4, 5, 0, time.UTC)
-	s := ref.Format(f)
-	if s == f {
-		return false // no layout element in it: a typo of a named format
-	}
-	_, err := time.Parse(f, s)
-	return err == nil
+	// Any time but the reference time itself, which formats as its layout.
+	sample := time.Date(2031, time.November, 23, 21, 47, 39, 0, time.UTC)
+	got, err := time.Parse(f, sample.Format(f))
+	return err == nil && got.Month() == sample.Month() && got.Day() == sample.Day() &&
+		got.Hour() == sample.Hour() && got.Minute() == sample.Minute()
 }
 
 // lineOf returns the line of the first of the field paths present in the

@@ -127,7 +127,7 @@ func writeFiles(t *testing.T, files map[string]string) string {
 
 func TestLoadDefaults(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"scopewatch.yaml": "store: sw.db\nsources:\n  - {name: api, path: logs/api.json, format: json}\n",
+		"scopewatch.yaml": "store: sw.db\nsources:\n  - {name: api, path: logs/api.json, format: json, fields: {time: ts}}\n",
 		"logs/.keep":      "",
 	})
 	c, err := Load(filepath.Join(dir, "scopewatch.yaml"))
@@ -408,5 +408,33 @@ func TestSummary(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("Summary() lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+func TestValidTimeFormat(t *testing.T) {
+	tests := []struct {
+		format string
+		want   bool
+	}{
+		{"rfc3339", true},
+		{"epoch_ms", true},
+		{"nginx", true},
+		{"02/Jan/2006:15:04:05 -0700", true},
+		{"2006-01-02 15:04:05.000", true},
+		{"Jan _2 15:04:05", true},
+		{"rfc3399", false},
+		{"epoch", false},
+		{"iso8601", false},
+		{"2006-01-02", false},
+		{"03:04:05", false},
+		{"Jan 2 3:04PM", true},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			if got := validTimeFormat(tt.format); got != tt.want {
+				t.Errorf("validTimeFormat(%q) = %v, want %v", tt.format, got, tt.want)
+			}
+		})
 	}
 }

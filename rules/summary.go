@@ -48,17 +48,21 @@ func (c *Config) Summary() string {
 
 // pathState says in a word or two whether a log file can be read now.
 func pathState(path string) string {
-	f, err := os.Open(path)
+	fi, err := os.Stat(path)
 	switch {
-	case err == nil:
-		f.Close()
-		return "exists"
 	case errors.Is(err, fs.ErrNotExist):
 		return "missing (waits for it)"
-	case errors.Is(err, fs.ErrPermission):
+	case err != nil:
+		return "error: " + err.Error()
+	case !fi.Mode().IsRegular():
+		return "exists, not a regular file" // opening a FIFO to try it would block
+	}
+	f, err := os.Open(path)
+	if err != nil {
 		return "unreadable"
 	}
-	return "error: " + err.Error()
+	f.Close()
+	return "exists"
 }
 
 func count(n int, noun string) string {
