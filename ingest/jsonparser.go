@@ -15,6 +15,9 @@ import (
 // taking each event field from a configured dotted path (rules.JSONFields).
 // A line yields exactly one event; lines without a client are still
 // events, with an empty Client, so that unattributed calls can be counted.
+// A client or subject of "-" (nginx's empty value) counts as absent. The
+// scopes of a line whose kind is deny are scopes asked for, not issued, so
+// they are reported as Requested unless a requested path is configured.
 // It is not safe for concurrent use.
 type jsonParser struct {
 	name    string
@@ -220,7 +223,7 @@ func (p *jsonParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if b, ok = p.text(p.val(p.slot.client)); !ok {
 		return dst, p.fail(pos, "client", f.Client, ReasonBadField, "client is not a string")
 	}
-	e.Client = p.strs.bytes(b)
+	e.Client = p.strs.bytes(dashless(b))
 	if e.Granted, ok = p.scopeList(p.val(p.slot.scopes)); !ok {
 		return dst, p.fail(pos, "scopes", f.Scopes, ReasonBadField, "scopes are neither a string nor an array of strings")
 	}
@@ -230,7 +233,7 @@ func (p *jsonParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if b, ok = p.text(p.val(p.slot.subject)); !ok {
 		return dst, p.fail(pos, "subject", f.Subject, ReasonBadField, "subject is not a string")
 	}
-	e.Subject = p.strs.bytes(b)
+	e.Subject = p.strs.bytes(dashless(b))
 	if e.IP, ok = p.ip(p.val(p.slot.ip)); !ok {
 		return dst, p.fail(pos, "ip", f.IP, ReasonBadField, "no valid IP address")
 	}
@@ -269,7 +272,19 @@ func (p *jsonParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		return dst, p.fail(pos, "country", f.Country, ReasonBadField, "country is not a string")
 	}
 	e.Country = p.strs.bytes(b)
+	if e.Kind == KindDeny && p.slot.requested < 0 {
+		e.Requested, e.Granted = e.Granted, nil
+	}
 	return append(dst, e), nil
+}
+
+// dashless treats a lone "-", nginx's and Envoy's placeholder for an empty
+// value, as empty.
+func dashless(b []byte) []byte {
+	if len(b) == 1 && b[0] == '-' {
+		return nil
+	}
+	return b
 }
 
 func (p *jsonParser) parseTime(v jsonValue) (time.Time, bool) {

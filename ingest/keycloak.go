@@ -620,7 +620,7 @@ func (p *keycloakParser) parseJSON(s []byte, pos Position, dst []Event, outer pr
 			return dst, nil
 		}
 		tsv, field := v[sl.timestamp], "timestamp"
-		if !tsv.present() {
+		if !v[sl.loggerName].present() {
 			tsv, field = v[sl.ecsTimestamp], "@timestamp"
 		}
 		ev := kcEvent{timeField: field}

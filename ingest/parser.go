@@ -25,9 +25,17 @@ const (
 func NewParser(src rules.Source) (Parser, error) {
 	switch src.Format {
 	case "keycloak":
-		return newKeycloakParser(src)
+		p, err := newKeycloakParser(src)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	case "json":
-		return newJSONParser(src)
+		p, err := newJSONParser(src)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:
