@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/scopewatch/scopewatch/alert"
 )
 
 // demoRules is the rules file the demo writes: a small catalog, roles,

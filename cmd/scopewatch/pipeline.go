@@ -110,7 +110,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
 	var wg sync.WaitGroup
 	var supErr error
 	wg.Go(func() {
-		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log, Metrics: p.ingestM})
+		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log})
 	})
 	p.ready.Store(true)
 	// The engine drains lines until the supervisor closes it, so a

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopewatch/scopewatch/detect"
+)
+
+func TestDemoReport(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCmd(t, "demo", "--dir", dir, "--events", "6000")
+	if code != exitOK {
+		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// The demo's cast is built so that these and only these are unused.
+	code, js, errOut := runCmd(t, "report", "unused", "--config", filepath.Join(dir, "scopewatch.yaml"), "--format", "json")
+	if code != exitOK {
+		t.Fatalf("report: exit %d: %s", code, errOut)
+	}
+	var rep detect.UnusedReport
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, u := range rep.Unused {
+		got[u.Client+" "+u.Scope] = u.Status
+	}
+	want := map[string]string{
+		"lab-portal read_all_data":        detect.StatusNeverUsed,
+		"billing-export view_lab_results": detect.StatusNeverUsed,
+		"billing-export admin":            detect.StatusNeverUsed,
+		"billing-export view_imaging":     detect.StatusNeverUsed, // registered, never in a token
+		"ehr-sync view_notes":             detect.StatusUnused,    // used in the first weeks only
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: status %q, want %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected unused scope %s", k)
+		}
+	}
+	if len(rep.Pending) != 1 || rep.Pending[0].Client != "triage-bot" {
+		t.Errorf("pending = %+v, want triage-bot only", rep.Pending)
+	}
+	if !strings.Contains(out, "read_all_data") || !strings.Contains(out, "all ") {
+		t.Errorf("demo output lacks the report:\n%s", out)
+	}
+}
+
+// startDaemon runs the daemon in-process on the demo configuration with
+// an ephemeral port and returns its address and a stop function that
+// waits for a clean exit.
+func startDaemon(t *testing.T, dir string) (string, *pipeline, func()) {
+	t.Helper()
+	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	cfgPath := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfgPath, sprintfConfig(dir))
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type up struct {
+		p    *pipeline
+		addr string
+	}
+	started := make(chan up, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runDaemon(ctx, cfg, slog.New(slog.DiscardHandler), func(p *pipeline, a string) { started <- up{p, a} })
+	}()
+	var u up
+	select {
+	case u = <-started:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v", err)
+	}
+	return u.addr, u.p, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon exit: %v", err)
+		}
+	}
+}
+
+func sprintfConfig(dir string) string {
+	return fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")
+}
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus); CI installs it")
+	}
+	dir := t.TempDir()
+	addr, p, stop := startDaemon(t, dir)
+	defer stop()
+	// Give the metrics something to say: some lines, including a bad one.
+	w, err := openDemoWriters(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	gen := newSynth(1, demoClients(), mustTime("2026-01-01T00:00:00Z"), mustTime("2026-04-01T00:00:00Z"), 500)
+	if err := w.write(gen, 0, 500); err != nil {
+		t.Fatal(err)
+	}
+	w.api.WriteString("{broken\n")
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for p.committedLines.Load() < 501 {
+		<-p.progress
+	}
+	body := get(t, "http://"+addr+"/metrics")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"scopewatch_lines_read_total{source=\"api-gateway\"}",
+		"scopewatch_lines_malformed_total{reason=\"bad_json\",source=\"api-gateway\"} 1",
+		"scopewatch_events_total{kind=\"use\",source=\"api-gateway\"}",
+		"scopewatch_store_commit_duration_seconds_bucket",
+		"scopewatch_position_lag_bytes{source=\"keycloak\"}",
+		"scopewatch_build_info{",
+		"process_resident_memory_bytes",
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, forbidden := range []string{"lab-portal", "10.0.", "view_lab_results"} {
+		if bytes.Contains(body, []byte(forbidden)) {
+			t.Errorf("/metrics exposes %q: client ids, IPs and scopes must never be labels", forbidden)
+		}
+	}
+	if got := string(get(t, "http://"+addr+"/readyz")); got != "ready\n" {
+		t.Errorf("/readyz = %q", got)
+	}
+}
+
+func TestReportReadsFromRunningDaemon(t *testing.T) {
+	dir := t.TempDir()
+	addr, p, stop := startDaemon(t, dir)
+	defer stop()
+	w, err := openDemoWriters(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	gen := newSynth(2, demoClients(), mustTime("2026-01-01T00:00:00Z"), mustTime("2026-06-01T00:00:00Z"), 2000)
+	if err := w.write(gen, 0, 2000); err != nil {
+		t.Fatal(err)
+	}
+	for p.committedLines.Load() < 2000 {
+		<-p.progress
+	}
+	// The daemon holds the store; the commands must go through its API.
+	cfgPath := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfgPath, strings.Replace(sprintfConfig(dir), "127.0.0.1:0", addr, 1))
+	code, out, errOut := runCmd(t, "report", "unused", "--config", cfgPath, "--at", "2026-06-02", "--format", "csv")
+	if code != exitOK {
+		t.Fatalf("report while the daemon runs: exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "client,owner,role,scope,status") || !strings.Contains(out, "lab-portal,lab-systems@clinic.example,lab-technician,read_all_data,never_used") {
+		t.Errorf("csv report:\n%s", out)
+	}
+	code, out, errOut = runCmd(t, "clients", "--config", cfgPath, "--client", "scheduler")
+	if code != exitOK {
+		t.Fatalf("clients: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "write_schedule") {
+		t.Errorf("clients output:\n%s", out)
+	}
+}
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
