@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -316,6 +318,14 @@ func (s *jsonScanner) str() (bool, error) {
 	i := s.i + 1
 	esc := false
 	for i < len(d) {
+		// Skip eight plain bytes at a time: no quote, backslash or
+		// control character among them.
+		for i+8 <= len(d) && !specialInWord(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
+		}
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		switch {
 		case c == '"':
@@ -349,6 +359,16 @@ func (s *jsonScanner) str() (bool, error) {
 	}
 	s.i = i
 	return esc, s.fail("unterminated string")
+}
+
+// specialInWord reports whether any byte of the eight in w is a quote, a
+// backslash or below 0x20 (the classic "has zero byte" bit trick applied
+// to w^'"', w^'\\' and w-0x20).
+func specialInWord(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	b := w ^ (ones * '\\')
+	return ((q-ones)&^q|(b-ones)&^b|(w-ones*0x20)&^w)&highs != 0
 }
 
 func isHex4(b []byte) bool {
@@ -409,10 +429,12 @@ func (s *jsonScanner) object(node int) error {
 		s.i++
 		s.ws()
 		next := -1
-		for _, c := range children {
-			if s.paths.nodes[c].name == string(key) {
-				next = int(c)
-				break
+		if len(key) > 0 {
+			for _, c := range children {
+				if n := s.paths.nodes[c].name; len(n) == len(key) && n[0] == key[0] && n == string(key) {
+					next = int(c)
+					break
+				}
 			}
 		}
 		if err := s.value(next); err != nil {
@@ -515,12 +537,12 @@ func appendJSONUnescaped(dst, src []byte) []byte {
 	for i := 0; i < len(src); {
 		c := src[i]
 		if c != '\\' {
-			j := i + 1
-			for j < len(src) && src[j] != '\\' {
-				j++
+			j := bytes.IndexByte(src[i:], '\\')
+			if j < 0 {
+				return append(dst, src[i:]...)
 			}
-			dst = append(dst, src[i:j]...)
-			i = j
+			dst = append(dst, src[i:i+j]...)
+			i += j
 			continue
 		}
 		if i+1 >= len(src) {

@@ -425,18 +425,24 @@ func (p *keycloakParser) parseKV(msg []byte, ev *kcEvent) (field, errMsg string)
 		if i < len(msg) && (msg[i] == '"' || msg[i] == '\'') {
 			q := msg[i]
 			j, esc := i+1, false
-			for ; j < len(msg); j++ {
-				if msg[j] == '\\' && j+1 < len(msg) {
+			for {
+				k := bytes.IndexByte(msg[j:], q)
+				if k < 0 {
+					return string(key), "unterminated quoted value"
+				}
+				if b := bytes.IndexByte(msg[j:j+k], '\\'); b >= 0 {
+					// An escaped character: skip it and look again.
 					esc = true
-					j++
+					j += b + 2
 					continue
 				}
-				if msg[j] == q && (q == '"' || j+1 == len(msg) || pairFollows(msg, j+1)) {
+				j += k
+				// Old-style single quotes are not escaped, so a quote
+				// ends the value only where a new pair or the end follows.
+				if q == '"' || j+1 == len(msg) || pairFollows(msg, j+1) {
 					break
 				}
-			}
-			if j >= len(msg) {
-				return string(key), "unterminated quoted value"
+				j++
 			}
 			val = msg[i+1 : j]
 			if esc && p.wanted(key) {
