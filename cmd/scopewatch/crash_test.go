@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// crashConfig is a two-source configuration: Keycloak in Quarkus JSON
+// logging and an API gateway writing JSON.
+const crashConfig = `store: %[1]s/%[2]s.db
+listen: %[3]s
+rules: %[1]s/rules.yaml
+batch: {max_events: 1000, max_delay: 250ms}
+sources:
+  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}
+  - name: api-gateway
+    path: %[1]s/api.log
+    format: json
+    fields: {time: time, client: client_id, method: method, path: path, status: status, ip: remote_addr}
+`
+
+// crashLogs appends events [from, to) of a fixed generated run to the
+// Keycloak and API logs in dir.
+func crashLogs(t *testing.T, dir string, gen *synth, from, to int) {
+	t.Helper()
+	open := func(name string) (*os.File, *bufio.Writer) {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, bufio.NewWriterSize(f, 1<<16)
+	}
+	kf, kw := open("kc.log")
+	af, aw := open("api.log")
+	var buf []byte
+	for i := from; i < to; i++ {
+		ev := gen.next(i)
+		if ev.Grant {
+			buf = gen.keycloakQuarkusJSON(buf[:0], ev)
+			kw.Write(buf)
+		} else {
+			buf = gen.apiJSON(buf[:0], ev)
+			aw.Write(buf)
+		}
+	}
+	for _, w := range []*bufio.Writer{kw, aw} {
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kf.Close()
+	af.Close()
+}
+
+// snapshot renders a store's clients and source line counts as sorted
+// text, so two stores compare exactly and a difference reads well.
+func snapshot(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cs, err := db.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	ct := func(c store.Counter) string {
+		return fmt.Sprintf("%d[%d..%d]", c.N, c.First.UnixNano(), c.Last.UnixNano())
+	}
+	for _, c := range cs {
+		out = append(out, c.ID+" seen "+ct(c.Seen))
+		for s, u := range c.Scopes {
+			out = append(out, c.ID+" "+s+" req "+ct(u.Requested)+" granted "+ct(u.Granted)+" used "+ct(u.Used))
+		}
+	}
+	srcs, err := db.Sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srcs {
+		out = append(out, fmt.Sprintf("source %s lines %d malformed %d unattributed %d events %s",
+			s.Name, s.Lines, s.Malformed, s.Unattributed, ct(s.Events)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func compareSnapshots(t *testing.T, got, want []string) {
+	t.Helper()
+	if slices.Equal(got, want) {
+		return
+	}
+	gs, ws := map[string]bool{}, map[string]bool{}
+	for _, s := range got {
+		gs[s] = true
+	}
+	for _, s := range want {
+		ws[s] = true
+	}
+	n := 0
+	for _, s := range want {
+		if !gs[s] && n < 10 {
+			t.Errorf("missing after crashes: %s", s)
+			n++
+		}
+	}
+	for _, s := range got {
+		if !ws[s] && n < 20 {
+			t.Errorf("extra after crashes:   %s", s)
+			n++
+		}
+	}
+	t.Fatalf("store after crashes differs from the uninterrupted run (%d vs %d records)", len(got), len(want))
+}
+
+func writeCrashConfig(t *testing.T, dir, name, listen string) string {
+	t.Helper()
+	p := filepath.Join(dir, name+".yaml")
+	write(t, p, fmt.Sprintf(crashConfig, dir, name, listen))
+	return p
+}
+
+func runChild(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, out)
+	}
+}
+
+// TestCrashScan kills a scanning scopewatch with SIGKILL at random points
+// and restarts it; the final counts must equal those of one uninterrupted
+// scan: positions and counts commit together, so nothing is lost or
+// counted twice.
+func TestCrashScan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop: slow")
+	}
+	bin := scopewatchBinary(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	const events = 220_000
+	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	gen := newSynth(11, generatedClients(11, 300), start, start.Add(60*24*time.Hour), events)
+	crashLogs(t, dir, gen, 0, events)
+	files := []string{filepath.Join(dir, "kc.log"), filepath.Join(dir, "api.log")}
+
+	ref := writeCrashConfig(t, dir, "reference", "127.0.0.1:1")
+	runChild(t, bin, append([]string{"scan", "--quiet", "--config", ref}, files...)...)
+
+	crashed := writeCrashConfig(t, dir, "crashed", "127.0.0.1:1")
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill schedule seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	kills, midway := 0, 0
+	for range 6 {
+		cmd := exec.Command(bin, append([]string{"scan", "--quiet", "--config", crashed}, files...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-time.After(time.Duration(50+rng.IntN(700)) * time.Millisecond):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			kills++
+			if n := committedLines(t, filepath.Join(dir, "crashed.db")); n > 0 && n < events {
+				midway++
+			}
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("scan exited with %v", err)
+			}
+		}
+	}
+	runChild(t, bin, append([]string{"scan", "--quiet", "--config", crashed}, files...)...)
+	t.Logf("killed %d times, %d of them partway through the files", kills, midway)
+	if midway == 0 {
+		t.Fatal("no kill landed partway through the scan; the test proved nothing")
+	}
+	compareSnapshots(t, snapshot(t, filepath.Join(dir, "crashed.db")), snapshot(t, filepath.Join(dir, "reference.db")))
+}
+
+// committedLines is the number of lines a store says it has consumed.
+func committedLines(t *testing.T, path string) uint64 {
+	t.Helper()
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		return 0 // not created yet
+	}
+	defer db.Close()
+	srcs, err := db.Sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, s := range srcs {
+		n += s.Lines
+	}
+	return n
+}
