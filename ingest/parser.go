@@ -19,9 +19,13 @@ const (
 	ReasonNoType = "no_type"
 )
 
-// NewParser returns the parser for src.Format. The parser it returns keeps
-// reusable buffers and intern tables, so it must be used by one goroutine
-// at a time; create one per source.
+// NewParser returns the parser for src.Format: "keycloak" (every shape of
+// Keycloak event log, told apart line by line) or "json" (one JSON object
+// per line, read through src.Fields). The parser keeps reusable buffers and
+// bounded intern tables, so it must be used by one goroutine at a time;
+// create one per source. The strings of the events it returns are shared
+// between events, and so are their Requested and Granted slices (whose
+// len equals their cap, so appending copies): treat them as read-only.
 func NewParser(src rules.Source) (Parser, error) {
 	switch src.Format {
 	case "keycloak":
