@@ -48,6 +48,14 @@ func newAPI(p *pipeline) http.Handler {
 		}
 		writeJSON(w, alert.Views([]store.Client{c})[0])
 	})
+	mux.HandleFunc("GET /api/v1/sources", func(w http.ResponseWriter, r *http.Request) {
+		srcs, err := p.db.Sources()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, srcs)
+	})
 	mux.HandleFunc("GET /api/v1/reports/unused", func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now
 		if at := r.URL.Query().Get("at"); at != "" {

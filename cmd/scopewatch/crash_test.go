@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,6 +212,129 @@ func committedLines(t *testing.T, path string) uint64 {
 	var n uint64
 	for _, s := range srcs {
 		n += s.Lines
+	}
+	return n
+}
+
+// TestCrashTail kills a tailing daemon with SIGKILL at random points while
+// the logs grow and rotate, restarting it each time. Once the writer is done
+// and the daemon has caught up, the counts must equal one uninterrupted scan
+// of the same lines.
+func TestCrashTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop: slow")
+	}
+	bin := scopewatchBinary(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	const events, chunks = 200_000, 20
+	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	gen := newSynth(13, generatedClients(13, 300), start, start.Add(60*24*time.Hour), events)
+
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeCrashConfig(t, dir, "crashed", addr)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill schedule seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+
+	startDaemon := func() (*exec.Cmd, chan error) {
+		cmd := exec.Command(bin, "run", "--config", cfg)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		return cmd, exited
+	}
+	cmd, exited := startDaemon()
+	kills := 0
+	for c := range chunks {
+		crashLogs(t, dir, gen, c*events/chunks, (c+1)*events/chunks)
+		if c == chunks/2 {
+			// logrotate's create mode, daemon running or not.
+			for _, n := range []string{"kc.log", "api.log"} {
+				if err := os.Rename(filepath.Join(dir, n), filepath.Join(dir, n+".1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if rng.IntN(3) == 0 {
+			select {
+			case <-time.After(time.Duration(rng.IntN(400)) * time.Millisecond):
+			case err := <-exited:
+				t.Fatalf("daemon exited on its own: %v", err)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			kills++
+			cmd, exited = startDaemon()
+		}
+	}
+	// Wait until the daemon has committed every line of the live files and
+	// the rotated ones.
+	total := committedTarget(t, dir)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got, err := storedLines(addr)
+		if err == nil && got >= total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not catch up: %d of %d lines committed (%v)", got, total, err)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("daemon exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
+	}
+	t.Logf("killed %d times over %d lines", kills, total)
+
+	// Reference: one uninterrupted scan of every file the daemon saw.
+	ref := writeCrashConfig(t, dir, "reference", "127.0.0.1:1")
+	files := []string{
+		filepath.Join(dir, "kc.log.1"), filepath.Join(dir, "kc.log"),
+		filepath.Join(dir, "api.log.1"), filepath.Join(dir, "api.log"),
+	}
+	runChild(t, bin, append([]string{"scan", "--quiet", "--config", ref}, files...)...)
+	compareSnapshots(t, snapshot(t, filepath.Join(dir, "crashed.db")), snapshot(t, filepath.Join(dir, "reference.db")))
+}
+
+// storedLines asks the daemon how many lines its store has consumed.
+func storedLines(addr string) (int, error) {
+	resp, err := http.Get("http://" + addr + "/api/v1/sources")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var srcs []store.Source
+	if err := json.NewDecoder(resp.Body).Decode(&srcs); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range srcs {
+		n += int(s.Lines)
+	}
+	return n, nil
+}
+
+// committedTarget counts the lines written to the logs in dir.
+func committedTarget(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	for _, name := range []string{"kc.log", "kc.log.1", "api.log", "api.log.1"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += strings.Count(string(b), "\n")
 	}
 	return n
 }
