@@ -92,7 +92,14 @@ type openFile struct {
 	offset   int64 // offset just after the last consumed line
 	line     int64 // number of the last consumed line
 	static   bool  // the head never grows (compressed files)
+	prefix   []byte // the first min(headLen, prefixLen) bytes
 }
+
+// prefixLen is how many leading bytes are compared with every line read
+// from the live file: a file truncated and rewritten past our offset
+// between two checks shows a different start before its first new line
+// is passed on.
+const prefixLen = 64
 
 // openFingerprint opens path and fingerprints its first min(size, HeadMax)
 // bytes.
@@ -127,6 +134,7 @@ func (of *openFile) fingerprint() error {
 	}
 	of.headLen = got
 	of.headHash = headHash(buf[:got])
+	of.prefix = append(of.prefix[:0], buf[:min(got, prefixLen)]...)
 	return nil
 }
 
@@ -167,8 +175,18 @@ func (of *openFile) growHead(upto int64) {
 	end := int(min(upto, store.HeadMax))
 	var buf [store.HeadMax]byte
 	got, _ := of.f.ReadAt(buf[of.headLen:end], int64(of.headLen))
+	if len(of.prefix) < prefixLen {
+		of.prefix = append(of.prefix, buf[of.headLen:of.headLen+min(got, prefixLen-of.headLen)]...)
+	}
 	of.headHash = fnvExtend(of.headHash, buf[of.headLen:of.headLen+got])
 	of.headLen += got
+}
+
+// samePrefix reports whether the file still starts with the bytes it
+// started with when fingerprinted. It costs one small read.
+func (of *openFile) samePrefix(buf *[prefixLen]byte) bool {
+	n, _ := of.f.ReadAt(buf[:len(of.prefix)], 0)
+	return n == len(of.prefix) && string(buf[:n]) == string(of.prefix)
 }
 
 // stat refreshes the size of the open file.

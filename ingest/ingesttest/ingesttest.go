@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,11 +236,32 @@ func ExactlyOnce(t testing.TB, got []int, from, to int) {
 	}
 }
 
+// short renders sorted numbers as ranges: [1-100 205 300-310].
 func short(ns []int) string {
-	if len(ns) > 10 {
-		return fmt.Sprintf("%v... (%d)", ns[:10], len(ns))
+	slices.Sort(ns)
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] == ns[j]+1 {
+			j++
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", ns[i], ns[j])
+		} else {
+			fmt.Fprintf(&b, "%d", ns[i])
+		}
+		if b.Len() > 200 {
+			b.WriteString(" ...")
+			break
+		}
+		i = j + 1
 	}
-	return fmt.Sprint(ns)
+	b.WriteByte(']')
+	return b.String()
 }
 
 // Ticker drives a source's check ticker from a test. Each tick carries a
