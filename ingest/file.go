@@ -64,10 +64,10 @@ type FileOptions struct {
 // device, inode and head hash, and finishes files rotated while stopped,
 // found through Glob.
 type File struct {
-	opts      FileOptions
-	metrics   *Metrics
-	log       *slog.Logger
-	waiting   atomic.Bool
+	opts    FileOptions
+	metrics *Metrics
+	log     *slog.Logger
+	waiting atomic.Bool
 	// pollOnly is set once the path has been truncated under an inotify
 	// tail: nxadm/tail v1.4.11 then no longer delivers inotify events to a
 	// new tail on the same path name in this process (reproduced: truncate

@@ -14,7 +14,6 @@ import (
 
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/ingest/ingesttest"
-	"github.com/scopewatch/scopewatch/store"
 )
 
 // fileRun is one Run of a File source over a real file, with a driven
@@ -517,5 +516,3 @@ func TestFileReadError(t *testing.T) {
 		}
 	})
 }
-
-var _ = store.HeadMax

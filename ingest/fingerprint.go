@@ -89,9 +89,9 @@ type openFile struct {
 	size     int64 // size at the last stat
 	headLen  int
 	headHash uint64
-	offset   int64 // offset just after the last consumed line
-	line     int64 // number of the last consumed line
-	static   bool  // the head never grows (compressed files)
+	offset   int64  // offset just after the last consumed line
+	line     int64  // number of the last consumed line
+	static   bool   // the head never grows (compressed files)
 	prefix   []byte // the first min(headLen, prefixLen) bytes
 }
 

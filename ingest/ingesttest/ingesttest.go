@@ -1,6 +1,6 @@
 // Package ingesttest helps test ingest sources against real files: a
 // writer that appends numbered lines through its own descriptor, the usual
-// rotation schemes, a driven check ticker and receive helpers that wait
+// rotation schemes, a driven check ticker and receive functions that wait
 // with a deadline instead of sleeping.
 package ingesttest
 
