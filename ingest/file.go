@@ -51,6 +51,10 @@ type FileOptions struct {
 	// a check at that time. Tests drive it; RotateWait is measured in the
 	// times it delivers.
 	Tick <-chan time.Time
+	// Started, when set, is called once per Run after the saved positions
+	// are checked, the files rotated while stopped are finished, and the
+	// live path is followed (or waited for).
+	Started func()
 }
 
 // File follows one live log file across rotations and truncations. It
@@ -134,6 +138,9 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 	}
 	if err := r.start(ctx); err != nil {
 		return r.result(ctx, err)
+	}
+	if f.opts.Started != nil {
+		f.opts.Started()
 	}
 	for {
 		var lines chan *tail.Line

@@ -22,7 +22,7 @@ func newAPI(p *pipeline) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !p.ready.Load() {
+		if !p.ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}

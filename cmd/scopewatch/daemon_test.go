@@ -89,6 +89,11 @@ func startDaemon(t *testing.T, dir string) (string, *pipeline, func()) {
 	case err := <-done:
 		t.Fatalf("daemon did not start: %v", err)
 	}
+	select {
+	case <-u.p.readyC:
+	case err := <-done:
+		t.Fatalf("daemon stopped before its sources attached: %v", err)
+	}
 	return u.addr, u.p, func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -170,6 +170,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case err := <-done:
 		return err
 	}
+	select {
+	case <-d.p.readyC:
+	case err := <-done:
+		return fmt.Errorf("daemon stopped early: %w", err)
+	}
 	fmt.Fprintf(stdout, "daemon up, serving metrics at http://%s/metrics; tailing %s and %s\n",
 		d.addr, cfg.Sources[0].Path, cfg.Sources[1].Path)
 

@@ -29,7 +29,10 @@ type pipeline struct {
 	lag     *ingest.LagCollector
 
 	committedLines atomic.Uint64 // lines whose effects are durable
-	ready          atomic.Bool
+	running        atomic.Bool   // the engine is consuming lines
+	attached       atomic.Int64  // live sources that have attached to their files
+	live           int64         // live sources in this run
+	readyC         chan struct{} // closed once every live source has attached
 	progress       chan struct{} // signalled (non-blocking) after each commit
 }
 
@@ -62,6 +65,7 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 		engineM:  detect.NewEngineMetrics(reg),
 		lag:      ingest.NewLagCollector(cfg.Sources),
 		progress: make(chan struct{}, 1),
+		readyC:   make(chan struct{}),
 	}
 	reg.MustRegister(p.lag)
 	saved, err := db.AllPositions()
@@ -81,14 +85,24 @@ func (p *pipeline) close() error { return p.db.Close() }
 // liveSources builds a tailing source per configured source.
 func (p *pipeline) liveSources() []ingest.Source {
 	out := make([]ingest.Source, 0, len(p.cfg.Sources))
+	p.live = int64(len(p.cfg.Sources))
 	for _, s := range p.cfg.Sources {
 		out = append(out, ingest.NewFile(ingest.FileOptions{
 			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
 			RotateWait: time.Duration(s.RotateWait),
 			Positions:  p.db, Metrics: p.ingestM, Logger: p.log,
+			Started: p.sourceStarted,
 		}))
 	}
 	return out
+}
+
+// sourceStarted counts a live source that has attached; a source the
+// supervisor restarts calls it again, which the count ignores.
+func (p *pipeline) sourceStarted() {
+	if p.attached.Add(1) == p.live {
+		close(p.readyC)
+	}
 }
 
 // run feeds sources through the engine until ctx ends (or, for finite
@@ -112,11 +126,11 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
 	wg.Go(func() {
 		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log})
 	})
-	p.ready.Store(true)
+	p.running.Store(true)
 	// The engine drains lines until the supervisor closes it, so a
 	// cancelled ctx still commits everything read before it.
 	err := engine.Run(context.WithoutCancel(ctx), lines)
-	p.ready.Store(false)
+	p.running.Store(false)
 	if err != nil {
 		cancel()
 		for range lines { // let the sources see the cancellation and return
@@ -130,6 +144,20 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
 		return supErr
 	}
 	return nil
+}
+
+// ready reports whether the engine runs and every live source has
+// attached to its file (or is waiting for it to appear).
+func (p *pipeline) ready() bool {
+	if !p.running.Load() {
+		return false
+	}
+	select {
+	case <-p.readyC:
+		return true
+	default:
+		return p.live == 0
+	}
 }
 
 // committed is called by the engine after each durable batch.

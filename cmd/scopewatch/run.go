@@ -59,6 +59,7 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 	}
 	defer p.close()
 
+	sources := p.liveSources()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -71,7 +72,7 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 		started(p, ln.Addr().String())
 	}
 
-	runErr := p.run(ctx, p.liveSources())
+	runErr := p.run(ctx, sources)
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
