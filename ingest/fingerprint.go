@@ -189,15 +189,7 @@ func (of *openFile) samePrefix(buf *[prefixLen]byte) bool {
 	return n == len(of.prefix) && string(buf[:n]) == string(of.prefix)
 }
 
-// stat refreshes the size of the open file.
-func (of *openFile) stat() (fs.FileInfo, error) {
-	fi, err := of.f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	of.size = fi.Size()
-	return fi, nil
-}
+
 
 // position returns the position just after a line ending at offset.
 func (of *openFile) position(source string, offset, line int64) Position {

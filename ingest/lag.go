@@ -3,7 +3,6 @@ package ingest
 import (
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -59,10 +58,7 @@ func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			continue
 		}
-		var id store.FileID
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			id = store.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
-		}
+		id := fileIdentity(fi)
 		c.mu.Lock()
 		off := c.committed[s.Name][id]
 		c.mu.Unlock()
