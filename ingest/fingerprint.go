@@ -189,8 +189,6 @@ func (of *openFile) samePrefix(buf *[prefixLen]byte) bool {
 	return n == len(of.prefix) && string(buf[:n]) == string(of.prefix)
 }
 
-
-
 // position returns the position just after a line ending at offset.
 func (of *openFile) position(source string, offset, line int64) Position {
 	of.growHead(offset)
