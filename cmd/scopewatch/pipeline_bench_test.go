@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/scopewatch/scopewatch/ingest"
+)
+
+// BenchmarkPipeline measures the whole scan path on a generated file of
+// Keycloak token events in Quarkus JSON logging: read, parse, account and
+// commit to a fresh bbolt store with fsync on.
+func BenchmarkPipeline(b *testing.B) {
+	for _, n := range []int{100_000} {
+		b.Run(fmt.Sprintf("keycloak_json_%dk_lines_1k_clients", n/1000), func(b *testing.B) {
+			dir := b.TempDir()
+			logPath := filepath.Join(dir, "kc.log")
+			size, err := writeBenchLog(logPath, n, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(size)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				cfgPath, err := writeBenchConfig(dir, fmt.Sprintf("run%d", i), logPath, "127.0.0.1:1")
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg, err := loadConfig(cfgPath)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := openPipeline(cfg, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				src := ingest.NewScan(ingest.ScanOptions{Name: "keycloak", Paths: []string{logPath}, Positions: p.db, Metrics: p.ingestM})
+				if err := p.run(context.Background(), []ingest.Source{src}); err != nil {
+					b.Fatal(err)
+				}
+				if got := p.committedLines.Load(); got != uint64(n) {
+					b.Fatalf("committed %d lines, want %d", got, n)
+				}
+				p.close()
+				os.Remove(cfg.Store)
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
