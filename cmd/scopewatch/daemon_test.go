@@ -114,6 +114,29 @@ func mustTime(s string) time.Time {
 	return t
 }
 
+// writeDemoTraffic appends n demo events from 2026-01-01 to end, plus
+// extra raw API lines, and waits until the daemon has committed them all.
+func writeDemoTraffic(t *testing.T, dir string, p *pipeline, seed uint64, end time.Time, n int, extra string) {
+	t.Helper()
+	w, err := openDemoWriters(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	gen := newSynth(seed, demoClients(), mustTime("2026-01-01T00:00:00Z"), end, n)
+	if err := w.write(gen, 0, n); err != nil {
+		t.Fatal(err)
+	}
+	w.api.WriteString(extra)
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(n + strings.Count(extra, "\n"))
+	for p.committedLines.Load() < want {
+		<-p.progress
+	}
+}
+
 func TestMetricsPassPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
@@ -123,22 +146,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	addr, p, stop := startDaemon(t, dir)
 	defer stop()
 	// Give the metrics something to say: some lines, including a bad one.
-	w, err := openDemoWriters(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.close()
-	gen := newSynth(1, demoClients(), mustTime("2026-01-01T00:00:00Z"), mustTime("2026-04-01T00:00:00Z"), 500)
-	if err := w.write(gen, 0, 500); err != nil {
-		t.Fatal(err)
-	}
-	w.api.WriteString("{broken\n")
-	if err := w.flush(); err != nil {
-		t.Fatal(err)
-	}
-	for p.committedLines.Load() < 501 {
-		<-p.progress
-	}
+	writeDemoTraffic(t, dir, p, 1, mustTime("2026-04-01T00:00:00Z"), 500, "{broken\n")
 	body := get(t, "http://"+addr+"/metrics")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
@@ -172,18 +180,7 @@ func TestReportReadsFromRunningDaemon(t *testing.T) {
 	dir := t.TempDir()
 	addr, p, stop := startDaemon(t, dir)
 	defer stop()
-	w, err := openDemoWriters(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.close()
-	gen := newSynth(2, demoClients(), mustTime("2026-01-01T00:00:00Z"), mustTime("2026-06-01T00:00:00Z"), 2000)
-	if err := w.write(gen, 0, 2000); err != nil {
-		t.Fatal(err)
-	}
-	for p.committedLines.Load() < 2000 {
-		<-p.progress
-	}
+	writeDemoTraffic(t, dir, p, 2, mustTime("2026-06-01T00:00:00Z"), 2000, "")
 	// The daemon holds the store; the commands must go through its API.
 	cfgPath := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfgPath, strings.Replace(sprintfConfig(dir), "127.0.0.1:0", addr, 1))
