@@ -19,19 +19,28 @@ import (
 //
 // A Counter is N, followed by First and Last only when N > 0.
 //
-//	scope usage  1 counter(Requested) counter(Granted) counter(Used)
-//	summary      1 counter(Seen) n {string counter}×n m {string counter}×m
-//	source       1 Lines Malformed Ignored Unattributed counter(Events)
-//	position     1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
+//	client    2 counter(Seen) s {string counter(Requested) counter(Granted) counter(Used)}×s
+//	            n {string counter}×n m {string counter}×m
+//	source    1 Lines Malformed Ignored Unattributed counter(Events)
+//	position  1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
 //
-// A string is its length then its bytes.
+// A string is its length then its bytes. A client record holds everything
+// known about one client: its scopes, then its addresses (at most MaxIPs),
+// then its countries (at most MaxCountries), each list sorted by name with
+// no name twice, so equal clients encode to equal bytes.
 //
-// Keys of the clients bucket are the client id and a 0 byte for the
-// client's summary, followed by the scope name for each scope's usage, so
-// one client's records are adjacent and come summary first. Keys of the
+// Keys of the clients bucket are client ids; one client is one key, so a
+// commit reads and writes each client it touches once. Keys of the
 // positions bucket are the source name, a 0 byte, then device and inode as
 // 8-byte big-endian integers.
-const formatV1 = 1
+//
+// Format 1 in the clients bucket belonged to an unreleased layout with one
+// key per client summary ("id" and a 0 byte) and one per scope ("id", 0,
+// scope); such files are refused when opened (see checkClientLayout).
+const (
+	formatV1     = 1 // sources and positions
+	formatClient = 2 // one record per client
+)
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 
@@ -69,8 +78,9 @@ func appendCounter(b []byte, c *Counter) []byte {
 	return appendTime(appendTime(b, c.First), c.Last)
 }
 
+// appendScopeUsage appends the three counters of a scope, the part of a
+// client record after the scope's name.
 func appendScopeUsage(b []byte, u *ScopeUsage) []byte {
-	b = append(b, formatV1)
 	b = appendCounter(b, &u.Requested)
 	b = appendCounter(b, &u.Granted)
 	return appendCounter(b, &u.Used)
@@ -117,14 +127,15 @@ func (d *decoder) fail(what string) {
 	d.b = nil
 }
 
-func (d *decoder) format() {
+// format consumes the leading format byte, which must be want.
+func (d *decoder) format(want byte) {
 	if len(d.b) == 0 {
 		d.fail("format byte")
 		return
 	}
-	if d.b[0] != formatV1 {
+	if d.b[0] != want {
 		if d.err == nil {
-			d.err = fmt.Errorf("unknown record format %d: %w", d.b[0], ErrCorrupt)
+			d.err = fmt.Errorf("record format %d, want %d: %w", d.b[0], want, ErrCorrupt)
 		}
 		d.b = nil
 		return
@@ -197,12 +208,6 @@ func (d *decoder) time() time.Time {
 	return time.Unix(sec, int64(ns)).UTC()
 }
 
-func (d *decoder) skipTime() {
-	if d.varint() != 0 {
-		d.uvarint()
-	}
-}
-
 func (d *decoder) counter() Counter {
 	c := Counter{N: d.uvarint()}
 	if c.N > 0 {
@@ -213,17 +218,46 @@ func (d *decoder) counter() Counter {
 }
 
 // counterRaw returns the encoded bytes of the next counter without
-// decoding its times.
+// decoding its times; it only finds where the varints end.
 func (d *decoder) counterRaw() []byte {
-	start := d.b
-	if d.uvarint() > 0 {
-		d.skipTime()
-		d.skipTime()
+	b := d.b
+	i, nonzero := skipVarint(b, 0)
+	if nonzero {
+		for range 2 { // First and Last
+			var sec bool
+			if i, sec = skipVarint(b, i); sec {
+				i, _ = skipVarint(b, i)
+			}
+		}
 	}
-	if d.err != nil {
+	if i < 0 {
+		d.fail("counter")
 		return nil
 	}
-	return start[:len(start)-len(d.b)]
+	d.b = b[i:]
+	return b[:i:i]
+}
+
+// skipVarint returns the offset just past the varint at b[i:] and whether
+// its value is non-zero, or -1 if i is -1 or the varint is truncated or
+// overflows 64 bits.
+func skipVarint(b []byte, i int) (int, bool) {
+	if i < 0 {
+		return -1, false
+	}
+	var or byte
+	for n := 0; i < len(b) && n < binary.MaxVarintLen64; n++ {
+		c := b[i]
+		i++
+		or |= c & 0x7f
+		if c < 0x80 {
+			if n == binary.MaxVarintLen64-1 && c > 1 {
+				return -1, false
+			}
+			return i, or != 0
+		}
+	}
+	return -1, false
 }
 
 func (d *decoder) end(what string) error {
@@ -233,16 +267,47 @@ func (d *decoder) end(what string) error {
 	return d.err
 }
 
-func decodeScopeUsage(v []byte) (ScopeUsage, error) {
-	d := decoder{b: v}
-	d.format()
-	u := ScopeUsage{Requested: d.counter(), Granted: d.counter(), Used: d.counter()}
-	return u, d.end("scope usage")
+func (d *decoder) scopeUsage() ScopeUsage {
+	return ScopeUsage{Requested: d.counter(), Granted: d.counter(), Used: d.counter()}
+}
+
+// scopeUsageRaw returns the encoded bytes of the next scope usage without
+// decoding its times.
+func (d *decoder) scopeUsageRaw() []byte {
+	start := d.b
+	d.counterRaw()
+	d.counterRaw()
+	d.counterRaw()
+	if d.err != nil {
+		return nil
+	}
+	return start[:len(start)-len(d.b)]
+}
+
+// name returns the next name of a list sorted by name: unless first, it
+// must be greater than prev.
+func (d *decoder) name(prev []byte, first bool) []byte {
+	s := d.bytes()
+	if d.err == nil && !first && string(s) <= string(prev) {
+		d.fail("name order")
+		return nil
+	}
+	return s
+}
+
+// count reads the length of a list whose entries take at least min bytes.
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/min) {
+		d.fail("list length")
+		return 0
+	}
+	return int(n)
 }
 
 func decodeSource(name string, v []byte) (Source, error) {
 	d := decoder{b: v}
-	d.format()
+	d.format(formatV1)
 	s := Source{
 		Name:         name,
 		Lines:        d.uvarint(),
@@ -260,7 +325,7 @@ func decodePosition(k, v []byte) (Position, error) {
 	}
 	src := k[:len(k)-17]
 	d := decoder{b: v}
-	d.format()
+	d.format(formatV1)
 	p := Position{
 		Source: string(src),
 		File: FileID{
@@ -278,33 +343,47 @@ func decodePosition(k, v []byte) (Position, error) {
 	return p, d.end("position")
 }
 
-// decodeSummary fills c's Seen, IPs and Countries from a summary record.
-func decodeSummary(c *Client, v []byte) error {
+// decodeClient copies a client record out of the transaction's memory.
+func decodeClient(id string, v []byte) (Client, error) {
 	d := decoder{b: v}
-	d.format()
-	c.Seen = d.counter()
+	d.format(formatClient)
+	c := Client{ID: id, Seen: d.counter()}
+	if n := d.count(4); n > 0 {
+		c.Scopes = make(map[string]ScopeUsage, n)
+		var prev []byte
+		for i := range n {
+			k := d.name(prev, i == 0)
+			u := d.scopeUsage()
+			if d.err != nil {
+				break
+			}
+			c.Scopes[string(k)] = u
+			prev = k
+		}
+	}
 	c.IPs = decodeSeenSet(&d)
 	c.Countries = decodeSeenSet(&d)
-	return d.end("client summary")
+	if err := d.end("client"); err != nil {
+		return Client{}, err
+	}
+	return c, nil
 }
 
 func decodeSeenSet(d *decoder) map[string]Counter {
-	n := d.uvarint()
+	n := d.count(2)
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	if n > uint64(len(d.b)) { // each entry takes at least two bytes
-		d.fail("set size")
-		return nil
-	}
 	m := make(map[string]Counter, n)
-	for range n {
-		k := d.bytes()
+	var prev []byte
+	for i := range n {
+		k := d.name(prev, i == 0)
 		c := d.counter()
 		if d.err != nil {
 			return nil
 		}
 		m[string(k)] = c
+		prev = k
 	}
 	return m
 }

@@ -65,11 +65,24 @@ type encoder struct {
 	key    []byte
 	ids    []string
 	scopes []storedScope
+	deltas []scopeDelta
 	ips    []seenEntry
 	ccs    []seenEntry
 }
 
-// seenEntry is one address or country while a summary is merged. Entries
+// storedScope is one scope of a stored client record: its name and the
+// encoded usage, both aliasing the record.
+type storedScope struct {
+	name, raw []byte
+}
+
+// scopeDelta is one scope of a client delta.
+type scopeDelta struct {
+	name string
+	u    *ScopeUsage
+}
+
+// seenEntry is one address or country while a client is merged. Entries
 // the batch does not touch keep their stored bytes in raw and are copied
 // without decoding.
 type seenEntry struct {
@@ -91,9 +104,10 @@ func (e *encoder) done() {
 	if cap(e.arena) > maxRetainedArena {
 		e.arena = nil
 	}
-	// Drop references into the closed transaction's memory.
+	// Drop references into the closed transaction's memory and the batch.
 	clear(e.ids[:cap(e.ids)])
 	clear(e.scopes[:cap(e.scopes)])
+	clear(e.deltas[:cap(e.deltas)])
 	clear(e.ips[:cap(e.ips)])
 	clear(e.ccs[:cap(e.ccs)])
 }
@@ -106,7 +120,7 @@ func (e *encoder) put(b *bolt.Bucket, start int) error {
 
 func (e *encoder) clients(cb *bolt.Bucket, deltas map[string]*ClientDelta) error {
 	// Visiting clients in key order keeps the B+tree path of consecutive
-	// clients in cache and appends to each node in order.
+	// clients in cache and inserts into each node in order.
 	e.ids = e.ids[:0]
 	for id, d := range deltas {
 		if d != nil {
@@ -114,6 +128,8 @@ func (e *encoder) clients(cb *bolt.Bucket, deltas map[string]*ClientDelta) error
 		}
 	}
 	slices.Sort(e.ids)
+	// One cursor serves every lookup: Bucket.Get would allocate a new one
+	// per client. Seek starts from the root, so Puts in between are safe.
 	cur := cb.Cursor()
 	for _, id := range e.ids {
 		if err := e.client(cb, cur, id, deltas[id]); err != nil {
@@ -123,43 +139,18 @@ func (e *encoder) clients(cb *bolt.Bucket, deltas map[string]*ClientDelta) error
 	return nil
 }
 
-// validClientID reports whether id can be a key prefix of the clients bucket.
+// validClientID reports whether id can be a key of the clients bucket.
 func validClientID(id string) bool {
 	return id != "" && strings.IndexByte(id, 0) < 0
 }
 
-// storedScope is a scope record of the client being merged, read by one
-// cursor pass over the client's keys instead of one lookup per scope.
-type storedScope struct {
-	name, val []byte
-}
-
+// client merges d into the stored record of client id (if any) and writes
+// the result: one Get and at most one Put.
 func (e *encoder) client(cb *bolt.Bucket, cur *bolt.Cursor, id string, d *ClientDelta) error {
 	if !validClientID(id) {
 		return fmt.Errorf("client id is empty or contains a 0 byte: %w", ErrInvalid)
 	}
-	e.key = append(append(e.key[:0], id...), 0)
-	prefix := len(e.key)
-
-	// Read the summary and every stored scope in one pass. Writes come
-	// after it: changing a bucket invalidates its cursors.
-	var summary []byte
-	e.scopes = e.scopes[:0]
-	for k, v := cur.Seek(e.key); k != nil && len(k) >= prefix && string(k[:prefix]) == string(e.key); k, v = cur.Next() {
-		if len(k) == prefix {
-			summary = v
-			continue
-		}
-		if len(d.Scopes) > 0 {
-			e.scopes = append(e.scopes, storedScope{name: k[prefix:], val: v})
-		}
-	}
-
-	// A summary is written for every stored client, even one whose delta
-	// has only scopes, so each client's keys start with one.
-	if err := e.summary(cb, summary, d); err != nil {
-		return err
-	}
+	e.deltas = e.deltas[:0]
 	for name, u := range d.Scopes {
 		if u == nil {
 			continue
@@ -167,43 +158,27 @@ func (e *encoder) client(cb *bolt.Bucket, cur *bolt.Cursor, id string, d *Client
 		if name == "" {
 			return fmt.Errorf("empty scope name: %w", ErrInvalid)
 		}
-		var usage ScopeUsage
-		for i := range e.scopes {
-			if string(e.scopes[i].name) == name {
-				var err error
-				if usage, err = decodeScopeUsage(e.scopes[i].val); err != nil {
-					return fmt.Errorf("scope %q: %w", name, err)
-				}
-				break
-			}
-		}
-		usage.Merge(*u)
-		e.key = append(e.key[:prefix], name...)
-		start := len(e.arena)
-		e.arena = appendScopeUsage(e.arena, &usage)
-		if err := e.put(cb, start); err != nil {
-			return fmt.Errorf("scope %q: %w", name, err)
-		}
+		e.deltas = append(e.deltas, scopeDelta{name: name, u: u})
 	}
-	return nil
-}
+	e.key = append(e.key[:0], id...)
+	k, v := cur.Seek(e.key)
+	if !bytes.Equal(k, e.key) {
+		v = nil
+	}
+	if v != nil && d.Seen.N == 0 && len(e.deltas) == 0 && len(d.IPs) == 0 && len(d.Countries) == 0 {
+		return nil // nothing to change
+	}
 
-// summary merges the Seen counter and the bounded address and country
-// sets with the stored summary v (nil if none) and writes the result under
-// the current key.
-func (e *encoder) summary(cb *bolt.Bucket, v []byte, d *ClientDelta) error {
-	if v != nil && d.Seen.N == 0 && len(d.IPs) == 0 && len(d.Countries) == 0 {
-		return nil
-	}
 	var seen Counter
-	e.ips, e.ccs = e.ips[:0], e.ccs[:0]
+	e.scopes, e.ips, e.ccs = e.scopes[:0], e.ips[:0], e.ccs[:0]
 	if v != nil {
 		dec := decoder{b: v}
-		dec.format()
+		dec.format(formatClient)
 		seen = dec.counter()
+		e.scopes = readScopes(&dec, e.scopes)
 		e.ips = readSeenSet(&dec, e.ips)
 		e.ccs = readSeenSet(&dec, e.ccs)
-		if err := dec.end("client summary"); err != nil {
+		if err := dec.end("client"); err != nil {
 			return err
 		}
 	}
@@ -215,40 +190,119 @@ func (e *encoder) summary(cb *bolt.Bucket, v []byte, d *ClientDelta) error {
 	if e.ccs, err = e.mergeSeen(e.ccs, d.Countries, MaxCountries); err != nil {
 		return fmt.Errorf("countries: %w", err)
 	}
+
 	start := len(e.arena)
-	e.arena = append(e.arena, formatV1)
+	e.arena = append(e.arena, formatClient)
 	e.arena = appendCounter(e.arena, &seen)
+	if e.arena, err = mergeScopes(e.arena, e.scopes, e.deltas); err != nil {
+		return err
+	}
 	e.arena = appendSeenSet(e.arena, e.ips)
 	e.arena = appendSeenSet(e.arena, e.ccs)
 	return e.put(cb, start)
 }
 
-func readSeenSet(d *decoder, dst []seenEntry) []seenEntry {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("set size")
-	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		name := d.bytes()
-		raw := d.counterRaw()
-		dst = append(dst, seenEntry{name: name, raw: raw})
+func readScopes(d *decoder, dst []storedScope) []storedScope {
+	n := d.count(4)
+	var prev []byte
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.name(prev, i == 0)
+		dst = append(dst, storedScope{name: name, raw: d.scopeUsageRaw()})
+		prev = name
 	}
 	return dst
 }
 
-// mergeSeen folds delta into the stored entries and drops the least
-// recently seen beyond max. Names of new entries are copied into the arena.
+// mergeScopes appends the union of the stored scopes (sorted by name) and
+// the delta's, in name order, merging the usage of scopes in both. deltas
+// is sorted in place.
+func mergeScopes(b []byte, stored []storedScope, deltas []scopeDelta) ([]byte, error) {
+	slices.SortFunc(deltas, func(x, y scopeDelta) int { return strings.Compare(x.name, y.name) })
+	n := len(stored) + len(deltas)
+	for i, j := 0, 0; i < len(stored) && j < len(deltas); {
+		switch c := compareName(stored[i].name, deltas[j].name); {
+		case c < 0:
+			i++
+		case c > 0:
+			j++
+		default:
+			n--
+			i++
+			j++
+		}
+	}
+	b = appendUvarint(b, uint64(n))
+	i, j := 0, 0
+	for i < len(stored) || j < len(deltas) {
+		c := -1
+		switch {
+		case i == len(stored):
+			c = 1
+		case j < len(deltas):
+			c = compareName(stored[i].name, deltas[j].name)
+		}
+		switch {
+		case c < 0:
+			b = appendString(b, stored[i].name)
+			b = append(b, stored[i].raw...)
+			i++
+		case c > 0:
+			b = appendString(b, deltas[j].name)
+			b = appendScopeUsage(b, deltas[j].u)
+			j++
+		default:
+			d := decoder{b: stored[i].raw}
+			u := d.scopeUsage()
+			if err := d.end("scope usage"); err != nil {
+				return b, fmt.Errorf("scope %q: %w", deltas[j].name, err)
+			}
+			u.Merge(*deltas[j].u)
+			b = appendString(b, deltas[j].name)
+			b = appendScopeUsage(b, &u)
+			i++
+			j++
+		}
+	}
+	return b, nil
+}
+
+// compareName compares a stored name with a batch one, like
+// strings.Compare but without converting b to a string.
+func compareName(b []byte, s string) int {
+	switch {
+	case string(b) == s:
+		return 0
+	case string(b) < s:
+		return -1
+	}
+	return 1
+}
+
+func readSeenSet(d *decoder, dst []seenEntry) []seenEntry {
+	n := d.count(2)
+	var prev []byte
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.name(prev, i == 0)
+		raw := d.counterRaw()
+		dst = append(dst, seenEntry{name: name, raw: raw})
+		prev = name
+	}
+	return dst
+}
+
+// mergeSeen folds delta into the stored entries (sorted by name), drops
+// the least recently seen beyond max and leaves the entries sorted by
+// name. Names of new entries are copied into the arena.
 func (e *encoder) mergeSeen(entries []seenEntry, delta map[string]*Counter, max int) ([]seenEntry, error) {
 	stored := len(entries)
 	for k, c := range delta {
 		if c == nil {
 			continue
 		}
-		i := 0
-		for i < stored && string(entries[i].name) != k {
-			i++
-		}
-		if i == stored {
+		i, found := slices.BinarySearchFunc(entries[:stored], k, func(s seenEntry, k string) int {
+			return compareName(s.name, k)
+		})
+		if !found {
 			start := len(e.arena)
 			e.arena = append(e.arena, k...)
 			entries = append(entries, seenEntry{name: e.arena[start:len(e.arena):len(e.arena)], c: *c, decoded: true})
@@ -259,6 +313,9 @@ func (e *encoder) mergeSeen(entries []seenEntry, delta map[string]*Counter, max 
 		}
 		entries[i].c.Merge(*c)
 		entries[i].raw = nil
+	}
+	if len(entries) == stored {
+		return entries, nil
 	}
 	for len(entries) > max {
 		evict := 0
@@ -274,6 +331,7 @@ func (e *encoder) mergeSeen(entries []seenEntry, delta map[string]*Counter, max 
 		entries[evict] = entries[last]
 		entries = entries[:last]
 	}
+	slices.SortFunc(entries, func(x, y seenEntry) int { return bytes.Compare(x.name, y.name) })
 	return entries, nil
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -188,7 +189,7 @@ func (db *DB) upgrade() error {
 		if version == 0 {
 			return checkForeign(tx)
 		}
-		return nil
+		return checkClientLayout(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", db.path, err)
@@ -253,6 +254,26 @@ func checkForeign(tx *bolt.Tx) error {
 		}
 		return fmt.Errorf("unexpected bucket %q: %w", name, ErrNotStore)
 	})
+}
+
+// checkClientLayout refuses a file whose clients bucket holds records of
+// the unreleased layout with one key per scope: their keys contain a 0
+// byte, which client ids never do, and their values start with format 1.
+// Every key has the same layout, so the first one tells.
+func checkClientLayout(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketClients)
+	if b == nil {
+		return nil
+	}
+	k, v := b.Cursor().First()
+	if k == nil {
+		return nil
+	}
+	if bytes.IndexByte(k, 0) < 0 && len(v) > 0 && v[0] == formatClient {
+		return nil
+	}
+	return fmt.Errorf("clients are stored in an older development layout (one record per scope) that this scopewatch does not read; "+
+		"move the file aside and let scopewatch build a new store from the logs: %w", ErrNotStore)
 }
 
 // Close releases the file and its lock. Reads and commits after Close fail.

@@ -67,48 +67,18 @@ func (db *DB) Client(id string) (c Client, ok bool, err error) {
 		return Client{}, false, nil
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketClients).Cursor()
-		prefix := append([]byte(id), 0)
-		k, v := cur.Seek(prefix)
-		if !bytes.HasPrefix(k, prefix) {
+		v := tx.Bucket(bucketClients).Get([]byte(id))
+		if v == nil {
 			return nil
 		}
 		ok = true
-		c, _, _, err = readClient(cur, k, v)
+		c, err = decodeClient(id, v)
 		return err
 	})
 	if err != nil {
 		return Client{}, false, fmt.Errorf("read client %q from %s: %w", id, db.path, err)
 	}
 	return c, ok, nil
-}
-
-// readClient copies out the client whose first record the cursor is at
-// (k, v) and returns the cursor's next key and value after that client.
-func readClient(cur *bolt.Cursor, k, v []byte) (Client, []byte, []byte, error) {
-	i := bytes.IndexByte(k, 0)
-	if i <= 0 {
-		return Client{}, nil, nil, fmt.Errorf("client key %q: %w", k, ErrCorrupt)
-	}
-	prefix := k[:i+1]
-	c := Client{ID: string(k[:i])}
-	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		if len(k) == len(prefix) {
-			if err := decodeSummary(&c, v); err != nil {
-				return c, nil, nil, fmt.Errorf("client %q summary: %w", c.ID, err)
-			}
-			continue
-		}
-		u, err := decodeScopeUsage(v)
-		if err != nil {
-			return c, nil, nil, fmt.Errorf("client %q scope %q: %w", c.ID, k[len(prefix):], err)
-		}
-		if c.Scopes == nil {
-			c.Scopes = make(map[string]ScopeUsage)
-		}
-		c.Scopes[string(k[len(prefix):])] = u
-	}
-	return c, k, v, nil
 }
 
 // clientPage is how many clients ForEachClient copies per read transaction.
@@ -133,11 +103,10 @@ func (db *DB) ForEachClient(fn func(Client) error) error {
 			} else {
 				k, v = cur.Seek(next)
 			}
-			for k != nil && len(page) < clientPage {
-				var c Client
-				var err error
-				if c, k, v, err = readClient(cur, k, v); err != nil {
-					return err
+			for ; k != nil && len(page) < clientPage; k, v = cur.Next() {
+				c, err := decodeClient(string(k), v)
+				if err != nil {
+					return fmt.Errorf("client %q: %w", k, err)
 				}
 				page = append(page, c)
 			}

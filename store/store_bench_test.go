@@ -12,23 +12,35 @@ import (
 // population of clients, each with its own handful of scopes, addresses and
 // a home country; half the events are grants (every scope requested and
 // granted), half are API uses of one scope.
+//
+// In grants mode every event is a grant of all of the client's scopes from
+// an address drawn from a large pool, as `scopewatch bench` generates: the
+// address sets fill up to MaxIPs and then every new address evicts one.
 type benchWorkload struct {
 	rng     *rand.Rand
 	zipf    *rand.Zipf // nil: clients drawn uniformly
 	clients []string
 	scopes  [][]string
 	ips     [][]string
+	grants  bool
+	ipPool  []string // grants mode: addresses shared by all clients
 	now     time.Time
 }
 
 const (
 	benchClients        = 1000
 	benchScopesPer      = 5
+	benchGrantScopesPer = 7 // `scopewatch bench` grants each client up to 7 scopes
 	benchIPsPerClient   = 16
 	benchCountriesTotal = 8
+	benchIPPool         = 1 << 16
 )
 
-func newBenchWorkload() *benchWorkload {
+func newBenchWorkload(grants bool) *benchWorkload {
+	scopesPer := benchScopesPer
+	if grants {
+		scopesPer = benchGrantScopesPer
+	}
 	w := &benchWorkload{
 		rng: rand.New(rand.NewPCG(1, 2)),
 		now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
@@ -36,7 +48,7 @@ func newBenchWorkload() *benchWorkload {
 	for i := range benchClients {
 		w.clients = append(w.clients, fmt.Sprintf("client-%04d-ehr-integration", i))
 		var sc, ips []string
-		for j := range benchScopesPer {
+		for j := range scopesPer {
 			sc = append(sc, fmt.Sprintf("patient/Resource%d.rs", (i+j)%40))
 		}
 		for j := range benchIPsPerClient {
@@ -44,6 +56,12 @@ func newBenchWorkload() *benchWorkload {
 		}
 		w.scopes = append(w.scopes, sc)
 		w.ips = append(w.ips, ips)
+	}
+	if grants {
+		w.grants = true
+		for range benchIPPool {
+			w.ipPool = append(w.ipPool, fmt.Sprintf("10.%d.%d.%d", w.rng.IntN(4), w.rng.IntN(256), 1+w.rng.IntN(254)))
+		}
 	}
 	return w
 }
@@ -61,9 +79,13 @@ func (w *benchWorkload) fill(b *Batch, n int) {
 		}
 		c := b.Client(w.clients[ci])
 		c.Seen.Add(1, w.now)
-		c.SawIP(w.ips[ci][w.rng.IntN(benchIPsPerClient)], w.now)
+		if w.grants {
+			c.SawIP(w.ipPool[w.rng.IntN(benchIPPool)], w.now)
+		} else {
+			c.SawIP(w.ips[ci][w.rng.IntN(benchIPsPerClient)], w.now)
+		}
 		c.SawCountry(benchCountries[ci%benchCountriesTotal], w.now)
-		if i%2 == 0 {
+		if w.grants || i%2 == 0 {
 			for _, s := range w.scopes[ci] {
 				u := c.Scope(s)
 				u.Requested.Add(1, w.now)
@@ -91,15 +113,21 @@ func (w *benchWorkload) fill(b *Batch, n int) {
 // touches ~630 of the 1000 clients and rewrites nearly every page of the
 // clients bucket: the worst case. The skewed cases draw clients from a Zipf
 // distribution (s=1.2), nearer to real traffic where a few integrations
-// dominate.
+// dominate. The grants case is the daemon's hot case under `scopewatch
+// bench`: every event grants a client its 7 scopes, clients uniform, and
+// the warm-up fills every client's address set to MaxIPs.
 func BenchmarkCommit(b *testing.B) {
 	for _, bc := range []struct {
 		size   int
 		skewed bool
-	}{{100, false}, {1000, false}, {100, true}, {1000, true}} {
+		grants bool
+	}{{100, false, false}, {1000, false, false}, {100, true, false}, {1000, true, false}, {1000, false, true}} {
 		name := fmt.Sprintf("batch_%d", bc.size)
 		if bc.skewed {
 			name += "_skewed"
+		}
+		if bc.grants {
+			name += "_grants"
 		}
 		size := bc.size
 		b.Run(name, func(b *testing.B) {
@@ -108,11 +136,16 @@ func BenchmarkCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			w := newBenchWorkload()
+			w := newBenchWorkload(bc.grants)
 			batch := NewBatch()
 			// Warm up uniformly: every client and scope exists, so the timed
-			// commits measure the steady state of a running daemon.
-			for range 4 * benchClients / size {
+			// commits measure the steady state of a running daemon. In grants
+			// mode each client sees ~100 addresses, more than MaxIPs.
+			warmup := 4 * benchClients / size
+			if bc.grants {
+				warmup = 20 * benchClients / size
+			}
+			for range warmup {
 				w.fill(batch, size*5)
 				if err := db.Commit(batch); err != nil {
 					b.Fatal(err)

@@ -575,3 +575,154 @@ func TestCompact(t *testing.T) {
 		t.Errorf("compacted SchemaVersion() = %d, %v", v, err)
 	}
 }
+
+// TestClientRecordDeterministic commits the same content to two stores;
+// map iteration order differs between the runs, the stored bytes must not.
+func TestClientRecordDeterministic(t *testing.T) {
+	fill := func() *Batch {
+		b := NewBatch()
+		c := b.Client("app")
+		c.Seen.Add(1, at(0))
+		for i := range 40 {
+			c.Scope(name(i)).Granted.Add(uint64(i+1), at(time.Duration(i)*time.Second))
+			c.SawIP(name(i), at(time.Duration(i%7)*time.Minute))
+		}
+		for i := range 40 {
+			c.SawCountry(name(i), at(time.Duration(i%5)*time.Minute))
+		}
+		return b
+	}
+	var recs [][]byte
+	for range 3 {
+		db, _ := newTestDB(t)
+		commit(t, db, fill())
+		commit(t, db, fill()) // merge with the stored record
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			recs = append(recs, slices.Clone(tx.Bucket(bucketClients).Get([]byte("app"))))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := db.Client("app")
+		if err != nil || len(c.Scopes) != 40 || len(c.IPs) != 40 || len(c.Countries) != MaxCountries {
+			t.Fatalf("Client = %d scopes, %d IPs, %d countries, %v", len(c.Scopes), len(c.IPs), len(c.Countries), err)
+		}
+	}
+	for _, r := range recs[1:] {
+		if !slices.Equal(r, recs[0]) {
+			t.Fatalf("records differ:\n%x\n%x", recs[0], r)
+		}
+	}
+}
+
+// TestClientRecordCorrupt checks that damaged client records are reported,
+// not misread.
+func TestClientRecordCorrupt(t *testing.T) {
+	b := fullBatch()
+	db, _ := newTestDB(t)
+	commit(t, db, b)
+	var good []byte
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		good = slices.Clone(tx.Bucket(bucketClients).Get([]byte("ehr-app")))
+		return nil
+	})
+	// The two scopes, "openid" and "patient/...", swapped: names out of order.
+	var d decoder
+	d.b = good[1:]
+	d.counter()
+	d.count(4)
+	first := len(good) - len(d.b)
+	d.name(nil, true)
+	d.scopeUsageRaw()
+	second := len(good) - len(d.b)
+	d.name(nil, true)
+	d.scopeUsageRaw()
+	end := len(good) - len(d.b)
+	swapped := slices.Concat(good[:first], good[second:end], good[first:second], good[end:])
+
+	for _, tc := range []struct {
+		name string
+		v    []byte
+	}{
+		{"truncated", good[:len(good)-3]},
+		{"trailing", append(slices.Clone(good), 0)},
+		{"old format", append([]byte{formatV1}, good[1:]...)},
+		{"unsorted scopes", swapped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeClient("x", tc.v); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("decodeClient = %v, want ErrCorrupt", err)
+			}
+			err := db.bolt.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketClients).Put([]byte("ehr-app"), tc.v)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := db.Client("ehr-app"); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Client = %v, want ErrCorrupt", err)
+			}
+			if err := db.Commit(fullBatch()); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Commit = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// TestCounterRaw checks that skipping a counter finds the same end as
+// decoding it.
+func TestCounterRaw(t *testing.T) {
+	for _, c := range []Counter{
+		{},
+		counter(1, at(0), at(0)),
+		counter(1<<63, time.Unix(-1e10, 7).UTC(), time.Unix(1<<40, 999_999_999).UTC()),
+		counter(300, time.Unix(0, 0).UTC(), time.Unix(0, 1e6).UTC()),
+	} {
+		enc := appendCounter(nil, &c)
+		v := append(slices.Clone(enc), 0x55)
+		d := decoder{b: v}
+		if raw := d.counterRaw(); d.err != nil || !slices.Equal(raw, enc) || len(d.b) != 1 {
+			t.Errorf("counterRaw(%x) = %x, %v", v, raw, d.err)
+		}
+		for i := range len(enc) {
+			d := decoder{b: enc[:i]}
+			if d.counterRaw(); d.err == nil {
+				t.Errorf("counterRaw(%x) of a truncated counter succeeded", enc[:i])
+			}
+		}
+	}
+}
+
+// TestOldLayoutRefused opens a file in the unreleased layout with one key
+// per scope: it must be refused, not misread.
+func TestOldLayoutRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		cb := tx.Bucket(bucketClients)
+		if err := cb.Put([]byte("ehr-app\x00"), []byte{formatV1, 0, 0, 0}); err != nil {
+			return err
+		}
+		return cb.Put([]byte("ehr-app\x00openid"), []byte{formatV1, 0, 0, 0})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []Options{{}, {ReadOnly: true}} {
+		db, err := Open(path, opts)
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open(%+v) succeeded", opts)
+		}
+		if !errors.Is(err, ErrNotStore) || !strings.Contains(err.Error(), "older development layout") || !strings.Contains(err.Error(), path) {
+			t.Errorf("Open(%+v) = %v", opts, err)
+		}
+	}
+}
