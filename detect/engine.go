@@ -30,8 +30,14 @@ type EngineOptions struct {
 	// whichever comes first. Defaults: 1000 and 250ms.
 	MaxEvents int
 	MaxDelay  time.Duration
-	Metrics   *EngineMetrics
-	Logger    *slog.Logger
+	// CatchUpEvents is how far a batch may grow past MaxEvents while the
+	// engine is behind (lines are queued on its input): a commit's
+	// cost is per client record it touches, not per event, so catching up
+	// on a backlog or a backfill in bigger transactions is several times
+	// faster. MaxDelay still closes every batch. Default 10 × MaxEvents.
+	CatchUpEvents int
+	Metrics       *EngineMetrics
+	Logger        *slog.Logger
 	// NewTimer makes the batch-delay timer; tests inject one they fire.
 	// Default: time.NewTimer.
 	NewTimer func(time.Duration) Timer
@@ -67,6 +73,9 @@ func NewEngine(opt EngineOptions) *Engine {
 	}
 	if opt.MaxDelay <= 0 {
 		opt.MaxDelay = 250 * time.Millisecond
+	}
+	if opt.CatchUpEvents < opt.MaxEvents {
+		opt.CatchUpEvents = 10 * opt.MaxEvents
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewEngineMetrics(nil)
@@ -182,9 +191,12 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 				timerC = timer.C()
 			}
 			lines++
-			if lines >= e.opt.MaxEvents || b.Events >= e.opt.MaxEvents {
-				if err := flush(); err != nil {
-					return err
+			if size := max(lines, b.Events); size >= e.opt.MaxEvents {
+				behind := len(in) > 0
+				if !behind || size >= e.opt.CatchUpEvents {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
 		case <-timerC:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -178,4 +179,51 @@ func TestEngineCommitErrorStops(t *testing.T) {
 	if errors.As(err, &pe) {
 		t.Fatalf("unexpected parse error: %v", err)
 	}
+}
+
+// TestEngineBatchSizes checks the batch bounds: MaxEvents while the engine
+// keeps up, growing to CatchUpEvents while lines are queued.
+func TestEngineBatchSizes(t *testing.T) {
+	apiLine := func(i int) ingest.Line {
+		return line("api", 20, int64(100*(i+1)), int64(i+1),
+			`{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
+	}
+	run := func(t *testing.T, in chan ingest.Line, feed func()) []uint64 {
+		t.Helper()
+		var sizes []uint64
+		e := NewEngine(EngineOptions{
+			Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t)), Store: openTestDB(t),
+			MaxEvents: 10, CatchUpEvents: 50, MaxDelay: time.Hour, // only the size bounds close batches here
+			Committed: func(b *store.Batch) { sizes = append(sizes, b.Sources["api"].Lines) },
+		})
+		done := make(chan error, 1)
+		go func() { done <- e.Run(t.Context(), in) }()
+		feed()
+		close(in)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return sizes
+	}
+	t.Run("keeping up", func(t *testing.T) {
+		in := make(chan ingest.Line) // unbuffered: nothing ever queues
+		got := run(t, in, func() {
+			for i := range 30 {
+				in <- apiLine(i)
+			}
+		})
+		if !slices.Equal(got, []uint64{10, 10, 10}) {
+			t.Errorf("batch sizes %v, want [10 10 10]", got)
+		}
+	})
+	t.Run("behind", func(t *testing.T) {
+		in := make(chan ingest.Line, 120)
+		for i := range 120 {
+			in <- apiLine(i) // a backlog before the engine starts
+		}
+		got := run(t, in, func() {})
+		if !slices.Equal(got, []uint64{50, 50, 20}) {
+			t.Errorf("batch sizes %v, want [50 50 20]", got)
+		}
+	})
 }
