@@ -247,6 +247,7 @@ func TestCrashTail(t *testing.T) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() }) // after a failure; harmless once it exited
 		return cmd, exited
 	}
 	cmd, exited := startDaemon()

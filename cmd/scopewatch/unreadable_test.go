@@ -52,8 +52,17 @@ sources:
 	os.Chmod(cfg, 0o644)
 
 	cmd := exec.Command(binCopy, "run", "--config", cfg)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	logPath := filepath.Join(dir, "daemon.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
+	daemonLog := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
@@ -62,12 +71,7 @@ sources:
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-exited; err != nil {
-			t.Errorf("daemon exit: %v\n%s", err, stderr.String())
-		}
-	}()
+	t.Cleanup(func() { cmd.Process.Kill() }) // after a failure; harmless once it exited
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -77,16 +81,20 @@ sources:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: permission errors %v, committed lines %d\nstderr:\n%s", perm, lines, stderr.String())
+			t.Fatalf("after 30s: permission errors %v, committed lines %d\nstderr:\n%s", perm, lines, daemonLog())
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("daemon exited: %v\n%s", err, stderr.String())
+			t.Fatalf("daemon exited: %v\n%s", err, daemonLog())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if !strings.Contains(stderr.String(), "secret.log") || !strings.Contains(stderr.String(), "permission denied") {
-		t.Errorf("log does not name the unreadable file and why:\n%s", stderr.String())
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, daemonLog())
+	}
+	if !strings.Contains(daemonLog(), "secret.log") || !strings.Contains(daemonLog(), "permission denied") {
+		t.Errorf("log does not name the unreadable file and why:\n%s", daemonLog())
 	}
 }
 
