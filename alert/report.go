@@ -3,6 +3,7 @@ package alert
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -23,7 +24,7 @@ const (
 )
 
 // ErrFormat is returned for a report format that is not supported.
-var ErrFormat = fmt.Errorf("unknown format")
+var ErrFormat = errors.New("unknown format")
 
 func day(t time.Time) string {
 	if t.IsZero() {
