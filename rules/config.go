@@ -1,6 +1,9 @@
 package rules
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Config is the daemon configuration, loaded from one YAML file. Every
 // relative path in it is resolved against the directory of that file.
@@ -55,6 +58,20 @@ type Source struct {
 	// TimeZone names the zone of timestamps written without one (the
 	// jboss-logging text prefix); default UTC.
 	TimeZone string `yaml:"timezone"`
+
+	// TrustedProxies are the addresses and CIDR ranges of proxies in front
+	// of the logging server: the client IP is the right-most address of
+	// X-Forwarded-For that is not one of them (so a client cannot forge
+	// its address by sending its own header). Parsed into Trusted.
+	TrustedProxies []string       `yaml:"trusted_proxies"`
+	Trusted        []netip.Prefix `yaml:"-"`
+	// Template is the log template of a templated format: HAPI FHIR's
+	// LoggingInterceptor message format (format hapi-fhir).
+	Template string `yaml:"template"`
+	// FHIRBase is the path prefix of the FHIR API (e.g. /fhir) for mapping
+	// REST calls to SMART-on-FHIR scopes; empty when the source serves no
+	// FHIR API.
+	FHIRBase string `yaml:"fhir_base"`
 	// Location is TimeZone loaded by Load.
 	Location *time.Location `yaml:"-"`
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,6 +260,26 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 	if len(s.Kinds) > 0 && s.Fields.Kind == "" {
 		line, fp := f("kinds")
 		p.add(line, fp, "needs fields.kind, the field whose values kinds maps")
+	}
+
+	s.Trusted = s.Trusted[:0]
+	for j, tp := range s.TrustedProxies {
+		pfx, err := netip.ParsePrefix(tp)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(tp); aerr == nil {
+				pfx, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			fp := joinIndex(at+".trusted_proxies", j)
+			p.add(lineOf(lines, fp, at+".trusted_proxies", at), fp, "bad address or CIDR range %q, e.g. 10.0.0.0/8 or 2001:db8::/32", tp)
+			continue
+		}
+		s.Trusted = append(s.Trusted, pfx.Masked())
+	}
+	if s.FHIRBase != "" && !strings.HasPrefix(s.FHIRBase, "/") {
+		line, fp := f("fhir_base")
+		p.add(line, fp, "must be a path starting with /, e.g. /fhir")
 	}
 
 	if s.TimeZone == "" {
