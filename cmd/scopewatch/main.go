@@ -40,7 +40,9 @@ Usage:
                                                   scopes granted but not used within the window
   scopewatch clients  --config FILE [--client ID] [--format table|json]
                                                   per client and scope: requested, granted and used counts
-  scopewatch validate --config FILE               check config and rules, print what would be tailed
+  scopewatch validate --config FILE [--sample LOG [--source NAME]]
+                                                  check config and rules, print what would be tailed;
+                                                  with --sample, show which lines of LOG the format parses
   scopewatch demo     [--dir DIR] [--events N]    generate realistic traffic, tail it with the real
                                                   pipeline and print the unused-scope report
   scopewatch bench    [--lines N] [--clients N]   measure scan and tail throughput against a plain decoder

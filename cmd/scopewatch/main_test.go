@@ -98,3 +98,32 @@ func write(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+func TestValidateSample(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cfg.yaml")
+	write(t, cfg, "store: "+dir+"/s.db\nsources:\n  - {name: kc, path: "+dir+"/kc.log, format: keycloak}\n")
+	good := `2026-10-01 10:00:00,000 DEBUG [org.keycloak.events] (executor-thread-1) type="CODE_TO_TOKEN", realmId="r", clientId="lab-portal", userId="u1", ipAddress="10.0.0.1", scope="openid view_lab_results"`
+	chatter := `2026-10-01 10:00:01,000 INFO  [io.quarkus] (main) Keycloak 26.0.5 started`
+	broken := `2026-10-01 10:00:02,000 DEBUG [org.keycloak.events] (executor-thread-1) type="CODE_TO_TOKEN", clientId="lab-portal", scope="openid`
+	sample := filepath.Join(dir, "sample.log")
+
+	write(t, sample, good+"\n"+chatter+"\n")
+	code, out, errOut := runCmd(t, "validate", "--config", cfg, "--sample", sample, "--source", "kc")
+	if code != exitOK {
+		t.Fatalf("clean sample: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "2 lines: 1 parsed into 1 events (grant 1), 1 ignored, 0 malformed") ||
+		!strings.Contains(out, "client=lab-portal") || !strings.Contains(out, "granted=[openid view_lab_results]") {
+		t.Errorf("sample summary:\n%s", out)
+	}
+
+	write(t, sample, good+"\n"+broken+"\n")
+	code, out, errOut = runCmd(t, "validate", "--config", cfg, "--sample", sample, "--source", "kc")
+	if code != exitError {
+		t.Errorf("sample with a broken line: exit %d, want %d", code, exitError)
+	}
+	if !strings.Contains(out, "kc: line 2: field scope:") || !strings.Contains(errOut, "1 of 2 lines") {
+		t.Errorf("broken line not explained:\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
