@@ -40,6 +40,8 @@ func NewParser(src rules.Source) (Parser, error) {
 			return nil, err
 		}
 		return p, nil
+	case "okta":
+		return newOktaParser(src)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

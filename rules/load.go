@@ -35,6 +35,7 @@ func Formats() []string {
 	return []string{
 		"json",
 		"keycloak",
+		"okta",
 	}
 }
 

@@ -1,0 +1,427 @@
+package ingest
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+// oktaParser reads the Okta System Log: one LogEvent object per line (event
+// hooks, log shippers) or a line holding the JSON array that
+// GET /api/v1/logs returns. OAuth authorize and token-grant events of the
+// org and custom authorization servers become KindGrant when their outcome
+// is SUCCESS or ALLOW and KindDeny when it is FAILURE or DENY; every other
+// event yields nothing. It is not safe for concurrent use.
+type oktaParser struct {
+	name   string
+	loc    *time.Location
+	scan   jsonScanner
+	sub    jsonScanner // items of target[] and request.ipChain[]
+	slot   oktaSlots
+	sslot  oktaSubSlots
+	buf    []byte // unescaped strings of the current line
+	strs   interner
+	scopes scopeLists // comma-separated lists
+}
+
+var _ Parser = (*oktaParser)(nil)
+
+// oktaSlots are the capture slots of the LogEvent fields the parser reads.
+type oktaSlots struct {
+	eventType, published, actorID, actorType, clientID, clientIP, country int
+	ipChain, target, result, reason, requested, granted, userID           int
+}
+
+// oktaSubSlots are the capture slots inside array items.
+type oktaSubSlots struct {
+	typ, id, ip int
+}
+
+func newOktaParser(src rules.Source) (Parser, error) {
+	loc, err := loadZone(src)
+	if err != nil {
+		return nil, err
+	}
+	p := newJSONPaths()
+	s := oktaSlots{
+		eventType: p.add("eventType"),
+		published: p.add("published"),
+		actorID:   p.add("actor", "id"),
+		actorType: p.add("actor", "type"),
+		clientID:  p.add("client", "id"),
+		clientIP:  p.add("client", "ipAddress"),
+		country:   p.add("client", "geographicalContext", "country"),
+		ipChain:   p.add("request", "ipChain"),
+		target:    p.add("target"),
+		result:    p.add("outcome", "result"),
+		reason:    p.add("outcome", "reason"),
+		requested: p.add("debugContext", "debugData", "requestedScopes"),
+		granted:   p.add("debugContext", "debugData", "grantedScopes"),
+		userID:    p.add("debugContext", "debugData", "userId"),
+	}
+	sp := newJSONPaths()
+	ss := oktaSubSlots{typ: sp.add("type"), id: sp.add("id"), ip: sp.add("ip")}
+	return &oktaParser{
+		name:  src.Name,
+		loc:   loc,
+		scan:  newJSONScanner(p),
+		sub:   newJSONScanner(sp),
+		slot:  s,
+		sslot: ss,
+	}, nil
+}
+
+// Parse implements Parser.
+func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
+	p.buf = p.buf[:0]
+	s := trimSpace(line)
+	if len(s) == 0 {
+		return dst, nil
+	}
+	if s[0] == '[' {
+		n := len(dst)
+		err := eachObject(&p.scan, s, func() error {
+			var err error
+			dst, err = p.event(pos, dst)
+			return err
+		})
+		if err != nil {
+			return dst[:n], p.arrayError(pos, err)
+		}
+		return dst, nil
+	}
+	kind, err := p.scan.scan(s)
+	if err != nil {
+		return dst, wrapLineError(pos, p.name, "", ReasonBadJSON, err)
+	}
+	if kind != jsonObject {
+		return dst, lineError(pos, p.name, "", ReasonBadFormat, "line is neither a LogEvent object nor an array of them")
+	}
+	return p.event(pos, dst)
+}
+
+// arrayError turns an error from eachObject into a line error.
+func (p *oktaParser) arrayError(pos Position, err error) error {
+	if se, ok := err.(*jsonSyntaxError); ok {
+		return wrapLineError(pos, p.name, "", ReasonBadJSON, se)
+	}
+	return err
+}
+
+// isOktaOAuthType reports whether t is an authorize or token-grant event of
+// the org (app.oauth2.*) or a custom (app.oauth2.as.*) authorization
+// server. The bare ...token.grant types are the failure variants.
+func isOktaOAuthType(t []byte) bool {
+	switch string(t) {
+	case "app.oauth2.authorize.code", "app.oauth2.as.authorize.code",
+		"app.oauth2.token.grant", "app.oauth2.as.token.grant":
+		return true
+	}
+	for _, prefix := range [...]string{"app.oauth2.token.grant.", "app.oauth2.as.token.grant."} {
+		if len(t) > len(prefix) && string(t[:len(prefix)]) == prefix {
+			return true
+		}
+	}
+	return false
+}
+
+// event maps the LogEvent captured by p.scan to zero or one Event.
+func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
+	v, sl := p.scan.vals, &p.slot
+	typ, ok := idpText(&p.buf, v[sl.eventType])
+	if !ok {
+		return dst, lineError(pos, p.name, "eventType", ReasonBadField, "eventType is not a string")
+	}
+	if len(typ) == 0 {
+		return dst, lineError(pos, p.name, "eventType", ReasonNoType, "event without an eventType")
+	}
+	// The time is checked on every event, not only the OAuth ones: a log
+	// whose times are broken should be counted as malformed, not as quiet.
+	t, err := p.time(pos, v[sl.published])
+	if err != nil {
+		return dst, err
+	}
+	if !isOktaOAuthType(typ) {
+		return dst, nil
+	}
+	res, ok := idpText(&p.buf, v[sl.result])
+	if !ok {
+		return dst, lineError(pos, p.name, "outcome.result", ReasonBadField, "outcome.result is not a string")
+	}
+	var kind Kind
+	switch string(res) {
+	case "SUCCESS", "ALLOW":
+		kind = KindGrant
+	case "FAILURE", "DENY":
+		kind = KindDeny
+	default:
+		return dst, nil // UNKNOWN, CHALLENGE, SKIPPED, ...: nothing was decided
+	}
+	e := Event{Time: t, Source: pos.Source, Kind: kind, Type: p.strs.bytes(typ), Pos: pos}
+	if e.Source == "" {
+		e.Source = p.name
+	}
+
+	actorType, ok := idpText(&p.buf, v[sl.actorType])
+	if !ok {
+		return dst, lineError(pos, p.name, "actor.type", ReasonBadField, "actor.type is not a string")
+	}
+	clientField, clientSlot := "client.id", sl.clientID
+	if string(actorType) == "PublicClientApp" {
+		clientField, clientSlot = "actor.id", sl.actorID
+	}
+	client, ok := idpText(&p.buf, v[clientSlot])
+	if !ok {
+		return dst, lineError(pos, p.name, clientField, ReasonBadField, clientField+" is not a string")
+	}
+	if kind == KindGrant && len(client) == 0 {
+		return dst, lineError(pos, p.name, clientField, ReasonNoClient, "grant without a client")
+	}
+	e.Client = p.strs.bytes(client)
+
+	if e.Subject, err = p.subject(pos); err != nil {
+		return dst, err
+	}
+	if e.IP, err = p.ip(pos); err != nil {
+		return dst, err
+	}
+	country, ok := idpText(&p.buf, v[sl.country])
+	if !ok {
+		return dst, lineError(pos, p.name, "client.geographicalContext.country", ReasonBadField, "country is not a string")
+	}
+	e.Country = countryCode(country, &p.strs)
+
+	req, ok := idpText(&p.buf, v[sl.requested])
+	if !ok {
+		return dst, lineError(pos, p.name, "debugContext.debugData.requestedScopes", ReasonBadField, "requestedScopes is not a string")
+	}
+	e.Requested = p.scopeList(req)
+	switch kind {
+	case KindGrant:
+		granted, ok := idpText(&p.buf, v[sl.granted])
+		if !ok {
+			return dst, lineError(pos, p.name, "debugContext.debugData.grantedScopes", ReasonBadField, "grantedScopes is not a string")
+		}
+		e.Granted = p.scopeList(granted)
+	case KindDeny:
+		reason, ok := idpText(&p.buf, v[sl.reason])
+		if !ok {
+			return dst, lineError(pos, p.name, "outcome.reason", ReasonBadField, "outcome.reason is not a string")
+		}
+		e.Reason = p.strs.bytes(reason)
+	}
+	return append(dst, e), nil
+}
+
+// time reads published, an ISO-8601 string.
+func (p *oktaParser) time(pos Position, v jsonValue) (time.Time, error) {
+	switch v.kind {
+	case jsonAbsent, jsonNull:
+		return time.Time{}, lineError(pos, p.name, "published", ReasonNoTime, "event without a published time")
+	case jsonString:
+		b, _ := idpText(&p.buf, v)
+		if t, ok := parseISOTime(b, p.loc); ok {
+			return t, nil
+		}
+		return time.Time{}, lineError(pos, p.name, "published", ReasonBadTime, "unparsable or impossible published time")
+	}
+	return time.Time{}, lineError(pos, p.name, "published", ReasonBadTime, "published is not a string")
+}
+
+// subject returns the id of the first target of type User, else
+// debugData.userId.
+func (p *oktaParser) subject(pos Position) (string, error) {
+	v, sl := p.scan.vals, &p.slot
+	var user []byte
+	switch tv := v[sl.target]; tv.kind {
+	case jsonAbsent, jsonNull:
+	case jsonArray:
+		bad := false
+		arrayElems(tv.raw, func(el jsonValue) bool {
+			if el.kind != jsonObject {
+				return true
+			}
+			if _, err := p.sub.scan(el.raw); err != nil {
+				bad = true
+				return false
+			}
+			typ, ok1 := idpText(&p.buf, p.sub.vals[p.sslot.typ])
+			if !ok1 || string(typ) != "User" {
+				return true
+			}
+			id, ok2 := idpText(&p.buf, p.sub.vals[p.sslot.id])
+			if !ok2 {
+				bad = true
+				return false
+			}
+			user = id
+			return len(user) == 0
+		})
+		if bad {
+			return "", lineError(pos, p.name, "target", ReasonBadField, "target of type User has an id that is not a string")
+		}
+	default:
+		return "", lineError(pos, p.name, "target", ReasonBadField, "target is not an array")
+	}
+	if len(user) == 0 {
+		var ok bool
+		if user, ok = idpText(&p.buf, v[sl.userID]); !ok {
+			return "", lineError(pos, p.name, "debugContext.debugData.userId", ReasonBadField, "userId is not a string")
+		}
+	}
+	return p.strs.bytes(user), nil
+}
+
+// ip returns client.ipAddress, else the first address of request.ipChain.
+func (p *oktaParser) ip(pos Position) (a netip.Addr, err error) {
+	v, sl := p.scan.vals, &p.slot
+	b, ok := idpText(&p.buf, v[sl.clientIP])
+	if !ok {
+		return a, lineError(pos, p.name, "client.ipAddress", ReasonBadField, "client.ipAddress is not a string")
+	}
+	if len(b) > 0 {
+		if a, ok = parseIP(b); !ok {
+			return a, lineError(pos, p.name, "client.ipAddress", ReasonBadField, "unparsable IP address")
+		}
+		return a, nil
+	}
+	switch cv := v[sl.ipChain]; cv.kind {
+	case jsonAbsent, jsonNull:
+		return a, nil
+	case jsonArray:
+		bad := false
+		arrayElems(cv.raw, func(el jsonValue) bool {
+			if el.kind != jsonObject {
+				return true
+			}
+			if _, err := p.sub.scan(el.raw); err != nil {
+				bad = true
+				return false
+			}
+			ipb, ok := idpText(&p.buf, p.sub.vals[p.sslot.ip])
+			if !ok || len(ipb) == 0 {
+				bad = !ok
+				return ok
+			}
+			a, ok = parseIP(ipb)
+			bad = !ok
+			return false
+		})
+		if bad {
+			return netip.Addr{}, lineError(pos, p.name, "request.ipChain", ReasonBadField, "unparsable IP address")
+		}
+		return a, nil
+	}
+	return a, lineError(pos, p.name, "request.ipChain", ReasonBadField, "request.ipChain is not an array")
+}
+
+// scopeList splits Okta's comma+space separated scope list
+// ("openid, profile, email"). Only commas separate: the spaces around them
+// are trimmed, and nothing else splits a scope.
+func (p *oktaParser) scopeList(raw []byte) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	if l, ok := p.scopes.lookup(raw); ok {
+		return l
+	}
+	s := string(raw)
+	l := make([]string, 0, bytes.Count(raw, []byte(","))+1)
+	for len(s) > 0 {
+		item := s
+		if i := indexByteString(s, ','); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		for len(item) > 0 && item[0] == ' ' {
+			item = item[1:]
+		}
+		for len(item) > 0 && item[len(item)-1] == ' ' {
+			item = item[:len(item)-1]
+		}
+		if item != "" {
+			l = append(l, item)
+		}
+	}
+	if len(l) == 0 {
+		l = nil
+	}
+	return p.scopes.store(raw, l)
+}
+
+func indexByteString(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// idpText returns the text of a captured JSON string, unescaped into *buf
+// when it has escapes. Absent and null give nil; ok is false for any
+// other kind, which the identity-provider formats never use for the
+// fields read through it.
+func idpText(buf *[]byte, v jsonValue) (b []byte, ok bool) {
+	switch v.kind {
+	case jsonAbsent, jsonNull:
+		return nil, true
+	case jsonString:
+		if !v.esc {
+			return v.raw, true
+		}
+		start := len(*buf)
+		*buf = appendJSONUnescaped(*buf, v.raw)
+		return (*buf)[start:len(*buf):len(*buf)], true
+	}
+	return nil, false
+}
+
+// eachObject scans s, a JSON array, with sc and calls visit for each
+// element that is an object, with the element's captures in sc.vals;
+// other elements are skipped. It returns the first error of visit, or a
+// *jsonSyntaxError when s is not valid JSON.
+func eachObject(sc *jsonScanner, s []byte, visit func() error) error {
+	sc.begin(s)
+	sc.i++ // '['
+	sc.depth = 1
+	sc.ws()
+	if sc.i < len(s) && s[sc.i] == ']' {
+		sc.i++
+	} else {
+		for {
+			clear(sc.vals)
+			isObj := sc.peekKind() == jsonObject
+			if err := sc.value(0); err != nil {
+				return err
+			}
+			if isObj {
+				if err := visit(); err != nil {
+					return err
+				}
+			}
+			sc.ws()
+			if sc.i >= len(s) {
+				return sc.fail("unterminated array")
+			}
+			if s[sc.i] == ',' {
+				sc.i++
+				sc.ws()
+				continue
+			}
+			if s[sc.i] != ']' {
+				return sc.fail("expected ',' or ']' in array")
+			}
+			sc.i++
+			break
+		}
+	}
+	sc.ws()
+	if sc.i != len(s) {
+		return sc.fail("data after the top-level value")
+	}
+	return nil
+}
