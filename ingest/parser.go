@@ -42,6 +42,10 @@ func NewParser(src rules.Source) (Parser, error) {
 		return p, nil
 	case "okta":
 		return newOktaParser(src)
+	case "nginx":
+		return newNginxParser(src), nil
+	case "nginx-json":
+		return newPresetParser(src, nginxJSONPreset)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

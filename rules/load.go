@@ -35,6 +35,8 @@ func Formats() []string {
 	return []string{
 		"json",
 		"keycloak",
+		"nginx",
+		"nginx-json",
 		"okta",
 	}
 }

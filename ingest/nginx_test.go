@@ -1,0 +1,199 @@
+package ingest
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+// gwTrusted is the proxy range of the gateway fixtures.
+var gwTrusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+
+// newTestGateway returns the parser of an access-log format for tests.
+func newTestGateway(t testing.TB, src rules.Source) Parser {
+	t.Helper()
+	if src.Name == "" {
+		src.Name = src.Format
+	}
+	if src.Trusted == nil {
+		src.Trusted = gwTrusted
+	}
+	p, err := NewParser(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runGWGolden checks every fixture of a format against its golden file.
+func runGWGolden(t *testing.T, src rules.Source) {
+	t.Helper()
+	for _, path := range fixtures(t, src.Format) {
+		t.Run(caseName(path), func(t *testing.T) {
+			got := parseFile(t, newTestGateway(t, src), src.Format, path)
+			checkGolden(t, got, strings.TrimSuffix(path, ".log")+".golden.json")
+		})
+	}
+}
+
+// gwMalformed is a line a parser must reject, with the reason and
+// field of the *ParseError it must return.
+type gwMalformed struct {
+	name       string
+	line       string
+	wantReason string
+	wantField  string
+}
+
+func runGWMalformed(t *testing.T, src rules.Source, tests []gwMalformed) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestGateway(t, src)
+			pos := Position{Source: "gw-prod", Line: 9, Offset: 1234}
+			evs, err := p.Parse([]byte(tt.line), pos, nil)
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Parse error = %v (%d events), want a *ParseError", err, len(evs))
+			}
+			if pe.Reason != tt.wantReason || pe.Field != tt.wantField {
+				t.Errorf("reason, field = %q, %q, want %q, %q (%v)", pe.Reason, pe.Field, tt.wantReason, tt.wantField, err)
+			}
+			if len(evs) != 0 {
+				t.Errorf("got %d events with the error, want none", len(evs))
+			}
+			if msg := err.Error(); !strings.Contains(msg, "gw-prod") || !strings.Contains(msg, "line 9") {
+				t.Errorf("Error() = %q, want the source and line named", msg)
+			}
+			if pe.Offset != 1234 {
+				t.Errorf("Offset = %d, want 1234", pe.Offset)
+			}
+		})
+	}
+}
+
+// fuzzGateway seeds f with the fixtures of a format and checks that a
+// line gives either use events or a *ParseError, never both.
+func fuzzGateway(f *testing.F, src rules.Source) {
+	for _, path := range fixturesF(f, src.Format) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f.Add([]byte(line))
+		}
+	}
+	p := newTestGateway(f, src)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		evs, err := p.Parse(line, Position{Source: "fuzz", Line: 7}, nil)
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Reason == "" || len(evs) != 0 {
+				t.Fatalf("Parse(%q) = %d events, %v: want a *ParseError with a reason and no events", line, len(evs), err)
+			}
+			return
+		}
+		if len(evs) > 1 {
+			t.Fatalf("Parse(%q) = %d events, want at most one", line, len(evs))
+		}
+		for _, e := range evs {
+			if e.Kind != KindUse || e.Time.IsZero() || e.Source != "fuzz" {
+				t.Fatalf("Parse(%q): bad event %+v", line, e)
+			}
+			if strings.Contains(e.Path, "?") || (e.Status < 0 || e.Status > 999) {
+				t.Fatalf("Parse(%q): path %q status %d", line, e.Path, e.Status)
+			}
+			for _, s := range e.Granted {
+				if s == "" || strings.Contains(s, " ") {
+					t.Fatalf("Parse(%q): bad scope %q", line, s)
+				}
+			}
+		}
+	})
+}
+
+func TestParseNginxGolden(t *testing.T) {
+	runGWGolden(t, rules.Source{Format: "nginx"})
+}
+
+func TestParseNginxJSONGolden(t *testing.T) {
+	runGWGolden(t, rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Client: "client_id"}})
+}
+
+func TestParseNginxMalformed(t *testing.T) {
+	const ok = `203.0.113.9 - - [25/Oct/2016:14:49:33 +0200] "GET /fhir/Patient/1 HTTP/1.1" 200 612 "-" "curl/8"`
+	runGWMalformed(t, rules.Source{Format: "nginx"}, []gwMalformed{
+		{"no time", `203.0.113.9 - - "GET / HTTP/1.1" 200 612`, ReasonBadFormat, ""},
+		{"too few fields", `203.0.113.9 - [25/Oct/2016:14:49:33 +0200] "GET / HTTP/1.1" 200 612`, ReasonBadFormat, ""},
+		{"too many fields", `a b 203.0.113.9 - - [25/Oct/2016:14:49:33 +0200] "GET / HTTP/1.1" 200 612`, ReasonBadFormat, ""},
+		{"time without zone", `203.0.113.9 - - [25/Oct/2016:14:49:33] "GET / HTTP/1.1" 200 612`, ReasonBadTime, "time"},
+		{"bad month", strings.Replace(ok, "Oct", "Okt", 1), ReasonBadTime, "time"},
+		{"day 32", strings.Replace(ok, "25/Oct", "32/Oct", 1), ReasonBadTime, "time"},
+		{"unterminated request", `203.0.113.9 - - [25/Oct/2016:14:49:33 +0200] "GET /fhir/Patient/1 HTTP/1.1 200 612`, ReasonBadFormat, "request"},
+		{"unquoted request", `203.0.113.9 - - [25/Oct/2016:14:49:33 +0200] GET /fhir 200 612`, ReasonBadFormat, "request"},
+		{"word status", strings.Replace(ok, " 200 ", " OK ", 1), ReasonBadField, "status"},
+		{"long status", strings.Replace(ok, " 200 ", " 20000 ", 1), ReasonBadField, "status"},
+		{"garbage request", strings.Replace(ok, "GET /fhir/Patient/1 HTTP/1.1", `\x16\x03\x01`, 1), ReasonBadField, "request"},
+		{"lower-case method", strings.Replace(ok, "GET", "get", 1), ReasonBadField, "request"},
+		{"not a protocol", strings.Replace(ok, "HTTP/1.1", "FTP", 1), ReasonBadField, "request"},
+	})
+}
+
+func TestParseNginxJSONMalformed(t *testing.T) {
+	src := rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Client: "client_id"}}
+	runGWMalformed(t, src, []gwMalformed{
+		{"invalid json", `{"time_local":"14/Mar/2024:09:15:27 +0100"`, ReasonBadJSON, ""},
+		{"not an object", `["14/Mar/2024:09:15:27 +0100"]`, ReasonBadFormat, ""},
+		{"no time", `{"remote_addr":"10.0.0.2","request":"GET / HTTP/1.1"}`, ReasonNoTime, "time"},
+		{"bad time", `{"time_local":"14/Mar/2024:09:15:27"}`, ReasonBadTime, "time"},
+		{"bad iso time", `{"time_iso8601":"2024-03-14T25:15:27+01:00"}`, ReasonBadTime, "time"},
+		{"bad status", `{"time_local":"14/Mar/2024:09:15:27 +0100","status":"OK"}`, ReasonBadField, "status"},
+		{"status object", `{"time_local":"14/Mar/2024:09:15:27 +0100","status":{}}`, ReasonBadField, "status"},
+		{"client object", `{"time_local":"14/Mar/2024:09:15:27 +0100","client_id":{"id":"a"}}`, ReasonBadField, "client"},
+		{"request array", `{"time_local":"14/Mar/2024:09:15:27 +0100","request":["GET"]}`, ReasonBadField, "request"},
+		{"xff object", `{"time_local":"14/Mar/2024:09:15:27 +0100","http_x_forwarded_for":{}}`, ReasonBadField, "ip"},
+	})
+}
+
+func TestNewParserGateway(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     rules.Source
+		wantErr string
+	}{
+		{"nginx", rules.Source{Name: "n", Format: "nginx"}, ""},
+		{"nginx-json", rules.Source{Name: "n", Format: "nginx-json"}, ""},
+		{"nginx-json time layout", rules.Source{Name: "n", Format: "nginx-json", Fields: rules.JSONFields{Time: "t"}, TimeFormat: "2006-01-02 15:04:05"}, ""},
+		{"nginx-json bad time format", rules.Source{Name: "n", Format: "nginx-json", Fields: rules.JSONFields{Time: "t"}, TimeFormat: "epoch_fortnights"}, "time_format"},
+		{"nginx-json empty path key", rules.Source{Name: "n", Format: "nginx-json", Fields: rules.JSONFields{Client: "a..b"}}, "fields.client"},
+		{"nginx-json bad zone", rules.Source{Name: "n", Format: "nginx-json", TimeZone: "Mars/Olympus"}, "timezone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewParser(tt.src)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("NewParser: %v", err)
+			}
+			if !strings.Contains(got, tt.wantErr) || (tt.wantErr != "" && p != nil) {
+				t.Errorf("NewParser error = %q, want it to contain %q", got, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseNginx(f *testing.F) {
+	fuzzGateway(f, rules.Source{Format: "nginx"})
+}
+
+func FuzzParseNginxJSON(f *testing.F) {
+	fuzzGateway(f, rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Client: "client_id"}})
+}
