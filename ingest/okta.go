@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
@@ -331,7 +332,7 @@ func (p *oktaParser) scopeList(raw []byte) []string {
 	l := make([]string, 0, bytes.Count(raw, []byte(","))+1)
 	for len(s) > 0 {
 		item := s
-		if i := indexByteString(s, ','); i >= 0 {
+		if i := strings.IndexByte(s, ','); i >= 0 {
 			item, s = s[:i], s[i+1:]
 		} else {
 			s = ""
@@ -350,15 +351,6 @@ func (p *oktaParser) scopeList(raw []byte) []string {
 		l = nil
 	}
 	return p.scopes.store(raw, l)
-}
-
-func indexByteString(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // idpText returns the text of a captured JSON string, unescaped into *buf

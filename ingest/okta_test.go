@@ -19,8 +19,8 @@ func newTestIdP(t testing.TB, format string) Parser {
 	return p
 }
 
-// malformedCase is a line that must be rejected with a reason and field.
-type malformedCase struct {
+// idpBadLine is a line that must be rejected with a reason and field.
+type idpBadLine struct {
 	name       string
 	line       string
 	wantReason string
@@ -29,7 +29,7 @@ type malformedCase struct {
 
 // checkMalformed parses each case with a fresh parser of format and checks
 // the *ParseError it must produce.
-func checkMalformed(t *testing.T, format string, tests []malformedCase) {
+func checkMalformed(t *testing.T, format string, tests []idpBadLine) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +115,7 @@ func TestParseOktaMalformed(t *testing.T) {
 	const grant = `"eventType":"app.oauth2.as.token.grant.access_token","outcome":{"result":"SUCCESS"}`
 	const actor = `"actor":{"id":"0oa8f3kq2mWvXbRtA5d7","type":"PublicClientApp"}`
 	const at = `"published":"2024-03-14T09:15:27.801Z"`
-	checkMalformed(t, "okta", []malformedCase{
+	checkMalformed(t, "okta", []idpBadLine{
 		{"bad json", `{` + grant + `,` + at, ReasonBadJSON, ""},
 		{"bad json in array", `[{` + grant + `,` + at + `,` + actor + `},{"eventType":]`, ReasonBadJSON, ""},
 		{"trailing data", `{` + grant + `,` + at + `,` + actor + `} {}`, ReasonBadJSON, ""},

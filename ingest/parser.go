@@ -46,6 +46,12 @@ func NewParser(src rules.Source) (Parser, error) {
 		return newNginxParser(src), nil
 	case "nginx-json":
 		return newPresetParser(src, nginxJSONPreset)
+	case "envoy":
+		return newEnvoyParser(src)
+	case "envoy-json":
+		return newPresetParser(src, envoyJSONPreset)
+	case "auth0":
+		return newAuth0Parser(src)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

@@ -157,10 +157,19 @@ func exportCall(method string) (string, Interaction, bool) {
 }
 
 // isResourceType reports whether seg can be a FHIR resource type name:
-// it starts with an upper-case letter. Ids, _history, _search and
-// $operations do not.
+// letters and digits starting with an upper-case letter. Ids, _history,
+// _search and $operations are not.
 func isResourceType(seg string) bool {
-	return seg != "" && 'A' <= seg[0] && seg[0] <= 'Z'
+	if seg == "" || seg[0] < 'A' || seg[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(seg); i++ {
+		c := seg[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // HAPIOperation maps a HAPI FHIR operation type, as its logging

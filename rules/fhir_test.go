@@ -51,6 +51,8 @@ var fhirCases = []struct {
 	{"put history", "PUT", "/Patient/1/_history", "", 0, false},
 	{"delete history type", "DELETE", "/Patient/_history", "", 0, false},
 	{"lower-case type", "GET", "/patient/1", "", 0, false},
+	{"type with a space", "GET", "/A ", "", 0, false},
+	{"type with a dot", "GET", "/Patient.json/1", "", 0, false},
 	{"empty segment", "GET", "/Patient//1", "", 0, false},
 	{"too deep", "GET", "/Patient/1/_history/2/x", "", 0, false},
 	{"way too deep", "GET", "/a/b/c/d/e/f/g", "", 0, false},
@@ -172,4 +174,25 @@ func TestHAPIOperationAllocs(t *testing.T) {
 			t.Errorf("HAPIOperation(%q) allocates %v times, want 0", code, got)
 		}
 	}
+}
+
+func FuzzFHIRInteraction(f *testing.F) {
+	for _, c := range fhirCases {
+		f.Add(c.method, "/fhir"+c.path, "/fhir")
+	}
+	f.Fuzz(func(t *testing.T, method, path, base string) {
+		res, in, ok := FHIRInteraction(method, path, base)
+		if !ok {
+			if res != "" || in != 0 {
+				t.Errorf("FHIRInteraction(%q, %q, %q) = %q, %s, false; want empty results when not ok", method, path, base, res, in)
+			}
+			return
+		}
+		if res != "*" && checkResource(res) != "" {
+			t.Errorf("FHIRInteraction(%q, %q, %q) resource %q is not a resource type", method, path, base, res)
+		}
+		if in&(in-1) != 0 || in&AllInteractions == 0 {
+			t.Errorf("FHIRInteraction(%q, %q, %q) interaction %s is not one letter", method, path, base, in)
+		}
+	})
 }

@@ -33,6 +33,9 @@ const (
 // parser adds its name here and nowhere else in this package.
 func Formats() []string {
 	return []string{
+		"auth0",
+		"envoy",
+		"envoy-json",
 		"json",
 		"keycloak",
 		"nginx",

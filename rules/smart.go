@@ -175,11 +175,8 @@ func checkResource(res string) string {
 	if c := res[0]; c < 'A' || c > 'Z' {
 		return "resource type " + strconv.Quote(res) + " does not start with an upper-case letter"
 	}
-	for i := 1; i < len(res); i++ {
-		c := res[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return "resource type " + strconv.Quote(res) + " has a character other than a letter or digit"
-		}
+	if !isResourceType(res) {
+		return "resource type " + strconv.Quote(res) + " has a character other than a letter or digit"
 	}
 	return ""
 }

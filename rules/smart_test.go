@@ -271,3 +271,28 @@ func TestParseSMARTAllocs(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSMART(f *testing.F) {
+	for _, s := range []string{
+		"patient/Observation.read", "user/*.*", "patient/*.write", "system/*.cruds",
+		"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+		"patient/Observation.dus", "patient/.rs", "launch/patient", "user/Observation.rs?a=1&b=%zz",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sc, err := ParseSMART(s)
+		if err != nil {
+			return
+		}
+		// The canonical form parses to the same scope, as version 2.
+		again, err := ParseSMART(sc.String())
+		if err != nil {
+			t.Fatalf("ParseSMART(%q) ok but its canonical form %q fails: %v", s, sc.String(), err)
+		}
+		if again.Context != sc.Context || again.Resource != sc.Resource || again.Perms != sc.Perms ||
+			again.RawQuery != sc.RawQuery || again.Version != 2 || again.String() != sc.String() {
+			t.Errorf("ParseSMART(%q) = %+v, but its canonical form parses to %+v", s, sc, again)
+		}
+	})
+}
