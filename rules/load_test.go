@@ -280,7 +280,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 rules: rules.yaml
 sources:
   - {name: kc, path: kc.log, format: keycloak, timezone: Mars/Olympus}
-  - {name: kc, path: api.json, format: nginx}
+  - {name: kc, path: api.json, format: nginx-jsn}
 detect:
   unused_scope: {window: 3months}
 `,
