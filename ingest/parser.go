@@ -52,6 +52,8 @@ func NewParser(src rules.Source) (Parser, error) {
 		return newPresetParser(src, envoyJSONPreset)
 	case "auth0":
 		return newAuth0Parser(src)
+	case "entra":
+		return newEntraParser(src)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

@@ -34,6 +34,7 @@ const (
 func Formats() []string {
 	return []string{
 		"auth0",
+		"entra",
 		"envoy",
 		"envoy-json",
 		"json",
