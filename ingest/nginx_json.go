@@ -58,13 +58,13 @@ type gwTimeSlot struct {
 // It is not safe for concurrent use.
 type gwJSONParser struct {
 	gateway
-	loc    *time.Location
-	layout string
-	times  []gwTimeSlot
+	loc                                                                         *time.Location
+	layout                                                                      string
+	times                                                                       []gwTimeSlot
 	client, subject, grant, xff, remote, method, target, query, request, status gwField
-	scan   jsonScanner
-	buf    []byte
-	arrays scopeLists
+	scan                                                                        jsonScanner
+	buf                                                                         []byte
+	arrays                                                                      scopeLists
 }
 
 var _ Parser = (*gwJSONParser)(nil)
@@ -312,6 +312,10 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 		break
 	}
 
+	if e.Method == "" && e.Path == "" && e.Status == 0 {
+		// Not a request record: a gateway's own message in the same stream.
+		return dst, nil
+	}
 	xff, bad := p.str(&p.xff)
 	if bad != "" {
 		return dst, p.fail(pos, "ip", bad, ReasonBadField, "X-Forwarded-For is not a string")

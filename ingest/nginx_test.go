@@ -156,7 +156,7 @@ func TestParseNginxJSONMalformed(t *testing.T) {
 		{"status object", `{"time_local":"14/Mar/2024:09:15:27 +0100","status":{}}`, ReasonBadField, "status"},
 		{"client object", `{"time_local":"14/Mar/2024:09:15:27 +0100","client_id":{"id":"a"}}`, ReasonBadField, "client"},
 		{"request array", `{"time_local":"14/Mar/2024:09:15:27 +0100","request":["GET"]}`, ReasonBadField, "request"},
-		{"xff object", `{"time_local":"14/Mar/2024:09:15:27 +0100","http_x_forwarded_for":{}}`, ReasonBadField, "ip"},
+		{"xff object", `{"time_local":"14/Mar/2024:09:15:27 +0100","status":"200","http_x_forwarded_for":{}}`, ReasonBadField, "ip"},
 	})
 }
 

@@ -54,6 +54,8 @@ func NewParser(src rules.Source) (Parser, error) {
 		return newAuth0Parser(src)
 	case "entra":
 		return newEntraParser(src)
+	case "kong":
+		return newPresetParser(src, kongPreset)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

@@ -39,6 +39,7 @@ func Formats() []string {
 		"envoy-json",
 		"json",
 		"keycloak",
+		"kong",
 		"nginx",
 		"nginx-json",
 		"okta",
