@@ -56,6 +56,8 @@ func NewParser(src rules.Source) (Parser, error) {
 		return newEntraParser(src)
 	case "kong":
 		return newPresetParser(src, kongPreset)
+	case "traefik":
+		return newPresetParser(src, traefikPreset)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

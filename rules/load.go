@@ -43,6 +43,7 @@ func Formats() []string {
 		"nginx",
 		"nginx-json",
 		"okta",
+		"traefik",
 	}
 }
 
