@@ -58,6 +58,8 @@ func NewParser(src rules.Source) (Parser, error) {
 		return newPresetParser(src, kongPreset)
 	case "traefik":
 		return newPresetParser(src, traefikPreset)
+	case "apigw":
+		return newPresetParser(src, apigwPreset)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

@@ -33,6 +33,7 @@ const (
 // parser adds its name here and nowhere else in this package.
 func Formats() []string {
 	return []string{
+		"apigw",
 		"auth0",
 		"entra",
 		"envoy",
