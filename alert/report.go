@@ -50,11 +50,11 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 		return enc.Encode(rep)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"client", "owner", "role", "scope", "status", "registered", "grants", "first_granted", "last_granted", "uses", "last_used", "idle_for"})
+		_ = cw.Write([]string{"client", "owner", "role", "scope", "status", "registered", "grants", "first_granted", "last_granted", "uses", "last_used", "idle_for", "narrower"})
 		for _, u := range rep.Unused {
 			_ = cw.Write([]string{u.Client, u.Owner, u.Role, u.Scope, u.Status, strconv.FormatBool(u.Registered),
 				strconv.FormatUint(u.Grants, 10), stamp(u.FirstGrant), stamp(u.LastGrant),
-				strconv.FormatUint(u.Uses, 10), stamp(u.LastUsed), u.IdleFor})
+				strconv.FormatUint(u.Uses, 10), stamp(u.LastUsed), u.IdleFor, strings.Join(u.Narrower, " ")})
 		}
 		cw.Flush()
 		return cw.Error()
@@ -65,14 +65,14 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 			fmt.Fprintln(w, "No unused scopes.")
 		} else {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT\tSCOPE\tSTATUS\tGRANTS\tLAST GRANTED\tLAST USED\tIDLE FOR\tOWNER")
+			fmt.Fprintln(tw, "CLIENT\tSCOPE\tSTATUS\tGRANTS\tLAST GRANTED\tLAST USED\tIDLE FOR\tOWNER\tNARROWER")
 			for _, u := range rep.Unused {
 				status := u.Status
 				if u.Registered {
 					status += " (registered)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", u.Client, u.Scope, status, u.Grants,
-					day(u.LastGrant), day(u.LastUsed), u.IdleFor, dash(u.Owner))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", u.Client, u.Scope, status, u.Grants,
+					day(u.LastGrant), day(u.LastUsed), u.IdleFor, dash(u.Owner), dash(strings.Join(u.Narrower, " ")))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -81,7 +81,7 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 			for _, u := range rep.Unused {
 				clients[u.Client] = true
 			}
-			fmt.Fprintf(w, "\n%d unused scope grant(s) across %d client(s); %d client(s) examined.\n",
+			fmt.Fprintf(w, "\n%d scope grant(s) to prune or narrow across %d client(s); %d client(s) examined.\n",
 				len(rep.Unused), len(clients), rep.Clients)
 		}
 		if len(rep.Pending) > 0 {

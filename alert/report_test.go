@@ -22,6 +22,8 @@ func sampleReport() detect.UnusedReport {
 				Status: detect.StatusNeverUsed, Grants: 12, FirstGrant: at.AddDate(0, -4, 0), LastGrant: at, IdleFor: "120d"},
 			{Client: "ehr-sync", Scope: "view_notes", Status: detect.StatusUnused, Registered: true,
 				Grants: 3, LastGrant: at, LastUsed: at.AddDate(0, -4, 0), Uses: 7, IdleFor: "122d"},
+			{Client: "mychart", Scope: "patient/*.read", Status: detect.StatusBroader, Grants: 9, LastGrant: at,
+				LastUsed: at, Uses: 40, IdleFor: "0s", Narrower: []string{"patient/Condition.r", "patient/Observation.rs"}},
 		},
 		Pending: []detect.PendingClient{{Client: "triage-bot", ObservedFor: "9d"}},
 	}
@@ -38,7 +40,8 @@ func TestWriteUnusedFormats(t *testing.T) {
 		"Unused scopes (window 90d, clients observed at least 30d), as of 2026-11-01 12:00 UTC",
 		"lab-portal", "read_all_data", "never_used", "never", "lab@clinic.example",
 		"unused (registered)", "2026-07-01",
-		"2 unused scope grant(s) across 2 client(s); 3 client(s) examined.",
+		"3 scope grant(s) to prune or narrow across 3 client(s); 3 client(s) examined.",
+		"broader_than_used", "patient/Condition.r patient/Observation.rs",
 		"Not judged yet, observed less than 30d: triage-bot (9d)",
 	} {
 		if !strings.Contains(table.String(), want) {
@@ -54,7 +57,8 @@ func TestWriteUnusedFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || rows[0][0] != "client" || rows[1][3] != "read_all_data" || rows[2][5] != "true" {
+	if len(rows) != 4 || rows[0][0] != "client" || rows[1][3] != "read_all_data" || rows[2][5] != "true" ||
+		rows[3][12] != "patient/Condition.r patient/Observation.rs" {
 		t.Errorf("csv rows = %q", rows)
 	}
 	if rows[1][10] != "" || rows[2][10] != "2026-07-01T12:00:00Z" {
@@ -69,10 +73,10 @@ func TestWriteUnusedFormats(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Unused) != 2 || back.Unused[1].Uses != 7 || !back.GeneratedAt.Equal(rep.GeneratedAt) {
+	if len(back.Unused) != 3 || back.Unused[1].Uses != 7 || !back.GeneratedAt.Equal(rep.GeneratedAt) {
 		t.Errorf("json round trip = %+v", back)
 	}
-	if n := strings.Count(js.String(), `"last_used"`); n != 1 {
+	if n := strings.Count(js.String(), `"last_used"`); n != 2 {
 		t.Errorf("a never-used scope carries a last_used time:\n%s", js.String())
 	}
 

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
@@ -24,12 +25,43 @@ var _ RouteMatcher = (*rules.Rules)(nil)
 // and mark those used. Uses without a client are counted as unattributed
 // on their source, never guessed.
 type Accountant struct {
-	routes RouteMatcher
+	routes    RouteMatcher
+	fhirBases map[string]string // source → FHIR base path
+	useKeys   map[fhirUse]string
 }
 
-// NewAccountant returns an Accountant that maps API calls with routes.
-func NewAccountant(routes RouteMatcher) *Accountant {
-	return &Accountant{routes: routes}
+// fhirUse is an interaction on a FHIR resource type, as seen in an API log.
+type fhirUse struct {
+	resource string
+	in       rules.Interaction
+}
+
+// FHIRUsePrefix marks the usage records that hold FHIR interactions seen
+// in API logs ("fhir:Observation.r"), as opposed to scopes. An access log
+// shows the resource and the interaction but not the token's launch
+// context, so the interaction is recorded as seen, and the report matches
+// it against each granted SMART scope in that scope's own context.
+const FHIRUsePrefix = "fhir:"
+
+// NewAccountant returns an Accountant that maps API calls with routes and,
+// for the sources named in fhirBases (source → base path such as /fhir),
+// with the SMART-on-FHIR REST mapping.
+func NewAccountant(routes RouteMatcher, fhirBases map[string]string) *Accountant {
+	return &Accountant{routes: routes, fhirBases: fhirBases, useKeys: make(map[fhirUse]string)}
+}
+
+// useKey returns the record name of a FHIR use, built once per distinct use.
+func (a *Accountant) useKey(resource string, in rules.Interaction) string {
+	k := fhirUse{resource, in}
+	if s, ok := a.useKeys[k]; ok {
+		return s
+	}
+	if len(a.useKeys) >= 4096 {
+		clear(a.useKeys) // bounded: resource types are few, but paths are input
+	}
+	s := FHIRUsePrefix + strings.Clone(resource) + "." + in.String()
+	a.useKeys[fhirUse{strings.Clone(resource), in}] = s
+	return s
 }
 
 // Outcome says what Apply did with an event, for metrics.
@@ -40,6 +72,7 @@ const (
 	Counted      Outcome = iota // folded into a client's usage
 	Unattributed                // a use without a client id
 	Unmapped                    // a use whose route maps to no scope
+	Refused                     // a use answered with an HTTP error: no scope exercised
 )
 
 // Apply folds ev into b. It does no I/O and keeps no reference to ev.
@@ -86,12 +119,24 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 			}
 		}
 	case ingest.KindUse:
-		scopes := a.routes.MatchRoute(ev.Source, ev.Method, ev.Path)
-		if len(scopes) == 0 {
-			out = Unmapped
+		if ev.Status >= 400 {
+			// Refused or failed: the call exercised no scope (a 403 is
+			// the gateway saying the token lacked one).
+			return Refused
 		}
+		scopes := a.routes.MatchRoute(ev.Source, ev.Method, ev.Path)
 		for _, s := range scopes {
 			c.Scope(s).Used.Add(1, ev.Time)
+		}
+		mapped := len(scopes) > 0
+		if base, ok := a.fhirBases[ev.Source]; ok {
+			if res, in, ok := rules.FHIRInteraction(ev.Method, ev.Path, base); ok {
+				c.Scope(a.useKey(res, in)).Used.Add(1, ev.Time)
+				mapped = true
+			}
+		}
+		if !mapped {
+			out = Unmapped
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,7 +81,7 @@ func TestEngineCommitsCountsWithPositions(t *testing.T) {
 	commits := make(chan int, 8)
 	e := NewEngine(EngineOptions{
 		Committed: func(b *store.Batch) { commits <- len(b.Positions) },
-		Parsers:   testParsers(t), Accountant: NewAccountant(r), Store: db, MaxEvents: 1000,
+		Parsers:   testParsers(t), Accountant: NewAccountant(r, nil), Store: db, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer {
 			mt := &manualTimer{c: make(chan time.Time, 1)}
 			timers <- mt
@@ -168,7 +169,7 @@ func TestEngineCommitErrorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close() // every commit now fails
-	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t)), Store: db, MaxEvents: 1})
+	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1})
 	in := make(chan ingest.Line, 1)
 	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	err = e.Run(t.Context(), in)
@@ -192,7 +193,7 @@ func TestEngineBatchSizes(t *testing.T) {
 		t.Helper()
 		var sizes []uint64
 		e := NewEngine(EngineOptions{
-			Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t)), Store: openTestDB(t),
+			Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
 			MaxEvents: 10, CatchUpEvents: 50, MaxDelay: time.Hour, // only the size bounds close batches here
 			Committed: func(b *store.Batch) { sizes = append(sizes, b.Sources["api"].Lines) },
 		})
@@ -226,4 +227,39 @@ func TestEngineBatchSizes(t *testing.T) {
 			t.Errorf("batch sizes %v, want [50 50 20]", got)
 		}
 	})
+}
+
+func TestAccountantFHIRUses(t *testing.T) {
+	acc := NewAccountant(loadTestRules(t), map[string]string{"fhir-gw": "/fhir"})
+	b := store.NewBatch()
+	at := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	use := func(method, path string, status int) Outcome {
+		return acc.Apply(&ingest.Event{Time: at, Source: "fhir-gw", Kind: ingest.KindUse, Client: "app",
+			Method: method, Path: path, Status: status}, b)
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		want         Outcome
+	}{
+		{"GET", "/fhir/Observation/1", 200, Counted},
+		{"GET", "/fhir/Observation", 200, Counted},
+		{"GET", "/fhir/Observation/2", 0, Counted},
+		{"POST", "/fhir/Condition", 201, Counted},
+		{"GET", "/fhir/Patient/1", 403, Refused},
+		{"GET", "/fhir/metadata", 200, Unmapped},
+		{"GET", "/other/thing", 200, Unmapped},
+	} {
+		if got := use(tt.method, tt.path, tt.status); got != tt.want {
+			t.Errorf("%s %s %d: outcome %d, want %d", tt.method, tt.path, tt.status, got, tt.want)
+		}
+	}
+	got := map[string]uint64{}
+	for name, u := range b.Clients["app"].Scopes {
+		got[name] = u.Used.N
+	}
+	want := map[string]uint64{"fhir:Observation.r": 2, "fhir:Observation.s": 1, "fhir:Condition.c": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("recorded uses = %v, want %v", got, want)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
@@ -29,6 +30,10 @@ type UnusedOptions struct {
 const (
 	StatusUnused    = "unused"     // granted, used before, but not within the window
 	StatusNeverUsed = "never_used" // granted and never used
+	// StatusBroader marks a SMART scope that was used within the window,
+	// but only for part of what it allows: Narrower lists the smallest
+	// scopes that cover every use it had.
+	StatusBroader = "broader_than_used"
 )
 
 // UnusedScope is one scope a client holds but has not used within the window.
@@ -45,6 +50,9 @@ type UnusedScope struct {
 	LastUsed   time.Time `json:"last_used,omitzero"`
 	Uses       uint64    `json:"uses"`
 	IdleFor    string    `json:"idle_for"` // since last use, or since first grant when never used
+	// Narrower is the replacement for a broader-than-used SMART scope, in
+	// SMART v2 form (patient/*.read → patient/Observation.rs).
+	Narrower []string `json:"narrower,omitempty"`
 }
 
 // PendingClient is a client not yet observed long enough to judge.
@@ -108,15 +116,49 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 		for _, s := range reg.Scopes {
 			granted[s] = true
 		}
+		uses, lastUse := fhirUses(c, since)
 		for s, isReg := range granted {
 			u := c.Scopes[s]
-			if u.Used.N > 0 && !u.Used.Last.Before(since) {
-				continue
+			usedAt := u.Used.Last
+			if u.Used.N == 0 || usedAt.Before(since) {
+				usedAt = time.Time{}
+			}
+			var narrower []string
+			if g, err := rules.ParseSMART(s); err == nil {
+				var covered []rules.Use
+				for _, fu := range uses {
+					fu.use.Context = g.Context
+					if g.Covers(g.Context, fu.use.Resource, fu.use.In, g.Query) {
+						covered = append(covered, fu.use)
+						if fu.last.After(usedAt) {
+							usedAt = fu.last
+						}
+					}
+				}
+				if len(covered) > 0 {
+					narrower = narrowerThan(g, covered)
+				}
+				if usedAt.IsZero() {
+					// Uses before the window still say when it was last needed.
+					if t := lastUse[g.Resource]; t.After(u.Used.Last) {
+						u.Used.Last = t
+						u.Used.N = max(u.Used.N, 1)
+					}
+				}
 			}
 			us := UnusedScope{
 				Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg,
 				Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
 				LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, Status: StatusUnused,
+			}
+			if !usedAt.IsZero() {
+				if narrower == nil {
+					continue // used within the window, and no narrower set would do
+				}
+				us.Status, us.Narrower, us.LastUsed = StatusBroader, narrower, usedAt.UTC()
+				us.IdleFor = humanDuration(now.Sub(usedAt))
+				rep.Unused = append(rep.Unused, us)
+				continue
 			}
 			idleFrom := u.Used.Last
 			if u.Used.N == 0 {
@@ -157,4 +199,56 @@ func humanDuration(d time.Duration) string {
 		return strconv.FormatInt(days, 10) + "d"
 	}
 	return d.Round(time.Second).String()
+}
+
+// seenUse is a FHIR interaction recorded for a client, with when it was
+// last seen.
+type seenUse struct {
+	use  rules.Use
+	last time.Time
+}
+
+// fhirUses returns the FHIR interactions a client made within the window
+// (context left empty: logs do not show it), and for each resource type
+// (and "*" for all) the last time it was used at all.
+func fhirUses(c store.Client, since time.Time) ([]seenUse, map[string]time.Time) {
+	var uses []seenUse
+	last := map[string]time.Time{}
+	for name, u := range c.Scopes {
+		rest, ok := strings.CutPrefix(name, FHIRUsePrefix)
+		if !ok || u.Used.N == 0 {
+			continue
+		}
+		i := strings.LastIndexByte(rest, '.')
+		if i <= 0 {
+			continue
+		}
+		g, err := rules.ParseSMART("patient/" + rest)
+		if err != nil {
+			continue
+		}
+		for _, k := range []string{g.Resource, "*"} {
+			if u.Used.Last.After(last[k]) {
+				last[k] = u.Used.Last
+			}
+		}
+		if !u.Used.Last.Before(since) {
+			uses = append(uses, seenUse{use: rules.Use{Resource: g.Resource, In: g.Perms}, last: u.Used.Last})
+		}
+	}
+	return uses, last
+}
+
+// narrowerThan returns the replacement scopes for g given the uses it
+// covered, or nil when g is already as narrow as its uses.
+func narrowerThan(g rules.SMARTScope, covered []rules.Use) []string {
+	repl := rules.Replacement(g, covered)
+	if len(repl) == 1 && repl[0].String() == g.String() {
+		return nil
+	}
+	out := make([]string, len(repl))
+	for i, r := range repl {
+		out[i] = r.String()
+	}
+	return out
 }

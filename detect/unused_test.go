@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,50 @@ func TestUnusedWindowEdges(t *testing.T) {
 				t.Errorf("reported = %v, want %v (%+v)", got, tt.wantReport, rep.Unused)
 			}
 		})
+	}
+}
+
+func TestUnusedNarrowsSMARTScopes(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * day) }
+	granted := counter(10, ago(200), ago(1))
+	used := func(n uint64, last time.Time) store.ScopeUsage {
+		return store.ScopeUsage{Used: counter(n, ago(199), last)}
+	}
+	c := store.Client{
+		ID:   "mychart",
+		Seen: counter(100, ago(200), ago(1)),
+		Scopes: map[string]store.ScopeUsage{
+			"patient/*.read":         {Granted: granted},
+			"user/*.*":               {Granted: granted},
+			"patient/Observation.rs": {Granted: granted},
+			"patient/Patient.read":   {Granted: granted},
+			"system/*.read":          {Granted: granted},
+			"patient/Encounter.read": {Granted: granted}, // never used at all
+			"fhir:Observation.r":     used(40, ago(2)),
+			"fhir:Observation.s":     used(12, ago(3)),
+			"fhir:Condition.r":       used(5, ago(4)),
+			"fhir:Patient.r":         used(3, ago(120)), // before the window
+		},
+	}
+	rep := Unused([]store.Client{c}, UnusedOptions{Window: 90 * day, MinObservation: 30 * day, Now: func() time.Time { return now }})
+	type row struct {
+		scope, status, narrower, lastUsed string
+	}
+	var got []row
+	for _, u := range rep.Unused {
+		got = append(got, row{u.Scope, u.Status, strings.Join(u.Narrower, " "), u.LastUsed.Format("2006-01-02")})
+	}
+	want := []row{
+		{"patient/*.read", StatusBroader, "patient/Condition.r patient/Observation.rs", "2026-10-30"},
+		{"patient/Encounter.read", StatusNeverUsed, "", "0001-01-01"},
+		{"patient/Patient.read", StatusUnused, "", "2026-07-04"},
+		// The log does not show the token's launch context, so every grant
+		// that would have allowed the calls counts as used by them.
+		{"system/*.read", StatusBroader, "system/Condition.r system/Observation.rs", "2026-10-30"},
+		{"user/*.*", StatusBroader, "user/Condition.r user/Observation.rs", "2026-10-30"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("report rows:\n got %+v\nwant %+v", got, want)
 	}
 }

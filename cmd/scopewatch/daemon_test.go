@@ -37,11 +37,14 @@ func TestDemoReport(t *testing.T) {
 		got[u.Client+" "+u.Scope] = u.Status
 	}
 	want := map[string]string{
-		"lab-portal read_all_data":        detect.StatusNeverUsed,
-		"billing-export view_lab_results": detect.StatusNeverUsed,
-		"billing-export admin":            detect.StatusNeverUsed,
-		"billing-export view_imaging":     detect.StatusNeverUsed, // registered, never in a token
-		"ehr-sync view_notes":             detect.StatusUnused,    // used in the first weeks only
+		"lab-portal read_all_data":            detect.StatusNeverUsed,
+		"billing-export view_lab_results":     detect.StatusNeverUsed,
+		"billing-export admin":                detect.StatusNeverUsed,
+		"billing-export view_imaging":         detect.StatusNeverUsed, // registered, never in a token
+		"ehr-sync view_notes":                 detect.StatusUnused,    // used in the first weeks only
+		"lab-portal patient/Observation.read": detect.StatusBroader,   // reads, never searches
+		"mychart-app patient/*.read":          detect.StatusBroader,   // Observation and Condition only
+		"ehr-sync system/Group.read":          detect.StatusBroader,   // reads groups, never searches
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -52,6 +55,16 @@ func TestDemoReport(t *testing.T) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("unexpected unused scope %s", k)
 		}
+	}
+	narrower := map[string]string{}
+	for _, u := range rep.Unused {
+		narrower[u.Client+" "+u.Scope] = strings.Join(u.Narrower, " ")
+	}
+	if got := narrower["mychart-app patient/*.read"]; got != "patient/Condition.r patient/Observation.rs" {
+		t.Errorf("mychart-app patient/*.read narrower = %q", got)
+	}
+	if got := narrower["lab-portal patient/Observation.read"]; got != "patient/Observation.r" {
+		t.Errorf("lab-portal patient/Observation.read narrower = %q", got)
 	}
 	if len(rep.Pending) != 1 || rep.Pending[0].Client != "triage-bot" {
 		t.Errorf("pending = %+v, want triage-bot only", rep.Pending)

@@ -29,6 +29,7 @@ scopes:
   system/Group.read: {description: Bulk read of patient groups, sensitivity: phi}
   read_all_data: {description: Everything, sensitivity: phi, lifecycle: deprecated, replaced_by: view_lab_results}
   admin: {description: Manage clients, sensitivity: high}
+  patient/*.read: {description: SMART v1 read of every resource in the patient compartment, sensitivity: phi}
 roles:
   lab-technician: [openid, profile, view_lab_results, patient/Observation.read]
   billing: [openid, view_billing]
@@ -51,7 +52,7 @@ routes:
   - {method: GET, path: "/fhir/Group/{id}", scopes: [system/Group.read]}
   - {method: GET, path: /api/export/all, scopes: [read_all_data]}
   - {method: POST, path: /api/admin/clients, scopes: [admin]}
-identity_scopes: [openid, profile]
+identity_scopes: [openid, profile, fhirUser, launch/patient]
 `
 
 // demoConfig is the daemon configuration the demo writes; %s are the
@@ -68,6 +69,7 @@ sources:
     path: %[1]s/api-access.log
     format: json
     fields: {time: time, client: client_id, method: method, path: path, status: status, ip: remote_addr}
+    fhir_base: /fhir
 detect:
   unused_scope: {window: 90d, min_observation: 30d}
 `
@@ -87,6 +89,9 @@ func demoClients() []synthClient {
 			Calls: []synthCall{r["view_schedule"], r["write_schedule"]}},
 		{ID: "triage-bot", Granted: []string{"openid", "view_notes", "write_orders"},
 			Calls: []synthCall{r["write_orders"]}, Since: 0.92},
+		{ID: "mychart-app", Granted: []string{"openid", "fhirUser", "launch/patient", "patient/*.read"},
+			Calls: []synthCall{{Method: "GET", Path: "/fhir/Observation/%d"}, {Method: "GET", Path: "/fhir/Observation"},
+				{Method: "GET", Path: "/fhir/Condition/%d"}}},
 	}
 }
 

@@ -113,7 +113,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
 	lines := make(chan ingest.Line, 4096)
 	engine := detect.NewEngine(detect.EngineOptions{
 		Parsers:    p.parsers,
-		Accountant: detect.NewAccountant(p.cfg.Rules),
+		Accountant: detect.NewAccountant(p.cfg.Rules, fhirBases(p.cfg)),
 		Store:      p.db,
 		MaxEvents:  p.cfg.Batch.MaxEvents,
 		MaxDelay:   time.Duration(p.cfg.Batch.MaxDelay),
@@ -158,6 +158,17 @@ func (p *pipeline) ready() bool {
 	default:
 		return p.live == 0
 	}
+}
+
+// fhirBases maps each source that serves a FHIR API to its base path.
+func fhirBases(cfg *rules.Config) map[string]string {
+	m := make(map[string]string)
+	for _, s := range cfg.Sources {
+		if s.FHIRBase != "" {
+			m[s.Name] = s.FHIRBase
+		}
+	}
+	return m
 }
 
 // committed is called by the engine after each durable batch.
