@@ -60,6 +60,8 @@ func NewParser(src rules.Source) (Parser, error) {
 		return newPresetParser(src, traefikPreset)
 	case "apigw":
 		return newPresetParser(src, apigwPreset)
+	case "hapi-fhir":
+		return newHAPIParser(src)
 	case "":
 		return nil, fmt.Errorf("source %s: no format", src.Name)
 	default:

@@ -38,6 +38,7 @@ func Formats() []string {
 		"entra",
 		"envoy",
 		"envoy-json",
+		"hapi-fhir",
 		"json",
 		"keycloak",
 		"kong",

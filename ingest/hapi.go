@@ -1,0 +1,349 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+// DefaultHAPITemplate is HAPI FHIR LoggingInterceptor's default message
+// format.
+const DefaultHAPITemplate = "${operationType} - ${idOrResourceName}"
+
+// hapiVar is a LoggingInterceptor variable the parser reads; the others
+// are matched and skipped.
+type hapiVar uint8
+
+const (
+	hapiOther hapiVar = iota
+	hapiOperationType
+	hapiOperationName
+	hapiIDOrResourceName
+	hapiID
+	hapiRemoteAddr
+	hapiForwardedFor
+	hapiRequestParameters
+	hapiRequestVerb
+	hapiVarCount
+)
+
+// hapiSegment is a piece of a compiled template: a literal, or a variable
+// whose value runs up to the next literal.
+type hapiSegment struct {
+	lit   string
+	v     hapiVar
+	isVar bool
+}
+
+// hapiParser reads the lines HAPI FHIR's LoggingInterceptor writes from a
+// ${…} template (LoggingInterceptor.java), usually behind a logback
+// prefix that starts with the time ("2024-01-02 10:11:12.345 [qtp-12]
+// INFO  fhirtest.access - "). The template is compiled once into literals
+// and variables; a variable's value runs up to the next literal. The
+// event's Type is the FHIR interaction code of ${operationType}; its Path
+// is "/" + ${idOrResourceName} (plus "/_history" or "/$op" where the
+// interaction says so), relative to the FHIR base, and its Method is the
+// one the interaction implies unless ${requestVerb} is logged. HAPI has no
+// client variable, so events are unattributed.
+type hapiParser struct {
+	gateway
+	loc      *time.Location
+	segs     []hapiSegment
+	startLit bool // the template starts with a literal, found by search
+	vals     [hapiVarCount][]byte
+	buf      []byte
+}
+
+var _ Parser = (*hapiParser)(nil)
+
+func newHAPIParser(src rules.Source) (Parser, error) {
+	loc, err := loadZone(src)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := src.Template
+	if tmpl == "" {
+		tmpl = DefaultHAPITemplate
+	}
+	segs, err := compileHAPITemplate(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: template: %w", src.Name, err)
+	}
+	return &hapiParser{gateway: newGateway(src), loc: loc, segs: segs, startLit: !segs[0].isVar}, nil
+}
+
+// compileHAPITemplate splits a template into segments. Two variables with
+// nothing between them cannot be told apart, so they are refused.
+func compileHAPITemplate(tmpl string) ([]hapiSegment, error) {
+	var segs []hapiSegment
+	for rest := tmpl; rest != ""; {
+		i := strings.Index(rest, "${")
+		if i < 0 {
+			segs = append(segs, hapiSegment{lit: rest})
+			break
+		}
+		if i > 0 {
+			segs = append(segs, hapiSegment{lit: rest[:i]})
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return nil, fmt.Errorf("unterminated ${ at %q", rest[i:])
+		}
+		name := strings.TrimSpace(rest[i+2 : i+j])
+		if name == "" {
+			return nil, fmt.Errorf("empty ${} in %q", tmpl)
+		}
+		if n := len(segs); n > 0 && segs[n-1].isVar {
+			return nil, fmt.Errorf("${%s} follows another variable with no text between them", name)
+		}
+		segs = append(segs, hapiSegment{v: hapiVarOf(name), isVar: true})
+		rest = rest[i+j+1:]
+	}
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("empty template")
+	}
+	for _, s := range segs {
+		if s.isVar && s.v == hapiOperationType {
+			return segs, nil
+		}
+	}
+	return nil, fmt.Errorf("no ${operationType}: the interaction cannot be told")
+}
+
+func hapiVarOf(name string) hapiVar {
+	switch {
+	case name == "operationType":
+		return hapiOperationType
+	case name == "operationName":
+		return hapiOperationName
+	case name == "idOrResourceName":
+		return hapiIDOrResourceName
+	case name == "id":
+		return hapiID
+	case name == "remoteAddr":
+		return hapiRemoteAddr
+	case name == "requestParameters":
+		return hapiRequestParameters
+	case name == "requestVerb":
+		return hapiRequestVerb
+	case strings.EqualFold(name, "requestHeader.x-forwarded-for"):
+		return hapiForwardedFor
+	}
+	return hapiOther
+}
+
+func (p *hapiParser) fail(pos Position, field, reason, msg string) error {
+	return lineError(pos, p.name, field, reason, msg)
+}
+
+// Parse implements Parser.
+func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
+	s := trimSpace(line)
+	if len(s) == 0 {
+		return dst, nil
+	}
+	prefix, msg, ok := p.split(s)
+	if !ok {
+		return dst, p.fail(pos, "", ReasonBadFormat, "line does not match the template")
+	}
+	if !p.match(msg) {
+		return dst, p.fail(pos, "", ReasonBadFormat, "line does not match the template")
+	}
+	if len(prefix) == 0 {
+		return dst, p.fail(pos, "time", ReasonNoTime, "no timestamp before the message")
+	}
+	t, ok := p.prefixTime(prefix)
+	if !ok {
+		return dst, p.fail(pos, "time", ReasonBadTime, "unparsable timestamp before the message")
+	}
+	op := p.vals[hapiOperationType]
+	if len(op) == 0 {
+		return dst, p.fail(pos, "operationType", ReasonBadField, "empty operationType")
+	}
+	var codeBuf [40]byte
+	code := hapiCode(&codeBuf, op)
+	e := p.event(pos)
+	e.Time = t
+	e.Type = p.strs.bytes(op)
+	if verb := p.vals[hapiRequestVerb]; len(verb) > 0 {
+		e.Method = p.strs.bytes(verb)
+	} else {
+		e.Method = hapiMethod(code)
+	}
+	e.Path = p.path(code)
+	if q := p.vals[hapiRequestParameters]; len(q) > 0 {
+		if q[0] == '?' {
+			q = q[1:]
+		}
+		if len(q) > 0 {
+			e.Query = string(q)
+		}
+	}
+	e.IP = p.clientIP(p.vals[hapiForwardedFor], p.vals[hapiRemoteAddr])
+	return append(dst, e), nil
+}
+
+// split cuts the line into the logging prefix and the message. A template
+// that starts with text is found by searching for it; one that starts
+// with a variable follows the first " - " after a leading timestamp
+// (logback's "%d [%thread] %level %logger - %msg"), or takes the whole
+// line when there is no timestamp.
+func (p *hapiParser) split(s []byte) (prefix, msg []byte, ok bool) {
+	if p.startLit {
+		i := bytes.Index(s, []byte(p.segs[0].lit))
+		if i < 0 {
+			return nil, nil, false
+		}
+		return s[:i], s[i:], true
+	}
+	if len(s) < 19 || s[0] < '0' || s[0] > '9' || s[4] != '-' {
+		return nil, s, true
+	}
+	i := bytes.Index(s, []byte(" - "))
+	if i < 0 {
+		return nil, nil, false
+	}
+	return s[:i+3], s[i+3:], true
+}
+
+// match reads the variables of msg, which must match the whole template.
+func (p *hapiParser) match(msg []byte) bool {
+	p.vals = [hapiVarCount][]byte{}
+	i := 0
+	for k, seg := range p.segs {
+		if !seg.isVar {
+			if !bytes.HasPrefix(msg[i:], []byte(seg.lit)) {
+				// A line whose last variables are empty may have lost
+				// the trailing spaces of the literal before them.
+				return p.emptyTail(k, msg[i:])
+			}
+			i += len(seg.lit)
+			continue
+		}
+		end := len(msg)
+		if k+1 < len(p.segs) {
+			j := bytes.Index(msg[i:], []byte(p.segs[k+1].lit))
+			if j < 0 {
+				lit := strings.TrimRight(p.segs[k+1].lit, " ")
+				if !bytes.HasSuffix(msg[i:], []byte(lit)) || !p.emptyTail(k+1, []byte(lit)) {
+					return false
+				}
+				p.vals[seg.v] = bytes.TrimSpace(msg[i : len(msg)-len(lit)])
+				return true
+			}
+			end = i + j
+		}
+		p.vals[seg.v] = bytes.TrimSpace(msg[i:end])
+		i = end
+	}
+	return i == len(msg)
+}
+
+// emptyTail reports whether rest is the literal segs[k] without its
+// trailing spaces and nothing but variables follow it.
+func (p *hapiParser) emptyTail(k int, rest []byte) bool {
+	lit := strings.TrimRight(p.segs[k].lit, " ")
+	if lit == p.segs[k].lit || string(rest) != lit {
+		return false
+	}
+	for _, seg := range p.segs[k+1:] {
+		if !seg.isVar {
+			return false
+		}
+	}
+	return true
+}
+
+// prefixTime reads the timestamp at the start of the logging prefix:
+// ISO-8601 with a space or 'T', a fraction after '.' or ',' (logback's
+// default is "2024-01-02 10:11:12,345") and an optional zone; without a
+// zone it is read in the source's time zone.
+func (p *hapiParser) prefixTime(prefix []byte) (time.Time, bool) {
+	if len(prefix) < 19 {
+		return time.Time{}, false
+	}
+	end := len(prefix)
+	if i := bytes.IndexByte(prefix[11:], ' '); i >= 0 {
+		end = 11 + i
+	}
+	return parseISOTime(prefix[:end], p.loc)
+}
+
+// hapiCode normalises an operation type to HAPI's lower-case code, so
+// that RestOperationTypeEnum names (SEARCH_TYPE) read as codes
+// (search-type). Codes longer than dst are returned as they are.
+func hapiCode(dst *[40]byte, op []byte) []byte {
+	if len(op) > len(dst) {
+		return op
+	}
+	for i, c := range op {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		dst[i] = c
+	}
+	return dst[:len(op)]
+}
+
+// hapiMethod is the HTTP method of a FHIR interaction code. Extended
+// operations may be called with GET or POST: none is assumed.
+func hapiMethod(code []byte) string {
+	switch string(code) {
+	case "read", "vread", "metadata", "get-page", "graphql-request":
+		return "GET"
+	case "create", "transaction", "batch", "validate":
+		return "POST"
+	case "update":
+		return "PUT"
+	case "patch":
+		return "PATCH"
+	case "delete":
+		return "DELETE"
+	}
+	if bytes.HasPrefix(code, []byte("search")) || bytes.HasPrefix(code, []byte("history")) {
+		return "GET"
+	}
+	return ""
+}
+
+// path rebuilds the request path, relative to the FHIR base, from the
+// logged resource or id and the interaction.
+func (p *hapiParser) path(code []byte) string {
+	id := p.vals[hapiIDOrResourceName]
+	if len(id) == 0 {
+		id = p.vals[hapiID]
+	}
+	id = stripOrigin(id)
+	for len(id) > 0 && id[0] == '/' {
+		id = id[1:]
+	}
+	b := append(p.buf[:0], '/')
+	b = append(b, id...)
+	switch {
+	case string(code) == "metadata":
+		b = append(b[:1], "metadata"...)
+	case bytes.HasPrefix(code, []byte("history")) && !bytes.Contains(id, []byte("/_history")):
+		if len(id) > 0 {
+			b = append(b, '/')
+		}
+		b = append(b, "_history"...)
+	case bytes.HasPrefix(code, []byte("extended-operation")):
+		if name := p.vals[hapiOperationName]; len(name) > 0 {
+			if len(id) > 0 {
+				b = append(b, '/')
+			}
+			if name[0] != '$' {
+				b = append(b, '$')
+			}
+			b = append(b, name...)
+		}
+	}
+	p.buf = b
+	return p.strs.bytes(b)
+}

@@ -1,0 +1,85 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+// hapiPublicTemplate is the format of HAPI's public test server
+// (CommonConfig.java).
+const hapiPublicTemplate = "Path[${servletPath}] Source[${requestHeader.x-forwarded-for}] Operation[${operationType} ${operationName} ${idOrResourceName}] UA[${requestHeader.user-agent}] Params[${requestParameters}] ResponseEncoding[${responseEncodingNoDefault}]"
+
+// hapiCases maps each fixture in testdata/formats/hapi-fhir to its template.
+var hapiCases = map[string]string{
+	"default_template": "",
+	"public_server":    hapiPublicTemplate,
+}
+
+func TestParseHAPIGolden(t *testing.T) {
+	files := fixtures(t, "hapi-fhir")
+	if len(files) != len(hapiCases) {
+		t.Errorf("%d fixtures for %d cases", len(files), len(hapiCases))
+	}
+	for _, path := range files {
+		name := caseName(path)
+		t.Run(name, func(t *testing.T) {
+			tmpl, ok := hapiCases[name]
+			if !ok {
+				t.Fatalf("no template for fixture %s", name)
+			}
+			p := newTestGateway(t, rules.Source{Format: "hapi-fhir", Template: tmpl})
+			got := parseFile(t, p, "hapi-fhir", path)
+			checkGolden(t, got, strings.TrimSuffix(path, ".log")+".golden.json")
+		})
+	}
+}
+
+func TestParseHAPIMalformed(t *testing.T) {
+	const prefix = "2024-01-02 10:11:12.345 [qtp1811075214-23] INFO  fhirtest.access - "
+	runGWMalformed(t, rules.Source{Format: "hapi-fhir", Template: hapiPublicTemplate}, []gwMalformed{
+		{"other logger", "2024-01-02 10:11:19.000 [main] INFO  o.s.b.SpringApplication - Started Application in 21.3 seconds", ReasonBadFormat, ""},
+		{"truncated", prefix + "Path[/baseR4] Source[198.51.100.23] Operation[read  Patient/1] UA[x]", ReasonBadFormat, ""},
+		{"extra text", prefix + "Path[/baseR4] Source[] Operation[read  Patient/1] UA[x] Params[] ResponseEncoding[JSON] trailing", ReasonBadFormat, ""},
+		{"no prefix", "Path[/baseR4] Source[] Operation[read  Patient/1] UA[x] Params[] ResponseEncoding[JSON]", ReasonNoTime, "time"},
+		{"bad time", strings.Replace(prefix, "01-02", "02-30", 1) + "Path[/baseR4] Source[] Operation[read  Patient/1] UA[x] Params[] ResponseEncoding[JSON]", ReasonBadTime, "time"},
+		{"empty operation", prefix + "Path[/baseR4] Source[] Operation[  Patient/1] UA[x] Params[] ResponseEncoding[JSON]", ReasonBadField, "operationType"},
+	})
+	runGWMalformed(t, rules.Source{Format: "hapi-fhir"}, []gwMalformed{
+		{"default no separator", "2024-01-02 10:11:12.345 [qtp-1] INFO  fhirtest.access", ReasonBadFormat, ""},
+		{"default missing id part", prefix + "read", ReasonBadFormat, ""},
+		{"default no prefix", "read - Patient/1", ReasonNoTime, "time"},
+	})
+}
+
+func TestNewParserHAPI(t *testing.T) {
+	tests := []struct{ name, tmpl, wantErr string }{
+		{"default", "", ""},
+		{"public server", hapiPublicTemplate, ""},
+		{"unterminated", "${operationType} - ${idOrResourceName", "unterminated"},
+		{"adjacent variables", "${operationType}${idOrResourceName}", "follows another variable"},
+		{"empty variable", "${operationType} ${}", "empty ${}"},
+		{"no operation type", "${idOrResourceName}", "no ${operationType}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewParser(rules.Source{Name: "hapi", Format: "hapi-fhir", Template: tt.tmpl})
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tt.wantErr == "") != (err == nil) || !strings.Contains(got, tt.wantErr) || (err != nil && p != nil) {
+				t.Errorf("NewParser error = %q, want it to contain %q", got, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseHAPI(f *testing.F) {
+	fuzzGateway(f, rules.Source{Format: "hapi-fhir", Template: hapiPublicTemplate})
+}
+
+func FuzzParseHAPIDefault(f *testing.F) {
+	fuzzGateway(f, rules.Source{Format: "hapi-fhir"})
+}
