@@ -39,9 +39,13 @@ func (g *gateway) event(pos Position) Event {
 func (g *gateway) clientIP(xff, remote []byte) netip.Addr {
 	var peer netip.Addr
 	if r := dashless(remote); len(r) > 0 {
-		if a, ok := parseIP(r); ok {
+		// IPv4 with a port first: it is common and parseIP would take
+		// the slower IPv6 path for it.
+		if a, ok := parseIPv4(r); ok {
 			peer = a
 		} else if a, ok := parseIPWithPort(r); ok {
+			peer = a
+		} else if a, ok := parseIP(r); ok {
 			peer = a
 		}
 	}
