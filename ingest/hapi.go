@@ -320,6 +320,9 @@ func (p *hapiParser) path(code []byte) string {
 		id = p.vals[hapiID]
 	}
 	id = stripOrigin(id)
+	if i := bytes.IndexByte(id, '?'); i >= 0 {
+		id = id[:i] // parameters are logged apart, in ${requestParameters}
+	}
 	for len(id) > 0 && id[0] == '/' {
 		id = id[1:]
 	}
