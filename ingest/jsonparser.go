@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -33,6 +34,7 @@ type jsonParser struct {
 	strs    interner
 	scopes  scopeLists // space-separated strings
 	arrays  scopeLists // JSON arrays, keyed by their text
+	trusted []netip.Prefix
 }
 
 var _ Parser = (*jsonParser)(nil)
@@ -88,7 +90,7 @@ func newJSONParser(src rules.Source) (*jsonParser, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	p := &jsonParser{name: src.Name, loc: loc, fields: src.Fields, defKind: KindUse}
+	p := &jsonParser{name: src.Name, loc: loc, fields: src.Fields, defKind: KindUse, trusted: src.Trusted}
 	tf, ok := parseTimeFormat(src.TimeFormat)
 	p.timeFmt = tf
 	if !ok {
@@ -347,16 +349,23 @@ func (p *jsonParser) scopeList(v jsonValue) ([]string, bool) {
 	return nil, false
 }
 
-// ip reads the left-most valid address of a string that may be an
-// X-Forwarded-For list ("client, proxy1, proxy2"), possibly with ports,
-// or of an array of such strings. "-", "unknown" and empty entries are
-// skipped; a value with entries but no valid address is not ok.
+// ip reads an address from a string that may be an X-Forwarded-For list
+// ("client, proxy1, proxy2"), possibly with ports, or from an array of such
+// strings. In a list, the client is the right-most address outside the
+// source's trusted proxies (see ClientIP). "-", "unknown" and empty entries
+// are skipped; a value with entries but no valid address is not ok.
 func (p *jsonParser) ip(v jsonValue) (netip.Addr, bool) {
 	switch v.kind {
 	case jsonAbsent, jsonNull:
 		return netip.Addr{}, true
 	case jsonString:
 		b, _ := p.text(v)
+		if indexByte(b, ',') >= 0 {
+			// ClientIP keeps no reference to its argument.
+			if a := ClientIP(unsafe.String(unsafe.SliceData(b), len(b)), netip.Addr{}, p.trusted); a.IsValid() {
+				return a, true
+			}
+		}
 		return firstIP(b)
 	case jsonArray:
 		var addr netip.Addr

@@ -12,7 +12,11 @@ import (
 // It walks the chain from the right, skipping addresses inside trusted, and
 // returns the first one that is not trusted: entries further left were
 // written by the client itself and can be forged, so the left-most address
-// is only used when every hop is trusted. Entries may carry ports
+// is only used when every hop is trusted. With no trusted ranges
+// configured, private, loopback and link-local addresses are trusted: the
+// proxies in front of an API are almost always on such networks, and a
+// public client address is what geography and burst detection need.
+// Entries may carry ports
 // ("1.2.3.4:5678", "[2001:db8::1]:443"), brackets, spaces or be "unknown";
 // those that do not parse are skipped. With no usable entry, remote is
 // returned.
@@ -46,6 +50,9 @@ func ClientIP(xff string, remote netip.Addr, trusted []netip.Prefix) netip.Addr 
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	a = a.Unmap()
+	if len(trusted) == 0 {
+		return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast()
+	}
 	for _, p := range trusted {
 		if p.Contains(a) {
 			return true

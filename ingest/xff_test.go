@@ -37,6 +37,21 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+func TestClientIPDefaultTrust(t *testing.T) {
+	// No ranges configured: private, loopback and link-local hops are proxies.
+	tests := []struct{ xff, remote, want string }{
+		{"198.51.100.23, 10.0.0.2", "10.0.0.1", "198.51.100.23"},
+		{"198.51.100.23, 192.168.1.5", "127.0.0.1", "198.51.100.23"},
+		{"2001:db8::23, fd00::5", "fe80::1", "2001:db8::23"},
+		{"198.51.100.23", "203.0.113.1", "203.0.113.1"}, // a public peer is the client
+	}
+	for _, tt := range tests {
+		if got := ClientIP(tt.xff, netip.MustParseAddr(tt.remote), nil).String(); got != tt.want {
+			t.Errorf("ClientIP(%q, %s, nil) = %s, want %s", tt.xff, tt.remote, got, tt.want)
+		}
+	}
+}
+
 func BenchmarkClientIP(b *testing.B) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	lb := netip.MustParseAddr("10.1.1.1")

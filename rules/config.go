@@ -62,7 +62,8 @@ type Source struct {
 	// TrustedProxies are the addresses and CIDR ranges of proxies in front
 	// of the logging server: the client IP is the right-most address of
 	// X-Forwarded-For that is not one of them (so a client cannot forge
-	// its address by sending its own header). Parsed into Trusted.
+	// its address by sending its own header). Empty: private, loopback
+	// and link-local addresses are taken for proxies. Parsed into Trusted.
 	TrustedProxies []string       `yaml:"trusted_proxies"`
 	Trusted        []netip.Prefix `yaml:"-"`
 	// Template is the log template of a templated format: HAPI FHIR's
