@@ -197,3 +197,49 @@ func FuzzParseNginx(f *testing.F) {
 func FuzzParseNginxJSON(f *testing.F) {
 	fuzzGateway(f, rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Client: "client_id"}})
 }
+
+// TestParseGatewayNoRetain checks that events keep no reference to the
+// line or to a parser's buffers: the next line must not change them.
+func TestParseGatewayNoRetain(t *testing.T) {
+	tests := []struct {
+		name        string
+		src         rules.Source
+		line, other string
+	}{
+		{"nginx", rules.Source{Format: "nginx"},
+			`10.0.0.2 - jdoe [14/Mar/2024:09:16:01 +0100] "GET /fhir/Patient/123?a=1 HTTP/1.1" 200 1 "-" "x" "198.51.100.23"`,
+			`10.0.0.3 - zzzz [14/Mar/2024:09:16:02 +0100] "PUT /zzzz/Zzzzzzz/999?b=2 HTTP/1.1" 201 1 "-" "x" "203.0.113.99"`},
+		{"nginx-json", rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Client: "client_id"}},
+			`{"time_local":"14/Mar/2024:09:15:27 +0100","remote_user":"u\"1","request":"GET /fhir/Patient/123?a=1 HTTP/1.1","status":"200","client_id":"lab\u002dapp"}`,
+			`{"time_local":"14/Mar/2024:09:15:28 +0100","remote_user":"v\"2","request":"PUT /zzzz/Zzzzzzz/999?b=2 HTTP/1.1","status":"201","client_id":"zzz\u002dzzz"}`},
+		{"hapi-fhir", rules.Source{Format: "hapi-fhir", Template: hapiPublicTemplate},
+			`2024-01-02 10:11:12.345 [q] INFO  a - Path[/r4] Source[198.51.100.23] Operation[read  Patient/123] UA[x] Params[?a=1] ResponseEncoding[]`,
+			`2024-01-02 10:11:13.345 [q] INFO  a - Path[/r4] Source[203.0.113.99] Operation[update  Zzzzzzz/999] UA[x] Params[?b=2] ResponseEncoding[]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestGateway(t, tt.src)
+			line := []byte(tt.line)
+			evs, err := p.Parse(line, Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse = %d events, %v", len(evs), err)
+			}
+			flat := func(e Event) string {
+				return strings.Join([]string{e.Method, e.Path, e.Query, e.Client, e.Subject, e.Type, e.IP.String()}, "|")
+			}
+			want := flat(evs[0]) // a copy, not sharing the line's memory
+			if evs[0].Path == "" {
+				t.Fatalf("no path in %q", tt.line)
+			}
+			for i := range line {
+				line[i] = 'x'
+			}
+			if _, err := p.Parse([]byte(tt.other), Position{Line: 2}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := flat(evs[0]); got != want {
+				t.Errorf("event after reuse = %q, want %q", got, want)
+			}
+		})
+	}
+}
