@@ -160,11 +160,13 @@ func (p *pipeline) ready() bool {
 	}
 }
 
-// fhirBases maps each source that serves a FHIR API to its base path.
+// fhirBases maps each source that serves a FHIR API to its base path. A
+// HAPI FHIR server's own log names FHIR interactions on paths relative
+// to its base, so it needs no fhir_base.
 func fhirBases(cfg *rules.Config) map[string]string {
 	m := make(map[string]string)
 	for _, s := range cfg.Sources {
-		if s.FHIRBase != "" {
+		if s.FHIRBase != "" || s.Format == "hapi-fhir" {
 			m[s.Name] = s.FHIRBase
 		}
 	}
