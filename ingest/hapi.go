@@ -27,6 +27,7 @@ const (
 	hapiForwardedFor
 	hapiRequestParameters
 	hapiRequestVerb
+	hapiClient // the request header named by fields.client
 	hapiVarCount
 )
 
@@ -47,7 +48,9 @@ type hapiSegment struct {
 // is "/" + ${idOrResourceName} (plus "/_history" or "/$op" where the
 // interaction says so), relative to the FHIR base, and its Method is the
 // one the interaction implies unless ${requestVerb} is logged. HAPI has no
-// client variable, so events are unattributed.
+// client variable: when fields.client names a request header and the
+// template logs it (${requestHeader.x-client-id}), that is the client;
+// otherwise events are unattributed.
 type hapiParser struct {
 	gateway
 	loc      *time.Location
@@ -68,7 +71,7 @@ func newHAPIParser(src rules.Source) (Parser, error) {
 	if tmpl == "" {
 		tmpl = DefaultHAPITemplate
 	}
-	segs, err := compileHAPITemplate(tmpl)
+	segs, err := compileHAPITemplate(tmpl, src.Fields.Client)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: template: %w", src.Name, err)
 	}
@@ -77,7 +80,7 @@ func newHAPIParser(src rules.Source) (Parser, error) {
 
 // compileHAPITemplate splits a template into segments. Two variables with
 // nothing between them cannot be told apart, so they are refused.
-func compileHAPITemplate(tmpl string) ([]hapiSegment, error) {
+func compileHAPITemplate(tmpl, clientHeader string) ([]hapiSegment, error) {
 	var segs []hapiSegment
 	for rest := tmpl; rest != ""; {
 		i := strings.Index(rest, "${")
@@ -99,7 +102,11 @@ func compileHAPITemplate(tmpl string) ([]hapiSegment, error) {
 		if n := len(segs); n > 0 && segs[n-1].isVar {
 			return nil, fmt.Errorf("${%s} follows another variable with no text between them", name)
 		}
-		segs = append(segs, hapiSegment{v: hapiVarOf(name), isVar: true})
+		v := hapiVarOf(name)
+		if clientHeader != "" && strings.EqualFold(name, "requestHeader."+clientHeader) {
+			v = hapiClient
+		}
+		segs = append(segs, hapiSegment{v: v, isVar: true})
 		rest = rest[i+j+1:]
 	}
 	if len(segs) == 0 {
@@ -183,6 +190,9 @@ func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		}
 	}
 	e.IP = p.clientIP(p.vals[hapiForwardedFor], p.vals[hapiRemoteAddr])
+	if c := trimSpace(p.vals[hapiClient]); len(c) > 0 && string(c) != "-" && string(c) != "null" {
+		e.Client = p.strs.bytes(c)
+	}
 	return append(dst, e), nil
 }
 

@@ -83,3 +83,25 @@ func FuzzParseHAPI(f *testing.F) {
 func FuzzParseHAPIDefault(f *testing.F) {
 	fuzzGateway(f, rules.Source{Format: "hapi-fhir"})
 }
+
+func TestParseHAPIClientHeader(t *testing.T) {
+	tmpl := "Path[${servletPath}] Client[${requestHeader.x-client-id}] Operation[${operationType} ${operationName} ${idOrResourceName}]"
+	p, err := NewParser(rules.Source{Name: "hapi", Format: "hapi-fhir", Template: tmpl,
+		Fields: rules.JSONFields{Client: "X-Client-Id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ line, client string }{
+		{"2024-01-02 10:11:12.345 [qtp-12] INFO  fhir.access - Path[/fhir] Client[mychart-app] Operation[read  Observation/12]", "mychart-app"},
+		{"2024-01-02 10:11:12.345 [qtp-12] INFO  fhir.access - Path[/fhir] Client[] Operation[read  Observation/12]", ""},
+	}
+	for _, tt := range tests {
+		evs, err := p.Parse([]byte(tt.line), Position{Source: "hapi", Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("Parse(%q) = %v, %v", tt.line, evs, err)
+		}
+		if evs[0].Client != tt.client || evs[0].Path != "/Observation/12" || evs[0].Method != "GET" {
+			t.Errorf("event = client %q %s %s, want client %q GET /Observation/12", evs[0].Client, evs[0].Method, evs[0].Path, tt.client)
+		}
+	}
+}
