@@ -165,6 +165,11 @@ func checkScopeName(p *problems, line int, field, s string) {
 		p.add(line, field, "empty scope")
 	case strings.ContainsAny(s, " \t\r\n"):
 		p.add(line, field, "scope %q holds whitespace; list each scope as its own entry", s)
+	case IsSMART(s):
+		// A SMART scope with a bad suffix would silently never match.
+		if _, err := ParseSMART(s); err != nil {
+			p.add(line, field, "%v", err)
+		}
 	}
 }
 
