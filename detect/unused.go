@@ -34,6 +34,10 @@ const (
 	// but only for part of what it allows: Narrower lists the smallest
 	// scopes that cover every use it had.
 	StatusBroader = "broader_than_used"
+	// StatusInvalid marks a held scope that looks like a SMART-on-FHIR
+	// scope but breaks its grammar (patient/Observation.dus): servers may
+	// ignore, replace or reject it, so its grant says nothing reliable.
+	StatusInvalid = "invalid_smart_scope"
 )
 
 // UnusedScope is one scope a client holds but has not used within the window.
@@ -124,7 +128,16 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 				usedAt = time.Time{}
 			}
 			var narrower []string
-			if g, err := rules.ParseSMART(s); err == nil {
+			g, err := rules.ParseSMART(s)
+			if err != nil && rules.IsSMART(s) {
+				rep.Unused = append(rep.Unused, UnusedScope{
+					Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg, Status: StatusInvalid,
+					Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
+					LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, IdleFor: "-",
+				})
+				continue
+			}
+			if err == nil {
 				var covered []rules.Use
 				for _, fu := range uses {
 					fu.use.Context = g.Context

@@ -122,16 +122,17 @@ func TestUnusedNarrowsSMARTScopes(t *testing.T) {
 		ID:   "mychart",
 		Seen: counter(100, ago(200), ago(1)),
 		Scopes: map[string]store.ScopeUsage{
-			"patient/*.read":         {Granted: granted},
-			"user/*.*":               {Granted: granted},
-			"patient/Observation.rs": {Granted: granted},
-			"patient/Patient.read":   {Granted: granted},
-			"system/*.read":          {Granted: granted},
-			"patient/Encounter.read": {Granted: granted}, // never used at all
-			"fhir:Observation.r":     used(40, ago(2)),
-			"fhir:Observation.s":     used(12, ago(3)),
-			"fhir:Condition.r":       used(5, ago(4)),
-			"fhir:Patient.r":         used(3, ago(120)), // before the window
+			"patient/*.read":          {Granted: granted},
+			"user/*.*":                {Granted: granted},
+			"patient/Observation.rs":  {Granted: granted},
+			"patient/Patient.read":    {Granted: granted},
+			"system/*.read":           {Granted: granted},
+			"patient/Encounter.read":  {Granted: granted}, // never used at all
+			"patient/Observation.dus": {Granted: granted}, // out of order: reported as such
+			"fhir:Observation.r":      used(40, ago(2)),
+			"fhir:Observation.s":      used(12, ago(3)),
+			"fhir:Condition.r":        used(5, ago(4)),
+			"fhir:Patient.r":          used(3, ago(120)), // before the window
 		},
 	}
 	rep := Unused([]store.Client{c}, UnusedOptions{Window: 90 * day, MinObservation: 30 * day, Now: func() time.Time { return now }})
@@ -145,6 +146,7 @@ func TestUnusedNarrowsSMARTScopes(t *testing.T) {
 	want := []row{
 		{"patient/*.read", StatusBroader, "patient/Condition.r patient/Observation.rs", "2026-10-30"},
 		{"patient/Encounter.read", StatusNeverUsed, "", "0001-01-01"},
+		{"patient/Observation.dus", StatusInvalid, "", "0001-01-01"},
 		{"patient/Patient.read", StatusUnused, "", "2026-07-04"},
 		// The log does not show the token's launch context, so every grant
 		// that would have allowed the calls counts as used by them.
