@@ -229,34 +229,5 @@ func (p *auth0Parser) reason(v []jsonValue, pos Position) (string, error) {
 // scopeList reads scope: a space-separated string or an array of strings
 // (Auth0 writes both, even for one event type).
 func (p *auth0Parser) scopeList(v jsonValue) ([]string, bool) {
-	switch v.kind {
-	case jsonAbsent, jsonNull:
-		return nil, true
-	case jsonString:
-		b, _ := idpText(&p.buf, v)
-		return p.scopes.split(b), true
-	case jsonArray:
-		if l, ok := p.arrays.lookup(v.raw); ok {
-			return l, true
-		}
-		var list []string
-		ok := true
-		arrayElems(v.raw, func(el jsonValue) bool {
-			if el.kind != jsonString {
-				ok = el.kind == jsonNull
-				return ok
-			}
-			b, _ := idpText(&p.buf, el)
-			list = SplitScopes(string(b), list)
-			return true
-		})
-		if !ok {
-			return nil, false
-		}
-		if len(list) == 0 {
-			list = nil
-		}
-		return p.arrays.store(v.raw, list), true
-	}
-	return nil, false
+	return jsonScopeList(v, func(v jsonValue) []byte { b, _ := idpText(&p.buf, v); return b }, &p.scopes, &p.arrays)
 }

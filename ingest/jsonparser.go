@@ -320,33 +320,7 @@ func (p *jsonParser) parseTime(v jsonValue) (time.Time, bool) {
 
 // scopeList reads a space-separated string or an array of strings.
 func (p *jsonParser) scopeList(v jsonValue) ([]string, bool) {
-	switch v.kind {
-	case jsonAbsent, jsonNull:
-		return nil, true
-	case jsonString:
-		b, _ := p.text(v)
-		return p.scopes.split(b), true
-	case jsonArray:
-		if l, ok := p.arrays.lookup(v.raw); ok {
-			return l, true
-		}
-		var list []string
-		ok := true
-		arrayElems(v.raw, func(el jsonValue) bool {
-			if el.kind != jsonString {
-				ok = el.kind == jsonNull
-				return ok
-			}
-			b, _ := p.text(el)
-			list = SplitScopes(string(b), list)
-			return true
-		})
-		if !ok {
-			return nil, false
-		}
-		return p.arrays.store(v.raw, list), true
-	}
-	return nil, false
+	return jsonScopeList(v, func(v jsonValue) []byte { b, _ := p.text(v); return b }, &p.scopes, &p.arrays)
 }
 
 // ip reads an address from a string that may be an X-Forwarded-For list

@@ -387,35 +387,14 @@ func autoTimeFormat(b []byte, isNum bool) timeFormat {
 	return timeRFC3339
 }
 
-// scopeList reads a space-separated string or an array of strings.
+// scopeList reads a space-separated string ("-" for none) or an array of
+// strings.
 func (p *gwJSONParser) scopeList(v jsonValue) ([]string, bool) {
-	switch v.kind {
-	case jsonAbsent, jsonNull:
-		return nil, true
-	case jsonString:
+	if v.kind == jsonString {
 		b, _ := p.text(v)
 		return p.scopes.split(dashless(b)), true
-	case jsonArray:
-		if l, ok := p.arrays.lookup(v.raw); ok {
-			return l, true
-		}
-		var list []string
-		ok := true
-		arrayElems(v.raw, func(el jsonValue) bool {
-			if el.kind != jsonString {
-				ok = el.kind == jsonNull
-				return ok
-			}
-			b, _ := p.text(el)
-			list = SplitScopes(string(b), list)
-			return true
-		})
-		if !ok {
-			return nil, false
-		}
-		return p.arrays.store(v.raw, list), true
 	}
-	return nil, false
+	return jsonScopeList(v, func(v jsonValue) []byte { b, _ := p.text(v); return b }, &p.scopes, &p.arrays)
 }
 
 // newPresetParser returns the parser of a JSON access-log preset, or a nil
