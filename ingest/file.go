@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -72,6 +73,10 @@ type File struct {
 	metrics *Metrics
 	log     *slog.Logger
 	waiting atomic.Bool
+	// sent is how far each file was handed on when the last Run ended.
+	// Runs follow one another (the supervisor restarts a failed one), so
+	// it needs no lock.
+	sent map[store.FileID]store.Position
 	// pollOnly is set once the path has been truncated under an inotify
 	// tail: nxadm/tail v1.4.11 then no longer delivers inotify events to a
 	// new tail on the same path name in this process (reproduced: truncate
@@ -136,6 +141,7 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 		}
 		r.saved = saved
 	}
+	r.saved = f.withSent(r.saved)
 	if err := r.start(ctx); err != nil {
 		return r.result(ctx, err)
 	}
@@ -215,10 +221,47 @@ func (r *fileRun) result(ctx context.Context, err error) error {
 
 func (r *fileRun) shutdown() {
 	r.stopTail()
+	r.remember(r.cur)
 	r.cur.close()
 	for _, rf := range r.rotated {
+		r.remember(rf.d.of)
 		rf.d.of.close()
 	}
+}
+
+// remember keeps how far of was handed on, for the next Run of this File.
+func (r *fileRun) remember(of *openFile) {
+	if of == nil || of.line == 0 {
+		return
+	}
+	if r.sent == nil {
+		r.sent = make(map[store.FileID]store.Position)
+	}
+	r.sent[of.id] = store.Position{
+		Source: r.opts.Name, File: of.id, HeadLen: of.headLen, HeadHash: of.headHash,
+		Offset: of.offset, Line: of.line, Path: of.path,
+	}
+}
+
+// withSent returns the saved records with those of files a previous Run of
+// this File handed on further than the store knows. Lines sent but not yet
+// committed when a Run failed must not be sent again when the supervisor
+// restarts it: the engine still holds them.
+func (f *File) withSent(saved []store.Position) []store.Position {
+	if len(f.sent) == 0 {
+		return saved
+	}
+	out := slices.Clone(saved)
+	for id, sp := range f.sent {
+		i := slices.IndexFunc(out, func(p store.Position) bool { return p.File == id })
+		switch {
+		case i < 0:
+			out = append(out, sp)
+		case sp.Offset > out[i].Offset:
+			out[i] = sp
+		}
+	}
+	return out
 }
 
 // start attaches to the live file, resuming from its saved position, and
@@ -443,13 +486,14 @@ func (r *fileRun) onLine(ctx context.Context, l *tail.Line) error {
 	if n := len(s); n > 0 && s[n-1] == '\r' {
 		s = s[:n-1]
 	}
-	r.cur.offset = off
-	r.cur.line++
 	// The library allocates a new string per line and never reuses it, so
 	// it can be handed on as bytes without a copy.
 	text := unsafe.Slice(unsafe.StringData(s), len(s))
 	select {
-	case r.out <- Line{Text: text, Pos: r.cur.position(r.opts.Name, off, r.cur.line)}:
+	case r.out <- Line{Text: text, Pos: r.cur.position(r.opts.Name, off, r.cur.line+1)}:
+		// Consumed only once handed on: a restarted Run resumes here.
+		r.cur.offset = off
+		r.cur.line++
 		r.lines.Inc()
 		return nil
 	case <-ctx.Done():

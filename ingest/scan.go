@@ -293,14 +293,17 @@ func (d *drainer) drain(ctx context.Context, out chan<- Line, final bool) error 
 				return nil
 			}
 		}
-		d.of.offset += n
-		d.of.line++
 		if over {
+			d.of.offset += n
+			d.of.line++
 			d.oversized.Inc()
 			continue
 		}
 		select {
-		case out <- Line{Text: text, Pos: d.of.position(d.source, d.of.offset, d.of.line)}:
+		case out <- Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1)}:
+			// Consumed only once handed on: a restarted Run resumes here.
+			d.of.offset += n
+			d.of.line++
 			d.lines.Inc()
 		case <-ctx.Done():
 			return ctx.Err()

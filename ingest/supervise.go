@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -10,7 +12,10 @@ import (
 
 // SuperviseOptions configure Supervise. Zero values select the defaults.
 type SuperviseOptions struct {
-	Logger     *slog.Logger
+	Logger *slog.Logger
+	// NoRestart leaves a failed source stopped and returns its error: for
+	// one-shot reads, where a retry would only fail the same way.
+	NoRestart  bool
 	MinBackoff time.Duration // first restart delay; default 1s
 	MaxBackoff time.Duration // restart delay cap; default 1m
 	// ResetAfter is how long a run must last for the next failure to be
@@ -26,10 +31,11 @@ type SuperviseOptions struct {
 }
 
 // Supervise runs every source in its own goroutine and restarts one that
-// returns an error, after a jittered exponential backoff. A failing source
-// never stops the others. Supervise returns nil when ctx ends or when every
-// source has returned nil (sources that finish, such as a Scan), and only
-// then closes out: it is the only closer of out.
+// returns an error, after a jittered exponential backoff (unless
+// NoRestart). A failing source never stops the others. Supervise returns
+// when ctx ends or every source has returned for good (sources that finish,
+// such as a Scan), and only then closes out: it is the only closer of out.
+// Its error joins those of the sources it did not restart.
 func Supervise(ctx context.Context, sources []Source, out chan<- Line, opts SuperviseOptions) error {
 	defer close(out)
 	if opts.Logger == nil {
@@ -53,15 +59,25 @@ func Supervise(ctx context.Context, sources []Source, out chan<- Line, opts Supe
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, src := range sources {
-		wg.Go(func() { supervise(ctx, src, out, &opts) })
+		wg.Go(func() {
+			if err := supervise(ctx, src, out, &opts); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("source %s: %w", src.Name(), err))
+				mu.Unlock()
+			}
+		})
 	}
 	wg.Wait()
-	return nil
+	return errors.Join(errs...)
 }
 
-func supervise(ctx context.Context, src Source, out chan<- Line, opts *SuperviseOptions) {
+func supervise(ctx context.Context, src Source, out chan<- Line, opts *SuperviseOptions) error {
 	log := opts.Logger.With("source", src.Name())
 	var lastErr string
 	failures := 0
@@ -69,11 +85,15 @@ func supervise(ctx context.Context, src Source, out chan<- Line, opts *Supervise
 		started := opts.Now()
 		err := src.Run(ctx, out)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		if err == nil {
 			log.Info("source finished")
-			return
+			return nil
+		}
+		if opts.NoRestart {
+			log.Error("source failed", "err", err)
+			return err
 		}
 		if opts.Now().Sub(started) >= opts.ResetAfter {
 			failures = 0
@@ -85,7 +105,7 @@ func supervise(ctx context.Context, src Source, out chan<- Line, opts *Supervise
 			lastErr = msg
 		}
 		if !opts.Sleep(ctx, delay) {
-			return
+			return nil
 		}
 	}
 }

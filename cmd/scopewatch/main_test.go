@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,5 +127,29 @@ func TestValidateSample(t *testing.T) {
 	}
 	if !strings.Contains(out, "kc: line 2: field scope:") || !strings.Contains(errOut, "1 of 2 lines") {
 		t.Errorf("broken line not explained:\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
+
+// TestScanBadFileEnds checks that a one-shot scan of a damaged file
+// commits what it could read and fails instead of retrying for ever.
+func TestScanBadFileEnds(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cfg.yaml")
+	write(t, cfg, "store: "+dir+"/s.db\nsources:\n  - {name: kc, path: "+dir+"/kc.log, format: keycloak}\n")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for i := range 2000 {
+		fmt.Fprintf(zw, `2026-10-01 10:00:00,000 DEBUG [org.keycloak.events] (t) type="CODE_TO_TOKEN", realmId="r", clientId="app-%d", scope="openid"`+"\n", i%7)
+	}
+	zw.Close()
+	gz := filepath.Join(dir, "kc.log.1.gz")
+	write(t, gz, string(buf.Bytes()[:buf.Len()-20])) // cut short, as a full disk leaves it
+
+	code, _, errOut := runCmd(t, "scan", "--config", cfg, gz)
+	if code != exitError || !strings.Contains(errOut, "kc.log.1.gz") {
+		t.Fatalf("scan of a truncated gzip: exit %d, stderr %q; want exit 1 naming the file", code, errOut)
+	}
+	if n := committedLines(t, filepath.Join(dir, "s.db")); n < 1900 {
+		t.Errorf("committed %d lines before the damage, want nearly all 2000", n)
 	}
 }

@@ -107,7 +107,9 @@ func (p *pipeline) sourceStarted() {
 
 // run feeds sources through the engine until ctx ends (or, for finite
 // sources, until all are read), then commits what was read and returns.
-func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
+// Live sources that fail are restarted; one-shot ones are not, and their
+// errors are returned after everything read is committed.
+func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot bool) error {
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
@@ -124,7 +126,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source) error {
 	var wg sync.WaitGroup
 	var supErr error
 	wg.Go(func() {
-		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log})
+		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log, NoRestart: oneShot})
 	})
 	p.running.Store(true)
 	// The engine drains lines until the supervisor closes it, so a

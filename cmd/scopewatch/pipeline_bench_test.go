@@ -41,7 +41,7 @@ func BenchmarkPipeline(b *testing.B) {
 					b.Fatal(err)
 				}
 				src := ingest.NewScan(ingest.ScanOptions{Name: "keycloak", Paths: []string{logPath}, Positions: p.db, Metrics: p.ingestM})
-				if err := p.run(context.Background(), []ingest.Source{src}); err != nil {
+				if err := p.run(context.Background(), []ingest.Source{src}, true); err != nil {
 					b.Fatal(err)
 				}
 				if got := p.committedLines.Load(); got != uint64(n) {

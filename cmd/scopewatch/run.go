@@ -72,7 +72,7 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 		started(p, ln.Addr().String())
 	}
 
-	runErr := p.run(ctx, sources)
+	runErr := p.run(ctx, sources, false)
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

@@ -52,7 +52,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}))
 	}
 	start := time.Now()
-	if err := p.run(ctx, sources); err != nil {
+	if err := p.run(ctx, sources, true); err != nil {
 		return err
 	}
 	if !*quiet {
