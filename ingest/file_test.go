@@ -516,3 +516,46 @@ func TestFileReadError(t *testing.T) {
 		}
 	})
 }
+
+// TestFileRestartResumesFromSent runs the same File twice, as the
+// supervisor does after a failure, with nothing committed in between: the
+// lines the first Run handed on are still in the engine's hands, so the
+// second Run must not send them again.
+func TestFileRestartResumesFromSent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	w := ingesttest.NewWriter(t, path)
+	w.Write(100)
+	tick := ingesttest.NewTicker(t)
+	out := make(chan ingest.Line, 1<<10)
+	src := ingest.NewFile(ingest.FileOptions{
+		Name: "app", Path: path, Positions: ingesttest.NewPositions(), Tick: tick.C, Logger: testLogger(t),
+	})
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- src.Run(ctx, out) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop := run()
+	stopTicks := tick.Run(time.Millisecond)
+	got := ingesttest.Receive(t, out, 100, wait)
+	stopTicks()
+	stop()
+
+	w.Write(50)
+	stop = run()
+	stopTicks = tick.Run(time.Millisecond)
+	got = append(got, ingesttest.Receive(t, out, 50, wait)...)
+	ingesttest.Quiet(t, out, 50*time.Millisecond)
+	stopTicks()
+	stop()
+	ingesttest.ExactlyOnce(t, ingesttest.Numbers(t, got), 1, 150)
+	if l := got[100].Pos.Line; l != 101 {
+		t.Errorf("first line of the second run is number %d, want 101", l)
+	}
+}
