@@ -73,6 +73,7 @@ const (
 	Unattributed                // a use without a client id
 	Unmapped                    // a use whose route maps to no scope
 	Refused                     // a use answered with an HTTP error: no scope exercised
+	BadClient                   // a client id the store cannot key (a 0 byte): skipped
 )
 
 // Apply folds ev into b. It does no I/O and keeps no reference to ev.
@@ -86,6 +87,11 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		}
 		return Unattributed
 	}
+	if strings.IndexByte(ev.Client, 0) >= 0 {
+		// Client ids come from requests anyone can send (client_id=%00);
+		// one the store cannot key must not fail the batch it is in.
+		return BadClient
+	}
 	c := b.Client(ev.Client)
 	c.Seen.Add(1, ev.Time)
 	if ev.IP.IsValid() {
@@ -98,9 +104,15 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	switch ev.Kind {
 	case ingest.KindGrant:
 		for _, s := range ev.Requested {
+			if s == "" {
+				continue // the store keys scopes by name
+			}
 			c.Scope(s).Requested.Add(1, ev.Time)
 		}
 		for _, s := range ev.Granted {
+			if s == "" {
+				continue // the store keys scopes by name
+			}
 			u := c.Scope(s)
 			u.Granted.Add(1, ev.Time)
 			if a.routes.IsIdentityScope(s) {
@@ -111,9 +123,15 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		// A refusal grants nothing: whatever scopes its line names were
 		// asked for, whichever field the format put them in.
 		for _, s := range ev.Requested {
+			if s == "" {
+				continue // the store keys scopes by name
+			}
 			c.Scope(s).Requested.Add(1, ev.Time)
 		}
 		for _, s := range ev.Granted {
+			if s == "" {
+				continue // the store keys scopes by name
+			}
 			if !slices.Contains(ev.Requested, s) {
 				c.Scope(s).Requested.Add(1, ev.Time)
 			}

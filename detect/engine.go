@@ -304,6 +304,8 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			}
 		case Unmapped:
 			st.m.unmapped.Inc()
+		case BadClient:
+			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
 		}
 	}
 	return events

@@ -263,3 +263,24 @@ func TestAccountantFHIRUses(t *testing.T) {
 		t.Errorf("recorded uses = %v, want %v", got, want)
 	}
 }
+
+// TestEngineSurvivesUnkeyableClient feeds a client id with a 0 byte, which
+// anyone can put in a token request: it is counted as malformed and the
+// batch around it commits.
+func TestEngineSurvivesUnkeyableClient(t *testing.T) {
+	db := openTestDB(t)
+	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: db})
+	in := make(chan ingest.Line, 2)
+	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"evil\u0000id","scope":"openid"}`)
+	in <- line("idp", 10, 200, 2, `{"ts":"2026-10-01T10:00:01Z","type":"token","client":"good","scope":"openid"}`)
+	close(in)
+	if err := e.Run(t.Context(), in); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, ok, _ := db.Client("good"); !ok {
+		t.Error("the good line next to the bad one was not committed")
+	}
+	if ps, _ := db.Positions("idp"); len(ps) != 1 || ps[0].Offset != 200 {
+		t.Errorf("positions = %+v, want offset 200", ps)
+	}
+}
