@@ -120,7 +120,7 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 		for _, s := range reg.Scopes {
 			granted[s] = true
 		}
-		uses, lastUse := fhirUses(c, since)
+		uses := fhirUses(c)
 		for s, isReg := range granted {
 			u := c.Scopes[s]
 			usedAt := u.Used.Last
@@ -138,25 +138,27 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 				continue
 			}
 			if err == nil {
+				// FHIR calls this scope would have allowed count as its
+				// uses: those within the window decide whether it is used
+				// and how narrow it could be; older ones say when it was
+				// last needed.
 				var covered []rules.Use
 				for _, fu := range uses {
-					fu.use.Context = g.Context
-					if g.Covers(g.Context, fu.use.Resource, fu.use.In, g.Query) {
-						covered = append(covered, fu.use)
-						if fu.last.After(usedAt) {
-							usedAt = fu.last
+					if !g.Covers(g.Context, fu.use.Resource, fu.use.In, g.Query) {
+						continue
+					}
+					u.Used.Merge(fu.count)
+					if !fu.count.Last.Before(since) {
+						use := fu.use
+						use.Context = g.Context
+						covered = append(covered, use)
+						if fu.count.Last.After(usedAt) {
+							usedAt = fu.count.Last
 						}
 					}
 				}
 				if len(covered) > 0 {
 					narrower = narrowerThan(g, covered)
-				}
-				if usedAt.IsZero() {
-					// Uses before the window still say when it was last needed.
-					if t := lastUse[g.Resource]; t.After(u.Used.Last) {
-						u.Used.Last = t
-						u.Used.N = max(u.Used.N, 1)
-					}
 				}
 			}
 			us := UnusedScope{
@@ -176,9 +178,9 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 			idleFrom := u.Used.Last
 			if u.Used.N == 0 {
 				us.Status = StatusNeverUsed
-				idleFrom = u.Granted.First
-				if idleFrom.IsZero() || first.Before(idleFrom) {
-					idleFrom = first
+				idleFrom = u.Granted.First // held since the first token showed it
+				if idleFrom.IsZero() {
+					idleFrom = first // registered: held since the client appeared
 				}
 			}
 			us.IdleFor = humanDuration(now.Sub(idleFrom))
@@ -207,6 +209,9 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 // humanDuration renders d in whole days when it is at least a day, else
 // rounded to the second, as people read report columns.
 func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0 // a report judged as of a time before the data
+	}
 	if d >= 24*time.Hour {
 		days := int64(d / (24 * time.Hour))
 		return strconv.FormatInt(days, 10) + "d"
@@ -214,42 +219,30 @@ func humanDuration(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// seenUse is a FHIR interaction recorded for a client, with when it was
-// last seen.
+// seenUse is a FHIR interaction recorded for a client, with its count and
+// first and last times.
 type seenUse struct {
-	use  rules.Use
-	last time.Time
+	use   rules.Use
+	count store.Counter
 }
 
-// fhirUses returns the FHIR interactions a client made within the window
-// (context left empty: logs do not show it), and for each resource type
-// (and "*" for all) the last time it was used at all.
-func fhirUses(c store.Client, since time.Time) ([]seenUse, map[string]time.Time) {
+// fhirUses returns the FHIR interactions recorded for a client, with the
+// context left empty: access logs do not show it.
+func fhirUses(c store.Client) []seenUse {
 	var uses []seenUse
-	last := map[string]time.Time{}
 	for name, u := range c.Scopes {
 		rest, ok := strings.CutPrefix(name, FHIRUsePrefix)
 		if !ok || u.Used.N == 0 {
 			continue
 		}
-		i := strings.LastIndexByte(rest, '.')
-		if i <= 0 {
-			continue
-		}
+		// Parse "Observation.r" with the SMART grammar under any context.
 		g, err := rules.ParseSMART("patient/" + rest)
 		if err != nil {
 			continue
 		}
-		for _, k := range []string{g.Resource, "*"} {
-			if u.Used.Last.After(last[k]) {
-				last[k] = u.Used.Last
-			}
-		}
-		if !u.Used.Last.Before(since) {
-			uses = append(uses, seenUse{use: rules.Use{Resource: g.Resource, In: g.Perms}, last: u.Used.Last})
-		}
+		uses = append(uses, seenUse{use: rules.Use{Resource: g.Resource, In: g.Perms}, count: u.Used})
 	}
-	return uses, last
+	return uses
 }
 
 // narrowerThan returns the replacement scopes for g given the uses it

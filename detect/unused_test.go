@@ -129,10 +129,12 @@ func TestUnusedNarrowsSMARTScopes(t *testing.T) {
 			"system/*.read":           {Granted: granted},
 			"patient/Encounter.read":  {Granted: granted}, // never used at all
 			"patient/Observation.dus": {Granted: granted}, // out of order: reported as such
-			"fhir:Observation.r":      used(40, ago(2)),
-			"fhir:Observation.s":      used(12, ago(3)),
-			"fhir:Condition.r":        used(5, ago(4)),
-			"fhir:Patient.r":          used(3, ago(120)), // before the window
+			// Only reads were seen: a write scope was never needed.
+			"patient/Observation.write": {Granted: counter(4, ago(20), ago(1))},
+			"fhir:Observation.r":        used(40, ago(2)),
+			"fhir:Observation.s":        used(12, ago(3)),
+			"fhir:Condition.r":          used(5, ago(4)),
+			"fhir:Patient.r":            used(3, ago(120)), // before the window
 		},
 	}
 	rep := Unused([]store.Client{c}, UnusedOptions{Window: 90 * day, MinObservation: 30 * day, Now: func() time.Time { return now }})
@@ -147,6 +149,7 @@ func TestUnusedNarrowsSMARTScopes(t *testing.T) {
 		{"patient/*.read", StatusBroader, "patient/Condition.r patient/Observation.rs", "2026-10-30"},
 		{"patient/Encounter.read", StatusNeverUsed, "", "0001-01-01"},
 		{"patient/Observation.dus", StatusInvalid, "", "0001-01-01"},
+		{"patient/Observation.write", StatusNeverUsed, "", "0001-01-01"},
 		{"patient/Patient.read", StatusUnused, "", "2026-07-04"},
 		// The log does not show the token's launch context, so every grant
 		// that would have allowed the calls counts as used by them.
@@ -155,5 +158,17 @@ func TestUnusedNarrowsSMARTScopes(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("report rows:\n got %+v\nwant %+v", got, want)
+	}
+	for _, u := range rep.Unused {
+		switch u.Scope {
+		case "patient/Observation.write":
+			if u.IdleFor != "20d" || u.Uses != 0 {
+				t.Errorf("%s: idle %s, uses %d; want idle since its first grant (20d), no uses", u.Scope, u.IdleFor, u.Uses)
+			}
+		case "patient/*.read":
+			if u.Uses != 60 {
+				t.Errorf("%s: uses %d, want the 60 FHIR calls it would have allowed", u.Scope, u.Uses)
+			}
+		}
 	}
 }
