@@ -97,8 +97,8 @@ func (p *pipeline) liveSources() []ingest.Source {
 	return out
 }
 
-// sourceStarted counts a live source that has attached; a source the
-// supervisor restarts calls it again, which the count ignores.
+// sourceStarted counts a live source that has attached. Each source calls
+// it once (through sync.OnceFunc), however often it is restarted.
 func (p *pipeline) sourceStarted() {
 	if p.attached.Add(1) == p.live {
 		close(p.readyC)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/alert"
@@ -139,6 +140,9 @@ func readState(ctx context.Context, cfg *rules.Config, path string, into any, fr
 		return err
 	}
 	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w; no scopewatch API answered at %s (the listen address in %s), so the running daemon must listen elsewhere", err, cfg.Listen, cfg.File)
+	}
 	if err != nil {
 		return err
 	}
@@ -154,7 +158,9 @@ func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err 
 	if err != nil {
 		return false, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// The daemon is local: never go through an HTTP proxy to reach it.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
@@ -163,7 +169,7 @@ func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err 
 		return false, fmt.Errorf("ask daemon at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v1/clients/") {
 		return true, errNoClient
 	}
 	if resp.StatusCode != http.StatusOK {
