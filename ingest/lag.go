@@ -40,10 +40,8 @@ func (c *LagCollector) Committed(p store.Position) {
 		m = make(map[store.FileID]int64)
 		c.committed[p.Source] = m
 	}
-	// Keep only the newest few files: older ones are rotated away.
-	if _, ok := m[p.File]; !ok && len(m) >= 8 {
-		clear(m)
-	}
+	// One entry per file the source has had (a few per rotation period);
+	// Collect looks up the file now at the path.
 	m[p.File] = p.Offset
 	c.mu.Unlock()
 }
