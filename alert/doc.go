@@ -1,4 +1,5 @@
-// Package alert delivers what detect finds to people: unused-scope reports
-// rendered as tables, JSON or CSV. Slack delivery arrives with its own
-// issue.
+// Package alert delivers what detect finds to people. Today that is the
+// unused-scope report and the per-client usage view, rendered as tables
+// for people, JSON for programs and CSV for spreadsheets; Slack delivery
+// is not built yet.
 package alert

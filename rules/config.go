@@ -38,7 +38,7 @@ type Source struct {
 	Name   string `yaml:"name"`
 	Path   string `yaml:"path"`   // the live file
 	Glob   string `yaml:"glob"`   // rotated siblings to finish after a restart; default Path + ".*"
-	Format string `yaml:"format"` // keycloak | json (more formats arrive with later issues)
+	Format string `yaml:"format"` // one of Formats(): keycloak, okta, auth0, entra, json, nginx, envoy, ...
 	Poll   bool   `yaml:"poll"`   // poll for changes instead of inotify (network file systems)
 	// RotateWait is how long a rotated file keeps being read after the live
 	// path has moved on, for writers that append until signalled; default 5s.
