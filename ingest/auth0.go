@@ -70,19 +70,7 @@ func (p *auth0Parser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 		return dst, nil
 	}
 	if s[0] == '[' {
-		n := len(dst)
-		err := eachObject(&p.scan, s, func() error {
-			var err error
-			dst, err = p.record(pos, dst)
-			return err
-		})
-		if err != nil {
-			if se, ok := err.(*jsonSyntaxError); ok {
-				err = wrapLineError(pos, p.name, "", ReasonBadJSON, se)
-			}
-			return dst[:n], err
-		}
-		return dst, nil
+		return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.record(pos, d) })
 	}
 	kind, err := p.scan.scan(s)
 	if err != nil {

@@ -81,19 +81,7 @@ func (p *entraParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 			return p.record(pos, dst)
 		}
 	}
-	n := len(dst)
-	err := eachObject(&p.scan, s, func() error {
-		var err error
-		dst, err = p.record(pos, dst)
-		return err
-	})
-	if err != nil {
-		if se, ok := err.(*jsonSyntaxError); ok {
-			err = wrapLineError(pos, p.name, "", ReasonBadJSON, se)
-		}
-		return dst[:n], err
-	}
-	return dst, nil
+	return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.record(pos, d) })
 }
 
 // record maps the record captured by p.scan to zero or one Event.

@@ -82,16 +82,7 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		return dst, nil
 	}
 	if s[0] == '[' {
-		n := len(dst)
-		err := eachObject(&p.scan, s, func() error {
-			var err error
-			dst, err = p.event(pos, dst)
-			return err
-		})
-		if err != nil {
-			return dst[:n], p.arrayError(pos, err)
-		}
-		return dst, nil
+		return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.event(pos, d) })
 	}
 	kind, err := p.scan.scan(s)
 	if err != nil {
@@ -101,14 +92,6 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		return dst, lineError(pos, p.name, "", ReasonBadFormat, "line is neither a LogEvent object nor an array of them")
 	}
 	return p.event(pos, dst)
-}
-
-// arrayError turns an error from eachObject into a line error.
-func (p *oktaParser) arrayError(pos Position, err error) error {
-	if se, ok := err.(*jsonSyntaxError); ok {
-		return wrapLineError(pos, p.name, "", ReasonBadJSON, se)
-	}
-	return err
 }
 
 // isOktaOAuthType reports whether t is an authorize or token-grant event of
@@ -370,6 +353,26 @@ func idpText(buf *[]byte, v jsonValue) (b []byte, ok bool) {
 		return (*buf)[start:len(*buf):len(*buf)], true
 	}
 	return nil, false
+}
+
+// eachRecord calls record for every object of the JSON array s, which
+// appends the object's events to dst. A line counts whole or not at all:
+// on an error the line's events are dropped, and a syntax error is
+// reported as bad_json.
+func eachRecord(sc *jsonScanner, s []byte, pos Position, name string, dst []Event, record func([]Event) ([]Event, error)) ([]Event, error) {
+	n := len(dst)
+	err := eachObject(sc, s, func() error {
+		var err error
+		dst, err = record(dst)
+		return err
+	})
+	if err != nil {
+		if se, ok := err.(*jsonSyntaxError); ok {
+			err = wrapLineError(pos, name, "", ReasonBadJSON, se)
+		}
+		return dst[:n], err
+	}
+	return dst, nil
 }
 
 // eachObject scans s, a JSON array, with sc and calls visit for each
