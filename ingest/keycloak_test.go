@@ -83,24 +83,7 @@ func TestParseKeycloakMalformed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestKeycloak(t, "")
-			pos := Position{Source: "kc-prod", Line: 42, Offset: 4096}
-			evs, err := p.Parse([]byte(tt.line), pos, nil)
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("Parse error = %v (%d events), want a *ParseError", err, len(evs))
-			}
-			if pe.Reason != tt.wantReason || pe.Field != tt.wantField {
-				t.Errorf("reason, field = %q, %q, want %q, %q (%v)", pe.Reason, pe.Field, tt.wantReason, tt.wantField, err)
-			}
-			if len(evs) != 0 {
-				t.Errorf("got %d events with the error, want none", len(evs))
-			}
-			if msg := err.Error(); !strings.Contains(msg, "kc-prod") || !strings.Contains(msg, "line 42") {
-				t.Errorf("Error() = %q, want the source and line named", msg)
-			}
-			if pe.Offset != 4096 {
-				t.Errorf("Offset = %d, want 4096", pe.Offset)
-			}
+			checkParseError(t, p, tt.line, Position{Source: "kc-prod", Line: 42, Offset: 4096}, nil, tt.wantReason, tt.wantField)
 		})
 	}
 }

@@ -54,24 +54,7 @@ func runGWMalformed(t *testing.T, src rules.Source, tests []gwMalformed) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestGateway(t, src)
-			pos := Position{Source: "gw-prod", Line: 9, Offset: 1234}
-			evs, err := p.Parse([]byte(tt.line), pos, nil)
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("Parse error = %v (%d events), want a *ParseError", err, len(evs))
-			}
-			if pe.Reason != tt.wantReason || pe.Field != tt.wantField {
-				t.Errorf("reason, field = %q, %q, want %q, %q (%v)", pe.Reason, pe.Field, tt.wantReason, tt.wantField, err)
-			}
-			if len(evs) != 0 {
-				t.Errorf("got %d events with the error, want none", len(evs))
-			}
-			if msg := err.Error(); !strings.Contains(msg, "gw-prod") || !strings.Contains(msg, "line 9") {
-				t.Errorf("Error() = %q, want the source and line named", msg)
-			}
-			if pe.Offset != 1234 {
-				t.Errorf("Offset = %d, want 1234", pe.Offset)
-			}
+			checkParseError(t, p, tt.line, Position{Source: "gw-prod", Line: 9, Offset: 1234}, nil, tt.wantReason, tt.wantField)
 		})
 	}
 }

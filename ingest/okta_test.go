@@ -34,25 +34,7 @@ func checkMalformed(t *testing.T, format string, tests []idpBadLine) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestIdP(t, format)
-			pos := Position{Source: format + "-prod", Line: 42, Offset: 4096}
-			dst := []Event{{Type: "earlier"}}
-			evs, err := p.Parse([]byte(tt.line), pos, dst)
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("Parse error = %v (%d events), want a *ParseError", err, len(evs))
-			}
-			if pe.Reason != tt.wantReason || pe.Field != tt.wantField {
-				t.Errorf("reason, field = %q, %q, want %q, %q (%v)", pe.Reason, pe.Field, tt.wantReason, tt.wantField, err)
-			}
-			if len(evs) != 1 || evs[0].Type != "earlier" {
-				t.Errorf("got %d events with the error, want dst unchanged", len(evs))
-			}
-			if msg := err.Error(); !strings.Contains(msg, format+"-prod") || !strings.Contains(msg, "line 42") {
-				t.Errorf("Error() = %q, want the source and line named", msg)
-			}
-			if pe.Offset != 4096 {
-				t.Errorf("Offset = %d, want 4096", pe.Offset)
-			}
+			checkParseError(t, p, tt.line, Position{Source: format + "-prod", Line: 42, Offset: 4096}, []Event{{Type: "earlier"}}, tt.wantReason, tt.wantField)
 		})
 	}
 }
