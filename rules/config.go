@@ -16,6 +16,7 @@ type Config struct {
 	Batch   Batch    `yaml:"batch"`   // store batching
 	Sources []Source `yaml:"sources"`
 	Detect  Detect   `yaml:"detect"`
+	GeoIP   GeoIP    `yaml:"geoip"` // MaxMind-format databases for unfamiliar_geo
 
 	// Rules is the parsed rules file named by RulesAt.
 	Rules *Rules `yaml:"-"`
@@ -25,7 +26,35 @@ type Config struct {
 type Privacy struct {
 	PseudonymiseSubjects bool   `yaml:"pseudonymise_subjects"`
 	KeyFile              string `yaml:"key_file"` // HMAC key for pseudonyms; required when pseudonymising
+	// Key is the content of KeyFile, read by Load (surrounding white space
+	// removed); nil when no key file is configured.
+	Key []byte `yaml:"-"`
 }
+
+// GeoIP names the MaxMind-format databases used to place addresses. Either
+// a City or a Country database gives the country; an ASN database adds the
+// network owner. Both are optional: without them, the country a log line
+// carries itself (Okta, Auth0, Entra) is used.
+type GeoIP struct {
+	City    string `yaml:"city"`    // GeoIP2/GeoLite2 City database
+	Country string `yaml:"country"` // GeoIP2/GeoLite2 Country database (instead of City)
+	ASN     string `yaml:"asn"`     // GeoLite2/GeoIP2 ASN database
+	// CheckEvery is how often the files are checked for a new version,
+	// which is then loaded without interrupting lookups; default 1m.
+	CheckEvery Duration `yaml:"check_every"`
+}
+
+// CountryDB returns the configured database that gives countries: City
+// when set, else Country.
+func (g GeoIP) CountryDB() string {
+	if g.City != "" {
+		return g.City
+	}
+	return g.Country
+}
+
+// Enabled reports whether any database is configured.
+func (g GeoIP) Enabled() bool { return g.CountryDB() != "" || g.ASN != "" }
 
 // Batch bounds one store transaction.
 type Batch struct {
@@ -98,13 +127,114 @@ type JSONFields struct {
 
 // Detect holds detector settings.
 type Detect struct {
-	UnusedScope UnusedScope `yaml:"unused_scope"`
+	UnusedScope     UnusedScope     `yaml:"unused_scope"`
+	BroadRequest    BroadRequest    `yaml:"broad_request"`
+	UnfamiliarGeo   UnfamiliarGeo   `yaml:"unfamiliar_geo"`
+	UnfamiliarBurst UnfamiliarBurst `yaml:"unfamiliar_burst"`
+	// ResolveAfter is how long a finding raised by events (a broad
+	// request, a new country, a burst, probing, a token in a URL) stays
+	// open without recurring before it resolves; default 7d.
+	ResolveAfter Duration `yaml:"resolve_after"`
+	// Retention is how long a resolved finding is kept; default 90d.
+	Retention Duration `yaml:"retention"`
+	// Silences mute findings that match them; more can be added at run
+	// time with `scopewatch silence add`.
+	Silences []Silence `yaml:"silences"`
 }
 
 // UnusedScope configures the unused-scope detector.
 type UnusedScope struct {
 	Window         Duration `yaml:"window"`          // default 90d
 	MinObservation Duration `yaml:"min_observation"` // default 30d
+	// CoverageGap is the longest silence between two events of a source
+	// that still counts as observed time (a quiet night); a longer one is a
+	// gap in the record (the daemon down with the logs rotated away, a
+	// stalled source, lost lines). Default 12h.
+	CoverageGap Duration `yaml:"coverage_gap"`
+	// StaleAfter is how old a source's newest event may grow before the
+	// source is reported stale and unused findings that depend on it are
+	// held back; default 24h.
+	StaleAfter Duration `yaml:"stale_after"`
+	// Every is how often unused scopes and stale sources are evaluated;
+	// default 1h.
+	Every Duration `yaml:"every"`
+}
+
+// BroadRequest configures the broad-request detector.
+type BroadRequest struct {
+	// MaxScopes is the most scopes one request may carry before it is
+	// flagged; default 15.
+	MaxScopes int `yaml:"max_scopes"`
+	// Patterns are broad scopes beyond the SMART wildcards, as shell
+	// patterns (path.Match); default admin, *:admin, *.admin,
+	// read_all_data, write_all_data.
+	Patterns []string `yaml:"patterns"`
+	// Baseline says when a client's history is long enough for a scope it
+	// never asked for before to count as an escalation.
+	Baseline Baseline `yaml:"baseline"`
+	// Probing flags a client or address collecting refusals.
+	Probing Probing `yaml:"probing"`
+}
+
+// Baseline is how much history forms a client's baseline: both the time
+// since its first event and the number of events must be reached.
+type Baseline struct {
+	LearningPeriod Duration `yaml:"learning_period"` // default 14d
+	MinEvents      int      `yaml:"min_events"`      // default 50
+}
+
+// Probing flags Denials or more invalid_scope / access_denied refusals
+// within Window from one client or one address.
+type Probing struct {
+	Denials int      `yaml:"denials"` // default 5
+	Window  Duration `yaml:"window"`  // default 10m
+	// Reasons are the refusal reasons that count; default invalid_scope,
+	// access_denied, unauthorized_client, invalid_client.
+	Reasons []string `yaml:"reasons"`
+}
+
+// UnfamiliarGeo configures the unfamiliar-geography detector.
+type UnfamiliarGeo struct {
+	Baseline `yaml:",inline"`
+	// AllowCountries are never unfamiliar; DenyCountries always raise a
+	// high finding, even while a baseline forms. ISO 3166-1 alpha-2 codes.
+	AllowCountries []string `yaml:"allow_countries"`
+	DenyCountries  []string `yaml:"deny_countries"`
+	// AllowNetworks are egress ranges (VPN, relay, partner NAT) whose
+	// traffic is never unfamiliar: CIDR ranges, or AS numbers written
+	// AS64500 (needs geoip.asn).
+	AllowNetworks []string `yaml:"allow_networks"`
+	// Parsed forms of AllowNetworks, filled by Load.
+	AllowPrefixes []netip.Prefix `yaml:"-"`
+	AllowASNs     []uint32       `yaml:"-"`
+}
+
+// UnfamiliarBurst configures the burst detector: more than Requests
+// events within Window from one network that is new to the client.
+type UnfamiliarBurst struct {
+	Requests int      `yaml:"requests"` // default 100
+	Window   Duration `yaml:"window"`   // default 5m
+	// NewFor is how long after its first event a network stays new to a
+	// client; default 24h.
+	NewFor Duration `yaml:"new_for"`
+	// Baseline must have formed before bursts are judged.
+	Baseline Baseline `yaml:"baseline"`
+}
+
+// Silence mutes the findings it matches until it expires.
+type Silence struct {
+	// Client and Subject are shell patterns (path.Match) on the client id
+	// and on the finding's subject (a scope, a country, a network, ...);
+	// empty matches everything. Kind is a finding kind, empty for all.
+	Client  string `yaml:"client"`
+	Kind    string `yaml:"kind"`
+	Subject string `yaml:"subject"`
+	// Until is the expiry, YYYY-MM-DD or RFC 3339; required.
+	Until  string `yaml:"until"`
+	Reason string `yaml:"reason"` // required: why the finding is acceptable
+	// Expires is Until parsed by Load.
+	Expires time.Time `yaml:"-"`
+	Line    int       `yaml:"-"`
 }
 
 // Duration is a time.Duration that also accepts whole days ("90d") and

@@ -148,37 +148,42 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyLine int
 
 // decodeStruct decodes the mapping n into the struct v, field by field
 // through the yaml tags. An int field named Line tagged yaml:"-" gets the
-// line of the mapping.
+// line of the mapping; the keys of a struct field tagged ",inline" are
+// keys of v itself.
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
-	t := v.Type()
-	fields := map[string]int{}
+	fields := map[string][]int{}
 	var known []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
-			if f.Name == "Line" && f.Type.Kind() == reflect.Int {
-				v.Field(i).SetInt(int64(n.Line))
+	var collect func(t reflect.Type, at []int)
+	collect = func(t reflect.Type, at []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
 			}
-			continue
+			idx := append(slices.Clone(at), i)
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			switch {
+			case name == "-":
+				if f.Name == "Line" && f.Type.Kind() == reflect.Int {
+					v.FieldByIndex(idx).SetInt(int64(n.Line))
+				}
+			case opts == "inline" && f.Type.Kind() == reflect.Struct:
+				collect(f.Type, idx)
+			case name != "":
+				fields[name] = idx
+				known = append(known, name)
+			}
 		}
-		if name == "" {
-			continue
-		}
-		fields[name] = i
-		known = append(known, name)
 	}
+	collect(v.Type(), nil)
 	d.eachKey(n, path, func(k, val *yaml.Node) {
 		fp := joinField(path, k.Value)
-		i, ok := fields[k.Value]
+		idx, ok := fields[k.Value]
 		if !ok {
 			d.add(k.Line, fp, "%s", unknownKey(k.Value, known))
 			return
 		}
-		d.decode(val, v.Field(i), fp, k.Line)
+		d.decode(val, v.FieldByIndex(idx), fp, k.Line)
 	})
 }
 

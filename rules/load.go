@@ -27,7 +27,39 @@ const (
 	DefaultTimeFormat     = "rfc3339"
 	DefaultKind           = "use"
 	DefaultTimeZone       = "UTC"
+
+	DefaultCoverageGap    = Duration(12 * time.Hour)
+	DefaultStaleAfter     = Duration(24 * time.Hour)
+	DefaultSweepEvery     = Duration(time.Hour)
+	DefaultResolveAfter   = Duration(7 * day)
+	DefaultRetention      = Duration(90 * day)
+	DefaultMaxScopes      = 15
+	DefaultLearningPeriod = Duration(14 * day)
+	DefaultMinEvents      = 50
+	DefaultProbeDenials   = 5
+	DefaultProbeWindow    = Duration(10 * time.Minute)
+	DefaultBurstRequests  = 100
+	DefaultBurstWindow    = Duration(5 * time.Minute)
+	DefaultBurstNewFor    = Duration(24 * time.Hour)
+	DefaultGeoCheckEvery  = Duration(time.Minute)
 )
+
+// DefaultBroadPatterns are the broad_request patterns used when the
+// configuration names none.
+func DefaultBroadPatterns() []string {
+	return []string{"admin", "*:admin", "*.admin", "read_all_data", "write_all_data"}
+}
+
+// DefaultProbeReasons are the refusal reasons probing counts when the
+// configuration names none.
+func DefaultProbeReasons() []string {
+	return []string{"invalid_scope", "access_denied", "unauthorized_client", "invalid_client"}
+}
+
+// FindingKinds returns the kinds of finding the detectors raise, sorted.
+func FindingKinds() []string {
+	return []string{"broad_request", "stale_source", "token_in_url", "unfamiliar_burst", "unfamiliar_geo", "unused_scope"}
+}
 
 // Formats returns the names a source's format may take, sorted. A new
 // parser adds its name here and nowhere else in this package.
@@ -120,6 +152,9 @@ func (c *Config) resolvePaths(dir string) {
 	c.Store = abs(c.Store)
 	c.RulesAt = abs(c.RulesAt)
 	c.Privacy.KeyFile = abs(c.Privacy.KeyFile)
+	c.GeoIP.City = abs(c.GeoIP.City)
+	c.GeoIP.Country = abs(c.GeoIP.Country)
+	c.GeoIP.ASN = abs(c.GeoIP.ASN)
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		s.Path = abs(s.Path)
@@ -160,11 +195,16 @@ func (c *Config) check(lines map[string]int, p *problems) {
 			p.add(lineOf(lines, "privacy.key_file"), "privacy.key_file", "cannot read the key file: %v", err)
 		case len(strings.TrimSpace(string(key))) == 0:
 			p.add(lineOf(lines, "privacy.key_file"), "privacy.key_file", "key file %s is empty", c.Privacy.KeyFile)
+		default:
+			c.Privacy.Key = []byte(strings.TrimSpace(string(key)))
 		}
 	case c.Privacy.PseudonymiseSubjects:
 		p.add(lineOf(lines, "privacy.pseudonymise_subjects"), "privacy.pseudonymise_subjects",
 			"needs privacy.key_file, a file holding the secret HMAC key for pseudonyms")
 	}
+
+	c.checkDetect(lines, p)
+	c.checkGeoIP(lines, p)
 
 	if len(c.Sources) == 0 {
 		p.add(lineOf(lines, "sources"), "sources", "at least one source is required, e.g. {name: keycloak, path: /var/log/keycloak/keycloak.log, format: keycloak}")
