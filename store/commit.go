@@ -41,6 +41,9 @@ func (db *DB) Commit(b *Batch) error {
 		if err := e.positions(tx.Bucket(bucketPositions), b.Positions); err != nil {
 			return err
 		}
+		if err := writeFindings(tx, b); err != nil {
+			return err
+		}
 		if db.beforeCommit != nil {
 			return db.beforeCommit(tx)
 		}

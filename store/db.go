@@ -15,7 +15,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -111,6 +111,15 @@ func migrations() []func(tx *bolt.Tx) error {
 	return []func(tx *bolt.Tx) error{
 		0: func(tx *bolt.Tx) error {
 			for _, name := range [][]byte{bucketMeta, bucketClients, bucketSources, bucketPositions} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			return nil
+		},
+		// Version 2 adds findings, silences and per-source coverage.
+		1: func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketFindings, bucketSilences, bucketCoverage} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return fmt.Errorf("create bucket %s: %w", name, err)
 				}
@@ -250,7 +259,8 @@ func readMeta(tx *bolt.Tx) (version uint64, hasCreated bool, err error) {
 func checkForeign(tx *bolt.Tx) error {
 	return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 		switch string(name) {
-		case string(bucketMeta), string(bucketClients), string(bucketSources), string(bucketPositions):
+		case string(bucketMeta), string(bucketClients), string(bucketSources), string(bucketPositions),
+			string(bucketFindings), string(bucketSilences), string(bucketCoverage):
 			return nil
 		}
 		return fmt.Errorf("unexpected bucket %q: %w", name, ErrNotStore)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -461,7 +462,7 @@ func TestOpenRefuses(t *testing.T) {
 		want    error
 		says    string
 	}{
-		{"newer schema", writeSchema(SchemaVersion + 1), Options{}, ErrSchemaTooNew, "schema version 2 is newer than 1"},
+		{"newer schema", writeSchema(SchemaVersion + 1), Options{}, ErrSchemaTooNew, fmt.Sprintf("schema version %d is newer than %d", SchemaVersion+1, SchemaVersion)},
 		{"newer schema read-only", writeSchema(SchemaVersion + 1), Options{ReadOnly: true}, ErrSchemaTooNew, "newer"},
 		{"foreign bbolt file", func(t *testing.T, path string) {
 			bdb, err := bolt.Open(path, 0o600, nil)

@@ -102,6 +102,13 @@ type Batch struct {
 	Clients   map[string]*ClientDelta
 	Sources   map[string]*SourceDelta
 	Positions map[PositionKey]Position
+	// Findings are the findings the batch's events created or changed,
+	// stored whole; DropFindings are deleted (resolved ones past their
+	// retention).
+	Findings     map[FindingKey]Finding
+	DropFindings map[FindingKey]struct{}
+	// Coverage replaces the observed spans of each source it names.
+	Coverage map[string][]Span
 }
 
 // PositionKey identifies one file of one source.
@@ -113,9 +120,12 @@ type PositionKey struct {
 // NewBatch returns an empty batch.
 func NewBatch() *Batch {
 	return &Batch{
-		Clients:   make(map[string]*ClientDelta),
-		Sources:   make(map[string]*SourceDelta),
-		Positions: make(map[PositionKey]Position),
+		Clients:      make(map[string]*ClientDelta),
+		Sources:      make(map[string]*SourceDelta),
+		Positions:    make(map[PositionKey]Position),
+		Findings:     make(map[FindingKey]Finding),
+		DropFindings: make(map[FindingKey]struct{}),
+		Coverage:     make(map[string][]Span),
 	}
 }
 
@@ -125,11 +135,15 @@ func (b *Batch) Reset() {
 	clear(b.Clients)
 	clear(b.Sources)
 	clear(b.Positions)
+	clear(b.Findings)
+	clear(b.DropFindings)
+	clear(b.Coverage)
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0
+	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
+		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0
 }
 
 // Client returns the delta for client id, creating it on first use.
