@@ -34,6 +34,18 @@ type pipeline struct {
 	live           int64         // live sources in this run
 	readyC         chan struct{} // closed once every live source has attached
 	progress       chan struct{} // signalled (non-blocking) after each commit
+	// silences is signalled (non-blocking) when a silence is added or
+	// expired at run time, so the engine applies it to open findings.
+	silences chan struct{}
+}
+
+// silencesChanged tells the running engine that the stored silences
+// changed; it never blocks.
+func (p *pipeline) silencesChanged() {
+	select {
+	case p.silences <- struct{}{}:
+	default:
+	}
 }
 
 // openPipeline opens the store and builds parsers and metrics; it starts
@@ -65,6 +77,7 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 		engineM:  detect.NewEngineMetrics(reg),
 		lag:      ingest.NewLagCollector(cfg.Sources),
 		progress: make(chan struct{}, 1),
+		silences: make(chan struct{}, 1),
 		readyC:   make(chan struct{}),
 	}
 	reg.MustRegister(p.lag)
