@@ -45,7 +45,49 @@ type EngineOptions struct {
 	// successful commit with the batch just made durable; it must not keep
 	// or modify it. It serves progress reporting and lag metrics.
 	Committed func(b *store.Batch)
+
+	// Detection, when set, raises findings from the events and from time
+	// passing; nil only counts usage.
+	Detection *Detection
 }
+
+// Detection is what the engine needs to raise findings. Every part is
+// used from the engine's goroutine only.
+type Detection struct {
+	Detectors *Detectors
+	Findings  *Findings
+	Coverage  *Coverage
+	Sweeper   *Sweeper
+	// Clients streams the committed clients for sweeps: the store.
+	Clients ClientLister
+	// SweepEvery is the time between sweeps; the first runs at start and
+	// the last when the input ends. Default 1h.
+	SweepEvery time.Duration
+	// Now is the clock of sweeps; in a scan it is a DataClock's.
+	Now func() time.Time
+	// DataClock, when set, is advanced to each event's time.
+	DataClock *DataClock
+	// Pseudonymise, when set, replaces each event's subject first.
+	Pseudonymise func(subject string) string
+	// SilencesChanged signals that the stored silences changed;
+	// LoadSilences reads them (with the configured ones).
+	SilencesChanged <-chan struct{}
+	LoadSilences    func() ([]store.Silence, error)
+}
+
+// DataClock is a clock that reads the newest event time seen: a scan of
+// old logs judges as of the end of its data, not of today.
+type DataClock struct{ t time.Time }
+
+// Observe advances the clock to t if t is newer.
+func (c *DataClock) Observe(t time.Time) {
+	if t.After(c.t) {
+		c.t = t
+	}
+}
+
+// Now returns the newest event time observed.
+func (c *DataClock) Now() time.Time { return c.t }
 
 // Timer is the part of *time.Timer the engine uses.
 type Timer interface {
@@ -64,6 +106,8 @@ func (t realTimer) C() <-chan time.Time { return t.Timer.C }
 // another, so disk latency overlaps with CPU work.
 type Engine struct {
 	opt EngineOptions
+	// idle waits until no batch is being committed.
+	idle func() error
 }
 
 // NewEngine returns an engine; it starts nothing.
@@ -86,6 +130,14 @@ func NewEngine(opt EngineOptions) *Engine {
 	if opt.NewTimer == nil {
 		opt.NewTimer = func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 	}
+	if d := opt.Detection; d != nil {
+		if d.SweepEvery <= 0 {
+			d.SweepEvery = time.Hour
+		}
+		if d.Now == nil {
+			d.Now = time.Now
+		}
+	}
 	return &Engine{opt: opt}
 }
 
@@ -102,6 +154,20 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	free <- store.NewBatch()
 	commitErr := make(chan error, 1)
 	done := make(chan struct{})
+	if e.opt.Detection != nil {
+		// Exactly one batch may be outstanding; a sweep needs none.
+		e.idle = func() error {
+			select {
+			case b := <-free:
+				free <- b
+				return nil
+			case err := <-commitErr:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
 	go func() {
 		defer close(done)
 		for b := range batches {
@@ -130,8 +196,7 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	return err
 }
 
-func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches chan<- *store.Batch, free <-chan *store.Batch, commitErr <-chan error) error {
-	m := e.opt.Metrics
+func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches chan<- *store.Batch, free chan *store.Batch, commitErr <-chan error) error {
 	var (
 		b      = <-free
 		lines  int
@@ -147,13 +212,23 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			timer, timerC = nil, nil
 		}
 	}
+	det := e.opt.Detection
+	var (
+		sweepTimer Timer
+		sweepC     <-chan time.Time
+		silencesC  <-chan struct{}
+	)
 	flush := func() error {
 		stopTimer()
-		if lines == 0 && b.Empty() {
-			return nil
-		}
 		for _, st := range states {
 			st.flush(b)
+		}
+		if det != nil {
+			det.Findings.Flush(b)
+			det.Coverage.Flush(b)
+		}
+		if lines == 0 && b.Empty() {
+			return nil
 		}
 		select {
 		case batches <- b:
@@ -172,10 +247,37 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 		lines = 0
 		return nil
 	}
+	// sweep commits what was read, waits for it to be durable (the
+	// sweeper reads clients from the store), judges, and commits the
+	// findings that changed.
+	sweep := func() error {
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := e.idle(); err != nil {
+			return err
+		}
+		if err := det.Sweeper.Sweep(det.Now(), det.Clients); err != nil {
+			return err
+		}
+		return flush()
+	}
+	if det != nil {
+		silencesC = det.SilencesChanged
+		if err := sweep(); err != nil {
+			return err
+		}
+		sweepTimer = e.opt.NewTimer(det.SweepEvery)
+		sweepC = sweepTimer.C()
+		defer func() { sweepTimer.Stop() }()
+	}
 	for {
 		select {
 		case ln, ok := <-in:
 			if !ok {
+				if det != nil {
+					return sweep()
+				}
 				return flush()
 			}
 			if cur == nil || cur.name != ln.Pos.Source {
@@ -185,7 +287,7 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 					states[ln.Pos.Source] = cur
 				}
 			}
-			events = cur.handle(ln, b, events[:0], e.opt.Accountant, m)
+			events = cur.handle(ln, b, events[:0], e.opt.Accountant, det)
 			if lines == 0 {
 				timer = e.opt.NewTimer(e.opt.MaxDelay)
 				timerC = timer.C()
@@ -201,6 +303,22 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			}
 		case <-timerC:
 			timer, timerC = nil, nil
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-sweepC:
+			if err := sweep(); err != nil {
+				return err
+			}
+			sweepTimer = e.opt.NewTimer(det.SweepEvery)
+			sweepC = sweepTimer.C()
+		case <-silencesC:
+			silences, err := det.LoadSilences()
+			if err != nil {
+				e.opt.Logger.Warn("silences not reloaded", "err", err)
+				continue
+			}
+			det.Findings.SetSilences(silences)
 			if err := flush(); err != nil {
 				return err
 			}
@@ -241,6 +359,8 @@ type sourceState struct {
 	// beside the live one), and each file's progress must be saved.
 	last []ingest.Position
 	m    sourceMetrics
+	cov  *sourceCoverage // this source's coverage, when detecting
+	gap  time.Duration
 }
 
 type sourceMetrics struct {
@@ -267,7 +387,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 
 // handle parses one line and folds its events into b. It never fails:
 // a malformed line is counted and skipped.
-func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *Accountant, m *EngineMetrics) []ingest.Event {
+func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *Accountant, det *Detection) []ingest.Event {
 	st.lines++
 	st.mark(ln.Pos)
 	if st.parser == nil {
@@ -297,6 +417,12 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 		if k := int(ev.Kind); k < len(st.m.byKind) {
 			st.m.byKind[k].Inc()
 		}
+		if det != nil {
+			if det.Pseudonymise != nil && ev.Subject != "" {
+				ev.Subject = det.Pseudonymise(ev.Subject)
+			}
+			det.Detectors.Enrich(ev)
+		}
 		switch acc.Apply(ev, b) {
 		case Unattributed:
 			if ev.Kind == ingest.KindUse {
@@ -306,6 +432,17 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.m.unmapped.Inc()
 		case BadClient:
 			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
+		}
+		if det != nil {
+			det.Detectors.Observe(ev)
+			if st.cov == nil {
+				st.cov = det.Coverage.source(st.name)
+				st.gap = det.Coverage.gap
+			}
+			st.cov.observe(ev.Time, st.gap)
+			if det.DataClock != nil {
+				det.DataClock.Observe(ev.Time)
+			}
 		}
 	}
 	return events

@@ -24,6 +24,14 @@ type UnusedOptions struct {
 	Registrations map[string]rules.Client
 	// Now is the clock; it is injected so that reports are reproducible.
 	Now func() time.Time
+	// Coverage, when set, says how much of the window the sources that
+	// could show each scope's use observed: a scope is only called unused
+	// when that reaches the window, else it is listed with
+	// StatusInsufficientCoverage. Nil takes the record as complete.
+	Coverage *CoverageFigures
+	// IsIdentity tells identity scopes (used when issued, so shown by
+	// grant logs) from the others; nil means none is.
+	IsIdentity func(scope string) bool
 }
 
 // Unused status values.
@@ -38,6 +46,11 @@ const (
 	// scope but breaks its grammar (patient/Observation.dus): servers may
 	// ignore, replace or reject it, so its grant says nothing reliable.
 	StatusInvalid = "invalid_smart_scope"
+	// StatusInsufficientCoverage marks a scope that looks unused, but the
+	// logs that would show its use were not observed for the whole window
+	// (the daemon was down and lines were lost, a source stalled or is
+	// new): saying "unused" would be a guess.
+	StatusInsufficientCoverage = "insufficient_coverage"
 )
 
 // UnusedScope is one scope a client holds but has not used within the window.
@@ -57,6 +70,11 @@ type UnusedScope struct {
 	// Narrower is the replacement for a broader-than-used SMART scope, in
 	// SMART v2 form (patient/*.read → patient/Observation.rs).
 	Narrower []string `json:"narrower,omitempty"`
+	// Coverage is how much of the window the logs that could show a use
+	// were observed, "40 of 90 days", for insufficient coverage.
+	Coverage string `json:"coverage,omitempty"`
+	// Judged is the status the scope would have with full coverage.
+	Judged string `json:"judged,omitempty"`
 }
 
 // PendingClient is a client not yet observed long enough to judge.
@@ -81,121 +99,57 @@ type UnusedReport struct {
 // observed for at least MinObservation. Clients observed for less are
 // listed as pending rather than judged. Only clients is read.
 func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
-	now := opt.Now()
-	window, minObs := opt.Window, opt.MinObservation
-	if window <= 0 {
-		window = 90 * 24 * time.Hour
+	j := NewUnusedJudge(opt)
+	rep := j.Report()
+	seen := make(map[string]bool, len(clients))
+	for _, c := range clients {
+		seen[c.ID] = true
+		j.Judge(c, &rep)
 	}
-	if minObs <= 0 {
-		minObs = 30 * 24 * time.Hour
+	j.Finish(seen, &rep)
+	return rep
+}
+
+// UnusedJudge judges one client at a time, so that a caller can stream
+// clients from the store instead of holding them all.
+type UnusedJudge struct {
+	opt            UnusedOptions
+	now, since     time.Time
+	window, minObs time.Duration
+}
+
+// NewUnusedJudge returns a judge for the moment opt.Now() returns.
+func NewUnusedJudge(opt UnusedOptions) *UnusedJudge {
+	j := &UnusedJudge{opt: opt, now: opt.Now(), window: opt.Window, minObs: opt.MinObservation}
+	if j.window <= 0 {
+		j.window = 90 * 24 * time.Hour
 	}
-	since := now.Add(-window)
-	rep := UnusedReport{
-		GeneratedAt:    now.UTC(),
-		Window:         humanDuration(window),
-		MinObservation: humanDuration(minObs),
+	if j.minObs <= 0 {
+		j.minObs = 30 * 24 * time.Hour
+	}
+	j.since = j.now.Add(-j.window)
+	return j
+}
+
+// Report returns an empty report of the judge's moment and settings.
+func (j *UnusedJudge) Report() UnusedReport {
+	return UnusedReport{
+		GeneratedAt:    j.now.UTC(),
+		Window:         humanDuration(j.window),
+		MinObservation: humanDuration(j.minObs),
 		Unused:         []UnusedScope{},
 		Pending:        []PendingClient{},
 	}
-	seen := make(map[string]bool, len(clients))
-	judge := func(id string, c store.Client) {
-		reg := opt.Registrations[id]
-		first := c.Seen.First
-		if first.IsZero() || now.Sub(first) < minObs {
-			p := PendingClient{Client: id, ObservedSince: first.UTC()}
-			if !first.IsZero() {
-				p.ObservedFor = humanDuration(now.Sub(first))
-			} else {
-				p.ObservedFor = "never"
-			}
-			rep.Pending = append(rep.Pending, p)
-			return
-		}
-		granted := make(map[string]bool)
-		for s, u := range c.Scopes {
-			if u.Granted.N > 0 && !u.Granted.Last.Before(since) {
-				granted[s] = false
-			}
-		}
-		for _, s := range reg.Scopes {
-			granted[s] = true
-		}
-		uses := fhirUses(c)
-		for s, isReg := range granted {
-			u := c.Scopes[s]
-			usedAt := u.Used.Last
-			if u.Used.N == 0 || usedAt.Before(since) {
-				usedAt = time.Time{}
-			}
-			var narrower []string
-			g, err := rules.ParseSMART(s)
-			if err != nil && rules.IsSMART(s) {
-				rep.Unused = append(rep.Unused, UnusedScope{
-					Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg, Status: StatusInvalid,
-					Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
-					LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, IdleFor: "-",
-				})
-				continue
-			}
-			if err == nil {
-				// FHIR calls this scope would have allowed count as its
-				// uses: those within the window decide whether it is used
-				// and how narrow it could be; older ones say when it was
-				// last needed.
-				var covered []rules.Use
-				for _, fu := range uses {
-					if !g.Covers(g.Context, fu.use.Resource, fu.use.In, g.Query) {
-						continue
-					}
-					u.Used.Merge(fu.count)
-					if !fu.count.Last.Before(since) {
-						use := fu.use
-						use.Context = g.Context
-						covered = append(covered, use)
-						if fu.count.Last.After(usedAt) {
-							usedAt = fu.count.Last
-						}
-					}
-				}
-				if len(covered) > 0 {
-					narrower = narrowerThan(g, covered)
-				}
-			}
-			us := UnusedScope{
-				Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg,
-				Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
-				LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, Status: StatusUnused,
-			}
-			if !usedAt.IsZero() {
-				if narrower == nil {
-					continue // used within the window, and no narrower set would do
-				}
-				us.Status, us.Narrower, us.LastUsed = StatusBroader, narrower, usedAt.UTC()
-				us.IdleFor = humanDuration(now.Sub(usedAt))
-				rep.Unused = append(rep.Unused, us)
-				continue
-			}
-			idleFrom := u.Used.Last
-			if u.Used.N == 0 {
-				us.Status = StatusNeverUsed
-				idleFrom = u.Granted.First // held since the first token showed it
-				if idleFrom.IsZero() {
-					idleFrom = first // registered: held since the client appeared
-				}
-			}
-			us.IdleFor = humanDuration(now.Sub(idleFrom))
-			rep.Unused = append(rep.Unused, us)
-		}
-	}
-	for _, c := range clients {
-		seen[c.ID] = true
-		judge(c.ID, c)
-	}
+}
+
+// Finish judges the registered clients not in seen (they were never
+// observed, so they are pending), counts the clients and sorts rep.
+func (j *UnusedJudge) Finish(seen map[string]bool, rep *UnusedReport) {
 	// Registered clients never seen at all are pending: nothing proves
 	// they hold scopes they do not use, and nothing proves they don't.
-	for id := range opt.Registrations {
+	for id := range j.opt.Registrations {
 		if !seen[id] {
-			judge(id, store.Client{ID: id})
+			j.Judge(store.Client{ID: id}, rep)
 		}
 	}
 	rep.Clients = len(seen)
@@ -203,7 +157,123 @@ func Unused(clients []store.Client, opt UnusedOptions) UnusedReport {
 		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Scope, b.Scope))
 	})
 	slices.SortFunc(rep.Pending, func(a, b PendingClient) int { return cmp.Compare(a.Client, b.Client) })
-	return rep
+}
+
+// Judge appends client c's unused scopes, or c as pending, to rep.
+func (j *UnusedJudge) Judge(c store.Client, rep *UnusedReport) {
+	opt, now, since, minObs := j.opt, j.now, j.since, j.minObs
+	id := c.ID
+	reg := opt.Registrations[id]
+	first := c.Seen.First
+	if first.IsZero() || now.Sub(first) < minObs {
+		p := PendingClient{Client: id, ObservedSince: first.UTC()}
+		if !first.IsZero() {
+			p.ObservedFor = humanDuration(now.Sub(first))
+		} else {
+			p.ObservedFor = "never"
+		}
+		rep.Pending = append(rep.Pending, p)
+		return
+	}
+	granted := make(map[string]bool)
+	for s, u := range c.Scopes {
+		if u.Granted.N > 0 && !u.Granted.Last.Before(since) {
+			granted[s] = false
+		}
+	}
+	for _, s := range reg.Scopes {
+		granted[s] = true
+	}
+	uses := fhirUses(c)
+	for s, isReg := range granted {
+		u := c.Scopes[s]
+		usedAt := u.Used.Last
+		if u.Used.N == 0 || usedAt.Before(since) {
+			usedAt = time.Time{}
+		}
+		var narrower []string
+		g, err := rules.ParseSMART(s)
+		if err != nil && rules.IsSMART(s) {
+			rep.Unused = append(rep.Unused, UnusedScope{
+				Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg, Status: StatusInvalid,
+				Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
+				LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, IdleFor: "-",
+			})
+			continue
+		}
+		if err == nil {
+			// FHIR calls this scope would have allowed count as its
+			// uses: those within the window decide whether it is used
+			// and how narrow it could be; older ones say when it was
+			// last needed.
+			var covered []rules.Use
+			for _, fu := range uses {
+				if !g.Covers(g.Context, fu.use.Resource, fu.use.In, g.Query) {
+					continue
+				}
+				u.Used.Merge(fu.count)
+				if !fu.count.Last.Before(since) {
+					use := fu.use
+					use.Context = g.Context
+					covered = append(covered, use)
+					if fu.count.Last.After(usedAt) {
+						usedAt = fu.count.Last
+					}
+				}
+			}
+			if len(covered) > 0 {
+				narrower = narrowerThan(g, covered)
+			}
+		}
+		us := UnusedScope{
+			Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg,
+			Grants: u.Granted.N, FirstGrant: u.Granted.First.UTC(), LastGrant: u.Granted.Last.UTC(),
+			LastUsed: u.Used.Last.UTC(), Uses: u.Used.N, Status: StatusUnused,
+		}
+		if !usedAt.IsZero() {
+			if narrower == nil {
+				continue // used within the window, and no narrower set would do
+			}
+			us.Status, us.Narrower, us.LastUsed = StatusBroader, narrower, usedAt.UTC()
+			us.IdleFor = humanDuration(now.Sub(usedAt))
+			rep.Unused = append(rep.Unused, j.covered(us))
+			continue
+		}
+		idleFrom := u.Used.Last
+		if u.Used.N == 0 {
+			us.Status = StatusNeverUsed
+			idleFrom = u.Granted.First // held since the first token showed it
+			if idleFrom.IsZero() {
+				idleFrom = first // registered: held since the client appeared
+			}
+		}
+		us.IdleFor = humanDuration(now.Sub(idleFrom))
+		rep.Unused = append(rep.Unused, j.covered(us))
+	}
+}
+
+// covered returns us as judged, or marked insufficient_coverage when the
+// logs that could show its use were not observed for the whole window.
+func (j *UnusedJudge) covered(us UnusedScope) UnusedScope {
+	cov := j.opt.Coverage
+	if cov == nil {
+		return us
+	}
+	identity := j.opt.IsIdentity != nil && j.opt.IsIdentity(us.Scope)
+	got := cov.For(identity)
+	// A minute's slack absorbs the rounding of event times to the second.
+	// A stale source ends its coverage at its newest event, more than a
+	// gap ago, so it shows up here as a shortfall.
+	if got+time.Minute >= j.window {
+		return us
+	}
+	us.Judged, us.Status = us.Status, StatusInsufficientCoverage
+	us.Coverage = strconv.FormatInt(int64(got/(24*time.Hour)), 10) + " of " +
+		strconv.FormatInt(int64(j.window/(24*time.Hour)), 10) + " days"
+	if len(cov.StaleSources) > 0 {
+		us.Coverage += "; stale: " + strings.Join(cov.StaleSources, ", ")
+	}
+	return us
 }
 
 // humanDuration renders d in whole days when it is at least a day, else

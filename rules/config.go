@@ -292,3 +292,28 @@ type Route struct {
 	Scopes []string `yaml:"scopes"`
 	Line   int      `yaml:"-"`
 }
+
+// Shows reports which events a source's log can carry: token grants and
+// refusals (an identity provider's log) and API calls (an access log). A
+// json source shows what its kind and kinds settings name.
+func (s Source) Shows() (grants, uses bool) {
+	switch s.Format {
+	case "keycloak", "okta", "auth0", "entra":
+		return true, false
+	case "json":
+		kinds := []string{s.Kind}
+		for _, k := range s.Kinds {
+			kinds = append(kinds, k)
+		}
+		for _, k := range kinds {
+			switch k {
+			case "grant", "deny":
+				grants = true
+			case "use", "":
+				uses = true
+			}
+		}
+		return grants, uses
+	}
+	return false, true
+}

@@ -1,0 +1,694 @@
+package detect
+
+import (
+	"net/netip"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// Place is where an address is, as a GeoIP database tells.
+type Place struct {
+	Country  string       // ISO 3166-1 alpha-2, "" when unknown
+	ASN      uint32       // 0 when unknown or no ASN database
+	Network  netip.Prefix // the database network holding the address
+	Internal bool         // loopback, private, link-local, CGNAT: never unfamiliar
+}
+
+// Locator places addresses. Implementations must answer from memory.
+type Locator interface {
+	Locate(ip netip.Addr) Place
+}
+
+// DetectorOptions configure the event detectors.
+type DetectorOptions struct {
+	Config rules.Detect
+	Rules  *rules.Rules
+	// Locator places addresses; nil uses only the countries logs carry.
+	Locator Locator
+	// ByASN makes the autonomous system a client's network (an ASN
+	// database is configured); otherwise it is the address's /24 (IPv4)
+	// or /48 (IPv6).
+	ByASN bool
+}
+
+// Detectors raise findings from events as they are folded into a batch:
+// broad requests, unfamiliar geography, bursts from new networks,
+// probing, and tokens leaked into URLs. Their state is each client's
+// baseline, rebuilt from the store at start, so that replaying lines after
+// a crash raises exactly what the first reading did. They do no I/O and
+// are used from the engine's goroutine only.
+type Detectors struct {
+	cfg      rules.Detect
+	rules    *rules.Rules
+	loc      Locator
+	byASN    bool
+	findings *Findings
+	clients  map[string]*clientState
+	scopes   map[string]*scopeInfo // per distinct scope name, bounded
+	probes   map[netip.Addr]*ring  // denials per address, bounded
+	patterns []string
+	// memo is the last address placed: an event is placed once for
+	// enrichment and again by the geography detector.
+	memoIP    netip.Addr
+	memoPlace Place
+	reasons  map[string]bool
+	deny     map[string]bool
+	allow    map[string]bool
+}
+
+// clientState is what the detectors know of one client.
+type clientState struct {
+	first    time.Time
+	events   uint64
+	scopes   map[string]struct{}  // every scope requested or granted
+	countrys map[string]time.Time // country → first seen
+	nets     map[netKey]*netState // network → first seen, bounded
+	denials  *ring
+}
+
+// netKey is a client's network: an AS number, or an address prefix.
+type netKey struct {
+	asn uint32
+	pfx netip.Prefix
+}
+
+func (k netKey) String() string {
+	if k.asn != 0 {
+		return "AS" + strconv.FormatUint(uint64(k.asn), 10)
+	}
+	return k.pfx.String()
+}
+
+type netState struct {
+	first  time.Time
+	recent *ring // event times while the network is new
+}
+
+// maxNets bounds the networks remembered per client; beyond it the one
+// seen first is forgotten (a widely used patient app reaches it, a
+// back-end service never does).
+const maxNets = 256
+
+// NewDetectors returns detectors raising into findings.
+func NewDetectors(opt DetectorOptions, findings *Findings) *Detectors {
+	d := &Detectors{
+		cfg: opt.Config, rules: opt.Rules, loc: opt.Locator, byASN: opt.ByASN, findings: findings,
+		clients: make(map[string]*clientState),
+		scopes:  make(map[string]*scopeInfo),
+		probes:  make(map[netip.Addr]*ring),
+		reasons: make(map[string]bool), deny: make(map[string]bool), allow: make(map[string]bool),
+	}
+	if d.rules == nil {
+		d.rules = &rules.Rules{}
+	}
+	d.patterns = opt.Config.BroadRequest.Patterns
+	for _, r := range opt.Config.BroadRequest.Probing.Reasons {
+		d.reasons[r] = true
+	}
+	for _, c := range opt.Config.UnfamiliarGeo.DenyCountries {
+		d.deny[c] = true
+	}
+	for _, c := range opt.Config.UnfamiliarGeo.AllowCountries {
+		d.allow[c] = true
+	}
+	return d
+}
+
+// Load seeds the baseline of a client from its stored record.
+func (d *Detectors) Load(c store.Client) {
+	st := d.client(c.ID)
+	st.first, st.events = c.Seen.First, c.Seen.N
+	for s, u := range c.Scopes {
+		if u.Requested.N > 0 || u.Granted.N > 0 {
+			st.scopes[s] = struct{}{}
+		}
+	}
+	for cc, n := range c.Countries {
+		st.countrys[cc] = n.First
+	}
+	for ip, n := range c.IPs {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			continue
+		}
+		k, ok := d.network(a)
+		if !ok {
+			continue
+		}
+		if ns := st.nets[k]; ns == nil || n.First.Before(ns.first) {
+			st.nets[k] = &netState{first: n.First}
+		}
+	}
+}
+
+func (d *Detectors) client(id string) *clientState {
+	st := d.clients[id]
+	if st == nil {
+		st = &clientState{
+			scopes:   make(map[string]struct{}),
+			countrys: make(map[string]time.Time),
+			nets:     make(map[netKey]*netState),
+		}
+		d.clients[strings.Clone(id)] = st
+	}
+	return st
+}
+
+// formed reports whether a client's history at t is long enough for
+// baseline b.
+func (st *clientState) formed(b rules.Baseline, t time.Time) bool {
+	return !st.first.IsZero() && t.Sub(st.first) >= time.Duration(b.LearningPeriod) && st.events >= uint64(b.MinEvents)
+}
+
+// learnedBefore reports whether something first seen at first belongs to
+// the baseline b: it was seen within the learning period.
+func (st *clientState) learnedBefore(b rules.Baseline, first time.Time) bool {
+	return first.Sub(st.first) < time.Duration(b.LearningPeriod)
+}
+
+// Observe judges one event that the accountant counted (ev.Client is a
+// usable key) or left unattributed. It must be called after the event
+// was folded into the batch, with the events in the order read.
+func (d *Detectors) Observe(ev *ingest.Event) {
+	if ev.Kind == ingest.KindUse && ev.Query != "" {
+		d.tokenInURL(ev)
+	}
+	if ev.Kind == ingest.KindDeny {
+		d.probing(ev)
+	}
+	if ev.Client == "" || strings.IndexByte(ev.Client, 0) >= 0 {
+		return
+	}
+	st := d.client(ev.Client)
+	if st.first.IsZero() || ev.Time.Before(st.first) {
+		st.first = ev.Time
+	}
+	st.events++
+	if ev.Kind == ingest.KindGrant || ev.Kind == ingest.KindDeny {
+		d.broad(ev, st)
+	}
+	if ev.IP.IsValid() || ev.Country != "" {
+		d.geo(ev, st)
+	}
+}
+
+// Enrich fills in the country of an event from the address's place when
+// the line carries none, so the store records where clients come from.
+func (d *Detectors) Enrich(ev *ingest.Event) {
+	if ev.Country != "" || d.loc == nil || !ev.IP.IsValid() {
+		return
+	}
+	ip := ev.IP.Unmap()
+	if internal(ip) {
+		return
+	}
+	ev.Country = d.locate(ip).Country
+}
+
+func (d *Detectors) locate(ip netip.Addr) Place {
+	if ip != d.memoIP {
+		d.memoIP, d.memoPlace = ip, d.loc.Locate(ip)
+	}
+	return d.memoPlace
+}
+
+// Forget drops what the detectors hold about the client id (for tests
+// and reloads).
+func (d *Detectors) Forget(id string) { delete(d.clients, id) }
+
+// tokenInURL raises a finding for a bearer token in a query string
+// (RFC 6750 §2.3 allows it, and every access log then holds the token).
+// The token itself is never kept: only the parameter's name.
+func (d *Detectors) tokenInURL(ev *ingest.Event) {
+	name := leakedParam(ev.Query)
+	if name == "" {
+		return
+	}
+	k := store.FindingKey{Kind: KindTokenInURL, Client: ev.Client, Subject: ev.Source}
+	f := d.findings.Raise(k, store.SeverityHigh, ev.Time, ev.Pos)
+	f.Summary = "A " + name + " was sent in a URL query string and is now in the " + ev.Source +
+		" access log; rotate the token and make the client send it in the Authorization header."
+	f.Evidence.Detail = name + " in the query string of a " + ev.Method + " request (value redacted)"
+}
+
+// leakedParam returns the name of the first query parameter that carries
+// a token, or "".
+func leakedParam(q string) string {
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if v == "" {
+			continue
+		}
+		switch k {
+		case "access_token", "id_token", "refresh_token":
+			return k
+		}
+	}
+	return ""
+}
+
+// probing counts refusals per client and per address.
+func (d *Detectors) probing(ev *ingest.Event) {
+	p := d.cfg.BroadRequest.Probing
+	if !d.reasons[ev.Reason] {
+		return
+	}
+	window := time.Duration(p.Window)
+	if ev.Client != "" && strings.IndexByte(ev.Client, 0) < 0 {
+		st := d.client(ev.Client)
+		if st.denials == nil {
+			st.denials = newRing(p.Denials)
+		}
+		if st.denials.add(ev.Time, window) {
+			k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "probing"}
+			f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
+			f.Summary = "The client collected " + strconv.Itoa(p.Denials) + " or more refusals (" + ev.Reason +
+				") within " + humanDuration(window) + ": it may be probing for scopes it was not given."
+			f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = p.Denials, humanDuration(window), ev.Reason
+		}
+	}
+	if !ev.IP.IsValid() {
+		return
+	}
+	r := d.probes[ev.IP]
+	if r == nil {
+		if len(d.probes) >= 1<<16 {
+			d.expireProbes(ev.Time, window)
+		}
+		r = newRing(p.Denials)
+		d.probes[ev.IP] = r
+	}
+	if r.add(ev.Time, window) {
+		k := store.FindingKey{Kind: KindBroadRequest, Subject: "probing from " + ev.IP.String()}
+		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
+		f.Summary = "The address " + ev.IP.String() + " collected " + strconv.Itoa(p.Denials) +
+			" or more refusals within " + humanDuration(window) + ", across clients: it may be probing."
+		f.Evidence.IP, f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = ev.IP.String(), p.Denials, humanDuration(window), ev.Reason
+	}
+}
+
+// expireProbes forgets addresses without a refusal in the window, and
+// every address if that is not enough.
+func (d *Detectors) expireProbes(now time.Time, window time.Duration) {
+	for ip, r := range d.probes {
+		if now.Sub(r.newest()) > window {
+			delete(d.probes, ip)
+		}
+	}
+	if len(d.probes) >= 1<<16 {
+		clear(d.probes)
+	}
+}
+
+// scopeInfo is what a scope's name alone says about its breadth.
+type scopeInfo struct {
+	severity string // of the broadest reason, "" when none
+	reasons  []string
+	smart    *rules.SMARTScope
+}
+
+func (d *Detectors) scopeInfo(s string) *scopeInfo {
+	if si, ok := d.scopes[s]; ok {
+		return si
+	}
+	if len(d.scopes) >= 1<<16 {
+		clear(d.scopes) // scope names are input: bound the cache
+	}
+	si := &scopeInfo{}
+	raise := func(sev, reason string) {
+		if rank(sev) > rank(si.severity) || si.severity == "" {
+			si.severity = sev
+		}
+		si.reasons = append(si.reasons, reason)
+	}
+	if g, err := rules.ParseSMART(s); err == nil {
+		si.smart = &g
+		if g.Resource == "*" {
+			switch {
+			case g.Context == "system":
+				raise(store.SeverityHigh, "system-wide wildcard")
+			case g.Perms.Has(rules.Create) || g.Perms.Has(rules.Update) || g.Perms.Has(rules.Delete):
+				raise(store.SeverityHigh, "wildcard with write access")
+			default:
+				raise(store.SeverityWarning, "wildcard read access")
+			}
+		}
+	}
+	for _, p := range d.patterns {
+		if ok, _ := path.Match(p, s); ok {
+			raise(store.SeverityHigh, "broad pattern "+p)
+			break
+		}
+	}
+	if cs, ok := d.rules.Scopes[s]; ok {
+		switch cs.Lifecycle {
+		case rules.Deprecated:
+			r := "deprecated"
+			if cs.ReplacedBy != "" {
+				r += ", replaced by " + cs.ReplacedBy
+			}
+			raise(store.SeverityWarning, r)
+		case rules.Retired:
+			raise(store.SeverityHigh, "retired")
+		}
+	}
+	d.scopes[strings.Clone(s)] = si
+	return si
+}
+
+// broad judges the scopes of a grant or a refusal.
+func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
+	cfg := d.cfg.BroadRequest
+	formed := st.formed(cfg.Baseline, ev.Time)
+	reg, registered := d.rules.Registered(ev.Client)
+	var role []string
+	if registered && reg.Role != "" {
+		role = d.rules.Roles[reg.Role]
+	}
+	distinct := 0
+	judge := func(s string, seenBefore bool) {
+		if s == "" {
+			return
+		}
+		distinct++
+		si := d.scopeInfo(s)
+		sev, reasons := si.severity, si.reasons
+		if role != nil && !d.rules.IsIdentityScope(s) && !inRole(role, s, si.smart) {
+			reasons = append(slices.Clip(reasons), "outside role "+reg.Role)
+			if sev == "" {
+				sev = store.SeverityWarning
+			}
+		}
+		if formed && !seenBefore {
+			reasons = append(slices.Clip(reasons), "never requested before")
+			if sev == "" {
+				sev = store.SeverityWarning
+			}
+		}
+		if sev == "" {
+			return
+		}
+		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: s}
+		f := d.findings.Raise(k, sev, ev.Time, ev.Pos)
+		f.Evidence.Detail = mergeReasons(f.Evidence.Detail, reasons)
+		if cs, ok := d.rules.Scopes[s]; ok && cs.ReplacedBy != "" {
+			f.Evidence.ReplacedBy = cs.ReplacedBy
+		}
+		f.Summary = "The client asked for " + s + " (" + f.Evidence.Detail + ")."
+	}
+	for _, s := range ev.Requested {
+		_, seen := st.scopes[s]
+		judge(s, seen)
+	}
+	for _, s := range ev.Granted {
+		if slices.Contains(ev.Requested, s) {
+			continue
+		}
+		_, seen := st.scopes[s]
+		judge(s, seen)
+	}
+	if distinct > cfg.MaxScopes {
+		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "max_scopes"}
+		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
+		f.Summary = "The client asked for " + strconv.Itoa(distinct) + " scopes in one request; the limit is " + strconv.Itoa(cfg.MaxScopes) + "."
+		f.Evidence.Scopes = append(f.Evidence.Scopes[:0], ev.Requested...)
+		for _, s := range ev.Granted {
+			if !slices.Contains(f.Evidence.Scopes, s) {
+				f.Evidence.Scopes = append(f.Evidence.Scopes, s)
+			}
+		}
+	}
+	for _, s := range ev.Requested {
+		d.learnScope(st, s)
+	}
+	for _, s := range ev.Granted {
+		d.learnScope(st, s)
+	}
+}
+
+func (d *Detectors) learnScope(st *clientState, s string) {
+	if s == "" {
+		return
+	}
+	if _, ok := st.scopes[s]; !ok {
+		st.scopes[strings.Clone(s)] = struct{}{}
+	}
+}
+
+// mergeReasons adds the reasons not yet in the comma-separated list have.
+func mergeReasons(have string, reasons []string) string {
+	for _, r := range reasons {
+		if !slices.Contains(strings.Split(have, "; "), r) {
+			if have != "" {
+				have += "; "
+			}
+			have += r
+		}
+	}
+	return have
+}
+
+// inRole reports whether a role that allows the scopes role permits s:
+// listed as is, or a SMART scope within a listed SMART scope.
+func inRole(role []string, s string, smart *rules.SMARTScope) bool {
+	if slices.Contains(role, s) {
+		return true
+	}
+	if smart == nil {
+		return false
+	}
+	for _, r := range role {
+		g, err := rules.ParseSMART(r)
+		if err != nil {
+			continue
+		}
+		if g.Context == smart.Context && (g.Resource == "*" || g.Resource == smart.Resource) &&
+			smart.Perms&^g.Perms == 0 && (g.RawQuery == "" || g.RawQuery == smart.RawQuery) {
+			return true
+		}
+	}
+	return false
+}
+
+// network returns the client network of an address, and false for one
+// that is internal or cannot be placed.
+func (d *Detectors) network(ip netip.Addr) (netKey, bool) {
+	ip = ip.Unmap()
+	if internal(ip) {
+		return netKey{}, false
+	}
+	if d.byASN && d.loc != nil {
+		if p := d.locate(ip); p.ASN != 0 {
+			return netKey{asn: p.ASN}, true
+		}
+	}
+	bits := 24
+	if ip.Is6() {
+		bits = 48
+	}
+	pfx, _ := ip.Prefix(bits)
+	return netKey{pfx: pfx}, true
+}
+
+// internal reports addresses that never leave the organisation.
+func internal(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() ||
+		cgnat.Contains(ip)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// geo judges where an event came from: a denied country, a country or
+// network outside the client's baseline, and bursts from new networks.
+func (d *Detectors) geo(ev *ingest.Event, st *clientState) {
+	var place Place
+	ip := ev.IP.Unmap()
+	if ip.IsValid() {
+		if internal(ip) {
+			return
+		}
+		if d.loc != nil {
+			place = d.locate(ip)
+			if place.Internal {
+				return
+			}
+		}
+	}
+	if d.allowed(ip, place.ASN) {
+		return
+	}
+	country := place.Country
+	if country == "" {
+		country = ev.Country
+	}
+	gc := d.cfg.UnfamiliarGeo
+	if country != "" {
+		first, known := st.countrys[country]
+		if !known {
+			first = ev.Time
+			st.countrys[country] = first
+		}
+		switch {
+		case d.deny[country]:
+			d.raiseGeo(ev, st, country, place, store.SeverityHigh, "a denied country")
+		case d.allow[country] || d.expected(ev.Client, country):
+		case st.formed(gc.Baseline, ev.Time) && !st.learnedBefore(gc.Baseline, first):
+			d.raiseGeo(ev, st, country, place, store.SeverityWarning, "a country outside the client's baseline")
+		}
+	}
+	if !ip.IsValid() {
+		return
+	}
+	k, ok := d.network(ip)
+	if !ok {
+		return
+	}
+	ns := st.nets[k]
+	if ns == nil {
+		if len(st.nets) >= maxNets {
+			forgetOldest(st.nets)
+		}
+		ns = &netState{first: ev.Time}
+		st.nets[k] = ns
+		if d.byASN && country != "" && st.formed(gc.Baseline, ev.Time) && !st.learnedBefore(gc.Baseline, ns.first) &&
+			!d.expected(ev.Client, country) && !d.allow[country] && !d.deny[country] {
+			d.raiseNetwork(ev, k, country, place)
+		}
+	}
+	d.burst(ev, st, k, ns, country, place)
+}
+
+func (d *Detectors) expected(client, country string) bool {
+	reg, ok := d.rules.Registered(client)
+	return ok && slices.Contains(reg.ExpectedCountries, country)
+}
+
+// allowed reports traffic from an allowlisted egress range or AS.
+func (d *Detectors) allowed(ip netip.Addr, asn uint32) bool {
+	g := d.cfg.UnfamiliarGeo
+	if asn != 0 && slices.Contains(g.AllowASNs, asn) {
+		return true
+	}
+	if !ip.IsValid() {
+		return false
+	}
+	for _, p := range g.AllowPrefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Detectors) raiseGeo(ev *ingest.Event, st *clientState, country string, place Place, sev, why string) {
+	k := store.FindingKey{Kind: KindUnfamiliarGeo, Client: ev.Client, Subject: country}
+	f := d.findings.Raise(k, sev, ev.Time, ev.Pos)
+	f.Summary = "The client was used from " + country + ", " + why + "."
+	f.Evidence.Country = country
+	fillPlace(&f.Evidence, ev, place)
+}
+
+func (d *Detectors) raiseNetwork(ev *ingest.Event, k netKey, country string, place Place) {
+	fk := store.FindingKey{Kind: KindUnfamiliarGeo, Client: ev.Client, Subject: k.String()}
+	f := d.findings.Raise(fk, store.SeverityInfo, ev.Time, ev.Pos)
+	f.Summary = "The client was used from network " + k.String() + ", outside its baseline (in " + country + ")."
+	f.Evidence.Country = country
+	fillPlace(&f.Evidence, ev, place)
+}
+
+func fillPlace(e *store.Evidence, ev *ingest.Event, place Place) {
+	if place.ASN != 0 {
+		e.ASN = place.ASN
+	}
+	if place.Network.IsValid() {
+		e.Network = place.Network.String()
+	}
+	if ev.IP.IsValid() {
+		e.IP = ev.IP.String()
+	}
+	if ev.Subject != "" {
+		e.Subject = ev.Subject
+	}
+}
+
+// burst counts the events of a network while it is new to the client.
+func (d *Detectors) burst(ev *ingest.Event, st *clientState, k netKey, ns *netState, country string, place Place) {
+	bc := d.cfg.UnfamiliarBurst
+	if !st.formed(bc.Baseline, ev.Time) || st.learnedBefore(bc.Baseline, ns.first) ||
+		ev.Time.Sub(ns.first) > time.Duration(bc.NewFor) {
+		ns.recent = nil // familiar, or no longer new
+		return
+	}
+	if ns.recent == nil {
+		ns.recent = newRing(bc.Requests + 1)
+	}
+	if !ns.recent.add(ev.Time, time.Duration(bc.Window)) {
+		return
+	}
+	fk := store.FindingKey{Kind: KindUnfamiliarBurst, Client: ev.Client, Subject: k.String()}
+	sev := store.SeverityWarning
+	if first, ok := st.countrys[country]; ok && country != "" && !st.learnedBefore(bc.Baseline, first) && !d.expected(ev.Client, country) {
+		sev = store.SeverityHigh // a new network in a new country
+	}
+	f := d.findings.Raise(fk, sev, ev.Time, ev.Pos)
+	f.Summary = "More than " + strconv.Itoa(bc.Requests) + " requests within " + humanDuration(time.Duration(bc.Window)) +
+		" came from " + k.String() + ", a network new to the client."
+	f.Evidence.Requests, f.Evidence.Window, f.Evidence.Network = bc.Requests+1, humanDuration(time.Duration(bc.Window)), k.String()
+	f.Evidence.Country = country
+	fillPlace(&f.Evidence, ev, place)
+	if k.asn == 0 {
+		f.Evidence.Network = k.String()
+	}
+}
+
+func forgetOldest(m map[netKey]*netState) {
+	var oldest netKey
+	var at time.Time
+	for k, ns := range m {
+		if at.IsZero() || ns.first.Before(at) {
+			oldest, at = k, ns.first
+		}
+	}
+	delete(m, oldest)
+}
+
+// ring holds the newest n event times.
+type ring struct {
+	t    []int64
+	next int
+	full bool
+}
+
+func newRing(n int) *ring { return &ring{t: make([]int64, n)} }
+
+// add records t and reports whether the ring is full with every time
+// within window of t: n events in the window.
+func (r *ring) add(t time.Time, window time.Duration) bool {
+	r.t[r.next] = t.UnixNano()
+	r.next++
+	if r.next == len(r.t) {
+		r.next, r.full = 0, true
+	}
+	if !r.full {
+		return false
+	}
+	oldest := r.t[r.next]
+	return t.UnixNano()-oldest <= int64(window)
+}
+
+func (r *ring) newest() time.Time {
+	i := r.next - 1
+	if i < 0 {
+		i = len(r.t) - 1
+	}
+	return time.Unix(0, r.t[i])
+}

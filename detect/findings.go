@@ -1,0 +1,263 @@
+package detect
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// Finding kinds.
+const (
+	KindUnusedScope     = "unused_scope"
+	KindBroadRequest    = "broad_request"
+	KindUnfamiliarGeo   = "unfamiliar_geo"
+	KindUnfamiliarBurst = "unfamiliar_burst"
+	KindTokenInURL      = "token_in_url"
+	KindStaleSource     = "stale_source"
+)
+
+// Findings holds every finding in memory, applies silences, and records
+// each change into the batch being built, so that a finding commits in the
+// same transaction as the events that raised it. It is used from the
+// engine's goroutine only.
+type Findings struct {
+	all      map[store.FindingKey]*store.Finding
+	dirty    map[store.FindingKey]struct{}
+	dropped  map[store.FindingKey]struct{}
+	silences []store.Silence
+	now      func() time.Time
+	m        *FindingMetrics
+}
+
+// NewFindings returns a tracker holding existing (as read from the store)
+// and silences (the configured ones together with the stored ones). now is
+// the clock that dates state changes and decides which silences are
+// active. m may be nil.
+func NewFindings(existing []store.Finding, silences []store.Silence, now func() time.Time, m *FindingMetrics) *Findings {
+	if m == nil {
+		m = NewFindingMetrics(nil)
+	}
+	fs := &Findings{
+		all:      make(map[store.FindingKey]*store.Finding, len(existing)),
+		dirty:    make(map[store.FindingKey]struct{}),
+		dropped:  make(map[store.FindingKey]struct{}),
+		silences: silences,
+		now:      now,
+		m:        m,
+	}
+	for i := range existing {
+		f := existing[i].Clone()
+		fs.all[f.FindingKey] = &f
+		if f.State != store.StateResolved {
+			m.Open.WithLabelValues(f.Kind, f.Severity).Inc()
+		}
+	}
+	return fs
+}
+
+// Get returns the finding with key k, or nil.
+func (fs *Findings) Get(k store.FindingKey) *store.Finding { return fs.all[k] }
+
+// Each calls fn for every finding; fn must not raise or drop findings.
+func (fs *Findings) Each(fn func(*store.Finding)) {
+	for _, f := range fs.all {
+		fn(f)
+	}
+}
+
+// Raise records one sighting of the condition k at event time t, seen on
+// the line at pos (zero when raised by a sweep), and returns the finding
+// for the caller to fill in its summary and evidence. A new finding opens
+// (or is silenced), a resolved one reopens, an open one counts. The
+// severity of a standing finding rises with a graver sighting and never
+// falls.
+func (fs *Findings) Raise(k store.FindingKey, severity string, t time.Time, pos ingest.Position) *store.Finding {
+	f := fs.all[k]
+	now := fs.now()
+	if f == nil {
+		f = &store.Finding{FindingKey: k, Severity: severity, First: t, Last: t}
+		fs.all[k] = f
+		delete(fs.dropped, k)
+		fs.setState(f, store.StateOpen, now)
+		fs.m.Raised.WithLabelValues(k.Kind, severity).Inc()
+	} else {
+		if f.State == store.StateResolved {
+			f.Resolved = time.Time{}
+			fs.setState(f, store.StateOpen, now)
+			fs.m.Raised.WithLabelValues(k.Kind, severity).Inc()
+		}
+		if rank(severity) > rank(f.Severity) {
+			fs.m.Open.WithLabelValues(k.Kind, f.Severity).Dec()
+			fs.m.Open.WithLabelValues(k.Kind, severity).Inc()
+			f.Severity = severity
+		}
+		if t.Before(f.First) {
+			f.First = t
+		}
+		if t.After(f.Last) {
+			f.Last = t
+		}
+	}
+	f.Count++
+	if pos.Source != "" {
+		f.Evidence.AddLine(store.LineRef{Source: pos.Source, Path: pos.Path, Line: pos.Line, Offset: pos.Offset})
+	}
+	fs.dirty[k] = struct{}{}
+	return f
+}
+
+// Hold records that a condition found by a sweep holds at t. A new or
+// resolved finding is raised (fresh is true) for the caller to fill in; a
+// standing one is returned untouched, and the caller calls Touch if it
+// changes it, so that an unchanged finding is not rewritten every sweep.
+func (fs *Findings) Hold(k store.FindingKey, severity string, t time.Time) (f *store.Finding, fresh bool) {
+	f = fs.all[k]
+	if f == nil || f.State == store.StateResolved {
+		return fs.Raise(k, severity, t, ingest.Position{}), true
+	}
+	return f, false
+}
+
+// Touch marks the finding k changed, to be written with the next batch.
+func (fs *Findings) Touch(k store.FindingKey) {
+	if fs.all[k] != nil {
+		fs.dirty[k] = struct{}{}
+	}
+}
+
+// Resolve marks the finding k resolved, if it stands.
+func (fs *Findings) Resolve(k store.FindingKey) {
+	f := fs.all[k]
+	if f == nil || f.State == store.StateResolved {
+		return
+	}
+	now := fs.now()
+	f.Resolved = now
+	fs.setState(f, store.StateResolved, now)
+	fs.m.Resolved.WithLabelValues(k.Kind).Inc()
+	fs.dirty[k] = struct{}{}
+}
+
+// setState moves f to state, or to silenced when a silence matches an
+// open finding, keeping the open gauge right.
+func (fs *Findings) setState(f *store.Finding, state string, now time.Time) {
+	was := f.State
+	f.Silence = ""
+	if state == store.StateOpen {
+		if s := fs.silenceFor(f.FindingKey, now); s != nil {
+			state, f.Silence = store.StateSilenced, s.ID
+		}
+	}
+	standing := func(s string) bool { return s == store.StateOpen || s == store.StateSilenced }
+	switch {
+	case standing(state) && !standing(was):
+		fs.m.Open.WithLabelValues(f.Kind, f.Severity).Inc()
+		f.Opened = now
+	case !standing(state) && standing(was):
+		fs.m.Open.WithLabelValues(f.Kind, f.Severity).Dec()
+	}
+	if state != was {
+		f.State, f.Changed = state, now
+	}
+}
+
+func (fs *Findings) silenceFor(k store.FindingKey, now time.Time) *store.Silence {
+	for i := range fs.silences {
+		if fs.silences[i].Matches(k, now) {
+			return &fs.silences[i]
+		}
+	}
+	return nil
+}
+
+// SetSilences replaces the silences and re-applies them to every standing
+// finding: newly matched ones are silenced, those whose silence ended or
+// was removed open again.
+func (fs *Findings) SetSilences(silences []store.Silence) {
+	fs.silences = silences
+	fs.ApplySilences()
+}
+
+// ApplySilences re-applies the silences as of now: run after a silence
+// may have expired.
+func (fs *Findings) ApplySilences() {
+	now := fs.now()
+	for k, f := range fs.all {
+		if f.State == store.StateResolved {
+			continue
+		}
+		before, id := f.State, f.Silence
+		fs.setState(f, store.StateOpen, now)
+		if f.State != before || f.Silence != id {
+			fs.dirty[k] = struct{}{}
+		}
+	}
+}
+
+// Prune forgets findings resolved before cutoff, deleting them from the
+// store with the next batch.
+func (fs *Findings) Prune(cutoff time.Time) {
+	for k, f := range fs.all {
+		if f.State == store.StateResolved && f.Resolved.Before(cutoff) {
+			delete(fs.all, k)
+			delete(fs.dirty, k)
+			fs.dropped[k] = struct{}{}
+		}
+	}
+}
+
+// Flush copies every finding changed since the last flush into b.
+func (fs *Findings) Flush(b *store.Batch) {
+	for k := range fs.dirty {
+		b.Findings[k] = fs.all[k].Clone()
+	}
+	for k := range fs.dropped {
+		b.DropFindings[k] = struct{}{}
+	}
+	clear(fs.dirty)
+	clear(fs.dropped)
+}
+
+// Pending reports whether changes wait for a flush.
+func (fs *Findings) Pending() bool { return len(fs.dirty) > 0 || len(fs.dropped) > 0 }
+
+func rank(severity string) int {
+	switch severity {
+	case store.SeverityHigh:
+		return 2
+	case store.SeverityWarning:
+		return 1
+	}
+	return 0
+}
+
+// FindingMetrics count findings by kind and severity: bounded labels, never
+// a client, scope or address.
+type FindingMetrics struct {
+	Open     *prometheus.GaugeVec   // kind, severity: open or silenced findings
+	Raised   *prometheus.CounterVec // kind, severity: findings opened or reopened
+	Resolved *prometheus.CounterVec // kind
+}
+
+// NewFindingMetrics creates the finding metrics and registers them with
+// reg when it is not nil.
+func NewFindingMetrics(reg prometheus.Registerer) *FindingMetrics {
+	m := &FindingMetrics{
+		Open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scopewatch_findings_open", Help: "Findings whose condition holds (open or silenced), by kind and severity.",
+		}, []string{"kind", "severity"}),
+		Raised: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_findings_raised_total", Help: "Findings opened or reopened, by kind and severity.",
+		}, []string{"kind", "severity"}),
+		Resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_findings_resolved_total", Help: "Findings resolved because their condition cleared, by kind.",
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Open, m.Raised, m.Resolved)
+	}
+	return m
+}

@@ -1,0 +1,176 @@
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// SweeperOptions configure a Sweeper.
+type SweeperOptions struct {
+	Config   *rules.Config
+	Findings *Findings
+	Coverage *Coverage
+	// Live judges sources stale against the clock: the daemon does, a
+	// one-shot scan of old files does not.
+	Live bool
+	// Started is when the daemon started: a source that has produced no
+	// event since is stale once StaleAfter has passed.
+	Started time.Time
+}
+
+// Sweeper raises and resolves the findings that depend on time passing
+// rather than on one event: unused scopes, stale sources, findings not
+// seen again for ResolveAfter, expired silences and old resolved findings.
+type Sweeper struct {
+	opt SweeperOptions
+}
+
+// NewSweeper returns a sweeper; it starts nothing.
+func NewSweeper(opt SweeperOptions) *Sweeper { return &Sweeper{opt: opt} }
+
+// ClientLister streams stored clients.
+type ClientLister interface {
+	ForEachClient(fn func(store.Client) error) error
+}
+
+// eventKinds are the finding kinds raised by events, which resolve when
+// not seen again for ResolveAfter.
+var eventKinds = []string{KindBroadRequest, KindUnfamiliarGeo, KindUnfamiliarBurst, KindTokenInURL}
+
+// Sweep judges everything as of now. clients must reflect every event
+// the detectors have observed (the engine commits its batch first).
+func (s *Sweeper) Sweep(now time.Time, clients ClientLister) error {
+	cfg, fs := s.opt.Config, s.opt.Findings
+	fs.ApplySilences()
+
+	resolveBefore := now.Add(-time.Duration(cfg.Detect.ResolveAfter))
+	fs.Each(func(f *store.Finding) {
+		if f.State != store.StateResolved && slices.Contains(eventKinds, f.Kind) && f.Last.Before(resolveBefore) {
+			fs.Resolve(f.FindingKey)
+		}
+	})
+	fs.Prune(now.Add(-time.Duration(cfg.Detect.Retention)))
+
+	if s.opt.Live {
+		s.stale(now)
+	}
+	return s.unused(now, clients)
+}
+
+func (s *Sweeper) stale(now time.Time) {
+	cfg, fs := s.opt.Config, s.opt.Findings
+	limit := time.Duration(cfg.Detect.UnusedScope.StaleAfter)
+	for _, src := range cfg.Sources {
+		k := store.FindingKey{Kind: KindStaleSource, Subject: src.Name}
+		newest := s.opt.Coverage.Newest(src.Name)
+		ref := newest
+		if ref.IsZero() {
+			ref = s.opt.Started
+		}
+		if ref.IsZero() || now.Sub(ref) <= limit {
+			fs.Resolve(k)
+			continue
+		}
+		f, fresh := fs.Hold(k, store.SeverityWarning, now)
+		if !fresh {
+			continue
+		}
+		if newest.IsZero() {
+			f.Summary = fmt.Sprintf("Source %s has produced no event since scopewatch started %s ago; unused-scope findings that depend on it are held back.",
+				src.Name, humanDuration(now.Sub(ref)))
+		} else {
+			f.Summary = fmt.Sprintf("Source %s has produced no event for %s (newest %s); unused-scope findings that depend on it are held back.",
+				src.Name, humanDuration(now.Sub(newest)), newest.UTC().Format(time.RFC3339))
+		}
+		f.Evidence.Detail = src.Path
+	}
+}
+
+// unused raises a finding per unused scope and resolves those that no
+// longer hold. A scope whose coverage is insufficient, or whose client is
+// still pending, keeps whatever finding it had: nothing new is known.
+func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
+	cfg, fs := s.opt.Config, s.opt.Findings
+	j := NewUnusedJudge(UnusedOptions{
+		Window:         time.Duration(cfg.Detect.UnusedScope.Window),
+		MinObservation: time.Duration(cfg.Detect.UnusedScope.MinObservation),
+		Registrations:  cfg.Rules.Clients,
+		Now:            func() time.Time { return now },
+		Coverage:       CoverageOf(cfg, s.opt.Coverage.All(), now),
+		IsIdentity:     cfg.Rules.IsIdentityScope,
+	})
+	keep := make(map[store.FindingKey]bool)
+	pending := make(map[string]bool)
+	seen := make(map[string]bool)
+	rep := j.Report()
+	handle := func() {
+		for _, us := range rep.Unused {
+			k := store.FindingKey{Kind: KindUnusedScope, Client: us.Client, Subject: us.Scope}
+			keep[k] = true
+			if us.Status != StatusInsufficientCoverage {
+				s.holdUnused(k, us, now)
+			}
+		}
+		for _, p := range rep.Pending {
+			pending[p.Client] = true
+		}
+		rep.Unused, rep.Pending = rep.Unused[:0], rep.Pending[:0]
+	}
+	err := clients.ForEachClient(func(c store.Client) error {
+		seen[c.ID] = true
+		j.Judge(c, &rep)
+		handle()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("judge unused scopes: %w", err)
+	}
+	j.Finish(seen, &rep)
+	handle()
+	fs.Each(func(f *store.Finding) {
+		if f.Kind == KindUnusedScope && f.State != store.StateResolved && !keep[f.FindingKey] && !pending[f.Client] {
+			fs.Resolve(f.FindingKey)
+		}
+	})
+	return nil
+}
+
+func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) {
+	fs := s.opt.Findings
+	sev := store.SeverityWarning
+	if us.Status == StatusBroader {
+		sev = store.SeverityInfo
+	}
+	f, fresh := fs.Hold(k, sev, now)
+	detail := us.Status
+	if us.Registered {
+		detail += "; registered"
+	}
+	e := &f.Evidence
+	if !fresh && e.Detail == detail && slices.Equal(e.Narrower, us.Narrower) {
+		// Times move every sweep; they are written with the next real
+		// change rather than rewriting every finding each time.
+		e.LastGrant, e.LastUse = us.LastGrant, us.LastUsed
+		return
+	}
+	e.Detail, e.Narrower = detail, slices.Clone(us.Narrower)
+	e.LastGrant, e.LastUse = us.LastGrant, us.LastUsed
+	switch us.Status {
+	case StatusNeverUsed:
+		f.Summary = fmt.Sprintf("%s holds %s and has never used it (held for %s).", us.Client, us.Scope, us.IdleFor)
+	case StatusUnused:
+		f.Summary = fmt.Sprintf("%s holds %s and has not used it for %s.", us.Client, us.Scope, us.IdleFor)
+	case StatusBroader:
+		f.Summary = fmt.Sprintf("%s uses only part of %s; %s would do.", us.Client, us.Scope, strings.Join(us.Narrower, " "))
+	case StatusInvalid:
+		f.Summary = fmt.Sprintf("%s holds %s, which breaks the SMART scope grammar.", us.Client, us.Scope)
+	}
+	if !fresh {
+		fs.Touch(k)
+	}
+}
