@@ -58,9 +58,9 @@ type Detectors struct {
 	// enrichment and again by the geography detector.
 	memoIP    netip.Addr
 	memoPlace Place
-	reasons  map[string]bool
-	deny     map[string]bool
-	allow    map[string]bool
+	reasons   map[string]bool
+	deny      map[string]bool
+	allow     map[string]bool
 }
 
 // clientState is what the detectors know of one client.
