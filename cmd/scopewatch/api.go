@@ -2,7 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -82,7 +87,130 @@ func newAPI(p *pipeline) http.Handler {
 		}
 		writeJSON(w, rep)
 	})
+	findingsAPI(mux, p)
 	return mux
+}
+
+// maxBody bounds the body of a POST: a silence is a few hundred bytes.
+const maxBody = 64 << 10
+
+// findingsAPI serves the findings and the silences. Findings are shown in
+// their effective state: a silence added or expired through the API shows
+// at once, before the engine has re-applied silences.
+func findingsAPI(mux *http.ServeMux, p *pipeline) {
+	mux.HandleFunc("GET /api/v1/findings", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		filter, err := newFindingFilter(q.Get("state"), q.Get("kind"), q.Get("client"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fs, err := effectiveFindings(p.cfg, p.db, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, alert.FindingViews(filter.apply(fs)))
+	})
+	mux.HandleFunc("GET /api/v1/findings/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fs, err := effectiveFindings(p.cfg, p.db, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		id := r.PathValue("id")
+		for _, f := range fs {
+			if f.ID() == id {
+				writeJSON(w, alert.NewFindingView(f))
+				return
+			}
+		}
+		http.Error(w, fmt.Sprintf("no finding %q", id), http.StatusNotFound)
+	})
+	mux.HandleFunc("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
+		ss, err := allSilences(p.cfg, p.db)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, alert.SilenceViews(ss, time.Now()))
+	})
+	// Adding or expiring a silence changes what is reported: only the
+	// local command line and tools like curl may do it, never a web page
+	// the operator happens to visit (cross-origin or DNS-rebinding POSTs).
+	guard := http.NewCrossOriginProtection()
+	mux.Handle("POST /api/v1/silences", guard.Handler(localOnly(p, func(w http.ResponseWriter, r *http.Request) {
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+			http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
+			return
+		}
+		var req silenceRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
+				http.Error(w, fmt.Sprintf("request body over %d bytes", mb.Limit), http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "bad request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if dec.More() {
+			http.Error(w, "bad request body: more than one JSON value", http.StatusBadRequest)
+			return
+		}
+		s, err := req.silence(time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s, err = p.db.AddSilence(s)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		p.silencesChanged()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		writeJSON(w, alert.NewSilenceView(s, time.Now()))
+	})))
+	mux.Handle("POST /api/v1/silences/{id}/expire", guard.Handler(localOnly(p, func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := refuseConfigSilence(p.cfg, id); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		s, err := p.db.ExpireSilence(id, time.Now())
+		if errors.Is(err, store.ErrNotFound) {
+			http.Error(w, fmt.Sprintf("no silence %q", id), http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		p.silencesChanged()
+		writeJSON(w, alert.NewSilenceView(s, time.Now()))
+	})))
+}
+
+// localOnly refuses a request whose Host is neither an IP address,
+// localhost, nor the configured listen address: a browser that a hostile
+// page made resolve its own name to this machine (DNS rebinding) sends that
+// name.
+func localOnly(p *pipeline, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		listen, _, _ := net.SplitHostPort(p.cfg.Listen)
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil && host != "localhost" && host != listen {
+			http.Error(w, fmt.Sprintf("host %q refused: use the address scopewatch listens on", r.Host), http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
