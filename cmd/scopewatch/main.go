@@ -40,6 +40,14 @@ Usage:
                                                   scopes granted but not used within the window
   scopewatch clients  --config FILE [--client ID] [--format table|json]
                                                   per client and scope: requested, granted and used counts
+  scopewatch findings --config FILE [--state open|silenced|resolved|all] [--kind KIND] [--client ID]
+                      [--format table|json]       findings (default: the open ones)
+  scopewatch silence add --config FILE [--client PATTERN] [--kind KIND] [--subject PATTERN]
+                      (--for 30d | --until DATE) --reason TEXT [--author NAME]
+                                                  mute matching findings until the silence expires
+  scopewatch silence list --config FILE [--all] [--format table|json]
+                                                  silences in force (with --all, expired ones too)
+  scopewatch silence expire --config FILE ID      end a silence now
   scopewatch validate --config FILE [--sample LOG [--source NAME]]
                                                   check config and rules, print what would be tailed;
                                                   with --sample, show which lines of LOG the format parses
@@ -48,7 +56,8 @@ Usage:
   scopewatch bench    [--lines N] [--clients N]   measure scan and tail throughput against a plain decoder
   scopewatch version
 
-While the daemon runs, report and clients read from its HTTP API; otherwise from the store file.
+While the daemon runs, report, clients, findings and silence go through its HTTP API; otherwise
+they use the store file.
 `
 
 func main() {
@@ -80,6 +89,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdReport(ctx, rest, stdout, stderr)
 	case "clients":
 		err = cmdClients(ctx, rest, stdout, stderr)
+	case "findings":
+		err = cmdFindings(ctx, rest, stdout, stderr)
+	case "silence":
+		err = cmdSilence(ctx, rest, stdout, stderr)
 	case "validate":
 		err = cmdValidate(rest, stdout, stderr)
 	case "demo":
