@@ -238,34 +238,23 @@ func ConfigSilences(cs []rules.Silence) []store.Silence {
 }
 
 // ApplySilences sets the state a reader should see on every finding that
-// still holds: silenced, with the silence's ID, when a silence in ss is
-// active at now and matches it; open otherwise. A finding keeps the
-// silence it has while that one still applies; else the first match in ss
-// wins. Resolved findings are left as they are. This is what the engine
-// does when silences change, done at read time so that a silence added or
-// expired while no daemon runs shows at once.
+// still holds: silenced, with the ID of the first silence in ss that is
+// active at now and matches it, or open when none does. Resolved findings
+// are left as they are. The engine does the same when silences change;
+// doing it at read time too shows a silence added or expired while no
+// daemon runs, or not yet re-applied by it, at once.
 func ApplySilences(fs []store.Finding, ss []store.Silence, now time.Time) {
 	for i := range fs {
 		f := &fs[i]
 		if f.State != store.StateOpen && f.State != store.StateSilenced {
 			continue
 		}
-		id := ""
+		f.State, f.Silence = store.StateOpen, ""
 		for j := range ss {
-			if !ss[j].Matches(f.FindingKey, now) {
-				continue
-			}
-			if id == "" || ss[j].ID == f.Silence {
-				id = ss[j].ID
-			}
-			if id == f.Silence {
+			if ss[j].Matches(f.FindingKey, now) {
+				f.State, f.Silence = store.StateSilenced, ss[j].ID
 				break
 			}
-		}
-		f.Silence = id
-		f.State = store.StateOpen
-		if id != "" {
-			f.State = store.StateSilenced
 		}
 	}
 }

