@@ -25,6 +25,10 @@ type pipeline struct {
 	reg     *prometheus.Registry
 	ingestM *ingest.Metrics
 	engineM *detect.EngineMetrics
+	findM   *detect.FindingMetrics
+	// locator places addresses for the geography detector; nil without
+	// GeoIP databases.
+	locator detect.Locator
 	parsers map[string]ingest.Parser
 	lag     *ingest.LagCollector
 
@@ -75,6 +79,7 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 		cfg: cfg, db: db, log: log, reg: reg, parsers: parsers,
 		ingestM:  ingest.NewMetrics(reg),
 		engineM:  detect.NewEngineMetrics(reg),
+		findM:    detect.NewFindingMetrics(reg),
 		lag:      ingest.NewLagCollector(cfg.Sources),
 		progress: make(chan struct{}, 1),
 		silences: make(chan struct{}, 1),
@@ -126,6 +131,10 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
+	det, err := p.detection(oneShot)
+	if err != nil {
+		return err
+	}
 	engine := detect.NewEngine(detect.EngineOptions{
 		Parsers:    p.parsers,
 		Accountant: detect.NewAccountant(p.cfg.Rules, fhirBases(p.cfg)),
@@ -135,6 +144,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 		Metrics:    p.engineM,
 		Logger:     p.log,
 		Committed:  p.committed,
+		Detection:  det,
 	})
 	var wg sync.WaitGroup
 	var supErr error
@@ -144,7 +154,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	p.running.Store(true)
 	// The engine drains lines until the supervisor closes it, so a
 	// cancelled ctx still commits everything read before it.
-	err := engine.Run(context.WithoutCancel(ctx), lines)
+	err = engine.Run(context.WithoutCancel(ctx), lines)
 	p.running.Store(false)
 	if err != nil {
 		cancel()
@@ -160,6 +170,66 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	}
 	return nil
 }
+
+// detection builds the detectors from the stored findings, silences,
+// coverage and client baselines. A one-shot scan judges as of the newest
+// event it has seen rather than the wall clock, and does not judge
+// sources stale.
+func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
+	cfg := p.cfg
+	existing, err := p.db.Findings()
+	if err != nil {
+		return nil, err
+	}
+	silences, err := p.loadSilences()
+	if err != nil {
+		return nil, err
+	}
+	spans, err := p.db.Coverage()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	var clock *detect.DataClock
+	if oneShot {
+		clock = &detect.DataClock{}
+		for _, ss := range spans {
+			if n := len(ss); n > 0 {
+				clock.Observe(ss[n-1].End)
+			}
+		}
+		now = clock.Now
+	}
+	fs := detect.NewFindings(existing, silences, now, p.findM)
+	dets := detect.NewDetectors(detect.DetectorOptions{
+		Config: cfg.Detect, Rules: cfg.Rules, Locator: p.locator, ByASN: cfg.GeoIP.ASN != "",
+	}, fs)
+	if err := p.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
+		return nil, err
+	}
+	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
+	d := &detect.Detection{
+		Detectors: dets,
+		Findings:  fs,
+		Coverage:  cov,
+		Sweeper: detect.NewSweeper(detect.SweeperOptions{
+			Config: cfg, Findings: fs, Coverage: cov, Live: !oneShot, Started: time.Now(),
+		}),
+		Clients:         p.db,
+		SweepEvery:      time.Duration(cfg.Detect.UnusedScope.Every),
+		Now:             now,
+		DataClock:       clock,
+		SilencesChanged: p.silences,
+		LoadSilences:    p.loadSilences,
+	}
+	if cfg.Privacy.PseudonymiseSubjects {
+		d.Pseudonymise = detect.NewPseudonymiser(cfg.Privacy.Key).Pseudonym
+	}
+	return d, nil
+}
+
+// loadSilences returns the configured silences followed by the stored ones.
+func (p *pipeline) loadSilences() ([]store.Silence, error) { return allSilences(p.cfg, p.db) }
 
 // ready reports whether the engine runs and every live source has
 // attached to its file (or is waiting for it to appear).
