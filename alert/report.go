@@ -50,11 +50,11 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 		return enc.Encode(rep)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"client", "owner", "role", "scope", "status", "registered", "grants", "first_granted", "last_granted", "uses", "last_used", "idle_for", "narrower"})
+		_ = cw.Write([]string{"client", "owner", "role", "scope", "status", "registered", "grants", "first_granted", "last_granted", "uses", "last_used", "idle_for", "narrower", "judged", "coverage"})
 		for _, u := range rep.Unused {
 			_ = cw.Write([]string{u.Client, u.Owner, u.Role, u.Scope, u.Status, strconv.FormatBool(u.Registered),
 				strconv.FormatUint(u.Grants, 10), stamp(u.FirstGrant), stamp(u.LastGrant),
-				strconv.FormatUint(u.Uses, 10), stamp(u.LastUsed), u.IdleFor, strings.Join(u.Narrower, " ")})
+				strconv.FormatUint(u.Uses, 10), stamp(u.LastUsed), u.IdleFor, strings.Join(u.Narrower, " "), u.Judged, u.Coverage})
 		}
 		cw.Flush()
 		return cw.Error()
@@ -68,6 +68,9 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 			fmt.Fprintln(tw, "CLIENT\tSCOPE\tSTATUS\tGRANTS\tLAST GRANTED\tLAST USED\tIDLE FOR\tOWNER\tNARROWER")
 			for _, u := range rep.Unused {
 				status := u.Status
+				if u.Status == detect.StatusInsufficientCoverage {
+					status = "insufficient coverage (" + u.Coverage + ")"
+				}
 				if u.Registered {
 					status += " (registered)"
 				}
@@ -78,11 +81,19 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 				return err
 			}
 			clients := map[string]bool{}
+			held := 0
 			for _, u := range rep.Unused {
+				if u.Status == detect.StatusInsufficientCoverage {
+					held++
+					continue
+				}
 				clients[u.Client] = true
 			}
 			fmt.Fprintf(w, "\n%d scope grant(s) to prune or narrow across %d client(s); %d client(s) examined.\n",
-				len(rep.Unused), len(clients), rep.Clients)
+				len(rep.Unused)-held, len(clients), rep.Clients)
+			if held > 0 {
+				fmt.Fprintf(w, "%d more look unused, but their logs were not observed for the whole window: not judged.\n", held)
+			}
 		}
 		if len(rep.Pending) > 0 {
 			names := make([]string, 0, len(rep.Pending))

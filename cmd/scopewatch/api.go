@@ -71,12 +71,11 @@ func newAPI(p *pipeline) http.Handler {
 			}
 			now = func() time.Time { return t }
 		}
-		cs, err := p.db.Clients()
+		rep, err := unusedReport(p.cfg, p.db, now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		rep := unusedReport(p.cfg, cs, now)
 		if c := r.URL.Query().Get("client"); c != "" {
 			rep = filterReport(rep, c)
 		}
@@ -220,19 +219,31 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.Encode(v)
 }
 
-// unusedReport computes the unused-scope report with the configured
-// window and registrations.
-func unusedReport(cfg *rules.Config, cs []store.Client, now func() time.Time) detect.UnusedReport {
+// unusedReport computes the unused-scope report from the stored clients
+// with the configured window and registrations, holding back scopes whose
+// logs were not observed for the whole window (the stored coverage).
+func unusedReport(cfg *rules.Config, db *store.DB, now func() time.Time) (detect.UnusedReport, error) {
+	cs, err := db.Clients()
+	if err != nil {
+		return detect.UnusedReport{}, err
+	}
+	spans, err := db.Coverage()
+	if err != nil {
+		return detect.UnusedReport{}, err
+	}
 	var regs map[string]rules.Client
+	isIdentity := func(string) bool { return false }
 	if cfg.Rules != nil {
-		regs = cfg.Rules.Clients
+		regs, isIdentity = cfg.Rules.Clients, cfg.Rules.IsIdentityScope
 	}
 	return detect.Unused(cs, detect.UnusedOptions{
 		Window:         time.Duration(cfg.Detect.UnusedScope.Window),
 		MinObservation: time.Duration(cfg.Detect.UnusedScope.MinObservation),
 		Registrations:  regs,
 		Now:            now,
-	})
+		Coverage:       detect.CoverageOf(cfg, spans, now()),
+		IsIdentity:     isIdentity,
+	}), nil
 }
 
 // filterReport keeps only one client's entries.

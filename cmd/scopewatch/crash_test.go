@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -240,8 +241,15 @@ func TestCrashTail(t *testing.T) {
 	t.Logf("kill schedule seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 
+	var stderr bytes.Buffer // every daemon's log, shown when the test fails
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s", stderr.Bytes())
+		}
+	})
 	startDaemon := func() (*exec.Cmd, chan error) {
 		cmd := exec.Command(bin, "run", "--config", cfg)
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

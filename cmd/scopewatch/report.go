@@ -58,11 +58,10 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		q.Set("at", now().Format(time.RFC3339))
 	}
 	err = readState(ctx, cfg, "/api/v1/reports/unused?"+q.Encode(), &rep, func(db *store.DB) error {
-		cs, err := db.Clients()
-		if err != nil {
+		var err error
+		if rep, err = unusedReport(cfg, db, now); err != nil {
 			return err
 		}
-		rep = unusedReport(cfg, cs, now)
 		if *client != "" {
 			rep = filterReport(rep, *client)
 		}
