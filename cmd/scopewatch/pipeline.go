@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/detect/geoip"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -26,8 +28,9 @@ type pipeline struct {
 	ingestM *ingest.Metrics
 	engineM *detect.EngineMetrics
 	findM   *detect.FindingMetrics
-	// locator places addresses for the geography detector; nil without
-	// GeoIP databases.
+	// geo and locator place addresses for the geography detector; nil
+	// without GeoIP databases.
+	geo     *geoip.DB
 	locator detect.Locator
 	parsers map[string]ingest.Parser
 	lag     *ingest.LagCollector
@@ -86,6 +89,16 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 		readyC:   make(chan struct{}),
 	}
 	reg.MustRegister(p.lag)
+	if cfg.GeoIP.Enabled() {
+		geo, err := geoip.Open(geoip.Options{
+			Country: cfg.GeoIP.CountryDB(), ASN: cfg.GeoIP.ASN, Logger: log, Metrics: geoip.NewMetrics(reg),
+		})
+		if err != nil {
+			db.Close()
+			return nil, usageError{fmt.Errorf("%s: geoip: %w", cfg.File, err)}
+		}
+		p.geo, p.locator = geo, geoLocator{geo}
+	}
 	saved, err := db.AllPositions()
 	if err != nil {
 		db.Close()
@@ -97,8 +110,22 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 	return p, nil
 }
 
-// close closes the store.
-func (p *pipeline) close() error { return p.db.Close() }
+// close closes the store and the GeoIP databases.
+func (p *pipeline) close() error {
+	if p.geo != nil {
+		p.geo.Close()
+	}
+	return p.db.Close()
+}
+
+// geoLocator places addresses with the GeoIP databases.
+type geoLocator struct{ db *geoip.DB }
+
+// Locate implements detect.Locator.
+func (g geoLocator) Locate(ip netip.Addr) detect.Place {
+	i := g.db.Lookup(ip)
+	return detect.Place{Country: i.Country, ASN: i.ASN, Network: i.Network, Internal: i.Internal}
+}
 
 // liveSources builds a tailing source per configured source.
 func (p *pipeline) liveSources() []ingest.Source {

@@ -9,6 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
@@ -42,6 +46,29 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return runDaemon(ctx, cfg, log, nil)
 }
 
+// reloadOnHangup reloads the GeoIP databases on SIGHUP until ctx ends. A
+// failed reload keeps the databases in use; the geoip package logs it and
+// counts it.
+func reloadOnHangup(ctx context.Context, p *pipeline, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if p.geo == nil {
+				log.Info("SIGHUP: no GeoIP databases to reload; the configuration is read at start only")
+				continue
+			}
+			if err := p.geo.Reload(); err == nil {
+				log.Info("geoip databases reloaded on SIGHUP")
+			}
+		}
+	}
+}
+
 func newLogger(w io.Writer, asJSON bool) *slog.Logger {
 	if asJSON {
 		return slog.New(slog.NewJSONHandler(w, nil))
@@ -72,7 +99,20 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 		started(p, ln.Addr().String())
 	}
 
+	var wg sync.WaitGroup
+	geoCtx, stopGeo := context.WithCancel(ctx)
+	if p.geo != nil {
+		wg.Go(func() {
+			if err := p.geo.Watch(geoCtx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
+				log.Error("geoip watch", "err", err)
+			}
+		})
+	}
+	wg.Go(func() { reloadOnHangup(geoCtx, p, log) })
+
 	runErr := p.run(ctx, sources, false)
+	stopGeo()
+	wg.Wait()
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
