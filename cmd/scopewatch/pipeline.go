@@ -32,6 +32,9 @@ type pipeline struct {
 	// without GeoIP databases.
 	geo     *geoip.DB
 	locator detect.Locator
+	// noDetect runs the engine without detectors: usage is recorded, no
+	// finding is raised (scan --no-detect).
+	noDetect bool
 	parsers map[string]ingest.Parser
 	lag     *ingest.LagCollector
 
@@ -158,9 +161,12 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
-	det, err := p.detection(oneShot)
-	if err != nil {
-		return err
+	var det *detect.Detection
+	if !p.noDetect {
+		var err error
+		if det, err = p.detection(oneShot); err != nil {
+			return err
+		}
 	}
 	engine := detect.NewEngine(detect.EngineOptions{
 		Parsers:    p.parsers,
@@ -181,7 +187,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	p.running.Store(true)
 	// The engine drains lines until the supervisor closes it, so a
 	// cancelled ctx still commits everything read before it.
-	err = engine.Run(context.WithoutCancel(ctx), lines)
+	err := engine.Run(context.WithoutCancel(ctx), lines)
 	p.running.Store(false)
 	if err != nil {
 		cancel()

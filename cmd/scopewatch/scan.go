@@ -18,6 +18,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	configPath := fs.String("config", "", "configuration file")
 	sourceName := fs.String("source", "", "configured source whose format the files are in (default: the source whose path or glob matches)")
 	quiet := fs.Bool("quiet", false, "print nothing on success")
+	noDetect := fs.Bool("no-detect", false, "only record usage: raise no findings about the lines read (a backfill of old logs)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -45,6 +46,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer p.close()
+	p.noDetect = *noDetect
 	var sources []ingest.Source
 	for _, name := range order {
 		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
