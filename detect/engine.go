@@ -52,7 +52,9 @@ type EngineOptions struct {
 }
 
 // Detection is what the engine needs to raise findings. Every part is
-// used from the engine's goroutine only.
+// used from the engine's goroutine only. Coverage is required; with
+// Detectors, Findings and Sweeper all nil the engine records coverage and
+// raises nothing.
 type Detection struct {
 	Detectors *Detectors
 	Findings  *Findings
@@ -213,6 +215,7 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 		}
 	}
 	det := e.opt.Detection
+	judging := det != nil && det.Sweeper != nil
 	var (
 		sweepTimer Timer
 		sweepC     <-chan time.Time
@@ -224,7 +227,9 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			st.flush(b)
 		}
 		if det != nil {
-			det.Findings.Flush(b)
+			if det.Findings != nil {
+				det.Findings.Flush(b)
+			}
 			det.Coverage.Flush(b)
 		}
 		if lines == 0 && b.Empty() {
@@ -262,7 +267,7 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 		}
 		return flush()
 	}
-	if det != nil {
+	if judging {
 		silencesC = det.SilencesChanged
 		if err := sweep(); err != nil {
 			return err
@@ -275,7 +280,7 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 		select {
 		case ln, ok := <-in:
 			if !ok {
-				if det != nil {
+				if judging {
 					return sweep()
 				}
 				return flush()
@@ -421,7 +426,9 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			if det.Pseudonymise != nil && ev.Subject != "" {
 				ev.Subject = det.Pseudonymise(ev.Subject)
 			}
-			det.Detectors.Enrich(ev)
+			if det.Detectors != nil {
+				det.Detectors.Enrich(ev)
+			}
 		}
 		switch acc.Apply(ev, b) {
 		case Unattributed:
@@ -434,7 +441,9 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
 		}
 		if det != nil {
-			det.Detectors.Observe(ev)
+			if det.Detectors != nil {
+				det.Detectors.Observe(ev)
+			}
 			if st.cov == nil {
 				st.cov = det.Coverage.source(st.name)
 				st.gap = det.Coverage.gap

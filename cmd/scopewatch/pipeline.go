@@ -161,12 +161,9 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
-	var det *detect.Detection
-	if !p.noDetect {
-		var err error
-		if det, err = p.detection(oneShot); err != nil {
-			return err
-		}
+	det, err := p.detection(oneShot)
+	if err != nil {
+		return err
 	}
 	engine := detect.NewEngine(detect.EngineOptions{
 		Parsers:    p.parsers,
@@ -187,7 +184,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	p.running.Store(true)
 	// The engine drains lines until the supervisor closes it, so a
 	// cancelled ctx still commits everything read before it.
-	err := engine.Run(context.WithoutCancel(ctx), lines)
+	err = engine.Run(context.WithoutCancel(ctx), lines)
 	p.running.Store(false)
 	if err != nil {
 		cancel()
@@ -210,15 +207,19 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 // sources stale.
 func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
 	cfg := p.cfg
+	spans, err := p.db.Coverage()
+	if err != nil {
+		return nil, err
+	}
+	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
+	if p.noDetect {
+		return &detect.Detection{Coverage: cov}, nil
+	}
 	existing, err := p.db.Findings()
 	if err != nil {
 		return nil, err
 	}
 	silences, err := p.loadSilences()
-	if err != nil {
-		return nil, err
-	}
-	spans, err := p.db.Coverage()
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +241,6 @@ func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
 	if err := p.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
 	}
-	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	d := &detect.Detection{
 		Detectors: dets,
 		Findings:  fs,
