@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -88,6 +89,21 @@ func snapshot(t *testing.T, path string) []string {
 		for s, u := range c.Scopes {
 			out = append(out, c.ID+" "+s+" req "+ct(u.Requested)+" granted "+ct(u.Granted)+" used "+ct(u.Used))
 		}
+	}
+	fs, err := db.Findings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		// What was found, how often and over which events is the data's
+		// business and must match exactly. Whether a finding is still
+		// open, and whether a source is stale, is the judging clock's:
+		// the daemon judges by the wall clock, a scan by its newest event.
+		if f.Kind == detect.KindStaleSource {
+			continue
+		}
+		out = append(out, fmt.Sprintf("finding %s/%s/%s %s count %d [%d..%d] %s",
+			f.Kind, f.Client, f.Subject, f.Severity, f.Count, f.First.UnixNano(), f.Last.UnixNano(), f.Evidence.Detail))
 	}
 	srcs, err := db.Sources()
 	if err != nil {

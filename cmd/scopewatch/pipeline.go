@@ -35,8 +35,8 @@ type pipeline struct {
 	// noDetect runs the engine without detectors: usage is recorded, no
 	// finding is raised (scan --no-detect).
 	noDetect bool
-	parsers map[string]ingest.Parser
-	lag     *ingest.LagCollector
+	parsers  map[string]ingest.Parser
+	lag      *ingest.LagCollector
 
 	committedLines atomic.Uint64 // lines whose effects are durable
 	running        atomic.Bool   // the engine is consuming lines
