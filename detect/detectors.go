@@ -194,7 +194,10 @@ func (d *Detectors) Observe(ev *ingest.Event) {
 	if ev.Kind == ingest.KindGrant || ev.Kind == ingest.KindDeny {
 		d.broad(ev, st)
 	}
-	if ev.IP.IsValid() || ev.Country != "" {
+	// A refusal is not the client being used: Keycloak logs a user's
+	// mistyped password (LOGIN_ERROR) against the client, from wherever
+	// the user is. Refusals count towards probing instead.
+	if (ev.IP.IsValid() || ev.Country != "") && ev.Kind != ingest.KindDeny {
 		d.geo(ev, st)
 	}
 }

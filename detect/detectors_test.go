@@ -407,3 +407,14 @@ func TestLoadRebuildsBaseline(t *testing.T) {
 	h.observe(grant("lab-portal", at, "order_lab_tests"))
 	h.want(map[string]string{"broad_request/lab-portal/order_lab_tests": store.SeverityWarning})
 }
+
+func TestRefusalsSayNothingAboutGeography(t *testing.T) {
+	cfg := testDetect()
+	cfg.UnfamiliarGeo.DenyCountries = []string{"KP"}
+	h := newHarness(t, cfg, world)
+	at := h.warm("billing")
+	for _, ip := range []string{"93.184.216.34", "175.45.176.1", "203.0.113.1"} {
+		h.observe(ingest.Event{Kind: ingest.KindDeny, Client: "billing", Time: at, IP: netip.MustParseAddr(ip), Reason: "invalid_user_credentials"})
+	}
+	h.want(nil)
+}
