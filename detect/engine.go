@@ -395,6 +395,9 @@ func (e *Engine) newSourceState(name string) *sourceState {
 func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *Accountant, det *Detection) []ingest.Event {
 	st.lines++
 	st.mark(ln.Pos)
+	if ln.Pos.AfterLoss && det != nil {
+		det.Coverage.Break(st.name) // the lost lines are a gap in what was observed
+	}
 	if st.parser == nil {
 		st.malformed++
 		st.m.malformed.WithLabelValues(st.name, "no_parser").Inc()

@@ -52,6 +52,10 @@ type Position struct {
 	HeadHash uint64
 	Offset   int64
 	Line     int64
+	// AfterLoss marks the first line read after lines of the file were
+	// lost (truncated or copied away before they could be read), so the
+	// record of what was observed can show the gap.
+	AfterLoss bool
 }
 
 // Record returns the store record that resumes reading just after this line.

@@ -191,6 +191,8 @@ type fileRun struct {
 
 	rotated []*rotatedFile // old files still being finished
 
+	lost bool // lines were lost: the next line handed on says so
+
 	stallOffset int64 // cur.offset at the last check
 	stallChecks int   // consecutive checks without progress while lines wait
 }
@@ -489,11 +491,14 @@ func (r *fileRun) onLine(ctx context.Context, l *tail.Line) error {
 	// The library allocates a new string per line and never reuses it, so
 	// it can be handed on as bytes without a copy.
 	text := unsafe.Slice(unsafe.StringData(s), len(s))
+	pos := r.cur.position(r.opts.Name, off, r.cur.line+1)
+	pos.AfterLoss = r.lost
 	select {
-	case r.out <- Line{Text: text, Pos: r.cur.position(r.opts.Name, off, r.cur.line+1)}:
+	case r.out <- Line{Text: text, Pos: pos}:
 		// Consumed only once handed on: a restarted Run resumes here.
 		r.cur.offset = off
 		r.cur.line++
+		r.lost = false
 		r.lines.Inc()
 		return nil
 	case <-ctx.Done():
@@ -649,6 +654,7 @@ func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
 	if copyOf == nil {
 		if lost := known - old.offset; lost > 0 {
 			r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
+			r.lost = true
 		}
 		r.metrics.Rotations.WithLabelValues(r.opts.Name, "truncate").Inc()
 		r.log.Info("file truncated", "offset", old.offset, "size", size, "lost_bytes", known-old.offset)
@@ -656,6 +662,7 @@ func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
 	}
 	if lost := known - copyOf.size; lost > 0 {
 		r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
+		r.lost = true
 	}
 	copyOf.offset, copyOf.line = old.offset, old.line
 	r.log.Info("file copied and truncated, finishing the copy", "copy", copyOf.path, "offset", old.offset)

@@ -392,6 +392,12 @@ func TestFileCopyTruncate(t *testing.T) {
 		if n := testutil.ToFloat64(r.m.LostBytes.WithLabelValues("app")); n != 11 {
 			t.Errorf("lost bytes = %v, want 11", n)
 		}
+		// The first line after the loss says so, and only that one.
+		for i, ln := range got {
+			if want := i == 100; ln.Pos.AfterLoss != want {
+				t.Errorf("line %d (%s): AfterLoss = %v, want %v", i, ln.Text, ln.Pos.AfterLoss, want)
+			}
+		}
 	})
 }
 
