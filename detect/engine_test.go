@@ -284,3 +284,80 @@ func TestEngineSurvivesUnkeyableClient(t *testing.T) {
 		t.Errorf("positions = %+v, want offset 200", ps)
 	}
 }
+
+// TestEngineCommitsFindingsWithTheirLines checks that a finding raised by
+// a line is in the batch that commits the line's position, that the sweep
+// at the end judges with the data clock, and that a silence signalled at
+// run time is applied and committed.
+func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
+	db := openTestDB(t)
+	r := loadTestRules(t)
+	cfg := &rules.Config{Detect: testDetect(), Rules: r, Sources: []rules.Source{
+		{Name: "idp", Format: "json", Kind: "grant"}, {Name: "api", Format: "json", Kind: "use"}}}
+	clock := &DataClock{}
+	fs := NewFindings(nil, nil, clock.Now, nil)
+	cov := NewCoverage(nil, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
+	silencesC := make(chan struct{}, 1)
+	var silences []store.Silence
+	type commit struct {
+		positions int
+		findings  []store.FindingKey
+	}
+	commits := make(chan commit, 8)
+	e := NewEngine(EngineOptions{
+		Parsers: testParsers(t), Accountant: NewAccountant(r, nil), Store: db, MaxEvents: 1,
+		Committed: func(b *store.Batch) {
+			c := commit{positions: len(b.Positions)}
+			for k := range b.Findings {
+				c.findings = append(c.findings, k)
+			}
+			commits <- c
+		},
+		Detection: &Detection{
+			Detectors: NewDetectors(DetectorOptions{Config: cfg.Detect, Rules: r}, fs),
+			Findings:  fs, Coverage: cov,
+			Sweeper: NewSweeper(SweeperOptions{Config: cfg, Findings: fs, Coverage: cov}),
+			Clients: db, Now: clock.Now, DataClock: clock,
+			SilencesChanged: silencesC,
+			LoadSilences:    func() ([]store.Silence, error) { return silences, nil },
+		},
+	})
+	in := make(chan ingest.Line)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(t.Context(), in) }()
+
+	in <- line("api", 20, 300, 1, `{"ts":"2026-10-01T10:00:00Z","client":"lab","method":"GET","path":"/api/labs/9","status":200,"ip":"203.0.113.4"}`)
+	if c := <-commits; c.positions != 1 || len(c.findings) != 0 {
+		t.Errorf("first batch: %+v, want a position and no finding", c)
+	}
+	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:01Z","type":"token","client":"lab","scope":"openid system/*.rs"}`)
+	want := store.FindingKey{Kind: KindBroadRequest, Client: "lab", Subject: "system/*.rs"}
+	if c := <-commits; c.positions != 1 || len(c.findings) != 1 || c.findings[0] != want {
+		t.Errorf("second batch: %+v, want its position and the finding %+v", c, want)
+	}
+
+	silences = []store.Silence{{ID: "s1", Client: "lab", Expires: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Reason: "test"}}
+	silencesC <- struct{}{}
+	if c := <-commits; len(c.findings) != 1 || c.findings[0] != want {
+		t.Errorf("after the silence: %+v, want the finding rewritten", c)
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stored, err := db.Findings()
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("stored findings = %+v, %v", stored, err)
+	}
+	f := stored[0]
+	if f.State != store.StateSilenced || f.Silence != "s1" || len(f.Evidence.Lines) != 1 || f.Evidence.Lines[0].Offset != 100 {
+		t.Errorf("stored finding = %+v", f)
+	}
+	if want := time.Date(2026, 10, 1, 10, 0, 0, 0, time.UTC); !f.Opened.Equal(want) {
+		t.Errorf("opened at %v, want %v: the data clock before the line that raised it", f.Opened, want)
+	}
+	spans, err := db.Coverage()
+	if err != nil || len(spans["idp"]) != 1 || len(spans["api"]) != 1 {
+		t.Errorf("coverage = %v, %v", spans, err)
+	}
+}
