@@ -161,6 +161,8 @@ func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) 
 	e.Detail, e.Narrower = detail, slices.Clone(us.Narrower)
 	e.LastGrant, e.LastUse = us.LastGrant, us.LastUsed
 	switch us.Status {
+	case StatusNeverRequested:
+		f.Summary = fmt.Sprintf("%s is registered for %s but has never asked for it (registered %s ago).", us.Client, us.Scope, us.IdleFor)
 	case StatusNeverUsed:
 		f.Summary = fmt.Sprintf("%s holds %s and has never used it (held for %s).", us.Client, us.Scope, us.IdleFor)
 	case StatusUnused:

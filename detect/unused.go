@@ -38,6 +38,10 @@ type UnusedOptions struct {
 const (
 	StatusUnused    = "unused"     // granted, used before, but not within the window
 	StatusNeverUsed = "never_used" // granted and never used
+	// StatusNeverRequested marks a registered scope the client has never
+	// asked for nor been issued: the registration is wider than the
+	// application, the easiest grant to remove.
+	StatusNeverRequested = "never_requested"
 	// StatusBroader marks a SMART scope that was used within the window,
 	// but only for part of what it allows: Narrower lists the smallest
 	// scopes that cover every use it had.
@@ -245,6 +249,11 @@ func (j *UnusedJudge) Judge(c store.Client, rep *UnusedReport) {
 			idleFrom = u.Granted.First // held since the first token showed it
 			if idleFrom.IsZero() {
 				idleFrom = first // registered: held since the client appeared
+			}
+			if u.Requested.N == 0 && u.Granted.N == 0 {
+				// Registered, but the client never even asked for it:
+				// the registration is wider than the application.
+				us.Status = StatusNeverRequested
 			}
 		}
 		us.IdleFor = humanDuration(now.Sub(idleFrom))

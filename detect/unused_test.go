@@ -56,7 +56,7 @@ func TestUnused(t *testing.T) {
 		got = append(got, row{u.Client, u.Scope, u.Status, u.IdleFor})
 	}
 	want := []row{
-		{"billing", "view_imaging", StatusNeverUsed, "60d"},
+		{"billing", "view_imaging", StatusNeverRequested, "60d"},
 		{"lab-portal", "read_all_data", StatusNeverUsed, "200d"},
 		{"lab-portal", "view_notes", StatusUnused, "95d"},
 	}

@@ -40,11 +40,11 @@ func TestDemoReport(t *testing.T) {
 		"lab-portal read_all_data":            detect.StatusNeverUsed,
 		"billing-export view_lab_results":     detect.StatusNeverUsed,
 		"billing-export admin":                detect.StatusNeverUsed,
-		"billing-export view_imaging":         detect.StatusNeverUsed, // registered, never in a token
-		"ehr-sync view_notes":                 detect.StatusUnused,    // used in the first weeks only
-		"lab-portal patient/Observation.read": detect.StatusBroader,   // reads, never searches
-		"mychart-app patient/*.read":          detect.StatusBroader,   // Observation and Condition only
-		"ehr-sync system/Group.read":          detect.StatusBroader,   // reads groups, never searches
+		"billing-export view_imaging":         detect.StatusNeverRequested, // registered, never asked for
+		"ehr-sync view_notes":                 detect.StatusUnused,         // used in the first weeks only
+		"lab-portal patient/Observation.read": detect.StatusBroader,        // reads, never searches
+		"mychart-app patient/*.read":          detect.StatusBroader,        // Observation and Condition only
+		"ehr-sync system/Group.read":          detect.StatusBroader,        // reads groups, never searches
 	}
 	for k, v := range want {
 		if got[k] != v {
