@@ -31,6 +31,22 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "rules    %s: %s, %s, %s, %s\n", rulesAt,
 		count(len(r.Scopes), "scope"), count(len(r.Roles), "role"),
 		count(len(r.Clients), "client"), count(len(r.Routes), "route"))
+	geo := "none (countries only from logs that carry them)"
+	if c.GeoIP.Enabled() {
+		var dbs []string
+		if db := c.GeoIP.CountryDB(); db != "" {
+			dbs = append(dbs, db)
+		}
+		if c.GeoIP.ASN != "" {
+			dbs = append(dbs, c.GeoIP.ASN)
+		}
+		geo = strings.Join(dbs, ", ")
+	}
+	fmt.Fprintf(&b, "geoip    %s\n", geo)
+	d := c.Detect
+	fmt.Fprintf(&b, "detect   unused after %s (clients observed %s); baselines %s and %d events; %s\n",
+		d.UnusedScope.Window, d.UnusedScope.MinObservation, d.UnfamiliarGeo.LearningPeriod, d.UnfamiliarGeo.MinEvents,
+		count(len(d.Silences), "silence"))
 	fmt.Fprintf(&b, "sources  %d\n", len(c.Sources))
 
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
