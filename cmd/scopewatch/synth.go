@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,12 @@ type synth struct {
 	step    time.Duration
 	n       int
 	seq     int64
+	traffic synthTraffic
+	// homes holds, per client, the indexes of its home networks in
+	// traffic.Nets; nil when the traffic has no network plan.
+	homes [][]int
+	trng  *rand.Rand // draws for the optional traits, apart from rng
+	buf   []string   // the scopes of the last token, when tokens carry a subset
 }
 
 // synthClient is one generated OAuth client: the scopes it is granted and
@@ -110,6 +117,9 @@ type synthEvent struct {
 	IP     string
 	User   string
 	Error  string
+	// Scopes are the scopes of the token when it carries only some of the
+	// client's; nil for all of Client.Granted. Valid until the next event.
+	Scopes []string
 }
 
 // next returns the i-th event. Roughly one event in eight is a token
@@ -118,23 +128,31 @@ func (s *synth) next(i int) synthEvent {
 	t := s.start.Add(time.Duration(i) * s.step)
 	frac := float64(i) / float64(max(s.n, 1))
 	var c *synthClient
+	var ci int
 	for {
-		c = &s.clients[s.rng.IntN(len(s.clients))]
+		ci = s.rng.IntN(len(s.clients))
+		c = &s.clients[ci]
 		if c.Since <= frac {
 			break
 		}
 	}
-	ev := synthEvent{
-		Time:   t,
-		Client: c,
-		ID:     1000 + s.rng.IntN(90000),
-		IP:     "10." + strconv.Itoa(s.rng.IntN(4)) + "." + strconv.Itoa(s.rng.IntN(256)) + "." + strconv.Itoa(1+s.rng.IntN(254)),
-		User:   fmt.Sprintf("8f%06x-1c2d-4e5f-9a0b-%012x", s.rng.IntN(1<<24), s.rng.Int64N(1<<40)),
+	ev := synthEvent{Time: t, Client: c, ID: 1000 + s.rng.IntN(90000)}
+	if s.homes == nil {
+		ev.IP = "10." + strconv.Itoa(s.rng.IntN(4)) + "." + strconv.Itoa(s.rng.IntN(256)) + "." + strconv.Itoa(1+s.rng.IntN(254))
+	} else {
+		ev.IP = s.publicAddr(ci)
+	}
+	ev.User = fmt.Sprintf("8f%06x-1c2d-4e5f-9a0b-%012x", s.rng.IntN(1<<24), s.rng.Int64N(1<<40))
+	if k := s.traffic.TokenScopes; k > 0 && len(c.Granted) > k+1 {
+		ev.Scopes = s.tokenScopes(c.Granted, k)
 	}
 	r := s.rng.IntN(200)
 	switch {
 	case r == 0:
 		ev.Grant, ev.Error = true, "invalid_client_credentials"
+		if s.traffic.Nets != nil && s.trng.IntN(2) == 0 {
+			ev.Error = "invalid_scope" // a reason the probing detector counts
+		}
 	case r < 25:
 		ev.Grant = true
 	default:
@@ -225,7 +243,11 @@ func (s *synth) keycloakMessage(dst []byte, ev synthEvent, q string) []byte {
 	kv("grant_type", grantType)
 	dst = append(dst, ", scope="...)
 	dst = append(dst, q...)
-	for i, sc := range ev.Client.Granted {
+	scopes := ev.Scopes
+	if scopes == nil {
+		scopes = ev.Client.Granted
+	}
+	for i, sc := range scopes {
 		if i > 0 {
 			dst = append(dst, ' ')
 		}
@@ -258,4 +280,159 @@ func (s *synth) apiJSON(dst []byte, ev synthEvent) []byte {
 	dst = append(dst, ev.Client.ID...)
 	dst = append(dst, `","request_time":0.012,"bytes_sent":1834}`...)
 	return append(dst, '\n')
+}
+
+// synthTraffic are optional traits of the generated traffic. The zero
+// value is the traffic the demo and the crash tests were written against:
+// private addresses, tokens carrying all of a client's scopes.
+type synthTraffic struct {
+	// Nets, when set, places clients on public networks: each client comes
+	// from two to four home networks in one country (one client in ten
+	// also from one abroad), and one event in a thousand comes from any
+	// network of the plan (travel, a new egress). One refusal in two is
+	// then invalid_scope, which the probing detector counts.
+	Nets []synthNet
+	// TokenScopes, when positive, makes each token carry the client's
+	// first (identity) scope and 3 to TokenScopes others drawn from the
+	// rest of its scopes, rather than all of them.
+	TokenScopes int
+}
+
+// withTraffic sets the optional traits of the traffic; the seed drives
+// their draws, apart from those of the base traffic.
+func (s *synth) withTraffic(seed uint64, t synthTraffic) *synth {
+	s.traffic = t
+	s.trng = rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
+	if len(t.Nets) == 0 {
+		s.traffic.Nets, s.homes = nil, nil
+		return s
+	}
+	byCountry := map[string][]int{}
+	for i, n := range t.Nets {
+		byCountry[n.Country] = append(byCountry[n.Country], i)
+	}
+	s.homes = make([][]int, len(s.clients))
+	for ci := range s.clients {
+		local := byCountry[t.Nets[s.trng.IntN(len(t.Nets))].Country]
+		k := min(2+s.trng.IntN(3), len(local))
+		for _, j := range s.trng.Perm(len(local))[:k] {
+			s.homes[ci] = append(s.homes[ci], local[j])
+		}
+		if s.trng.IntN(10) == 0 {
+			s.homes[ci] = append(s.homes[ci], s.trng.IntN(len(t.Nets)))
+		}
+	}
+	return s
+}
+
+// publicAddr draws the address of an event of client ci.
+func (s *synth) publicAddr(ci int) string {
+	var n synthNet
+	if s.trng.IntN(1000) == 0 {
+		n = s.traffic.Nets[s.trng.IntN(len(s.traffic.Nets))]
+	} else {
+		h := s.homes[ci]
+		n = s.traffic.Nets[h[s.trng.IntN(len(h))]]
+	}
+	a := n.Prefix.Addr().As4()
+	a[3] = byte(1 + s.trng.IntN(254))
+	return netip.AddrFrom4(a).String()
+}
+
+// tokenScopes draws the scopes of one token: granted[0] and 3 to k of the
+// others, in the client's order.
+func (s *synth) tokenScopes(granted []string, k int) []string {
+	s.buf = append(s.buf[:0], granted[0])
+	n := 3 + s.trng.IntN(k-2)
+	rest := len(granted) - 1
+	for i, sc := range granted[1:] {
+		// Selection sampling keeps the client's order.
+		if s.trng.IntN(rest-i) < n {
+			s.buf = append(s.buf, sc)
+			n--
+		}
+	}
+	return s.buf
+}
+
+// synthNet is one network of the generated address plan, with the
+// country and autonomous system a GeoIP database places it in.
+type synthNet struct {
+	Prefix  netip.Prefix // a /24
+	Country string       // ISO 3166-1 alpha-2
+	ASN     uint32
+}
+
+// synthCountries are the countries of the address plan.
+var synthCountries = []string{"US", "CA", "GB", "DE", "FR", "NL", "BR", "IN", "JP", "AU", "ZA", "SE"}
+
+// synthFirstOctets are public, unreserved first octets of the plan.
+var synthFirstOctets = []byte{5, 31, 37, 46, 62, 77, 81, 85, 88, 91, 95, 109, 146, 151, 176, 178, 185, 188, 193, 195, 212, 213, 217}
+
+// synthNetworks returns an address plan of n public /24 networks, spread
+// over synthCountries, eight autonomous systems per country.
+func synthNetworks(n int) []synthNet {
+	nets := make([]synthNet, n)
+	for i := range nets {
+		l := len(synthFirstOctets)
+		a := [4]byte{synthFirstOctets[i%l], byte(i / l), byte(i * 37), 0}
+		c := i % len(synthCountries)
+		nets[i] = synthNet{
+			Prefix:  netip.PrefixFrom(netip.AddrFrom4(a), 24),
+			Country: synthCountries[c],
+			ASN:     uint32(64512 + c*8 + (i/len(synthCountries))%8),
+		}
+	}
+	return nets
+}
+
+// synthWidePool is a catalog of narrow scopes for clients that hold many:
+// the pool's scopes that no detector calls broad, and SMART v1 read and
+// write scopes on FHIR resources.
+var synthWidePool = func() []string {
+	var pool []string
+	for _, s := range synthScopePool {
+		if s != "admin" && s != "read_all_data" {
+			pool = append(pool, s)
+		}
+	}
+	for _, r := range []string{"Encounter", "MedicationRequest", "AllergyIntolerance", "Immunization", "Procedure",
+		"DiagnosticReport", "DocumentReference", "CarePlan", "Goal", "Device", "Coverage", "Appointment",
+		"ServiceRequest", "Specimen", "FamilyMemberHistory", "QuestionnaireResponse", "Consent", "Claim"} {
+		pool = append(pool, "patient/"+r+".read", "user/"+r+".read", "user/"+r+".write")
+	}
+	return pool
+}()
+
+// synthScopedClients makes n clients each holding openid, profile and
+// scopes-2 scopes of synthWidePool (3 to 7 when scopes is 0); one client
+// in fifty also holds a broad scope (admin or read_all_data), which every
+// one of its grants is flagged for.
+func synthScopedClients(seed uint64, n, scopes int) []synthClient {
+	rng := rand.New(rand.NewPCG(seed, 13))
+	cs := make([]synthClient, n)
+	for i := range cs {
+		c := synthClient{ID: fmt.Sprintf("client-%04d", i), Granted: []string{"openid", "profile"}}
+		k := scopes - 2
+		if scopes <= 0 {
+			k = 3 + rng.IntN(5)
+		}
+		k = min(max(k, 1), len(synthWidePool))
+		for _, j := range rng.Perm(len(synthWidePool))[:k] {
+			c.Granted = append(c.Granted, synthWidePool[j])
+		}
+		if rng.IntN(50) == 0 {
+			c.Granted[len(c.Granted)-1] = []string{"admin", "read_all_data"}[rng.IntN(2)]
+		}
+		for _, s := range c.Granted[2:] {
+			if call, ok := synthRouteFor[s]; ok {
+				c.Calls = append(c.Calls, call)
+			}
+		}
+		if len(c.Calls) == 0 {
+			c.Calls = append(c.Calls, synthCall{Method: "GET", Path: "/fhir/metadata"})
+		}
+		cs[i] = c
+	}
+	return cs
 }
