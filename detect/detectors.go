@@ -54,8 +54,9 @@ type Detectors struct {
 	scopes   map[string]*scopeInfo // per distinct scope name, bounded
 	probes   map[netip.Addr]*ring  // denials per address, bounded
 	patterns []string
-	// memo is the last address placed: an event is placed once for
-	// enrichment and again by the geography detector.
+	// memo is the address of the event being judged, placed once for
+	// enrichment and reused by the geography detector; it is forgotten
+	// after the event, so a database reloaded in between is used at once.
 	memoIP    netip.Addr
 	memoPlace Place
 	reasons   map[string]bool
@@ -177,6 +178,7 @@ func (st *clientState) learnedBefore(b rules.Baseline, first time.Time) bool {
 // usable key) or left unattributed. It must be called after the event
 // was folded into the batch, with the events in the order read.
 func (d *Detectors) Observe(ev *ingest.Event) {
+	defer d.forgetPlace()
 	if ev.Kind == ingest.KindUse && ev.Query != "" {
 		d.tokenInURL(ev)
 	}
@@ -214,6 +216,8 @@ func (d *Detectors) Enrich(ev *ingest.Event) {
 	}
 	ev.Country = d.locate(ip).Country
 }
+
+func (d *Detectors) forgetPlace() { d.memoIP = netip.Addr{} }
 
 func (d *Detectors) locate(ip netip.Addr) Place {
 	if ip != d.memoIP {

@@ -418,3 +418,20 @@ func TestRefusalsSayNothingAboutGeography(t *testing.T) {
 	}
 	h.want(nil)
 }
+
+// reloadable is a Locator whose answers change, as a reloaded database's do.
+type reloadable struct{ cc string }
+
+func (r *reloadable) Locate(netip.Addr) Place { return Place{Country: r.cc} }
+
+func TestPlacesAreNotRememberedAcrossEvents(t *testing.T) {
+	loc := &reloadable{cc: "US"}
+	h := newHarness(t, testDetect(), loc)
+	at := h.warm("billing")
+	h.observe(use("billing", "198.51.100.7", at))
+	loc.cc = "BR" // the database was reloaded
+	h.observe(use("billing", "198.51.100.7", at.Add(time.Minute)))
+	if f := h.fs.Get(store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}); f == nil {
+		t.Error("the address was placed with the database from before the reload")
+	}
+}
