@@ -449,6 +449,11 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 		}
 	}
 
+	// The address is seen before its range is in any database, so that
+	// nothing remembered from the old database may place it later.
+	traffic.call(t, t0.Add(49*time.Hour+time.Minute), client, "203.0.113.100")
+	d.waitCommitted(t, traffic.lines)
+
 	// A new City database places a range in AR: SIGHUP puts it in service.
 	geoWriteCity(t, city, geoUSNet, geoBRNet, geoARNet)
 	d.signal(t, syscall.SIGHUP)
