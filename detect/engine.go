@@ -34,7 +34,10 @@ type EngineOptions struct {
 	// engine is behind (lines are queued on its input): a commit's
 	// cost is per client record it touches, not per event, so catching up
 	// on a backlog or a backfill in bigger transactions is several times
-	// faster. MaxDelay still closes every batch. Default 10 × MaxEvents.
+	// faster. A batch that touches MaxEvents distinct clients is committed
+	// all the same: with many clients a big batch rewrites most records
+	// and holds them all in memory until it commits. MaxDelay still
+	// closes every batch. Default 10 × MaxEvents.
 	CatchUpEvents int
 	Metrics       *EngineMetrics
 	Logger        *slog.Logger
@@ -276,34 +279,59 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 		sweepC = sweepTimer.C()
 		defer func() { sweepTimer.Stop() }()
 	}
+	end := func() error {
+		if judging {
+			return sweep()
+		}
+		return flush()
+	}
+	// take handles one line and commits the batch once it is full: at
+	// MaxEvents while the engine keeps up, and up to CatchUpEvents while
+	// lines are queued, unless the batch already touches MaxEvents
+	// clients (a commit's cost and memory are per client record).
+	take := func(ln ingest.Line) error {
+		if cur == nil || cur.name != ln.Pos.Source {
+			cur = states[ln.Pos.Source]
+			if cur == nil {
+				cur = e.newSourceState(ln.Pos.Source)
+				states[ln.Pos.Source] = cur
+			}
+		}
+		events = cur.handle(ln, b, events[:0], e.opt.Accountant, det)
+		if lines == 0 {
+			timer = e.opt.NewTimer(e.opt.MaxDelay)
+			timerC = timer.C()
+		}
+		lines++
+		if size := max(lines, b.Events); size >= e.opt.MaxEvents {
+			behind := len(in) > 0
+			if !behind || size >= e.opt.CatchUpEvents || len(b.Clients) >= e.opt.MaxEvents {
+				return flush()
+			}
+		}
+		return nil
+	}
 	for {
 		select {
 		case ln, ok := <-in:
-			if !ok {
-				if judging {
-					return sweep()
+			// Lines already queued are taken in a tight loop: the full
+			// select costs more than handling a line. The timers wait at
+			// most drainMax lines.
+		drain:
+			for n := 0; ; n++ {
+				if !ok {
+					return end()
 				}
-				return flush()
-			}
-			if cur == nil || cur.name != ln.Pos.Source {
-				cur = states[ln.Pos.Source]
-				if cur == nil {
-					cur = e.newSourceState(ln.Pos.Source)
-					states[ln.Pos.Source] = cur
+				if err := take(ln); err != nil {
+					return err
 				}
-			}
-			events = cur.handle(ln, b, events[:0], e.opt.Accountant, det)
-			if lines == 0 {
-				timer = e.opt.NewTimer(e.opt.MaxDelay)
-				timerC = timer.C()
-			}
-			lines++
-			if size := max(lines, b.Events); size >= e.opt.MaxEvents {
-				behind := len(in) > 0
-				if !behind || size >= e.opt.CatchUpEvents {
-					if err := flush(); err != nil {
-						return err
-					}
+				if n == drainMax {
+					break
+				}
+				select {
+				case ln, ok = <-in:
+				default:
+					break drain
 				}
 			}
 		case <-timerC:
@@ -349,6 +377,10 @@ func (e *Engine) commit(b *store.Batch) error {
 	}
 	return nil
 }
+
+// drainMax bounds the lines taken from the input without looking at the
+// timers and signals.
+const drainMax = 256
 
 // sourceState caches the per-source pieces the hot path needs, so a line
 // costs no map lookups beyond its source switch, and keeps the source's

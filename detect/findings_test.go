@@ -15,7 +15,9 @@ func TestFindingsLifecycle(t *testing.T) {
 	m := NewFindingMetrics(nil)
 	fs := NewFindings(nil, nil, func() time.Time { return now }, m)
 	k := store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
-	open := func() float64 { return testutil.ToFloat64(m.Open.WithLabelValues(KindUnfamiliarGeo, store.SeverityWarning)) }
+	open := func() float64 {
+		return testutil.ToFloat64(m.Open.WithLabelValues(KindUnfamiliarGeo, store.SeverityWarning))
+	}
 
 	f := fs.Raise(k, store.SeverityWarning, t0.Add(-time.Hour), ingest.Position{Source: "okta", Line: 3})
 	if f.State != store.StateOpen || f.Count != 1 || !f.Opened.Equal(now) || open() != 1 {
