@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"path"
 	"slices"
@@ -51,8 +52,9 @@ type Detectors struct {
 	byASN    bool
 	findings *Findings
 	clients  map[string]*clientState
-	scopes   map[string]*scopeInfo // per distinct scope name, bounded
-	probes   map[netip.Addr]*ring  // denials per address, bounded
+	scopes   map[string]*scopeInfo // per distinct scope name, at most maxScopes
+	seed     maphash.Seed
+	probes   map[netip.Addr]*ring // denials per address, bounded
 	patterns []string
 	// memo is the address of the event being judged, placed once for
 	// enrichment and reused by the geography detector; it is forgotten
@@ -68,7 +70,8 @@ type Detectors struct {
 type clientState struct {
 	first    time.Time
 	events   uint64
-	scopes   map[string]struct{}  // every scope requested or granted
+	scopes   []uint32             // every scope requested or granted, by scopeInfo id, sorted
+	clean    uint64               // scope lists of the last request, when it raised nothing
 	countrys map[string]time.Time // country → first seen
 	nets     map[netKey]*netState // network → first seen, bounded
 	denials  *ring
@@ -103,6 +106,7 @@ func NewDetectors(opt DetectorOptions, findings *Findings) *Detectors {
 		cfg: opt.Config, rules: opt.Rules, loc: opt.Locator, byASN: opt.ByASN, findings: findings,
 		clients: make(map[string]*clientState),
 		scopes:  make(map[string]*scopeInfo),
+		seed:    maphash.MakeSeed(),
 		probes:  make(map[netip.Addr]*ring),
 		reasons: make(map[string]bool), deny: make(map[string]bool), allow: make(map[string]bool),
 	}
@@ -128,7 +132,7 @@ func (d *Detectors) Load(c store.Client) {
 	st.first, st.events = c.Seen.First, c.Seen.N
 	for s, u := range c.Scopes {
 		if u.Requested.N > 0 || u.Granted.N > 0 {
-			st.scopes[s] = struct{}{}
+			st.learn(d.scopeInfo(s).id)
 		}
 	}
 	for cc, n := range c.Countries {
@@ -153,7 +157,6 @@ func (d *Detectors) client(id string) *clientState {
 	st := d.clients[id]
 	if st == nil {
 		st = &clientState{
-			scopes:   make(map[string]struct{}),
 			countrys: make(map[string]time.Time),
 			nets:     make(map[netKey]*netState),
 		}
@@ -316,21 +319,30 @@ func (d *Detectors) expireProbes(now time.Time, window time.Duration) {
 	}
 }
 
-// scopeInfo is what a scope's name alone says about its breadth.
+// scopeInfo is what a scope's name alone says about its breadth, with the
+// scope's number for the clients' scope sets.
 type scopeInfo struct {
+	id       uint32
 	severity string // of the broadest reason, "" when none
 	reasons  []string
 	smart    *rules.SMARTScope
+	inRole   map[string]bool // role name → whether the role allows the scope
 }
+
+// noScope is the id of a scope beyond maxScopes: it is judged, but not
+// remembered in any client's set.
+const noScope = ^uint32(0)
+
+// maxScopes bounds the distinct scope names remembered. Scope names are
+// input (anyone can ask for any scope and be refused), so past the bound
+// a new name is judged afresh each time and never becomes familiar.
+const maxScopes = 1 << 18
 
 func (d *Detectors) scopeInfo(s string) *scopeInfo {
 	if si, ok := d.scopes[s]; ok {
 		return si
 	}
-	if len(d.scopes) >= 1<<16 {
-		clear(d.scopes) // scope names are input: bound the cache
-	}
-	si := &scopeInfo{}
+	si := &scopeInfo{id: noScope}
 	raise := func(sev, reason string) {
 		if rank(sev) > rank(si.severity) || si.severity == "" {
 			si.severity = sev
@@ -368,12 +380,71 @@ func (d *Detectors) scopeInfo(s string) *scopeInfo {
 			raise(store.SeverityHigh, "retired")
 		}
 	}
-	d.scopes[strings.Clone(s)] = si
+	if len(d.scopes) < maxScopes {
+		si.id = uint32(len(d.scopes))
+		d.scopes[strings.Clone(s)] = si
+	}
 	return si
 }
 
-// broad judges the scopes of a grant or a refusal.
+// allows reports whether the role named name, allowing scopes role,
+// permits the scope; the answer is kept per role.
+func (si *scopeInfo) allows(name string, role []string, s string) bool {
+	if ok, known := si.inRole[name]; known {
+		return ok
+	}
+	ok := inRole(role, s, si.smart)
+	if si.id != noScope {
+		if si.inRole == nil {
+			si.inRole = make(map[string]bool)
+		}
+		si.inRole[name] = ok
+	}
+	return ok
+}
+
+// has reports whether the client has asked for or been issued the scope.
+func (st *clientState) has(id uint32) bool {
+	_, ok := slices.BinarySearch(st.scopes, id)
+	return ok
+}
+
+// learn adds the scope to the client's set.
+func (st *clientState) learn(id uint32) {
+	if id == noScope {
+		return
+	}
+	if i, ok := slices.BinarySearch(st.scopes, id); !ok {
+		st.scopes = slices.Insert(st.scopes, i, id)
+	}
+}
+
+// scopeListHash identifies a request's scope lists, to tell a repeat of a
+// clean request without judging each scope again.
+func (d *Detectors) scopeListHash(ev *ingest.Event) uint64 {
+	var h maphash.Hash
+	h.SetSeed(d.seed)
+	for _, s := range ev.Requested {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	h.WriteByte(1)
+	for _, s := range ev.Granted {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+// broad judges the scopes of a grant or a refusal. A request with the
+// same scope lists as the client's last request that raised nothing is
+// clean again: what its scopes are, the client's role, and (every scope
+// now being familiar) escalation cannot have changed.
 func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
+	hash := d.scopeListHash(ev)
+	if st.clean != 0 && st.clean == hash {
+		return
+	}
 	cfg := d.cfg.BroadRequest
 	formed := st.formed(cfg.Baseline, ev.Time)
 	reg, registered := d.rules.Registered(ev.Client)
@@ -381,15 +452,17 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 	if registered && reg.Role != "" {
 		role = d.rules.Roles[reg.Role]
 	}
-	distinct := 0
-	judge := func(s string, seenBefore bool) {
+	distinct, raised := 0, false
+	judge := func(s string) {
 		if s == "" {
 			return
 		}
 		distinct++
 		si := d.scopeInfo(s)
+		seenBefore := si.id != noScope && st.has(si.id)
+		st.learn(si.id)
 		sev, reasons := si.severity, si.reasons
-		if role != nil && !d.rules.IsIdentityScope(s) && !inRole(role, s, si.smart) {
+		if role != nil && !d.rules.IsIdentityScope(s) && !si.allows(reg.Role, role, s) {
 			reasons = append(slices.Clip(reasons), "outside role "+reg.Role)
 			if sev == "" {
 				sev = store.SeverityWarning
@@ -404,6 +477,7 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 		if sev == "" {
 			return
 		}
+		raised = true
 		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: s}
 		f := d.findings.Raise(k, sev, ev.Time, ev.Pos)
 		f.Evidence.Detail = mergeReasons(f.Evidence.Detail, reasons)
@@ -413,17 +487,15 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 		f.Summary = "The client asked for " + s + " (" + f.Evidence.Detail + ")."
 	}
 	for _, s := range ev.Requested {
-		_, seen := st.scopes[s]
-		judge(s, seen)
+		judge(s)
 	}
 	for _, s := range ev.Granted {
-		if slices.Contains(ev.Requested, s) {
-			continue
+		if !slices.Contains(ev.Requested, s) {
+			judge(s)
 		}
-		_, seen := st.scopes[s]
-		judge(s, seen)
 	}
 	if distinct > cfg.MaxScopes {
+		raised = true
 		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "max_scopes"}
 		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
 		f.Summary = "The client asked for " + strconv.Itoa(distinct) + " scopes in one request; the limit is " + strconv.Itoa(cfg.MaxScopes) + "."
@@ -434,20 +506,9 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 			}
 		}
 	}
-	for _, s := range ev.Requested {
-		d.learnScope(st, s)
-	}
-	for _, s := range ev.Granted {
-		d.learnScope(st, s)
-	}
-}
-
-func (d *Detectors) learnScope(st *clientState, s string) {
-	if s == "" {
-		return
-	}
-	if _, ok := st.scopes[s]; !ok {
-		st.scopes[strings.Clone(s)] = struct{}{}
+	st.clean = 0
+	if !raised {
+		st.clean = hash
 	}
 }
 

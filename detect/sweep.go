@@ -111,9 +111,11 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 	handle := func() {
 		for _, us := range rep.Unused {
 			k := store.FindingKey{Kind: KindUnusedScope, Client: us.Client, Subject: us.Scope}
-			keep[k] = true
 			if us.Status != StatusInsufficientCoverage {
 				s.holdUnused(k, us, now)
+			}
+			if fs.Get(k) != nil {
+				keep[k] = true // only findings that exist need telling apart
 			}
 		}
 		for _, p := range rep.Pending {
