@@ -156,9 +156,17 @@ func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) 
 	e := &f.Evidence
 	if !fresh && e.Detail == detail && slices.Equal(e.Narrower, us.Narrower) {
 		// Times move every sweep; they are written with the next real
-		// change rather than rewriting every finding each time.
+		// change, or once a day, rather than rewriting every finding at
+		// every sweep.
 		e.LastGrant, e.LastUse = us.LastGrant, us.LastUsed
+		if now.Sub(f.Last) >= 24*time.Hour {
+			f.Last = now
+			fs.Touch(k)
+		}
 		return
+	}
+	if !fresh && now.After(f.Last) {
+		f.Last = now
 	}
 	e.Detail, e.Narrower = detail, slices.Clone(us.Narrower)
 	e.LastGrant, e.LastUse = us.LastGrant, us.LastUsed

@@ -152,6 +152,17 @@ func TestSweepUnusedIsCoverageAware(t *testing.T) {
 	if _, ok := b.Findings[k]; ok {
 		t.Error("an unchanged unused finding was written again")
 	}
+	// A day later it is confirmed: Last moves and it is written once.
+	now = now.Add(25 * time.Hour)
+	sweep(map[string][]store.Span{
+		"keycloak": {{Start: t0, End: now}},
+		"fhir-gw":  {{Start: t0, End: now}},
+	}, clients)
+	b.Reset()
+	fs.Flush(b)
+	if got, ok := b.Findings[k]; !ok || !got.Last.Equal(now) {
+		t.Errorf("a day later: written %v, Last %v; want written with Last %v", ok, got.Last, now)
+	}
 	// The scope gets used: the finding resolves.
 	used := clients[0]
 	used.Scopes = map[string]store.ScopeUsage{

@@ -59,8 +59,11 @@ func (k FindingKey) valid() bool {
 }
 
 // Finding is a condition worth a person's attention, with its history.
-// Times are event times (when the log lines say it happened) except
-// Opened, Resolved and Changed, which are when scopewatch judged it.
+// For a finding raised by events, First and Last are event times (when
+// the log lines say it happened); for one raised by a sweep (an unused
+// scope, a stale source) they are when a sweep first and last found it,
+// Last refreshed at least daily. Opened, Resolved and Changed are when
+// scopewatch judged it.
 type Finding struct {
 	FindingKey
 	Severity string

@@ -223,7 +223,8 @@ func printDemoReport(ctx context.Context, cfgPath string, stdout, stderr io.Writ
 	if err := cmdReport(ctx, []string{"unused", "--config", cfgPath}, stdout, stderr); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nTry: scopewatch clients --config %s\n     scopewatch report unused --config %s --format csv\n", cfgPath, cfgPath)
+	fmt.Fprintf(stdout, "\nTry: scopewatch findings --config %s\n     scopewatch clients --config %s\n     scopewatch report unused --config %s --format csv\n",
+		cfgPath, cfgPath, cfgPath)
 	return nil
 }
 
