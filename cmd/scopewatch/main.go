@@ -34,7 +34,7 @@ const usage = `scopewatch audits OAuth scope usage from IdP and API access logs.
 
 Usage:
   scopewatch run      --config FILE               run the daemon (tails the configured logs)
-  scopewatch scan     --config FILE [--source NAME] FILE...
+  scopewatch scan     --config FILE [--source NAME] [--no-detect] FILE...
                                                   read existing (also rotated or .gz) logs once; resumable
   scopewatch report unused --config FILE [--client ID] [--format table|json|csv] [--at TIME]
                                                   scopes granted but not used within the window
@@ -53,7 +53,9 @@ Usage:
                                                   with --sample, show which lines of LOG the format parses
   scopewatch demo     [--dir DIR] [--events N]    generate realistic traffic, tail it with the real
                                                   pipeline and print the unused-scope report
-  scopewatch bench    [--lines N] [--clients N]   measure scan and tail throughput against a plain decoder
+  scopewatch bench    [--lines N] [--clients N] [--scopes N] [--runs N]
+                                                  measure scan (with and without detectors), the live
+                                                  tail and a restart against a plain decoder
   scopewatch version
 
 While the daemon runs, report, clients, findings and silence go through its HTTP API; otherwise
