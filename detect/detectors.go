@@ -72,6 +72,7 @@ type clientState struct {
 	events   uint64
 	scopes   []uint32             // every scope requested or granted, by scopeInfo id, sorted
 	clean    uint64               // scope lists of the last request, when it raised nothing
+	issued   bool                 // a token with scopes was issued to it
 	countrys map[string]time.Time // country → first seen
 	nets     map[netKey]*netState // network → first seen, bounded
 	denials  *ring
@@ -134,6 +135,9 @@ func (d *Detectors) Load(c store.Client) {
 		if u.Requested.N > 0 || u.Granted.N > 0 {
 			st.learn(d.scopeInfo(s).id)
 		}
+		if u.Granted.N > 0 {
+			st.issued = true
+		}
 	}
 	for cc, n := range c.Countries {
 		st.countrys[cc] = n.First
@@ -185,13 +189,26 @@ func (d *Detectors) Observe(ev *ingest.Event) {
 	if ev.Kind == ingest.KindUse && ev.Query != "" {
 		d.tokenInURL(ev)
 	}
-	if ev.Kind == ingest.KindDeny {
-		d.probing(ev)
-	}
 	if ev.Client == "" || strings.IndexByte(ev.Client, 0) >= 0 {
+		if ev.Kind == ingest.KindDeny {
+			d.probing(ev, nil)
+		}
+		return
+	}
+	if ev.Kind == ingest.KindDeny && !d.known(ev.Client) {
+		// Anyone can send any client id and be refused: a client the
+		// IdP never issued a token to and nobody registered gets no
+		// state and no findings of its own, only the address's probing.
+		d.probing(ev, nil)
 		return
 	}
 	st := d.client(ev.Client)
+	if ev.Kind == ingest.KindDeny {
+		d.probing(ev, st)
+	}
+	if ev.Kind == ingest.KindGrant && len(ev.Granted) > 0 {
+		st.issued = true
+	}
 	if st.first.IsZero() || ev.Time.Before(st.first) {
 		st.first = ev.Time
 	}
@@ -267,14 +284,24 @@ func leakedParam(q string) string {
 }
 
 // probing counts refusals per client and per address.
-func (d *Detectors) probing(ev *ingest.Event) {
+// known reports whether a client was registered or issued a token.
+func (d *Detectors) known(id string) bool {
+	if st := d.clients[id]; st != nil && st.issued {
+		return true
+	}
+	_, ok := d.rules.Registered(id)
+	return ok
+}
+
+// probing counts refusals per client (st, nil for a client not known)
+// and per address.
+func (d *Detectors) probing(ev *ingest.Event, st *clientState) {
 	p := d.cfg.BroadRequest.Probing
 	if !d.reasons[ev.Reason] {
 		return
 	}
 	window := time.Duration(p.Window)
-	if ev.Client != "" && strings.IndexByte(ev.Client, 0) < 0 {
-		st := d.client(ev.Client)
+	if st != nil {
 		if st.denials == nil {
 			st.denials = newRing(p.Denials)
 		}

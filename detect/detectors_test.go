@@ -3,6 +3,7 @@ package detect
 import (
 	"encoding/json"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -434,4 +435,22 @@ func TestPlacesAreNotRememberedAcrossEvents(t *testing.T) {
 	if f := h.fs.Get(store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}); f == nil {
 		t.Error("the address was placed with the database from before the reload")
 	}
+}
+
+func TestRefusalsOfUnknownClientsRaiseNothingOfTheirOwn(t *testing.T) {
+	h := newHarness(t, testDetect(), nil)
+	ip := netip.MustParseAddr("203.0.113.9")
+	for i := range 3 {
+		h.observe(ingest.Event{Kind: ingest.KindDeny, Client: "random-" + strconv.Itoa(i), Time: t0, IP: ip,
+			Reason: "invalid_client", Requested: []string{"system/*.*"}})
+	}
+	h.want(nil)
+	if len(h.d.clients) != 0 {
+		t.Errorf("%d clients remembered from refusals of unknown clients", len(h.d.clients))
+	}
+	// A client that was issued a token is judged on its refusals too.
+	h.observe(grant("billing", t0, "openid"))
+	h.observe(ingest.Event{Kind: ingest.KindDeny, Client: "billing", Time: t0, IP: ip,
+		Reason: "invalid_scope", Requested: []string{"system/*.*"}})
+	h.want(map[string]string{"broad_request/billing/system/*.*": store.SeverityHigh})
 }
