@@ -94,11 +94,16 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	}
 	c := b.Client(ev.Client)
 	c.Seen.Add(1, ev.Time)
-	if ev.IP.IsValid() {
-		c.SawIP(ev.IP.String(), ev.Time)
-	}
-	if ev.Country != "" {
-		c.SawCountry(ev.Country, ev.Time)
+	// Where a client is used from: a refusal is not a use (Keycloak logs
+	// a user's mistyped password against the client, from wherever the
+	// user is), and the geography detector learns from these sets.
+	if ev.Kind != ingest.KindDeny {
+		if ev.IP.IsValid() {
+			c.SawIP(ev.IP.String(), ev.Time)
+		}
+		if ev.Country != "" {
+			c.SawCountry(ev.Country, ev.Time)
+		}
 	}
 	out := Counted
 	switch ev.Kind {

@@ -187,7 +187,8 @@ type CoverageFigures struct {
 	Identity time.Duration // by the sources showing grants: identity scopes are used when issued
 	Use      time.Duration // by the sources showing API calls: every other scope
 	// StaleSources are sources whose newest event is older than the
-	// staleness limit; unused findings are held back while any exists.
+	// staleness limit; the scopes that depend on them fall short of
+	// coverage, and the report names them.
 	StaleSources []string
 }
 

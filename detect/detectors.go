@@ -43,8 +43,9 @@ type DetectorOptions struct {
 // broad requests, unfamiliar geography, bursts from new networks,
 // probing, and tokens leaked into URLs. Their state is each client's
 // baseline, rebuilt from the store at start, so that replaying lines after
-// a crash raises exactly what the first reading did. They do no I/O and
-// are used from the engine's goroutine only.
+// a crash judges them against what the first reading knew. The short
+// windows of probing and bursts are not stored: they start empty after a
+// restart. They do no I/O and are used from the engine's goroutine only.
 type Detectors struct {
 	cfg      rules.Detect
 	rules    *rules.Rules
@@ -186,10 +187,13 @@ func (st *clientState) learnedBefore(b rules.Baseline, first time.Time) bool {
 // was folded into the batch, with the events in the order read.
 func (d *Detectors) Observe(ev *ingest.Event) {
 	defer d.forgetPlace()
+	if strings.IndexByte(ev.Client, 0) >= 0 {
+		return // the store cannot key it; the accountant counted it malformed
+	}
 	if ev.Kind == ingest.KindUse && ev.Query != "" {
 		d.tokenInURL(ev)
 	}
-	if ev.Client == "" || strings.IndexByte(ev.Client, 0) >= 0 {
+	if ev.Client == "" {
 		if ev.Kind == ingest.KindDeny {
 			d.probing(ev, nil)
 		}
@@ -283,7 +287,6 @@ func leakedParam(q string) string {
 	return ""
 }
 
-// probing counts refusals per client and per address.
 // known reports whether a client was registered or issued a token.
 func (d *Detectors) known(id string) bool {
 	if st := d.clients[id]; st != nil && st.issued {
@@ -316,33 +319,45 @@ func (d *Detectors) probing(ev *ingest.Event, st *clientState) {
 	if !ev.IP.IsValid() {
 		return
 	}
-	r := d.probes[ev.IP]
+	addr := ev.IP.Unmap()
+	if addr.Is6() {
+		// One host holds a whole /64: count it as one address.
+		pfx, _ := addr.Prefix(64)
+		addr = pfx.Addr()
+	}
+	r := d.probes[addr]
 	if r == nil {
-		if len(d.probes) >= 1<<16 {
+		if len(d.probes) >= maxProbes {
 			d.expireProbes(ev.Time, window)
 		}
+		if len(d.probes) >= maxProbes {
+			return // full of addresses refused within the window: keep their counts
+		}
 		r = newRing(p.Denials)
-		d.probes[ev.IP] = r
+		d.probes[addr] = r
 	}
 	if r.add(ev.Time, window) {
-		k := store.FindingKey{Kind: KindBroadRequest, Subject: "probing from " + ev.IP.String()}
+		from := addr.String()
+		if addr.Is6() {
+			from += "/64"
+		}
+		k := store.FindingKey{Kind: KindBroadRequest, Subject: "probing from " + from}
 		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
-		f.Summary = "The address " + ev.IP.String() + " collected " + strconv.Itoa(p.Denials) +
+		f.Summary = "The address " + from + " collected " + strconv.Itoa(p.Denials) +
 			" or more refusals within " + humanDuration(window) + ", across clients: it may be probing."
 		f.Evidence.IP, f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = ev.IP.String(), p.Denials, humanDuration(window), ev.Reason
 	}
 }
 
-// expireProbes forgets addresses without a refusal in the window, and
-// every address if that is not enough.
+// maxProbes bounds the addresses whose refusals are counted at once.
+const maxProbes = 1 << 16
+
+// expireProbes forgets addresses without a refusal in the window.
 func (d *Detectors) expireProbes(now time.Time, window time.Duration) {
 	for ip, r := range d.probes {
 		if now.Sub(r.newest()) > window {
 			delete(d.probes, ip)
 		}
-	}
-	if len(d.probes) >= 1<<16 {
-		clear(d.probes)
 	}
 }
 
@@ -463,6 +478,17 @@ func (d *Detectors) scopeListHash(ev *ingest.Event) uint64 {
 	return h.Sum64()
 }
 
+// boundedName reports whether a scope name comes from a set the
+// requester cannot grow: the catalog, or a SMART wildcard without a query
+// constraint.
+func (d *Detectors) boundedName(s string) bool {
+	if _, ok := d.rules.Scopes[s]; ok {
+		return true
+	}
+	g, err := rules.ParseSMART(s)
+	return err == nil && g.Resource == "*" && g.RawQuery == ""
+}
+
 // broad judges the scopes of a grant or a refusal. A request with the
 // same scope lists as the client's last request that raised nothing is
 // clean again: what its scopes are, the client's role, and (every scope
@@ -479,23 +505,40 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 	if registered && reg.Role != "" {
 		role = d.rules.Roles[reg.Role]
 	}
+	refused := ev.Kind == ingest.KindDeny
 	distinct, raised := 0, false
 	judge := func(s string) {
-		if s == "" {
-			return
+		if s == "" || strings.IndexByte(s, 0) >= 0 {
+			return // not a scope the store can key
 		}
 		distinct++
+		if refused && !d.boundedName(s) {
+			// A refused request got nothing, and its scope names are
+			// the requester's to invent: only names from a bounded set
+			// (the catalog, unconstrained SMART wildcards) are judged,
+			// so a spray of invented names cannot fill memory with
+			// findings. Probing counts the refusals.
+			return
+		}
 		si := d.scopeInfo(s)
 		seenBefore := si.id != noScope && st.has(si.id)
-		st.learn(si.id)
+		if !refused {
+			st.learn(si.id)
+		}
 		sev, reasons := si.severity, si.reasons
-		if role != nil && !d.rules.IsIdentityScope(s) && !si.allows(reg.Role, role, s) {
+		if refused {
+			reasons = slices.Clip(reasons) // outside the role or new: moot for a refusal
+			if sev == "" {
+				return
+			}
+		}
+		if !refused && role != nil && !d.rules.IsIdentityScope(s) && !si.allows(reg.Role, role, s) {
 			reasons = append(slices.Clip(reasons), "outside role "+reg.Role)
 			if sev == "" {
 				sev = store.SeverityWarning
 			}
 		}
-		if formed && !seenBefore {
+		if !refused && formed && !seenBefore {
 			reasons = append(slices.Clip(reasons), "never requested before")
 			if sev == "" {
 				sev = store.SeverityWarning
@@ -513,15 +556,17 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 		}
 		f.Summary = "The client asked for " + s + " (" + f.Evidence.Detail + ")."
 	}
-	for _, s := range ev.Requested {
-		judge(s)
+	for i, s := range ev.Requested {
+		if !slices.Contains(ev.Requested[:i], s) {
+			judge(s)
+		}
 	}
 	for _, s := range ev.Granted {
 		if !slices.Contains(ev.Requested, s) {
 			judge(s)
 		}
 	}
-	if distinct > cfg.MaxScopes {
+	if distinct > cfg.MaxScopes && !refused {
 		raised = true
 		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "max_scopes"}
 		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
@@ -539,7 +584,7 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 	}
 }
 
-// mergeReasons adds the reasons not yet in the comma-separated list have.
+// mergeReasons adds the reasons not yet in have, a list separated by "; ".
 func mergeReasons(have string, reasons []string) string {
 	for _, r := range reasons {
 		if !slices.Contains(strings.Split(have, "; "), r) {

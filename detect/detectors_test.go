@@ -454,3 +454,42 @@ func TestRefusalsOfUnknownClientsRaiseNothingOfTheirOwn(t *testing.T) {
 		Reason: "invalid_scope", Requested: []string{"system/*.*"}})
 	h.want(map[string]string{"broad_request/billing/system/*.*": store.SeverityHigh})
 }
+
+func TestRefusalsCannotFloodFindings(t *testing.T) {
+	h := newHarness(t, testDetect(), nil)
+	h.observe(grant("lab-portal", t0, "view_lab_results"))
+	for i := range 1000 {
+		h.observe(ingest.Event{Kind: ingest.KindDeny, Client: "lab-portal", Time: t0.Add(time.Duration(i) * time.Hour),
+			Reason: "invalid_scope", Requested: []string{"invented-" + strconv.Itoa(i) + ":admin", "x\x00y"}})
+	}
+	h.want(nil)
+	if n := len(h.d.scopes); n > 2 {
+		t.Errorf("%d scope names remembered from refusals", n)
+	}
+}
+
+func TestProbingSurvivesAnAddressSpray(t *testing.T) {
+	h := newHarness(t, testDetect(), nil)
+	deny := func(ip string, at time.Time) ingest.Event {
+		return ingest.Event{Kind: ingest.KindDeny, Time: at, IP: netip.MustParseAddr(ip), Reason: "invalid_client"}
+	}
+	for i := range 4 {
+		h.observe(deny("203.0.113.9", t0.Add(time.Duration(i)*time.Second)))
+	}
+	// One IPv6 host spraying from its /64 counts as one address.
+	for i := range 5 {
+		h.observe(deny("2001:db8::"+strconv.Itoa(i+1), t0.Add(4*time.Second)))
+	}
+	// A spray of addresses fills the table; the counts in it stay.
+	for i := range maxProbes + 10 {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		h.observe(deny(a.String(), t0.Add(5*time.Second)))
+	}
+	h.observe(deny("203.0.113.9", t0.Add(7*time.Second)))
+	got := h.keys()
+	for _, k := range []string{"broad_request//probing from 203.0.113.9", "broad_request//probing from 2001:db8::/64"} {
+		if got[k] == "" {
+			t.Errorf("no finding %s", k)
+		}
+	}
+}

@@ -476,6 +476,9 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
 		}
 		if det != nil {
+			if det.DataClock != nil {
+				det.DataClock.Observe(ev.Time) // a finding this event raises opens as of it
+			}
 			if det.Detectors != nil {
 				det.Detectors.Observe(ev)
 			}
@@ -484,9 +487,6 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 				st.gap = det.Coverage.gap
 			}
 			st.cov.observe(ev.Time, st.gap)
-			if det.DataClock != nil {
-				det.DataClock.Observe(ev.Time)
-			}
 		}
 	}
 	return events

@@ -353,8 +353,8 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 	if f.State != store.StateSilenced || f.Silence != "s1" || len(f.Evidence.Lines) != 1 || f.Evidence.Lines[0].Offset != 100 {
 		t.Errorf("stored finding = %+v", f)
 	}
-	if want := time.Date(2026, 10, 1, 10, 0, 0, 0, time.UTC); !f.Opened.Equal(want) {
-		t.Errorf("opened at %v, want %v: the data clock before the line that raised it", f.Opened, want)
+	if want := time.Date(2026, 10, 1, 10, 0, 1, 0, time.UTC); !f.Opened.Equal(want) {
+		t.Errorf("opened at %v, want %v: the data clock at the line that raised it", f.Opened, want)
 	}
 	spans, err := db.Coverage()
 	if err != nil || len(spans["idp"]) != 1 || len(spans["api"]) != 1 {

@@ -111,12 +111,21 @@ func (fs *Findings) Raise(k store.FindingKey, severity string, t time.Time, pos 
 
 // Hold records that a condition found by a sweep holds at t. A new or
 // resolved finding is raised (fresh is true) for the caller to fill in; a
-// standing one is returned untouched, and the caller calls Touch if it
-// changes it, so that an unchanged finding is not rewritten every sweep.
+// standing one is returned with its severity set, and the caller calls
+// Touch if it changes it further, so that an unchanged finding is not
+// rewritten every sweep.
 func (fs *Findings) Hold(k store.FindingKey, severity string, t time.Time) (f *store.Finding, fresh bool) {
 	f = fs.all[k]
 	if f == nil || f.State == store.StateResolved {
 		return fs.Raise(k, severity, t, ingest.Position{}), true
+	}
+	if f.Severity != severity {
+		// A sweep's condition can change its nature (broader than used,
+		// then not used at all): the severity follows it.
+		fs.m.Open.WithLabelValues(k.Kind, f.Severity).Dec()
+		fs.m.Open.WithLabelValues(k.Kind, severity).Inc()
+		f.Severity = severity
+		fs.dirty[k] = struct{}{}
 	}
 	return f, false
 }

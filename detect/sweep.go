@@ -48,9 +48,12 @@ func (s *Sweeper) Sweep(now time.Time, clients ClientLister) error {
 	cfg, fs := s.opt.Config, s.opt.Findings
 	fs.ApplySilences()
 
+	// The daemon must itself have watched for ResolveAfter: after a
+	// restart the backlog it has yet to read may hold the condition.
 	resolveBefore := now.Add(-time.Duration(cfg.Detect.ResolveAfter))
 	fs.Each(func(f *store.Finding) {
-		if f.State != store.StateResolved && slices.Contains(eventKinds, f.Kind) && f.Last.Before(resolveBefore) {
+		if f.State != store.StateResolved && slices.Contains(eventKinds, f.Kind) &&
+			f.Last.Before(resolveBefore) && s.opt.Started.Before(resolveBefore) {
 			fs.Resolve(f.FindingKey)
 		}
 	})
@@ -67,9 +70,11 @@ func (s *Sweeper) stale(now time.Time) {
 	limit := time.Duration(cfg.Detect.UnusedScope.StaleAfter)
 	for _, src := range cfg.Sources {
 		k := store.FindingKey{Kind: KindStaleSource, Subject: src.Name}
+		// Quiet since its newest event, or since the daemon started: a
+		// restart after downtime reads the backlog before it judges.
 		newest := s.opt.Coverage.Newest(src.Name)
 		ref := newest
-		if ref.IsZero() {
+		if s.opt.Started.After(ref) {
 			ref = s.opt.Started
 		}
 		if ref.IsZero() || now.Sub(ref) <= limit {

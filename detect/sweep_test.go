@@ -211,3 +211,50 @@ func TestSweepStaleSourceAndResolveAfter(t *testing.T) {
 		t.Errorf("keycloak flowing again: %+v", stale)
 	}
 }
+
+func TestSweepSeverityFollowsTheCondition(t *testing.T) {
+	cfg := sweepConfig(t)
+	now := t0.Add(60 * day)
+	fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
+	spans := map[string][]store.Span{"keycloak": {{Start: t0, End: now}}, "fhir-gw": {{Start: t0, End: now}}}
+	k := store.FindingKey{Kind: KindUnusedScope, Client: "mychart-app", Subject: "patient/*.read"}
+	c := store.Client{ID: "mychart-app", Seen: store.Counter{N: 9, First: t0, Last: now},
+		Scopes: map[string]store.ScopeUsage{
+			"patient/*.read":     {Granted: store.Counter{N: 9, First: t0, Last: now}},
+			"fhir:Observation.r": {Used: store.Counter{N: 9, First: now.Add(-day), Last: now.Add(-day)}},
+		}}
+	sw := NewSweeper(SweeperOptions{Config: cfg, Findings: fs, Coverage: NewCoverage(spans, 12*time.Hour), Live: true, Started: t0})
+	if err := sw.Sweep(now, clientList{c}); err != nil {
+		t.Fatal(err)
+	}
+	if f := fs.Get(k); f == nil || f.Severity != store.SeverityInfo {
+		t.Fatalf("broader than used: %+v", f)
+	}
+	c.Scopes["fhir:Observation.r"] = store.ScopeUsage{Used: store.Counter{N: 9, First: t0, Last: t0.Add(day)}}
+	if err := sw.Sweep(now, clientList{c}); err != nil {
+		t.Fatal(err)
+	}
+	if f := fs.Get(k); f.Severity != store.SeverityWarning || f.Evidence.Detail != StatusUnused {
+		t.Errorf("no longer used: %+v", f)
+	}
+}
+
+func TestSweepAfterDowntimeWaitsForTheBacklog(t *testing.T) {
+	cfg := sweepConfig(t)
+	now := t0.Add(60 * day)
+	fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
+	geo := store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
+	fs.Raise(geo, store.SeverityWarning, now.Add(-10*day), ingest.Position{})
+	cov := NewCoverage(map[string][]store.Span{"keycloak": {{Start: t0, End: now.Add(-10 * day)}}}, 12*time.Hour)
+	// The daemon was down for ten days and starts now.
+	sw := NewSweeper(SweeperOptions{Config: cfg, Findings: fs, Coverage: cov, Live: true, Started: now})
+	if err := sw.Sweep(now, clientList{}); err != nil {
+		t.Fatal(err)
+	}
+	if f := fs.Get(geo); f.State != store.StateOpen {
+		t.Errorf("resolved before the backlog was read: %+v", f)
+	}
+	if f := fs.Get(store.FindingKey{Kind: KindStaleSource, Subject: "keycloak"}); f != nil {
+		t.Errorf("stale before the backlog was read: %+v", f)
+	}
+}

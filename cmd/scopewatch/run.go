@@ -43,6 +43,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := newLogger(stderr, *logJSON)
+	// SIGHUP's default action ends the process: until the handler that
+	// reloads is listening, a reload request must not stop a starting
+	// daemon.
+	signal.Ignore(syscall.SIGHUP)
 	return runDaemon(ctx, cfg, log, nil)
 }
 
