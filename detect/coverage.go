@@ -70,11 +70,17 @@ func (sc *sourceCoverage) observe(t time.Time, gap time.Duration) {
 	}
 	sc.broken = false
 	sc.spans = append(sc.spans, store.Span{Start: t, End: t})
-	if len(sc.spans) > store.MaxSpans {
+	sc.bound()
+	sc.dirty = true
+}
+
+// bound joins the two oldest spans while there are more than MaxSpans:
+// old gaps are forgotten first.
+func (sc *sourceCoverage) bound() {
+	for len(sc.spans) > store.MaxSpans {
 		sc.spans[1].Start = sc.spans[0].Start
 		sc.spans = slices.Delete(sc.spans, 0, 1)
 	}
-	sc.dirty = true
 }
 
 // insert adds an event older than the newest span and merges spans that
@@ -94,6 +100,7 @@ func (sc *sourceCoverage) insert(t time.Time, gap time.Duration) {
 		out = append(out, s)
 	}
 	sc.spans = out
+	sc.bound()
 	sc.dirty = true
 }
 

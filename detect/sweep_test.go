@@ -258,3 +258,14 @@ func TestSweepAfterDowntimeWaitsForTheBacklog(t *testing.T) {
 		t.Errorf("stale before the backlog was read: %+v", f)
 	}
 }
+
+func TestCoverageIsBounded(t *testing.T) {
+	c := NewCoverage(nil, time.Hour)
+	// A backfill read newest first: every event is older than the last.
+	for i := 3 * store.MaxSpans; i > 0; i-- {
+		c.Observe("kc", t0.Add(time.Duration(i)*2*time.Hour))
+	}
+	if n := len(c.Spans("kc")); n != store.MaxSpans {
+		t.Errorf("%d spans kept, want %d", n, store.MaxSpans)
+	}
+}
