@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,19 +154,9 @@ func readState(ctx context.Context, cfg *rules.Config, path string, into any, fr
 func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return false, err
-	}
-	// The daemon is local: never go through an HTTP proxy to reach it.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	resp, err := client.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return false, nil // no daemon: read the file
-		}
-		return false, fmt.Errorf("ask daemon at %s: %w", addr, err)
+	resp, ok, err := callDaemon(ctx, addr, http.MethodGet, path, nil)
+	if !ok || err != nil {
+		return ok, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v1/clients/") {
@@ -179,4 +170,36 @@ func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err 
 		return true, fmt.Errorf("read answer of daemon at %s: %w", addr, err)
 	}
 	return true, nil
+}
+
+// callDaemon sends a request to the daemon at addr, with body encoded as
+// JSON when it is not nil; ok is false when nothing listens there. The
+// caller closes the response body.
+func callDaemon(ctx context.Context, addr, method, path string, body any) (resp *http.Response, ok bool, err error) {
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, false, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
+	if err != nil {
+		return nil, false, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// The daemon is local: never go through an HTTP proxy to reach it.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err = client.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, false, nil // no daemon: use the file
+		}
+		return nil, false, fmt.Errorf("ask daemon at %s: %w", addr, err)
+	}
+	return resp, true, nil
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -344,28 +343,12 @@ func changeStore(ctx context.Context, cfg *rules.Config, path string, body, into
 func postDaemon(ctx context.Context, addr, path string, body, into any) (ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return false, err
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		body = struct{}{}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, rd)
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// The daemon is local: never go through an HTTP proxy to reach it.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	resp, err := client.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return false, nil // no daemon: write the file
-		}
-		return false, fmt.Errorf("ask daemon at %s: %w", addr, err)
+	resp, ok, err := callDaemon(ctx, addr, http.MethodPost, path, body)
+	if !ok || err != nil {
+		return ok, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
