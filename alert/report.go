@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,9 @@ const (
 	FormatTable = "table"
 	FormatJSON  = "json"
 	FormatCSV   = "csv"
+	// FormatMarkdown is for documents people review, such as a
+	// compliance review's record.
+	FormatMarkdown = "markdown"
 )
 
 // ErrFormat is returned for a report format that is not supported.
@@ -58,6 +62,8 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 		}
 		cw.Flush()
 		return cw.Error()
+	case FormatMarkdown:
+		return writeUnusedMarkdown(w, rep)
 	case FormatTable, "":
 		fmt.Fprintf(w, "Unused scopes (window %s, clients observed at least %s), as of %s\n\n",
 			rep.Window, rep.MinObservation, rep.GeneratedAt.Format("2006-01-02 15:04 MST"))
@@ -104,7 +110,7 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w %q for report unused; use table, json or csv", ErrFormat, format)
+	return fmt.Errorf("%w %q for report unused; use table, json, csv or markdown", ErrFormat, format)
 }
 
 func dash(s string) string {
@@ -197,3 +203,144 @@ func WriteClients(w io.Writer, views []ClientView, format string) error {
 	}
 	return fmt.Errorf("%w %q for clients; use table or json", ErrFormat, format)
 }
+
+// Group headings for report rows whose registration names no owner or
+// role; they sort last.
+const (
+	noOwner = "(no owner)"
+	noRole  = "(no role)"
+)
+
+// writeUnusedMarkdown renders rep as a Markdown document, one table per
+// owner and role, for a compliance review.
+func writeUnusedMarkdown(w io.Writer, rep detect.UnusedReport) error {
+	var b strings.Builder
+	b.WriteString("# Unused OAuth scopes\n\n")
+	fmt.Fprintf(&b, "- Window: %s\n", mdEscape(rep.Window))
+	fmt.Fprintf(&b, "- Minimum observation: %s\n", mdEscape(rep.MinObservation))
+	fmt.Fprintf(&b, "- Report time: %s\n", rep.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- Clients examined: %d\n", rep.Clients)
+
+	owners := map[string]map[string][]detect.UnusedScope{}
+	for _, u := range rep.Unused {
+		owner, role := cmp.Or(u.Owner, noOwner), cmp.Or(u.Role, noRole)
+		if owners[owner] == nil {
+			owners[owner] = map[string][]detect.UnusedScope{}
+		}
+		owners[owner][role] = append(owners[owner][role], u)
+	}
+	if len(owners) == 0 {
+		b.WriteString("\nNo unused scopes.\n")
+	}
+	var all []detect.UnusedScope
+	for _, owner := range groupNames(owners, noOwner) {
+		fmt.Fprintf(&b, "\n## %s\n", mdEscape(owner))
+		var rows []detect.UnusedScope
+		for _, role := range groupNames(owners[owner], noRole) {
+			fmt.Fprintf(&b, "\n### Role: %s\n\n", mdEscape(role))
+			b.WriteString("| Client | Scope | Status | Granted since | Last used | Narrower replacement |\n")
+			b.WriteString("|---|---|---|---|---|---|\n")
+			for _, u := range owners[owner][role] {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", mdEscape(u.Client), mdEscape(u.Scope),
+					mdEscape(statusText(u)), grantedSince(u), day(u.LastUsed), mdEscape(dash(strings.Join(u.Narrower, " "))))
+			}
+			rows = append(rows, owners[owner][role]...)
+		}
+		fmt.Fprintf(&b, "\n%s\n", pruneTotal(rows))
+		all = append(all, rows...)
+	}
+	if len(owners) > 0 {
+		fmt.Fprintf(&b, "\n## Total\n\n%s\n", pruneTotal(all))
+	}
+	if len(rep.Pending) > 0 {
+		fmt.Fprintf(&b, "\n## Not judged yet\n\nObserved for less than %s:\n\n", mdEscape(rep.MinObservation))
+		for _, p := range rep.Pending {
+			fmt.Fprintf(&b, "- %s (%s)\n", mdEscape(p.Client), mdEscape(p.ObservedFor))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// statusText is a row's status as people read it: insufficient coverage
+// spelled out with the days observed, and whether a registration grants it.
+func statusText(u detect.UnusedScope) string {
+	status := u.Status
+	if u.Status == detect.StatusInsufficientCoverage {
+		status = "insufficient coverage (" + u.Coverage + ")"
+	}
+	if u.Registered {
+		status += " (registered)"
+	}
+	return status
+}
+
+// grantedSince is the day of the first token carrying the scope, or
+// "registered" when only the registration grants it.
+func grantedSince(u detect.UnusedScope) string {
+	if u.FirstGrant.IsZero() {
+		if u.Registered {
+			return "registered"
+		}
+		return "never"
+	}
+	return day(u.FirstGrant)
+}
+
+// pruneTotal counts the rows to act on; those held back for insufficient
+// coverage are counted apart, as they are not judged.
+func pruneTotal(rows []detect.UnusedScope) string {
+	clients := map[string]bool{}
+	grants, held := 0, 0
+	for _, u := range rows {
+		if u.Status == detect.StatusInsufficientCoverage {
+			held++
+			continue
+		}
+		grants++
+		clients[u.Client] = true
+	}
+	s := plural(grants, "scope grant", "scope grants") + " to prune or narrow across " +
+		plural(len(clients), "client", "clients")
+	if held > 0 {
+		s += "; " + strconv.Itoa(held) + " more not judged, their logs were not observed for the whole window"
+	}
+	return s + "."
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// groupNames returns the keys of m sorted, with last (the "none" group)
+// after the others.
+func groupNames[V any](m map[string]V, last string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if (a == last) != (b == last) {
+			if a == last {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
+
+// mdEscaper backslash-escapes the characters that Markdown would read as
+// emphasis, code, table cells, links or HTML: SMART scopes hold * (and
+// owners may be written <name@host>). Line breaks would end a table row.
+var mdEscaper = strings.NewReplacer(
+	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "|", `\|`,
+	"[", `\[`, "]", `\]`, "<", `\<`, ">", `\>`, "\n", " ", "\r", " ",
+)
+
+// mdEscape makes s literal text in Markdown, also inside a table cell.
+func mdEscape(s string) string { return mdEscaper.Replace(s) }

@@ -121,3 +121,87 @@ func TestClientsViews(t *testing.T) {
 		t.Errorf("csv clients: err = %v, want ErrFormat", err)
 	}
 }
+
+func TestWriteUnusedMarkdown(t *testing.T) {
+	rep := sampleReport()
+	at := rep.GeneratedAt
+	rep.Unused = append(rep.Unused,
+		detect.UnusedScope{Client: "lab_sync", Owner: "lab@clinic.example", Role: "lab-technician", Scope: "view_imaging",
+			Status: detect.StatusNeverRequested, Registered: true, IdleFor: "95d"},
+		detect.UnusedScope{Client: "lab-portal", Owner: "lab@clinic.example", Scope: "system/*.*",
+			Status: detect.StatusInsufficientCoverage, Judged: detect.StatusNeverUsed, Coverage: "40 of 90 days",
+			Grants: 2, FirstGrant: at.AddDate(0, -1, 0), LastGrant: at, IdleFor: "31d"},
+		detect.UnusedScope{Client: "ehr-sync", Owner: "ops|team", Role: "sync", Scope: "user/Patient.rs?`x`",
+			Status: detect.StatusUnused, Grants: 1, FirstGrant: at.AddDate(0, -5, 0), LastGrant: at,
+			LastUsed: at.AddDate(0, -4, 0), Uses: 1, IdleFor: "123d"},
+	)
+	var out bytes.Buffer
+	if err := WriteUnused(&out, rep, FormatMarkdown); err != nil {
+		t.Fatal(err)
+	}
+	want := "# Unused OAuth scopes\n" +
+		"\n" +
+		"- Window: 90d\n" +
+		"- Minimum observation: 30d\n" +
+		"- Report time: 2026-11-01 12:00 UTC\n" +
+		"- Clients examined: 3\n" +
+		"\n" +
+		"## lab@clinic.example\n" +
+		"\n" +
+		"### Role: lab-technician\n" +
+		"\n" +
+		"| Client | Scope | Status | Granted since | Last used | Narrower replacement |\n" +
+		"|---|---|---|---|---|---|\n" +
+		"| lab-portal | read\\_all\\_data | never\\_used | 2026-07-01 | never | - |\n" +
+		"| lab\\_sync | view\\_imaging | never\\_requested (registered) | registered | never | - |\n" +
+		"\n" +
+		"### Role: (no role)\n" +
+		"\n" +
+		"| Client | Scope | Status | Granted since | Last used | Narrower replacement |\n" +
+		"|---|---|---|---|---|---|\n" +
+		"| lab-portal | system/\\*.\\* | insufficient coverage (40 of 90 days) | 2026-10-01 | never | - |\n" +
+		"\n" +
+		"2 scope grants to prune or narrow across 2 clients; 1 more not judged, their logs were not observed for the whole window.\n" +
+		"\n" +
+		"## ops\\|team\n" +
+		"\n" +
+		"### Role: sync\n" +
+		"\n" +
+		"| Client | Scope | Status | Granted since | Last used | Narrower replacement |\n" +
+		"|---|---|---|---|---|---|\n" +
+		"| ehr-sync | user/Patient.rs?\\`x\\` | unused | 2026-06-01 | 2026-07-01 | - |\n" +
+		"\n" +
+		"1 scope grant to prune or narrow across 1 client.\n" +
+		"\n" +
+		"## (no owner)\n" +
+		"\n" +
+		"### Role: (no role)\n" +
+		"\n" +
+		"| Client | Scope | Status | Granted since | Last used | Narrower replacement |\n" +
+		"|---|---|---|---|---|---|\n" +
+		"| ehr-sync | view\\_notes | unused (registered) | registered | 2026-07-01 | - |\n" +
+		"| mychart | patient/\\*.read | broader\\_than\\_used | never | 2026-11-01 | patient/Condition.r patient/Observation.rs |\n" +
+		"\n" +
+		"2 scope grants to prune or narrow across 2 clients.\n" +
+		"\n" +
+		"## Total\n" +
+		"\n" +
+		"5 scope grants to prune or narrow across 4 clients; 1 more not judged, their logs were not observed for the whole window.\n" +
+		"\n" +
+		"## Not judged yet\n" +
+		"\n" +
+		"Observed for less than 30d:\n" +
+		"\n" +
+		"- triage-bot (9d)\n"
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+
+	out.Reset()
+	if err := WriteUnused(&out, detect.UnusedReport{Window: "90d", MinObservation: "30d"}, FormatMarkdown); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\nNo unused scopes.\n") || strings.Contains(out.String(), "## Total") {
+		t.Errorf("empty markdown report:\n%s", out.String())
+	}
+}

@@ -28,15 +28,15 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file")
 	client := fs.String("client", "", "only this client")
-	format := fs.String("format", "table", "table, json or csv")
+	format := fs.String("format", "table", "table, json, csv or markdown")
 	at := fs.String("at", "", "judge as of this time (RFC 3339 or date) instead of now")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err}
 	}
 	switch *format {
-	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV:
+	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV, alert.FormatMarkdown:
 	default:
-		return usagef("unknown format %q; use table, json or csv", *format)
+		return usagef("unknown format %q; use table, json, csv or markdown", *format)
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
