@@ -371,6 +371,7 @@ func (e *Engine) commit(b *store.Batch) error {
 	e.opt.Metrics.BatchEvents.Observe(float64(b.Events))
 	for name, d := range b.Sources {
 		e.opt.Metrics.LinesCommitted.WithLabelValues(name).Add(float64(d.Lines))
+		e.opt.Metrics.Newest.Saw(name, d.Events.Last)
 	}
 	if e.opt.Committed != nil {
 		e.opt.Committed(b)

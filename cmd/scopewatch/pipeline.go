@@ -104,11 +104,19 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 	}
 	saved, err := db.AllPositions()
 	if err != nil {
-		db.Close()
+		p.close()
 		return nil, err
 	}
 	for _, pos := range saved {
 		p.lag.Committed(pos)
+	}
+	srcs, err := db.Sources()
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	for _, s := range srcs {
+		p.engineM.Newest.Saw(s.Name, s.Events.Last)
 	}
 	return p, nil
 }

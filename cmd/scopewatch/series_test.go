@@ -89,9 +89,14 @@ func TestMetricSeriesBounded(t *testing.T) {
 			t.Errorf("/metrics exposes %q: client ids, addresses and scopes must never be labels", forbidden)
 		}
 	}
-	want := fmt.Sprintf("scopewatch_findings_open{kind=%q,severity=%q}", detect.KindUnusedScope, store.SeverityInfo)
-	if !bytes.Contains(body, []byte(want)) {
-		t.Errorf("/metrics lacks %s", want)
+	for _, want := range []string{
+		fmt.Sprintf("scopewatch_findings_open{kind=%q,severity=%q}", detect.KindUnusedScope, store.SeverityInfo),
+		`scopewatch_source_newest_event_timestamp_seconds{source="keycloak"}`,
+		`scopewatch_source_lag_seconds{source="api-gateway"}`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	if promtool, err := exec.LookPath("promtool"); err == nil {
 		cmd := exec.Command(promtool, "check", "metrics")
