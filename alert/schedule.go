@@ -1,0 +1,179 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopewatch/scopewatch/detect"
+)
+
+// reportPrefix and reportStamp name scheduled report files:
+// unused-scopes-20261123T1300Z.csv. The stamp sorts as the time does.
+const (
+	reportPrefix = "unused-scopes-"
+	reportStamp  = "20060102T1504Z"
+)
+
+// reportExt maps a report format to its file extension.
+var reportExt = map[string]string{FormatCSV: ".csv", FormatJSON: ".json", "markdown": ".md"}
+
+// ReportFormats returns the formats a scheduled report can be written in.
+func ReportFormats() []string { return []string{FormatCSV, FormatJSON, "markdown"} }
+
+// SchedulerOptions configure a Scheduler.
+type SchedulerOptions struct {
+	Dir     string        // where report files are written
+	Every   time.Duration // time between reports
+	Formats []string      // of ReportFormats
+	// Build computes the report as of now.
+	Build  func(now time.Time) (detect.UnusedReport, error)
+	Now    func() time.Time                       // default time.Now
+	After  func(d time.Duration) <-chan time.Time // default time.After
+	Logger *slog.Logger
+	// LastSuccess, when set, is set to the time of each report written.
+	LastSuccess prometheus.Gauge
+}
+
+// Scheduler writes the unused-scope report into a directory every so
+// often, each format to its own dated file, atomically. A report that fell
+// due while the daemon was down is written at start.
+type Scheduler struct {
+	opt SchedulerOptions
+}
+
+// NewScheduler returns a scheduler; it starts nothing.
+func NewScheduler(opt SchedulerOptions) *Scheduler {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.After == nil {
+		opt.After = time.After
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{opt: opt}
+}
+
+// Run writes reports when they fall due until ctx ends. A failed report is
+// logged and tried again at the next due time; Run returns nil when ctx
+// ends, or an error when the directory cannot be used at all.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := os.MkdirAll(s.opt.Dir, 0o750); err != nil {
+		return fmt.Errorf("report directory: %w", err)
+	}
+	last, err := LastReport(s.opt.Dir)
+	if err != nil {
+		return err
+	}
+	if !last.IsZero() && s.opt.LastSuccess != nil {
+		s.opt.LastSuccess.Set(float64(last.Unix()))
+	}
+	for {
+		due := last.Add(s.opt.Every)
+		if wait := due.Sub(s.opt.Now()); wait > 0 && !last.IsZero() {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.opt.After(wait):
+			}
+		}
+		now := s.opt.Now()
+		if _, err := s.Write(now); err != nil {
+			s.opt.Logger.Error("scheduled report failed; trying again at the next due time", "err", err)
+		}
+		last = now
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// Write builds the report as of now and writes it in every format,
+// returning the files written.
+func (s *Scheduler) Write(now time.Time) ([]string, error) {
+	rep, err := s.opt.Build(now)
+	if err != nil {
+		return nil, fmt.Errorf("build report: %w", err)
+	}
+	stamp := now.UTC().Format(reportStamp)
+	var files []string
+	for _, f := range s.opt.Formats {
+		ext, ok := reportExt[f]
+		if !ok {
+			return files, fmt.Errorf("%w %q for a scheduled report; use %s", ErrFormat, f, strings.Join(ReportFormats(), ", "))
+		}
+		path := filepath.Join(s.opt.Dir, reportPrefix+stamp+ext)
+		if err := writeAtomic(path, func(w *os.File) error { return WriteUnused(w, rep, f) }); err != nil {
+			return files, err
+		}
+		files = append(files, path)
+	}
+	if s.opt.LastSuccess != nil {
+		s.opt.LastSuccess.Set(float64(now.Unix()))
+	}
+	s.opt.Logger.Info("unused-scope report written", "files", files, "scopes", len(rep.Unused))
+	return files, nil
+}
+
+// LastReport returns the time of the newest scheduled report in dir, zero
+// when there is none.
+func LastReport(dir string) (time.Time, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read report directory: %w", err)
+	}
+	var last time.Time
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), reportPrefix)
+		if !ok || e.IsDir() {
+			continue
+		}
+		name = strings.TrimSuffix(name, filepath.Ext(name))
+		t, err := time.Parse(reportStamp, name)
+		if err == nil && t.After(last) {
+			last = t
+		}
+	}
+	return last, nil
+}
+
+// writeAtomic writes path through a temporary file in the same directory,
+// synced and renamed into place, so a reader never sees half a report.
+func writeAtomic(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // make the rename durable
+		d.Close()
+	}
+	return nil
+}
