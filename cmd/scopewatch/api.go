@@ -86,6 +86,20 @@ func newAPI(p *pipeline) http.Handler {
 		}
 		writeJSON(w, rep)
 	})
+	// A scope name may hold a slash (patient/*.read): the client escapes
+	// it, and {name...} takes the rest of the path either way.
+	mux.HandleFunc("GET /api/v1/reports/scope/{name...}", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := scopeReport(p.cfg, p.db, r.PathValue("name"), time.Now)
+		if errors.Is(err, alert.ErrUnknownScope) {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, rep)
+	})
 	findingsAPI(mux, p)
 	return mux
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,7 +12,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -21,9 +25,18 @@ import (
 )
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "unused" {
-		return usagef("report needs a kind: report unused --config FILE")
+	if len(args) > 0 {
+		switch args[0] {
+		case "unused":
+			return reportUnused(ctx, args, stdout, stderr)
+		case "scope":
+			return reportScope(ctx, args[1:], stdout, stderr)
+		}
 	}
+	return usagef("report needs a kind: report unused --config FILE, or report scope NAME --config FILE")
+}
+
+func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report unused", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file")
@@ -72,6 +85,66 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	return alert.WriteUnused(stdout, rep, *format)
+}
+
+// reportScope prints, for one scope, the clients that hold or use it and
+// whether removing it from the catalog would break one of them.
+func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report scope", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file")
+	format := fs.String("format", "table", "table, json, csv or markdown")
+	// The name may come before or after the flags.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	rest := fs.Args()
+	if name == "" && len(rest) > 0 {
+		name, rest = rest[0], rest[1:]
+	}
+	if name == "" {
+		return usagef("report scope needs the name of a scope: report scope NAME --config FILE")
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	switch *format {
+	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV, alert.FormatMarkdown:
+	default:
+		return usagef("unknown format %q; use table, json, csv or markdown", *format)
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	var rep alert.ScopeReport
+	err = readState(ctx, cfg, "/api/v1/reports/scope/"+url.PathEscape(name), &rep, func(db *store.DB) error {
+		var err error
+		rep, err = scopeReport(cfg, db, name, time.Now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return alert.WriteScope(stdout, rep, *format)
+}
+
+// scopeReport computes the per-scope report from the stored clients with
+// the configured window, registrations and catalog.
+func scopeReport(cfg *rules.Config, db *store.DB, name string, now func() time.Time) (alert.ScopeReport, error) {
+	cs, err := db.Clients()
+	if err != nil {
+		return alert.ScopeReport{}, err
+	}
+	opt := alert.ScopeOptions{Scope: name, Window: time.Duration(cfg.Detect.UnusedScope.Window), Now: now}
+	if cfg.Rules != nil {
+		opt.Registrations, opt.Catalog = cfg.Rules.Clients, cfg.Rules.Scopes
+	}
+	return alert.Scope(cs, opt)
 }
 
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -162,6 +235,10 @@ func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err 
 	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v1/clients/") {
 		return true, errNoClient
 	}
+	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v1/reports/scope/") {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return true, fmt.Errorf("%s (answered by the daemon at %s)", strings.TrimSpace(string(b)), addr)
+	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return true, fmt.Errorf("daemon at %s answered %s: %s", addr, resp.Status, b)
@@ -175,6 +252,13 @@ func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err 
 // callDaemon sends a request to the daemon at addr, with body encoded as
 // JSON when it is not nil; ok is false when nothing listens there. The
 // caller closes the response body.
+//
+// A daemon with a web_config may want TLS and basic auth: the request goes
+// over https when SCOPEWATCH_API_CA names the CA file its certificate is
+// checked against, and carries the basic auth credentials in
+// SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD when they are set (over
+// plain http only to a loopback address). A daemon that refuses the request
+// for want of either is an error saying which variable to set.
 func callDaemon(ctx context.Context, addr, method, path string, body any) (resp *http.Response, ok bool, err error) {
 	var rd io.Reader = http.NoBody
 	if body != nil {
@@ -184,15 +268,38 @@ func callDaemon(ctx context.Context, addr, method, path string, body any) (resp 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
+	// The daemon is local: never go through an HTTP proxy to reach it.
+	transport := &http.Transport{Proxy: nil}
+	scheme := "http"
+	if ca := os.Getenv("SCOPEWATCH_API_CA"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, false, fmt.Errorf("read SCOPEWATCH_API_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, false, fmt.Errorf("SCOPEWATCH_API_CA: no PEM certificate in %s", ca)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, scheme+"://"+addr+path, rd)
 	if err != nil {
 		return nil, false, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	// The daemon is local: never go through an HTTP proxy to reach it.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	user, password := os.Getenv("SCOPEWATCH_API_USER"), os.Getenv("SCOPEWATCH_API_PASSWORD")
+	if user != "" {
+		host, _, _ := net.SplitHostPort(addr)
+		ip, perr := netip.ParseAddr(host)
+		if scheme == "http" && host != "localhost" && (perr != nil || !ip.IsLoopback()) {
+			return nil, false, usagef("SCOPEWATCH_API_USER is set but the daemon at %s is not on a loopback address: set SCOPEWATCH_API_CA so that the password goes over https", addr)
+		}
+		req.SetBasicAuth(user, password)
+	}
+	client := &http.Client{Transport: transport}
 	resp, err = client.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -200,6 +307,22 @@ func callDaemon(ctx context.Context, addr, method, path string, body any) (resp 
 			return nil, false, nil // no daemon: use the file
 		}
 		return nil, false, fmt.Errorf("ask daemon at %s: %w", addr, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != "":
+		resp.Body.Close()
+		if user == "" {
+			return nil, true, fmt.Errorf("daemon at %s wants basic auth (web_config): set SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD", addr)
+		}
+		return nil, true, fmt.Errorf("daemon at %s refused the user %q of SCOPEWATCH_API_USER and its SCOPEWATCH_API_PASSWORD", addr, user)
+	case resp.StatusCode == http.StatusBadRequest && scheme == "http":
+		// Go's TLS server answers plain HTTP with this 400 (net/http).
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if bytes.Contains(b, []byte("HTTP request to an HTTPS server")) {
+			return nil, true, fmt.Errorf("daemon at %s serves https (web_config): set SCOPEWATCH_API_CA to the PEM file of the CA that signed its certificate", addr)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	return resp, true, nil
 }
