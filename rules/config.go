@@ -18,6 +18,10 @@ type Config struct {
 	Detect  Detect   `yaml:"detect"`
 	GeoIP   GeoIP    `yaml:"geoip"` // MaxMind-format databases for unfamiliar_geo
 
+	// WebConfig is an exporter-toolkit web configuration file that turns on
+	// TLS and basic auth for every HTTP endpoint; empty serves plain HTTP.
+	WebConfig string `yaml:"web_config"`
+
 	// Rules is the parsed rules file named by RulesAt.
 	Rules *Rules `yaml:"-"`
 }

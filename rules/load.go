@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // Defaults applied by Load to settings the file leaves out.
@@ -151,6 +153,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	c.Store = abs(c.Store)
 	c.RulesAt = abs(c.RulesAt)
+	c.WebConfig = abs(c.WebConfig)
 	c.Privacy.KeyFile = abs(c.Privacy.KeyFile)
 	c.GeoIP.City = abs(c.GeoIP.City)
 	c.GeoIP.Country = abs(c.GeoIP.Country)
@@ -176,6 +179,15 @@ func (c *Config) check(lines map[string]int, p *problems) {
 		c.Listen = DefaultListen
 	} else if msg := checkListen(c.Listen); msg != "" {
 		p.add(lineOf(lines, "listen"), "listen", "%s", msg)
+	}
+	if c.WebConfig != "" {
+		if _, err := os.Stat(c.WebConfig); err != nil {
+			p.add(lineOf(lines, "web_config"), "web_config", "cannot read the web config file: %v", err)
+		} else if err := web.Validate(c.WebConfig); err != nil {
+			// exporter-toolkit's own check, so that the daemon starts with
+			// exactly the files its server will accept.
+			p.add(lineOf(lines, "web_config"), "web_config", "invalid web config %s: %v", c.WebConfig, err)
+		}
 	}
 
 	if _, set := lines["batch.max_events"]; !set {

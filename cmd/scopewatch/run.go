@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
+
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -96,8 +98,11 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{Handler: newAPI(p), ReadHeaderTimeout: 5 * time.Second}
+	// exporter-toolkit serves plain HTTP without a web config, and with one
+	// adds TLS and basic auth in front of every endpoint.
+	webFlags := &web.FlagConfig{WebConfigFile: &cfg.WebConfig}
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
+	go func() { srvDone <- web.Serve(ln, srv, webFlags, log.With("component", "http")) }()
 	log.Info("scopewatch started", "store", cfg.Store, "listen", ln.Addr().String(), "sources", len(cfg.Sources))
 	if started != nil {
 		started(p, ln.Addr().String())

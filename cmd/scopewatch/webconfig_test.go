@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startWebDaemon runs the daemon on the demo configuration with web_config
+// set to webConfig, and returns its address, the path of a configuration
+// that names that address (for CLI commands) and a stop function that
+// waits for a clean exit.
+func startWebDaemon(t *testing.T, dir, webConfig string) (addr, cfgPath string, stop func()) {
+	t.Helper()
+	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	cfgPath = filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfgPath, sprintfConfig(dir)+"web_config: "+webConfig+"\n")
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type up struct {
+		p    *pipeline
+		addr string
+	}
+	started := make(chan up, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runDaemon(ctx, cfg, slog.New(slog.DiscardHandler), func(p *pipeline, a string) { started <- up{p, a} })
+	}()
+	var u up
+	select {
+	case u = <-started:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v", err)
+	}
+	select {
+	case <-u.p.readyC:
+	case err := <-done:
+		t.Fatalf("daemon stopped before its sources attached: %v", err)
+	}
+	write(t, cfgPath, strings.Replace(sprintfConfig(dir), "127.0.0.1:0", u.addr, 1)+"web_config: "+webConfig+"\n")
+	return u.addr, cfgPath, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon exit: %v", err)
+		}
+	}
+}
+
+// status sends a GET to url, with basic auth when user is not empty, and
+// returns the answer's status code.
+func status(t *testing.T, client *http.Client, url, user, password string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestWebConfigBasicAuth(t *testing.T) {
+	webConfig, err := filepath.Abs(filepath.Join("..", "..", "testdata", "webconfig", "basic_auth.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, cfgPath, stop := startWebDaemon(t, t.TempDir(), webConfig)
+	defer stop()
+
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	cases := []struct {
+		name, path, user, password string
+		want                       int
+	}{
+		{"metrics without credentials", "/metrics", "", "", http.StatusUnauthorized},
+		{"metrics with a wrong password", "/metrics", "prometheus", "wrong", http.StatusUnauthorized},
+		{"metrics with an unknown user", "/metrics", "admin", "test-password", http.StatusUnauthorized},
+		{"metrics with the right credentials", "/metrics", "prometheus", "test-password", http.StatusOK},
+		{"healthz without credentials", "/healthz", "", "", http.StatusUnauthorized},
+		{"healthz with the right credentials", "/healthz", "prometheus", "test-password", http.StatusOK},
+		{"api without credentials", "/api/v1/clients", "", "", http.StatusUnauthorized},
+		{"api with the right credentials", "/api/v1/clients", "prometheus", "test-password", http.StatusOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := status(t, client, "http://"+addr+c.path, c.user, c.password); got != c.want {
+				t.Errorf("GET %s = %d, want %d", c.path, got, c.want)
+			}
+		})
+	}
+
+	// CLI commands: an actionable error without credentials, the answer
+	// with them.
+	code, _, errOut := runCmd(t, "clients", "--config", cfgPath)
+	if code == exitOK || !strings.Contains(errOut, "SCOPEWATCH_API_USER") {
+		t.Errorf("clients without credentials: exit %d, stderr %q; want a failure naming SCOPEWATCH_API_USER", code, errOut)
+	}
+	t.Setenv("SCOPEWATCH_API_USER", "prometheus")
+	t.Setenv("SCOPEWATCH_API_PASSWORD", "wrong")
+	code, _, errOut = runCmd(t, "findings", "--config", cfgPath)
+	if code == exitOK || !strings.Contains(errOut, "refused") {
+		t.Errorf("findings with a wrong password: exit %d, stderr %q; want a refusal", code, errOut)
+	}
+	t.Setenv("SCOPEWATCH_API_PASSWORD", "test-password")
+	if code, _, errOut := runCmd(t, "clients", "--config", cfgPath, "--format", "json"); code != exitOK {
+		t.Errorf("clients with credentials: exit %d, stderr %s", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "report", "unused", "--config", cfgPath, "--format", "json"); code != exitOK {
+		t.Errorf("report unused with credentials: exit %d, stderr %s", code, errOut)
+	}
+}
+
+func TestWebConfigTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM := writeSelfSigned(t, dir)
+	write(t, filepath.Join(dir, "web.yml"), "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n")
+	addr, cfgPath, stop := startWebDaemon(t, dir, "web.yml")
+	defer stop()
+
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(certPEM) {
+		t.Fatal("no certificate in the generated PEM")
+	}
+	httpsClient := &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for _, path := range []string{"/metrics", "/healthz", "/api/v1/clients"} {
+		if got := status(t, httpsClient, "https://"+addr+path, "", ""); got != http.StatusOK {
+			t.Errorf("GET https %s = %d, want 200", path, got)
+		}
+	}
+	plain := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	if got := status(t, plain, "http://"+addr+"/metrics", "", ""); got != http.StatusBadRequest {
+		t.Errorf("GET http /metrics = %d, want 400 (plain HTTP to a TLS server)", got)
+	}
+	// A client that does not trust the certificate is refused.
+	if _, err := http.Get("https://" + addr + "/metrics"); err == nil {
+		t.Error("GET https with the system roots: no error, want an unknown authority")
+	}
+
+	code, _, errOut := runCmd(t, "clients", "--config", cfgPath)
+	if code == exitOK || !strings.Contains(errOut, "SCOPEWATCH_API_CA") {
+		t.Errorf("clients without SCOPEWATCH_API_CA: exit %d, stderr %q; want a failure naming SCOPEWATCH_API_CA", code, errOut)
+	}
+	t.Setenv("SCOPEWATCH_API_CA", filepath.Join(dir, "cert.pem"))
+	if code, _, errOut := runCmd(t, "clients", "--config", cfgPath, "--format", "json"); code != exitOK {
+		t.Errorf("clients with SCOPEWATCH_API_CA: exit %d, stderr %s", code, errOut)
+	}
+}
+
+// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its
+// key to dir as cert.pem and key.pem, and returns the certificate's PEM.
+func writeSelfSigned(t *testing.T, dir string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "scopewatch test"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	write(t, filepath.Join(dir, "cert.pem"), string(certPEM))
+	write(t, filepath.Join(dir, "key.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	return certPEM
+}
