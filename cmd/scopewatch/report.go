@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,7 +12,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -248,6 +252,13 @@ func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err 
 // callDaemon sends a request to the daemon at addr, with body encoded as
 // JSON when it is not nil; ok is false when nothing listens there. The
 // caller closes the response body.
+//
+// A daemon with a web_config may want TLS and basic auth: the request goes
+// over https when SCOPEWATCH_API_CA names the CA file its certificate is
+// checked against, and carries the basic auth credentials in
+// SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD when they are set (over
+// plain http only to a loopback address). A daemon that refuses the request
+// for want of either is an error saying which variable to set.
 func callDaemon(ctx context.Context, addr, method, path string, body any) (resp *http.Response, ok bool, err error) {
 	var rd io.Reader = http.NoBody
 	if body != nil {
@@ -257,15 +268,38 @@ func callDaemon(ctx context.Context, addr, method, path string, body any) (resp 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
+	// The daemon is local: never go through an HTTP proxy to reach it.
+	transport := &http.Transport{Proxy: nil}
+	scheme := "http"
+	if ca := os.Getenv("SCOPEWATCH_API_CA"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, false, fmt.Errorf("read SCOPEWATCH_API_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, false, fmt.Errorf("SCOPEWATCH_API_CA: no PEM certificate in %s", ca)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, scheme+"://"+addr+path, rd)
 	if err != nil {
 		return nil, false, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	// The daemon is local: never go through an HTTP proxy to reach it.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	user, password := os.Getenv("SCOPEWATCH_API_USER"), os.Getenv("SCOPEWATCH_API_PASSWORD")
+	if user != "" {
+		host, _, _ := net.SplitHostPort(addr)
+		ip, perr := netip.ParseAddr(host)
+		if scheme == "http" && host != "localhost" && (perr != nil || !ip.IsLoopback()) {
+			return nil, false, usagef("SCOPEWATCH_API_USER is set but the daemon at %s is not on a loopback address: set SCOPEWATCH_API_CA so that the password goes over https", addr)
+		}
+		req.SetBasicAuth(user, password)
+	}
+	client := &http.Client{Transport: transport}
 	resp, err = client.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -273,6 +307,22 @@ func callDaemon(ctx context.Context, addr, method, path string, body any) (resp 
 			return nil, false, nil // no daemon: use the file
 		}
 		return nil, false, fmt.Errorf("ask daemon at %s: %w", addr, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != "":
+		resp.Body.Close()
+		if user == "" {
+			return nil, true, fmt.Errorf("daemon at %s wants basic auth (web_config): set SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD", addr)
+		}
+		return nil, true, fmt.Errorf("daemon at %s refused the user %q of SCOPEWATCH_API_USER and its SCOPEWATCH_API_PASSWORD", addr, user)
+	case resp.StatusCode == http.StatusBadRequest && scheme == "http":
+		// Go's TLS server answers plain HTTP with this 400 (net/http).
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if bytes.Contains(b, []byte("HTTP request to an HTTPS server")) {
+			return nil, true, fmt.Errorf("daemon at %s serves https (web_config): set SCOPEWATCH_API_CA to the PEM file of the CA that signed its certificate", addr)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	return resp, true, nil
 }
