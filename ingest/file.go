@@ -417,6 +417,15 @@ func (r *fileRun) stopTail() {
 // path that registered before that drop would never be woken again.
 func waitInotifyReleased(path string) bool {
 	name := filepath.Clean(path)
+	// nxadm/tail creates its shared tracker lazily, in whichever
+	// goroutine watches a file first. Registering and dropping a watch of
+	// our own orders this goroutine after that creation, so reading the
+	// tracker below is not a data race with another source's first tail.
+	// The probe name is never a log's, so no tail's channel is touched.
+	probe := filepath.Join(filepath.Dir(name), ".scopewatch-inotify-probe")
+	if watch.WatchCreate(probe) == nil {
+		_ = watch.RemoveWatchCreate(probe)
+	}
 	deadline := time.Now().Add(time.Second)
 	for inotifyWatched(name) {
 		if time.Now().After(deadline) {
@@ -427,14 +436,7 @@ func waitInotifyReleased(path string) bool {
 	return true
 }
 
-func inotifyWatched(name string) (watched bool) {
-	// watch.Events dereferences the shared tracker, which exists only
-	// once some tail has watched a file; before that nothing is watched.
-	defer func() {
-		if recover() != nil {
-			watched = false
-		}
-	}()
+func inotifyWatched(name string) bool {
 	return watch.Events(name) != nil
 }
 

@@ -17,6 +17,7 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	Detect  Detect   `yaml:"detect"`
 	GeoIP   GeoIP    `yaml:"geoip"` // MaxMind-format databases for unfamiliar_geo
+	Alert   Alert    `yaml:"alert"` // scheduled reports
 
 	// WebConfig is an exporter-toolkit web configuration file that turns on
 	// TLS and basic auth for every HTTP endpoint; empty serves plain HTTP.

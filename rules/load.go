@@ -158,6 +158,7 @@ func (c *Config) resolvePaths(dir string) {
 	c.GeoIP.City = abs(c.GeoIP.City)
 	c.GeoIP.Country = abs(c.GeoIP.Country)
 	c.GeoIP.ASN = abs(c.GeoIP.ASN)
+	c.Alert.Report.Dir = abs(c.Alert.Report.Dir)
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		s.Path = abs(s.Path)
@@ -217,6 +218,7 @@ func (c *Config) check(lines map[string]int, p *problems) {
 
 	c.checkDetect(lines, p)
 	c.checkGeoIP(lines, p)
+	c.checkAlert(lines, p)
 
 	if len(c.Sources) == 0 {
 		p.add(lineOf(lines, "sources"), "sources", "at least one source is required, e.g. {name: keycloak, path: /var/log/keycloak/keycloak.log, format: keycloak}")
