@@ -79,9 +79,16 @@ func TestDemoReport(t *testing.T) {
 // waits for a clean exit.
 func startDaemon(t *testing.T, dir string) (string, *pipeline, func()) {
 	t.Helper()
+	return startDaemonWith(t, dir, "")
+}
+
+// startDaemonWith is startDaemon with more configuration appended to the
+// demo's.
+func startDaemonWith(t *testing.T, dir, extra string) (string, *pipeline, func()) {
+	t.Helper()
 	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
 	cfgPath := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfgPath, sprintfConfig(dir))
+	write(t, cfgPath, sprintfConfig(dir)+extra)
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)

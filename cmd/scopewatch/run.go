@@ -109,18 +109,30 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 	}
 
 	var wg sync.WaitGroup
-	geoCtx, stopGeo := context.WithCancel(ctx)
+	bgCtx, stopBackground := context.WithCancel(ctx)
 	if p.geo != nil {
 		wg.Go(func() {
-			if err := p.geo.Watch(geoCtx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
+			if err := p.geo.Watch(bgCtx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
 				log.Error("geoip watch", "err", err)
 			}
 		})
 	}
-	wg.Go(func() { reloadOnHangup(geoCtx, p, log) })
+	wg.Go(func() { reloadOnHangup(bgCtx, p, log) })
+	if rs := reportScheduler(p, log); rs != nil {
+		wg.Go(func() {
+			select { // a report judges what the sources show: not before they are read
+			case <-p.readyC:
+			case <-bgCtx.Done():
+				return
+			}
+			if err := rs.Run(bgCtx); err != nil {
+				log.Error("scheduled reports stopped", "err", err)
+			}
+		})
+	}
 
 	runErr := p.run(ctx, sources, false)
-	stopGeo()
+	stopBackground()
 	wg.Wait()
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/detect"
+)
+
+// reportScheduler builds the scheduler of alert.report, or returns nil
+// when no report is scheduled. It registers the last-success metric.
+func reportScheduler(p *pipeline, log *slog.Logger) *alert.Scheduler {
+	r := p.cfg.Alert.Report
+	if r.Every == 0 {
+		return nil
+	}
+	last := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "scopewatch_report_last_success_timestamp_seconds",
+		Help: "When the scheduled unused-scope report was last written.",
+	})
+	p.reg.MustRegister(last)
+	return alert.NewScheduler(alert.SchedulerOptions{
+		Dir: r.Dir, Every: time.Duration(r.Every), Formats: r.Formats,
+		Build: func(now time.Time) (detect.UnusedReport, error) {
+			return unusedReport(p.cfg, p.db, func() time.Time { return now })
+		},
+		Logger: log, LastSuccess: last,
+	})
+}
