@@ -36,7 +36,8 @@ Usage:
   scopewatch run      --config FILE               run the daemon (tails the configured logs)
   scopewatch scan     --config FILE [--source NAME] [--no-detect] FILE...
                                                   read existing (also rotated or .gz) logs once; resumable
-  scopewatch report unused --config FILE [--client ID] [--format table|json|csv] [--at TIME]
+  scopewatch report unused --config FILE [--client ID] [--format table|json|csv|markdown] [--at TIME]
+  scopewatch report scope NAME --config FILE [--format table|json|csv|markdown]
                                                   scopes granted but not used within the window
   scopewatch clients  --config FILE [--client ID] [--format table|json]
                                                   per client and scope: requested, granted and used counts
