@@ -37,8 +37,9 @@ Usage:
   scopewatch scan     --config FILE [--source NAME] [--no-detect] FILE...
                                                   read existing (also rotated or .gz) logs once; resumable
   scopewatch report unused --config FILE [--client ID] [--format table|json|csv|markdown] [--at TIME]
-  scopewatch report scope NAME --config FILE [--format table|json|csv|markdown]
                                                   scopes granted but not used within the window
+  scopewatch report scope NAME --config FILE [--format table|json|csv|markdown]
+                                                  who holds and uses a scope, and whether removing it breaks anyone
   scopewatch clients  --config FILE [--client ID] [--format table|json]
                                                   per client and scope: requested, granted and used counts
   scopewatch findings --config FILE [--state open|silenced|resolved|all] [--kind KIND] [--client ID]
