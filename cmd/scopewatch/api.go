@@ -79,12 +79,22 @@ func newAPI(p *pipeline) http.Handler {
 		if c := r.URL.Query().Get("client"); c != "" {
 			rep = filterReport(rep, c)
 		}
-		if strings.Contains(r.Header.Get("Accept"), "text/csv") {
+		format := r.URL.Query().Get("format")
+		if format == "" && strings.Contains(r.Header.Get("Accept"), "text/csv") {
+			format = alert.FormatCSV
+		}
+		switch format {
+		case "", alert.FormatJSON:
+			writeJSON(w, rep)
+		case alert.FormatCSV:
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			alert.WriteUnused(w, rep, alert.FormatCSV)
-			return
+		case alert.FormatMarkdown:
+			w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+			alert.WriteUnused(w, rep, alert.FormatMarkdown)
+		default:
+			http.Error(w, fmt.Sprintf("unknown format %q; use json, csv or markdown", format), http.StatusBadRequest)
 		}
-		writeJSON(w, rep)
 	})
 	// A scope name may hold a slash (patient/*.read): the client escapes
 	// it, and {name...} takes the rest of the path either way.

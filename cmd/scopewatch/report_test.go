@@ -228,3 +228,34 @@ func TestReportScopeAPI(t *testing.T) {
 		t.Errorf("unknown scope through the daemon: exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestReportUnusedAPIFormats(t *testing.T) {
+	cfgPath := reportFixture(t)
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := newAPI(&pipeline{cfg: cfg, db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)})
+	tests := []struct {
+		query, contentType string
+		status             int
+		body               string
+	}{
+		{"", "application/json", http.StatusOK, `"window"`},
+		{"?format=csv", "text/csv; charset=utf-8", http.StatusOK, "client,owner,role,scope,status"},
+		{"?format=markdown", "text/markdown; charset=utf-8", http.StatusOK, "# Unused OAuth scopes"},
+		{"?format=pdf", "text/plain; charset=utf-8", http.StatusBadRequest, `unknown format "pdf"`},
+	}
+	for _, tt := range tests {
+		rec := serve(h, "GET", "/api/v1/reports/unused"+tt.query, "")
+		if rec.Code != tt.status || rec.Header().Get("Content-Type") != tt.contentType || !strings.Contains(rec.Body.String(), tt.body) {
+			t.Errorf("%s: status %d, type %q, body %.80q; want %d, %q, containing %q",
+				tt.query, rec.Code, rec.Header().Get("Content-Type"), rec.Body, tt.status, tt.contentType, tt.body)
+		}
+	}
+}
