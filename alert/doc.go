@@ -1,5 +1,5 @@
-// Package alert delivers what detect finds to people. Today that is the
-// unused-scope report and the per-client usage view, rendered as tables
-// for people, JSON for programs and CSV for spreadsheets; Slack delivery
-// is not built yet.
+// Package alert delivers what detect finds to people: the unused-scope
+// report (tables, JSON, CSV and Markdown, also written on a schedule), the
+// per-scope report, the per-client usage view, and findings and silences.
+// Slack delivery is not built yet.
 package alert
