@@ -250,10 +250,6 @@ func (d *Detectors) locate(ip netip.Addr) Place {
 	return d.memoPlace
 }
 
-// Forget drops what the detectors hold about the client id (for tests
-// and reloads).
-func (d *Detectors) Forget(id string) { delete(d.clients, id) }
-
 // tokenInURL raises a finding for a bearer token in a query string
 // (RFC 6750 §2.3 allows it, and every access log then holds the token).
 // The token itself is never kept: only the parameter's name.

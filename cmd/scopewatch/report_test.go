@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -180,17 +181,7 @@ func TestReportUnusedMarkdown(t *testing.T) {
 }
 
 func TestReportScopeAPI(t *testing.T) {
-	cfgPath := reportFixture(t)
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	h := newAPI(&pipeline{cfg: cfg, db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)})
+	cfgPath, cfg, h := reportAPI(t)
 
 	rec := serve(h, "GET", "/api/v1/reports/scope/patient%2F%2A.read", "")
 	if rec.Code != http.StatusOK {
@@ -230,17 +221,7 @@ func TestReportScopeAPI(t *testing.T) {
 }
 
 func TestReportUnusedAPIFormats(t *testing.T) {
-	cfgPath := reportFixture(t)
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	h := newAPI(&pipeline{cfg: cfg, db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)})
+	_, _, h := reportAPI(t)
 	tests := []struct {
 		query, contentType string
 		status             int
@@ -258,4 +239,21 @@ func TestReportUnusedAPIFormats(t *testing.T) {
 				tt.query, rec.Code, rec.Header().Get("Content-Type"), rec.Body, tt.status, tt.contentType, tt.body)
 		}
 	}
+}
+
+// reportAPI serves the read API over the report fixture's store, opened
+// read-only.
+func reportAPI(t *testing.T) (cfgPath string, cfg *rules.Config, h http.Handler) {
+	t.Helper()
+	cfgPath = reportFixture(t)
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return cfgPath, cfg, newAPI(&pipeline{cfg: cfg, db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,41 +23,11 @@ import (
 // waits for a clean exit.
 func startWebDaemon(t *testing.T, dir, webConfig string) (addr, cfgPath string, stop func()) {
 	t.Helper()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	extra := "web_config: " + webConfig + "\n"
+	addr, _, stop = startDaemonWith(t, dir, extra)
 	cfgPath = filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfgPath, sprintfConfig(dir)+"web_config: "+webConfig+"\n")
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	type up struct {
-		p    *pipeline
-		addr string
-	}
-	started := make(chan up, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, cfg, slog.New(slog.DiscardHandler), func(p *pipeline, a string) { started <- up{p, a} })
-	}()
-	var u up
-	select {
-	case u = <-started:
-	case err := <-done:
-		t.Fatalf("daemon did not start: %v", err)
-	}
-	select {
-	case <-u.p.readyC:
-	case err := <-done:
-		t.Fatalf("daemon stopped before its sources attached: %v", err)
-	}
-	write(t, cfgPath, strings.Replace(sprintfConfig(dir), "127.0.0.1:0", u.addr, 1)+"web_config: "+webConfig+"\n")
-	return u.addr, cfgPath, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon exit: %v", err)
-		}
-	}
+	write(t, cfgPath, strings.Replace(sprintfConfig(dir), "127.0.0.1:0", addr, 1)+extra)
+	return addr, cfgPath, stop
 }
 
 // status sends a GET to url, with basic auth when user is not empty, and
