@@ -24,9 +24,11 @@ const (
 // same transaction as the events that raised it. It is used from the
 // engine's goroutine only.
 type Findings struct {
-	all      map[store.FindingKey]*store.Finding
-	dirty    map[store.FindingKey]struct{}
-	dropped  map[store.FindingKey]struct{}
+	all     map[store.FindingKey]*store.Finding
+	dirty   map[store.FindingKey]struct{}
+	dropped map[store.FindingKey]struct{}
+	// told marks the notification groups with a change worth telling.
+	told     map[store.GroupKey]time.Time
 	silences []store.Silence
 	now      func() time.Time
 	m        *FindingMetrics
@@ -44,6 +46,7 @@ func NewFindings(existing []store.Finding, silences []store.Silence, now func() 
 		all:      make(map[store.FindingKey]*store.Finding, len(existing)),
 		dirty:    make(map[store.FindingKey]struct{}),
 		dropped:  make(map[store.FindingKey]struct{}),
+		told:     make(map[store.GroupKey]time.Time),
 		silences: silences,
 		now:      now,
 		m:        m,
@@ -93,6 +96,7 @@ func (fs *Findings) Raise(k store.FindingKey, severity string, t time.Time, pos 
 			fs.m.Open.WithLabelValues(k.Kind, f.Severity).Dec()
 			fs.m.Open.WithLabelValues(k.Kind, severity).Inc()
 			f.Severity = severity
+			fs.mark(k, now)
 		}
 		if t.Before(f.First) {
 			f.First = t
@@ -126,6 +130,7 @@ func (fs *Findings) Hold(k store.FindingKey, severity string, t time.Time) (f *s
 		fs.m.Open.WithLabelValues(k.Kind, severity).Inc()
 		f.Severity = severity
 		fs.dirty[k] = struct{}{}
+		fs.mark(k, fs.now())
 	}
 	return f, false
 }
@@ -170,6 +175,15 @@ func (fs *Findings) setState(f *store.Finding, state string, now time.Time) {
 	}
 	if state != was {
 		f.State, f.Changed = state, now
+		fs.mark(f.FindingKey, now)
+	}
+}
+
+// mark records a change of k worth telling in its notification group.
+func (fs *Findings) mark(k store.FindingKey, now time.Time) {
+	g := store.Of(k)
+	if t, ok := fs.told[g]; !ok || now.Before(t) {
+		fs.told[g] = now
 	}
 }
 
@@ -226,12 +240,18 @@ func (fs *Findings) Flush(b *store.Batch) {
 	for k := range fs.dropped {
 		b.DropFindings[k] = struct{}{}
 	}
+	for g, t := range fs.told {
+		b.Notify[g] = t
+	}
 	clear(fs.dirty)
 	clear(fs.dropped)
+	clear(fs.told)
 }
 
 // Pending reports whether changes wait for a flush.
-func (fs *Findings) Pending() bool { return len(fs.dirty) > 0 || len(fs.dropped) > 0 }
+func (fs *Findings) Pending() bool {
+	return len(fs.dirty) > 0 || len(fs.dropped) > 0 || len(fs.told) > 0
+}
 
 func rank(severity string) int {
 	switch severity {

@@ -44,6 +44,9 @@ func (db *DB) Commit(b *Batch) error {
 		if err := writeFindings(tx, b); err != nil {
 			return err
 		}
+		if err := markGroups(tx, b.Notify); err != nil {
+			return err
+		}
 		if db.beforeCommit != nil {
 			return db.beforeCommit(tx)
 		}

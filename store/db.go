@@ -15,7 +15,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -125,6 +125,16 @@ func migrations() []func(tx *bolt.Tx) error {
 				}
 			}
 			return nil
+		},
+		// Version 3 adds the notification groups, the outbox and the dead
+		// letters.
+		2: func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketGroups, bucketOutbox, bucketDeadLetter} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			return markStanding(tx)
 		},
 	}
 }
@@ -260,7 +270,8 @@ func checkForeign(tx *bolt.Tx) error {
 	return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 		switch string(name) {
 		case string(bucketMeta), string(bucketClients), string(bucketSources), string(bucketPositions),
-			string(bucketFindings), string(bucketSilences), string(bucketCoverage):
+			string(bucketFindings), string(bucketSilences), string(bucketCoverage),
+			string(bucketGroups), string(bucketOutbox), string(bucketDeadLetter):
 			return nil
 		}
 		return fmt.Errorf("unexpected bucket %q: %w", name, ErrNotStore)

@@ -145,7 +145,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 	}
 	// Turn it into what version 1 wrote.
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketFindings, bucketSilences, bucketCoverage} {
+		for _, name := range [][]byte{bucketFindings, bucketSilences, bucketCoverage, bucketGroups, bucketOutbox, bucketDeadLetter} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}

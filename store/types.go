@@ -109,6 +109,10 @@ type Batch struct {
 	DropFindings map[FindingKey]struct{}
 	// Coverage replaces the observed spans of each source it names.
 	Coverage map[string][]Span
+	// Notify marks the notification groups whose findings changed in a
+	// way worth telling (opened, reopened, graver, resolved), with the
+	// time of the change.
+	Notify map[GroupKey]time.Time
 }
 
 // PositionKey identifies one file of one source.
@@ -126,6 +130,7 @@ func NewBatch() *Batch {
 		Findings:     make(map[FindingKey]Finding),
 		DropFindings: make(map[FindingKey]struct{}),
 		Coverage:     make(map[string][]Span),
+		Notify:       make(map[GroupKey]time.Time),
 	}
 }
 
@@ -138,12 +143,13 @@ func (b *Batch) Reset() {
 	clear(b.Findings)
 	clear(b.DropFindings)
 	clear(b.Coverage)
+	clear(b.Notify)
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
-		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0
+		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0
 }
 
 // Client returns the delta for client id, creating it on first use.
