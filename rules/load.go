@@ -159,6 +159,8 @@ func (c *Config) resolvePaths(dir string) {
 	c.GeoIP.Country = abs(c.GeoIP.Country)
 	c.GeoIP.ASN = abs(c.GeoIP.ASN)
 	c.Alert.Report.Dir = abs(c.Alert.Report.Dir)
+	c.Alert.Slack.TokenFile = abs(c.Alert.Slack.TokenFile)
+	c.Alert.Slack.WebhookURLFile = abs(c.Alert.Slack.WebhookURLFile)
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		s.Path = abs(s.Path)

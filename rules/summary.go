@@ -47,6 +47,7 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "detect   unused after %s (clients observed %s); baselines %s and %d events; %s\n",
 		d.UnusedScope.Window, d.UnusedScope.MinObservation, d.UnfamiliarGeo.LearningPeriod, d.UnfamiliarGeo.MinEvents,
 		count(len(d.Silences), "silence"))
+	fmt.Fprintf(&b, "alert    %s\n", c.Alert.describe())
 	fmt.Fprintf(&b, "sources  %d\n", len(c.Sources))
 
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
