@@ -245,6 +245,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func (s *Server) api(w http.ResponseWriter, r *http.Request, method string, body []byte) {
 	handler := map[string]func(http.ResponseWriter, map[string]string){
 		"auth.test":                    s.authTest,
+		"conversations.list":           s.conversationsList,
 		"chat.postMessage":             s.postMessage,
 		"files.getUploadURLExternal":   s.getUploadURL,
 		"files.completeUploadExternal": s.completeUpload,
@@ -308,6 +309,17 @@ func params(r *http.Request, body []byte) (map[string]string, error) {
 func (s *Server) authTest(w http.ResponseWriter, _ map[string]string) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "url": "https://example.slack.com/",
 		"team": "Example", "user": "scopewatch", "team_id": "T000", "user_id": "U000", "bot_id": "B000"})
+}
+
+// conversationsList answers with every known channel by name, one page.
+func (s *Server) conversationsList(w http.ResponseWriter, _ map[string]string) {
+	var chans []map[string]any
+	for name, id := range s.channels {
+		if name != id {
+			chans = append(chans, map[string]any{"id": id, "name": name, "is_channel": true})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "channels": chans, "response_metadata": map[string]any{"next_cursor": ""}})
 }
 
 func (s *Server) postMessage(w http.ResponseWriter, p map[string]string) {
