@@ -270,6 +270,10 @@ func silenceCommand(n *GroupNotice) string {
 	if n.Group.Client != "" {
 		cmd += " --client " + shellQuote(n.Group.Client)
 	}
+	if len(n.New) == 1 && n.New[0].Subject != "" {
+		// One finding: silence just it; without --subject the whole group.
+		cmd += " --subject " + shellQuote(n.New[0].Subject)
+	}
 	return cmd + " --for 30d --reason '...'"
 }
 
@@ -280,7 +284,7 @@ func fallback(n *GroupNotice, head string) string {
 	b.WriteString(head)
 	for _, fs := range [][]store.Finding{n.New, n.Resolved} {
 		for _, f := range fs {
-			b.WriteString("\n- " + f.Summary)
+			b.WriteString("\n- " + escape(f.Summary))
 		}
 	}
 	return b.String()
