@@ -174,6 +174,15 @@ func Render(n *GroupNotice) store.Message {
 	return store.Message{Group: n.Group, Text: truncate(fallback(n, head), maxText), Blocks: raw}
 }
 
+// TestMessage is what `scopewatch alert test` posts: it says where it
+// came from, so the operator can tell test from real.
+func TestMessage(host, config string, now time.Time) store.Message {
+	text := fmt.Sprintf(":white_check_mark: scopewatch test message from %s (config %s), %s. Findings will arrive like this one did.",
+		escape(host), escape(config), now.UTC().Format(time.RFC3339))
+	raw, _ := json.Marshal(slack.Blocks{BlockSet: []slack.Block{section(text)}})
+	return store.Message{Text: text, Blocks: raw, Queued: now}
+}
+
 // describe renders one finding for a message: its summary, how often and
 // when it was seen, the evidence and the proposed fix.
 func describe(f store.Finding, hideAddresses bool) string {

@@ -231,8 +231,8 @@ func (n *Notifier) route(g store.Group, sev string) string {
 		return s.Channel
 	}
 	// An incoming webhook posts to its own channel.
-	return webhookChannel
+	return WebhookChannel
 }
 
-// webhookChannel stands for the channel an incoming webhook is bound to.
-const webhookChannel = "(webhook)"
+// WebhookChannel stands for the channel an incoming webhook is bound to.
+const WebhookChannel = "(webhook)"

@@ -39,6 +39,10 @@ type SchedulerOptions struct {
 	Logger *slog.Logger
 	// LastSuccess, when set, is set to the time of each report written.
 	LastSuccess prometheus.Gauge
+	// Post, when set, queues the report for Slack. It runs before the
+	// files are written: the newest file marks a report done, so a crash
+	// in between posts it twice rather than never.
+	Post func(rep detect.UnusedReport) error
 }
 
 // Scheduler writes the unused-scope report into a directory every so
@@ -102,6 +106,11 @@ func (s *Scheduler) Write(now time.Time) ([]string, error) {
 	rep, err := s.opt.Build(now)
 	if err != nil {
 		return nil, fmt.Errorf("build report: %w", err)
+	}
+	if s.opt.Post != nil {
+		if err := s.opt.Post(rep); err != nil {
+			s.opt.Logger.Error("scheduled report: cannot queue it for Slack; the files are still written", "err", err)
+		}
 	}
 	stamp := now.UTC().Format(reportStamp)
 	var files []string

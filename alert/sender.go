@@ -240,7 +240,7 @@ func (s *Sender) send(ctx context.Context, channel string, q *channelQueue, now 
 		}
 		s.opt.Metrics.DeadLetters.WithLabelValues(deadReason(se.Reason)).Inc()
 		s.opt.Logger.Error("slack: message refused for good, moved to the dead letters",
-			"channel", channel, "seq", m.Seq, "reason", se.Reason, "hint", hint(se.Reason))
+			"channel", channel, "seq", m.Seq, "reason", se.Reason, "hint", Hint(se.Reason, false))
 		q.msgs = q.msgs[1:]
 		s.gauge()
 		return nil
@@ -312,8 +312,12 @@ func retryReason(code string) string {
 	return "server_error"
 }
 
-// hint says what an operator can do about a permanent failure.
-func hint(code string) string {
+// Hint says what an operator can do about a failure with Slack's error
+// code; retry tells whether the failure was one the sender retries.
+func Hint(code string, retry bool) string {
+	if retry {
+		return "Slack is unreachable, failing or rate limiting; the daemon keeps such messages and retries"
+	}
 	switch deadReason(code) {
 	case "channel":
 		return "check the channel name and invite the bot to it (/invite @your-bot)"

@@ -50,6 +50,8 @@ Usage:
   scopewatch silence list --config FILE [--all] [--format table|json]
                                                   silences in force (with --all, expired ones too)
   scopewatch silence expire --config FILE ID      end a silence now
+  scopewatch alert test --config FILE [--channel CHANNEL]
+                                                  check the Slack token and post a test message
   scopewatch validate --config FILE [--sample LOG [--source NAME]]
                                                   check config and rules, print what would be tailed;
                                                   with --sample, show which lines of LOG the format parses
@@ -95,6 +97,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdClients(ctx, rest, stdout, stderr)
 	case "findings":
 		err = cmdFindings(ctx, rest, stdout, stderr)
+	case "alert":
+		err = cmdAlert(ctx, rest, stdout, stderr)
 	case "silence":
 		err = cmdSilence(ctx, rest, stdout, stderr)
 	case "validate":

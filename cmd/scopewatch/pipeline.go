@@ -47,6 +47,9 @@ type pipeline struct {
 	// silences is signalled (non-blocking) when a silence is added or
 	// expired at run time, so the engine applies it to open findings.
 	silences chan struct{}
+	// notify, when set, tells the Slack notifier that a commit marked
+	// notification groups.
+	notify func()
 }
 
 // silencesChanged tells the running engine that the stored silences
@@ -308,6 +311,9 @@ func (p *pipeline) committed(b *store.Batch) {
 	p.committedLines.Add(n)
 	for _, pos := range b.Positions {
 		p.lag.Committed(pos)
+	}
+	if len(b.Notify) > 0 && p.notify != nil {
+		p.notify()
 	}
 	select {
 	case p.progress <- struct{}{}:

@@ -118,7 +118,21 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 		})
 	}
 	wg.Go(func() { reloadOnHangup(bgCtx, p, log) })
-	if rs := reportScheduler(p, log); rs != nil {
+	d := newDelivery(p, log)
+	if d != nil {
+		p.notify = d.notifier.Changed
+		wg.Go(func() {
+			if err := d.notifier.Run(bgCtx); err != nil {
+				log.Error("slack notifications stopped", "err", err)
+			}
+		})
+		wg.Go(func() {
+			if err := d.sender.Run(bgCtx); err != nil {
+				log.Error("slack delivery stopped; queued messages stay in the outbox", "err", err)
+			}
+		})
+	}
+	if rs := reportScheduler(p, log, postReport(p, d)); rs != nil {
 		wg.Go(func() {
 			select { // a report judges what the sources show: not before they are read
 			case <-p.readyC:

@@ -11,8 +11,9 @@ import (
 )
 
 // reportScheduler builds the scheduler of alert.report, or returns nil
-// when no report is scheduled. It registers the last-success metric.
-func reportScheduler(p *pipeline, log *slog.Logger) *alert.Scheduler {
+// when no report is scheduled. It registers the last-success metric; post,
+// when not nil, queues each report for Slack.
+func reportScheduler(p *pipeline, log *slog.Logger, post func(detect.UnusedReport) error) *alert.Scheduler {
 	r := p.cfg.Alert.Report
 	if r.Every == 0 {
 		return nil
@@ -27,6 +28,6 @@ func reportScheduler(p *pipeline, log *slog.Logger) *alert.Scheduler {
 		Build: func(now time.Time) (detect.UnusedReport, error) {
 			return unusedReport(p.cfg, p.db, func() time.Time { return now })
 		},
-		Logger: log, LastSuccess: last,
+		Logger: log, LastSuccess: last, Post: post,
 	})
 }
