@@ -320,3 +320,48 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// TestWebhookPoster checks delivery through an incoming webhook: blocks
+// arrive, a 429 is retried after Retry-After, a wrong URL is permanent,
+// and no error repeats the webhook URL, which is a secret.
+func TestWebhookPoster(t *testing.T) {
+	fake := slackfake.New(t, testToken)
+	p := NewSlack(SlackOptions{Webhook: fake.WebhookURL()})
+	m := Render(&GroupNotice{Group: store.GroupKey{Kind: "broad_request", Client: "lab-portal"},
+		New: []store.Finding{broad("admin", store.SeverityHigh, store.StateOpen, t0)}})
+	m.Channel = WebhookChannel
+	if _, _, err := p.Post(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	got := fake.Messages()
+	if len(got) != 1 || !got[0].Webhook || !strings.Contains(string(got[0].Blocks), "lab-portal") {
+		t.Fatalf("webhook messages = %+v", got)
+	}
+
+	fake.Fail(1, slackfake.Fault{Status: 429, RetryAfter: 3})
+	_, _, err := p.Post(t.Context(), m)
+	var se *SendError
+	if !errors.As(err, &se) || !se.Retry || se.After != 3*time.Second {
+		t.Errorf("429 from the webhook: %#v", err)
+	}
+
+	wrong := NewSlack(SlackOptions{Webhook: fake.WebhookURL() + "x"})
+	_, _, err = wrong.Post(t.Context(), m)
+	if !errors.As(err, &se) || se.Retry || se.Reason != "http_404" {
+		t.Errorf("a wrong webhook URL: %#v", err)
+	}
+	if strings.Contains(err.Error(), "/services/") {
+		t.Errorf("the error repeats the webhook URL: %v", err)
+	}
+	if r := fake.Rejections(); len(r) != 0 {
+		t.Errorf("rejections: %v", r)
+	}
+
+	// Nothing listens on port 9 of localhost: a network error, retried,
+	// without the URL.
+	down := NewSlack(SlackOptions{Webhook: "http://127.0.0.1:9/services/T000/B000/secretpath"})
+	_, _, err = down.Post(t.Context(), m)
+	if !errors.As(err, &se) || !se.Retry || se.Reason != "network" || strings.Contains(err.Error(), "secretpath") {
+		t.Errorf("an unreachable webhook: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -218,6 +219,12 @@ func classify(err error) error {
 	if errors.As(err, &ser) {
 		return &SendError{Retry: retryable[ser.Err], Reason: ser.Err, Err: err}
 	}
-	// Network errors, timeouts and unreadable answers: try again.
+	// Network errors, timeouts and unreadable answers: try again. A
+	// *url.Error names the URL, and a webhook URL is a secret: keep only
+	// what went wrong.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = fmt.Errorf("%s request: %w", ue.Op, ue.Err)
+	}
 	return &SendError{Retry: true, Reason: "network", Err: err}
 }

@@ -150,6 +150,14 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		}
 		http.Error(w, fmt.Sprintf("no finding %q", id), http.StatusNotFound)
 	})
+	mux.HandleFunc("GET /api/v1/dead-letters", func(w http.ResponseWriter, r *http.Request) {
+		dl, err := p.db.DeadLetters()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, alert.DeadLetterViews(dl))
+	})
 	mux.HandleFunc("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
 		ss, err := allSilences(p.cfg, p.db)
 		if err != nil {

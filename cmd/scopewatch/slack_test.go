@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/alert/slackfake"
+	"github.com/scopewatch/scopewatch/store"
 )
 
 const slackTestToken = "xoxb-4242-4242-slacktesttoken"
@@ -176,5 +180,31 @@ func TestScheduledReportPostedToSlack(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "reports", files[0].Name)); err != nil {
 		t.Errorf("the posted report is not on disk: %v", err)
+	}
+}
+
+// TestDeadLettersAPI checks that messages Slack refused are listed with
+// the reason and what to do.
+func TestDeadLettersAPI(t *testing.T) {
+	h, p := apiFixture(t)
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	ms, err := p.db.Queue(store.Message{Channel: "#gone", Group: store.GroupKey{Kind: "broad_request", Client: "lab-portal"}, Text: "HIGH broad", Queued: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.db.Bury(ms[0], "channel_not_found", at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	rec := serve(h, http.MethodGet, "/api/v1/dead-letters", "")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /api/v1/dead-letters: %d %s", rec.Code, rec.Body)
+	}
+	var got []alert.DeadLetterView
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Channel != "#gone" || got[0].Client != "lab-portal" || got[0].Error != "channel_not_found" ||
+		!strings.Contains(got[0].Hint, "invite the bot") {
+		t.Errorf("dead letters = %+v", got)
 	}
 }
