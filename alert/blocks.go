@@ -135,8 +135,8 @@ func Render(n *GroupNotice) store.Message {
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, label, false, false)))
 		for i, f := range fs {
 			if listed >= maxListed {
-				blocks = append(blocks, section(fmt.Sprintf("…and %d more; `scopewatch findings --kind %s --client %s` lists them all.",
-					len(fs)-i, n.Group.Kind, shellQuote(n.Group.Client))))
+				blocks = append(blocks, section(fmt.Sprintf("…and %d more; `%s` lists them all.",
+					len(fs)-i, escape("scopewatch findings --kind "+n.Group.Kind+" --client "+shellQuote(n.Group.Client)))))
 				return
 			}
 			listed++
@@ -154,12 +154,12 @@ func Render(n *GroupNotice) store.Message {
 		}
 	}
 	list(fmt.Sprintf("*Resolved* (%d)", len(n.Resolved)), n.Resolved, func(f store.Finding) string {
-		return ":white_check_mark: " + escape(f.Summary) + "\n" + times(f) + " · id `" + f.ID() + "`"
+		return ":white_check_mark: " + escape(summary(f, n.HideAddresses)) + "\n" + times(f) + " · id `" + f.ID() + "`"
 	})
 
 	if sev != "" {
 		blocks = append(blocks, slack.NewDividerBlock(), slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
-			truncate("To silence: `"+silenceCommand(n)+"`", maxSectionText), false, false)))
+			truncate("To silence: `"+escape(silenceCommand(n))+"`", maxSectionText), false, false)))
 	}
 	if len(blocks) > maxBlocks {
 		blocks = blocks[:maxBlocks]
@@ -171,7 +171,7 @@ func Render(n *GroupNotice) store.Message {
 		// a programming error, and the text alone still informs.
 		raw = nil
 	}
-	return store.Message{Group: n.Group, Text: truncate(fallback(n, head), maxText), Blocks: raw}
+	return store.Message{Group: n.Group, Text: truncate(fallback(n, escape(head)), maxText), Blocks: raw}
 }
 
 // TestMessage is what `scopewatch alert test` posts: it says where it
@@ -187,7 +187,7 @@ func TestMessage(host, config string, now time.Time) store.Message {
 // when it was seen, the evidence and the proposed fix.
 func describe(f store.Finding, hideAddresses bool) string {
 	var b strings.Builder
-	b.WriteString(severityMark[f.Severity] + " · *" + escape(f.Summary) + "*\n")
+	b.WriteString(severityMark[f.Severity] + " · *" + escape(summary(f, hideAddresses)) + "*\n")
 	b.WriteString(times(f))
 	e := f.Evidence
 	var ev []string
@@ -238,6 +238,15 @@ func describe(f store.Finding, hideAddresses bool) string {
 	return b.String()
 }
 
+// summary is the finding's sentence, with its single address masked when
+// addresses are hidden.
+func summary(f store.Finding, hideAddresses bool) string {
+	if hideAddresses && f.Evidence.IP != "" {
+		return strings.ReplaceAll(f.Summary, f.Evidence.IP, "(address hidden)")
+	}
+	return f.Summary
+}
+
 // times says how often and when a finding was seen.
 func times(f store.Finding) string {
 	seen := "seen once"
@@ -279,7 +288,7 @@ func silenceCommand(n *GroupNotice) string {
 	if n.Group.Client != "" {
 		cmd += " --client " + shellQuote(n.Group.Client)
 	}
-	if len(n.New) == 1 && n.New[0].Subject != "" {
+	if len(n.New) == 1 && n.New[0].Subject != "" && !(n.HideAddresses && n.New[0].Evidence.IP != "") {
 		// One finding: silence just it; without --subject the whole group.
 		cmd += " --subject " + shellQuote(n.New[0].Subject)
 	}
@@ -293,7 +302,7 @@ func fallback(n *GroupNotice, head string) string {
 	b.WriteString(head)
 	for _, fs := range [][]store.Finding{n.New, n.Resolved} {
 		for _, f := range fs {
-			b.WriteString("\n- " + escape(f.Summary))
+			b.WriteString("\n- " + escape(summary(f, n.HideAddresses)))
 		}
 	}
 	return b.String()

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -110,6 +111,7 @@ func (n *Notifier) Flush() (next time.Time, err error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	var firstErr error
 	now := n.opt.Now()
 	for _, g := range groups {
 		due := n.due(g)
@@ -122,13 +124,21 @@ func (n *Notifier) Flush() (next time.Time, err error) {
 			}
 			continue
 		}
-		if err := n.tell(g, now); err != nil {
-			return time.Time{}, err
+		after, err := n.tell(g, now)
+		if err != nil {
+			// One group's failure must not hold back the others; its
+			// change stays marked and is tried again.
+			n.opt.Logger.Error("notifications: cannot tell a group", "kind", g.Kind, "client", g.Client, "err", err)
+			firstErr = cmp.Or(firstErr, err)
+			continue
 		}
-		// Telling clears the group's change or moves its repeat on; a
-		// change that arrived meanwhile is found by the next pass.
+		// Telling clears the group's change and restarts its repeat; a
+		// change that arrived meanwhile pokes the next pass.
+		if !after.IsZero() && (next.IsZero() || after.Before(next)) {
+			next = after
+		}
 	}
-	return next, nil
+	return next, firstErr
 }
 
 // due returns when group g is next to be told about, or zero.
@@ -150,11 +160,12 @@ func (n *Notifier) due(g store.Group) time.Time {
 }
 
 // tell compares the group's findings with what was told, queues a message
-// when there is something to say, and records the new state.
-func (n *Notifier) tell(g store.Group, now time.Time) error {
+// when there is something to say, records the new state, and returns when
+// the group is next due (its repeat), or zero.
+func (n *Notifier) tell(g store.Group, now time.Time) (time.Time, error) {
 	fs, err := n.opt.Store.GroupFindings(g.GroupKey)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	s := n.opt.Slack
 	told := make(map[string]string, len(g.Told))
@@ -204,12 +215,12 @@ func (n *Notifier) tell(g store.Group, now time.Time) error {
 	}
 	queued, err := n.opt.Store.Notified(next, g.Version, msgs)
 	if err != nil {
-		return fmt.Errorf("tell group %s/%s: %w", g.Kind, g.Client, err)
+		return time.Time{}, fmt.Errorf("tell group %s/%s: %w", g.Kind, g.Client, err)
 	}
 	if len(queued) > 0 && n.opt.Queued != nil {
 		n.opt.Queued(queued)
 	}
-	return nil
+	return n.due(next), nil
 }
 
 // route picks the channel of a message about group g whose gravest
@@ -218,6 +229,10 @@ func (n *Notifier) tell(g store.Group, now time.Time) error {
 // the default. A resolved notice goes where the group was last told.
 func (n *Notifier) route(g store.Group, sev string) string {
 	s := n.opt.Slack
+	if s.Webhook() != "" {
+		// An incoming webhook posts to its own channel, whatever is named.
+		return WebhookChannel
+	}
 	if sev == "" && g.Channel != "" {
 		return g.Channel
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,7 +115,10 @@ func TestNotifierTimers(t *testing.T) {
 		t.Fatalf("%d messages before group_wait", len(got))
 	}
 	clk.Advance(20 * time.Second)
-	flush()
+	if next := flush(); !next.Equal(clk.t.Add(4 * time.Hour)) {
+		// Without a poke from a commit, the reminder must still be timed.
+		t.Errorf("next due after the first message = %v, want its repeat at %v", next, clk.t.Add(4*time.Hour))
+	}
 	ms := outbox(t, db)
 	if len(ms) != 1 || ms[0].Channel != "#lab-team" || queued != 1 {
 		t.Fatalf("after group_wait: %d messages (queued %d), want 1 to the owner's channel: %+v", len(ms), queued, ms)
@@ -311,5 +315,33 @@ func TestRenderLimits(t *testing.T) {
 	}
 	if !strings.Contains(string(m.Blocks), "and 190 more") {
 		t.Errorf("the findings beyond the first %d are not counted", maxListed)
+	}
+}
+
+// TestRenderEscapesLogData checks that a client id or summary from a log
+// cannot inject Slack markup (mentions, links) into a message.
+func TestRenderEscapesLogData(t *testing.T) {
+	f := broad("admin", store.SeverityHigh, store.StateOpen, t0)
+	f.Client = "<!here|x>&"
+	f.Summary = "The client <!channel> asked for admin."
+	m := Render(&GroupNotice{Group: store.Of(f.FindingKey), New: []store.Finding{f}})
+	var blocks []map[string]any
+	if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, b := range blocks {
+		if b["type"] == "header" {
+			continue // plain text: Slack does not parse markup there
+		}
+		raw, _ := json.Marshal(b)
+		var decoded any
+		_ = json.Unmarshal(raw, &decoded)
+		texts = append(texts, fmt.Sprint(decoded))
+	}
+	for _, s := range append(texts, m.Text) {
+		if strings.Contains(s, "<!here") || strings.Contains(s, "<!channel>") {
+			t.Errorf("unescaped markup in %q", s)
+		}
 	}
 }

@@ -111,13 +111,22 @@ func (s *Sender) Queued([]store.Message) {
 // Run delivers until ctx ends. A message being sent when ctx ends stays
 // in the outbox.
 func (s *Sender) Run(ctx context.Context) error {
-	if err := s.load(); err != nil {
-		return err
-	}
+	loaded := false
 	for {
-		wait, err := s.sendReady(ctx)
+		var wait time.Duration
+		var err error
+		if !loaded {
+			err = s.load()
+			loaded = err == nil
+		}
+		if err == nil {
+			wait, err = s.sendReady(ctx)
+		}
 		if err != nil {
-			return err
+			// The store failed (a full disk, say): the outbox is intact;
+			// try again in a while rather than stop delivering for good.
+			s.opt.Logger.Error("slack: cannot read or update the outbox; retrying in a minute", "err", err)
+			wait = time.Minute
 		}
 		var timer <-chan time.Time
 		if wait >= 0 {
@@ -127,9 +136,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.poke:
-			if err := s.load(); err != nil {
-				return err
-			}
+			loaded = false
 		case <-timer:
 		}
 	}
@@ -213,6 +220,8 @@ func (s *Sender) send(ctx context.Context, channel string, q *channelQueue, now 
 	start := time.Now()
 	_, _, err := s.opt.Poster.Post(ctx, m)
 	s.opt.Metrics.Latency.Observe(time.Since(start).Seconds())
+	// Waits count from Slack's answer, which can come a timeout later.
+	now = s.opt.Now()
 	if err == nil {
 		if err := s.opt.Store.Delivered(m.Seq); err != nil {
 			return err
@@ -322,7 +331,7 @@ func Hint(code string, retry bool) string {
 	case "channel":
 		return "check the channel name and invite the bot to it (/invite @your-bot)"
 	case "auth":
-		return "the token is wrong, revoked or lacks chat:write / files:write; replace it and run scopewatch alert test"
+		return "the token is wrong or revoked, or lacks a scope (chat:write; files:write and channels:read for reports); fix it and run scopewatch alert test"
 	case "payload":
 		return "Slack refused the message itself; please report it"
 	}

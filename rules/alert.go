@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -198,6 +199,8 @@ func (c *Config) checkSlack(lines map[string]int, p *problems) {
 		s.APIURL = DefaultSlackAPIURL
 	} else if u, err := url.Parse(s.APIURL); err != nil || u.Host == "" {
 		p.add(lineOf(lines, at+".api_url"), at+".api_url", "not a URL: %q", s.APIURL)
+	} else if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		p.add(lineOf(lines, at+".api_url"), at+".api_url", "must be https (the token travels with every request); plain http only to a loopback address")
 	} else if !strings.HasSuffix(s.APIURL, "/") {
 		s.APIURL += "/"
 	}
@@ -269,4 +272,13 @@ func (a *Alert) describe() string {
 		parts = append(parts, fmt.Sprintf("report every %s to %s", r.Every, r.Dir))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
