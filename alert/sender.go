@@ -199,7 +199,7 @@ func (s *Sender) sendReady(ctx context.Context) (time.Duration, error) {
 		if best == nil {
 			return wait, nil
 		}
-		if err := s.send(ctx, bestName, best, now); err != nil {
+		if err := s.send(ctx, bestName, best); err != nil {
 			return -1, err
 		}
 	}
@@ -214,14 +214,14 @@ func (q *channelQueue) refill(now time.Time, rate float64, burst int) {
 
 // send tries the head of q once and records the outcome. Only a store
 // error is returned: delivery failures are handled here.
-func (s *Sender) send(ctx context.Context, channel string, q *channelQueue, now time.Time) error {
+func (s *Sender) send(ctx context.Context, channel string, q *channelQueue) error {
 	m := q.msgs[0]
 	q.tokens--
 	start := time.Now()
 	_, _, err := s.opt.Poster.Post(ctx, m)
 	s.opt.Metrics.Latency.Observe(time.Since(start).Seconds())
 	// Waits count from Slack's answer, which can come a timeout later.
-	now = s.opt.Now()
+	now := s.opt.Now()
 	if err == nil {
 		if err := s.opt.Store.Delivered(m.Seq); err != nil {
 			return err
