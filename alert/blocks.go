@@ -51,22 +51,12 @@ func (n *GroupNotice) Severity() string {
 	sev := ""
 	for _, fs := range [][]store.Finding{n.New, n.Standing} {
 		for _, f := range fs {
-			if sev == "" || severityRank(f.Severity) > severityRank(sev) {
+			if sev == "" || store.SeverityRank(f.Severity) > store.SeverityRank(sev) {
 				sev = f.Severity
 			}
 		}
 	}
 	return sev
-}
-
-func severityRank(s string) int {
-	switch s {
-	case store.SeverityHigh:
-		return 2
-	case store.SeverityWarning:
-		return 1
-	}
-	return 0
 }
 
 var severityMark = map[string]string{
@@ -337,7 +327,7 @@ func shellQuote(s string) string {
 // sortFindings orders findings gravest first, then by subject.
 func sortFindings(fs []store.Finding) {
 	sort.Slice(fs, func(i, j int) bool {
-		if a, b := severityRank(fs[i].Severity), severityRank(fs[j].Severity); a != b {
+		if a, b := store.SeverityRank(fs[i].Severity), store.SeverityRank(fs[j].Severity); a != b {
 			return a > b
 		}
 		return fs[i].Subject < fs[j].Subject

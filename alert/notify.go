@@ -174,29 +174,24 @@ func (n *Notifier) tell(g store.Group, now time.Time) (time.Time, error) {
 	}
 	reg, _ := n.opt.Rules.Registered(g.Client)
 	notice := GroupNotice{Group: g.GroupKey, Client: reg, HideAddresses: n.opt.HideAddresses}
-	standing := make(map[string]bool)
+	// The findings standing now become what was told; told ones no longer
+	// standing drop out (those pruned from the store resolved long ago
+	// and were told then).
+	next := store.Group{GroupKey: g.GroupKey, Sent: g.Sent, Channel: g.Channel}
 	wanted := slices.Contains(s.Kinds, g.Kind)
 	for _, f := range fs {
 		id := f.ID()
-		if f.State != store.StateOpen || !wanted || severityRank(f.Severity) < severityRank(s.MinSeverity) {
+		if f.State != store.StateOpen || !wanted || store.SeverityRank(f.Severity) < store.SeverityRank(s.MinSeverity) {
 			if _, was := told[id]; was && f.State == store.StateResolved && s.SendResolved {
 				notice.Resolved = append(notice.Resolved, f)
 			}
 			continue
 		}
-		standing[id] = true
-		if sev, was := told[id]; !was || severityRank(f.Severity) > severityRank(sev) {
+		next.Told = append(next.Told, store.Told{ID: id, Severity: f.Severity})
+		if sev, was := told[id]; !was || store.SeverityRank(f.Severity) > store.SeverityRank(sev) {
 			notice.New = append(notice.New, f)
 		} else {
 			notice.Standing = append(notice.Standing, f)
-		}
-	}
-	// Told findings no longer standing drop out; those pruned from the
-	// store resolved long ago and were told then.
-	next := store.Group{GroupKey: g.GroupKey, Sent: g.Sent, Channel: g.Channel}
-	for _, f := range fs {
-		if id := f.ID(); standing[id] {
-			next.Told = append(next.Told, store.Told{ID: id, Severity: f.Severity})
 		}
 	}
 	repeat := len(notice.New) == 0 && len(notice.Standing) > 0 && g.Changed.IsZero() &&

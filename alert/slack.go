@@ -178,7 +178,8 @@ func (s *Slack) Test(ctx context.Context) (team, user string, err error) {
 	return r.Team, r.User, nil
 }
 
-// permanent are Slack error codes a retry cannot fix.
+// retryable are the Slack error codes a later retry can cure; every other
+// code is permanent.
 var retryable = map[string]bool{
 	"ratelimited":         true,
 	"rate_limited":        true,

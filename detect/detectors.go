@@ -382,7 +382,7 @@ func (d *Detectors) scopeInfo(s string) *scopeInfo {
 	}
 	si := &scopeInfo{id: noScope}
 	raise := func(sev, reason string) {
-		if rank(sev) > rank(si.severity) || si.severity == "" {
+		if store.SeverityRank(sev) > store.SeverityRank(si.severity) || si.severity == "" {
 			si.severity = sev
 		}
 		si.reasons = append(si.reasons, reason)

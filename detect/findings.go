@@ -92,7 +92,7 @@ func (fs *Findings) Raise(k store.FindingKey, severity string, t time.Time, pos 
 			fs.setState(f, store.StateOpen, now)
 			fs.m.Raised.WithLabelValues(k.Kind, severity).Inc()
 		}
-		if rank(severity) > rank(f.Severity) {
+		if store.SeverityRank(severity) > store.SeverityRank(f.Severity) {
 			fs.m.Open.WithLabelValues(k.Kind, f.Severity).Dec()
 			fs.m.Open.WithLabelValues(k.Kind, severity).Inc()
 			f.Severity = severity
@@ -251,16 +251,6 @@ func (fs *Findings) Flush(b *store.Batch) {
 // Pending reports whether changes wait for a flush.
 func (fs *Findings) Pending() bool {
 	return len(fs.dirty) > 0 || len(fs.dropped) > 0 || len(fs.told) > 0
-}
-
-func rank(severity string) int {
-	switch severity {
-	case store.SeverityHigh:
-		return 2
-	case store.SeverityWarning:
-		return 1
-	}
-	return 0
 }
 
 // FindingMetrics count findings by kind and severity: bounded labels, never

@@ -28,6 +28,18 @@ const (
 	SeverityHigh    = "high"
 )
 
+// SeverityRank orders severities: info 0, warning 1, high 2 (and 0 for
+// anything else).
+func SeverityRank(severity string) int {
+	switch severity {
+	case SeverityHigh:
+		return 2
+	case SeverityWarning:
+		return 1
+	}
+	return 0
+}
+
 // FindingKey identifies a finding: the same condition on the same client
 // and subject (a scope, a country, a network, a source) is one finding,
 // however often it is seen.

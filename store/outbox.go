@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -190,7 +191,7 @@ func (db *DB) GroupFindings(k GroupKey) ([]Finding, error) {
 	prefix := append(k.bytes(), 0)
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketFindings).Cursor()
-		for fk, v := c.Seek(prefix); fk != nil && strings.HasPrefix(string(fk), string(prefix)); fk, v = c.Next() {
+		for fk, v := c.Seek(prefix); fk != nil && bytes.HasPrefix(fk, prefix); fk, v = c.Next() {
 			var f Finding
 			if err := json.Unmarshal(v, &f); err != nil {
 				return fmt.Errorf("finding %q: %w: %v", fk, ErrCorrupt, err)
