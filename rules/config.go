@@ -18,6 +18,7 @@ type Config struct {
 	Detect  Detect   `yaml:"detect"`
 	GeoIP   GeoIP    `yaml:"geoip"` // MaxMind-format databases for unfamiliar_geo
 	Alert   Alert    `yaml:"alert"` // scheduled reports
+	Log     Log      `yaml:"log"`   // the daemon's own log
 
 	// WebConfig is an exporter-toolkit web configuration file that turns on
 	// TLS and basic auth for every HTTP endpoint; empty serves plain HTTP.
@@ -25,6 +26,12 @@ type Config struct {
 
 	// Rules is the parsed rules file named by RulesAt.
 	Rules *Rules `yaml:"-"`
+}
+
+// Log configures the daemon's own log on stderr (journald under systemd).
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn or error
+	Format string `yaml:"format"` // text (default) or json
 }
 
 // Privacy controls what identifying data is kept.

@@ -218,6 +218,7 @@ func (c *Config) check(lines map[string]int, p *problems) {
 			"needs privacy.key_file, a file holding the secret HMAC key for pseudonyms")
 	}
 
+	c.checkLog(lines, p)
 	c.checkDetect(lines, p)
 	c.checkGeoIP(lines, p)
 	c.checkAlert(lines, p)
@@ -228,6 +229,24 @@ func (c *Config) check(lines map[string]int, p *problems) {
 	names := map[string]int{} // name → index of its first source
 	for i := range c.Sources {
 		c.checkSource(i, lines, p, names)
+	}
+}
+
+// checkLog applies the defaults of the log section.
+func (c *Config) checkLog(lines map[string]int, p *problems) {
+	switch c.Log.Level {
+	case "":
+		c.Log.Level = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		p.add(lineOf(lines, "log.level", "log"), "log.level", "unknown level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "":
+		c.Log.Format = "text"
+	case "text", "json":
+	default:
+		p.add(lineOf(lines, "log.format", "log"), "log.format", "unknown format %q: use text or json", c.Log.Format)
 	}
 }
 

@@ -20,6 +20,7 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "config   %s\n", c.File)
 	fmt.Fprintf(&b, "store    %s\n", c.Store)
 	fmt.Fprintf(&b, "listen   %s\n", c.Listen)
+	fmt.Fprintf(&b, "log      %s, %s\n", c.Log.Level, c.Log.Format)
 	rulesAt := c.RulesAt
 	if rulesAt == "" {
 		rulesAt = "(none)"

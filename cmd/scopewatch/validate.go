@@ -192,6 +192,11 @@ type versionInfo struct {
 	Revision string
 }
 
+// version is stamped at build time by the packages:
+// go build -ldflags "-X main.version=1.2.3". It wins over the module
+// version Go records.
+var version string
+
 func readVersion() versionInfo {
 	v := versionInfo{Version: "devel", Go: runtime.Version(), Revision: "unknown"}
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -203,6 +208,9 @@ func readVersion() versionInfo {
 				v.Revision = s.Value
 			}
 		}
+	}
+	if version != "" {
+		v.Version = version
 	}
 	return v
 }
