@@ -39,6 +39,11 @@ type SchedulerOptions struct {
 	Logger *slog.Logger
 	// LastSuccess, when set, is set to the time of each report written.
 	LastSuccess prometheus.Gauge
+	// NextDue, when set, is set to when the next report falls due: Every
+	// after the last report written. A failed report leaves it at the time
+	// it fell due, so that an overdue report stays visible (as the clock
+	// passing it) until one is written, whatever Every is.
+	NextDue prometheus.Gauge
 	// Post, when set, queues the report for Slack. It runs before the
 	// files are written: the newest file marks a report done, so a crash
 	// in between posts it twice rather than never.
@@ -80,6 +85,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if !last.IsZero() && s.opt.LastSuccess != nil {
 		s.opt.LastSuccess.Set(float64(last.Unix()))
 	}
+	if last.IsZero() {
+		s.setNextDue(s.opt.Now()) // no report yet: one is due now
+	} else {
+		s.setNextDue(last.Add(s.opt.Every))
+	}
 	for {
 		due := last.Add(s.opt.Every)
 		if wait := due.Sub(s.opt.Now()); wait > 0 && !last.IsZero() {
@@ -92,11 +102,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		now := s.opt.Now()
 		if _, err := s.Write(now); err != nil {
 			s.opt.Logger.Error("scheduled report failed; trying again at the next due time", "err", err)
+		} else {
+			s.setNextDue(now.Add(s.opt.Every))
 		}
 		last = now
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// setNextDue sets the NextDue gauge, when there is one.
+func (s *Scheduler) setNextDue(t time.Time) {
+	if s.opt.NextDue != nil {
+		s.opt.NextDue.Set(float64(t.Unix()))
 	}
 }
 

@@ -2,10 +2,12 @@ package alert
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,4 +127,77 @@ func TestSchedulerWritesOnTimeAndCatchesUp(t *testing.T) {
 	if err != nil || !slices.Contains([]string{"client"}, string(b[:6])) {
 		t.Errorf("csv report = %q, %v", b, err)
 	}
+}
+
+// TestSchedulerNextDue checks the next-due gauge: set when a report is
+// written, left at the missed due time while reports fail, so that an
+// alert on the clock passing it needs no knowledge of the interval.
+func TestSchedulerNextDue(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)
+	const week = 7 * 24 * time.Hour
+	clock := &fakeClock{now: t0, waits: make(chan time.Duration), fire: make(chan time.Time)}
+	var failing atomic.Bool
+	start := func() (last, next prometheus.Gauge, stop func()) {
+		last = prometheus.NewGauge(prometheus.GaugeOpts{Name: "last"})
+		next = prometheus.NewGauge(prometheus.GaugeOpts{Name: "next"})
+		s := NewScheduler(SchedulerOptions{
+			Dir: dir, Every: week, Formats: []string{FormatCSV},
+			Build: func(now time.Time) (detect.UnusedReport, error) {
+				if failing.Load() {
+					return detect.UnusedReport{}, errors.New("store closed")
+				}
+				return detect.UnusedReport{GeneratedAt: now}, nil
+			},
+			Now: clock.Now, After: clock.After, LastSuccess: last, NextDue: next,
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		return last, next, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	unix := func(tm time.Time) float64 { return float64(tm.Unix()) }
+
+	// Each step waits for the scheduler to block on its next wait, so the
+	// gauges are read while it is idle.
+	last, next, stop := start()
+	<-clock.waits
+	if got, want := testutil.ToFloat64(next), unix(t0.Add(week)); got != want {
+		t.Errorf("after the first report: next due %v, want %v", got, want)
+	}
+
+	failing.Store(true)
+	clock.advance(week)
+	clock.fire <- clock.Now()
+	<-clock.waits
+	if got, want := testutil.ToFloat64(next), unix(t0.Add(week)); got != want {
+		t.Errorf("after a failed report: next due %v, want the missed due time %v", got, want)
+	}
+	if got, want := testutil.ToFloat64(last), unix(t0); got != want {
+		t.Errorf("after a failed report: last success %v, want %v", got, want)
+	}
+
+	failing.Store(false)
+	clock.advance(week)
+	clock.fire <- clock.Now()
+	<-clock.waits
+	if got, want := testutil.ToFloat64(next), unix(t0.Add(3*week)); got != want {
+		t.Errorf("after a report written again: next due %v, want %v", got, want)
+	}
+	stop()
+
+	// Restarted a day later, before the next report: due a week after the
+	// newest report on disk.
+	clock.advance(24 * time.Hour)
+	_, next, stop = start()
+	<-clock.waits
+	if got, want := testutil.ToFloat64(next), unix(t0.Add(3*week)); got != want {
+		t.Errorf("after a restart: next due %v, want %v", got, want)
+	}
+	stop()
 }
