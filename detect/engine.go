@@ -52,6 +52,12 @@ type EngineOptions struct {
 	// Detection, when set, raises findings from the events and from time
 	// passing; nil only counts usage.
 	Detection *Detection
+
+	// Probes, when set, carries liveness probes (systemd's watchdog): the
+	// engine commits the batch it holds and closes each probe's channel
+	// once that commit and every one before it is durable. A probe that
+	// stays open means the engine or the store is stuck.
+	Probes <-chan chan<- struct{}
 }
 
 // Detection is what the engine needs to raise findings. Every part is
@@ -153,7 +159,7 @@ func NewEngine(opt EngineOptions) *Engine {
 // store has failed. A commit error stops the engine: the positions of
 // uncommitted lines were not saved, so a restart reads them again.
 func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
-	batches := make(chan *store.Batch, 1)
+	batches := make(chan work, 1)
 	free := make(chan *store.Batch, 2)
 	free <- store.NewBatch()
 	free <- store.NewBatch()
@@ -175,17 +181,21 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	}
 	go func() {
 		defer close(done)
-		for b := range batches {
-			if err := e.commit(b); err != nil {
+		for w := range batches {
+			if w.probe != nil {
+				close(w.probe) // every batch before it is durable
+				continue
+			}
+			if err := e.commit(w.batch); err != nil {
 				commitErr <- err
 				// Keep draining so the producer never blocks; nothing
-				// more is committed.
+				// more is committed nor answered.
 				for range batches {
 				}
 				return
 			}
-			b.Reset()
-			free <- b
+			w.batch.Reset()
+			free <- w.batch
 		}
 	}()
 
@@ -201,7 +211,15 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	return err
 }
 
-func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches chan<- *store.Batch, free chan *store.Batch, commitErr <-chan error) error {
+// work is what the engine hands its committing goroutine: a batch to
+// commit, or a liveness probe to answer once everything before it is
+// committed.
+type work struct {
+	batch *store.Batch
+	probe chan<- struct{}
+}
+
+func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches chan<- work, free chan *store.Batch, commitErr <-chan error) error {
 	var (
 		b      = <-free
 		lines  int
@@ -239,7 +257,7 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			return nil
 		}
 		select {
-		case batches <- b:
+		case batches <- work{batch: b}:
 		case err := <-commitErr:
 			return err
 		case <-ctx.Done():
@@ -354,6 +372,17 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			det.Findings.SetSilences(silences)
 			if err := flush(); err != nil {
 				return err
+			}
+		case probe := <-e.opt.Probes:
+			if err := flush(); err != nil {
+				return err
+			}
+			select {
+			case batches <- work{probe: probe}:
+			case err := <-commitErr:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		case err := <-commitErr:
 			return err

@@ -361,3 +361,73 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 		t.Errorf("coverage = %v, %v", spans, err)
 	}
 }
+
+// gatedStore is a real store whose commits wait at a gate the test opens,
+// standing in for a disk that hangs.
+type gatedStore struct {
+	db      *store.DB
+	entered chan struct{} // receives once per commit that reached the gate
+	gate    chan struct{} // closed to let commits through
+}
+
+func (g *gatedStore) Commit(b *store.Batch) error {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.db.Commit(b)
+}
+
+// TestEngineProbes checks the watchdog's liveness probe: an idle engine
+// answers it at once; a probe sent while a commit hangs stays unanswered
+// until that commit is durable, and then finds the lines committed.
+func TestEngineProbes(t *testing.T) {
+	db := openTestDB(t)
+	g := &gatedStore{db: db, entered: make(chan struct{}, 4), gate: make(chan struct{})}
+	probes := make(chan chan<- struct{})
+	timer := &manualTimer{c: make(chan time.Time)}
+	e := NewEngine(EngineOptions{
+		Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: g, MaxEvents: 1000,
+		NewTimer: func(time.Duration) Timer { return timer }, Probes: probes,
+	})
+	in := make(chan ingest.Line)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(t.Context(), in) }()
+
+	// Idle, with nothing to commit: answered without touching the store.
+	idle := make(chan struct{})
+	probes <- idle
+	<-idle
+	select {
+	case <-g.entered:
+		t.Fatal("an idle probe committed an empty batch")
+	default:
+	}
+
+	// A held line: the probe commits it, and the commit hangs.
+	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
+	stuck := make(chan struct{})
+	probes <- stuck
+	<-g.entered
+	// The engine has handed the probe on (it accepts the next probe only
+	// after that); the commit before it still hangs.
+	next := make(chan struct{})
+	probes <- next
+	select {
+	case <-stuck:
+		t.Fatal("probe answered while the commit before it hangs")
+	default:
+	}
+	close(g.gate)
+	<-stuck
+	<-next
+	srcs, err := db.Sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) != 1 || srcs[0].Lines != 1 {
+		t.Fatalf("after the answered probe, sources = %+v, want api with 1 line", srcs)
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

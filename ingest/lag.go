@@ -15,10 +15,10 @@ import (
 // path minus the committed offset in that file. It stats the files at
 // scrape time only, never on the per-line path.
 type LagCollector struct {
-	desc    *prometheus.Desc
-	sources []rules.Source
+	desc *prometheus.Desc
 
 	mu        sync.Mutex
+	sources   []rules.Source
 	committed map[string]map[store.FileID]int64 // source → file → offset
 }
 
@@ -30,6 +30,14 @@ func NewLagCollector(sources []rules.Source) *LagCollector {
 		sources:   sources,
 		committed: make(map[string]map[store.FileID]int64),
 	}
+}
+
+// SetSources replaces the sources reported, after a configuration reload.
+// What was committed is kept: a source that stays keeps its lag.
+func (c *LagCollector) SetSources(sources []rules.Source) {
+	c.mu.Lock()
+	c.sources = sources
+	c.mu.Unlock()
 }
 
 // Committed records that p is durable.
@@ -51,7 +59,10 @@ func (c *LagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 // Collect implements prometheus.Collector.
 func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range c.sources {
+	c.mu.Lock()
+	sources := c.sources
+	c.mu.Unlock()
+	for _, s := range sources {
 		fi, err := os.Stat(s.Path)
 		if err != nil {
 			continue

@@ -71,7 +71,7 @@ func newAPI(p *pipeline) http.Handler {
 			}
 			now = func() time.Time { return t }
 		}
-		rep, err := unusedReport(p.cfg, p.db, now)
+		rep, err := unusedReport(p.config(), p.db, now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -99,7 +99,7 @@ func newAPI(p *pipeline) http.Handler {
 	// A scope name may hold a slash (patient/*.read): the client escapes
 	// it, and {name...} takes the rest of the path either way.
 	mux.HandleFunc("GET /api/v1/reports/scope/{name...}", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := scopeReport(p.cfg, p.db, r.PathValue("name"), time.Now)
+		rep, err := scopeReport(p.config(), p.db, r.PathValue("name"), time.Now)
 		if errors.Is(err, alert.ErrUnknownScope) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
@@ -128,7 +128,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		fs, err := effectiveFindings(p.cfg, p.db, time.Now())
+		fs, err := effectiveFindings(p.config(), p.db, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -136,7 +136,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		writeJSON(w, alert.FindingViews(filter.apply(fs)))
 	})
 	mux.HandleFunc("GET /api/v1/findings/{id}", func(w http.ResponseWriter, r *http.Request) {
-		fs, err := effectiveFindings(p.cfg, p.db, time.Now())
+		fs, err := effectiveFindings(p.config(), p.db, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -159,7 +159,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		writeJSON(w, alert.DeadLetterViews(dl))
 	})
 	mux.HandleFunc("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
-		ss, err := allSilences(p.cfg, p.db)
+		ss, err := allSilences(p.config(), p.db)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -207,7 +207,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 	})))
 	mux.Handle("POST /api/v1/silences/{id}/expire", guard.Handler(localOnly(p, func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if err := refuseConfigSilence(p.cfg, id); err != nil {
+		if err := refuseConfigSilence(p.config(), id); err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
@@ -235,7 +235,7 @@ func localOnly(p *pipeline, h http.HandlerFunc) http.Handler {
 		if err != nil {
 			host = r.Host
 		}
-		listen, _, _ := net.SplitHostPort(p.cfg.Listen)
+		listen, _, _ := net.SplitHostPort(p.config().Listen)
 		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil && host != "localhost" && host != listen {
 			http.Error(w, fmt.Sprintf("host %q refused: use the address scopewatch listens on", r.Host), http.StatusForbidden)
 			return

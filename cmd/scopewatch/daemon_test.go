@@ -110,7 +110,7 @@ func startDaemonWith(t *testing.T, dir, extra string) (string, *pipeline, func()
 		t.Fatalf("daemon did not start: %v", err)
 	}
 	select {
-	case <-u.p.readyC:
+	case <-u.p.readyC():
 	case err := <-done:
 		t.Fatalf("daemon stopped before its sources attached: %v", err)
 	}

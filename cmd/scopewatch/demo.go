@@ -157,7 +157,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	log := slog.New(slog.DiscardHandler)
 	if *verbose {
-		log = newLogger(stderr, false)
+		log = newLogger(stderr, "text", nil)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -178,7 +178,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	select {
-	case <-d.p.readyC:
+	case <-d.p.readyC():
 	case err := <-done:
 		return fmt.Errorf("daemon stopped early: %w", err)
 	}

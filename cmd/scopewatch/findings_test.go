@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -287,7 +288,7 @@ func apiFixture(t *testing.T) (http.Handler, *pipeline) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	p := &pipeline{cfg: cfg, db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)}
+	p := apiPipeline(cfg, db)
 	return newAPI(p), p
 }
 
@@ -500,4 +501,11 @@ func TestFindingsAndSilenceThroughDaemon(t *testing.T) {
 	if ss, err := p.db.Silences(); err != nil || len(ss) != 1 || ss[0].Expires.After(time.Now()) {
 		t.Errorf("the daemon's store holds %+v, %v; want s1, expired", ss, err)
 	}
+}
+
+// apiPipeline is the part of a pipeline the HTTP API uses, on cfg and db.
+func apiPipeline(cfg *rules.Config, db *store.DB) *pipeline {
+	p := &pipeline{db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)}
+	p.conf.Store(cfg)
+	return p
 }

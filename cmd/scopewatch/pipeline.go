@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/detect/geoip"
 	"github.com/scopewatch/scopewatch/ingest"
@@ -19,17 +20,26 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// pipeline wires sources → engine → store for run, scan and demo.
+// pipeline wires sources → engine → store for run, scan and demo. The
+// store, the metrics and the HTTP side live as long as the process; what
+// a configuration builds (parsers, GeoIP, sources) is swapped by a reload
+// between two runs of the engine.
 type pipeline struct {
-	cfg     *rules.Config
+	conf    atomic.Pointer[rules.Config] // the configuration in force
 	db      *store.DB
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	ingestM *ingest.Metrics
 	engineM *detect.EngineMetrics
 	findM   *detect.FindingMetrics
+	senderM *alert.SenderMetrics
+	geoM    *geoip.Metrics // registered once GeoIP is first configured
+	// reportLast is when the scheduled report last succeeded; registered
+	// once a report is first scheduled.
+	reportLast prometheus.Gauge
 	// geo and locator place addresses for the geography detector; nil
-	// without GeoIP databases.
+	// without GeoIP databases. Swapped by apply only while the engine is
+	// stopped.
 	geo     *geoip.DB
 	locator detect.Locator
 	// noDetect runs the engine without detectors: usage is recorded, no
@@ -40,17 +50,33 @@ type pipeline struct {
 
 	committedLines atomic.Uint64 // lines whose effects are durable
 	running        atomic.Bool   // the engine is consuming lines
-	attached       atomic.Int64  // live sources that have attached to their files
-	live           int64         // live sources in this run
-	readyC         chan struct{} // closed once every live source has attached
-	progress       chan struct{} // signalled (non-blocking) after each commit
+	// gen tracks the live sources of the current run attaching to their
+	// files; liveSources starts a new one.
+	gen      atomic.Pointer[readiness]
+	progress chan struct{} // signalled (non-blocking) after each commit
+	// probes carries the watchdog's liveness probes to the engine.
+	probes chan chan<- struct{}
 	// silences is signalled (non-blocking) when a silence is added or
 	// expired at run time, so the engine applies it to open findings.
 	silences chan struct{}
 	// notify, when set, tells the Slack notifier that a commit marked
-	// notification groups.
+	// notification groups. Set only while the engine is stopped.
 	notify func()
 }
+
+// readiness counts the live sources of one run that have attached.
+type readiness struct {
+	live     int64
+	attached atomic.Int64
+	done     chan struct{} // closed once every live source has attached
+}
+
+// config returns the configuration in force; a reload replaces it.
+func (p *pipeline) config() *rules.Config { return p.conf.Load() }
+
+// readyC returns a channel closed once every live source of the current
+// run has attached to its file.
+func (p *pipeline) readyC() <-chan struct{} { return p.gen.Load().done }
 
 // silencesChanged tells the running engine that the stored silences
 // changed; it never blocks.
@@ -64,13 +90,9 @@ func (p *pipeline) silencesChanged() {
 // openPipeline opens the store and builds parsers and metrics; it starts
 // nothing.
 func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
-	parsers := make(map[string]ingest.Parser, len(cfg.Sources))
-	for _, src := range cfg.Sources {
-		p, err := ingest.NewParser(src)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("%s: source %s: %w", cfg.File, src.Name, err)}
-		}
-		parsers[src.Name] = p
+	parsers, err := newParsers(cfg)
+	if err != nil {
+		return nil, err
 	}
 	db, err := store.Open(cfg.Store, store.Options{})
 	if err != nil {
@@ -85,26 +107,24 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 	buildInfo.WithLabelValues(v.Version, v.Go, v.Revision).Set(1)
 	reg.MustRegister(buildInfo, storeCollector{db: db})
 	p := &pipeline{
-		cfg: cfg, db: db, log: log, reg: reg, parsers: parsers,
+		db: db, log: log, reg: reg,
 		ingestM:  ingest.NewMetrics(reg),
 		engineM:  detect.NewEngineMetrics(reg),
 		findM:    detect.NewFindingMetrics(reg),
+		senderM:  alert.NewSenderMetrics(reg),
 		lag:      ingest.NewLagCollector(cfg.Sources),
 		progress: make(chan struct{}, 1),
+		probes:   make(chan chan<- struct{}),
 		silences: make(chan struct{}, 1),
-		readyC:   make(chan struct{}),
 	}
+	p.gen.Store(&readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})})
 	reg.MustRegister(p.lag)
-	if cfg.GeoIP.Enabled() {
-		geo, err := geoip.Open(geoip.Options{
-			Country: cfg.GeoIP.CountryDB(), ASN: cfg.GeoIP.ASN, Logger: log, Metrics: geoip.NewMetrics(reg),
-		})
-		if err != nil {
-			db.Close()
-			return nil, usageError{fmt.Errorf("%s: geoip: %w", cfg.File, err)}
-		}
-		p.geo, p.locator = geo, geoLocator{geo}
+	geo, err := p.openGeo(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
+	p.apply(&setup{cfg: cfg, parsers: parsers, geo: geo})
 	saved, err := db.AllPositions()
 	if err != nil {
 		p.close()
@@ -124,6 +144,90 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 	return p, nil
 }
 
+// setup is what a configuration builds before it can run: its parsers
+// and its GeoIP databases.
+type setup struct {
+	cfg     *rules.Config
+	parsers map[string]ingest.Parser
+	geo     *geoip.DB // nil without GeoIP
+}
+
+// newParsers builds a parser per source of cfg.
+func newParsers(cfg *rules.Config) (map[string]ingest.Parser, error) {
+	parsers := make(map[string]ingest.Parser, len(cfg.Sources))
+	for _, src := range cfg.Sources {
+		p, err := ingest.NewParser(src)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s: source %s: %w", cfg.File, src.Name, err)}
+		}
+		parsers[src.Name] = p
+	}
+	return parsers, nil
+}
+
+// openGeo opens the GeoIP databases of cfg, or returns nil without them.
+func (p *pipeline) openGeo(cfg *rules.Config) (*geoip.DB, error) {
+	if !cfg.GeoIP.Enabled() {
+		return nil, nil
+	}
+	if p.geoM == nil {
+		p.geoM = geoip.NewMetrics(p.reg)
+	}
+	geo, err := geoip.Open(geoip.Options{
+		Country: cfg.GeoIP.CountryDB(), ASN: cfg.GeoIP.ASN, Logger: p.log, Metrics: p.geoM,
+	})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%s: geoip: %w", cfg.File, err)}
+	}
+	return geo, nil
+}
+
+// prepare builds what cfg needs while the current configuration keeps
+// running: its parsers, and its GeoIP databases, re-read from disk when
+// the paths are the same and opened anew when they changed. It must not
+// run concurrently with apply.
+func (p *pipeline) prepare(cfg *rules.Config) (*setup, error) {
+	parsers, err := newParsers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &setup{cfg: cfg, parsers: parsers}
+	old := p.config().GeoIP
+	if p.geo != nil && cfg.GeoIP.CountryDB() == old.CountryDB() && cfg.GeoIP.ASN == old.ASN {
+		if err := p.geo.Reload(); err != nil {
+			return nil, fmt.Errorf("%s: geoip: %w", cfg.File, err)
+		}
+		s.geo = p.geo
+		return s, nil
+	}
+	if s.geo, err = p.openGeo(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// discard closes what prepare opened for a setup that is not applied.
+func (p *pipeline) discard(s *setup) {
+	if s.geo != nil && s.geo != p.geo {
+		s.geo.Close()
+	}
+}
+
+// apply puts a prepared configuration in force. The engine must be
+// stopped: the next run uses it.
+func (p *pipeline) apply(s *setup) {
+	if p.geo != nil && p.geo != s.geo {
+		p.geo.Close()
+	}
+	p.geo, p.locator = s.geo, nil
+	if s.geo != nil {
+		p.locator = geoLocator{s.geo}
+	}
+	p.parsers = s.parsers
+	p.lag.SetSources(s.cfg.Sources)
+	p.conf.Store(s.cfg)
+}
+
 // close closes the store and the GeoIP databases.
 func (p *pipeline) close() error {
 	if p.geo != nil {
@@ -141,26 +245,29 @@ func (g geoLocator) Locate(ip netip.Addr) detect.Place {
 	return detect.Place{Country: i.Country, ASN: i.ASN, Network: i.Network, Internal: i.Internal}
 }
 
-// liveSources builds a tailing source per configured source.
+// liveSources builds a tailing source per configured source, and starts
+// counting them attaching afresh.
 func (p *pipeline) liveSources() []ingest.Source {
-	out := make([]ingest.Source, 0, len(p.cfg.Sources))
-	p.live = int64(len(p.cfg.Sources))
-	for _, s := range p.cfg.Sources {
+	cfg := p.config()
+	out := make([]ingest.Source, 0, len(cfg.Sources))
+	gen := &readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})}
+	p.gen.Store(gen)
+	for _, s := range cfg.Sources {
 		out = append(out, ingest.NewFile(ingest.FileOptions{
 			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
 			RotateWait: time.Duration(s.RotateWait),
 			Positions:  p.db, Metrics: p.ingestM, Logger: p.log,
-			Started: p.sourceStarted,
+			Started: gen.started,
 		}))
 	}
 	return out
 }
 
-// sourceStarted counts a live source that has attached. Each source calls
-// it once (through sync.OnceFunc), however often it is restarted.
-func (p *pipeline) sourceStarted() {
-	if p.attached.Add(1) == p.live {
-		close(p.readyC)
+// started counts a live source that has attached. Each source calls it
+// once (through sync.OnceFunc), however often it is restarted.
+func (r *readiness) started() {
+	if r.attached.Add(1) == r.live {
+		close(r.done)
 	}
 }
 
@@ -176,16 +283,18 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	if err != nil {
 		return err
 	}
+	cfg := p.config()
 	engine := detect.NewEngine(detect.EngineOptions{
 		Parsers:    p.parsers,
-		Accountant: detect.NewAccountant(p.cfg.Rules, fhirBases(p.cfg)),
+		Accountant: detect.NewAccountant(cfg.Rules, fhirBases(cfg)),
 		Store:      p.db,
-		MaxEvents:  p.cfg.Batch.MaxEvents,
-		MaxDelay:   time.Duration(p.cfg.Batch.MaxDelay),
+		MaxEvents:  cfg.Batch.MaxEvents,
+		MaxDelay:   time.Duration(cfg.Batch.MaxDelay),
 		Metrics:    p.engineM,
 		Logger:     p.log,
 		Committed:  p.committed,
 		Detection:  det,
+		Probes:     p.probes,
 	})
 	var wg sync.WaitGroup
 	var supErr error
@@ -217,7 +326,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 // event it has seen rather than the wall clock, and does not judge
 // sources stale.
 func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
-	cfg := p.cfg
+	cfg := p.config()
 	spans, err := p.db.Coverage()
 	if err != nil {
 		return nil, err
@@ -273,7 +382,7 @@ func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
 }
 
 // loadSilences returns the configured silences followed by the stored ones.
-func (p *pipeline) loadSilences() ([]store.Silence, error) { return allSilences(p.cfg, p.db) }
+func (p *pipeline) loadSilences() ([]store.Silence, error) { return allSilences(p.config(), p.db) }
 
 // ready reports whether the engine runs and every live source has
 // attached to its file (or is waiting for it to appear).
@@ -281,12 +390,26 @@ func (p *pipeline) ready() bool {
 	if !p.running.Load() {
 		return false
 	}
+	gen := p.gen.Load()
 	select {
-	case <-p.readyC:
+	case <-gen.done:
 		return true
 	default:
-		return p.live == 0
+		return gen.live == 0
 	}
+}
+
+// probe asks the engine to prove it is alive: the channel returned is
+// closed once the engine has committed what it held and every commit is
+// durable. Between two runs (a reload) the probe waits for the next
+// engine; it gives up when ctx ends.
+func (p *pipeline) probe(ctx context.Context) <-chan struct{} {
+	alive := make(chan struct{})
+	select {
+	case p.probes <- alive:
+	case <-ctx.Done():
+	}
+	return alive
 }
 
 // fhirBases maps each source that serves a FHIR API to its base path. A

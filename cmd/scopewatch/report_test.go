@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -255,5 +253,5 @@ func reportAPI(t *testing.T) (cfgPath string, cfg *rules.Config, h http.Handler)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return cfgPath, cfg, newAPI(&pipeline{cfg: cfg, db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)})
+	return cfgPath, cfg, newAPI(apiPipeline(cfg, db))
 }

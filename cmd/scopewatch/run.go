@@ -36,7 +36,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file")
-	logJSON := fs.Bool("log-json", false, "log as JSON (for journald or a log shipper)")
+	logJSON := fs.Bool("log-json", false, "log as JSON, whatever log.format says")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -44,53 +44,114 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, *logJSON)
+	sd, err := systemdFromEnv()
+	if err != nil {
+		return usageError{err}
+	}
+	if *logJSON {
+		cfg.Log.Format = "json"
+	}
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log.Level))
+	log := newLogger(stderr, cfg.Log.Format, level)
 	// SIGHUP's default action ends the process: until the handler that
 	// reloads is listening, a reload request must not stop a starting
 	// daemon.
 	signal.Ignore(syscall.SIGHUP)
-	return runDaemon(ctx, cfg, log, nil)
-}
-
-// reloadOnHangup reloads the GeoIP databases on SIGHUP until ctx ends. A
-// failed reload keeps the databases in use; the geoip package logs it and
-// counts it.
-func reloadOnHangup(ctx context.Context, p *pipeline, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			if p.geo == nil {
-				log.Info("SIGHUP: no GeoIP databases to reload; the configuration is read at start only")
-				continue
-			}
-			if err := p.geo.Reload(); err == nil {
-				log.Info("geoip databases reloaded on SIGHUP")
-			}
-		}
-	}
+	reload := make(chan struct{}, 1)
+	stopRelay := relay(ctx, hup, reload)
+	defer stopRelay()
+	return runService(ctx, cfg, log, serveOptions{systemd: sd, level: level, reload: reload, logJSON: *logJSON})
 }
 
-func newLogger(w io.Writer, asJSON bool) *slog.Logger {
-	if asJSON {
-		return slog.New(slog.NewJSONHandler(w, nil))
+// relay turns signals into reload requests until ctx ends or the returned
+// function is called. Requests that arrive during a reload coalesce into
+// one.
+func relay(ctx context.Context, sig <-chan os.Signal, reload chan<- struct{}) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// logLevel maps a validated log.level to slog's level.
+func logLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.LevelInfo
+}
+
+// newLogger logs to w as text or JSON (format "json"), from level up.
+func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // runDaemon tails every configured source and serves HTTP until ctx ends,
 // then drains, commits and returns. started, when not nil, receives the
 // pipeline and the HTTP address once both are up (for the demo and tests).
 func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started func(*pipeline, string)) error {
+	return runService(ctx, cfg, log, serveOptions{started: started})
+}
+
+// serveOptions are the service-manager side of the daemon.
+type serveOptions struct {
+	started func(*pipeline, string)
+	// systemd receives READY, WATCHDOG, RELOADING and STOPPING; nil or
+	// without NOTIFY_SOCKET, nothing is sent.
+	systemd *systemd
+	// reload asks for the configuration to be read again from its file.
+	reload <-chan struct{}
+	// level is the log level a reload may change.
+	level *slog.LevelVar
+	// logJSON is --log-json, which a reload keeps.
+	logJSON bool
+}
+
+// reloadRequest hands a prepared configuration to the run loop; done
+// receives once the loop has stopped the old run and started the new one.
+type reloadRequest struct {
+	setup *setup
+	done  chan struct{}
+}
+
+// runService runs the daemon: the HTTP server and the store for the whole
+// process, and the sources, engine, Slack delivery and reports once per
+// configuration. A reload drains and commits the running configuration's
+// sources, then starts the new one where they stopped.
+func runService(ctx context.Context, cfg *rules.Config, log *slog.Logger, o serveOptions) error {
 	p, err := openPipeline(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer p.close()
+	rm := newReloadMetrics(p.reg)
+	sd := o.systemd
 
 	sources := p.liveSources()
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -104,50 +165,60 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- web.Serve(ln, srv, webFlags, log.With("component", "http")) }()
 	log.Info("scopewatch started", "store", cfg.Store, "listen", ln.Addr().String(), "sources", len(cfg.Sources))
-	if started != nil {
-		started(p, ln.Addr().String())
+	if o.started != nil {
+		o.started(p, ln.Addr().String())
+	}
+	stopping := context.AfterFunc(ctx, func() {
+		if err := sd.notify("STOPPING=1\nSTATUS=draining and committing"); err != nil {
+			log.Warn("systemd notification", "err", err)
+		}
+	})
+	defer stopping()
+
+	// The watchdog and the reloader live as long as the process.
+	daemonCtx, stopDaemon := context.WithCancel(context.WithoutCancel(ctx))
+	var daemonWG sync.WaitGroup
+	var warnOnce sync.Once
+	daemonWG.Go(func() {
+		sd.watchdogLoop(daemonCtx, p.probe, func(err error) {
+			warnOnce.Do(func() { log.Warn("systemd watchdog notification failed; systemd will restart the service", "err", err) })
+		})
+	})
+	reloads := make(chan reloadRequest)
+	if o.reload != nil {
+		r := &reloader{p: p, log: log, sd: sd, metrics: rm, level: o.level, logJSON: o.logJSON, apply: reloads}
+		daemonWG.Go(func() { r.run(daemonCtx, o.reload) })
 	}
 
-	var wg sync.WaitGroup
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	if p.geo != nil {
-		wg.Go(func() {
-			if err := p.geo.Watch(bgCtx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
-				log.Error("geoip watch", "err", err)
+	var runErr error
+	for {
+		genCtx, stopGen := context.WithCancel(ctx)
+		var genWG sync.WaitGroup
+		startRun(genCtx, &genWG, p, log, sd)
+		runDone := make(chan error, 1)
+		go func() { runDone <- p.run(genCtx, sources, false) }()
+		var req reloadRequest
+		select {
+		case runErr = <-runDone:
+		case req = <-reloads:
+			stopGen()
+			runErr = <-runDone
+		}
+		stopGen()
+		genWG.Wait()
+		if req.done == nil || runErr != nil || ctx.Err() != nil {
+			if req.done != nil {
+				p.discard(req.setup)
+				close(req.done)
 			}
-		})
+			break
+		}
+		p.apply(req.setup)
+		sources = p.liveSources()
+		close(req.done)
 	}
-	wg.Go(func() { reloadOnHangup(bgCtx, p, log) })
-	d := newDelivery(p, log)
-	if d != nil {
-		p.notify = d.notifier.Changed
-		wg.Go(func() {
-			if err := d.notifier.Run(bgCtx); err != nil {
-				log.Error("slack notifications stopped", "err", err)
-			}
-		})
-		wg.Go(func() {
-			if err := d.sender.Run(bgCtx); err != nil {
-				log.Error("slack delivery stopped; queued messages stay in the outbox", "err", err)
-			}
-		})
-	}
-	if rs := reportScheduler(p, log, postReport(p, d)); rs != nil {
-		wg.Go(func() {
-			select { // a report judges what the sources show: not before they are read
-			case <-p.readyC:
-			case <-bgCtx.Done():
-				return
-			}
-			if err := rs.Run(bgCtx); err != nil {
-				log.Error("scheduled reports stopped", "err", err)
-			}
-		})
-	}
-
-	runErr := p.run(ctx, sources, false)
-	stopBackground()
-	wg.Wait()
+	stopDaemon()
+	daemonWG.Wait()
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -162,4 +233,64 @@ func runDaemon(ctx context.Context, cfg *rules.Config, log *slog.Logger, started
 	}
 	log.Info("scopewatch stopped; everything read is committed", "lines", p.committedLines.Load())
 	return nil
+}
+
+// startRun starts what one configuration runs beside the engine: the
+// GeoIP file watch, Slack delivery, scheduled reports, and the READY=1
+// notification once every source is tailing and the engine answers. All
+// stop when ctx ends; wg tracks them.
+func startRun(ctx context.Context, wg *sync.WaitGroup, p *pipeline, log *slog.Logger, sd *systemd) {
+	cfg := p.config()
+	ready := p.readyC()
+	wg.Go(func() {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-p.probe(ctx): // the engine runs and its commits go through
+		case <-ctx.Done():
+			return
+		}
+		status := fmt.Sprintf("READY=1\nSTATUS=tailing %d sources", len(cfg.Sources))
+		if err := sd.notify(status); err != nil {
+			log.Warn("systemd notification", "err", err)
+		}
+	})
+	if p.geo != nil {
+		geo := p.geo
+		wg.Go(func() {
+			if err := geo.Watch(ctx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
+				log.Error("geoip watch", "err", err)
+			}
+		})
+	}
+	d := newDelivery(p, log)
+	p.notify = nil
+	if d != nil {
+		p.notify = d.notifier.Changed
+		wg.Go(func() {
+			if err := d.notifier.Run(ctx); err != nil {
+				log.Error("slack notifications stopped", "err", err)
+			}
+		})
+		wg.Go(func() {
+			if err := d.sender.Run(ctx); err != nil {
+				log.Error("slack delivery stopped; queued messages stay in the outbox", "err", err)
+			}
+		})
+	}
+	if rs := reportScheduler(p, log, postReport(p, d)); rs != nil {
+		wg.Go(func() {
+			select { // a report judges what the sources show: not before they are read
+			case <-ready:
+			case <-ctx.Done():
+				return
+			}
+			if err := rs.Run(ctx); err != nil {
+				log.Error("scheduled reports stopped", "err", err)
+			}
+		})
+	}
 }

@@ -41,7 +41,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		bySource[src] = append(bySource[src], f)
 	}
-	p, err := openPipeline(cfg, newLogger(stderr, false))
+	p, err := openPipeline(cfg, newLogger(stderr, cfg.Log.Format, logLevel(cfg.Log.Level)))
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,11 @@ type delivery struct {
 }
 
 // newDelivery builds the Slack delivery of p's configuration, or returns
-// nil without Slack. The sender's metrics are registered either way, so
-// that dashboards see zeros rather than gaps.
+// nil without Slack. The sender's metrics are the pipeline's, registered
+// with or without Slack, so that dashboards see zeros rather than gaps.
 func newDelivery(p *pipeline, log *slog.Logger) *delivery {
-	m := alert.NewSenderMetrics(p.reg)
-	s := p.cfg.Alert.Slack
+	m := p.senderM
+	s := p.config().Alert.Slack
 	if !s.Enabled() {
 		return nil
 	}
@@ -39,8 +39,8 @@ func newDelivery(p *pipeline, log *slog.Logger) *delivery {
 		Metrics: m, Logger: log,
 	})
 	notifier := alert.NewNotifier(alert.NotifierOptions{
-		Store: p.db, Slack: s, Rules: p.cfg.Rules,
-		HideAddresses: p.cfg.Privacy.PseudonymiseSubjects,
+		Store: p.db, Slack: s, Rules: p.config().Rules,
+		HideAddresses: p.config().Privacy.PseudonymiseSubjects,
 		Queued:        sender.Queued, Logger: log,
 	})
 	return &delivery{notifier: notifier, sender: sender}
@@ -53,7 +53,7 @@ func newPoster(s rules.Slack) *alert.Slack {
 // postReport returns the scheduler's hook that queues a report for Slack,
 // or nil when reports are not posted.
 func postReport(p *pipeline, d *delivery) func(detect.UnusedReport) error {
-	s, r := p.cfg.Alert.Slack, p.cfg.Alert.Report
+	s, r := p.config().Alert.Slack, p.config().Alert.Report
 	if d == nil || !r.Slack {
 		return nil
 	}
