@@ -34,9 +34,10 @@ type pipeline struct {
 	findM   *detect.FindingMetrics
 	senderM *alert.SenderMetrics
 	geoM    *geoip.Metrics // registered once GeoIP is first configured
-	// reportLast is when the scheduled report last succeeded; registered
-	// once a report is first scheduled.
-	reportLast prometheus.Gauge
+	// reportLast is when the scheduled report last succeeded, reportDue
+	// when the next falls due; registered once a report is first
+	// scheduled.
+	reportLast, reportDue prometheus.Gauge
 	// geo and locator place addresses for the geography detector; nil
 	// without GeoIP databases. Swapped by apply only while the engine is
 	// stopped.
