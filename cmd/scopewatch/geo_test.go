@@ -184,7 +184,15 @@ var geoListenRE = regexp.MustCompile(`msg="scopewatch started".* listen=(127\.0\
 // /readyz. Its log is shown if the test fails.
 func startGeoDaemon(t *testing.T, bin, cfg string) *geoDaemon {
 	t.Helper()
+	return startDaemonProc(t, bin, cfg, nil)
+}
+
+// startDaemonProc is startGeoDaemon with env added to the child's
+// environment.
+func startDaemonProc(t *testing.T, bin, cfg string, env []string) *geoDaemon {
+	t.Helper()
 	d := &geoDaemon{cmd: exec.Command(bin, "run", "--config", cfg), log: &geoLog{}, done: make(chan struct{})}
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
