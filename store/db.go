@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -374,6 +375,26 @@ func (db *DB) Stats() (Stats, error) {
 	s.FreeBytes = int64(bs.FreePageN+bs.PendingPageN) * int64(s.PageSize)
 	s.FreelistBytes = bs.FreelistInuse
 	return s, nil
+}
+
+// Backup writes a consistent copy of the store to w, from one read
+// transaction: commits go on meanwhile and are not in the copy. It
+// returns the bytes written; size, called before the first write, gets
+// the copy's size (for a Content-Length).
+func (db *DB) Backup(w io.Writer, size func(int64)) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("back up store %s: %w", db.path, err)
+	}
+	return n, nil
 }
 
 // Compact writes a compacted copy of the store to dst, which must not

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,6 +159,17 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		}
 		writeJSON(w, alert.DeadLetterViews(dl))
 	})
+	// A copy of the store holds every client id and address: like the
+	// POSTs, only for local tools, never a web page (DNS rebinding).
+	mux.Handle("GET /api/v1/backup", localOnly(p, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="scopewatch.db"`)
+		if _, err := p.db.Backup(w, func(n int64) { w.Header().Set("Content-Length", strconv.FormatInt(n, 10)) }); err != nil {
+			// Headers may be out already; a short body against the
+			// Content-Length tells the client the copy is incomplete.
+			p.log.Error("backup through the API failed", "err", err)
+		}
+	}))
 	mux.HandleFunc("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
 		ss, err := allSilences(p.config(), p.db)
 		if err != nil {

@@ -52,6 +52,9 @@ Usage:
   scopewatch silence expire --config FILE ID      end a silence now
   scopewatch alert test --config FILE [--channel CHANNEL]
                                                   check the Slack token and post a test message
+  scopewatch backup   --config FILE --output FILE  write a consistent copy of the store (through the daemon
+                                                  while it runs)
+  scopewatch compact  --config FILE               rewrite the store without its free pages (daemon stopped)
   scopewatch validate --config FILE [--sample LOG [--source NAME]]
                                                   check config and rules, print what would be tailed;
                                                   with --sample, show which lines of LOG the format parses
@@ -103,6 +106,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdSilence(ctx, rest, stdout, stderr)
 	case "validate":
 		err = cmdValidate(rest, stdout, stderr)
+	case "backup":
+		err = cmdBackup(ctx, rest, stdout, stderr)
+	case "compact":
+		err = cmdCompact(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, rest, stdout, stderr)
 	case "bench":
