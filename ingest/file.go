@@ -360,6 +360,10 @@ func (r *fileRun) attach(first bool) error {
 		}
 	}
 	r.cur, r.lastSize = of, of.size
+	if first {
+		// One line per source start (and per reload): where it resumes.
+		r.log.Info("source opened", "offset", of.offset, "size", of.size)
+	}
 	r.startTail()
 	return nil
 }
