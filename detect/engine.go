@@ -432,7 +432,7 @@ type sourceState struct {
 
 type sourceMetrics struct {
 	parsed, ignored prometheus.Counter
-	byKind          [5]prometheus.Counter
+	byKind          [numKinds]prometheus.Counter
 	unattributed    prometheus.Counter
 	unmapped        prometheus.Counter
 	malformed       *prometheus.CounterVec

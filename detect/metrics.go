@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopewatch/scopewatch/ingest"
 )
 
 // EngineMetrics are the engine's counters and histograms. Labels are
@@ -71,6 +73,23 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 	}
 	return m
 }
+
+// InitSource creates the counters of one source at zero. Malformed lines
+// are not among them: their reasons come from the parsers and appear
+// with the first.
+func (m *EngineMetrics) InitSource(name string) {
+	m.LinesParsed.WithLabelValues(name)
+	m.LinesIgnored.WithLabelValues(name)
+	m.Unattributed.WithLabelValues(name)
+	m.Unmapped.WithLabelValues(name)
+	m.LinesCommitted.WithLabelValues(name)
+	for k := range ingest.Kind(numKinds) {
+		m.Events.WithLabelValues(name, k.String())
+	}
+}
+
+// numKinds is the number of event kinds, unknown included.
+const numKinds = int(ingest.KindAdmin) + 1
 
 // NewestEvents tracks the newest committed event time of each source. It
 // is safe for concurrent use: the engine records, scrapes read.

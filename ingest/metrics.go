@@ -45,3 +45,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// InitSource creates the series of one source at zero, so that dashboards
+// and increase() see the first rotation, loss or error rather than a
+// series that appears with it.
+func (m *Metrics) InitSource(name string) {
+	m.LinesRead.WithLabelValues(name)
+	m.Oversized.WithLabelValues(name)
+	m.LostBytes.WithLabelValues(name)
+	for _, kind := range []string{"rename", "truncate", "copytruncate", "replaced"} {
+		m.Rotations.WithLabelValues(name, kind)
+	}
+	for _, reason := range []string{ReasonPermission, ReasonNotFound, ReasonIO} {
+		m.ReadErrors.WithLabelValues(name, reason)
+	}
+}

@@ -226,6 +226,10 @@ func (p *pipeline) apply(s *setup) {
 	}
 	p.parsers = s.parsers
 	p.lag.SetSources(s.cfg.Sources)
+	for _, src := range s.cfg.Sources {
+		p.ingestM.InitSource(src.Name)
+		p.engineM.InitSource(src.Name)
+	}
 	p.conf.Store(s.cfg)
 }
 
