@@ -162,6 +162,11 @@ func newInfo(o options, format string) *nfpm.Info {
 		// postinst hands it over.
 		{Destination: "/var/lib/scopewatch", Type: files.TypeDir, FileInfo: &files.ContentFileInfo{Owner: "scopewatch", Group: "scopewatch", Mode: 0o750}},
 		{Source: filepath.Join(o.src, "README.md"), Destination: "/usr/share/doc/scopewatch/README.md", Type: docType, FileInfo: mode(0o644)},
+		// For the monitoring side: the Grafana dashboard to import and the
+		// Prometheus alerting rules with their promtool tests.
+		{Source: filepath.Join(dist, "grafana", "scopewatch.json"), Destination: "/usr/share/scopewatch/grafana/scopewatch.json", FileInfo: mode(0o644)},
+		{Source: filepath.Join(dist, "prometheus", "scopewatch-alerts.yml"), Destination: "/usr/share/scopewatch/prometheus/scopewatch-alerts.yml", FileInfo: mode(0o644)},
+		{Source: filepath.Join(dist, "prometheus", "scopewatch-alerts_test.yml"), Destination: "/usr/share/scopewatch/prometheus/scopewatch-alerts_test.yml", FileInfo: mode(0o644)},
 	}
 
 	info := &nfpm.Info{
