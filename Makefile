@@ -18,10 +18,11 @@ BIN := bin/scopewatch
 
 .PHONY: build test package clean
 
-# Static (no cgo), without local paths, and stamped so that
+# Static (no cgo), without local paths, with the VCS revision (whatever
+# GOFLAGS says), and stamped so that
 # `scopewatch version` prints VERSION.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN) ./cmd/scopewatch
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN) ./cmd/scopewatch
 
 test:
 	$(GO) test -race ./...
