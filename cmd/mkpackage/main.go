@@ -2,9 +2,10 @@
 // binary and the files in cmd/scopewatch/dist, with nfpm as a library: it
 // needs neither dpkg-deb nor rpmbuild, and downloads nothing.
 //
-//	go run ./cmd/mkpackage --version 1.2.3 --binary scopewatch --out dist
+//	cd cmd/mkpackage && go run . --version 1.2.3 --binary ../../scopewatch --out ../../dist --src ../..
 //
-// writes dist/scopewatch_1.2.3_amd64.deb and dist/scopewatch-1.2.3-1.x86_64.rpm.
+// (a module of its own, so run it from its directory) writes
+// dist/scopewatch_1.2.3_amd64.deb and dist/scopewatch-1.2.3-1.x86_64.rpm.
 // The binary should be built with -ldflags "-X main.version=1.2.3" so that
 // `scopewatch version` names the package's version; the Makefile does both.
 package main

@@ -43,10 +43,12 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if ok {
+		defer resp.Body.Close()
+	}
 	via := "the running daemon"
 	n, err := writeNew(*output, func(w io.Writer) (int64, error) {
 		if ok {
-			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 				return 0, fmt.Errorf("daemon at %s: %s: %s", cfg.Listen, resp.Status, b)

@@ -38,11 +38,9 @@ type pipeline struct {
 	// when the next falls due; registered once a report is first
 	// scheduled.
 	reportLast, reportDue prometheus.Gauge
-	// geo and locator place addresses for the geography detector; nil
-	// without GeoIP databases. Swapped by apply only while the engine is
-	// stopped.
-	geo     *geoip.DB
-	locator detect.Locator
+	// geo places addresses for the geography detector; nil without GeoIP
+	// databases. Swapped by apply only while the engine is stopped.
+	geo *geoip.DB
 	// noDetect runs the engine without detectors: usage is recorded, no
 	// finding is raised (scan --no-detect).
 	noDetect bool
@@ -220,10 +218,7 @@ func (p *pipeline) apply(s *setup) {
 	if p.geo != nil && p.geo != s.geo {
 		p.geo.Close()
 	}
-	p.geo, p.locator = s.geo, nil
-	if s.geo != nil {
-		p.locator = geoLocator{s.geo}
-	}
+	p.geo = s.geo
 	p.parsers = s.parsers
 	p.lag.SetSources(s.cfg.Sources)
 	for _, src := range s.cfg.Sources {
@@ -239,6 +234,15 @@ func (p *pipeline) close() error {
 		p.geo.Close()
 	}
 	return p.db.Close()
+}
+
+// locator returns what places addresses for the detectors: the GeoIP
+// databases in force, or nil without them.
+func (p *pipeline) locator() detect.Locator {
+	if p.geo == nil {
+		return nil
+	}
+	return geoLocator{p.geo}
 }
 
 // geoLocator places addresses with the GeoIP databases.
@@ -361,7 +365,7 @@ func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
 	}
 	fs := detect.NewFindings(existing, silences, now, p.findM)
 	dets := detect.NewDetectors(detect.DetectorOptions{
-		Config: cfg.Detect, Rules: cfg.Rules, Locator: p.locator, ByASN: cfg.GeoIP.ASN != "",
+		Config: cfg.Detect, Rules: cfg.Rules, Locator: p.locator(), ByASN: cfg.GeoIP.ASN != "",
 	}, fs)
 	if err := p.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ type reloader struct {
 }
 
 // run handles reload requests until ctx ends.
-func (r *reloader) run(ctx context.Context, requests <-chan struct{}) {
+func (r *reloader) run(ctx context.Context, requests <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():

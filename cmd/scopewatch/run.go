@@ -54,40 +54,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	level := new(slog.LevelVar)
 	level.Set(logLevel(cfg.Log.Level))
 	log := newLogger(stderr, cfg.Log.Format, level)
-	// SIGHUP's default action ends the process: until the handler that
-	// reloads is listening, a reload request must not stop a starting
-	// daemon.
-	signal.Ignore(syscall.SIGHUP)
+	// Caught from here on (SIGHUP's default action ends the process): one
+	// that arrives before the reloader listens, or while a reload runs,
+	// waits in the buffer, and more coalesce into it.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reload := make(chan struct{}, 1)
-	stopRelay := relay(ctx, hup, reload)
-	defer stopRelay()
-	return runService(ctx, cfg, log, serveOptions{systemd: sd, level: level, reload: reload, logJSON: *logJSON})
-}
-
-// relay turns signals into reload requests until ctx ends or the returned
-// function is called. Requests that arrive during a reload coalesce into
-// one.
-func relay(ctx context.Context, sig <-chan os.Signal, reload chan<- struct{}) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sig:
-				select {
-				case reload <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
+	return runService(ctx, cfg, log, serveOptions{systemd: sd, level: level, reload: hup, logJSON: *logJSON})
 }
 
 // logLevel maps a validated log.level to slog's level.
@@ -125,8 +98,9 @@ type serveOptions struct {
 	// systemd receives READY, WATCHDOG, RELOADING and STOPPING; nil or
 	// without NOTIFY_SOCKET, nothing is sent.
 	systemd *systemd
-	// reload asks for the configuration to be read again from its file.
-	reload <-chan struct{}
+	// reload asks for the configuration to be read again from its file
+	// (SIGHUP).
+	reload <-chan os.Signal
 	// level is the log level a reload may change.
 	level *slog.LevelVar
 	// logJSON is --log-json, which a reload keeps.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -242,14 +241,8 @@ func loadTestConfig(t *testing.T) *rules.Config {
 // sourceLines returns the lines committed per source, from the API.
 func sourceLines(t *testing.T, d *geoDaemon) map[string]uint64 {
 	t.Helper()
-	code, body, err := d.get("/api/v1/sources")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("/api/v1/sources: %d %v", code, err)
-	}
 	var srcs []store.Source
-	if err := json.Unmarshal(body, &srcs); err != nil {
-		t.Fatal(err)
-	}
+	getJSON(t, d, "/api/v1/sources", &srcs)
 	m := make(map[string]uint64)
 	for _, s := range srcs {
 		m[s.Name] = s.Lines
