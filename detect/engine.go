@@ -2,7 +2,6 @@ package detect
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -431,24 +430,52 @@ type sourceState struct {
 }
 
 type sourceMetrics struct {
-	parsed, ignored prometheus.Counter
-	byKind          [numKinds]prometheus.Counter
-	unattributed    prometheus.Counter
-	unmapped        prometheus.Counter
-	malformed       *prometheus.CounterVec
+	parsed       prometheus.Counter
+	ignored      map[ingest.Skip]prometheus.Counter
+	byKind       [numKinds]prometheus.Counter
+	unattributed prometheus.Counter
+	unmapped     prometheus.Counter
+	malformed    *prometheus.CounterVec
+	ignoredVec   *prometheus.CounterVec
+	dropped      *prometheus.CounterVec
+	source       string
+}
+
+// drop counts the fields an event dropped.
+func (m *sourceMetrics) drop(f ingest.Fields) {
+	for i, name := range ingest.FieldNames() {
+		if f&(1<<i) != 0 {
+			m.dropped.WithLabelValues(m.source, name).Inc()
+		}
+	}
+}
+
+// ignore counts a line ignored for reason.
+func (m *sourceMetrics) ignore(reason ingest.Skip) {
+	c, ok := m.ignored[reason]
+	if !ok { // a reason outside the closed set: still counted, never lost
+		c = m.ignoredVec.WithLabelValues(m.source, string(reason))
+	}
+	c.Inc()
 }
 
 func (e *Engine) newSourceState(name string) *sourceState {
 	m := e.opt.Metrics
 	st := &sourceState{name: name, parser: e.opt.Parsers[name]}
 	st.m.parsed = m.LinesParsed.WithLabelValues(name)
-	st.m.ignored = m.LinesIgnored.WithLabelValues(name)
+	st.m.ignored = make(map[ingest.Skip]prometheus.Counter, len(ingest.SkipReasons()))
+	for _, r := range ingest.SkipReasons() {
+		st.m.ignored[r] = m.LinesIgnored.WithLabelValues(name, string(r))
+	}
+	st.m.ignoredVec = m.LinesIgnored
+	st.m.dropped = m.FieldsDropped
 	st.m.unattributed = m.Unattributed.WithLabelValues(name)
 	st.m.unmapped = m.Unmapped.WithLabelValues(name)
 	for k := range st.m.byKind {
 		st.m.byKind[k] = m.Events.WithLabelValues(name, ingest.Kind(k).String())
 	}
 	st.m.malformed = m.Malformed
+	st.m.source = name
 	return st
 }
 
@@ -466,26 +493,39 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 		return events
 	}
 	events, err := st.parser.Parse(ln.Text, ln.Pos, events)
-	if err != nil {
-		st.malformed++
-		reason := ingest.ReasonBadFormat
-		var pe *ingest.ParseError
-		if errors.As(err, &pe) && pe.Reason != "" {
-			reason = pe.Reason
+	skip, pe := ingest.Outcome(err)
+	if pe != nil {
+		n := pe.Count()
+		st.malformed += uint64(n)
+		reason := pe.Reason
+		if reason == "" {
+			reason = ingest.ReasonBadFormat
 		}
-		st.m.malformed.WithLabelValues(st.name, reason).Inc()
-		return events
+		st.m.malformed.WithLabelValues(st.name, reason).Add(float64(n))
+		if pe.Records == 0 {
+			return events[:0] // malformed whole
+		}
+		// A page of records, some malformed: the others count.
+	} else {
+		st.m.parsed.Inc()
 	}
-	st.m.parsed.Inc()
-	if len(events) == 0 {
-		st.ignored++
-		st.m.ignored.Inc()
-		return events
+	if skip != "" || len(events) == 0 {
+		if pe == nil {
+			if skip == "" {
+				skip = ingest.SkipOtherEvent
+			}
+			st.ignored++
+			st.m.ignore(skip)
+		}
+		return events[:0]
 	}
 	for i := range events {
 		ev := &events[i]
 		if k := int(ev.Kind); k < len(st.m.byKind) {
 			st.m.byKind[k].Inc()
+		}
+		if ev.Dropped != 0 {
+			st.m.drop(ev.Dropped)
 		}
 		if det != nil {
 			if det.Pseudonymise != nil && ev.Subject != "" {

@@ -13,7 +13,8 @@ import (
 // bounded: source names from config, kinds and reasons from fixed sets.
 type EngineMetrics struct {
 	LinesParsed    *prometheus.CounterVec // source: lines parsed without error
-	LinesIgnored   *prometheus.CounterVec // source: well-formed lines without an event of interest
+	LinesIgnored   *prometheus.CounterVec // source, reason: well-formed lines without an event of interest
+	FieldsDropped  *prometheus.CounterVec // source, field: optional fields left empty, their events kept
 	Malformed      *prometheus.CounterVec // source, reason
 	Events         *prometheus.CounterVec // source, kind
 	Unattributed   *prometheus.CounterVec // source: API calls without a client id
@@ -35,8 +36,11 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 			Name: "scopewatch_lines_parsed_total", Help: "Lines parsed without error (including those ignored).",
 		}, []string{"source"}),
 		LinesIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scopewatch_lines_ignored_total", Help: "Well-formed lines that carry no event of interest.",
-		}, []string{"source"}),
+			Name: "scopewatch_lines_ignored_total", Help: "Well-formed lines that carry no event of interest, by reason.",
+		}, []string{"source", "reason"}),
+		FieldsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_fields_dropped_total", Help: "Optional fields (ip, country, ...) that could not be read and were left empty; their events were kept.",
+		}, []string{"source", "field"}),
 		Malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_lines_malformed_total", Help: "Lines that could not be parsed, by reason; they are skipped.",
 		}, []string{"source", "reason"}),
@@ -68,7 +72,7 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 		Newest: &NewestEvents{newest: make(map[string]time.Time), now: time.Now},
 	}
 	if reg != nil {
-		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.Malformed, m.Events, m.Unattributed,
+		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
 			m.Unmapped, m.LinesCommitted, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.Newest)
 	}
 	return m
@@ -79,7 +83,12 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 // with the first.
 func (m *EngineMetrics) InitSource(name string) {
 	m.LinesParsed.WithLabelValues(name)
-	m.LinesIgnored.WithLabelValues(name)
+	for _, r := range ingest.SkipReasons() {
+		m.LinesIgnored.WithLabelValues(name, string(r))
+	}
+	for _, f := range ingest.FieldNames() {
+		m.FieldsDropped.WithLabelValues(name, f)
+	}
 	m.Unattributed.WithLabelValues(name)
 	m.Unmapped.WithLabelValues(name)
 	m.LinesCommitted.WithLabelValues(name)

@@ -67,7 +67,7 @@ func (p *auth0Parser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	p.buf = p.buf[:0]
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	if s[0] == '[' {
 		return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.record(pos, d) })
@@ -129,7 +129,7 @@ func (p *auth0Parser) event(v []jsonValue, pos Position, dst []Event) ([]Event, 
 	}
 	kind := auth0Kind(typ)
 	if kind == KindUnknown {
-		return dst, nil
+		return dst, SkipOtherEvent
 	}
 	e := Event{Time: t, Source: pos.Source, Kind: kind, Type: p.strs.bytes(typ), Pos: pos}
 	if e.Source == "" {

@@ -61,7 +61,7 @@ func (p *entraParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	p.buf = p.buf[:0]
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	if s[0] != '[' {
 		kind, err := p.scan.scan(s)
@@ -113,7 +113,7 @@ func (p *entraParser) record(pos Position, dst []Event) ([]Event, error) {
 	// SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs,
 	// ManagedIdentitySignInLogs, ...: every sign-in category ends so.
 	if !bytes.HasSuffix(cat, []byte("SignInLogs")) {
-		return dst, nil
+		return dst, SkipOtherEvent
 	}
 	e := Event{Time: t, Source: pos.Source, Type: p.strs.bytes(cat), Pos: pos}
 	if e.Source == "" {
@@ -123,7 +123,7 @@ func (p *entraParser) record(pos Position, dst []Event) ([]Event, error) {
 		return dst, lineError(pos, p.name, "resultType", ReasonBadField, "resultType or status.errorCode is neither a string nor a number")
 	}
 	if e.Kind == KindUnknown {
-		return dst, nil // no result: neither a grant nor a refusal
+		return dst, SkipUndecided // no result: neither a grant nor a refusal
 	}
 	client, ok := idpText(&p.buf, v[sl.appID])
 	if !ok {

@@ -44,7 +44,7 @@ func (p *envoyParser) fail(pos Position, field, reason, msg string) error {
 func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	if s[0] != '[' {
 		return dst, p.fail(pos, "", ReasonBadFormat, "no [START_TIME]")
@@ -62,7 +62,7 @@ func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 		return dst, p.fail(pos, "request", ReasonBadFormat, "no quoted request")
 	}
 	if string(req) == "- - -" {
-		return dst, nil // a TCP connection, not an HTTP request
+		return dst, SkipNoRequest // a TCP connection, not an HTTP request
 	}
 	statusTok, rest := nextField(rest)
 	status, ok := parseStatus(statusTok)

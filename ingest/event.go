@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -92,12 +93,52 @@ type Event struct {
 	Reason    string // error or failure reason (invalid_scope, ...)
 	Type      string // the format's own event type (CODE_TO_TOKEN, seccft, ...)
 	Pos       Position
+	// Dropped lists the optional fields the line carried in a form that
+	// could not be read (a placeholder IP, a country that is no code):
+	// they are left empty and counted, and the event is kept.
+	Dropped Fields
+}
+
+// Fields is a set of optional event fields.
+type Fields uint8
+
+// The optional fields a parser may drop, keeping the event.
+const (
+	FieldIP Fields = 1 << iota
+	FieldCountry
+	FieldSubject
+	FieldStatus
+	numFields = iota
+)
+
+var fieldNames = [numFields]string{"ip", "country", "subject", "status"}
+
+// FieldNames lists the names of the droppable fields, as used in metric
+// labels, in the order of their bits.
+func FieldNames() []string { return fieldNames[:] }
+
+// Each calls fn with the name of every field in f.
+func (f Fields) Each(fn func(name string)) {
+	for i, name := range fieldNames {
+		if f&(1<<i) != 0 {
+			fn(name)
+		}
+	}
 }
 
 // Parser turns one line into zero or more events. It appends to dst and
-// returns the extended slice. A line that is well formed but carries nothing
-// of interest yields no events and a nil error. Parse is synchronous and
-// must not keep references to line after it returns.
+// returns the extended slice. Every line has one of three outcomes:
+//
+//   - events, and a nil error;
+//   - a Skip error: the line is well formed but carries nothing of
+//     interest, for the bounded reason the Skip names;
+//   - a *ParseError: the line is malformed. dst comes back as it was given,
+//     except for a line of several records (an array page), where each
+//     record counts on its own: the events of the good records are
+//     returned and ParseError.Records says how many were malformed.
+//
+// Parse is synchronous and must not keep references to line after it
+// returns.
 type Parser interface {
 	Parse(line []byte, pos Position, dst []Event) ([]Event, error)
 }
@@ -119,6 +160,14 @@ type ParseError struct {
 	Field  string
 	Reason string
 	Err    error
+	// Record is the 1-based index of the first malformed record of a line
+	// holding several (an array page), and Records how many of its
+	// records were malformed; both are 0 for a line of one record, which
+	// is malformed whole.
+	Record, Records int
+	// Hint says what would read the line, when something else would (the
+	// format that parses it, a wrapper setting); empty when nothing does.
+	Hint string
 }
 
 func (e *ParseError) Error() string {
@@ -126,10 +175,91 @@ func (e *ParseError) Error() string {
 	if e.Err != nil {
 		msg = e.Err.Error()
 	}
-	if e.Field != "" {
-		return fmt.Sprintf("%s: line %d: field %s: %s", e.Source, e.Line, e.Field, msg)
+	where := fmt.Sprintf("%s: line %d", e.Source, e.Line)
+	if e.Record > 0 {
+		where += fmt.Sprintf(" record %d", e.Record)
 	}
-	return fmt.Sprintf("%s: line %d: %s", e.Source, e.Line, msg)
+	if e.Field != "" {
+		where += ": field " + e.Field
+	}
+	s := where + ": " + msg
+	if e.Records > 1 {
+		s += fmt.Sprintf(" (%d malformed records in the line)", e.Records)
+	}
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
+}
+
+// Count is how many records the error stands for: Records for a line of
+// several, otherwise 1.
+func (e *ParseError) Count() int {
+	if e.Records > 0 {
+		return e.Records
+	}
+	return 1
+}
+
+// Skip is the error Parse returns for a line that is well formed but
+// carries nothing scopewatch counts. Its value is a bounded reason,
+// suitable as a metric label.
+type Skip string
+
+// Error implements error.
+func (s Skip) Error() string { return "ignored: " + string(s) }
+
+// Why the lines that carry no event are ignored. The set is closed: a
+// parser names one of these, and the metrics are created for each.
+const (
+	// SkipBlank: an empty or white-space line.
+	SkipBlank Skip = "blank"
+	// SkipOtherLogger: a record of another logger or category than the
+	// format's events, such as the server's own log in the same stream.
+	SkipOtherLogger Skip = "other_logger"
+	// SkipOtherEvent: an event of a type that issues, refuses or uses no
+	// token (LOGIN, LOGOUT, user.session.start, a gateway's own message).
+	SkipOtherEvent Skip = "other_event"
+	// SkipNoClient: an event without a client to attribute it to (a
+	// failed login before any client was named).
+	SkipNoClient Skip = "no_client"
+	// SkipUndecided: an outcome that decides nothing (Okta's UNKNOWN or
+	// CHALLENGE, an Entra record without a result).
+	SkipUndecided Skip = "undecided"
+	// SkipNoRequest: an access-log line without an HTTP request (a TCP
+	// connection, a timeout before the request line).
+	SkipNoRequest Skip = "no_request"
+	// SkipPartial: a piece of a line a container runtime split (CRI "P"),
+	// read with the piece that ends it.
+	SkipPartial Skip = "partial"
+	// SkipContinuation: a continuation line of a multi-line record (a
+	// stack trace), which holds no event.
+	SkipContinuation Skip = "continuation"
+)
+
+// SkipReasons lists every Skip, for metrics created at zero.
+func SkipReasons() []Skip {
+	return []Skip{SkipBlank, SkipOtherLogger, SkipOtherEvent, SkipNoClient, SkipUndecided,
+		SkipNoRequest, SkipPartial, SkipContinuation}
+}
+
+// Outcome sorts the error Parse returned: skip is the reason of a line
+// ignored, malformed the error of a malformed one (a *ParseError, or one
+// made for an error of another type). Both are zero for a nil error.
+func Outcome(err error) (skip Skip, malformed *ParseError) {
+	switch e := err.(type) {
+	case nil:
+		return "", nil
+	case Skip:
+		return e, nil
+	case *ParseError:
+		return "", e
+	}
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		return "", pe
+	}
+	return "", &ParseError{Reason: ReasonBadFormat, Err: err}
 }
 
 // Unwrap returns the underlying error.
@@ -145,4 +275,11 @@ const (
 	ReasonBadFormat  = "bad_format"
 	ReasonOversized  = "oversized"
 	ReasonBadEncoded = "bad_encoding"
+	// ReasonTooLong marks a line longer than the source's max_line_bytes;
+	// it is skipped up to its end and reading goes on.
+	ReasonTooLong = "too_long"
+	// ReasonNoDate marks a line whose time carries no date (a time-only
+	// prefix such as WildFly's HH:mm:ss,SSS) where no wrapper around it
+	// gives one.
+	ReasonNoDate = "no_date"
 )

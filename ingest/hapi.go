@@ -150,7 +150,7 @@ func (p *hapiParser) fail(pos Position, field, reason, msg string) error {
 func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	prefix, msg, ok := p.split(s)
 	if !ok {

@@ -196,7 +196,7 @@ func (p *jsonParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	p.buf = p.buf[:0]
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	kind, err := p.scan.scan(s)
 	if err != nil {

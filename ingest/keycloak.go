@@ -714,56 +714,18 @@ func (p *keycloakParser) jsonEvent(pos Position, outer prefixTime) (kcEvent, err
 }
 
 // parseJSONArray handles the admin REST API's answer: an array of events
-// on one line. Any broken element rejects the whole line.
+// on one line, each element counting on its own.
 func (p *keycloakParser) parseJSONArray(s []byte, pos Position, dst []Event) ([]Event, error) {
-	n := len(dst)
-	sc := &p.scan
-	sc.begin(s)
-	sc.i++ // '['
-	sc.ws()
-	if sc.i < len(s) && s[sc.i] == ']' {
-		sc.i++
-		sc.ws()
-		if sc.i != len(s) {
-			return dst, wrapLineError(pos, p.name, "", ReasonBadJSON, sc.fail("data after the top-level value"))
+	return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) {
+		if !p.isEventObject() {
+			return d, SkipOtherLogger
 		}
-		return dst, nil
-	}
-	sc.depth = 1
-	for {
-		clear(sc.vals)
-		isObj := sc.peekKind() == jsonObject
-		if err := sc.value(0); err != nil {
-			return dst[:n], wrapLineError(pos, p.name, "", ReasonBadJSON, err)
+		ev, err := p.jsonEvent(pos, prefixTime{})
+		if err != nil {
+			return d, err
 		}
-		if isObj && p.isEventObject() {
-			ev, err := p.jsonEvent(pos, prefixTime{})
-			if err == nil {
-				dst, err = p.emit(&ev, pos, dst)
-			}
-			if err != nil {
-				return dst[:n], err
-			}
-		}
-		sc.ws()
-		if sc.i >= len(s) {
-			return dst[:n], wrapLineError(pos, p.name, "", ReasonBadJSON, sc.fail("unterminated array"))
-		}
-		if s[sc.i] == ',' {
-			sc.i++
-			sc.ws()
-			continue
-		}
-		if s[sc.i] != ']' {
-			return dst[:n], wrapLineError(pos, p.name, "", ReasonBadJSON, sc.fail("expected ',' or ']' in array"))
-		}
-		sc.i++
-		sc.ws()
-		if sc.i != len(s) {
-			return dst[:n], wrapLineError(pos, p.name, "", ReasonBadJSON, sc.fail("data after the top-level value"))
-		}
-		return dst, nil
-	}
+		return p.emit(&ev, pos, d)
+	})
 }
 
 // kcTokenTypes are the event types that issue tokens.

@@ -180,7 +180,7 @@ func (p *nginxParser) fail(pos Position, field, reason, msg string) error {
 func (p *nginxParser) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	lb := bytes.IndexByte(s, '[')
 	if lb < 0 {
@@ -238,7 +238,7 @@ func (p *nginxParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	}
 	if len(req) == 0 || (len(req) == 1 && req[0] == '-') {
 		// No request was read (a timeout or a closed connection): no call.
-		return dst, nil
+		return dst, SkipNoRequest
 	}
 	method, target, ok := splitRequest(req)
 	if !ok {

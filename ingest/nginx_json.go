@@ -208,7 +208,7 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 	p.buf = p.buf[:0]
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	kind, err := p.scan.scan(s)
 	if err != nil {
@@ -314,7 +314,7 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 
 	if e.Method == "" && e.Path == "" && e.Status == 0 {
 		// Not a request record: a gateway's own message in the same stream.
-		return dst, nil
+		return dst, SkipOtherLogger
 	}
 	xff, bad := p.str(&p.xff)
 	if bad != "" {

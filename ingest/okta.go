@@ -79,7 +79,7 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	p.buf = p.buf[:0]
 	s := trimSpace(line)
 	if len(s) == 0 {
-		return dst, nil
+		return dst, SkipBlank
 	}
 	if s[0] == '[' {
 		return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.event(pos, d) })
@@ -128,7 +128,7 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 		return dst, err
 	}
 	if !isOktaOAuthType(typ) {
-		return dst, nil
+		return dst, SkipOtherEvent
 	}
 	res, ok := idpText(&p.buf, v[sl.result])
 	if !ok {
@@ -141,7 +141,7 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 	case "FAILURE", "DENY":
 		kind = KindDeny
 	default:
-		return dst, nil // UNKNOWN, CHALLENGE, SKIPPED, ...: nothing was decided
+		return dst, SkipUndecided // UNKNOWN, CHALLENGE, SKIPPED, ...: nothing was decided
 	}
 	e := Event{Time: t, Source: pos.Source, Kind: kind, Type: p.strs.bytes(typ), Pos: pos}
 	if e.Source == "" {
@@ -353,70 +353,4 @@ func idpText(buf *[]byte, v jsonValue) (b []byte, ok bool) {
 		return (*buf)[start:len(*buf):len(*buf)], true
 	}
 	return nil, false
-}
-
-// eachRecord calls record for every object of the JSON array s, which
-// appends the object's events to dst. A line counts whole or not at all:
-// on an error the line's events are dropped, and a syntax error is
-// reported as bad_json.
-func eachRecord(sc *jsonScanner, s []byte, pos Position, name string, dst []Event, record func([]Event) ([]Event, error)) ([]Event, error) {
-	n := len(dst)
-	err := eachObject(sc, s, func() error {
-		var err error
-		dst, err = record(dst)
-		return err
-	})
-	if err != nil {
-		if se, ok := err.(*jsonSyntaxError); ok {
-			err = wrapLineError(pos, name, "", ReasonBadJSON, se)
-		}
-		return dst[:n], err
-	}
-	return dst, nil
-}
-
-// eachObject scans s, a JSON array, with sc and calls visit for each
-// element that is an object, with the element's captures in sc.vals;
-// other elements are skipped. It returns the first error of visit, or a
-// *jsonSyntaxError when s is not valid JSON.
-func eachObject(sc *jsonScanner, s []byte, visit func() error) error {
-	sc.begin(s)
-	sc.i++ // '['
-	sc.depth = 1
-	sc.ws()
-	if sc.i < len(s) && s[sc.i] == ']' {
-		sc.i++
-	} else {
-		for {
-			clear(sc.vals)
-			isObj := sc.peekKind() == jsonObject
-			if err := sc.value(0); err != nil {
-				return err
-			}
-			if isObj {
-				if err := visit(); err != nil {
-					return err
-				}
-			}
-			sc.ws()
-			if sc.i >= len(s) {
-				return sc.fail("unterminated array")
-			}
-			if s[sc.i] == ',' {
-				sc.i++
-				sc.ws()
-				continue
-			}
-			if s[sc.i] != ']' {
-				return sc.fail("expected ',' or ']' in array")
-			}
-			sc.i++
-			break
-		}
-	}
-	sc.ws()
-	if sc.i != len(s) {
-		return sc.fail("data after the top-level value")
-	}
-	return nil
 }

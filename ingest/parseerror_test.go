@@ -21,8 +21,13 @@ func checkParseError(t *testing.T, p Parser, line string, pos Position, dst []Ev
 	if pe.Reason != wantReason || pe.Field != wantField {
 		t.Errorf("reason, field = %q, %q, want %q, %q (%v)", pe.Reason, pe.Field, wantReason, wantField, err)
 	}
-	if len(evs) != len(dst) || (len(dst) > 0 && evs[0].Type != dst[0].Type) {
+	switch {
+	case len(evs) < len(dst) || (len(dst) > 0 && evs[0].Type != dst[0].Type):
+		t.Errorf("got %d events with the error, want dst kept (%d)", len(evs), len(dst))
+	case pe.Records == 0 && len(evs) != len(dst):
 		t.Errorf("got %d events with the error, want dst unchanged (%d)", len(evs), len(dst))
+	case pe.Records > 0 && pe.Record == 0:
+		t.Errorf("a page with %d malformed records names none of them", pe.Records)
 	}
 	if msg := err.Error(); !strings.Contains(msg, pos.Source) || !strings.Contains(msg, fmt.Sprintf("line %d", pos.Line)) {
 		t.Errorf("Error() = %q, want the source and line named", msg)

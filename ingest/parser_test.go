@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +34,28 @@ type goldenEvent struct {
 	IP        string   `json:"ip,omitempty"`
 	Country   string   `json:"country,omitempty"`
 	Reason    string   `json:"reason,omitempty"`
+	Dropped   []string `json:"dropped,omitempty"`
 }
 
 // goldenError is a malformed line as written to golden files.
 type goldenError struct {
+	Line    int64  `json:"line"`
+	Record  int    `json:"record,omitempty"`
+	Records int    `json:"records,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// goldenIgnored is a well-formed line without an event, with its reason.
+type goldenIgnored struct {
 	Line   int64  `json:"line"`
-	Field  string `json:"field,omitempty"`
 	Reason string `json:"reason"`
 }
 
 type goldenFile struct {
-	Events []goldenEvent `json:"events"`
-	Errors []goldenError `json:"errors"`
+	Events  []goldenEvent   `json:"events"`
+	Errors  []goldenError   `json:"errors"`
+	Ignored []goldenIgnored `json:"ignored"`
 }
 
 func toGolden(e Event) goldenEvent {
@@ -55,6 +66,11 @@ func toGolden(e Event) goldenEvent {
 	}
 	if e.IP.IsValid() {
 		g.IP = e.IP.String()
+	}
+	for i, name := range FieldNames() {
+		if e.Dropped&(1<<i) != 0 {
+			g.Dropped = append(g.Dropped, name)
+		}
 	}
 	return g
 }
@@ -67,7 +83,7 @@ func parseFile(t *testing.T, p Parser, source, path string) goldenFile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := goldenFile{Events: []goldenEvent{}, Errors: []goldenError{}}
+	got := goldenFile{Events: []goldenEvent{}, Errors: []goldenError{}, Ignored: []goldenIgnored{}}
 	var offset int64
 	var events []Event
 	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
@@ -78,16 +94,24 @@ func parseFile(t *testing.T, p Parser, source, path string) goldenFile {
 		pos := Position{Source: source, Path: path, Offset: offset, Line: int64(n + 1)}
 		text := bytes.TrimSuffix(line, []byte("\n"))
 		events, err = p.Parse(text, pos, events[:0])
-		if err != nil {
-			var pe *ParseError
+		skip, pe := Outcome(err)
+		switch {
+		case err == nil && len(events) == 0:
+			t.Errorf("line %d: no event, no error and no reason to ignore it", n+1)
+		case skip != "":
+			if len(events) != 0 {
+				t.Errorf("line %d: %d events returned with ignored %s", n+1, len(events), skip)
+			}
+			got.Ignored = append(got.Ignored, goldenIgnored{Line: int64(n + 1), Reason: string(skip)})
+			continue
+		case pe != nil:
 			if !errors.As(err, &pe) {
 				t.Fatalf("line %d: error %v is not a *ParseError", n+1, err)
 			}
-			if len(events) != 0 {
+			if pe.Records == 0 && len(events) != 0 {
 				t.Errorf("line %d: %d events returned with an error", n+1, len(events))
 			}
-			got.Errors = append(got.Errors, goldenError{Line: pe.Line, Field: pe.Field, Reason: pe.Reason})
-			continue
+			got.Errors = append(got.Errors, goldenError{Line: pe.Line, Record: pe.Record, Records: pe.Records, Field: pe.Field, Reason: pe.Reason})
 		}
 		for _, e := range events {
 			if e.Source != source || e.Pos != pos {
@@ -347,4 +371,28 @@ func TestParseIP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkOutcome checks the contract of Parse for one line: events and no
+// error; a Skip of the closed set and no events; or a *ParseError with a
+// reason and no events, unless it counts some records of a page malformed.
+// It reports whether the line gave events to check further.
+func checkOutcome(t *testing.T, line []byte, evs []Event, err error) bool {
+	t.Helper()
+	skip, pe := Outcome(err)
+	switch {
+	case err == nil && len(evs) == 0:
+		t.Fatalf("Parse(%q): no event, no error, no reason to ignore it", line)
+	case skip != "":
+		if !slices.Contains(SkipReasons(), skip) || len(evs) != 0 {
+			t.Fatalf("Parse(%q) = %d events, ignored %q: want a known reason and no events", line, len(evs), skip)
+		}
+		return false
+	case pe != nil:
+		if _, ok := err.(*ParseError); !ok || pe.Reason == "" || (pe.Records == 0 && len(evs) != 0) {
+			t.Fatalf("Parse(%q) = %d events, %v: want a *ParseError with a reason and no events", line, len(evs), err)
+		}
+		return len(evs) > 0
+	}
+	return true
 }

@@ -91,12 +91,12 @@ func trySample(w io.Writer, source string, p ingest.Parser, path string, show in
 		text := sc.Bytes()
 		offset += int64(len(text)) + 1
 		evs, err = p.Parse(text, ingest.Position{Source: source, Path: path, Offset: offset, Line: int64(lines)}, evs[:0])
-		if err != nil {
+		skip, pe := ingest.Outcome(err)
+		if pe != nil {
 			malformed++
-			reason := ingest.ReasonBadFormat
-			var pe *ingest.ParseError
-			if errors.As(err, &pe) && pe.Reason != "" {
-				reason = pe.Reason
+			reason := pe.Reason
+			if reason == "" {
+				reason = ingest.ReasonBadFormat
 			}
 			byReason[reason]++
 			if len(failures) < show {
@@ -104,7 +104,7 @@ func trySample(w io.Writer, source string, p ingest.Parser, path string, show in
 			}
 			continue
 		}
-		if len(evs) == 0 {
+		if skip != "" || len(evs) == 0 {
 			ignored++
 			continue
 		}
