@@ -27,7 +27,6 @@ import (
 type keycloakParser struct {
 	name   string
 	loc    *time.Location
-	now    func() time.Time // for the year of RFC 3164 timestamps
 	scan   jsonScanner
 	slot   kcSlots
 	buf    []byte // unescaped strings of the current line
@@ -39,10 +38,10 @@ var _ Parser = (*keycloakParser)(nil)
 
 // kcSlots are the capture slots of the keys the parser reads from JSON.
 type kcSlots struct {
-	log, stream, time, timestamp, ecsTimestamp, loggerName, ecsLogger, message int
-	typ, realmID, clientID, userID, ipAddress, errorKey                        int
-	scope, username                                                            int
-	opType, resType, resPath, authClient, authUser, authIP                     int
+	time, timestamp, ecsTimestamp, loggerName, ecsLogger, message int
+	typ, realmID, clientID, userID, ipAddress, errorKey           int
+	scope, username                                               int
+	opType, resType, resPath, authClient, authUser, authIP        int
 }
 
 func newKeycloakParser(src rules.Source) (*keycloakParser, error) {
@@ -52,8 +51,6 @@ func newKeycloakParser(src rules.Source) (*keycloakParser, error) {
 	}
 	p := newJSONPaths()
 	s := kcSlots{
-		log:          p.add("log"),
-		stream:       p.add("stream"),
 		time:         p.add("time"),
 		timestamp:    p.add("timestamp"),
 		ecsTimestamp: p.add("@timestamp"),
@@ -78,7 +75,6 @@ func newKeycloakParser(src rules.Source) (*keycloakParser, error) {
 	return &keycloakParser{
 		name: src.Name,
 		loc:  loc,
-		now:  time.Now,
 		scan: newJSONScanner(p),
 		slot: s,
 	}, nil
@@ -88,6 +84,7 @@ func newKeycloakParser(src rules.Source) (*keycloakParser, error) {
 type kcEvent struct {
 	typ, opType, resType, resPath []byte
 	client, user, ip, errStr      []byte
+	realm                         []byte
 	scope, username               []byte
 	time                          time.Time
 	hasTime                       bool
@@ -95,199 +92,37 @@ type kcEvent struct {
 	timeField                     string // where the time came from, for errors
 }
 
-// prefixTime is the time of a wrapper or syslog header around the event.
-type prefixTime struct {
-	t   time.Time
-	ok  bool // t is set
-	bad bool // a header had a time that did not parse
-}
-
-// fallback uses the header's time when the event carries none.
-func (ev *kcEvent) fallback(o prefixTime) {
+// fallback uses the wrappers' time when the event carries none.
+func (ev *kcEvent) fallback(w wrapTime) {
 	if ev.hasTime {
 		return
 	}
-	if o.ok {
-		ev.time, ev.hasTime = o.t, true
-	} else if o.bad {
+	if w.ok {
+		ev.time, ev.hasTime = w.t, true
+	} else if w.bad {
 		ev.badTime = true
 	}
 }
 
-// Parse implements Parser.
+// Parse implements Parser, for a line without wrappers.
 func (p *keycloakParser) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
+	return p.parseWrapped(line, pos, wrapTime{}, dst)
+}
+
+// parseWrapped implements wrappedParser: line is what the wrappers held,
+// and wt their time.
+func (p *keycloakParser) parseWrapped(line []byte, pos Position, wt wrapTime, dst []Event) ([]Event, error) {
 	p.buf = p.buf[:0]
-	return p.parseLine(line, pos, dst, prefixTime{}, 0)
-}
-
-// parseLine parses one line or the line carried inside a wrapper (docker
-// json-file); outer is the time of the wrapper or syslog header.
-func (p *keycloakParser) parseLine(line []byte, pos Position, dst []Event, outer prefixTime, depth int) ([]Event, error) {
 	s := trimSpace(line)
-	for range 4 {
-		if len(s) == 0 {
-			return dst, nil
-		}
-		if s[0] == '{' || (s[0] == '[' && looksLikeJSONArray(s)) {
-			return p.parseJSON(s, pos, dst, outer, depth)
-		}
-		rest, pt, ok := p.stripPrefix(s)
-		if !ok {
-			break
-		}
-		if pt.ok || !outer.ok {
-			outer = pt
-		}
-		s = rest
-	}
-	return p.parseText(s, pos, dst, outer)
-}
-
-// stripPrefix removes one syslog or docker-compose prefix from s, returning
-// the rest and the prefix's time if it has one. ok is false when s has no
-// such prefix.
-func (p *keycloakParser) stripPrefix(s []byte) (rest []byte, pt prefixTime, ok bool) {
-	// RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG
-	if s[0] == '<' {
-		i := 1
-		for i < len(s) && i < 5 && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == 1 || i >= len(s) || s[i] != '>' {
-			return nil, pt, false
-		}
-		i++
-		if i+1 < len(s) && s[i] == '1' && s[i+1] == ' ' {
-			return p.rfc5424(s[i+2:])
-		}
-		// RFC 3164 with its priority.
-		return p.rfc3164(s[i:])
-	}
-	if _, isMonth := monthAbbr(s); isMonth && len(s) > 16 && s[3] == ' ' {
-		return p.rfc3164(s)
-	}
-	// rsyslog's RFC 3339 file format: TIMESTAMP HOST TAG: MSG
-	if len(s) > 20 && s[4] == '-' && s[10] == 'T' {
-		f1, r := nextField(s)
-		_, r = nextField(r)
-		tag, r := nextField(r)
-		if len(tag) > 1 && tag[len(tag)-1] == ':' {
-			pt.t, pt.ok = parseISOTime(f1, p.loc)
-			pt.bad = !pt.ok
-			return r, pt, true
-		}
-		return nil, pt, false
-	}
-	// docker compose: SERVICE  | MSG, the service name possibly coloured.
-	if r, ok := stripCompose(s); ok {
-		return r, pt, true
-	}
-	return nil, pt, false
-}
-
-func (p *keycloakParser) rfc5424(s []byte) (rest []byte, pt prefixTime, ok bool) {
-	ts, r := nextField(s)
-	_, r = nextField(r) // host
-	_, r = nextField(r) // app
-	_, r = nextField(r) // procid
-	_, r = nextField(r) // msgid
-	// structured data: "-" or one or more [id k="v" ...] elements
 	switch {
-	case len(r) > 0 && r[0] == '-':
-		r = r[1:]
-	case len(r) > 0 && r[0] == '[':
-		i := 0
-		for i < len(r) && r[i] == '[' {
-			inQuote := false
-			for i++; i < len(r); i++ {
-				c := r[i]
-				if c == '\\' && inQuote {
-					i++
-					continue
-				}
-				if c == '"' {
-					inQuote = !inQuote
-				} else if c == ']' && !inQuote {
-					i++
-					break
-				}
-			}
-		}
-		r = r[i:]
-	default:
-		return nil, pt, false
+	case len(s) == 0:
+		return dst, SkipBlank
+	case s[0] == '{':
+		return p.parseJSON(s, pos, dst, wt)
+	case s[0] == '[' && looksLikeJSONArray(s):
+		return p.parseJSONArray(s, pos, dst)
 	}
-	r = trimLeftSpace(r)
-	r = bytes.TrimPrefix(r, []byte("\xef\xbb\xbf"))
-	if len(ts) == 1 && ts[0] == '-' {
-		return r, pt, true
-	}
-	pt.t, pt.ok = parseISOTime(ts, p.loc)
-	pt.bad = !pt.ok
-	return r, pt, true
-}
-
-func (p *keycloakParser) rfc3164(s []byte) (rest []byte, pt prefixTime, ok bool) {
-	if len(s) < 16 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' || s[15] != ' ' {
-		return nil, pt, false
-	}
-	_, r := nextField(s[16:]) // host
-	tag, r := nextField(r)
-	if len(tag) == 0 || tag[len(tag)-1] != ':' {
-		return nil, pt, false
-	}
-	pt.t, pt.ok = parseSyslogTime(s[:15], p.loc, p.now())
-	pt.bad = !pt.ok
-	return r, pt, true
-}
-
-// stripCompose removes a docker compose prefix "name  | ", with or without
-// ANSI colours around the name and bar.
-func stripCompose(s []byte) ([]byte, bool) {
-	s = skipANSI(s)
-	i := 0
-	for i < len(s) && isNameChar(s[i]) {
-		i++
-	}
-	j := i
-	for j < len(s) && s[j] == ' ' {
-		j++
-	}
-	if i == 0 || j == i {
-		return nil, false
-	}
-	r := skipANSI(s[j:])
-	if len(r) == 0 || r[0] != '|' {
-		return nil, false
-	}
-	r = skipANSI(r[1:])
-	if len(r) > 0 && r[0] == ' ' {
-		r = r[1:]
-	}
-	return skipANSI(r), true
-}
-
-// skipANSI skips ANSI CSI colour sequences at the start of s.
-func skipANSI(s []byte) []byte {
-	for len(s) > 1 && s[0] == 0x1b && s[1] == '[' {
-		i := 2
-		for i < len(s) && (s[i] < 0x40 || s[i] > 0x7e) {
-			i++
-		}
-		if i >= len(s) {
-			return s
-		}
-		s = s[i+1:]
-	}
-	return s
-}
-
-func isNameChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-}
-
-func isKeyChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+	return p.parseText(s, pos, dst, wt)
 }
 
 // looksLikeJSONArray tells a JSON array of objects from text that happens
@@ -295,6 +130,10 @@ func isKeyChar(c byte) bool {
 func looksLikeJSONArray(s []byte) bool {
 	r := trimLeftSpace(s[1:])
 	return len(r) > 0 && (r[0] == '{' || r[0] == ']')
+}
+
+func isKeyChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
 }
 
 // nextField splits off the first space-separated field of s.
@@ -328,71 +167,146 @@ func trimSpace(s []byte) []byte {
 }
 
 // Keycloak's event logger; Quarkus may abbreviate categories (%c{1.}).
-var (
-	kcCategory      = []byte("[org.keycloak.events]")
-	kcCategoryShort = []byte("[o.k.events]")
+const (
+	kcCategory      = "org.keycloak.events"
+	kcCategoryShort = "o.k.events"
 )
 
-// categorySearch bounds where the logger category may start: it follows
-// the timestamp and the level, never the message.
-const categorySearch = 96
+// jbossLine is a line of the jboss-logging text format,
+// "[timestamp] LEVEL [category] (thread) message", split up.
+type jbossLine struct {
+	ts, category, msg []byte
+}
+
+// splitJBoss reads the header of a jboss-logging text line: an optional
+// timestamp of up to two fields (a date and a time, an ISO-8601 time, or a
+// time of day alone), a level, and the logger category in brackets, then
+// an optional (thread). The header is read field by field, so nothing but
+// its shape decides whether a line is one.
+func splitJBoss(s []byte) (jbossLine, bool) {
+	rest := s
+	for k := 0; k < 3; k++ {
+		f, r := nextField(rest)
+		if len(f) == 0 {
+			return jbossLine{}, false
+		}
+		if isLevel(f) && len(r) > 1 && r[0] == '[' {
+			end := bytes.IndexByte(r, ']')
+			if end < 0 {
+				return jbossLine{}, false
+			}
+			l := jbossLine{ts: trimSpace(s[:len(s)-len(rest)]), category: r[1:end]}
+			msg := trimLeftSpace(r[end+1:])
+			if len(msg) > 0 && msg[0] == '(' {
+				if t := bytes.Index(msg, []byte(") ")); t >= 0 {
+					msg = msg[t+2:]
+				} else if msg[len(msg)-1] == ')' {
+					msg = nil
+				}
+			}
+			l.msg = trimLeftSpace(msg)
+			return l, true
+		}
+		rest = r
+	}
+	return jbossLine{}, false
+}
+
+// isContinuation reports whether s continues a multi-line record: a stack
+// trace's frames, its "Caused by" and "... N more", or an indented line.
+func isContinuation(line []byte) bool {
+	if len(line) > 0 && (line[0] == '\t' || line[0] == ' ') {
+		return true
+	}
+	return bytes.HasPrefix(line, []byte("at ")) || bytes.HasPrefix(line, []byte("Caused by: ")) ||
+		bytes.HasPrefix(line, []byte("... ")) || bytes.HasPrefix(line, []byte("Suppressed: "))
+}
 
 // parseText parses the jboss-logging text form, s being the line after
-// any syslog or compose prefix.
-func (p *keycloakParser) parseText(s []byte, pos Position, dst []Event, outer prefixTime) ([]Event, error) {
+// its wrappers. The event may be the message of Keycloak's event logger,
+// the key=value message of any other logger (an event listener of one's
+// own), or a JSON event object after a text prefix ("EVENT::{...}").
+func (p *keycloakParser) parseText(s []byte, pos Position, dst []Event, wt wrapTime) ([]Event, error) {
 	var msg, ts []byte
+	eventsLogger := false
 	if hasKVStart(s) {
-		msg = s
+		msg, eventsLogger = s, true
+	} else if l, ok := splitJBoss(s); ok {
+		ts, msg = l.ts, l.msg
+		eventsLogger = string(l.category) == kcCategory || string(l.category) == kcCategoryShort
 	} else {
-		head := s
-		if len(head) > categorySearch {
-			head = head[:categorySearch]
-		}
-		cat := kcCategory
-		i := bytes.Index(head, cat)
-		if i < 0 {
-			cat = kcCategoryShort
-			if i = bytes.Index(head, cat); i < 0 {
-				return dst, nil
+		if i := bytes.IndexByte(s, '{'); i >= 0 {
+			if evs, err, ok := p.embeddedJSON(s[i:], pos, dst, wt); ok {
+				return evs, err
 			}
 		}
-		// Before the category: [timestamp] level.
-		before := trimSpace(s[:i])
-		j := bytes.LastIndexByte(before, ' ')
-		level := before[j+1:]
-		if !isLevel(level) {
-			return dst, nil
+		if isContinuation(s) {
+			return dst, SkipContinuation
 		}
-		if j >= 0 {
-			ts = trimSpace(before[:j])
-		}
-		msg = trimLeftSpace(s[i+len(cat):])
-		if len(msg) > 0 && msg[0] == '(' {
-			k := bytes.Index(msg, []byte(") "))
-			if k < 0 {
-				return dst, nil
+		return dst, SkipOtherLogger
+	}
+	if !hasKVStart(msg) {
+		if i := bytes.IndexByte(msg, '{'); i >= 0 {
+			if evs, err, ok := p.embeddedJSON(msg[i:], pos, dst, wt); ok {
+				return evs, err
 			}
-			msg = trimLeftSpace(msg[k+2:])
 		}
-		if !hasKVStart(msg) {
-			return dst, nil
+		if eventsLogger {
+			return dst, SkipOtherEvent // the event logger's own notices
 		}
+		return dst, SkipOtherLogger
 	}
 	var ev kcEvent
-	switch {
-	case len(ts) > 0:
-		t, ok := parseISOTime(ts, p.loc)
-		if !ok {
+	ev.timeField = "time"
+	if len(ts) > 0 {
+		if t, ok := parseISOTime(ts, p.loc); ok {
+			ev.time, ev.hasTime = t, true
+		} else if tod, ok := parseTimeOfDay(ts); ok {
+			if !wt.ok {
+				if !eventsLogger && !p.kvIsEvent(msg) {
+					return dst, SkipOtherLogger
+				}
+				return dst, lineError(pos, p.name, "time", ReasonNoDate,
+					"time of day without a date, and no wrapper (docker, journald, syslog) gives one: log the date too (%d{yyyy-MM-dd HH:mm:ss,SSS}) or keep the wrapper")
+			}
+			ev.time, ev.hasTime = tod.date(wt.t, p.loc), true
+		} else {
 			return dst, lineError(pos, p.name, "time", ReasonBadTime, "unparsable timestamp prefix")
 		}
-		ev.time, ev.hasTime = t, true
 	}
-	ev.fallback(outer)
-	ev.timeField = "time"
-	if field, msg := p.parseKV(msg, &ev); field != "" {
-		return dst, lineError(pos, p.name, field, ReasonBadSyntax, msg)
+	ev.fallback(wt)
+	if field, m := p.parseKV(msg, &ev); field != "" {
+		if !eventsLogger {
+			return dst, SkipOtherLogger // another logger's text that only looks like pairs
+		}
+		return dst, lineError(pos, p.name, field, ReasonBadSyntax, m)
+	}
+	if !eventsLogger && len(nonNull(ev.realm)) == 0 && len(nonNull(ev.client)) == 0 {
+		return dst, SkipOtherLogger
 	}
 	return p.emit(&ev, pos, dst)
+}
+
+// kvIsEvent reports whether a key=value message of another logger names
+// a realm or client, as an event does.
+func (p *keycloakParser) kvIsEvent(msg []byte) bool {
+	return bytes.Contains(msg, []byte("realmId=")) || bytes.Contains(msg, []byte("clientId="))
+}
+
+// embeddedJSON reads s, the text from a '{' in a text line, as a JSON
+// event object. ok is false when s is no Keycloak event (not JSON, or
+// another record), so that the line is judged as text.
+func (p *keycloakParser) embeddedJSON(s []byte, pos Position, dst []Event, wt wrapTime) ([]Event, error, bool) {
+	kind, err := p.scan.scan(s)
+	if err != nil || kind != jsonObject || !p.isEventObject() {
+		return dst, nil, false
+	}
+	ev, err := p.jsonEvent(pos, wt)
+	if err != nil {
+		return dst, err, true
+	}
+	evs, err := p.emit(&ev, pos, dst)
+	return evs, err, true
 }
 
 func hasKVStart(s []byte) bool {
@@ -510,7 +424,7 @@ func pairFollows(msg []byte, i int) bool {
 // wanted reports whether the parser keeps the value of key.
 func (p *keycloakParser) wanted(key []byte) bool {
 	switch string(key) {
-	case "type", "operationType", "clientId", "userId", "ipAddress", "error", "scope", "username", "resourceType", "resourcePath":
+	case "type", "operationType", "clientId", "realmId", "userId", "ipAddress", "error", "scope", "username", "resourceType", "resourcePath":
 		return true
 	}
 	return false
@@ -524,6 +438,8 @@ func (p *keycloakParser) assign(ev *kcEvent, key, val []byte) {
 		ev.opType = val
 	case "clientId":
 		ev.client = val
+	case "realmId":
+		ev.realm = val
 	case "userId":
 		ev.user = val
 	case "ipAddress":
@@ -585,75 +501,93 @@ func (p *keycloakParser) str(v jsonValue) []byte {
 	return nil
 }
 
-// parseJSON handles a line that is a JSON object or array of objects.
-func (p *keycloakParser) parseJSON(s []byte, pos Position, dst []Event, outer prefixTime, depth int) ([]Event, error) {
-	if s[0] == '[' {
-		return p.parseJSONArray(s, pos, dst)
-	}
+// parseJSON handles a line that is a JSON object: a Keycloak event from
+// a listener or the admin API, or a record of Quarkus JSON logging (plain
+// or ECS) whose message is an event.
+func (p *keycloakParser) parseJSON(s []byte, pos Position, dst []Event, wt wrapTime) ([]Event, error) {
 	kind, err := p.scan.scan(s)
 	if err != nil {
 		return dst, wrapLineError(pos, p.name, "", ReasonBadJSON, err)
 	}
 	if kind != jsonObject {
-		return dst, nil
+		return dst, SkipOtherLogger
 	}
 	v := p.scan.vals
 	sl := &p.slot
-	// docker json-file: {"log":"...\n","stream":"stdout","time":"..."}
-	if v[sl.log].kind == jsonString && (v[sl.stream].present() || v[sl.time].kind == jsonString) && depth == 0 {
-		inner := p.str(v[sl.log])
-		if tv := v[sl.time]; tv.kind == jsonString {
-			var pt prefixTime
-			pt.t, pt.ok = parseISOTime(p.str(tv), p.loc)
-			pt.bad = !pt.ok
-			if pt.ok || !outer.ok {
-				outer = pt
-			}
-		}
-		return p.parseLine(inner, pos, dst, outer, depth+1)
-	}
-	// Quarkus JSON logging, plain or ECS.
-	if logger := v[sl.loggerName]; logger.present() || v[sl.ecsLogger].present() {
-		if !logger.present() {
-			logger = v[sl.ecsLogger]
-		}
-		name := p.str(logger)
-		if string(name) != "org.keycloak.events" && string(name) != "o.k.events" {
-			return dst, nil
-		}
-		msg := trimSpace(p.str(v[sl.message]))
-		if !hasKVStart(msg) {
-			return dst, nil
-		}
-		tsv, field := v[sl.timestamp], "timestamp"
-		if !v[sl.loggerName].present() {
-			tsv, field = v[sl.ecsTimestamp], "@timestamp"
-		}
-		ev := kcEvent{timeField: field}
-		switch {
-		case tsv.kind == jsonString:
-			t, ok := parseISOTime(p.str(tsv), p.loc)
-			if !ok {
-				return dst, lineError(pos, p.name, field, ReasonBadTime, "unparsable timestamp")
-			}
-			ev.time, ev.hasTime = t, true
-		case tsv.present():
-			return dst, lineError(pos, p.name, field, ReasonBadTime, "timestamp is not a string")
-		}
-		ev.fallback(outer)
-		if f, m := p.parseKV(msg, &ev); f != "" {
-			return dst, lineError(pos, p.name, f, ReasonBadSyntax, m)
+	// An event object, whatever logger (if any) the record names.
+	if p.isEventObject() {
+		ev, err := p.jsonEvent(pos, wt)
+		if err != nil {
+			return dst, err
 		}
 		return p.emit(&ev, pos, dst)
 	}
-	if !p.isEventObject() {
-		return dst, nil
+	logger := v[sl.loggerName]
+	if !logger.present() {
+		logger = v[sl.ecsLogger]
 	}
-	ev, err := p.jsonEvent(pos, outer)
-	if err != nil {
-		return dst, err
+	if !logger.present() && !v[sl.message].present() {
+		return dst, SkipOtherLogger
+	}
+	name := p.str(logger)
+	eventsLogger := string(name) == kcCategory || string(name) == kcCategoryShort
+	msg := trimSpace(p.str(v[sl.message]))
+	if !hasKVStart(msg) {
+		if i := bytes.IndexByte(msg, '{'); i >= 0 {
+			// A listener that logs its event as JSON text in the message.
+			tw := wt
+			if t, ok := p.recordTime(); ok {
+				tw = wrapTime{t: t, ok: true}
+			}
+			if evs, err, ok := p.embeddedJSON(msg[i:], pos, dst, tw); ok {
+				return evs, err
+			}
+		}
+		if eventsLogger {
+			return dst, SkipOtherEvent
+		}
+		return dst, SkipOtherLogger
+	}
+	if !eventsLogger && !p.kvIsEvent(msg) {
+		return dst, SkipOtherLogger
+	}
+	tsv, field := v[sl.timestamp], "timestamp"
+	if !tsv.present() && v[sl.ecsTimestamp].present() {
+		tsv, field = v[sl.ecsTimestamp], "@timestamp"
+	}
+	ev := kcEvent{timeField: field}
+	switch {
+	case tsv.kind == jsonString:
+		t, ok := parseISOTime(p.str(tsv), p.loc)
+		if !ok {
+			return dst, lineError(pos, p.name, field, ReasonBadTime, "unparsable timestamp")
+		}
+		ev.time, ev.hasTime = t, true
+	case tsv.present():
+		return dst, lineError(pos, p.name, field, ReasonBadTime, "timestamp is not a string")
+	}
+	ev.fallback(wt)
+	if f, m := p.parseKV(msg, &ev); f != "" {
+		if !eventsLogger {
+			return dst, SkipOtherLogger
+		}
+		return dst, lineError(pos, p.name, f, ReasonBadSyntax, m)
 	}
 	return p.emit(&ev, pos, dst)
+}
+
+// recordTime is the time of the scanned Quarkus record (timestamp or
+// @timestamp), when it has one that parses.
+func (p *keycloakParser) recordTime() (time.Time, bool) {
+	v, sl := p.scan.vals, &p.slot
+	tsv := v[sl.timestamp]
+	if !tsv.present() {
+		tsv = v[sl.ecsTimestamp]
+	}
+	if tsv.kind != jsonString {
+		return time.Time{}, false
+	}
+	return parseISOTime(p.str(tsv), p.loc)
 }
 
 // isEventObject reports whether the scanned object is a Keycloak event or
@@ -667,7 +601,7 @@ func (p *keycloakParser) isEventObject() bool {
 }
 
 // jsonEvent reads the structured event captured by the scanner.
-func (p *keycloakParser) jsonEvent(pos Position, outer prefixTime) (kcEvent, error) {
+func (p *keycloakParser) jsonEvent(pos Position, outer wrapTime) (kcEvent, error) {
 	v, sl := p.scan.vals, &p.slot
 	ev := kcEvent{
 		typ:      p.str(v[sl.typ]),
@@ -706,6 +640,9 @@ func (p *keycloakParser) jsonEvent(pos Position, outer prefixTime) (kcEvent, err
 		}
 		ev.time, ev.hasTime = t, true
 	case jsonAbsent, jsonNull:
+		if t, ok := p.recordTime(); ok { // a listener's record of Quarkus JSON logging
+			ev.time, ev.hasTime = t, true
+		}
 		ev.fallback(outer)
 	default:
 		return ev, lineError(pos, p.name, "time", ReasonBadTime, "time is not a number")
@@ -720,7 +657,7 @@ func (p *keycloakParser) parseJSONArray(s []byte, pos Position, dst []Event) ([]
 		if !p.isEventObject() {
 			return d, SkipOtherLogger
 		}
-		ev, err := p.jsonEvent(pos, prefixTime{})
+		ev, err := p.jsonEvent(pos, wrapTime{})
 		if err != nil {
 			return d, err
 		}
@@ -761,10 +698,10 @@ func (p *keycloakParser) emit(ev *kcEvent, pos Position, dst []Event) ([]Event, 
 	case bytes.HasSuffix(typ, []byte("_ERROR")):
 		kind = KindDeny
 		if len(nonNull(ev.client)) == 0 && !isTokenType(typ[:len(typ)-len("_ERROR")]) {
-			return dst, nil // a failed login with no client to attribute it to
+			return dst, SkipNoClient // a failed login with no client to attribute it to
 		}
 	default:
-		return dst, nil // authentication and other events grant nothing
+		return dst, SkipOtherEvent // authentication and other events grant nothing
 	}
 	if ev.badTime {
 		return dst, lineError(pos, p.name, "time", ReasonBadTime, "unparsable timestamp in the line's header")

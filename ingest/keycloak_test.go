@@ -12,15 +12,15 @@ import (
 
 // newTestKeycloak returns a Keycloak parser whose clock, used only for
 // the year of RFC 3164 syslog timestamps, is fixed.
-func newTestKeycloak(t testing.TB, zone string) *keycloakParser {
+func newTestKeycloak(t testing.TB, zone string) *unwrapping {
 	t.Helper()
 	p, err := NewParser(rules.Source{Name: "keycloak", Format: "keycloak", TimeZone: zone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp := p.(*keycloakParser)
-	kp.now = func() time.Time { return time.Date(2021, 11, 1, 0, 0, 0, 0, time.UTC) }
-	return kp
+	u := p.(*unwrapping)
+	u.now = func() time.Time { return time.Date(2021, 11, 1, 0, 0, 0, 0, time.UTC) }
+	return u
 }
 
 func TestParseKeycloakGolden(t *testing.T) {
@@ -88,7 +88,8 @@ func TestParseKeycloakMalformed(t *testing.T) {
 }
 
 // TestParseKeycloakAppends checks that Parse appends to dst and leaves
-// what was there alone, also when a later element of an array fails.
+// what was there alone, also when a later element of an array fails: the
+// good element's event is kept and the bad one is named.
 func TestParseKeycloakAppends(t *testing.T) {
 	p := newTestKeycloak(t, "")
 	dst := []Event{{Type: "earlier"}}
@@ -99,8 +100,9 @@ func TestParseKeycloakAppends(t *testing.T) {
 	}
 	bad := `[{"time":1,"type":"CLIENT_LOGIN","realmId":"r","clientId":"a"},{"time":1,"type":"CLIENT_LOGIN","realmId":"r"}]`
 	got, err := p.Parse([]byte(bad), Position{Line: 2}, dst)
-	if err == nil || len(got) != 2 {
-		t.Errorf("Parse(bad) = %d events, %v; want 2 (unchanged) and an error", len(got), err)
+	pe, ok := err.(*ParseError)
+	if !ok || len(got) != 3 || got[0].Type != "earlier" || got[2].Client != "a" || pe.Record != 2 || pe.Records != 1 {
+		t.Errorf("Parse(bad) = %d events, %v; want 3 (the good element's added) and record 2 malformed", len(got), err)
 	}
 }
 

@@ -132,7 +132,7 @@ func TestParseOktaScopes(t *testing.T) {
 		{"", nil},
 		{" , ", nil},
 	}
-	p := newTestIdP(t, "okta").(*oktaParser)
+	p := newTestIdP(t, "okta").(*unwrapping).inner.(*oktaParser)
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got := p.scopeList([]byte(tt.in))

@@ -19,14 +19,26 @@ const (
 	ReasonNoType = "no_type"
 )
 
-// NewParser returns the parser for src.Format: "keycloak" (every shape of
-// Keycloak event log, told apart line by line) or "json" (one JSON object
-// per line, read through src.Fields). The parser keeps reusable buffers and
+// NewParser returns the parser for src.Format ("keycloak", "okta", "json",
+// "nginx", ...) behind the wrapper layer that src.Wrapper selects (see
+// wrap.go): a UTF-8 byte order mark, blank lines and the wrappers of
+// container runtimes, compose, syslog and the journal are dealt with there,
+// once for every format. The parser keeps reusable buffers and
 // bounded intern tables, so it must be used by one goroutine at a time;
 // create one per source. The strings of the events it returns are shared
 // between events, and so are their Requested and Granted slices (whose
 // len equals their cap, so appending copies): treat them as read-only.
 func NewParser(src rules.Source) (Parser, error) {
+	p, err := newFormatParser(src)
+	if err != nil {
+		return nil, err
+	}
+	return newUnwrapping(src, p)
+}
+
+// newFormatParser returns the parser of src's format alone, for lines
+// already out of their wrappers.
+func newFormatParser(src rules.Source) (Parser, error) {
 	switch src.Format {
 	case "keycloak":
 		p, err := newKeycloakParser(src)

@@ -81,6 +81,10 @@ type Source struct {
 	Glob   string `yaml:"glob"`   // rotated siblings to finish after a restart; default Path + ".*"
 	Format string `yaml:"format"` // one of Formats(): keycloak, okta, auth0, entra, json, nginx, envoy, ...
 	Poll   bool   `yaml:"poll"`   // poll for changes instead of inotify (network file systems)
+	// Wrapper says what deployments put around each line (docker, cri,
+	// compose, syslog, journald): auto (default) finds it line by line,
+	// none reads lines as the format alone; see the README's Formats.
+	Wrapper string `yaml:"wrapper"`
 	// RotateWait is how long a rotated file keeps being read after the live
 	// path has moved on, for writers that append until signalled; default 5s.
 	RotateWait Duration `yaml:"rotate_wait"`

@@ -1,0 +1,728 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// This file is the wrapper layer: the one home of everything that
+// deployments put around a log line before a format's parser sees it. A
+// container runtime, a compose front end, syslog or the journal each add a
+// header (and sometimes a time and a stream) in front of the line the
+// program wrote; the layer takes them off, for every format alike, and
+// hands the inner line on with the outermost time it found.
+//
+// The wrappers, as their public documentation describes them:
+//
+//   - docker: the json-file logging driver, one object per line,
+//     {"log":"<line>\n","stream":"stdout","time":"<RFC 3339 nano>"};
+//   - cri: the Kubernetes CRI log file of containerd and CRI-O,
+//     "<RFC 3339 nano> <stdout|stderr> <F|P> <line>", where P marks a piece
+//     of a line split by the runtime, joined up to the piece marked F;
+//   - compose: docker compose logs, "<service> | <line>" with the service
+//     padded and possibly coloured, "-t" adding an RFC 3339 time after the
+//     bar, and log viewers exporting a local time before the service;
+//   - syslog: RFC 3164 ("<PRI>Mmm dd hh:mm:ss host tag: msg", the <PRI>
+//     optional, as in /var/log files), RFC 5424 ("<PRI>1 TIMESTAMP HOST APP
+//     PROCID MSGID SD MSG") and rsyslog's RFC 3339 file format
+//     ("TIMESTAMP host tag: msg");
+//   - journald: journalctl's text outputs, short (as RFC 3164),
+//     short-precise (with microseconds), short-iso, short-iso-precise,
+//     short-full ("Thu 2024-03-14 09:00:01 CET host tag: msg") and
+//     short-unix ("1710403201.123456 host tag: msg"), and its json output,
+//     one object per line with MESSAGE and __REALTIME_TIMESTAMP.
+//
+// A source's `wrapper` setting is "auto" (the default: each line is looked
+// at, cheaply, for every wrapper, and up to maxWrapDepth are taken off, a
+// syslog line inside docker's json-file for example), one wrapper, which
+// every line must then carry outermost (layers inside it are still found),
+// or "none".
+//
+// Times: the outermost wrapper that carries a time gives the line's
+// wrapper time. A parser uses it when the line itself has no time, and to
+// date a time-only prefix (see timeOfDay.date). A time written without a
+// zone is read in the source's timezone (UTC by default); a journald
+// short-full zone abbreviation other than UTC or GMT is too, since
+// abbreviations are ambiguous.
+
+// Wrapper names, as written in a source's wrapper setting.
+const (
+	WrapAuto     = "auto"
+	WrapNone     = "none"
+	WrapDocker   = "docker"
+	WrapCRI      = "cri"
+	WrapCompose  = "compose"
+	WrapSyslog   = "syslog"
+	WrapJournald = "journald"
+)
+
+// Wrappers lists the values of a source's wrapper setting.
+func Wrappers() []string {
+	return []string{WrapAuto, WrapNone, WrapDocker, WrapCRI, WrapCompose, WrapSyslog, WrapJournald}
+}
+
+// ReasonBadWrapper marks a line without the wrapper its source's wrapper
+// setting names.
+const ReasonBadWrapper = "bad_wrapper"
+
+// maxWrapDepth bounds the wrappers taken off one line.
+const maxWrapDepth = 4
+
+// maxPartial bounds a line joined from CRI pieces; what is beyond it is
+// dropped and the line reported too_long.
+const maxPartial = 1 << 20
+
+// wrapTime is what the wrappers around a line said of its time.
+type wrapTime struct {
+	t   time.Time
+	ok  bool // t is set
+	bad bool // a wrapper had a time that did not parse, and none did
+}
+
+// merge keeps the outermost good time: o is the time of a wrapper inside
+// the ones already seen.
+func (w *wrapTime) merge(o wrapTime) {
+	if w.ok {
+		return
+	}
+	if o.ok {
+		*w = o
+	} else if o.bad {
+		w.bad = true
+	}
+}
+
+// wrappedParser is a parser for lines inside wrappers: a format's parser
+// that can use the time the wrappers gave. Parsers without it get the
+// inner line through Parse.
+type wrappedParser interface {
+	parseWrapped(line []byte, pos Position, wt wrapTime, dst []Event) ([]Event, error)
+}
+
+// unwrapping is the Parser every source gets: the wrapper layer in front of
+// its format's parser. It keeps the pieces of a CRI line being joined, so
+// like every parser it is for one goroutine.
+type unwrapping struct {
+	name    string
+	mode    string
+	inner   Parser
+	wrapped wrappedParser // inner, when it takes the wrapper time
+	loc     *time.Location
+	now     func() time.Time // for the year of RFC 3164 times
+	scan    jsonScanner      // docker and journald json objects
+	slot    wrapSlots
+	buf     []byte // unescaped inner lines of the current line
+	// partial holds the CRI pieces (P) of a line not yet ended, read from
+	// file partialFile; partialTime is the time of the first piece.
+	partial     []byte
+	partialFile store.FileID
+	partialTime wrapTime
+	partialLong bool
+}
+
+// wrapSlots are the capture slots of the wrapper objects' keys.
+type wrapSlots struct {
+	log, stream, time, message, realtime int
+}
+
+// newUnwrapping puts the wrapper layer of src in front of inner.
+func newUnwrapping(src rules.Source, inner Parser) (Parser, error) {
+	mode := src.Wrapper
+	if mode == "" {
+		mode = WrapAuto
+	}
+	known := false
+	for _, w := range Wrappers() {
+		known = known || w == mode
+	}
+	if !known {
+		return nil, fmt.Errorf("source %s: unknown wrapper %q (want one of %v)", src.Name, mode, Wrappers())
+	}
+	loc, err := loadZone(src)
+	if err != nil {
+		return nil, err
+	}
+	p := newJSONPaths()
+	s := wrapSlots{
+		log:      p.add("log"),
+		stream:   p.add("stream"),
+		time:     p.add("time"),
+		message:  p.add("MESSAGE"),
+		realtime: p.add("__REALTIME_TIMESTAMP"),
+	}
+	u := &unwrapping{name: src.Name, mode: mode, inner: inner, loc: loc, now: time.Now, scan: newJSONScanner(p), slot: s}
+	u.wrapped, _ = inner.(wrappedParser)
+	return u, nil
+}
+
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// Parse implements Parser.
+func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
+	u.buf = u.buf[:0]
+	s := trimSpace(bytes.TrimPrefix(line, utf8BOM))
+	if len(s) == 0 {
+		return dst, SkipBlank
+	}
+	var wt wrapTime
+	if u.mode != WrapNone {
+		var err error
+		var piece byte
+		s, wt, piece, err = u.unwrap(s, pos)
+		if err != nil {
+			return dst, err
+		}
+		if piece != 0 {
+			var skip bool
+			if s, wt, skip, err = u.join(s, wt, piece, pos); skip || err != nil {
+				if err != nil {
+					return dst, err
+				}
+				return dst, SkipPartial
+			}
+		} else if len(u.partial) > 0 && pos.File == u.partialFile {
+			u.partial = u.partial[:0] // pieces whose end never came
+		}
+		s = trimSpace(bytes.TrimPrefix(s, utf8BOM))
+		if len(s) == 0 {
+			return dst, SkipBlank
+		}
+	}
+	if u.wrapped != nil {
+		return u.wrapped.parseWrapped(s, pos, wt, dst)
+	}
+	return u.inner.Parse(s, pos, dst)
+}
+
+// join adds a CRI piece to the line being joined. It returns the whole line
+// at the piece that ends it (F), and skip for the pieces before.
+func (u *unwrapping) join(s []byte, wt wrapTime, piece byte, pos Position) (line []byte, t wrapTime, skip bool, err error) {
+	if len(u.partial) > 0 && pos.File != u.partialFile {
+		u.partial = u.partial[:0] // a piece of another file: that line never ended
+	}
+	if len(u.partial) == 0 {
+		u.partialFile, u.partialTime, u.partialLong = pos.File, wt, false
+	}
+	if len(u.partial)+len(s) > maxPartial {
+		s = s[:max(0, maxPartial-len(u.partial))]
+		u.partialLong = true
+	}
+	u.partial = append(u.partial, s...)
+	if piece == 'P' {
+		return nil, wt, true, nil
+	}
+	line, t = u.partial, u.partialTime
+	long := u.partialLong
+	u.partial = u.partial[:0]
+	if long {
+		return nil, t, false, lineError(pos, u.name, "", ReasonTooLong, fmt.Sprintf("line joined from CRI pieces is longer than %d bytes", maxPartial))
+	}
+	// The joined line lives in u.partial, which the next piece reuses only
+	// after this line is parsed.
+	return line, t, false, nil
+}
+
+// unwrap takes the wrappers off s. piece is 'P' or 'F' when the outermost
+// is CRI, and 0 otherwise.
+func (u *unwrapping) unwrap(s []byte, pos Position) (inner []byte, wt wrapTime, piece byte, err error) {
+	for depth := range maxWrapDepth {
+		mode := WrapAuto
+		if depth == 0 {
+			mode = u.mode
+		}
+		r, t, kind, p, ok := u.unwrapOne(s, mode)
+		if !ok {
+			if depth == 0 && mode != WrapAuto {
+				return nil, wt, 0, lineError(pos, u.name, "", ReasonBadWrapper,
+					fmt.Sprintf("line has no %s wrapper (the source's wrapper setting); set wrapper: auto to detect it", mode))
+			}
+			break
+		}
+		if kind == WrapCRI && depth == 0 {
+			piece = p
+		}
+		wt.merge(t)
+		s = trimSpace(r)
+		if len(s) == 0 {
+			break
+		}
+	}
+	return s, wt, piece, nil
+}
+
+// unwrapOne takes one wrapper off s: the one mode names, or any for auto.
+// ok is false when s has none.
+func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime, kind string, piece byte, ok bool) {
+	try := func(w string) bool { return mode == WrapAuto || mode == w }
+	c := s[0]
+	switch {
+	case c == '{':
+		if try(WrapDocker) || try(WrapJournald) {
+			if r, t, k, ok := u.jsonWrapper(s, mode); ok {
+				return r, t, k, 0, true
+			}
+		}
+		return nil, wt, "", 0, false
+	case c == '<':
+		if try(WrapSyslog) || try(WrapJournald) {
+			if r, t, ok := u.syslogPRI(s); ok {
+				return r, t, WrapSyslog, 0, true
+			}
+		}
+		return nil, wt, "", 0, false
+	case c >= '0' && c <= '9':
+		if try(WrapCRI) {
+			if r, t, p, ok := u.cri(s); ok {
+				return r, t, WrapCRI, p, true
+			}
+		}
+		if try(WrapSyslog) || try(WrapJournald) {
+			if r, t, ok := u.isoSyslog(s); ok {
+				return r, t, WrapSyslog, 0, true
+			}
+		}
+		if try(WrapJournald) {
+			if r, t, ok := u.unixSyslog(s); ok {
+				return r, t, WrapJournald, 0, true
+			}
+		}
+		if try(WrapCompose) {
+			if r, t, ok := u.composeAfterTime(s); ok {
+				return r, t, WrapCompose, 0, true
+			}
+		}
+		return nil, wt, "", 0, false
+	}
+	if try(WrapSyslog) || try(WrapJournald) {
+		if _, isMonth := monthAbbr(s); isMonth {
+			if r, t, ok := u.rfc3164(s); ok {
+				return r, t, WrapSyslog, 0, true
+			}
+		}
+		if r, t, ok := u.shortFull(s); ok {
+			return r, t, WrapJournald, 0, true
+		}
+	}
+	if try(WrapCompose) {
+		if r, t, ok := u.compose(s); ok {
+			return r, t, WrapCompose, 0, true
+		}
+	}
+	return nil, wt, "", 0, false
+}
+
+// jsonWrapper reads docker's json-file object or journalctl's json output.
+func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTime, kind string, ok bool) {
+	key := firstJSONKey(s)
+	docker := string(key) == "log" && (mode == WrapAuto || mode == WrapDocker)
+	journal := (string(key) == "__CURSOR" || string(key) == "__REALTIME_TIMESTAMP" || string(key) == "MESSAGE") &&
+		(mode == WrapAuto || mode == WrapJournald)
+	if !docker && !journal {
+		return nil, wt, "", false
+	}
+	if k, err := u.scan.scan(s); err != nil || k != jsonObject {
+		return nil, wt, "", false
+	}
+	v, sl := u.scan.vals, &u.slot
+	if docker {
+		if v[sl.log].kind != jsonString || (!v[sl.stream].present() && v[sl.time].kind != jsonString) {
+			return nil, wt, "", false
+		}
+		rest = u.str(v[sl.log])
+		if tv := v[sl.time]; tv.kind == jsonString {
+			wt.t, wt.ok = parseISOTime(u.str(tv), u.loc)
+			wt.bad = !wt.ok
+		}
+		return rest, wt, WrapDocker, true
+	}
+	if v[sl.message].kind != jsonString {
+		return nil, wt, "", false // an array of bytes: a binary message
+	}
+	rest = u.str(v[sl.message])
+	if rt := v[sl.realtime]; rt.present() {
+		raw := rt.raw
+		if rt.kind == jsonString {
+			raw = u.str(rt)
+		}
+		wt.t, wt.ok = parseEpoch(raw, int64(time.Microsecond))
+		wt.bad = !wt.ok
+	}
+	return rest, wt, WrapJournald, true
+}
+
+// firstJSONKey returns the first key of the object s starts, unescaped
+// only when it has no escapes (a key with escapes is no wrapper's).
+func firstJSONKey(s []byte) []byte {
+	i := 1
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	if i >= len(s) || s[i] != '"' {
+		return nil
+	}
+	j := bytes.IndexByte(s[i+1:], '"')
+	if j < 0 {
+		return nil
+	}
+	return s[i+1 : i+1+j]
+}
+
+// str returns the text of a captured JSON string, unescaped into u.buf.
+func (u *unwrapping) str(v jsonValue) []byte {
+	if !v.esc {
+		return v.raw
+	}
+	start := len(u.buf)
+	u.buf = appendJSONUnescaped(u.buf, v.raw)
+	return u.buf[start:len(u.buf):len(u.buf)]
+}
+
+// cri reads "<RFC 3339 nano> <stdout|stderr> <F|P> <line>".
+func (u *unwrapping) cri(s []byte) (rest []byte, wt wrapTime, piece byte, ok bool) {
+	if len(s) < 20 || s[4] != '-' || s[10] != 'T' {
+		return nil, wt, 0, false
+	}
+	sp := bytes.IndexByte(s, ' ')
+	if sp < 0 {
+		return nil, wt, 0, false
+	}
+	r := s[sp+1:]
+	if !bytes.HasPrefix(r, []byte("stdout ")) && !bytes.HasPrefix(r, []byte("stderr ")) {
+		return nil, wt, 0, false
+	}
+	r = r[7:]
+	if len(r) < 1 || (r[0] != 'F' && r[0] != 'P') || (len(r) > 1 && r[1] != ' ') {
+		return nil, wt, 0, false
+	}
+	piece = r[0]
+	if len(r) > 1 {
+		r = r[2:]
+	} else {
+		r = nil
+	}
+	wt.t, wt.ok = parseISOTime(s[:sp], u.loc)
+	wt.bad = !wt.ok
+	return r, wt, piece, true
+}
+
+// syslogPRI reads a line that starts with a syslog priority: RFC 5424, or
+// RFC 3164 as sent over the wire.
+func (u *unwrapping) syslogPRI(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	i := 1
+	for i < len(s) && i < 5 && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 1 || i >= len(s) || s[i] != '>' {
+		return nil, wt, false
+	}
+	i++
+	if i+1 < len(s) && s[i] == '1' && s[i+1] == ' ' {
+		return u.rfc5424(s[i+2:])
+	}
+	return u.rfc3164(s[i:])
+}
+
+func (u *unwrapping) rfc5424(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	ts, r := nextField(s)
+	_, r = nextField(r) // host
+	_, r = nextField(r) // app
+	_, r = nextField(r) // procid
+	_, r = nextField(r) // msgid
+	// structured data: "-" or one or more [id k="v" ...] elements
+	switch {
+	case len(r) > 0 && r[0] == '-':
+		r = r[1:]
+	case len(r) > 0 && r[0] == '[':
+		i := 0
+		for i < len(r) && r[i] == '[' {
+			inQuote := false
+			for i++; i < len(r); i++ {
+				c := r[i]
+				if c == '\\' && inQuote {
+					i++
+					continue
+				}
+				if c == '"' {
+					inQuote = !inQuote
+				} else if c == ']' && !inQuote {
+					i++
+					break
+				}
+			}
+		}
+		r = r[i:]
+	default:
+		return nil, wt, false
+	}
+	r = bytes.TrimPrefix(trimLeftSpace(r), utf8BOM)
+	if len(ts) == 1 && ts[0] == '-' {
+		return r, wt, true
+	}
+	wt.t, wt.ok = parseISOTime(ts, u.loc)
+	wt.bad = !wt.ok
+	return r, wt, true
+}
+
+// rfc3164 reads "Mmm dd hh:mm:ss[.ffffff] host tag: msg"; the fraction is
+// journald's short-precise.
+func (u *unwrapping) rfc3164(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	if len(s) < 16 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' {
+		return nil, wt, false
+	}
+	end, ns := 15, 0
+	if s[15] == '.' {
+		f, n := parseFraction(s[16:])
+		if n == 0 {
+			return nil, wt, false
+		}
+		ns, end = f, 16+n
+	}
+	if end >= len(s) || s[end] != ' ' {
+		return nil, wt, false
+	}
+	r, ok := hostTag(s[end+1:])
+	if !ok {
+		return nil, wt, false
+	}
+	wt.t, wt.ok = parseSyslogTime(s[:15], u.loc, u.now())
+	wt.bad = !wt.ok
+	if wt.ok {
+		wt.t = wt.t.Add(time.Duration(ns))
+	}
+	return r, wt, true
+}
+
+// isoSyslog reads rsyslog's RFC 3339 file format and journald's short-iso
+// outputs: "TIMESTAMP host tag: msg".
+func (u *unwrapping) isoSyslog(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	if len(s) < 20 || s[4] != '-' || s[10] != 'T' {
+		return nil, wt, false
+	}
+	ts, r := nextField(s)
+	r, ok = hostTag(r)
+	if !ok {
+		return nil, wt, false
+	}
+	wt.t, wt.ok = parseISOTime(ts, u.loc)
+	wt.bad = !wt.ok
+	return r, wt, true
+}
+
+// unixSyslog reads journald's short-unix: "1710403201.123456 host tag: msg".
+func (u *unwrapping) unixSyslog(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	ts, r := nextField(s)
+	if len(ts) < 10 || bytes.IndexByte(ts, '.') < 0 {
+		return nil, wt, false
+	}
+	t, good := parseEpoch(ts, int64(time.Second))
+	if !good {
+		return nil, wt, false
+	}
+	r, ok = hostTag(r)
+	if !ok {
+		return nil, wt, false
+	}
+	return r, wrapTime{t: t, ok: true}, true
+}
+
+// shortFull reads journald's short-full: "Thu 2024-03-14 09:00:01 CET host
+// tag: msg".
+func (u *unwrapping) shortFull(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	if len(s) < 28 || s[3] != ' ' || s[8] != '-' || s[14] != ' ' || !isWeekday(s[:3]) {
+		return nil, wt, false
+	}
+	date, r := nextField(s[4:])
+	clock, r := nextField(r)
+	zone, r := nextField(r)
+	r, ok = hostTag(r)
+	if !ok || len(date) != 10 || len(clock) < 8 {
+		return nil, wt, false
+	}
+	var ts [48]byte
+	b := append(append(append(ts[:0], date...), ' '), clock...)
+	loc := u.loc
+	if string(zone) == "UTC" || string(zone) == "GMT" {
+		loc = time.UTC
+	} else if _, n, zok := parseZone(zone); zok && n == len(zone) {
+		b = append(b, zone...)
+	}
+	wt.t, wt.ok = parseISOTime(b, loc)
+	wt.bad = !wt.ok
+	return r, wt, true
+}
+
+func isWeekday(b []byte) bool {
+	switch string(b) {
+	case "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun":
+		return true
+	}
+	return false
+}
+
+// hostTag takes "host tag: " off s; the tag (an app name, with a [pid] or
+// not) must end in a colon.
+func hostTag(s []byte) (rest []byte, ok bool) {
+	host, r := nextField(s)
+	if len(host) == 0 {
+		return nil, false
+	}
+	if len(r) > 0 && r[0] == ':' { // "host: msg", a tag-less line
+		return nil, false
+	}
+	tag, r := nextField(r)
+	if len(tag) < 2 || tag[len(tag)-1] != ':' || !isTagStart(tag[0]) {
+		return nil, false
+	}
+	return r, true
+}
+
+func isTagStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '/'
+}
+
+// compose reads docker compose's "<service> | [<RFC 3339 time> ]<line>",
+// the service name padded and possibly coloured.
+func (u *unwrapping) compose(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	r, ok := stripCompose(s)
+	if !ok {
+		return nil, wt, false
+	}
+	// docker compose logs -t: the time the runtime received the line.
+	if len(r) > 20 && r[4] == '-' && r[10] == 'T' {
+		ts, after := nextField(r)
+		if t, good := parseISOTime(ts, u.loc); good {
+			return after, wrapTime{t: t, ok: true}, true
+		}
+	}
+	return r, wt, true
+}
+
+// composeAfterTime reads a compose line behind a time, as log viewers
+// export it: "2024-03-14 10:00:01.234  keycloak-1  | <line>", the time
+// written in the viewer's zone (read in the source's timezone) or with its
+// own zone.
+func (u *unwrapping) composeAfterTime(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	if len(s) < 20 || s[4] != '-' || s[7] != '-' {
+		return nil, wt, false
+	}
+	var ts []byte
+	switch s[10] {
+	case 'T':
+		ts, rest = nextField(s)
+	case ' ':
+		date, r := nextField(s)
+		clock, r2 := nextField(r)
+		ts, rest = s[:len(date)+1+len(clock)], r2
+	default:
+		return nil, wt, false
+	}
+	r, t, ok := u.compose(rest)
+	if !ok {
+		return nil, wt, false
+	}
+	wt.t, wt.ok = parseISOTime(ts, u.loc)
+	wt.bad = !wt.ok
+	wt.merge(t)
+	return r, wt, true
+}
+
+// stripCompose removes a docker compose prefix "name  | ", with or without
+// ANSI colours around the name and bar.
+func stripCompose(s []byte) ([]byte, bool) {
+	s = skipANSI(s)
+	i := 0
+	for i < len(s) && isNameChar(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && s[j] == ' ' {
+		j++
+	}
+	if i == 0 || j == i {
+		return nil, false
+	}
+	r := skipANSI(s[j:])
+	if len(r) == 0 || r[0] != '|' {
+		return nil, false
+	}
+	r = skipANSI(r[1:])
+	if len(r) > 0 && r[0] == ' ' {
+		r = r[1:]
+	}
+	return skipANSI(r), true
+}
+
+// skipANSI skips ANSI CSI colour sequences at the start of s.
+func skipANSI(s []byte) []byte {
+	for len(s) > 1 && s[0] == 0x1b && s[1] == '[' {
+		i := 2
+		for i < len(s) && (s[i] < 0x40 || s[i] > 0x7e) {
+			i++
+		}
+		if i >= len(s) {
+			return s
+		}
+		s = s[i+1:]
+	}
+	return s
+}
+
+func isNameChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
+// timeOfDay is a wall-clock time without a date.
+type timeOfDay struct{ h, m, s, ns int }
+
+// parseTimeOfDay reads a time-only prefix, hh:mm:ss with an optional
+// fraction after ',' or '.' (WildFly's default %d{HH:mm:ss,SSS}). The whole
+// of b must be consumed.
+func parseTimeOfDay(b []byte) (timeOfDay, bool) {
+	if len(b) < 8 || b[2] != ':' || b[5] != ':' {
+		return timeOfDay{}, false
+	}
+	h, ok1 := atoiN(b, 2)
+	m, ok2 := atoiN(b[3:], 2)
+	s, ok3 := atoiN(b[6:], 2)
+	if !(ok1 && ok2 && ok3) || h > 23 || m > 59 || s > 59 {
+		return timeOfDay{}, false
+	}
+	ns := 0
+	if len(b) > 8 {
+		if b[8] != ',' && b[8] != '.' {
+			return timeOfDay{}, false
+		}
+		f, n := parseFraction(b[9:])
+		if n == 0 || 9+n != len(b) {
+			return timeOfDay{}, false
+		}
+		ns = f
+	}
+	return timeOfDay{h, m, s, ns}, true
+}
+
+// date dates a time of day written in loc by the wrapper time w: of the
+// day before w's date (in loc), that date and the day after, the one that
+// puts the time closest to w. A line is written just before its wrapper
+// stamps it, so this is right across midnight in either direction as long
+// as the two clocks are within twelve hours of each other.
+func (c timeOfDay) date(w time.Time, loc *time.Location) time.Time {
+	y, m, d := w.In(loc).Date()
+	var best time.Time
+	var bestDiff time.Duration
+	for i, dd := range [3]int{0, -1, 1} {
+		t := time.Date(y, m, d+dd, c.h, c.m, c.s, c.ns, loc)
+		diff := t.Sub(w)
+		if diff < 0 {
+			diff = -diff
+		}
+		if i == 0 || diff < bestDiff {
+			best, bestDiff = t, diff
+		}
+	}
+	return best
+}
