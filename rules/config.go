@@ -88,6 +88,12 @@ type Source struct {
 	// RotateWait is how long a rotated file keeps being read after the live
 	// path has moved on, for writers that append until signalled; default 5s.
 	RotateWait Duration `yaml:"rotate_wait"`
+	// MaxLineBytes is the longest line read, in bytes before its newline
+	// (a carriage return included); default 1 MiB. A longer line is
+	// counted malformed (reason too_long) at its offset, and reading goes
+	// on at the next line. It applies to the live tail, rotated files,
+	// scan and validate --sample alike.
+	MaxLineBytes int `yaml:"max_line_bytes"`
 
 	// Fields maps event fields to JSON paths (format json); see JSONFields.
 	Fields JSONFields `yaml:"fields"`

@@ -46,6 +46,14 @@ const (
 	DefaultGeoCheckEvery  = Duration(time.Minute)
 )
 
+// DefaultMaxLineBytes is a source's max_line_bytes when the file leaves
+// it out, and MaxMaxLineBytes the largest it may be: a source holds
+// buffers of one to two times it for each file it reads.
+const (
+	DefaultMaxLineBytes = 1 << 20
+	MaxMaxLineBytes     = 16 << 20
+)
+
 // DefaultBroadPatterns are the broad_request patterns used when the
 // configuration names none.
 func DefaultBroadPatterns() []string {
@@ -308,6 +316,13 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 
 	if _, set := lines[at+".rotate_wait"]; !set {
 		s.RotateWait = DefaultRotateWait
+	}
+	if _, set := lines[at+".max_line_bytes"]; !set {
+		s.MaxLineBytes = DefaultMaxLineBytes
+	} else if s.MaxLineBytes <= 0 || s.MaxLineBytes > MaxMaxLineBytes {
+		line, fp := f("max_line_bytes")
+		p.add(line, fp, "must be from 1 to %d (16 MiB) bytes, got %d; leave it out for the default %d (1 MiB)",
+			MaxMaxLineBytes, s.MaxLineBytes, DefaultMaxLineBytes)
 	}
 
 	if s.Format == "json" {
