@@ -418,6 +418,7 @@ type sourceState struct {
 	name      string
 	parser    ingest.Parser
 	lines     uint64
+	held      uint64 // pieces of a line not yet ended, counted with their end
 	malformed uint64
 	ignored   uint64
 	// last holds the position of the newest line of each file read in this
@@ -482,18 +483,29 @@ func (e *Engine) newSourceState(name string) *sourceState {
 // handle parses one line and folds its events into b. It never fails:
 // a malformed line is counted and skipped.
 func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *Accountant, det *Detection) []ingest.Event {
-	st.lines++
-	st.mark(ln.Pos)
 	if ln.Pos.AfterLoss && det != nil {
 		det.Coverage.Break(st.name) // the lost lines are a gap in what was observed
 	}
 	if st.parser == nil {
+		st.lines++
+		st.mark(ln.Pos)
 		st.malformed++
 		st.m.malformed.WithLabelValues(st.name, "no_parser").Inc()
 		return events
 	}
 	events, err := st.parser.Parse(ln.Text, ln.Pos, events)
 	skip, pe := ingest.Outcome(err)
+	if skip == ingest.SkipPartial {
+		// A piece of a line the container runtime split. Its position is
+		// saved only with the piece that ends the line, so a restart in
+		// between reads the whole line again, and it is counted then.
+		st.held++
+		st.m.ignore(skip)
+		return events[:0]
+	}
+	st.lines += 1 + st.held
+	st.held = 0
+	st.mark(ln.Pos)
 	if pe != nil {
 		n := pe.Count()
 		st.malformed += uint64(n)

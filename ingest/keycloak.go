@@ -324,6 +324,12 @@ func isLevel(b []byte) bool {
 // parseKV reads the key=value pairs of a jboss-logging event message into
 // ev. On a syntax error it returns the field it was reading and a message.
 func (p *keycloakParser) parseKV(msg []byte, ev *kcEvent) (field, errMsg string) {
+	msg = bytes.TrimRight(msg, ", ") // a trailing separator, as some listeners write
+	if bytes.Contains(msg, []byte(`=\"`)) && !bytes.Contains(msg, []byte(`="`)) {
+		// Every quote escaped, as a shipper that escapes the message
+		// writes it: read it as the quoted style.
+		msg = p.unescapeQuotes(msg)
+	}
 	i := 0
 	for i < len(msg) {
 		ks := i
@@ -455,6 +461,18 @@ func (p *keycloakParser) assign(ev *kcEvent, key, val []byte) {
 	case "resourcePath":
 		ev.resPath = val
 	}
+}
+
+// unescapeQuotes turns the \" of msg into ", into p.buf.
+func (p *keycloakParser) unescapeQuotes(msg []byte) []byte {
+	start := len(p.buf)
+	for i := 0; i < len(msg); i++ {
+		if msg[i] == '\\' && i+1 < len(msg) && (msg[i+1] == '"' || msg[i+1] == '\\') {
+			i++
+		}
+		p.buf = append(p.buf, msg[i])
+	}
+	return p.buf[start:len(p.buf):len(p.buf)]
 }
 
 // unescapeKV undoes the backslash escaping of the quoted style (\" \' \\

@@ -164,28 +164,38 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // Parse implements Parser.
 func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
 	u.buf = u.buf[:0]
-	s := trimSpace(bytes.TrimPrefix(line, utf8BOM))
-	if len(s) == 0 {
+	s := bytes.TrimPrefix(line, utf8BOM)
+	if len(trimSpace(s)) == 0 {
 		return dst, SkipBlank
 	}
+	s = bytes.TrimRight(s, "\r\n") // a CRI piece keeps its trailing spaces
 	var wt wrapTime
 	if u.mode != WrapNone {
-		var err error
-		var piece byte
-		s, wt, piece, err = u.unwrap(s, pos)
-		if err != nil {
-			return dst, err
-		}
-		if piece != 0 {
-			var skip bool
-			if s, wt, skip, err = u.join(s, wt, piece, pos); skip || err != nil {
-				if err != nil {
+		first, isCRI := u.mode, false
+		// CRI first: its pieces are joined raw, before any other wrapper
+		// inside them can be seen.
+		if first == WrapAuto || first == WrapCRI {
+			if r, t, piece, ok := u.cri(s); ok {
+				isCRI = true
+				var skip bool
+				var err error
+				if s, wt, skip, err = u.join(r, t, piece, pos); err != nil {
 					return dst, err
+				} else if skip {
+					return dst, SkipPartial
 				}
-				return dst, SkipPartial
+				first = WrapAuto
+			} else if first == WrapCRI {
+				return dst, lineError(pos, u.name, "", ReasonBadWrapper,
+					"line has no cri wrapper (the source's wrapper setting); set wrapper: auto to detect it")
 			}
-		} else if len(u.partial) > 0 && pos.File == u.partialFile {
+		}
+		if !isCRI && len(u.partial) > 0 && pos.File == u.partialFile {
 			u.partial = u.partial[:0] // pieces whose end never came
+		}
+		var err error
+		if s, wt, err = u.unwrap(trimSpace(s), first, wt, pos); err != nil {
+			return dst, err
 		}
 		s = trimSpace(bytes.TrimPrefix(s, utf8BOM))
 		if len(s) == 0 {
@@ -226,121 +236,114 @@ func (u *unwrapping) join(s []byte, wt wrapTime, piece byte, pos Position) (line
 	return line, t, false, nil
 }
 
-// unwrap takes the wrappers off s. piece is 'P' or 'F' when the outermost
-// is CRI, and 0 otherwise.
-func (u *unwrapping) unwrap(s []byte, pos Position) (inner []byte, wt wrapTime, piece byte, err error) {
+// unwrap takes the wrappers off s: the outermost must be first's, unless
+// first is auto; wt holds what was already taken off.
+func (u *unwrapping) unwrap(s []byte, first string, wt wrapTime, pos Position) ([]byte, wrapTime, error) {
 	for depth := range maxWrapDepth {
+		if len(s) == 0 {
+			break
+		}
 		mode := WrapAuto
 		if depth == 0 {
-			mode = u.mode
+			mode = first
 		}
-		r, t, kind, p, ok := u.unwrapOne(s, mode)
+		r, t, ok := u.unwrapOne(s, mode)
 		if !ok {
 			if depth == 0 && mode != WrapAuto {
-				return nil, wt, 0, lineError(pos, u.name, "", ReasonBadWrapper,
+				return nil, wt, lineError(pos, u.name, "", ReasonBadWrapper,
 					fmt.Sprintf("line has no %s wrapper (the source's wrapper setting); set wrapper: auto to detect it", mode))
 			}
 			break
 		}
-		if kind == WrapCRI && depth == 0 {
-			piece = p
-		}
 		wt.merge(t)
 		s = trimSpace(r)
-		if len(s) == 0 {
-			break
-		}
 	}
-	return s, wt, piece, nil
+	return s, wt, nil
 }
 
 // unwrapOne takes one wrapper off s: the one mode names, or any for auto.
-// ok is false when s has none.
-func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime, kind string, piece byte, ok bool) {
+// ok is false when s has none. CRI found inside another wrapper is taken
+// off whole: pieces are joined only at the outside, where the runtime
+// writes them.
+func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime, ok bool) {
 	try := func(w string) bool { return mode == WrapAuto || mode == w }
 	c := s[0]
 	switch {
 	case c == '{':
 		if try(WrapDocker) || try(WrapJournald) {
-			if r, t, k, ok := u.jsonWrapper(s, mode); ok {
-				return r, t, k, 0, true
+			if r, t, ok := u.jsonWrapper(s, mode); ok {
+				return r, t, true
 			}
 		}
-		return nil, wt, "", 0, false
+		return nil, wt, false
 	case c == '<':
 		if try(WrapSyslog) || try(WrapJournald) {
-			if r, t, ok := u.syslogPRI(s); ok {
-				return r, t, WrapSyslog, 0, true
-			}
+			return u.syslogPRI(s)
 		}
-		return nil, wt, "", 0, false
+		return nil, wt, false
 	case c >= '0' && c <= '9':
 		if try(WrapCRI) {
-			if r, t, p, ok := u.cri(s); ok {
-				return r, t, WrapCRI, p, true
+			if r, t, _, ok := u.cri(s); ok {
+				return r, t, true
 			}
 		}
 		if try(WrapSyslog) || try(WrapJournald) {
 			if r, t, ok := u.isoSyslog(s); ok {
-				return r, t, WrapSyslog, 0, true
+				return r, t, true
 			}
 		}
 		if try(WrapJournald) {
 			if r, t, ok := u.unixSyslog(s); ok {
-				return r, t, WrapJournald, 0, true
+				return r, t, true
 			}
 		}
 		if try(WrapCompose) {
-			if r, t, ok := u.composeAfterTime(s); ok {
-				return r, t, WrapCompose, 0, true
-			}
+			return u.composeAfterTime(s)
 		}
-		return nil, wt, "", 0, false
+		return nil, wt, false
 	}
 	if try(WrapSyslog) || try(WrapJournald) {
 		if _, isMonth := monthAbbr(s); isMonth {
 			if r, t, ok := u.rfc3164(s); ok {
-				return r, t, WrapSyslog, 0, true
+				return r, t, true
 			}
 		}
 		if r, t, ok := u.shortFull(s); ok {
-			return r, t, WrapJournald, 0, true
+			return r, t, true
 		}
 	}
 	if try(WrapCompose) {
-		if r, t, ok := u.compose(s); ok {
-			return r, t, WrapCompose, 0, true
-		}
+		return u.compose(s)
 	}
-	return nil, wt, "", 0, false
+	return nil, wt, false
 }
 
 // jsonWrapper reads docker's json-file object or journalctl's json output.
-func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTime, kind string, ok bool) {
+func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTime, ok bool) {
 	key := firstJSONKey(s)
 	docker := string(key) == "log" && (mode == WrapAuto || mode == WrapDocker)
 	journal := (string(key) == "__CURSOR" || string(key) == "__REALTIME_TIMESTAMP" || string(key) == "MESSAGE") &&
 		(mode == WrapAuto || mode == WrapJournald)
 	if !docker && !journal {
-		return nil, wt, "", false
+		return nil, wt, false
 	}
 	if k, err := u.scan.scan(s); err != nil || k != jsonObject {
-		return nil, wt, "", false
+		return nil, wt, false
 	}
 	v, sl := u.scan.vals, &u.slot
 	if docker {
 		if v[sl.log].kind != jsonString || (!v[sl.stream].present() && v[sl.time].kind != jsonString) {
-			return nil, wt, "", false
+			return nil, wt, false
 		}
 		rest = u.str(v[sl.log])
 		if tv := v[sl.time]; tv.kind == jsonString {
 			wt.t, wt.ok = parseISOTime(u.str(tv), u.loc)
 			wt.bad = !wt.ok
 		}
-		return rest, wt, WrapDocker, true
+		return rest, wt, true
 	}
 	if v[sl.message].kind != jsonString {
-		return nil, wt, "", false // an array of bytes: a binary message
+		return nil, wt, false // an array of bytes: a binary message
 	}
 	rest = u.str(v[sl.message])
 	if rt := v[sl.realtime]; rt.present() {
@@ -351,7 +354,7 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 		wt.t, wt.ok = parseEpoch(raw, int64(time.Microsecond))
 		wt.bad = !wt.ok
 	}
-	return rest, wt, WrapJournald, true
+	return rest, wt, true
 }
 
 // firstJSONKey returns the first key of the object s starts, unescaped
