@@ -152,13 +152,9 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 	if !ok {
 		return dst, lineError(pos, p.name, "actor.type", ReasonBadField, "actor.type is not a string")
 	}
-	clientField, clientSlot := "client.id", sl.clientID
-	if string(actorType) == "PublicClientApp" {
-		clientField, clientSlot = "actor.id", sl.actorID
-	}
-	client, ok := idpText(&p.buf, v[clientSlot])
-	if !ok {
-		return dst, lineError(pos, p.name, clientField, ReasonBadField, clientField+" is not a string")
+	client, clientField, err := p.client(pos, isOktaAppActor(actorType))
+	if err != nil {
+		return dst, err
 	}
 	if kind == KindGrant && len(client) == 0 {
 		return dst, lineError(pos, p.name, clientField, ReasonNoClient, "grant without a client")
@@ -168,14 +164,17 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 	if e.Subject, err = p.subject(pos); err != nil {
 		return dst, err
 	}
-	if e.IP, err = p.ip(pos); err != nil {
-		return dst, err
+	var readable bool
+	if e.IP, readable = p.ip(); !readable {
+		e.Dropped |= FieldIP
 	}
+	// The country is optional: a value that is no string or names no
+	// country Okta's geography uses is left out and counted.
 	country, ok := idpText(&p.buf, v[sl.country])
-	if !ok {
-		return dst, lineError(pos, p.name, "client.geographicalContext.country", ReasonBadField, "country is not a string")
+	if e.Country, readable = countryLookup(country); !ok || !readable {
+		e.Country = ""
+		e.Dropped |= FieldCountry
 	}
-	e.Country = countryCode(country, &p.strs)
 
 	req, ok := idpText(&p.buf, v[sl.requested])
 	if !ok {
@@ -258,47 +257,103 @@ func (p *oktaParser) subject(pos Position) (string, error) {
 	return p.strs.bytes(user), nil
 }
 
-// ip returns client.ipAddress, else the first address of request.ipChain.
-func (p *oktaParser) ip(pos Position) (a netip.Addr, err error) {
+// ip returns client.ipAddress, else the first address of
+// request.ipChain (the client's, then the proxies'). Both are optional:
+// readable is false when one of them was given but could not be read (not
+// a string or an array of objects, an unparsable or unspecified address)
+// and no address was found, so the event keeps no IP and counts it as
+// dropped.
+func (p *oktaParser) ip() (a netip.Addr, readable bool) {
 	v, sl := p.scan.vals, &p.slot
+	readable = true
 	b, ok := idpText(&p.buf, v[sl.clientIP])
 	if !ok {
-		return a, lineError(pos, p.name, "client.ipAddress", ReasonBadField, "client.ipAddress is not a string")
-	}
-	if len(b) > 0 {
-		if a, ok = parseIP(b); !ok {
-			return a, lineError(pos, p.name, "client.ipAddress", ReasonBadField, "unparsable IP address")
+		readable = false
+	} else if len(b) > 0 {
+		if a, ok = parseClientIP(b); ok {
+			return a, true
 		}
-		return a, nil
+		readable = false
 	}
 	switch cv := v[sl.ipChain]; cv.kind {
 	case jsonAbsent, jsonNull:
-		return a, nil
 	case jsonArray:
-		bad := false
 		arrayElems(cv.raw, func(el jsonValue) bool {
 			if el.kind != jsonObject {
+				readable = false
 				return true
 			}
 			if _, err := p.sub.scan(el.raw); err != nil {
-				bad = true
-				return false
+				readable = false
+				return true
 			}
 			ipb, ok := idpText(&p.buf, p.sub.vals[p.sslot.ip])
-			if !ok || len(ipb) == 0 {
-				bad = !ok
-				return ok
+			if !ok {
+				readable = false
+				return true
 			}
-			a, ok = parseIP(ipb)
-			bad = !ok
-			return false
+			if len(ipb) == 0 {
+				return true
+			}
+			if a, ok = parseClientIP(ipb); ok {
+				return false
+			}
+			readable = false
+			return true
 		})
-		if bad {
-			return netip.Addr{}, lineError(pos, p.name, "request.ipChain", ReasonBadField, "unparsable IP address")
-		}
-		return a, nil
+	default:
+		readable = false
 	}
-	return a, lineError(pos, p.name, "request.ipChain", ReasonBadField, "request.ipChain is not an array")
+	if a.IsValid() {
+		return a, true
+	}
+	return netip.Addr{}, readable
+}
+
+// parseClientIP parses the address of a client as an identity provider
+// logs it. The unspecified addresses (0.0.0.0, ::), which some write for
+// an unknown client, are placeholders, not addresses.
+func parseClientIP(b []byte) (netip.Addr, bool) {
+	a, ok := parseIP(b)
+	if !ok || a.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// isOktaAppActor reports whether an actor.type is an app, whose actor.id
+// is the OAuth client's id: PublicClientApp (an OIDC app acting for
+// itself or a user), PublicClientAppEntity (a service app, as in the
+// client-credentials flow) and AppInstance (an app integration; an OIDC
+// app's instance id is its client id).
+func isOktaAppActor(t []byte) bool {
+	switch string(t) {
+	case "PublicClientApp", "PublicClientAppEntity", "AppInstance":
+		return true
+	}
+	return false
+}
+
+// client returns the OAuth client of the event and the field it came
+// from: actor.id when the actor is an app, else (or when an app actor
+// has no id) client.id, which Okta documents as the id of the OAuth client
+// making the request.
+func (p *oktaParser) client(pos Position, app bool) (client []byte, field string, err error) {
+	v, sl := p.scan.vals, &p.slot
+	if app {
+		id, ok := idpText(&p.buf, v[sl.actorID])
+		if !ok {
+			return nil, "actor.id", lineError(pos, p.name, "actor.id", ReasonBadField, "actor.id is not a string")
+		}
+		if len(id) > 0 {
+			return id, "actor.id", nil
+		}
+	}
+	id, ok := idpText(&p.buf, v[sl.clientID])
+	if !ok {
+		return nil, "client.id", lineError(pos, p.name, "client.id", ReasonBadField, "client.id is not a string")
+	}
+	return id, "client.id", nil
 }
 
 // scopeList splits Okta's comma+space separated scope list

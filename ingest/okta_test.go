@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -106,14 +108,13 @@ func TestParseOktaMalformed(t *testing.T) {
 		{"outcome not a string", `{"eventType":"app.oauth2.token.grant","outcome":{"result":1},` + at + `}`, ReasonBadField, "outcome.result"},
 		{"no client", `{` + grant + `,` + at + `,"actor":{"id":"00u1","type":"User"}}`, ReasonNoClient, "client.id"},
 		{"client id not a string", `{` + grant + `,` + at + `,"actor":{"id":7,"type":"PublicClientApp"}}`, ReasonBadField, "actor.id"},
+		{"service app id not a string", `{` + grant + `,` + at + `,"actor":{"id":["0oa1"],"type":"PublicClientAppEntity"}}`, ReasonBadField, "actor.id"},
+		{"service app without an id", `{` + grant + `,` + at + `,"actor":{"id":"","type":"PublicClientAppEntity"},"client":{"id":null}}`, ReasonNoClient, "client.id"},
+		{"client.id not a string", `{` + grant + `,` + at + `,"actor":{"id":"00u1","type":"User"},"client":{"id":{}}}`, ReasonBadField, "client.id"},
 		{"scopes not a string", `{` + grant + `,` + at + `,` + actor + `,"debugContext":{"debugData":{"requestedScopes":["openid"]}}}`, ReasonBadField, "debugContext.debugData.requestedScopes"},
 		{"granted not a string", `{` + grant + `,` + at + `,` + actor + `,"debugContext":{"debugData":{"grantedScopes":{}}}}`, ReasonBadField, "debugContext.debugData.grantedScopes"},
-		{"bad ip", `{` + grant + `,` + at + `,` + actor + `,"client":{"ipAddress":"198.51.100.300"}}`, ReasonBadField, "client.ipAddress"},
-		{"bad ip chain", `{` + grant + `,` + at + `,` + actor + `,"request":{"ipChain":[{"ip":"nowhere"}]}}`, ReasonBadField, "request.ipChain"},
-		{"ip chain not an array", `{` + grant + `,` + at + `,` + actor + `,"request":{"ipChain":"198.51.100.1"}}`, ReasonBadField, "request.ipChain"},
 		{"target not an array", `{` + grant + `,` + at + `,` + actor + `,"target":{"id":"00u1","type":"User"}}`, ReasonBadField, "target"},
 		{"user id not a string", `{` + grant + `,` + at + `,` + actor + `,"target":[{"id":1,"type":"User"}]}`, ReasonBadField, "target"},
-		{"country not a string", `{` + grant + `,` + at + `,` + actor + `,"client":{"geographicalContext":{"country":1}}}`, ReasonBadField, "client.geographicalContext.country"},
 		{"reason not a string", `{"eventType":"app.oauth2.as.token.grant","outcome":{"result":"FAILURE","reason":{}},` + at + `}`, ReasonBadField, "outcome.reason"},
 		{"bad element after good one", `[{` + grant + `,` + at + `,` + actor + `},{` + grant + `,"published":"2024-03-32T00:00:00Z",` + actor + `}]`, ReasonBadTime, "published"},
 	})
@@ -143,24 +144,108 @@ func TestParseOktaScopes(t *testing.T) {
 	}
 }
 
-func TestCountryCode(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"United States", "US"},
-		{"Germany", "DE"},
-		{"United Kingdom", "GB"},
-		{"DE", "DE"},
-		{"ca", "ca"},
-		{"Bhutan", ""},
-		{"", ""},
-		{"U1", ""},
+// TestParseOktaClient checks where the client of an event comes from:
+// actor.id for every app actor, client.id for other actors or an app
+// actor without an id.
+func TestParseOktaClient(t *testing.T) {
+	const head = `"eventType":"app.oauth2.token.grant.access_token","published":"2024-03-14T09:15:27.801Z","outcome":{"result":"SUCCESS"}`
+	tests := []struct {
+		name, actor, client, want string
+	}{
+		{"public client app", `{"id":"0oaPub","type":"PublicClientApp"}`, `{"id":"0oaOther"}`, "0oaPub"},
+		{"service app", `{"id":"0oaSvc","type":"PublicClientAppEntity"}`, `{"id":null}`, "0oaSvc"},
+		{"service app without client object", `{"id":"0oaSvc","type":"PublicClientAppEntity"}`, `null`, "0oaSvc"},
+		{"app instance", `{"id":"0oaApp","type":"AppInstance"}`, `{"id":null}`, "0oaApp"},
+		{"app actor without id", `{"id":null,"type":"PublicClientApp"}`, `{"id":"0oaFromClient"}`, "0oaFromClient"},
+		{"user actor", `{"id":"00uUser","type":"User"}`, `{"id":"0oaFromClient"}`, "0oaFromClient"},
+		{"no actor", `null`, `{"id":"0oaFromClient"}`, "0oaFromClient"},
 	}
-	var strs interner
 	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := countryCode([]byte(tt.in), &strs); got != tt.want {
-				t.Errorf("countryCode(%q) = %q, want %q", tt.in, got, tt.want)
+		t.Run(tt.name, func(t *testing.T) {
+			line := `{` + head + `,"actor":` + tt.actor + `,"client":` + tt.client + `}`
+			evs, err := newTestIdP(t, "okta").Parse([]byte(line), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+			}
+			if evs[0].Client != tt.want {
+				t.Errorf("client = %q, want %q", evs[0].Client, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseOktaDropped checks that an unreadable client address or
+// country leaves the field empty, marks it dropped and keeps the event.
+func TestParseOktaDropped(t *testing.T) {
+	const head = `"eventType":"app.oauth2.as.token.grant.access_token","published":"2024-03-14T09:15:27.801Z","outcome":{"result":"SUCCESS"},"actor":{"id":"0oa8f3kq2mWvXbRtA5d7","type":"PublicClientApp"}`
+	tests := []struct {
+		name, rest       string
+		wantIP, wantCtry string
+		want             Fields
+	}{
+		{"readable", `"client":{"ipAddress":"198.51.100.23","geographicalContext":{"country":"Syria"}}`, "198.51.100.23", "SY", 0},
+		{"absent", `"client":{"ipAddress":null,"geographicalContext":null}`, "", "", 0},
+		{"empty", `"client":{"ipAddress":"","geographicalContext":{"country":""}},"request":{"ipChain":[]}`, "", "", 0},
+		{"bad ip", `"client":{"ipAddress":"198.51.100.300"}`, "", "", FieldIP},
+		{"ip a number", `"client":{"ipAddress":3325256704}`, "", "", FieldIP},
+		{"ip unspecified", `"client":{"ipAddress":"0.0.0.0"}`, "", "", FieldIP},
+		{"bad ip, good chain", `"client":{"ipAddress":"unknown"},"request":{"ipChain":[{"ip":"203.0.113.9"},{"ip":"10.0.0.1"}]}`, "203.0.113.9", "", 0},
+		{"no ip, good chain", `"request":{"ipChain":[{"ip":null},{"ip":"2001:db8::7"}]}`, "2001:db8::7", "", 0},
+		{"bad chain", `"request":{"ipChain":[{"ip":"nowhere"}]}`, "", "", FieldIP},
+		{"chain not an array", `"request":{"ipChain":"198.51.100.1"}`, "", "", FieldIP},
+		{"chain of strings", `"request":{"ipChain":["198.51.100.1"]}`, "", "", FieldIP},
+		{"chain ip not a string", `"request":{"ipChain":[{"ip":7}]}`, "", "", FieldIP},
+		{"bad chain entry, then a good one", `"request":{"ipChain":[{"ip":"x"},{"ip":"203.0.113.10"}]}`, "203.0.113.10", "", 0},
+		{"unknown country", `"client":{"ipAddress":"203.0.113.9","geographicalContext":{"country":"Atlantis"}}`, "203.0.113.9", "", FieldCountry},
+		{"country not a string", `"client":{"geographicalContext":{"country":1}}`, "", "", FieldCountry},
+		{"country code", `"client":{"geographicalContext":{"country":"ca"}}`, "", "CA", 0},
+		{"unassigned code", `"client":{"geographicalContext":{"country":"QQ"}}`, "", "", FieldCountry},
+		{"both", `"client":{"ipAddress":"-","geographicalContext":{"country":"Ruritania"}}`, "", "", FieldIP | FieldCountry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line := `{` + head + `,` + tt.rest + `}`
+			evs, err := newTestIdP(t, "okta").Parse([]byte(line), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+			}
+			e := evs[0]
+			ip := ""
+			if e.IP.IsValid() {
+				ip = e.IP.String()
+			}
+			if ip != tt.wantIP || e.Country != tt.wantCtry || e.Dropped != tt.want {
+				t.Errorf("ip %q country %q dropped %b, want %q %q %b", ip, e.Country, e.Dropped, tt.wantIP, tt.wantCtry, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseOktaArrayPerRecord checks that a malformed record of a page
+// loses only itself: the grants of the other clients are returned, and
+// the error names the record.
+func TestParseOktaArrayPerRecord(t *testing.T) {
+	const rec = `{"eventType":"app.oauth2.as.token.grant.access_token","published":"%s","outcome":{"result":"SUCCESS"},"actor":{"id":"%s","type":"PublicClientAppEntity"}}`
+	page := "[" + fmt.Sprintf(rec, "2024-03-14T09:00:00Z", "0oaA") + "," +
+		fmt.Sprintf(rec, "2024-03-14T25:00:00Z", "0oaB") + "," +
+		fmt.Sprintf(rec, "2024-03-14T09:00:02Z", "0oaC") + "," +
+		`{"eventType":"user.session.start","published":"2024-03-14T09:00:03Z"}` + "," +
+		fmt.Sprintf(rec, "2024-03-14T09:00:04Z", "") + "," +
+		fmt.Sprintf(rec, "2024-03-14T09:00:05Z", "0oaD") + "]"
+	evs, err := newTestIdP(t, "okta").Parse([]byte(page), Position{Source: "okta", Line: 3}, []Event{{Type: "earlier"}})
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Parse = %v, want a *ParseError", err)
+	}
+	if pe.Record != 2 || pe.Records != 2 || pe.Reason != ReasonBadTime || pe.Line != 3 {
+		t.Errorf("error %+v, want record 2 of 2 bad_time on line 3", pe)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Client)
+	}
+	if want := []string{"", "0oaA", "0oaC", "0oaD"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("events of clients %q, want %q (the earlier event first)", got, want)
 	}
 }
 
