@@ -158,10 +158,7 @@ func writeDemoTraffic(t *testing.T, dir string, p *pipeline, seed uint64, end ti
 }
 
 func TestMetricsPassPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus); CI installs it")
-	}
+	promtool := needPromtool(t)
 	dir := t.TempDir()
 	addr, p, stop := startDaemon(t, dir)
 	defer stop()

@@ -31,17 +31,6 @@ const (
 	distRulesTest = "dist/prometheus/scopewatch-alerts_test.yml"
 )
 
-// distPromtool returns promtool's path. The rules are checked in CI, so a
-// missing promtool fails the test rather than skipping it.
-func distPromtool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatalf("promtool not found (Debian package prometheus; .ci/run installs it): %v", err)
-	}
-	return p
-}
-
 type distRuleFile struct {
 	Groups []struct {
 		Name  string
@@ -83,17 +72,19 @@ func distLoadRules(t *testing.T) []distRule {
 // description, a for: duration, and unit tests that see it fire and stay
 // quiet.
 func TestDistAlertRules(t *testing.T) {
-	promtool := distPromtool(t)
-	for _, args := range [][]string{
-		{"check", "rules", filepath.Base(distRules)},
-		{"test", "rules", filepath.Base(distRulesTest)},
-	} {
-		cmd := exec.Command(promtool, args...)
-		cmd.Dir = filepath.Dir(distRules) // the unit tests name the rules file relative to themselves
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	t.Run("promtool", func(t *testing.T) {
+		promtool := needPromtool(t)
+		for _, args := range [][]string{
+			{"check", "rules", filepath.Base(distRules)},
+			{"test", "rules", filepath.Base(distRulesTest)},
+		} {
+			cmd := exec.Command(promtool, args...)
+			cmd.Dir = filepath.Dir(distRules) // the unit tests name the rules file relative to themselves
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
 		}
-	}
+	})
 
 	alerts := map[string]bool{}
 	for _, r := range distLoadRules(t) {
@@ -313,22 +304,24 @@ func TestDistDashboard(t *testing.T) {
 
 	// promtool parses every query, with the variables given values, as
 	// the expression of a recording rule.
-	promtool := distPromtool(t)
-	vals := strings.NewReplacer("$__rate_interval", "5m", "$job", ".*", "$instance", ".*", "$source", ".*")
-	var rules strings.Builder
-	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
-	for i, e := range exprs {
-		q, err := json.Marshal(vals.Replace(e)) // JSON strings are YAML strings
-		if err != nil {
-			t.Fatal(err)
+	t.Run("promtool", func(t *testing.T) {
+		promtool := needPromtool(t)
+		vals := strings.NewReplacer("$__rate_interval", "5m", "$job", ".*", "$instance", ".*", "$source", ".*")
+		var rules strings.Builder
+		rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+		for i, e := range exprs {
+			q, err := json.Marshal(vals.Replace(e)) // JSON strings are YAML strings
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&rules, "      - record: dashboard:query_%d\n        expr: %s\n", i, q)
 		}
-		fmt.Fprintf(&rules, "      - record: dashboard:query_%d\n        expr: %s\n", i, q)
-	}
-	path := filepath.Join(t.TempDir(), "dashboard-queries.yml")
-	write(t, path, rules.String())
-	if out, err := exec.Command(promtool, "check", "rules", "--lint=none", path).CombinedOutput(); err != nil {
-		t.Errorf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
-	}
+		path := filepath.Join(t.TempDir(), "dashboard-queries.yml")
+		write(t, path, rules.String())
+		if out, err := exec.Command(promtool, "check", "rules", "--lint=none", path).CombinedOutput(); err != nil {
+			t.Errorf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
+		}
+	})
 }
 
 // distMetricRE matches the names of scopewatch's own metrics and of the Go

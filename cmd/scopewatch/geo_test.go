@@ -580,10 +580,7 @@ func checkGeoMetrics(t *testing.T, body []byte, client string) {
 		}
 	}
 	t.Run("promtool", func(t *testing.T) {
-		promtool, err := exec.LookPath("promtool")
-		if err != nil {
-			t.Skip("promtool not installed (Debian package prometheus)")
-		}
+		promtool := needPromtool(t)
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = bytes.NewReader(body)
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -16,13 +16,10 @@ import (
 // through Prometheus' HTTP API: the exposition is not only well formed
 // but ingested.
 func TestRealPrometheusScrapes(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not installed (Debian package prometheus); CI installs it")
-	}
 	if testing.Short() {
 		t.Skip("starts a Prometheus server")
 	}
+	bin := needTool(t, "prometheus", "Debian package prometheus")
 	dir := t.TempDir()
 	addr, p, stop := startDaemon(t, dir)
 	defer stop()

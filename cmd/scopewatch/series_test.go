@@ -98,11 +98,11 @@ func TestMetricSeriesBounded(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
+	t.Run("promtool", func(t *testing.T) {
+		cmd := exec.Command(needPromtool(t), "check", "metrics")
 		cmd.Stdin = bytes.NewReader(body)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)
 		}
-	}
+	})
 }
