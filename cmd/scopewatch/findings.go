@@ -59,6 +59,11 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if *client != "" && len(views) == 0 {
+		if err := checkClient(ctx, cfg, *client); err != nil {
+			return err
+		}
+	}
 	out := make([]store.Finding, 0, len(views))
 	for _, v := range views {
 		out = append(out, v.Finding())

@@ -67,6 +67,9 @@ detect:
 	b := store.NewBatch()
 	for _, f := range testFindings() {
 		b.Findings[f.FindingKey] = f
+		if f.Client != "" {
+			b.Client(f.Client).Seen.Add(1, f.First)
+		}
 	}
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
@@ -113,7 +116,7 @@ func TestFindingsFromFile(t *testing.T) {
 		{"client", []string{"--state", "all", "--client", "lab-portal"}, []string{
 			"unfamiliar_geo lab-portal KP resolved",
 			"unused_scope lab-portal read_all_data open"}},
-		{"nothing matches", []string{"--client", "nobody"}, []string{}},
+		{"nothing matches", []string{"--client", "lab-portal", "--kind", "broad_request"}, []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -84,6 +84,11 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if *client != "" && len(rep.Unused) == 0 && len(rep.Pending) == 0 {
+		if err := checkClient(ctx, cfg, *client); err != nil {
+			return err
+		}
+	}
 	return alert.WriteUnused(stdout, rep, *format)
 }
 
@@ -164,45 +169,75 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	var views []alert.ClientView
-	apiPath := "/api/v1/clients"
-	var one alert.ClientView
-	target := any(&views)
 	if *client != "" {
-		apiPath += "/" + url.PathEscape(*client)
-		target = &one
-	}
-	err = readState(ctx, cfg, apiPath, target, func(db *store.DB) error {
-		if *client != "" {
-			c, ok, err := db.Client(*client)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errNoClient
-			}
-			one = alert.Views([]store.Client{c})[0]
-			return nil
-		}
-		cs, err := db.Clients()
+		one, err := seenClient(ctx, cfg, *client)
 		if err != nil {
 			return err
 		}
-		views = alert.Views(cs)
-		return nil
-	})
-	if errors.Is(err, errNoClient) {
-		return fmt.Errorf("client %q has not been seen", *client)
-	}
-	if err != nil {
-		return err
-	}
-	if *client != "" {
 		views = []alert.ClientView{one}
+	} else {
+		err = readState(ctx, cfg, "/api/v1/clients", &views, func(db *store.DB) error {
+			cs, err := db.Clients()
+			if err != nil {
+				return err
+			}
+			views = alert.Views(cs)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return alert.WriteClients(stdout, views, *format)
 }
 
 var errNoClient = errors.New("no such client")
+
+// seenClient returns what the store holds about client id, from the
+// running daemon or the store file. A client no log line has named yet is
+// an error saying so, and whether the rules register it.
+func seenClient(ctx context.Context, cfg *rules.Config, id string) (alert.ClientView, error) {
+	var one alert.ClientView
+	err := readState(ctx, cfg, "/api/v1/clients/"+url.PathEscape(id), &one, func(db *store.DB) error {
+		c, ok, err := db.Client(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNoClient
+		}
+		one = alert.Views([]store.Client{c})[0]
+		return nil
+	})
+	if errors.Is(err, errNoClient) {
+		if registered(cfg, id) {
+			return one, fmt.Errorf("client %q has not been seen: the rules register it, but no log line has named it yet", id)
+		}
+		return one, fmt.Errorf("unknown client %q: no log line has named it and the rules do not register it; `scopewatch clients` lists the clients seen", id)
+	}
+	return one, err
+}
+
+// checkClient returns an error unless the store has seen client id or the
+// rules register it. A command filtered by --client that has nothing to
+// show calls it: a misspelled client would otherwise print an empty
+// report, which reads as a clean bill.
+func checkClient(ctx context.Context, cfg *rules.Config, id string) error {
+	if registered(cfg, id) {
+		return nil
+	}
+	_, err := seenClient(ctx, cfg, id)
+	return err
+}
+
+// registered reports whether the rules register client id.
+func registered(cfg *rules.Config, id string) bool {
+	if cfg.Rules == nil {
+		return false
+	}
+	_, ok := cfg.Rules.Clients[id]
+	return ok
+}
 
 // readState gets data from the running daemon's HTTP API when it is up,
 // because bbolt lets only one process hold the file; otherwise it opens the
