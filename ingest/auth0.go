@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
@@ -18,11 +19,15 @@ type auth0Parser struct {
 	loc    *time.Location
 	scan   jsonScanner
 	inner  jsonScanner // the data object of a log-stream record
+	prompt jsonScanner // an item of details.prompts
 	slot   auth0Slots
+	grant  int    // the slot of grantInfo.scope in a prompt
 	buf    []byte // unescaped strings of the current line
+	key    []byte // the key of a merged scope list
 	strs   interner
 	scopes scopeLists // space-separated strings
 	arrays scopeLists // JSON arrays, keyed by their text
+	merged scopeLists // unions of requested lists, keyed by their scopes
 }
 
 var _ Parser = (*auth0Parser)(nil)
@@ -30,7 +35,8 @@ var _ Parser = (*auth0Parser)(nil)
 // auth0Slots are the capture slots of the log fields the parser reads.
 type auth0Slots struct {
 	data, typ, date, clientID, userID, ip, country, scope int
-	qsScope, errVal, errMessage, description              int
+	qsScope, errVal, errMessage, oauthError, description  int
+	prompts                                               int
 }
 
 func newAuth0Parser(src rules.Source) (Parser, error) {
@@ -51,14 +57,20 @@ func newAuth0Parser(src rules.Source) (Parser, error) {
 		qsScope:     p.add("details", "qs", "scope"),
 		errVal:      p.add("details", "error"),
 		errMessage:  p.add("details", "error", "message"),
+		oauthError:  p.add("details", "error", "oauthError"),
 		description: p.add("description"),
+		prompts:     p.add("details", "prompts"),
 	}
+	pp := newJSONPaths()
+	grant := pp.add("grantInfo", "scope")
 	return &auth0Parser{
-		name:  src.Name,
-		loc:   loc,
-		scan:  newJSONScanner(p),
-		inner: newJSONScanner(p),
-		slot:  s,
+		name:   src.Name,
+		loc:    loc,
+		scan:   newJSONScanner(p),
+		inner:  newJSONScanner(p),
+		prompt: newJSONScanner(pp),
+		slot:   s,
+		grant:  grant,
 	}, nil
 }
 
@@ -148,20 +160,23 @@ func (p *auth0Parser) event(v []jsonValue, pos Position, dst []Event) ([]Event, 
 		return dst, lineError(pos, p.name, "user_id", ReasonBadField, "user_id is not a string")
 	}
 	e.Subject = p.strs.bytes(user)
-	ip, ok := idpText(&p.buf, v[sl.ip])
-	if !ok {
-		return dst, lineError(pos, p.name, "ip", ReasonBadField, "ip is not a string")
-	}
-	if len(ip) > 0 {
-		if e.IP, ok = parseIP(ip); !ok {
-			return dst, lineError(pos, p.name, "ip", ReasonBadField, "unparsable IP address")
+	// ip and country_code are optional: a value that cannot be read (a
+	// placeholder, garbage, a country that is no code) is left out and
+	// counted, and the event is kept.
+	if ip, ok := idpText(&p.buf, v[sl.ip]); !ok {
+		e.Dropped |= FieldIP
+	} else if len(ip) > 0 {
+		if e.IP, ok = parseClientIP(ip); !ok {
+			e.Dropped |= FieldIP
 		}
 	}
-	country, ok := idpText(&p.buf, v[sl.country])
-	if !ok {
-		return dst, lineError(pos, p.name, "location_info.country_code", ReasonBadField, "country_code is not a string")
+	if country, ok := idpText(&p.buf, v[sl.country]); !ok {
+		e.Dropped |= FieldCountry
+	} else if len(country) > 0 {
+		if e.Country, ok = countryAlpha2(country); !ok {
+			e.Dropped |= FieldCountry
+		}
 	}
-	e.Country = countryCode(country, &p.strs)
 
 	scope, ok := p.scopeList(v[sl.scope])
 	if !ok {
@@ -172,27 +187,113 @@ func (p *auth0Parser) event(v []jsonValue, pos Position, dst []Event) ([]Event, 
 		return dst, lineError(pos, p.name, "details.qs.scope", ReasonBadField, "details.qs.scope is not a string")
 	}
 	requested := p.scopes.split(qs)
+	prompted, err := p.promptScopes(v, pos)
+	if err != nil {
+		return dst, err
+	}
 	switch kind {
 	case KindGrant:
-		e.Granted, e.Requested = scope, requested
+		e.Granted = scope
 	case KindDeny:
 		// The scope of a failure is what was asked for; the authorize
 		// request's own query string says it best when it was logged.
 		if len(qs) == 0 {
 			requested = scope
 		}
-		e.Requested = requested
 		reason, err := p.reason(v, pos)
 		if err != nil {
 			return dst, err
 		}
 		e.Reason = reason
 	}
+	// Scopes the user was asked to consent to were asked for too.
+	e.Requested = p.union(requested, prompted)
 	return append(dst, e), nil
 }
 
-// reason reads details.error (a string, or an object with a message),
-// else the description.
+// promptScopes reads the scopes of details.prompts[].grantInfo.scope (a
+// space-separated string or an array of strings), the scopes a consent
+// prompt showed, merged over the prompts.
+func (p *auth0Parser) promptScopes(v []jsonValue, pos Position) ([]string, error) {
+	pv := v[p.slot.prompts]
+	switch pv.kind {
+	case jsonAbsent, jsonNull:
+		return nil, nil
+	case jsonArray:
+	default:
+		return nil, lineError(pos, p.name, "details.prompts", ReasonBadField, "details.prompts is not an array")
+	}
+	var list []string
+	bad := false
+	arrayElems(pv.raw, func(el jsonValue) bool {
+		if el.kind != jsonObject {
+			return true
+		}
+		if _, err := p.prompt.scan(el.raw); err != nil {
+			bad = true
+			return false
+		}
+		l, ok := jsonScopeList(p.prompt.vals[p.grant], func(v jsonValue) []byte { b, _ := idpText(&p.buf, v); return b }, &p.scopes, &p.arrays)
+		if !ok {
+			bad = true
+			return false
+		}
+		list = p.union(list, l)
+		return true
+	})
+	if bad {
+		return nil, lineError(pos, p.name, "details.prompts.grantInfo.scope", ReasonBadField, "grantInfo.scope is neither a string nor an array of strings")
+	}
+	return list, nil
+}
+
+// union returns the scopes of a followed by those of b that a lacks. When
+// either adds nothing the other is returned as it is; a new list is kept
+// in p.merged, so a repeated union costs no allocation.
+func (p *auth0Parser) union(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return b
+	}
+	extra := false
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			extra = true
+			break
+		}
+	}
+	if !extra {
+		return a
+	}
+	k := p.key[:0]
+	for _, s := range a {
+		k = append(append(k, s...), ' ')
+	}
+	k = append(k, 0)
+	for _, s := range b {
+		k = append(append(k, s...), ' ')
+	}
+	p.key = k
+	if l, ok := p.merged.lookup(k); ok {
+		return l
+	}
+	l := make([]string, len(a), len(a)+len(b))
+	copy(l, a)
+	for _, s := range b {
+		if !slices.Contains(l, s) {
+			l = append(l, s)
+		}
+	}
+	return p.merged.store(k, l)
+}
+
+// reason reads details.error: a string (an OAuth error code such as
+// invalid_grant), or an object whose oauthError is the code
+// (invalid_scope, unauthorized_client, access_denied, ...). Only without
+// a code does the object's human message, then the description, stand
+// in for it.
 func (p *auth0Parser) reason(v []jsonValue, pos Position) (string, error) {
 	sl := &p.slot
 	var b []byte
@@ -201,8 +302,13 @@ func (p *auth0Parser) reason(v []jsonValue, pos Position) (string, error) {
 		b, _ = idpText(&p.buf, ev)
 	case jsonObject:
 		var ok bool
-		if b, ok = idpText(&p.buf, v[sl.errMessage]); !ok {
-			return "", lineError(pos, p.name, "details.error.message", ReasonBadField, "details.error.message is not a string")
+		if b, ok = idpText(&p.buf, v[sl.oauthError]); !ok {
+			return "", lineError(pos, p.name, "details.error.oauthError", ReasonBadField, "details.error.oauthError is not a string")
+		}
+		if len(b) == 0 {
+			if b, ok = idpText(&p.buf, v[sl.errMessage]); !ok {
+				return "", lineError(pos, p.name, "details.error.message", ReasonBadField, "details.error.message is not a string")
+			}
 		}
 	}
 	if len(b) == 0 {

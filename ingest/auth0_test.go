@@ -35,13 +35,128 @@ func TestParseAuth0Malformed(t *testing.T) {
 		{"scope an object", `{` + head + `,` + at + `,"scope":{"s":"openid"}}`, ReasonBadField, "scope"},
 		{"scope array of numbers", `{` + head + `,` + at + `,"scope":["openid",7]}`, ReasonBadField, "scope"},
 		{"qs scope not a string", `{` + head + `,` + at + `,"details":{"qs":{"scope":["openid"]}}}`, ReasonBadField, "details.qs.scope"},
-		{"bad ip", `{` + head + `,` + at + `,"ip":"203.0.113"}`, ReasonBadField, "ip"},
-		{"ip a number", `{` + head + `,` + at + `,"ip":3405803826}`, ReasonBadField, "ip"},
-		{"country not a string", `{` + head + `,` + at + `,"location_info":{"country_code":49}}`, ReasonBadField, "location_info.country_code"},
 		{"error message not a string", `{"type":"f",` + at + `,"details":{"error":{"message":7}}}`, ReasonBadField, "details.error.message"},
+		{"oauthError not a string", `{"type":"f",` + at + `,"details":{"error":{"oauthError":["invalid_scope"],"message":"x"}}}`, ReasonBadField, "details.error.oauthError"},
+		{"prompts an object", `{` + head + `,` + at + `,"details":{"prompts":{"name":"consent"}}}`, ReasonBadField, "details.prompts"},
+		{"grantInfo scope an object", `{` + head + `,` + at + `,"details":{"prompts":[{"name":"consent","grantInfo":{"scope":{"openid":true}}}]}}`, ReasonBadField, "details.prompts.grantInfo.scope"},
+		{"grantInfo scope numbers", `{"type":"f",` + at + `,"details":{"prompts":[{"grantInfo":{"scope":[1]}}]}}`, ReasonBadField, "details.prompts.grantInfo.scope"},
 		{"description not a string", `{"type":"f",` + at + `,"description":["x"]}`, ReasonBadField, "description"},
 		{"bad element after good one", `[{` + head + `,` + at + `},{"data":{` + head + `,"date":"2024-04-31T00:00:00Z"}}]`, ReasonBadTime, "date"},
 	})
 }
 
 func FuzzParseAuth0(f *testing.F) { fuzzIdP(f, "auth0") }
+
+// TestParseAuth0Reason checks that the OAuth error code is the reason,
+// before the human message and the description.
+func TestParseAuth0Reason(t *testing.T) {
+	const head = `"type":"feccft","date":"2024-03-14T09:15:27.801Z","client_id":"c1","description":"Unauthorized"`
+	tests := []struct{ name, details, want string }{
+		{"oauthError", `{"error":{"message":"Client has not been granted scopes: a","oauthError":"invalid_scope","type":"request-error"}}`, "invalid_scope"},
+		{"oauthError alone", `{"error":{"oauthError":"unauthorized_client"}}`, "unauthorized_client"},
+		{"empty oauthError", `{"error":{"oauthError":"","message":"Wrong email or password."}}`, "Wrong email or password."},
+		{"message", `{"error":{"message":"Wrong email or password."}}`, "Wrong email or password."},
+		{"string", `{"error":"access_denied"}`, "access_denied"},
+		{"object without either", `{"error":{"type":"request-error"}}`, "Unauthorized"},
+		{"no error", `{}`, "Unauthorized"},
+		{"no details", `null`, "Unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line := `{` + head + `,"details":` + tt.details + `}`
+			evs, err := newTestIdP(t, "auth0").Parse([]byte(line), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+			}
+			if evs[0].Reason != tt.want {
+				t.Errorf("reason %q, want %q", evs[0].Reason, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseAuth0Requested checks that consent scopes count as asked for,
+// merged with the query's and the failure's own, without duplicates.
+func TestParseAuth0Requested(t *testing.T) {
+	const at = `"date":"2024-03-14T09:15:27.801Z","client_id":"c1"`
+	tests := []struct{ name, line, want, granted string }{
+		{"grant, consent string", `{"type":"s",` + at + `,"scope":"openid profile","details":{"prompts":[{"name":"login"},{"name":"consent","grantInfo":{"scope":"openid profile patient/*.rs"}}]}}`, "openid profile patient/*.rs", "openid profile"},
+		{"grant, consent array", `{"type":"s",` + at + `,"details":{"prompts":[{"name":"consent","grantInfo":{"scope":["openid","user/*.rs"]}}]}}`, "openid user/*.rs", ""},
+		{"grant, query and consent", `{"type":"s",` + at + `,"details":{"qs":{"scope":"openid offline_access"},"prompts":[{"grantInfo":{"scope":"openid profile"}}]}}`, "openid offline_access profile", ""},
+		{"deny, scope and consent", `{"type":"f",` + at + `,"scope":["openid","patient/*.cruds"],"details":{"prompts":[{"grantInfo":{"scope":"patient/*.cruds openid launch"}}]}}`, "openid patient/*.cruds launch", ""},
+		{"deny, query and consent", `{"type":"f",` + at + `,"scope":"ignored","details":{"qs":{"scope":"openid"},"prompts":[{"grantInfo":{"scope":"openid"}}]}}`, "openid", ""},
+		{"two consents", `{"type":"s",` + at + `,"details":{"prompts":[{"grantInfo":{"scope":"a b"}},{"grantInfo":{"scope":"b c"}},"x",{"grantInfo":null}]}}`, "a b c", ""},
+		{"empty consent", `{"type":"s",` + at + `,"details":{"qs":{"scope":"openid"},"prompts":[{"grantInfo":{"scope":""}},{"grantInfo":{"scope":[]}}]}}`, "openid", ""},
+		{"no prompts", `{"type":"s",` + at + `,"details":{"prompts":[]}}`, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestIdP(t, "auth0")
+			for range 2 { // the second parse reads the merged list from the cache
+				evs, err := p.Parse([]byte(tt.line), Position{Line: 1}, nil)
+				if err != nil || len(evs) != 1 {
+					t.Fatalf("Parse(%s) = %d events, %v", tt.line, len(evs), err)
+				}
+				if got := strings.Join(evs[0].Requested, " "); got != tt.want {
+					t.Errorf("requested %q, want %q", got, tt.want)
+				}
+				if got := strings.Join(evs[0].Granted, " "); got != tt.granted {
+					t.Errorf("granted %q, want %q", got, tt.granted)
+				}
+				if r := evs[0].Requested; len(r) != cap(r) {
+					t.Errorf("requested has len %d cap %d: an append would write into a shared list", len(r), cap(r))
+				}
+			}
+		})
+	}
+	p := newTestIdP(t, "auth0")
+	line := []byte(tests[2].line)
+	dst := make([]Event, 0, 1)
+	if n := testing.AllocsPerRun(100, func() { p.Parse(line, Position{Line: 1}, dst[:0]) }); n != 0 {
+		t.Errorf("a repeated merge costs %v allocations", n)
+	}
+}
+
+// TestParseAuth0Dropped checks that an unreadable ip or country code
+// leaves the field empty, marks it dropped and keeps the event.
+func TestParseAuth0Dropped(t *testing.T) {
+	const head = `"type":"seccft","date":"2024-03-14T09:15:27.801Z","client_id":"c1"`
+	tests := []struct {
+		name, rest       string
+		wantIP, wantCtry string
+		want             Fields
+	}{
+		{"readable", `"ip":"203.0.113.50","location_info":{"country_code":"DE"}`, "203.0.113.50", "DE", 0},
+		{"ipv6", `"ip":"2001:db8::17"`, "2001:db8::17", "", 0},
+		{"absent", `"ip":null,"location_info":{}`, "", "", 0},
+		{"empty", `"ip":"","location_info":{"country_code":""}`, "", "", 0},
+		{"bad ip", `"ip":"203.0.113"`, "", "", FieldIP},
+		{"placeholder ip", `"ip":"-"`, "", "", FieldIP},
+		{"unspecified ip", `"ip":"::"`, "", "", FieldIP},
+		{"ip a number", `"ip":3405803826`, "", "", FieldIP},
+		{"country a name", `"location_info":{"country_code":"Germany"}`, "", "", FieldCountry},
+		{"country three letters", `"location_info":{"country_code":"DEU"}`, "", "", FieldCountry},
+		{"country unassigned", `"location_info":{"country_code":"QZ"}`, "", "", FieldCountry},
+		{"country lower-case", `"location_info":{"country_code":"br"}`, "", "BR", 0},
+		{"country a number", `"location_info":{"country_code":49}`, "", "", FieldCountry},
+		{"both", `"ip":"garbage","location_info":{"country_code":"??"}`, "", "", FieldIP | FieldCountry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, line := range []string{`{` + head + `,` + tt.rest + `}`, `{"log_id":"9","data":{` + head + `,` + tt.rest + `}}`} {
+				evs, err := newTestIdP(t, "auth0").Parse([]byte(line), Position{Line: 1}, nil)
+				if err != nil || len(evs) != 1 {
+					t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+				}
+				e := evs[0]
+				ip := ""
+				if e.IP.IsValid() {
+					ip = e.IP.String()
+				}
+				if ip != tt.wantIP || e.Country != tt.wantCtry || e.Dropped != tt.want {
+					t.Errorf("%s: ip %q country %q dropped %b, want %q %q %b", line, ip, e.Country, e.Dropped, tt.wantIP, tt.wantCtry, tt.want)
+				}
+			}
+		})
+	}
+}
