@@ -21,7 +21,7 @@ import (
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	output := fs.String("output", "", "file to write the copy to (must not exist)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -115,7 +115,7 @@ func syncDir(dir string) error {
 func cmdCompact(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compact", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}

@@ -25,7 +25,7 @@ func findingStates() []string {
 func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("findings", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	state := fs.String("state", store.StateOpen, "open, silenced, resolved or all")
 	kind := fs.String("kind", "", "only this kind of finding: "+strings.Join(rules.FindingKinds(), ", "))
 	client := fs.String("client", "", "only this client")

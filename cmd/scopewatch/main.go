@@ -33,29 +33,29 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 const usage = `scopewatch audits OAuth scope usage from IdP and API access logs.
 
 Usage:
-  scopewatch run      --config FILE               run the daemon (tails the configured logs)
-  scopewatch scan     --config FILE [--source NAME] [--no-detect] FILE...
+  scopewatch run      [--config FILE]             run the daemon (tails the configured logs)
+  scopewatch scan     [--config FILE] [--source NAME] [--no-detect] FILE...
                                                   read existing (also rotated or .gz) logs once; resumable
-  scopewatch report unused --config FILE [--client ID] [--format table|json|csv|markdown] [--at TIME]
+  scopewatch report unused [--config FILE] [--client ID] [--format table|json|csv|markdown] [--at TIME]
                                                   scopes granted but not used within the window
-  scopewatch report scope NAME --config FILE [--format table|json|csv|markdown]
+  scopewatch report scope NAME [--config FILE] [--format table|json|csv|markdown]
                                                   who holds and uses a scope, and whether removing it breaks anyone
-  scopewatch clients  --config FILE [--client ID] [--format table|json]
+  scopewatch clients  [--config FILE] [--client ID] [--format table|json]
                                                   per client and scope: requested, granted and used counts
-  scopewatch findings --config FILE [--state open|silenced|resolved|all] [--kind KIND] [--client ID]
+  scopewatch findings [--config FILE] [--state open|silenced|resolved|all] [--kind KIND] [--client ID]
                       [--format table|json]       findings (default: the open ones)
-  scopewatch silence add --config FILE [--client PATTERN] [--kind KIND] [--subject PATTERN]
+  scopewatch silence add [--config FILE] [--client PATTERN] [--kind KIND] [--subject PATTERN]
                       (--for 30d | --until DATE) --reason TEXT [--author NAME]
                                                   mute matching findings until the silence expires
-  scopewatch silence list --config FILE [--all] [--format table|json]
+  scopewatch silence list [--config FILE] [--all] [--format table|json]
                                                   silences in force (with --all, expired ones too)
-  scopewatch silence expire --config FILE ID      end a silence now
-  scopewatch alert test --config FILE [--channel CHANNEL]
+  scopewatch silence expire [--config FILE] ID    end a silence now
+  scopewatch alert test [--config FILE] [--channel CHANNEL]
                                                   check the Slack token and post a test message
-  scopewatch backup   --config FILE --output FILE  write a consistent copy of the store (through the daemon
+  scopewatch backup   [--config FILE] --output FILE  write a consistent copy of the store (through the daemon
                                                   while it runs)
-  scopewatch compact  --config FILE               rewrite the store without its free pages (daemon stopped)
-  scopewatch validate --config FILE [--sample LOG [--source NAME]]
+  scopewatch compact  [--config FILE]             rewrite the store
+  scopewatch validate [--config FILE] [--sample LOG [--source NAME]]
                                                   check config and rules, print what would be tailed;
                                                   with --sample, show which lines of LOG the format parses
   scopewatch demo     [--dir DIR] [--events N]    generate realistic traffic, tail it with the real
@@ -65,8 +65,9 @@ Usage:
                                                   tail and a restart against a plain decoder
   scopewatch version
 
-While the daemon runs, report, clients, findings and silence go through its HTTP API; otherwise
-they use the store file.
+--config defaults to $SCOPEWATCH_CONFIG, else /etc/scopewatch/scopewatch.yaml (where the packages
+install it). While the daemon runs, report, clients, findings and silence go through its HTTP API;
+otherwise they use the store file.
 `
 
 func main() {

@@ -39,7 +39,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report unused", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table, json, csv or markdown")
 	at := fs.String("at", "", "judge as of this time (RFC 3339 or date) instead of now")
@@ -97,7 +97,7 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report scope", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	format := fs.String("format", "table", "table, json, csv or markdown")
 	// The name may come before or after the flags.
 	var name string
@@ -155,7 +155,7 @@ func scopeReport(cfg *rules.Config, db *store.DB, name string, now func() time.T
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("clients", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table or json")
 	if err := fs.Parse(args); err != nil {

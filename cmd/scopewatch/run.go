@@ -20,22 +20,10 @@ import (
 	"github.com/scopewatch/scopewatch/rules"
 )
 
-// loadConfig parses the common --config flag and loads the configuration.
-func loadConfig(path string) (*rules.Config, error) {
-	if path == "" {
-		return nil, usagef("--config is required")
-	}
-	cfg, err := rules.Load(path)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return cfg, nil
-}
-
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	logJSON := fs.Bool("log-json", false, "log as JSON, whatever log.format says")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}

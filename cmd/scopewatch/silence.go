@@ -42,7 +42,7 @@ func cmdSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("silence add", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	var req silenceRequest
 	fs.StringVar(&req.Client, "client", "", "client id or shell pattern (lab-*)")
 	fs.StringVar(&req.Kind, "kind", "", "finding kind: "+strings.Join(rules.FindingKinds(), ", "))
@@ -86,7 +86,7 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 func cmdSilenceList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("silence list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	all := fs.Bool("all", false, "include expired silences")
 	format := fs.String("format", "table", "table or json")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +124,7 @@ func cmdSilenceList(ctx context.Context, args []string, stdout, stderr io.Writer
 func cmdSilenceExpire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("silence expire", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	// The id may come before or after the flags.
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}

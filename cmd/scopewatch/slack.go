@@ -82,7 +82,7 @@ func cmdAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs := flag.NewFlagSet("alert test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file")
+	configPath := fs.String("config", "", configUsage)
 	channel := fs.String("channel", "", "channel to post to (default: alert.slack.channel)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err}
