@@ -21,6 +21,16 @@ import (
 // after the run of four or more unquoted fields that follows the status.
 // TCP proxy lines ("- - -" for the request) are not API calls: they yield
 // nothing. The format has no client id.
+//
+// Lines behind a prefix are read too: Envoy's application-log header,
+// "[%Y-%m-%d %T.%e][%t][%l][%n] " and the optional "[%g:%#] " source
+// location of its default --log-format, which the access log carries when
+// it goes through Envoy's logger (Istio's "[...][28][debug][http]" lines
+// have it too), and a tag such as "ACCESS " or "access: " that some
+// deployments prepend. A line with the header whose message is not an
+// access-log line is the server's own log: ignored as another logger's.
+// The address is optional: an X-Forwarded-For value with no readable
+// address leaves IP empty and marks it dropped.
 type envoyParser struct {
 	gateway
 	loc *time.Location // for a START_TIME written without a zone
@@ -46,15 +56,27 @@ func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	if len(s) == 0 {
 		return dst, SkipBlank
 	}
-	if s[0] != '[' {
+	s = stripAccessTag(s)
+	s, header := stripEnvoyHeader(s)
+	if len(s) == 0 || s[0] != '[' {
+		if header {
+			return dst, SkipOtherLogger
+		}
 		return dst, p.fail(pos, "", ReasonBadFormat, "no [START_TIME]")
 	}
 	rb := bytes.IndexByte(s, ']')
 	if rb < 0 {
+		if header {
+			return dst, SkipOtherLogger
+		}
 		return dst, p.fail(pos, "", ReasonBadFormat, "no [START_TIME]")
 	}
 	t, ok := parseISOTime(s[1:rb], p.loc)
 	if !ok {
+		if header && (rb == 1 || s[1] < '0' || s[1] > '9') {
+			// [C12][S345] ...: a connection or stream message.
+			return dst, SkipOtherLogger
+		}
 		return dst, p.fail(pos, "time", ReasonBadTime, "unparsable START_TIME")
 	}
 	req, rest, ok := quotedField(s[rb+1:])
@@ -83,7 +105,93 @@ func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	setTarget(&e, target)
 	e.Status = status
 	e.IP = p.clientIP(xff, nil)
+	if !e.IP.IsValid() && len(dashless(xff)) > 0 {
+		e.Dropped |= FieldIP
+	}
 	return append(dst, e), nil
+}
+
+// stripAccessTag removes a leading "ACCESS", "access:", "access_log:"
+// (any case, with or without the colon) and the spaces after it.
+func stripAccessTag(s []byte) []byte {
+	i := 0
+	for i < len(s) && (isASCIILetter(s[i]) || s[i] == '_' || s[i] == '-') {
+		i++
+	}
+	if i == 0 || i > len("access_log") {
+		return s
+	}
+	var word [len("access_log")]byte
+	for j, c := range s[:i] {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		word[j] = c
+	}
+	switch string(word[:i]) {
+	case "access", "access_log", "accesslog", "access-log":
+	default:
+		return s
+	}
+	j := i
+	if j < len(s) && s[j] == ':' {
+		j++
+	}
+	if j >= len(s) || s[j] != ' ' {
+		return s
+	}
+	return trimLeftSpace(s[j:])
+}
+
+// stripEnvoyHeader removes Envoy's application-log header: a bracketed
+// date and time ("[2024-03-14 09:00:01.234]", %Y-%m-%d %T.%e) followed at
+// once by at least two more bracketed fields (thread, level, logger), then
+// spaces and an optional bracketed source location ("[source/x.cc:42]").
+// header reports whether one was found.
+func stripEnvoyHeader(s []byte) (rest []byte, header bool) {
+	if len(s) == 0 || s[0] != '[' {
+		return s, false
+	}
+	rb := bytes.IndexByte(s, ']')
+	if rb < 0 || rb+1 >= len(s) || s[rb+1] != '[' {
+		return s, false
+	}
+	if _, ok := parseISOTime(s[1:rb], time.UTC); !ok {
+		return s, false
+	}
+	rest, n := s[rb+1:], 0
+	for len(rest) > 0 && rest[0] == '[' {
+		end := bytes.IndexByte(rest, ']')
+		if end < 0 {
+			return s, false
+		}
+		rest = rest[end+1:]
+		n++
+	}
+	if n < 2 {
+		return s, false
+	}
+	rest = trimLeftSpace(rest)
+	if len(rest) > 0 && rest[0] == '[' {
+		if end := bytes.IndexByte(rest, ']'); end > 0 && isSourceLocation(rest[1:end]) {
+			rest = trimLeftSpace(rest[end+1:])
+		}
+	}
+	return rest, true
+}
+
+// isSourceLocation reports whether b is "file:line", as %g:%# writes it.
+func isSourceLocation(b []byte) bool {
+	c := bytes.LastIndexByte(b, ':')
+	if c <= 0 || c == len(b)-1 {
+		return false
+	}
+	for _, d := range b[c+1:] {
+		if d < '0' || d > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // envoyXFF finds the X-Forwarded-For field in what follows the status:

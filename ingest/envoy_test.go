@@ -3,6 +3,7 @@ package ingest
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -27,13 +28,99 @@ func TestParseEnvoyMalformed(t *testing.T) {
 		{"unclosed time", "[2019-04-08T16:50:12.533Z", ReasonBadFormat, ""},
 		{"bad time", strings.Replace(ok, "04-08T16", "04-31T16", 1), ReasonBadTime, "time"},
 		{"time without T", strings.Replace(ok, "04-08T16", "04-08_16", 1), ReasonBadTime, "time"},
-		{"envoy application log", "[2019-04-08 16:50:12.533][1][info][main] starting main dispatch loop", ReasonBadFormat, "request"},
 		{"unquoted request", `[2019-04-08T16:50:12.533Z] GET /fhir 200`, ReasonBadFormat, "request"},
 		{"word status", strings.Replace(ok, " 200 ", " OK ", 1), ReasonBadField, "status"},
 		{"truncated", `[2019-04-08T16:50:12.533Z] "GET /fhir/Observation HTTP/1.1" 200 - 0 1234`, ReasonBadFormat, ""},
 		{"unterminated xff", `[2019-04-08T16:50:12.533Z] "GET /fhir HTTP/1.1" 200 - 0 1 2 3 "203.0.113.9`, ReasonBadFormat, ""},
 		{"bad request", strings.Replace(ok, "GET /fhir/Observation HTTP/1.1", "GET", 1), ReasonBadField, "request"},
+		{"header, bad access line", "[2024-03-14 09:00:01.234][15][info][envoy.access] " + strings.Replace(ok, " 200 ", " OK ", 1), ReasonBadField, "status"},
+		{"header, bad start time", "[2024-03-14 09:00:01.234][15][info][envoy.access] [2019-04-31T16:50:12.533Z] \"GET / HTTP/1.1\" 200", ReasonBadTime, "time"},
+		{"unknown tag", "ENVOY " + ok, ReasonBadFormat, ""},
+		{"tag without a space", "ACCESS" + ok, ReasonBadFormat, ""},
+		{"tag alone", "access:", ReasonBadFormat, ""},
+		{"header of one field", "[2024-03-14 09:00:01.234][15] " + ok, ReasonBadFormat, "request"},
+		{"unclosed header", "[2024-03-14 09:00:01.234][15][info", ReasonBadFormat, "request"},
 	})
+}
+
+// TestParseEnvoyPrefixes checks the prefixes before an access-log line:
+// Envoy's application-log header (with and without the source location)
+// and a tag, and that the server's own messages behind the header are
+// another logger's.
+func TestParseEnvoyPrefixes(t *testing.T) {
+	const access = `[2024-03-14T09:00:01.234Z] "GET /fhir/Patient?name=smith HTTP/1.1" 200 - 0 5120 18 17 "198.51.100.23,10.0.0.2" "portal/5" "id" "fhir.example.org" "10.0.0.5:8080"`
+	tests := []struct {
+		name, line string
+		want       error // nil for the event of access
+	}{
+		{"none", access, nil},
+		{"header", "[2024-03-14 09:00:01.234][15][info][envoy.access] " + access, nil},
+		{"header with source", "[2024-03-14 09:00:01.234][15][info][envoy.access] [source/common/access_log/access_log_impl.cc:91] " + access, nil},
+		{"istio header", "[2024-03-14 09:00:01.234][28][debug][http] " + access, nil},
+		{"header with zone", "[2024-03-14T09:00:01.234+01:00][28][info][envoy.access_loggers]  " + access, nil},
+		{"ACCESS", "ACCESS " + access, nil},
+		{"access:", "access: " + access, nil},
+		{"Access_Log:", "Access_Log:  " + access, nil},
+		{"access-log", "access-log " + access, nil},
+		{"main loop", "[2024-03-14 09:00:00.012][1][info][main] [source/server/server.cc:932] starting main dispatch loop", SkipOtherLogger},
+		{"old default", "[2019-04-08 16:50:12.533][1][info][main] starting main dispatch loop", SkipOtherLogger},
+		{"stream message", "[2024-03-14 09:00:03.456][28][debug][http] [source/common/http/conn_manager_impl.cc:329] [C12][S1] request headers complete (end_stream=true):", SkipOtherLogger},
+		{"no source location, bracketed message", "[2024-03-14 09:00:03.456][28][debug][pool] [C7] connection released", SkipOtherLogger},
+		{"empty message", "[2024-03-14 09:00:03.456][28][debug][pool]", SkipOtherLogger},
+		{"tcp behind header", `[2024-03-14 09:00:07.000][15][info][envoy.access] [2024-03-14T09:00:07.000Z] "- - -" 0 - 517 3826 1501 - "-" "-" "-" "-" "10.0.0.9:5432"`, SkipNoRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestGateway(t, rules.Source{Format: "envoy"})
+			evs, err := p.Parse([]byte(tt.line), Position{Line: 1}, nil)
+			if err != tt.want {
+				t.Fatalf("Parse(%q) = %d events, %v, want %v", tt.line, len(evs), err, tt.want)
+			}
+			if tt.want != nil {
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("Parse(%q) = %d events", tt.line, len(evs))
+			}
+			e := evs[0]
+			if e.Time.Format(time.RFC3339Nano) != "2024-03-14T09:00:01.234Z" || e.Path != "/fhir/Patient" || e.IP.String() != "198.51.100.23" || e.Status != 200 {
+				t.Errorf("event %+v", e)
+			}
+		})
+	}
+}
+
+// TestParseEnvoyDroppedIP checks that an X-Forwarded-For value without a
+// readable address keeps the event and marks the address dropped, while
+// an absent one ("-") drops nothing.
+func TestParseEnvoyDroppedIP(t *testing.T) {
+	tests := []struct {
+		xff, ip string
+		want    Fields
+	}{
+		{"203.0.113.9", "203.0.113.9", 0},
+		{"203.0.113.9, 10.0.0.2", "203.0.113.9", 0},
+		{"-", "", 0},
+		{"", "", 0},
+		{"unknown", "", FieldIP},
+		{"garbage, more garbage", "", FieldIP},
+	}
+	for _, tt := range tests {
+		t.Run(tt.xff, func(t *testing.T) {
+			line := `[2019-04-08T16:50:12.533Z] "GET /fhir/Observation HTTP/1.1" 200 - 0 1234 12 11 "` + tt.xff + `" "curl/8" "id" "api.example.org" "10.0.0.5:8080"`
+			evs, err := newTestGateway(t, rules.Source{Format: "envoy"}).Parse([]byte(line), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse(%q) = %d events, %v", line, len(evs), err)
+			}
+			ip := ""
+			if evs[0].IP.IsValid() {
+				ip = evs[0].IP.String()
+			}
+			if ip != tt.ip || evs[0].Dropped != tt.want {
+				t.Errorf("ip %q dropped %b, want %q %b", ip, evs[0].Dropped, tt.ip, tt.want)
+			}
+		})
+	}
 }
 
 func TestParseEnvoyJSONMalformed(t *testing.T) {
