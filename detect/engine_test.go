@@ -431,3 +431,58 @@ func TestEngineProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEnginePartialLinesSaveNoPosition checks that the pieces of a line a
+// container runtime split are not saved as read until the piece that ends
+// the line, so a restart in between reads the whole line again; and that
+// every line, pieces included, is counted once.
+func TestEnginePartialLinesSaveNoPosition(t *testing.T) {
+	db := openTestDB(t)
+	kc, err := ingest.NewParser(rules.Source{Name: "kc", Format: "keycloak"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timers := make(chan *manualTimer, 8)
+	commits := make(chan struct{}, 8)
+	e := NewEngine(EngineOptions{
+		Committed: func(*store.Batch) { commits <- struct{}{} },
+		Parsers:   map[string]ingest.Parser{"kc": kc}, Accountant: NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1000,
+		NewTimer: func(time.Duration) Timer {
+			mt := &manualTimer{c: make(chan time.Time, 1)}
+			timers <- mt
+			return mt
+		},
+	})
+	in := make(chan ingest.Line)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(t.Context(), in) }()
+
+	const ts = "2024-03-14T09:15:27.000000001Z stdout "
+	in <- line("kc", 1, 100, 1, ts+"F 2024-03-14 09:15:27,000 INFO  [io.quarkus] (main) started")
+	in <- line("kc", 1, 200, 2, ts+`P 2024-03-14 09:15:27,100 INFO  [org.keycloak.events] (t) type="CLIENT_LOGIN", realmId="r", `)
+	in <- line("kc", 1, 300, 3, ts+`P clientId="svc", `)
+	(<-timers).c <- time.Now()
+	<-commits
+	if ps, _ := db.Positions("kc"); len(ps) != 1 || ps[0].Offset != 100 {
+		t.Fatalf("positions with a line half read = %+v, want offset 100 (before its pieces)", ps)
+	}
+	in <- line("kc", 1, 400, 4, ts+`F scope="system/Claim.rs"`)
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := db.Positions("kc"); len(ps) != 1 || ps[0].Offset != 400 {
+		t.Errorf("positions after the line's end = %+v, want offset 400", ps)
+	}
+	c, ok, err := db.Client("svc")
+	if err != nil || !ok || c.Scopes["system/Claim.rs"].Granted.N != 1 {
+		t.Fatalf("client svc = %+v, %v, %v; want system/Claim.rs granted once from the joined line", c, ok, err)
+	}
+	srcs, err := db.Sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) != 1 || srcs[0].Lines != 4 || srcs[0].Ignored != 1 || srcs[0].Malformed != 0 {
+		t.Errorf("sources = %+v, want kc with 4 lines (pieces included), 1 ignored, 0 malformed", srcs)
+	}
+}
