@@ -2,6 +2,10 @@
 //
 // It sits at the start of the flow (ingest → detect → alert): a Source
 // yields complete lines with their position (file identity plus the offset
-// after the line), and a Parser turns a line into zero or more Events.
-// Malformed lines are reported as *ParseError and never stop a source.
+// after the line), and a Parser turns a line into zero or more Events. Every
+// parser NewParser returns sits behind the wrapper layer (wrap.go), which
+// takes off what containers, compose, syslog and the journal put around a
+// line, once for every format. Each line has one outcome: events, a Skip
+// with a bounded reason, or a *ParseError; malformed lines never stop a
+// source.
 package ingest

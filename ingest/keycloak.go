@@ -324,8 +324,10 @@ func isLevel(b []byte) bool {
 // parseKV reads the key=value pairs of a jboss-logging event message into
 // ev. On a syntax error it returns the field it was reading and a message.
 func (p *keycloakParser) parseKV(msg []byte, ev *kcEvent) (field, errMsg string) {
-	msg = bytes.TrimRight(msg, ", ") // a trailing separator, as some listeners write
-	if bytes.Contains(msg, []byte(`=\"`)) && !bytes.Contains(msg, []byte(`="`)) {
+	for len(msg) > 0 && (msg[len(msg)-1] == ',' || msg[len(msg)-1] == ' ') {
+		msg = msg[:len(msg)-1] // a trailing separator, as some listeners write
+	}
+	if eq := bytes.IndexByte(msg, '='); eq >= 0 && eq+2 < len(msg) && msg[eq+1] == '\\' && msg[eq+2] == '"' {
 		// Every quote escaped, as a shipper that escapes the message
 		// writes it: read it as the quoted style.
 		msg = p.unescapeQuotes(msg)

@@ -168,7 +168,9 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if len(trimSpace(s)) == 0 {
 		return dst, SkipBlank
 	}
-	s = bytes.TrimRight(s, "\r\n") // a CRI piece keeps its trailing spaces
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1] // but a CRI piece keeps its trailing spaces
+	}
 	var wt wrapTime
 	if u.mode != WrapNone {
 		first, isCRI := u.mode, false
