@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,6 +39,7 @@ type gwPreset struct {
 	query   []string // query string, when the target has none
 	request []string // "METHOD target [PROTOCOL]", when method or target are missing
 	status  []string
+	country []string // an ISO 3166-1 code or a country name
 }
 
 // gwField is a field's candidate slots, in order, with their paths for
@@ -58,19 +60,21 @@ type gwTimeSlot struct {
 // It is not safe for concurrent use.
 type gwJSONParser struct {
 	gateway
-	loc                                                                         *time.Location
-	layout                                                                      string
-	times                                                                       []gwTimeSlot
-	client, subject, grant, xff, remote, method, target, query, request, status gwField
-	scan                                                                        jsonScanner
-	buf                                                                         []byte
-	arrays                                                                      scopeLists
+	loc                                                                                  *time.Location
+	layout                                                                               string
+	times                                                                                []gwTimeSlot
+	client, subject, grant, xff, remote, method, target, query, request, status, country gwField
+	scan                                                                                 jsonScanner
+	buf                                                                                  []byte
+	arrays                                                                               scopeLists
 }
 
 var _ Parser = (*gwJSONParser)(nil)
 
 // nginxJSONPreset covers log_format … escape=json with nginx's variable
-// names as keys, the convention of the published examples.
+// names as keys, the convention of the published examples. The country
+// is the geoip module's $geoip_country_code by default; fields.country
+// names another key (a geoip2 variable, a header set by a CDN).
 var nginxJSONPreset = gwPreset{
 	format: "nginx-json",
 	time: []gwTimePath{
@@ -85,6 +89,7 @@ var nginxJSONPreset = gwPreset{
 	query:   []string{"args", "query_string"},
 	request: []string{"request"},
 	status:  []string{"status"},
+	country: []string{"geoip_country_code"},
 }
 
 func newGWJSONParser(src rules.Source, pre gwPreset) (*gwJSONParser, error) {
@@ -154,6 +159,7 @@ func newGWJSONParser(src rules.Source, pre gwPreset) (*gwJSONParser, error) {
 	p.query = field("query", "", pre.query)
 	p.request = field("request", "", pre.request)
 	p.status = field("status", fs.Status, pre.status)
+	p.country = field("country", fs.Country, pre.country)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -325,6 +331,22 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 		return dst, p.fail(pos, "ip", bad, ReasonBadField, "address is not a string")
 	}
 	e.IP = p.clientIP(xff, remote)
+	// The address and the country are optional: a value that names none
+	// is left out and counted as dropped, and the call is kept. A Unix
+	// socket peer ("unix:") has no address to drop.
+	if !e.IP.IsValid() && (len(xff) > 0 || (len(remote) > 0 && !bytes.HasPrefix(remote, []byte("unix:")))) {
+		e.Dropped |= FieldIP
+	}
+	country, bad := p.str(&p.country)
+	if bad != "" {
+		return dst, p.fail(pos, "country", bad, ReasonBadField, "country is not a string")
+	}
+	if len(country) > 0 {
+		var ok bool
+		if e.Country, ok = countryLookup(country); !ok {
+			e.Dropped |= FieldCountry
+		}
+	}
 	return append(dst, e), nil
 }
 

@@ -221,3 +221,76 @@ func TestParseGatewayNoRetain(t *testing.T) {
 		})
 	}
 }
+
+// TestParseNginxJSONCountry checks fields.country, before the geoip
+// module's default key: a code or a name becomes the code, anything else
+// is dropped with the call kept.
+func TestParseNginxJSONCountry(t *testing.T) {
+	const head = `"time_local":"14/Mar/2024:09:15:27 +0100","request":"GET /fhir/Patient/1 HTTP/1.1","status":"200","remote_addr":"203.0.113.9"`
+	tests := []struct {
+		name   string
+		fields rules.JSONFields
+		rest   string
+		want   string
+		drop   Fields
+	}{
+		{"default key", rules.JSONFields{}, `"geoip_country_code":"FR"`, "FR", 0},
+		{"configured key", rules.JSONFields{Country: "geo.country"}, `"geo":{"country":"br"},"geoip_country_code":"FR"`, "BR", 0},
+		{"configured key empty, default used", rules.JSONFields{Country: "geo.country"}, `"geo":{"country":""},"geoip_country_code":"FR"`, "FR", 0},
+		{"a name", rules.JSONFields{Country: "cf_ipcountry_name"}, `"cf_ipcountry_name":"Kazakhstan"`, "KZ", 0},
+		{"unknown code", rules.JSONFields{Country: "cc"}, `"cc":"XX"`, "", FieldCountry},
+		{"placeholder", rules.JSONFields{Country: "cc"}, `"cc":"-"`, "", 0},
+		{"a number", rules.JSONFields{Country: "cc"}, `"cc":840`, "", FieldCountry},
+		{"absent", rules.JSONFields{Country: "cc"}, `"other":1`, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestGateway(t, rules.Source{Format: "nginx-json", Fields: tt.fields})
+			line := `{` + head + `,` + tt.rest + `}`
+			evs, err := p.Parse([]byte(line), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+			}
+			if evs[0].Country != tt.want || evs[0].Dropped != tt.drop {
+				t.Errorf("country %q dropped %b, want %q %b", evs[0].Country, evs[0].Dropped, tt.want, tt.drop)
+			}
+		})
+	}
+	p := newTestGateway(t, rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Country: "cc"}})
+	checkParseError(t, p, `{`+head+`,"cc":{"iso":"US"}}`, Position{Source: "gw", Line: 3}, nil, ReasonBadField, "country")
+}
+
+// TestParseNginxJSONDroppedIP checks that an address that names none
+// keeps the call and marks the IP dropped, while an absent one, a
+// placeholder or a Unix socket peer drops nothing.
+func TestParseNginxJSONDroppedIP(t *testing.T) {
+	const head = `"time_local":"14/Mar/2024:09:15:27 +0100","request":"GET /fhir/Patient/1 HTTP/1.1","status":"200"`
+	tests := []struct {
+		rest, ip string
+		drop     Fields
+	}{
+		{`"remote_addr":"203.0.113.9"`, "203.0.113.9", 0},
+		{`"remote_addr":"10.0.0.2","http_x_forwarded_for":"198.51.100.23"`, "198.51.100.23", 0},
+		{`"remote_addr":"unix:"`, "", 0},
+		{`"remote_addr":"-","http_x_forwarded_for":"-"`, "", 0},
+		{`"remote_addr":"unix:","http_x_forwarded_for":"garbage"`, "", FieldIP},
+		{`"remote_addr":"not an address"`, "", FieldIP},
+		{`"remote_addr":"10.0.0.2","http_x_forwarded_for":"unknown"`, "10.0.0.2", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rest, func(t *testing.T) {
+			p := newTestGateway(t, rules.Source{Format: "nginx-json"})
+			evs, err := p.Parse([]byte(`{`+head+`,`+tt.rest+`}`), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse = %d events, %v", len(evs), err)
+			}
+			ip := ""
+			if evs[0].IP.IsValid() {
+				ip = evs[0].IP.String()
+			}
+			if ip != tt.ip || evs[0].Dropped != tt.drop {
+				t.Errorf("ip %q dropped %b, want %q %b", ip, evs[0].Dropped, tt.ip, tt.drop)
+			}
+		})
+	}
+}
