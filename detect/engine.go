@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -51,6 +52,15 @@ type EngineOptions struct {
 	// Detection, when set, raises findings from the events and from time
 	// passing; nil only counts usage.
 	Detection *Detection
+
+	// NoEventsAfter is how many lines a source may read since the engine
+	// started without yielding an event before the engine logs one
+	// warning naming the likely cause and sets
+	// scopewatch_source_no_events; default DefaultNoEventsAfter.
+	NoEventsAfter int
+	// Sources are the configured sources, whose settings (format,
+	// wrapper) that warning weighs.
+	Sources []rules.Source
 
 	// Probes, when set, carries liveness probes (systemd's watchdog): the
 	// engine commits the batch it holds and closes each probe's channel
@@ -136,6 +146,9 @@ func NewEngine(opt EngineOptions) *Engine {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.NoEventsAfter <= 0 {
+		opt.NoEventsAfter = DefaultNoEventsAfter
 	}
 	if opt.NewTimer == nil {
 		opt.NewTimer = func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
@@ -428,6 +441,8 @@ type sourceState struct {
 	m    sourceMetrics
 	cov  *sourceCoverage // this source's coverage, when detecting
 	gap  time.Duration
+	// watch is set until the source yields its first event.
+	watch *noEvents
 }
 
 type sourceMetrics struct {
@@ -477,6 +492,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 	}
 	st.m.malformed = m.Malformed
 	st.m.source = name
+	st.watch = e.newNoEvents(name)
 	return st
 }
 
@@ -493,7 +509,7 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 		st.m.malformed.WithLabelValues(st.name, "no_parser").Inc()
 		return events
 	}
-	events, err := st.parser.Parse(ln.Text, ln.Pos, events)
+	events, err := ingest.ParseLine(st.parser, ln, events)
 	skip, pe := ingest.Outcome(err)
 	if skip == ingest.SkipPartial {
 		// A piece of a line the container runtime split. Its position is
@@ -506,6 +522,9 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 	st.lines += 1 + st.held
 	st.held = 0
 	st.mark(ln.Pos)
+	if st.watch != nil {
+		st.watchLine(ln, len(events), skip, pe)
+	}
 	if pe != nil {
 		n := pe.Count()
 		st.malformed += uint64(n)

@@ -20,6 +20,9 @@ type EngineMetrics struct {
 	Unattributed   *prometheus.CounterVec // source: API calls without a client id
 	Unmapped       *prometheus.CounterVec // source: API calls matching no route
 	LinesCommitted *prometheus.CounterVec // source: lines whose effects and position are durable
+	// NoEvents is 1 while a source has read NoEventsAfter lines since
+	// the engine started and yielded no event, 0 otherwise.
+	NoEvents       *prometheus.GaugeVec // source
 	CommitDuration prometheus.Histogram
 	BatchEvents    prometheus.Histogram
 	CommitErrors   prometheus.Counter
@@ -56,6 +59,10 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 		LinesCommitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_lines_committed_total", Help: "Lines whose effects and position are committed to the store.",
 		}, []string{"source"}),
+		NoEvents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scopewatch_source_no_events",
+			Help: "1 while the source has read 10,000 lines since the start and yielded no event (wrong format, wrapper or log level), 0 otherwise.",
+		}, []string{"source"}),
 		CommitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "scopewatch_store_commit_duration_seconds",
 			Help:    "Time to commit one batch (counts and positions) to the store.",
@@ -73,14 +80,15 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
-			m.Unmapped, m.LinesCommitted, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.Newest)
+			m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.Newest)
 	}
 	return m
 }
 
 // InitSource creates the counters of one source at zero. Malformed lines
 // are not among them: their reasons come from the parsers and appear
-// with the first.
+// with the first. The no-events gauge is set to 0: a configuration (at
+// start or reloaded) counts its lines afresh.
 func (m *EngineMetrics) InitSource(name string) {
 	m.LinesParsed.WithLabelValues(name)
 	for _, r := range ingest.SkipReasons() {
@@ -92,6 +100,7 @@ func (m *EngineMetrics) InitSource(name string) {
 	m.Unattributed.WithLabelValues(name)
 	m.Unmapped.WithLabelValues(name)
 	m.LinesCommitted.WithLabelValues(name)
+	m.NoEvents.WithLabelValues(name).Set(0)
 	for k := range ingest.Kind(numKinds) {
 		m.Events.WithLabelValues(name, k.String())
 	}

@@ -44,10 +44,13 @@ type FileOptions struct {
 	// CheckInterval is how often Path is stat'ed for rotation and
 	// truncation; default 250ms. Ignored when Tick is set.
 	CheckInterval time.Duration
-	MaxLineSize   int // longer lines are skipped and counted; default 64 KiB
-	Positions     PositionStore
-	Metrics       *Metrics // nil creates unregistered metrics
-	Logger        *slog.Logger
+	// MaxLineSize is the source's max_line_bytes: a longer line is sent
+	// as one that ParseLine reports too_long, at its position, and
+	// reading goes on at the next line. Default 1 MiB.
+	MaxLineSize int
+	Positions   PositionStore
+	Metrics     *Metrics // nil creates unregistered metrics
+	Logger      *slog.Logger
 	// Tick, when set, replaces the check ticker: every value received is
 	// a check at that time. Tests drive it; RotateWait is measured in the
 	// times it delivers.
@@ -476,13 +479,13 @@ func (r *fileRun) onLine(ctx context.Context, l *tail.Line) error {
 	case consumed == int64(len(s))+1:
 		ok = r.checkContent(s, off, false)
 	case consumed > int64(len(s))+1 && len(s) == r.opts.MaxLineSize:
+		// The first chunk of a line over the limit, which the library
+		// splits into chunks of MaxLineSize sent with the same offset.
 		ok = r.checkContent(s, off, true)
 		if ok {
 			r.tlNum, r.inLong = l.Num, true
-			r.cur.offset = off
-			r.cur.line++
-			r.oversized.Inc()
-			return nil
+			pos := r.cur.position(r.opts.Name, off, r.cur.line+1)
+			return r.send(ctx, tooLongLine(consumed-1, r.opts.MaxLineSize, pos), off, true)
 		}
 	default:
 		ok = false
@@ -497,15 +500,22 @@ func (r *fileRun) onLine(ctx context.Context, l *tail.Line) error {
 	// The library allocates a new string per line and never reuses it, so
 	// it can be handed on as bytes without a copy.
 	text := unsafe.Slice(unsafe.StringData(s), len(s))
-	pos := r.cur.position(r.opts.Name, off, r.cur.line+1)
-	pos.AfterLoss = r.lost
+	return r.send(ctx, Line{Text: text, Pos: r.cur.position(r.opts.Name, off, r.cur.line+1)}, off, false)
+}
+
+// send hands ln, which ends at off in the live file, on.
+func (r *fileRun) send(ctx context.Context, ln Line, off int64, tooLong bool) error {
+	ln.Pos.AfterLoss = r.lost
 	select {
-	case r.out <- Line{Text: text, Pos: pos}:
+	case r.out <- ln:
 		// Consumed only once handed on: a restarted Run resumes here.
 		r.cur.offset = off
 		r.cur.line++
 		r.lost = false
 		r.lines.Inc()
+		if tooLong {
+			r.oversized.Inc()
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -464,7 +464,66 @@ func TestFileReplaced(t *testing.T) {
 	})
 }
 
-func TestFileOversized(t *testing.T) {
+// TestFileTooLong appends lines of limit-1, limit, limit+1 and 2 MiB
+// bytes to a tailed file: each comes out once, the long ones as too_long
+// lines at their own offsets, and the lines after them are read.
+func TestFileTooLong(t *testing.T) {
+	const limit = 1 << 20
+	content, tooLong := limitLines(limit)
+	modes(t, func(t *testing.T, poll bool) {
+		path := filepath.Join(t.TempDir(), "app.log")
+		w := ingesttest.NewWriter(t, path)
+		r := startFile(t, fileSetup{path: path, poll: poll}) // default limit
+		w.Raw(content)
+		got := r.receive(8)
+		r.tick.Step()
+		ingesttest.Quiet(t, r.out, 50*time.Millisecond)
+		checkLimitLines(t, got, content, limit, tooLong)
+		if n := testutil.ToFloat64(r.m.Oversized.WithLabelValues("app")); n != 2 {
+			t.Errorf("oversized = %v, want 2", n)
+		}
+		if n := testutil.ToFloat64(r.m.LinesRead.WithLabelValues("app")); n != 8 {
+			t.Errorf("lines read = %v, want 8", n)
+		}
+	})
+}
+
+// TestFileTooLongRotated reads the same lines from a file rotated while
+// the source was stopped: the reader of rotated files applies the limit
+// the same way.
+func TestFileTooLongRotated(t *testing.T) {
+	const limit = 1 << 20
+	body, long := limitLines(limit)
+	content := append([]byte("line 000000\n"), body...)
+	var tooLong []int64
+	for _, n := range long {
+		tooLong = append(tooLong, n+1)
+	}
+	path := filepath.Join(t.TempDir(), "app.log")
+	w := ingesttest.NewWriter(t, path)
+	w.Raw(content[:12])
+	pos := ingesttest.NewPositions()
+	r := startFile(t, fileSetup{path: path, pos: pos})
+	got := r.receive(1)
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.Raw(body)
+	ingesttest.RenameCreate(t, path, path+".1")
+
+	r = startFile(t, fileSetup{path: path, pos: pos})
+	got = append(got, r.receive(8)...)
+	r.tick.Step()
+	ingesttest.Quiet(t, r.out, 50*time.Millisecond)
+	checkLimitLines(t, got, content, limit, tooLong)
+	if n := testutil.ToFloat64(r.m.Oversized.WithLabelValues("app")); n != 2 {
+		t.Errorf("oversized = %v, want 2", n)
+	}
+}
+
+// TestFileTooLongSmallLimit checks a small configured limit, with lines
+// the tail library splits into many chunks.
+func TestFileTooLongSmallLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	w := ingesttest.NewWriter(t, path)
 	w.Write(3)
@@ -474,18 +533,20 @@ func TestFileOversized(t *testing.T) {
 	w.Raw(append(bytes.Repeat([]byte("y"), 1025), '\n'))
 	w.Raw(append(bytes.Repeat([]byte("z"), 1024), '\n')) // at the limit: kept
 	w.Write(2)
-	got = append(got, r.receive(3)...)
-	if string(got[3].Text) != string(bytes.Repeat([]byte("z"), 1024)) {
-		t.Fatalf("line at the limit = %.20q..., want 1024 z", got[3].Text)
+	got = append(got, r.receive(5)...)
+	for i, want := range []int64{5000, 1025} {
+		if n, limit, ok := ingest.TooLong(got[3+i]); !ok || n != want || limit != 1024 {
+			t.Errorf("line %d: TooLong = %d, %d, %v; want %d over 1024", got[3+i].Pos.Line, n, limit, ok, want)
+		}
 	}
-	if n := testutil.ToFloat64(r.m.Oversized.WithLabelValues("app")); n != 2 {
-		t.Errorf("oversized = %v, want 2", n)
+	if string(got[5].Text) != string(bytes.Repeat([]byte("z"), 1024)) {
+		t.Fatalf("line at the limit = %.20q..., want 1024 z", got[5].Text)
 	}
 	last := got[len(got)-1].Pos
 	if want := int64(5*12 + 5001 + 1026 + 1025); last.Offset != want || last.Line != 8 {
 		t.Errorf("last position = offset %d line %d, want %d and 8", last.Offset, last.Line, want)
 	}
-	ingesttest.ExactlyOnce(t, ingesttest.Numbers(t, append(got[:3:3], got[4:]...)), 1, 5)
+	ingesttest.ExactlyOnce(t, ingesttest.Numbers(t, append(got[:3:3], got[6:]...)), 1, 5)
 }
 
 func TestFileReadError(t *testing.T) {

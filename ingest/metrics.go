@@ -6,8 +6,11 @@ import "github.com/prometheus/client_golang/prometheus"
 // from config and reasons from a fixed vocabulary; never a client, IP or
 // scope.
 type Metrics struct {
-	LinesRead     *prometheus.CounterVec // source
-	Oversized     *prometheus.CounterVec // source: lines longer than the limit, dropped
+	LinesRead *prometheus.CounterVec // source
+	// Oversized counts the lines longer than the source's max_line_bytes:
+	// the same lines as scopewatch_lines_malformed_total{reason="too_long"},
+	// kept under this name for the dashboards that chart it.
+	Oversized     *prometheus.CounterVec // source
 	Rotations     *prometheus.CounterVec // source, kind: rename|truncate|copytruncate|replaced
 	LostBytes     *prometheus.CounterVec // source: bytes that may have been lost (copytruncate)
 	ReadErrors    *prometheus.CounterVec // source, reason: permission|not_found|io
@@ -22,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "scopewatch_lines_read_total", Help: "Complete lines read from log files.",
 		}, []string{"source"}),
 		Oversized: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scopewatch_lines_oversized_total", Help: "Lines longer than the line limit, skipped.",
+			Name: "scopewatch_lines_oversized_total", Help: "Lines longer than the source's max_line_bytes, each also counted in scopewatch_lines_malformed_total{reason=\"too_long\"}.",
 		}, []string{"source"}),
 		Rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_file_rotations_total", Help: "File rotations and truncations seen, by kind.",

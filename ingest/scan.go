@@ -9,23 +9,81 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
 // Defaults shared by the file sources.
 const (
-	DefaultMaxLineSize = 64 << 10
+	// DefaultMaxLineSize is the line limit of a source that sets none:
+	// the default of its max_line_bytes.
+	DefaultMaxLineSize = rules.DefaultMaxLineBytes
 	defaultChunkSize   = 256 << 10
 )
+
+// This file is the one home of the line limit. Every reader of log lines
+// (the live tail, rotated files, scan and validate --sample) measures a
+// line the same way: its bytes before the newline, a carriage return
+// included. A line over its source's limit is not dropped: it is handed on
+// as a line of its own, at its position, whose text stands for it (see
+// tooLongLine), and ParseLine turns it into a malformed line with reason
+// too_long. So it is counted like any malformed line, and its position is
+// committed like any line's.
+
+// tooLongLine returns the line that stands for a line of n bytes over the
+// limit. Its text is a newline followed by n and the limit: no line read
+// from a file holds a newline, so it cannot be taken for one.
+func tooLongLine(n int64, limit int, pos Position) Line {
+	text := make([]byte, 1, 24)
+	text[0] = '\n'
+	text = strconv.AppendInt(text, n, 10)
+	text = append(text, ' ')
+	text = strconv.AppendInt(text, int64(limit), 10)
+	return Line{Text: text, Pos: pos}
+}
+
+// TooLong reports whether ln stands for a line longer than its source's
+// limit, and if so the line's length and the limit.
+func TooLong(ln Line) (n int64, limit int, ok bool) {
+	t := ln.Text
+	if len(t) == 0 || t[0] != '\n' {
+		return 0, 0, false
+	}
+	a, b, _ := bytes.Cut(t[1:], []byte{' '})
+	n, _ = strconv.ParseInt(string(a), 10, 64)
+	l, _ := strconv.Atoi(string(b))
+	return n, l, true
+}
+
+// ParseLine parses a line a Source produced with p, as every consumer of
+// lines does: a line longer than its source's limit is malformed, with
+// reason too_long, and p never sees it.
+func ParseLine(p Parser, ln Line, dst []Event) ([]Event, error) {
+	if len(ln.Text) > 0 && ln.Text[0] == '\n' {
+		return dst, tooLongError(ln)
+	}
+	return p.Parse(ln.Text, ln.Pos, dst)
+}
+
+func tooLongError(ln Line) error {
+	n, limit, _ := TooLong(ln)
+	return &ParseError{
+		Source: ln.Pos.Source, Line: ln.Pos.Line, Offset: ln.Pos.Offset, Reason: ReasonTooLong,
+		Err: fmt.Errorf("line of %d bytes is longer than max_line_bytes (%d); skipped", n, limit),
+	}
+}
 
 // lineReader splits a stream into lines without copying each one: it reads
 // into large chunks and hands out sub-slices of them. A chunk is never
 // written again once a line from it has been handed out; a line that
 // straddles the end of a chunk is moved to the start of a fresh chunk. Lines
-// longer than max are skipped whole and reported as oversized.
+// longer than max are skipped whole (never held in memory) and reported as
+// too long, with their length in long.
 type lineReader struct {
 	src     io.Reader
 	chunk   []byte
@@ -34,6 +92,7 @@ type lineReader struct {
 	max     int
 	skip    bool  // discarding the rest of an oversized line
 	skipped int64 // bytes of the oversized line discarded so far
+	long    int64 // length of the last too-long line returned
 	err     error // sticky non-EOF error
 }
 
@@ -56,6 +115,7 @@ func (lr *lineReader) next() (text []byte, n int64, oversized, ok bool) {
 		if lr.skip {
 			if i := bytes.IndexByte(data, '\n'); i >= 0 {
 				n = lr.skipped + int64(i) + 1
+				lr.long = n - 1
 				lr.r += i + 1
 				lr.skip, lr.skipped = false, 0
 				return nil, n, true, true
@@ -65,6 +125,7 @@ func (lr *lineReader) next() (text []byte, n int64, oversized, ok bool) {
 		} else if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			lr.r += i + 1
 			if i > lr.max {
+				lr.long = int64(i)
 				return nil, int64(i) + 1, true, true
 			}
 			text = data[:i:i]
@@ -117,12 +178,14 @@ func (lr *lineReader) rest() (text []byte, n int64, oversized bool) {
 	if lr.skip {
 		n = lr.skipped + int64(lr.w-lr.r)
 		lr.r, lr.skip, lr.skipped = lr.w, false, 0
+		lr.long = n
 		return nil, n, true
 	}
 	text = lr.chunk[lr.r:lr.w:lr.w]
 	n = int64(len(text))
 	lr.r = lr.w
 	if len(text) > lr.max {
+		lr.long = n
 		return nil, n, true
 	}
 	if len(text) > 0 && text[len(text)-1] == '\r' {
@@ -141,12 +204,23 @@ func (lr *lineReader) buffered() int64 {
 
 // ScanOptions configure a Scan.
 type ScanOptions struct {
-	Name        string   // source name, used in positions and metrics
-	Paths       []string // files to read, plain or gzip-compressed
-	MaxLineSize int      // longer lines are skipped and counted; default 64 KiB
+	Name  string   // source name, used in positions and metrics
+	Paths []string // files to read, plain or gzip-compressed
+	// MaxLineSize is the source's max_line_bytes: a longer line is sent
+	// as one that ParseLine reports too_long. Default 1 MiB.
+	MaxLineSize int
 	Positions   PositionStore
 	Metrics     *Metrics // nil creates unregistered metrics
 	Logger      *slog.Logger
+	// Check, when set, is the configuration of the source, whose parser
+	// reads each file from its saved position before any of its lines is
+	// sent, up to its first event. A file with no event and some
+	// malformed lines is sent nothing, so nothing of it is counted and
+	// its position is not committed: it is the wrong format (or wrapper)
+	// for the source, and once the configuration is fixed a scan reads
+	// it whole. Run goes on with the other files and returns a
+	// *FormatError for each such file.
+	Check *rules.Source
 }
 
 // Scan reads a fixed set of files once, for backfills: plain files and
@@ -156,6 +230,8 @@ type Scan struct {
 	opts    ScanOptions
 	metrics *Metrics
 	log     *slog.Logger
+	check   Parser
+	checkOK error // why Check has no parser
 }
 
 var _ Source = (*Scan)(nil)
@@ -172,16 +248,46 @@ func NewScan(opts ScanOptions) *Scan {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Check != nil {
+		s.check, s.checkOK = NewParser(*opts.Check)
+	}
 	return s
 }
 
 // Name returns the source name.
 func (s *Scan) Name() string { return s.opts.Name }
 
+// FormatError reports a file that a Scan did not read because no line of
+// it yields an event and some are malformed: the source's format (or
+// wrapper) is not the file's. Nothing of the file was counted and its
+// position was not saved, so a scan with a corrected configuration reads
+// it whole.
+type FormatError struct {
+	Path   string
+	Format string // the source's format
+	Tally  Tally  // what the lines from the saved position came to
+	Hint   string // what would read the file, or the likely cause
+}
+
+func (e *FormatError) Error() string {
+	mal := e.Tally.MalformedLines()
+	top, _ := topReason(e.Tally.Malformed)
+	s := fmt.Sprintf("%s: no line yields an event and %d of %d lines are malformed for format %s (mostly %s); the file is not marked as read",
+		e.Path, mal, e.Tally.Lines, e.Format, top)
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s + "; fix the source and scan the file again"
+}
+
 // Run reads every file from its saved position to its end, sending the
-// lines to out. It returns nil when done or when ctx ends, and a
-// *ReadError when a file cannot be read.
+// lines to out. It returns nil when done or when ctx ends, a *ReadError
+// when a file cannot be read, and the *FormatError of each file the
+// check refused, joined, once every other file is read.
 func (s *Scan) Run(ctx context.Context, out chan<- Line) error {
+	if s.checkOK != nil {
+		return fmt.Errorf("check parser: %w", s.checkOK)
+	}
 	var saved []store.Position
 	if s.opts.Positions != nil {
 		var err error
@@ -189,15 +295,21 @@ func (s *Scan) Run(ctx context.Context, out chan<- Line) error {
 			return fmt.Errorf("source %s: load positions: %w", s.opts.Name, err)
 		}
 	}
+	var refused []error
 	for _, path := range s.opts.Paths {
-		if err := s.scanFile(ctx, path, saved, out); err != nil {
+		err := s.scanFile(ctx, path, saved, out)
+		if fe := (*FormatError)(nil); errors.As(err, &fe) {
+			refused = append(refused, err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
-	return nil
+	return errors.Join(refused...)
 }
 
 func (s *Scan) scanFile(ctx context.Context, path string, saved []store.Position, out chan<- Line) error {
@@ -220,26 +332,46 @@ func (s *Scan) scanFile(ctx context.Context, path string, saved []store.Position
 			s.metrics.Rotations.WithLabelValues(s.opts.Name, "truncate").Inc()
 		}
 	}
-
-	var src io.Reader
 	if compressed {
 		of.static = true
+	}
+	// open returns the file's lines from start; done is false when a
+	// compressed file ends before start (everything was read before).
+	open := func() (src io.Reader, done bool, err error) {
+		if !compressed {
+			if _, err := of.f.Seek(start, io.SeekStart); err != nil {
+				return nil, false, readError(s.metrics, s.opts.Name, path, "seek", err)
+			}
+			return of.f, false, nil
+		}
+		if _, err := of.f.Seek(0, io.SeekStart); err != nil {
+			return nil, false, readError(s.metrics, s.opts.Name, path, "seek", err)
+		}
 		zr, err := gzip.NewReader(bufio.NewReaderSize(of.f, 64<<10))
 		if err != nil {
-			return readError(s.metrics, s.opts.Name, path, "gzip", err)
+			return nil, false, readError(s.metrics, s.opts.Name, path, "gzip", err)
 		}
 		if _, err := io.CopyN(io.Discard, zr, start); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil // everything was read before
+				return nil, true, nil
 			}
-			return readError(s.metrics, s.opts.Name, path, "gzip", err)
+			return nil, false, readError(s.metrics, s.opts.Name, path, "gzip", err)
 		}
-		src = zr
-	} else {
-		if _, err := of.f.Seek(start, io.SeekStart); err != nil {
-			return readError(s.metrics, s.opts.Name, path, "seek", err)
+		return zr, false, nil
+	}
+
+	if s.check != nil {
+		src, done, err := open()
+		if err != nil || done {
+			return err
 		}
-		src = of.f
+		if err := s.checkFile(src, path, start, line); err != nil {
+			return err
+		}
+	}
+	src, done, err := open()
+	if err != nil || done {
+		return err
 	}
 	of.offset, of.line = start, line
 	d := drainer{source: s.opts.Name, of: of, lr: newLineReader(src, s.opts.MaxLineSize, defaultChunkSize),
@@ -251,6 +383,105 @@ func (s *Scan) scanFile(ctx context.Context, path string, saved []store.Position
 		return readError(s.metrics, s.opts.Name, path, "read", err)
 	}
 	return nil
+}
+
+// checkFile reads src with the check parser up to the first line that
+// yields an event, and returns a *FormatError when there is none and
+// some lines were malformed. A read error is left to the scan proper,
+// which reads the same bytes and reports it after sending what it could.
+func (s *Scan) checkFile(src io.Reader, path string, start, line int64) error {
+	lr := NewLineReader(src, s.opts.Name, path, s.opts.MaxLineSize)
+	lr.offset, lr.line = start, line
+	var (
+		tally Tally
+		evs   []Event
+	)
+	for {
+		ln, err := lr.Next()
+		if err != nil {
+			break
+		}
+		var perr error
+		evs, perr = ParseLine(s.check, ln, evs[:0])
+		skip, pe := Outcome(perr)
+		if tally.Add(ln, len(evs), skip, pe); tally.Yielding > 0 {
+			return nil
+		}
+	}
+	if tally.MalformedLines() == 0 {
+		return nil // only lines of no interest: read, and counted as ignored
+	}
+	return &FormatError{Path: path, Format: s.opts.Check.Format, Tally: tally, Hint: tally.Diagnose(*s.opts.Check)}
+}
+
+// LineReader reads the lines of a stream the way every file source does,
+// for a reader that is not a source (validate --sample): the same limit,
+// the same positions, and a line over the limit returned as the line that
+// ParseLine reports too_long.
+type LineReader struct {
+	lr           *lineReader
+	source, path string
+	offset, line int64
+	done         bool
+}
+
+// NewLineReader returns a LineReader of r, whose lines carry source and
+// path in their positions; maxLine is the source's max_line_bytes
+// (default 1 MiB when 0).
+func NewLineReader(r io.Reader, source, path string, maxLine int) *LineReader {
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLineSize
+	}
+	return &LineReader{lr: newLineReader(r, maxLine, defaultChunkSize), source: source, path: path}
+}
+
+// Next returns the next line, a last one without a newline included. Its
+// text stays valid after later calls. It returns io.EOF after the last
+// line, or the error that stopped reading.
+func (r *LineReader) Next() (Line, error) {
+	if r.done {
+		return Line{}, io.EOF
+	}
+	text, n, over, ok := r.lr.next()
+	if !ok {
+		if r.lr.err != nil {
+			r.done = true
+			return Line{}, r.lr.err
+		}
+		text, n, over = r.lr.rest()
+		if n == 0 {
+			r.done = true
+			return Line{}, io.EOF
+		}
+	}
+	r.offset += n
+	r.line++
+	pos := Position{Source: r.source, Path: r.path, Offset: r.offset, Line: r.line}
+	if over {
+		return tooLongLine(r.lr.long, r.lr.max, pos), nil
+	}
+	return Line{Text: text, Pos: pos}, nil
+}
+
+// OpenLines opens the file at path, plain or gzip-compressed (told by its
+// magic bytes, as a scan tells it), for reading its lines from the start.
+// close closes the file.
+func OpenLines(path, source string, maxLine int) (r *LineReader, close func() error, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	var src io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		src = zr
+	}
+	return NewLineReader(src, source, path, maxLine), f.Close, nil
 }
 
 // bestMatch returns the saved record that matches of with the largest offset.
@@ -293,18 +524,19 @@ func (d *drainer) drain(ctx context.Context, out chan<- Line, final bool) error 
 				return nil
 			}
 		}
+		ln := Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1)}
 		if over {
-			d.of.offset += n
-			d.of.line++
-			d.oversized.Inc()
-			continue
+			ln = tooLongLine(d.lr.long, d.lr.max, ln.Pos)
 		}
 		select {
-		case out <- Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1)}:
+		case out <- ln:
 			// Consumed only once handed on: a restarted Run resumes here.
 			d.of.offset += n
 			d.of.line++
 			d.lines.Inc()
+			if over {
+				d.oversized.Inc()
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/ingest/ingesttest"
+	"github.com/scopewatch/scopewatch/rules"
 )
 
 const wait = 10 * time.Second
@@ -121,27 +126,154 @@ func TestScanResume(t *testing.T) {
 	}
 }
 
-func TestScanOversized(t *testing.T) {
+// limitLines returns lines of limit-1, limit, limit+1 and 2 MiB bytes
+// (a carriage return included in the limit's count), each followed by a
+// numbered line, and the numbers of the lines that must come out too long.
+func limitLines(limit int) (content []byte, tooLong []int64) {
+	var b bytes.Buffer
+	n := 0
+	for _, size := range []int{limit - 1, limit, limit + 1, 2 << 20} {
+		b.Write(bytes.Repeat([]byte("x"), size))
+		b.WriteByte('\n')
+		n++
+		if size > limit {
+			tooLong = append(tooLong, int64(n))
+		}
+		n++
+		fmt.Fprintf(&b, "line %06d\n", n)
+	}
+	return b.Bytes(), tooLong
+}
+
+// checkLimitLines checks what a reader of limitLines' content delivered:
+// every line once, the long ones as too_long lines at their own offsets,
+// the others whole.
+func checkLimitLines(t *testing.T, got []ingest.Line, content []byte, limit int, tooLong []int64) {
+	t.Helper()
+	if want := bytes.Count(content, []byte("\n")); len(got) != want {
+		t.Fatalf("got %d lines, want %d", len(got), want)
+	}
+	var off int64
+	for i, ln := range got {
+		end := bytes.IndexByte(content[off:], '\n')
+		want := content[off : off+int64(end)]
+		off += int64(end) + 1
+		if ln.Pos.Line != int64(i+1) || ln.Pos.Offset != off {
+			t.Errorf("line %d: position line %d offset %d, want %d and %d", i+1, ln.Pos.Line, ln.Pos.Offset, i+1, off)
+		}
+		_, err := ingest.ParseLine(nopParser{}, ln, nil)
+		_, pe := ingest.Outcome(err)
+		if slices.Contains(tooLong, int64(i+1)) {
+			n, l, ok := ingest.TooLong(ln)
+			if pe == nil || pe.Reason != ingest.ReasonTooLong || !ok || n != int64(len(want)) || l != limit {
+				t.Errorf("line %d (%d bytes): outcome %v, TooLong %d %d %v; want malformed too_long of %d bytes over %d",
+					i+1, len(want), err, n, l, ok, len(want), limit)
+			}
+			if pe != nil && (pe.Line != int64(i+1) || pe.Offset != off) {
+				t.Errorf("line %d: ParseError at line %d offset %d, want %d and %d", i+1, pe.Line, pe.Offset, i+1, off)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(ln.Text, want) {
+			t.Errorf("line %d (%d bytes): outcome %v, text of %d bytes; want it whole", i+1, len(want), err, len(ln.Text))
+		}
+	}
+}
+
+// nopParser reads every line into nothing, without error.
+type nopParser struct{}
+
+func (nopParser) Parse(_ []byte, _ ingest.Position, dst []ingest.Event) ([]ingest.Event, error) {
+	return dst, nil
+}
+
+func TestScanTooLong(t *testing.T) {
+	const limit = 1 << 20
+	content, tooLong := limitLines(limit)
+	for _, compressed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", compressed), func(t *testing.T) {
+			data := content
+			if compressed {
+				data = gzipped(t, content)
+			}
+			path := filepath.Join(t.TempDir(), "app.log")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m := ingest.NewMetrics(nil)
+			got := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{path}, Metrics: m}) // default limit
+			checkLimitLines(t, got, content, limit, tooLong)
+			if n := testutil.ToFloat64(m.Oversized.WithLabelValues("s")); n != 2 {
+				t.Errorf("oversized = %v, want 2", n)
+			}
+			if n := testutil.ToFloat64(m.LinesRead.WithLabelValues("s")); n != 8 {
+				t.Errorf("lines read = %v, want 8", n)
+			}
+		})
+	}
+}
+
+// TestScanTooLongLast checks a last line without a newline over the
+// limit, and a small limit over lines spanning several chunks.
+func TestScanTooLongLast(t *testing.T) {
 	var b bytes.Buffer
 	b.Write(numbered(1, 3, "\n"))
 	b.Write(bytes.Repeat([]byte("x"), 300000)) // spans several chunks
 	b.WriteByte('\n')
-	b.Write(numbered(4, 6, "\n"))
-	b.Write(bytes.Repeat([]byte("y"), 1025))
-	b.WriteByte('\n')
-	b.Write(numbered(7, 7, "")) // final line without newline
+	b.Write(numbered(5, 5, "\n"))
+	b.Write(bytes.Repeat([]byte("y"), 1025)) // last, no newline
 	path := filepath.Join(t.TempDir(), "app.log")
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := ingest.NewMetrics(nil)
-	got := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{path}, MaxLineSize: 1024, Metrics: m})
-	ingesttest.ExactlyOnce(t, ingesttest.Numbers(t, got), 1, 7)
-	if n := testutil.ToFloat64(m.Oversized.WithLabelValues("s")); n != 2 {
-		t.Errorf("oversized = %v, want 2", n)
+	got := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{path}, MaxLineSize: 1024})
+	if len(got) != 6 {
+		t.Fatalf("got %d lines, want 6", len(got))
 	}
-	if last := got[len(got)-1].Pos; last.Offset != int64(b.Len()) || last.Line != 9 {
-		t.Errorf("last position = offset %d line %d, want %d and 9", last.Offset, last.Line, b.Len())
+	for i, want := range []int64{300000, 1025} {
+		ln := got[[]int{3, 5}[i]]
+		if n, limit, ok := ingest.TooLong(ln); !ok || n != want || limit != 1024 {
+			t.Errorf("line %d: TooLong = %d, %d, %v; want %d over 1024", ln.Pos.Line, n, limit, ok, want)
+		}
+	}
+	if last := got[5].Pos; last.Offset != int64(b.Len()) || last.Line != 6 {
+		t.Errorf("last position = offset %d line %d, want %d and 6", last.Offset, last.Line, b.Len())
+	}
+}
+
+// TestLineReaderTooLong reads the same lines as a scan through the reader
+// validate uses, plain and compressed.
+func TestLineReaderTooLong(t *testing.T) {
+	const limit = 4096
+	content, tooLong := limitLines(limit)
+	for _, compressed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", compressed), func(t *testing.T) {
+			data := content
+			if compressed {
+				data = gzipped(t, content)
+			}
+			path := filepath.Join(t.TempDir(), "sample.log")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			lr, closeFile, err := ingest.OpenLines(path, "s", limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeFile()
+			var got []ingest.Line
+			for {
+				ln, err := lr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ln)
+			}
+			checkLimitLines(t, got, content, limit, tooLong)
+		})
 	}
 }
 
@@ -155,5 +287,71 @@ func TestScanMissingFile(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.ReadErrors.WithLabelValues("s", ingest.ReasonNotFound)); n != 1 {
 		t.Errorf("read errors = %v, want 1", n)
+	}
+}
+
+// TestScanCheckRefusesWrongFormat scans an Okta log and an nginx log as
+// an nginx source: the Okta log is sent nothing and named in a
+// *FormatError that says it reads as okta, the nginx log is read. Scanned
+// again as an Okta source from the positions the first scan left, the
+// Okta log is read whole, once; a Keycloak log of nothing but ignored
+// lines is read, not refused.
+func TestScanCheckRefusesWrongFormat(t *testing.T) {
+	dir := t.TempDir()
+	copyFixture := func(name, to string) string {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "formats", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, to)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	okta := copyFixture("okta/token_grants.log", "okta.log")
+	nginx := copyFixture("nginx/combined.log", "access.log")
+	quiet := copyFixture("keycloak/non_event_lines.log", "kc-info.log")
+
+	pos := ingesttest.NewPositions()
+	nginxSrc := rules.Source{Name: "s", Format: "nginx"}
+	out := make(chan ingest.Line, 1<<10)
+	err := ingest.NewScan(ingest.ScanOptions{Name: "s", Paths: []string{okta, nginx}, Positions: pos, Check: &nginxSrc}).Run(t.Context(), out)
+	close(out)
+	var got []ingest.Line
+	for l := range out {
+		got = append(got, l)
+	}
+	var fe *ingest.FormatError
+	if !errors.As(err, &fe) || fe.Path != okta {
+		t.Fatalf("Run = %v, want a *FormatError for %s", err, okta)
+	}
+	for _, want := range []string{okta + ": no line yields an event and 7 of 7 lines are malformed for format nginx (mostly bad_format)",
+		"the file is not marked as read", "these lines parse as okta", "set format: okta", "scan the file again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nwant %q in it", err, want)
+		}
+	}
+	if len(got) != 8 || got[0].Pos.Path != nginx {
+		t.Errorf("sent %d lines, the first of %s; want the 8 of %s alone", len(got), got[0].Pos.Path, nginx)
+	}
+	pos.Commit(got...)
+
+	for _, tc := range []struct {
+		src   rules.Source
+		path  string
+		lines int
+	}{
+		{rules.Source{Name: "s", Format: "okta"}, okta, 7},
+		{rules.Source{Name: "s", Format: "keycloak"}, quiet, 17},
+	} {
+		got := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{tc.path, nginx}, Positions: pos, Check: &tc.src})
+		if len(got) != tc.lines || got[len(got)-1].Pos.Line != int64(tc.lines) || got[0].Pos.Path != tc.path {
+			t.Errorf("%s as %s: %d lines sent, want all %d of it and none of %s", tc.path, tc.src.Format, len(got), tc.lines, nginx)
+		}
+		pos.Commit(got...)
+		if again := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{tc.path}, Positions: pos, Check: &tc.src}); len(again) != 0 {
+			t.Errorf("%s scanned again: %d lines sent, want none", tc.path, len(again))
+		}
 	}
 }

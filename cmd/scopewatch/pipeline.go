@@ -264,8 +264,8 @@ func (p *pipeline) liveSources() []ingest.Source {
 	for _, s := range cfg.Sources {
 		out = append(out, ingest.NewFile(ingest.FileOptions{
 			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
-			RotateWait: time.Duration(s.RotateWait),
-			Positions:  p.db, Metrics: p.ingestM, Logger: p.log,
+			RotateWait: time.Duration(s.RotateWait), MaxLineSize: s.MaxLineBytes,
+			Positions: p.db, Metrics: p.ingestM, Logger: p.log,
 			Started: gen.started,
 		}))
 	}
@@ -304,6 +304,7 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 		Committed:  p.committed,
 		Detection:  det,
 		Probes:     p.probes,
+		Sources:    cfg.Sources,
 	})
 	var wg sync.WaitGroup
 	var supErr error

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,12 +50,19 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p.noDetect = *noDetect
 	var sources []ingest.Source
 	for _, name := range order {
+		src := sourceConfig(cfg, name)
+		// Check: a file none of whose lines yields an event and some of
+		// which are malformed is the wrong format for the source; it is
+		// not read, so that a scan after the fix reads it whole.
 		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
 			Name: name, Paths: bySource[name], Positions: p.db, Metrics: p.ingestM,
+			MaxLineSize: src.MaxLineBytes, Check: &src,
 		}))
 	}
 	start := time.Now()
-	if err := p.run(ctx, sources, true); err != nil {
+	err = p.run(ctx, sources, true)
+	var refused *ingest.FormatError
+	if err != nil && !errors.As(err, &refused) {
 		return err
 	}
 	if !*quiet {
@@ -63,7 +71,20 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "scanned %d new lines from %d file(s) in %s (%.0f lines/s)\n",
 			n, fs.NArg(), el.Round(time.Millisecond), float64(n)/el.Seconds())
 	}
+	if err != nil {
+		return err // each refused file, why, and what would read it
+	}
 	return ctx.Err()
+}
+
+// sourceConfig returns the configured source named name.
+func sourceConfig(cfg *rules.Config, name string) rules.Source {
+	for _, s := range cfg.Sources {
+		if s.Name == name {
+			return s
+		}
+	}
+	return rules.Source{Name: name}
 }
 
 // sourceFor picks the configured source a file belongs to: the one named,

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"compress/gzip"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
@@ -55,57 +54,63 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return trySample(stdout, name, parsers[name], *sample, *show)
+	return trySample(stdout, sourceConfig(cfg, name), parsers[name], *sample, *show)
 }
 
 // trySample parses every line of a sample file and tells which lines the
-// format reads, which it ignores, and why the others fail, so a person
-// can fix a configuration without reading code. It fails when a line is
-// malformed or no line yields an event.
-func trySample(w io.Writer, source string, p ingest.Parser, path string, show int) error {
-	f, err := os.Open(path)
+// format reads, which it ignores and why, and why the others fail, so a
+// person can fix a configuration without reading code. It reads the file
+// as the daemon and scan do (ingest's line reader, the source's
+// max_line_bytes, gzip told by its magic bytes). It fails when a line is
+// malformed or no line yields an event, saying what would read the lines
+// when another format or wrapper does.
+func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show int) error {
+	lr, closeFile, err := ingest.OpenLines(path, src.Name, src.MaxLineBytes)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var r io.Reader = bufio.NewReaderSize(f, 1<<16)
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(r)
+	defer closeFile()
+	var (
+		tally             ingest.Tally
+		events            int
+		byKind            = map[string]int{}
+		failures, skipped []string
+		examples          []string
+		failing           [][]byte // a few malformed lines, for what would read them
+		evs               []ingest.Event
+	)
+	for {
+		ln, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		r = zr
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 1<<16), 1<<20)
-	var (
-		lines, ignored, malformed, events int
-		offset                            int64
-		byKind                            = map[string]int{}
-		byReason                          = map[string]int{}
-		failures, examples                []string
-		evs                               []ingest.Event
-	)
-	for sc.Scan() {
-		lines++
-		text := sc.Bytes()
-		offset += int64(len(text)) + 1
-		evs, err = p.Parse(text, ingest.Position{Source: source, Path: path, Offset: offset, Line: int64(lines)}, evs[:0])
+		evs, err = ingest.ParseLine(p, ln, evs[:0])
 		skip, pe := ingest.Outcome(err)
-		if pe != nil {
-			malformed++
-			reason := pe.Reason
-			if reason == "" {
-				reason = ingest.ReasonBadFormat
-			}
-			byReason[reason]++
+		tally.Add(ln, len(evs), skip, pe)
+		text := shown(ln)
+		switch {
+		case pe != nil && len(evs) == 0:
 			if len(failures) < show {
-				failures = append(failures, fmt.Sprintf("  %v\n      %s", err, clip(text, 160)))
+				msg := err.Error()
+				if x := ingest.Explain(pe, ln.Text); x != "" {
+					msg += " (" + x + ")"
+				}
+				failures = append(failures, fmt.Sprintf("  %s\n      %s", msg, text))
+			}
+			if _, _, long := ingest.TooLong(ln); !long && len(failing) < 20 {
+				failing = append(failing, bytes.Clone(ln.Text))
 			}
 			continue
-		}
-		if skip != "" || len(evs) == 0 {
-			ignored++
+		case len(evs) == 0:
+			if skip == "" {
+				skip = ingest.SkipOtherEvent
+			}
+			if len(skipped) < show {
+				skipped = append(skipped, fmt.Sprintf("  line %d: %s\n      %s", ln.Pos.Line, string(skip), text))
+			}
 			continue
 		}
 		for _, ev := range evs {
@@ -116,24 +121,41 @@ func trySample(w io.Writer, source string, p ingest.Parser, path string, show in
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
+	lines, ignored, malformed := tally.Lines, tally.IgnoredLines(), tally.MalformedLines()
 	fmt.Fprintf(w, "\nsample %s as source %s: %d lines: %d parsed into %d events (%s), %d ignored, %d malformed\n",
-		path, source, lines, lines-ignored-malformed, events, counts(byKind), ignored, malformed)
+		path, src.Name, lines, lines-ignored-malformed, events, counts(byKind), ignored, malformed)
+	fmt.Fprintf(w, "ignored by reason: %s\n", ingest.Counts(tally.Ignored))
+	if ignored > 0 {
+		fmt.Fprintf(w, "first ignored lines:\n%s\n", strings.Join(skipped, "\n"))
+	}
 	if malformed > 0 {
-		fmt.Fprintf(w, "malformed by reason: %s\nfirst failing lines:\n%s\n", counts(byReason), strings.Join(failures, "\n"))
+		fmt.Fprintf(w, "malformed by reason: %s\nfirst failing lines:\n%s\n", ingest.Counts(tally.Malformed), strings.Join(failures, "\n"))
 	}
 	if len(examples) > 0 {
 		fmt.Fprintf(w, "first events:\n%s\n", strings.Join(examples, "\n"))
 	}
 	switch {
+	case events == 0 && lines > 0:
+		return fmt.Errorf("no line of %s yields an event for source %s: %s", path, src.Name, tally.Diagnose(src))
 	case malformed > 0:
-		return fmt.Errorf("%d of %d lines of %s are malformed for format of source %s", malformed, lines, path, source)
+		msg := fmt.Sprintf("%d of %d lines of %s are malformed for format %s of source %s", malformed, lines, path, src.Format, src.Name)
+		if hint := ingest.Suggest(src, failing); hint != "" {
+			msg += "; " + hint
+		}
+		return errors.New(msg)
 	case events == 0:
-		return fmt.Errorf("no line of %s yields an event for source %s; is it the right format?", path, source)
+		return fmt.Errorf("%s holds no line", path)
 	}
 	return nil
+}
+
+// shown is how a sample line is shown: clipped, or its length when it was
+// too long to be read.
+func shown(ln ingest.Line) string {
+	if n, _, long := ingest.TooLong(ln); long {
+		return fmt.Sprintf("(%d bytes, not shown)", n)
+	}
+	return clip(ln.Text, 160)
 }
 
 func counts(m map[string]int) string {
