@@ -167,4 +167,3 @@ func TestEngineCountsTooLong(t *testing.T) {
 		t.Errorf("stored source counts = %+v, %v; want 2 lines, 1 malformed", srcs, err)
 	}
 }
-
