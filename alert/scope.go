@@ -55,8 +55,9 @@ type ScopeReport struct {
 	UsedBy []string `json:"used_by"`
 }
 
-// ScopeHolder is one client granted the scope, by a token within the
-// window or by its registration, or that used it within the window.
+// ScopeHolder is one client that holds the scope, by a token or by its
+// registration, and was granted it within the window, holds it by
+// registration, or used it within the window.
 type ScopeHolder struct {
 	Client       string    `json:"client"`
 	Owner        string    `json:"owner,omitempty"`
@@ -114,7 +115,13 @@ func Scope(clients []store.Client, opt ScopeOptions) (ScopeReport, error) {
 			Grants:     u.Granted.N, FirstGranted: u.Granted.First.UTC(), LastGranted: u.Granted.Last.UTC(),
 			Uses: u.Used.N, LastUsed: u.Used.Last.UTC(),
 			UsedInWindow: u.Used.N > 0 && !u.Used.Last.Before(since)}
-		if !h.Registered && !h.UsedInWindow && (u.Granted.N == 0 || u.Granted.Last.Before(since)) {
+		// Only a client that holds the scope, by a token or its
+		// registration, is one that removing it could break: FHIR calls of a
+		// client that never held it were authorised by its other scopes.
+		if !h.Registered && u.Granted.N == 0 {
+			return
+		}
+		if !h.Registered && !h.UsedInWindow && u.Granted.Last.Before(since) {
 			return
 		}
 		rep.Clients = append(rep.Clients, h)

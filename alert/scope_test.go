@@ -40,6 +40,12 @@ func scopeFixture() ([]store.Client, ScopeOptions) {
 			"fhir:Patient.c":      {Used: ctr(6, old, recent)}, // a create: not covered by .read
 			"patient/Patient.cud": {Granted: ctr(1, old, old)},
 		}},
+		// portal-lite never held patient/*.read: its Observation reads
+		// were authorised by the narrower scope it holds.
+		{ID: "portal-lite", Seen: ctr(3, old, recent), Scopes: map[string]store.ScopeUsage{
+			"patient/Observation.rs": {Granted: ctr(3, old, recent)},
+			"fhir:Observation.r":     {Used: ctr(3, old, recent)},
+		}},
 	}
 	opt := ScopeOptions{
 		Window: 90 * day,
@@ -65,7 +71,8 @@ func TestScope(t *testing.T) {
 		wantCatalog bool
 	}{
 		{"plain scope", "read_all_data", []string{"billing", "ehr-sync", "lab-portal"}, []string{"lab-portal"}, []uint64{0, 2, 12}, true},
-		{"SMART scope counts the FHIR calls it covers", "patient/*.read", []string{"mychart"}, []string{"mychart"}, []uint64{5}, false},
+		{"SMART scope counts the FHIR calls it covers, of its holders only", "patient/*.read", []string{"mychart"}, []string{"mychart"}, []uint64{5}, false},
+		{"a narrower SMART scope", "patient/Observation.rs", []string{"portal-lite"}, []string{"portal-lite"}, []uint64{3}, false},
 		{"SMART scope granted before the window only", "patient/Patient.cud", []string{"mychart"}, []string{"mychart"}, []uint64{6}, false},
 	}
 	for _, tt := range tests {
