@@ -18,6 +18,9 @@ import (
 type reloadMetrics struct {
 	successful  prometheus.Gauge
 	lastSuccess prometheus.Gauge
+	// pendingRestart is 1 while the file changes a setting that only a
+	// restart applies (store, listen, web_config, log.format).
+	pendingRestart prometheus.Gauge
 }
 
 // newReloadMetrics registers the reload gauges with reg; the
@@ -32,8 +35,12 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 			Name: "scopewatch_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration in force was loaded.",
 		}),
+		pendingRestart: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scopewatch_config_pending_restart",
+			Help: "1 while the configuration file changes a setting that takes effect only at a restart (store, listen, web_config, log.format).",
+		}),
 	}
-	reg.MustRegister(m.successful, m.lastSuccess)
+	reg.MustRegister(m.successful, m.lastSuccess, m.pendingRestart)
 	m.succeeded(time.Now())
 	return m
 }
@@ -136,6 +143,9 @@ func (r *reloader) keepRestartOnly(old, cfg *rules.Config) {
 	keep("log.format", &old.Log.Format, &cfg.Log.Format)
 	if len(changed) > 0 {
 		r.log.Warn("changed settings take effect at the next restart", "settings", strings.Join(changed, ","))
+		r.metrics.pendingRestart.Set(1)
+	} else {
+		r.metrics.pendingRestart.Set(0)
 	}
 }
 
