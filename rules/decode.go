@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // decoder decodes a YAML node tree into Go values strictly: unknown and
@@ -36,14 +36,14 @@ func decodeFile(file string, data []byte, v any) (lines map[string]int, probs *p
 		if errors.Is(err, io.EOF) {
 			return d.lines, d.problems, true // an empty file: the required-field checks speak
 		}
-		d.addSyntax(err)
+		d.addSyntax(err, data)
 		return d.lines, d.problems, false
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		d.add(extra.Line, "", "a second YAML document starts here; the file must hold exactly one")
 	} else if !errors.Is(err, io.EOF) {
-		d.addSyntax(err)
+		d.addSyntax(err, data)
 		return d.lines, d.problems, false
 	}
 	root := &doc

@@ -78,15 +78,16 @@ func (p *problems) add(line int, field, format string, args ...any) {
 	p.list = append(p.list, &ConfigError{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-// addSyntax records a YAML syntax error, keeping the line yaml.v3 names
-// in it ("yaml: line 3: mapping values are not allowed in this context").
-func (p *problems) addSyntax(err error) {
+// addSyntax records a YAML syntax error in data at the line it names
+// ("yaml: line 3: mapping values are not allowed in this context"), or, for
+// a parser problem, at the line that caused it (see problemLine).
+func (p *problems) addSyntax(err error, data []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, text, ok := strings.Cut(rest, ": "); ok {
 			if line, err := strconv.Atoi(num); err == nil {
 				if parserProblem(text) {
-					line++
+					line = problemLine(data, line+1, text)
 				}
 				p.add(line, "", "%s", text)
 				return
@@ -112,7 +113,7 @@ func joinProblems(lists ...[]*ConfigError) error {
 // parserProblem reports whether msg is one of libyaml's parser (not
 // scanner) problems. yaml.v3 reports the 0-based line of a parser
 // problem's context, one less than the 1-based line people count
-// (gopkg.in/yaml.v3 decode.go, (*parser).fail, adds 1 for scanner errors
+// (go.yaml.in/yaml/v3 decode.go, (*parser).fail, adds 1 for scanner errors
 // only), so these lines need one added.
 func parserProblem(msg string) bool {
 	switch msg {

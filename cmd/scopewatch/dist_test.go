@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/scopewatch/scopewatch/alert/slackfake"
 	"github.com/scopewatch/scopewatch/detect"
