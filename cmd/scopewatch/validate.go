@@ -139,6 +139,9 @@ func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show
 		return fmt.Errorf("no line of %s yields an event for source %s: %s", path, src.Name, tally.Diagnose(src))
 	case malformed > 0:
 		msg := fmt.Sprintf("%d of %d lines of %s are malformed for format %s of source %s", malformed, lines, path, src.Format, src.Name)
+		if n := tally.Malformed[ingest.ReasonTooLong]; n > 0 {
+			msg += fmt.Sprintf("; %d are longer than max_line_bytes (%d): raise it if they hold events", n, maxLine(src))
+		}
 		if hint := ingest.Suggest(src, failing); hint != "" {
 			msg += "; " + hint
 		}
@@ -147,6 +150,14 @@ func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show
 		return fmt.Errorf("%s holds no line", path)
 	}
 	return nil
+}
+
+// maxLine is the line limit src reads with.
+func maxLine(src rules.Source) int {
+	if src.MaxLineBytes > 0 {
+		return src.MaxLineBytes
+	}
+	return ingest.DefaultMaxLineSize
 }
 
 // shown is how a sample line is shown: clipped, or its length when it was
