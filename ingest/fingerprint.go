@@ -28,6 +28,12 @@ type ReadError struct {
 }
 
 func (e *ReadError) Error() string {
+	if e.Reason == ReasonPermission {
+		// The usual case outside systemd's unit (which adds group adm):
+		// Debian writes logs root:adm 0640.
+		return "source " + e.Source + ": " + e.Path + ": permission denied; run scopewatch as a user that may read it, " +
+			"such as a member of the group that owns it (adm for Debian's root:adm 0640 logs)"
+	}
 	return "source " + e.Source + ": read " + e.Path + ": " + e.Reason + ": " + e.Err.Error()
 }
 
