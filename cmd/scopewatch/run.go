@@ -250,6 +250,7 @@ func startRun(ctx context.Context, wg *sync.WaitGroup, p *pipeline, log *slog.Lo
 			case <-ctx.Done():
 				return
 			}
+			p.waitCaughtUp(ctx, log) // nor before their backlog is committed
 			if err := rs.Run(ctx); err != nil {
 				log.Error("scheduled reports stopped", "err", err)
 			}
