@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // systemd speaks the service manager's notification protocol
@@ -16,6 +15,14 @@ import (
 // unix socket named by $NOTIFY_SOCKET. Outside systemd (no NOTIFY_SOCKET)
 // every method does nothing, so the daemon runs the same under any
 // supervisor.
+//
+// The watchdog settings and MONOTONIC_USEC come from go-systemd's daemon
+// package. Its sender, daemon.SdNotify, is not used: it reads
+// $NOTIFY_SOCKET at every call, so the variable would have to stay in the
+// environment for the process's life (with unsetEnvironment, every message
+// after the first silently goes nowhere), whereas sd_notify(3) advises
+// unsetting it at start so that no child inherits it; and its errors do
+// not name the socket. The sender below keeps the address read once.
 type systemd struct {
 	addr *net.UnixAddr
 	// watchdog is how often systemd expects WATCHDOG=1 ($WATCHDOG_USEC),
@@ -27,26 +34,23 @@ type systemd struct {
 // from the environment systemd gives a Type=notify service, and removes
 // them from it so that no child process inherits them.
 func systemdFromEnv() (*systemd, error) {
-	s := &systemd{}
-	if sock := os.Getenv("NOTIFY_SOCKET"); sock != "" {
+	// The watchdog is zero when WATCHDOG_PID names another process: a
+	// variable inherited from a parent is not ours. Both are unset.
+	usec, pid := os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID")
+	wd, wdErr := daemon.SdWatchdogEnabled(true)
+	sock := os.Getenv("NOTIFY_SOCKET")
+	os.Unsetenv("NOTIFY_SOCKET")
+	if wdErr != nil {
+		return nil, fmt.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: want a positive number of microseconds and a pid: %w", usec, pid, wdErr)
+	}
+	s := &systemd{watchdog: wd}
+	if sock != "" {
+		// Go's net package turns a leading @ into the NUL byte of an
+		// abstract socket's name.
 		if sock[0] != '/' && sock[0] != '@' {
 			return nil, fmt.Errorf("NOTIFY_SOCKET=%q: want an absolute path or an abstract socket (@name)", sock)
 		}
 		s.addr = &net.UnixAddr{Name: sock, Net: "unixgram"}
-	}
-	if usec := os.Getenv("WATCHDOG_USEC"); usec != "" {
-		// WATCHDOG_PID, when set, names the process meant to ping; a
-		// variable inherited from a parent is not ours.
-		if pid := os.Getenv("WATCHDOG_PID"); pid == "" || pid == strconv.Itoa(os.Getpid()) {
-			n, err := strconv.ParseUint(usec, 10, 63)
-			if err != nil || n == 0 {
-				return nil, fmt.Errorf("WATCHDOG_USEC=%q: want a positive number of microseconds", usec)
-			}
-			s.watchdog = time.Duration(n) * time.Microsecond
-		}
-	}
-	for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
-		os.Unsetenv(k)
 	}
 	return s, nil
 }
@@ -75,12 +79,7 @@ func (s *systemd) notify(state string) error {
 // 253 and later require with it (Type=notify-reload); older versions
 // ignore it.
 func reloading() string {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return "RELOADING=1\nSTATUS=reloading the configuration"
-	}
-	usec := ts.Sec*1_000_000 + ts.Nsec/1_000
-	return fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading the configuration", usec)
+	return "RELOADING=1\n" + daemon.SdNotifyMonotonicUsec() + "STATUS=reloading the configuration"
 }
 
 // watchdogLoop pings systemd's watchdog from the pipeline's own progress:
