@@ -93,8 +93,12 @@ sources:
 	if err := <-exited; err != nil {
 		t.Fatalf("daemon exit: %v\n%s", err, daemonLog())
 	}
-	if !strings.Contains(daemonLog(), "secret.log") || !strings.Contains(daemonLog(), "permission denied") {
-		t.Errorf("log does not name the unreadable file and why:\n%s", daemonLog())
+	// Which file, that permission was denied, and what to do.
+	if want := filepath.Join(dir, "secret.log") + ": permission denied; run scopewatch as a user that may read it, such as a member of the group that owns it (adm "; !strings.Contains(daemonLog(), want) {
+		t.Errorf("log does not name the unreadable file, why and what to do (%q):\n%s", want, daemonLog())
+	}
+	if strings.Contains(daemonLog(), "open: open") {
+		t.Errorf("log repeats the operation:\n%s", daemonLog())
 	}
 }
 
