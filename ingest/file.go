@@ -630,15 +630,28 @@ func (r *fileRun) checkStall(size int64) {
 		return
 	}
 	r.stallChecks = 0
-	if size-cur.offset <= int64(r.opts.MaxLineSize)+2 {
-		buf := make([]byte, size-cur.offset)
-		n, _ := cur.f.ReadAt(buf, cur.offset)
-		if bytes.IndexByte(buf[:n], '\n') < 0 {
-			return // a partial line: nothing to deliver yet
-		}
+	if size-cur.offset <= int64(r.opts.MaxLineSize)+2 && !hasNewline(cur.f, cur.offset, size) {
+		return // a partial line: nothing to deliver yet
 	}
 	r.log.Debug("tail stalled, restarting it", "offset", cur.offset, "size", size)
 	r.stopTail()
+}
+
+// hasNewline reports whether f holds a newline between from and to. It
+// reads in small pieces: the span may be as long as the line limit.
+func hasNewline(f *os.File, from, to int64) bool {
+	var buf [32 << 10]byte
+	for from < to {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-from)], from)
+		if bytes.IndexByte(buf[:n], '\n') >= 0 {
+			return true
+		}
+		if n == 0 || (err != nil && n < len(buf)) {
+			return false
+		}
+		from += int64(n)
+	}
+	return false
 }
 
 func statOf(of *openFile) (*syscall.Stat_t, bool) {

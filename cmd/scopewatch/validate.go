@@ -24,7 +24,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "configuration file")
 	sample := fs.String("sample", "", "a log file to try the source's format on, line by line")
 	sourceName := fs.String("source", "", "with --sample: the source whose format to use (default: the one whose path or glob matches)")
-	show := fs.Int("show", 10, "with --sample: how many failing lines and events to show")
+	show := fs.Int("show", 10, "with --sample: how many failing lines, ignored lines and events to show")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
