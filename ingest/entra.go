@@ -105,6 +105,14 @@ func (p *entraParser) record(pos Position, dst []Event) ([]Event, error) {
 	case jsonString:
 		b, _ := idpText(&p.buf, tv)
 		if t, ok = parseISOTime(b, p.loc); !ok {
+			t, ok = parseUSTime(b)
+		}
+		if !ok && field == "time" && v[sl.created].kind == jsonString {
+			// The record's own creation time, when the export's is unreadable.
+			c, _ := idpText(&p.buf, v[sl.created])
+			t, ok = parseISOTime(c, p.loc)
+		}
+		if !ok {
 			return dst, lineError(pos, p.name, field, ReasonBadTime, "unparsable or impossible time")
 		}
 	default:
@@ -193,4 +201,14 @@ func (p *entraParser) outcome() (kind Kind, reason string, ok bool) {
 	p.buf = append(p.buf, ": "...)
 	p.buf = append(p.buf, d...)
 	return KindDeny, p.strs.bytes(p.buf[start:]), true
+}
+
+// parseUSTime reads the en-US time some Azure exports write in "time",
+// "11/14/2025 1:48:53 AM": month/day/year, a 12-hour clock, in UTC.
+func parseUSTime(b []byte) (time.Time, bool) {
+	t, err := time.Parse("1/2/2006 3:04:05 PM", string(b))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t, true
 }

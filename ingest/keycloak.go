@@ -40,7 +40,7 @@ var _ Parser = (*keycloakParser)(nil)
 type kcSlots struct {
 	time, timestamp, ecsTimestamp, loggerName, ecsLogger, message int
 	typ, realmID, clientID, userID, ipAddress, errorKey           int
-	scope, username                                               int
+	scope, username, flatScope, flatUsername                      int
 	opType, resType, resPath, authClient, authUser, authIP        int
 }
 
@@ -65,6 +65,8 @@ func newKeycloakParser(src rules.Source) (*keycloakParser, error) {
 		errorKey:     p.add("error"),
 		scope:        p.add("details", "scope"),
 		username:     p.add("details", "username"),
+		flatScope:    p.add("scope"),
+		flatUsername: p.add("username"),
 		opType:       p.add("operationType"),
 		resType:      p.add("resourceType"),
 		resPath:      p.add("resourcePath"),
@@ -245,9 +247,21 @@ func (p *keycloakParser) parseText(s []byte, pos Position, dst []Event, wt wrapT
 		}
 		return dst, SkipOtherLogger
 	}
+	ht, herr := p.headerTime(ts, wt, pos)
 	if !hasKVStart(msg) {
 		if i := bytes.IndexByte(msg, '{'); i >= 0 {
-			if evs, err, ok := p.embeddedJSON(msg[i:], pos, dst, wt); ok {
+			// The event's own time first, else the header's (dated by the
+			// wrappers), else the wrappers'.
+			tw := wt
+			if ht.ok || herr != nil {
+				tw = ht
+			}
+			if evs, err, ok := p.embeddedJSON(msg[i:], pos, dst, tw); ok {
+				if herr != nil && err != nil {
+					if pe, isPE := err.(*ParseError); isPE && pe.Reason == ReasonNoTime {
+						return dst, herr // the header's time is why there is none
+					}
+				}
 				return evs, err
 			}
 		}
@@ -256,23 +270,16 @@ func (p *keycloakParser) parseText(s []byte, pos Position, dst []Event, wt wrapT
 		}
 		return dst, SkipOtherLogger
 	}
+	if herr != nil {
+		if !eventsLogger && !p.kvIsEvent(msg) {
+			return dst, SkipOtherLogger
+		}
+		return dst, herr
+	}
 	var ev kcEvent
 	ev.timeField = "time"
-	if len(ts) > 0 {
-		if t, ok := parseISOTime(ts, p.loc); ok {
-			ev.time, ev.hasTime = t, true
-		} else if tod, ok := parseTimeOfDay(ts); ok {
-			if !wt.ok {
-				if !eventsLogger && !p.kvIsEvent(msg) {
-					return dst, SkipOtherLogger
-				}
-				return dst, lineError(pos, p.name, "time", ReasonNoDate,
-					"time of day without a date, and no wrapper (docker, journald, syslog) gives one: log the date too (%d{yyyy-MM-dd HH:mm:ss,SSS}) or keep the wrapper")
-			}
-			ev.time, ev.hasTime = tod.date(wt.t, p.loc), true
-		} else {
-			return dst, lineError(pos, p.name, "time", ReasonBadTime, "unparsable timestamp prefix")
-		}
+	if ht.ok {
+		ev.time, ev.hasTime = ht.t, true
 	}
 	ev.fallback(wt)
 	if field, m := p.parseKV(msg, &ev); field != "" {
@@ -285,6 +292,28 @@ func (p *keycloakParser) parseText(s []byte, pos Position, dst []Event, wt wrapT
 		return dst, SkipOtherLogger
 	}
 	return p.emit(&ev, pos, dst)
+}
+
+// headerTime reads the time of a jboss-logging header: a date and time,
+// or a time of day dated by the wrappers' time (see timeOfDay.date). It is
+// zero for a header without a time, and an error when the time does not
+// parse or no wrapper gives a time of day its date.
+func (p *keycloakParser) headerTime(ts []byte, wt wrapTime, pos Position) (wrapTime, error) {
+	if len(ts) == 0 {
+		return wrapTime{}, nil
+	}
+	if t, ok := parseISOTime(ts, p.loc); ok {
+		return wrapTime{t: t, ok: true}, nil
+	}
+	tod, ok := parseTimeOfDay(ts)
+	if !ok {
+		return wrapTime{}, lineError(pos, p.name, "time", ReasonBadTime, "unparsable timestamp prefix")
+	}
+	if !wt.ok {
+		return wrapTime{}, lineError(pos, p.name, "time", ReasonNoDate,
+			"time of day without a date, and no wrapper (docker, journald, syslog) gives one: log the date too (%d{yyyy-MM-dd HH:mm:ss,SSS}) or keep the wrapper")
+	}
+	return wrapTime{t: tod.date(wt.t, p.loc), ok: true}, nil
 }
 
 // kvIsEvent reports whether a key=value message of another logger names
@@ -635,7 +664,16 @@ func (p *keycloakParser) jsonEvent(pos Position, outer wrapTime) (kcEvent, error
 		scope:    p.str(v[sl.scope]),
 		username: p.str(v[sl.username]),
 	}
-	if len(ev.opType) > 0 {
+	// Some listeners write the details at the top level.
+	if !v[sl.scope].present() {
+		ev.scope = p.str(v[sl.flatScope])
+	}
+	if !v[sl.username].present() {
+		ev.username = p.str(v[sl.flatUsername])
+	}
+	// Admin events carry who acted in authDetails; some listeners flatten
+	// it beside the event's other keys.
+	if len(ev.opType) > 0 && (v[sl.authClient].present() || v[sl.authUser].present() || v[sl.authIP].present()) {
 		ev.client = p.str(v[sl.authClient])
 		ev.user = p.str(v[sl.authUser])
 		ev.ip = p.str(v[sl.authIP])

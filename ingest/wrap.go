@@ -459,7 +459,7 @@ func (u *unwrapping) rfc5424(s []byte) (rest []byte, wt wrapTime, ok bool) {
 				}
 			}
 		}
-		r = r[i:]
+		r = r[min(i, len(r)):] // an escape may end the line
 	default:
 		return nil, wt, false
 	}
