@@ -36,7 +36,7 @@ var _ Parser = (*auth0Parser)(nil)
 type auth0Slots struct {
 	data, typ, date, clientID, userID, ip, country, scope int
 	qsScope, errVal, errMessage, oauthError, description  int
-	prompts                                               int
+	prompts, qsClient, payloadCode, payloadClient         int
 }
 
 func newAuth0Parser(src rules.Source) (Parser, error) {
@@ -60,6 +60,11 @@ func newAuth0Parser(src rules.Source) (Parser, error) {
 		oauthError:  p.add("details", "error", "oauthError"),
 		description: p.add("description"),
 		prompts:     p.add("details", "prompts"),
+		// A failure at /authorize may name its client only in the query
+		// string or the error's payload, and carry its OAuth code there.
+		qsClient:      p.add("details", "qs", "client_id"),
+		payloadCode:   p.add("details", "error", "payload", "code"),
+		payloadClient: p.add("details", "error", "payload", "client", "clientID"),
 	}
 	pp := newJSONPaths()
 	grant := pp.add("grantInfo", "scope")
@@ -150,6 +155,15 @@ func (p *auth0Parser) event(v []jsonValue, pos Position, dst []Event) ([]Event, 
 	client, ok := idpText(&p.buf, v[sl.clientID])
 	if !ok {
 		return dst, lineError(pos, p.name, "client_id", ReasonBadField, "client_id is not a string")
+	}
+	if len(client) == 0 && kind == KindDeny {
+		// A failed authorization names the client the request asked for.
+		for _, slot := range [...]int{sl.qsClient, sl.payloadClient} {
+			if c, ok := idpText(&p.buf, v[slot]); ok && len(c) > 0 {
+				client = c
+				break
+			}
+		}
 	}
 	if kind == KindGrant && len(client) == 0 {
 		return dst, lineError(pos, p.name, "client_id", ReasonNoClient, "grant without a client_id")
@@ -305,6 +319,14 @@ func (p *auth0Parser) reason(v []jsonValue, pos Position) (string, error) {
 		if b, ok = idpText(&p.buf, v[sl.oauthError]); !ok {
 			return "", lineError(pos, p.name, "details.error.oauthError", ReasonBadField, "details.error.oauthError is not a string")
 		}
+		// oauthError is the code (invalid_scope) in most failures, but a
+		// sentence in some (a callback mismatch), whose code is then the
+		// payload's.
+		if !isOAuthCode(b) {
+			if c, ok := idpText(&p.buf, v[sl.payloadCode]); ok && isOAuthCode(c) {
+				b = c
+			}
+		}
 		if len(b) == 0 {
 			if b, ok = idpText(&p.buf, v[sl.errMessage]); !ok {
 				return "", lineError(pos, p.name, "details.error.message", ReasonBadField, "details.error.message is not a string")
@@ -318,6 +340,21 @@ func (p *auth0Parser) reason(v []jsonValue, pos Position) (string, error) {
 		}
 	}
 	return p.strs.bytes(b), nil
+}
+
+// isOAuthCode reports whether b looks like an OAuth error code
+// (RFC 6749 section 5.2: invalid_scope, unauthorized_client, ...): lower
+// case letters and underscores.
+func isOAuthCode(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // scopeList reads scope: a space-separated string or an array of strings
