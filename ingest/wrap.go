@@ -30,6 +30,10 @@ import (
 //     optional, as in /var/log files), RFC 5424 ("<PRI>1 TIMESTAMP HOST APP
 //     PROCID MSGID SD MSG") and rsyslog's RFC 3339 file format
 //     ("TIMESTAMP host tag: msg");
+//   - eventbridge: the envelope Amazon EventBridge puts around partner
+//     events (Auth0 and Okta log streams), {"version":"0","id":…,
+//     "detail-type":…,"source":…,"time":…,"detail":{<record>}}, as a
+//     rule that targets CloudWatch Logs or S3 writes it;
 //   - journald: journalctl's text outputs, short (as RFC 3164),
 //     short-precise (with microseconds), short-iso, short-iso-precise,
 //     short-full ("Thu 2024-03-14 09:00:01 CET host tag: msg") and
@@ -51,18 +55,19 @@ import (
 
 // Wrapper names, as written in a source's wrapper setting.
 const (
-	WrapAuto     = "auto"
-	WrapNone     = "none"
-	WrapDocker   = "docker"
-	WrapCRI      = "cri"
-	WrapCompose  = "compose"
-	WrapSyslog   = "syslog"
-	WrapJournald = "journald"
+	WrapAuto        = "auto"
+	WrapNone        = "none"
+	WrapDocker      = "docker"
+	WrapCRI         = "cri"
+	WrapCompose     = "compose"
+	WrapSyslog      = "syslog"
+	WrapJournald    = "journald"
+	WrapEventBridge = "eventbridge"
 )
 
 // Wrappers lists the values of a source's wrapper setting.
 func Wrappers() []string {
-	return []string{WrapAuto, WrapNone, WrapDocker, WrapCRI, WrapCompose, WrapSyslog, WrapJournald}
+	return []string{WrapAuto, WrapNone, WrapDocker, WrapCRI, WrapCompose, WrapSyslog, WrapJournald, WrapEventBridge}
 }
 
 // ReasonBadWrapper marks a line without the wrapper its source's wrapper
@@ -127,6 +132,7 @@ type unwrapping struct {
 // wrapSlots are the capture slots of the wrapper objects' keys.
 type wrapSlots struct {
 	log, stream, time, message, realtime int
+	detailType, detail                   int
 }
 
 // newUnwrapping puts the wrapper layer of src in front of inner.
@@ -153,6 +159,9 @@ func newUnwrapping(src rules.Source, inner Parser) (Parser, error) {
 		time:     p.add("time"),
 		message:  p.add("MESSAGE"),
 		realtime: p.add("__REALTIME_TIMESTAMP"),
+		// time is the envelope's too.
+		detailType: p.add("detail-type"),
+		detail:     p.add("detail"),
 	}
 	u := &unwrapping{name: src.Name, mode: mode, inner: inner, loc: loc, now: time.Now, scan: newJSONScanner(p), slot: s}
 	u.wrapped, _ = inner.(wrappedParser)
@@ -272,7 +281,7 @@ func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime,
 	c := s[0]
 	switch {
 	case c == '{':
-		if try(WrapDocker) || try(WrapJournald) {
+		if try(WrapDocker) || try(WrapJournald) || try(WrapEventBridge) {
 			if r, t, ok := u.jsonWrapper(s, mode); ok {
 				return r, t, true
 			}
@@ -326,13 +335,24 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 	docker := string(key) == "log" && (mode == WrapAuto || mode == WrapDocker)
 	journal := (string(key) == "__CURSOR" || string(key) == "__REALTIME_TIMESTAMP" || string(key) == "MESSAGE") &&
 		(mode == WrapAuto || mode == WrapJournald)
-	if !docker && !journal {
+	bridge := isEnvelopeKey(key) && (mode == WrapAuto || mode == WrapEventBridge)
+	if !docker && !journal && !bridge {
 		return nil, wt, false
 	}
 	if k, err := u.scan.scan(s); err != nil || k != jsonObject {
 		return nil, wt, false
 	}
 	v, sl := u.scan.vals, &u.slot
+	if bridge {
+		if v[sl.detailType].kind != jsonString || v[sl.detail].kind != jsonObject {
+			return nil, wt, false
+		}
+		if tv := v[sl.time]; tv.kind == jsonString {
+			wt.t, wt.ok = parseISOTime(u.str(tv), u.loc)
+			wt.bad = !wt.ok
+		}
+		return v[sl.detail].raw, wt, true
+	}
 	if docker {
 		if v[sl.log].kind != jsonString || (!v[sl.stream].present() && v[sl.time].kind != jsonString) {
 			return nil, wt, false
@@ -357,6 +377,16 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 		wt.bad = !wt.ok
 	}
 	return rest, wt, true
+}
+
+// isEnvelopeKey reports whether key can open an EventBridge envelope,
+// whose writers order its keys differently.
+func isEnvelopeKey(key []byte) bool {
+	switch string(key) {
+	case "version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail":
+		return true
+	}
+	return false
 }
 
 // firstJSONKey returns the first key of the object s starts, unescaped
