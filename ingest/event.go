@@ -273,7 +273,6 @@ const (
 	ReasonNoClient   = "no_client"
 	ReasonNoTime     = "no_time"
 	ReasonBadFormat  = "bad_format"
-	ReasonOversized  = "oversized"
 	ReasonBadEncoded = "bad_encoding"
 	// ReasonTooLong marks a line longer than the source's max_line_bytes;
 	// it is skipped up to its end and reading goes on.
