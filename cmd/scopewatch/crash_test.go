@@ -160,10 +160,16 @@ func runChild(t *testing.T, bin string, args ...string) {
 	}
 }
 
-// TestCrashScan kills a scanning scopewatch with SIGKILL at random points
-// and restarts it; the final counts must equal those of one uninterrupted
-// scan: positions and counts commit together, so nothing is lost or
-// counted twice.
+// TestCrashScan kills a scanning scopewatch with SIGKILL partway through
+// and restarts it, several times; the final counts must equal those of one
+// uninterrupted scan: positions and counts commit together, so nothing is
+// lost or counted twice.
+//
+// The kill points are drawn from the duration of the uninterrupted scan,
+// measured on this machine, and adapt as the kills land: a kill before
+// the run committed anything moves later, a run that finishes before
+// enough kills landed partway starts over on a new store with earlier
+// kills. So the test does not depend on the machine's speed or load.
 func TestCrashScan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash loop: slow")
@@ -171,47 +177,81 @@ func TestCrashScan(t *testing.T) {
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
-	const events = 220_000
+	const events = 150_000
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	gen := newSynth(11, generatedClients(11, 300), start, start.Add(60*24*time.Hour), events)
 	crashLogs(t, dir, gen, 0, events)
 	files := []string{filepath.Join(dir, "kc.log"), filepath.Join(dir, "api.log")}
+	scanArgs := func(cfg string) []string { return append([]string{"scan", "--quiet", "--config", cfg}, files...) }
 
 	ref := writeCrashConfig(t, dir, "reference", "127.0.0.1:1")
-	runChild(t, bin, append([]string{"scan", "--quiet", "--config", ref}, files...)...)
+	refStart := time.Now()
+	runChild(t, bin, scanArgs(ref)...)
+	refTook := time.Since(refStart)
 
 	crashed := writeCrashConfig(t, dir, "crashed", "127.0.0.1:1")
+	crashedDB := filepath.Join(dir, "crashed.db")
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("kill schedule seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	kills, midway := 0, 0
-	for range 6 {
-		cmd := exec.Command(bin, append([]string{"scan", "--quiet", "--config", crashed}, files...)...)
+	const wantMidway, maxRuns = 3, 40
+	scale := 1.0 // of the expected rest of the scan, adapted as kills land
+	kills, midway, runs, restarts := 0, 0, 0, 0
+	startOver := func() {
+		if err := os.Remove(crashedDB); err != nil {
+			t.Fatal(err)
+		}
+		restarts++
+		scale /= 2
+	}
+loop:
+	for midway < wantMidway && runs < maxRuns {
+		runs++
+		before := committedLines(t, crashedDB)
+		if before >= events { // a kill came as the scan exited
+			if midway > 0 {
+				break
+			}
+			startOver()
+			before = 0
+		}
+		rest := time.Duration(float64(refTook) * (1 - float64(before)/events))
+		wait := time.Duration((0.1 + 0.8*rng.Float64()) * scale * float64(rest))
+		cmd := exec.Command(bin, scanArgs(crashed)...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
 		select {
-		case <-time.After(time.Duration(50+rng.IntN(700)) * time.Millisecond):
+		case <-time.After(wait):
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-exited
 			kills++
-			if n := committedLines(t, filepath.Join(dir, "crashed.db")); n > 0 && n < events {
+			switch after := committedLines(t, crashedDB); {
+			case after > before && after < events:
 				midway++
+			case after == before:
+				scale = min(scale*1.5, 4) // killed before its first commit: later
 			}
 		case err := <-exited:
 			if err != nil {
 				t.Fatalf("scan exited with %v", err)
 			}
+			if midway > 0 {
+				break loop // finished, having been killed partway at least once
+			}
+			// Finished before any kill landed partway: start over, with
+			// earlier kills.
+			startOver()
 		}
 	}
-	runChild(t, bin, append([]string{"scan", "--quiet", "--config", crashed}, files...)...)
-	t.Logf("killed %d times, %d of them partway through the files", kills, midway)
+	t.Logf("reference scan %s; %d runs, killed %d times, %d of them partway through the files, %d restarts (kill schedule seed %d)",
+		refTook.Round(time.Millisecond), runs, kills, midway, restarts, seed)
 	if midway == 0 {
-		t.Fatal("no kill landed partway through the scan; the test proved nothing")
+		t.Fatalf("no kill landed partway through the scan in %d runs; the test proved nothing", runs)
 	}
-	compareSnapshots(t, snapshot(t, filepath.Join(dir, "crashed.db")), snapshot(t, filepath.Join(dir, "reference.db")))
+	runChild(t, bin, scanArgs(crashed)...)
+	compareSnapshots(t, snapshot(t, crashedDB), snapshot(t, filepath.Join(dir, "reference.db")))
 }
 
 // committedLines is the number of lines a store says it has consumed.
