@@ -20,6 +20,10 @@ import (
 //
 //   - docker: the json-file logging driver, one object per line,
 //     {"log":"<line>\n","stream":"stdout","time":"<RFC 3339 nano>"};
+//   - docker logs -t (and kubectl logs --timestamps): "<RFC 3339 nano>
+//     <line>", taken off only when the line behind the time starts as a
+//     log line does (a digit, '{', '<', or a bracketed time), so that a
+//     format whose own lines start with an ISO time keeps it;
 //   - cri: the Kubernetes CRI log file of containerd and CRI-O,
 //     "<RFC 3339 nano> <stdout|stderr> <F|P> <line>", where P marks a piece
 //     of a line split by the runtime, joined up to the piece marked F;
@@ -309,7 +313,12 @@ func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime,
 			}
 		}
 		if try(WrapCompose) {
-			return u.composeAfterTime(s)
+			if r, t, ok := u.composeAfterTime(s); ok {
+				return r, t, true
+			}
+		}
+		if try(WrapDocker) {
+			return u.dockerLogsT(s)
 		}
 		return nil, wt, false
 	}
@@ -442,6 +451,35 @@ func (u *unwrapping) cri(s []byte) (rest []byte, wt wrapTime, piece byte, ok boo
 	wt.t, wt.ok = parseISOTime(s[:sp], u.loc)
 	wt.bad = !wt.ok
 	return r, wt, piece, true
+}
+
+// dockerLogsT reads "<RFC 3339 time with a zone> <line>", as docker logs
+// -t and kubectl logs --timestamps print, when the line behind starts as
+// a log line does: with a digit (its own time), '{', '<', or '[' and a
+// digit (a bracketed time, as Envoy's).
+func (u *unwrapping) dockerLogsT(s []byte) (rest []byte, wt wrapTime, ok bool) {
+	if len(s) < 21 || s[4] != '-' || s[10] != 'T' {
+		return nil, wt, false
+	}
+	sp := bytes.IndexByte(s, ' ')
+	if sp < 20 || sp+1 >= len(s) {
+		return nil, wt, false
+	}
+	ts, r := s[:sp], s[sp+1:]
+	if c := ts[len(ts)-1]; c != 'Z' && c != 'z' && bytes.LastIndexAny(ts[19:], "+-") < 0 {
+		return nil, wt, false // no zone: a program's own local time, not the runtime's
+	}
+	switch c := r[0]; {
+	case c >= '0' && c <= '9', c == '{', c == '<':
+	case c == '[' && len(r) > 1 && r[1] >= '0' && r[1] <= '9':
+	default:
+		return nil, wt, false
+	}
+	t, good := parseISOTime(ts, u.loc)
+	if !good {
+		return nil, wt, false
+	}
+	return r, wrapTime{t: t, ok: true}, true
 }
 
 // syslogPRI reads a line that starts with a syslog priority: RFC 5424, or
