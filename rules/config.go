@@ -65,6 +65,15 @@ func (g GeoIP) CountryDB() string {
 	return g.Country
 }
 
+// CountryKey names the setting CountryDB comes from, "city" or
+// "country", for messages about that file.
+func (g GeoIP) CountryKey() string {
+	if g.City != "" {
+		return "city"
+	}
+	return "country"
+}
+
 // Enabled reports whether any database is configured.
 func (g GeoIP) Enabled() bool { return g.CountryDB() != "" || g.ASN != "" }
 

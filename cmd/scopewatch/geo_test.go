@@ -108,8 +108,8 @@ func TestGeoIPCorruptDatabaseRefusesStart(t *testing.T) {
 		city string
 		want []string
 	}{
-		{"random bytes", corrupt, []string{"geoip", corrupt}},
-		{"ASN database as city", asn, []string{"geoip", asn, `database type "GeoLite2-ASN" is not a City, Country or Enterprise database`}},
+		{"random bytes", corrupt, []string{"geoip city database", corrupt}},
+		{"ASN database as city", asn, []string{"geoip city database", asn, `database type "GeoLite2-ASN" is not a City, Country or Enterprise database`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +128,17 @@ func TestGeoIPCorruptDatabaseRefusesStart(t *testing.T) {
 			for _, w := range tt.want {
 				if !bytes.Contains(out, []byte(w)) {
 					t.Errorf("run output lacks %q:\n%s", w, out)
+				}
+			}
+			// validate, which the package says to run before enabling the
+			// service, refuses what run refuses, with the same message.
+			code, _, errOut := runCmd(t, "validate", "--config", cfg)
+			if code != exitConfig {
+				t.Fatalf("validate: exit %d, want %d\n%s", code, exitConfig, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("validate output lacks %q:\n%s", w, errOut)
 				}
 			}
 		})

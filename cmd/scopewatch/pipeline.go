@@ -172,8 +172,14 @@ func (p *pipeline) openGeo(cfg *rules.Config) (*geoip.DB, error) {
 	if p.geoM == nil {
 		p.geoM = geoip.NewMetrics(p.reg)
 	}
+	return openGeoIP(cfg, p.log, p.geoM)
+}
+
+// openGeoIP opens the GeoIP databases of cfg as the daemon does; validate
+// opens them the same way, so that a file it passes is one run accepts.
+func openGeoIP(cfg *rules.Config, log *slog.Logger, m *geoip.Metrics) (*geoip.DB, error) {
 	geo, err := geoip.Open(geoip.Options{
-		Country: cfg.GeoIP.CountryDB(), ASN: cfg.GeoIP.ASN, Logger: p.log, Metrics: p.geoM,
+		Country: cfg.GeoIP.CountryDB(), CountryName: cfg.GeoIP.CountryKey(), ASN: cfg.GeoIP.ASN, Logger: log, Metrics: m,
 	})
 	if err != nil {
 		return nil, usageError{fmt.Errorf("%s: geoip: %w", cfg.File, err)}

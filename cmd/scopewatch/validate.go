@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"runtime"
 	"runtime/debug"
@@ -28,6 +29,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("validate takes no arguments, got %q; to try a log file, use --sample %s", fs.Args(), fs.Arg(0))}
+	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
@@ -41,6 +45,16 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		parsers[src.Name] = p
+	}
+	// The GeoIP databases are opened as run opens them: a file validate
+	// passes is one the daemon accepts.
+	if cfg.GeoIP.Enabled() {
+		geo, err := openGeoIP(cfg, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			geo.Close()
+		}
 	}
 	if len(errs) > 0 {
 		return usageError{errors.Join(errs...)}

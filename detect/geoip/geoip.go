@@ -43,6 +43,9 @@ type Options struct {
 	// Country is the path of a GeoIP2 or GeoLite2 City or Country database
 	// (an Enterprise database works too); "" for none.
 	Country string
+	// CountryName names the Country database in errors ("city" when the
+	// configuration gave a City database); empty means "country".
+	CountryName string
 	// ASN is the path of a GeoLite2 ASN database (a GeoIP2 ISP database
 	// works too); "" for none.
 	ASN string
@@ -334,7 +337,11 @@ func (db *DB) open() (*generation, error) {
 	var err error
 	if db.opts.Country != "" {
 		g.sigs[0] = statSig(db.opts.Country)
-		if g.country, err = openKind(db.opts.Country, countryKind); err != nil {
+		kind := countryKind
+		if db.opts.CountryName != "" {
+			kind.name = db.opts.CountryName
+		}
+		if g.country, err = openKind(db.opts.Country, kind); err != nil {
 			return nil, err
 		}
 	}
