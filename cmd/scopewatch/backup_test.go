@@ -40,6 +40,7 @@ func storeDigest(t *testing.T, path string) (sources []store.Source, clients []s
 // from the file, refuses to compact under a running daemon, and compacts
 // a stopped one keeping the data, the mode and a smaller or equal size.
 func TestBackupAndCompact(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	addr, p, stop := startDaemon(t, dir)
 	writeDemoTraffic(t, dir, p, 3, mustTime("2026-06-01T00:00:00Z"), 2000, "")

@@ -171,6 +171,7 @@ func runChild(t *testing.T, bin string, args ...string) {
 // enough kills landed partway starts over on a new store with earlier
 // kills. So the test does not depend on the machine's speed or load.
 func TestCrashScan(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("crash loop: slow")
 	}
@@ -278,6 +279,7 @@ func committedLines(t *testing.T, path string) uint64 {
 // and the daemon has caught up, the counts must equal one uninterrupted scan
 // of the same lines.
 func TestCrashTail(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("crash loop: slow")
 	}

@@ -18,6 +18,7 @@ import (
 )
 
 func TestDemoReport(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, out, errOut := runCmd(t, "demo", "--dir", dir, "--events", "6000")
 	if code != exitOK {

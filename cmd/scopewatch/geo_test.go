@@ -417,6 +417,7 @@ func (g *geoTraffic) call(t *testing.T, at time.Time, client, ip string) {
 // corrupt replacement is counted as a failed reload and the database in
 // service goes on placing addresses.
 func TestGeoIPFindingsAndReload(t *testing.T) {
+	t.Parallel()
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "rules.yaml"), demoRules)

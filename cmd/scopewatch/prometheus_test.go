@@ -16,6 +16,7 @@ import (
 // through Prometheus' HTTP API: the exposition is not only well formed
 // but ingested.
 func TestRealPrometheusScrapes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a Prometheus server")
 	}

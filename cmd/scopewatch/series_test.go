@@ -25,6 +25,7 @@ const maxSeries = 300
 // it with traffic (a malformed line included) and counts the series of a
 // scrape.
 func TestMetricSeriesBounded(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds a store of 10,000 clients")
 	}
