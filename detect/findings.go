@@ -19,6 +19,11 @@ const (
 	KindStaleSource     = "stale_source"
 )
 
+// FindingKinds lists every finding kind, for metrics created at zero.
+func FindingKinds() []string {
+	return []string{KindUnusedScope, KindBroadRequest, KindUnfamiliarGeo, KindUnfamiliarBurst, KindTokenInURL, KindStaleSource}
+}
+
 // Findings holds every finding in memory, applies silences, and records
 // each change into the batch being built, so that a finding commits in the
 // same transaction as the events that raised it. It is used from the
@@ -274,6 +279,15 @@ func NewFindingMetrics(reg prometheus.Registerer) *FindingMetrics {
 		Resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_findings_resolved_total", Help: "Findings resolved because their condition cleared, by kind.",
 		}, []string{"kind"}),
+	}
+	// Every kind and severity at zero, so that a dashboard shows "0 open"
+	// on a fresh install rather than no data.
+	for _, k := range FindingKinds() {
+		for _, sev := range []string{store.SeverityInfo, store.SeverityWarning, store.SeverityHigh} {
+			m.Open.WithLabelValues(k, sev)
+			m.Raised.WithLabelValues(k, sev)
+		}
+		m.Resolved.WithLabelValues(k)
 	}
 	if reg != nil {
 		reg.MustRegister(m.Open, m.Raised, m.Resolved)

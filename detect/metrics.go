@@ -85,12 +85,14 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 	return m
 }
 
-// InitSource creates the counters of one source at zero. Malformed lines
-// are not among them: their reasons come from the parsers and appear
-// with the first. The no-events gauge is set to 0: a configuration (at
+// InitSource creates the counters of one source at zero. Of the malformed
+// reasons, which come from the parsers and appear with the first line
+// of each, only too_long is created: the line reader gives it for every
+// format, and it gives the malformed series a zero to start from. The no-events gauge is set to 0: a configuration (at
 // start or reloaded) counts its lines afresh.
 func (m *EngineMetrics) InitSource(name string) {
 	m.LinesParsed.WithLabelValues(name)
+	m.Malformed.WithLabelValues(name, ingest.ReasonTooLong)
 	for _, r := range ingest.SkipReasons() {
 		m.LinesIgnored.WithLabelValues(name, string(r))
 	}
