@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -19,10 +20,6 @@ const (
 	KindStaleSource     = "stale_source"
 )
 
-// FindingKinds lists every finding kind, for metrics created at zero.
-func FindingKinds() []string {
-	return []string{KindUnusedScope, KindBroadRequest, KindUnfamiliarGeo, KindUnfamiliarBurst, KindTokenInURL, KindStaleSource}
-}
 
 // Findings holds every finding in memory, applies silences, and records
 // each change into the batch being built, so that a finding commits in the
@@ -282,7 +279,7 @@ func NewFindingMetrics(reg prometheus.Registerer) *FindingMetrics {
 	}
 	// Every kind and severity at zero, so that a dashboard shows "0 open"
 	// on a fresh install rather than no data.
-	for _, k := range FindingKinds() {
+	for _, k := range rules.FindingKinds() {
 		for _, sev := range []string{store.SeverityInfo, store.SeverityWarning, store.SeverityHigh} {
 			m.Open.WithLabelValues(k, sev)
 			m.Raised.WithLabelValues(k, sev)
