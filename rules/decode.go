@@ -223,16 +223,33 @@ func describe(n *yaml.Node) string {
 	return "nothing"
 }
 
-// unknownKey says what is wrong with an unknown key and what would be
-// right: the nearest known key when one is close, else all of them.
-func unknownKey(key string, known []string) string {
+// Closest returns the word of known nearest to word, when one is within
+// two edits of it: the "did you mean" of every unknown name, in the
+// configuration and on the command line.
+func Closest(word string, known []string) (string, bool) {
 	best, bestDist := "", 3
 	for _, k := range known {
-		if dist := editDistance(key, k); dist < bestDist {
+		if dist := editDistance(word, k); dist < bestDist {
 			best, bestDist = k, dist
 		}
 	}
-	if best != "" {
+	return best, best != ""
+}
+
+// Unknown says that word is not one of known (a kind, a state, a
+// command): the nearest when one is close, else all of them.
+func Unknown(what, word string, known []string) string {
+	if best, ok := Closest(word, known); ok {
+		return "unknown " + what + " " + strconv.Quote(word) + "; did you mean " + strconv.Quote(best) + "?"
+	}
+	return "unknown " + what + " " + strconv.Quote(word) + "; use " + strings.Join(known, ", ")
+}
+
+// unknownKey says what is wrong with an unknown key and what would be
+// right: the nearest known key when one is close, else all of them.
+func unknownKey(key string, known []string) string {
+	best, ok := Closest(key, known)
+	if ok {
 		return "unknown key " + strconv.Quote(key) + "; did you mean " + strconv.Quote(best) + "?"
 	}
 	sorted := slices.Sorted(slices.Values(known))

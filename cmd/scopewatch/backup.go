@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,12 +18,11 @@ import (
 // daemon's API, which copies it in one read transaction while it keeps
 // committing, or from the file when no daemon answers.
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("backup")
 	configPath := fs.String("config", "", configUsage)
 	output := fs.String("output", "", "file to write the copy to (must not exist)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if *output == "" {
 		return usagef("--output is required: the file to write the copy to")
@@ -113,11 +111,10 @@ func syncDir(dir string) error {
 // store to itself: with the daemon running, opening it fails with the
 // daemon's pid.
 func cmdCompact(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("compact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("compact")
 	configPath := fs.String("config", "", configUsage)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q", fs.Args())

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -34,8 +33,7 @@ import (
 // measurement is repeated (the scans alternating which goes first) and
 // medians are printed.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("bench")
 	lines := fs.Int("lines", 1_000_000, "events to generate")
 	clients := fs.Int("clients", 1000, "distinct clients")
 	scopes := fs.Int("scopes", 0, "scopes each client holds, each token carrying openid and 3 to 7 of them (0: 5 to 9 scopes, every token carrying all)")
@@ -43,8 +41,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	useGeo := fs.Bool("geoip", true, "place addresses with generated GeoIP City and ASN databases covering the networks")
 	runs := fs.Int("runs", 1, "times to repeat each measurement; medians are printed")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed afterwards)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if *lines <= 0 || *clients <= 0 || *networks <= 0 || *runs <= 0 {
 		return usagef("bench: --lines, --clients, --networks and --runs must be positive")

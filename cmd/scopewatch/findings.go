@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
+	"errors"
 	"io"
 	"net/url"
 	"slices"
@@ -23,15 +22,14 @@ func findingStates() []string {
 }
 
 func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("findings", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("findings")
 	configPath := fs.String("config", "", configUsage)
 	state := fs.String("state", store.StateOpen, "open, silenced, resolved or all")
 	kind := fs.String("kind", "", "only this kind of finding: "+strings.Join(rules.FindingKinds(), ", "))
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table or json")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -84,10 +82,10 @@ func newFindingFilter(state, kind, client string) (findingFilter, error) {
 		state = stateAll
 	}
 	if !slices.Contains(findingStates(), state) {
-		return findingFilter{}, fmt.Errorf("unknown state %q; use %s", state, strings.Join(findingStates(), ", "))
+		return findingFilter{}, errors.New(rules.Unknown("state", state, findingStates()))
 	}
 	if kind != "" && !slices.Contains(rules.FindingKinds(), kind) {
-		return findingFilter{}, fmt.Errorf("unknown finding kind %q; use %s", kind, strings.Join(rules.FindingKinds(), ", "))
+		return findingFilter{}, errors.New(rules.Unknown("finding kind", kind, rules.FindingKinds()))
 	}
 	return findingFilter{state: state, kind: kind, client: client}, nil
 }

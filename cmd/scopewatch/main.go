@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
+
+	"github.com/scopewatch/scopewatch/rules"
 )
 
 // Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.
@@ -30,45 +33,40 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-const usage = `scopewatch audits OAuth scope usage from IdP and API access logs.
+// wrap breaks s into lines of at most width bytes, each after indent.
+func wrap(s, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for _, w := range strings.Fields(s) {
+		if len(line) > len(indent) && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line + "\n")
+	return b.String()
+}
 
-Usage:
-  scopewatch run      [--config FILE]             run the daemon (tails the configured logs)
-  scopewatch scan     [--config FILE] [--source NAME] [--no-detect] FILE...
-                                                  read existing (also rotated or .gz) logs once; resumable
-  scopewatch report unused [--config FILE] [--client ID] [--format table|json|csv|markdown] [--at TIME]
-                                                  scopes granted but not used within the window
-  scopewatch report scope NAME [--config FILE] [--format table|json|csv|markdown]
-                                                  who holds and uses a scope, and whether removing it breaks anyone
-  scopewatch clients  [--config FILE] [--client ID] [--format table|json]
-                                                  per client and scope: requested, granted and used counts
-  scopewatch findings [--config FILE] [--state open|silenced|resolved|all] [--kind KIND] [--client ID]
-                      [--format table|json]       findings (default: the open ones)
-  scopewatch silence add [--config FILE] [--client PATTERN] [--kind KIND] [--subject PATTERN]
-                      (--for 30d | --until DATE) --reason TEXT [--author NAME]
-                                                  mute matching findings until the silence expires
-  scopewatch silence list [--config FILE] [--all] [--format table|json]
-                                                  silences in force (with --all, expired ones too)
-  scopewatch silence expire [--config FILE] ID    end a silence now
-  scopewatch alert test [--config FILE] [--channel CHANNEL]
-                                                  check the Slack token and post a test message
-  scopewatch backup   [--config FILE] --output FILE  write a consistent copy of the store (through the daemon
-                                                  while it runs)
-  scopewatch compact  [--config FILE]             rewrite the store
-  scopewatch validate [--config FILE] [--sample LOG [--source NAME]]
-                                                  check config and rules, print what would be tailed;
-                                                  with --sample, show which lines of LOG the format parses
-  scopewatch demo     [--dir DIR] [--events N]    generate realistic traffic, tail it with the real
-                                                  pipeline and print the unused-scope report
-  scopewatch bench    [--lines N] [--clients N] [--scopes N] [--runs N]
-                                                  measure scan (with and without detectors), the live
-                                                  tail and a restart against a plain decoder
-  scopewatch version
+// usage lists the commands from their table, with what the defaults are.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("scopewatch audits OAuth scope usage from IdP and API access logs.\n\nUsage:\n")
+	for _, c := range commandHelps() {
+		fmt.Fprintf(&b, "  scopewatch %s %s\n%s", c.name, c.args, wrap(c.purpose, "      ", 100))
+	}
+	b.WriteString(`
+scopewatch COMMAND --help describes one command and its flags.
 
 --config defaults to $SCOPEWATCH_CONFIG, else /etc/scopewatch/scopewatch.yaml (where the packages
 install it). While the daemon runs, report, clients, findings and silence go through its HTTP API;
 otherwise they use the store file.
-`
+`)
+	return b.String()
+}
 
 func main() {
 	if os.Getenv("GOGC") == "" {
@@ -86,7 +84,7 @@ func main() {
 // dispatch runs one subcommand and returns the process exit code.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitConfig
 	}
 	var err error
@@ -118,13 +116,13 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "version", "--version":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "scopewatch: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "scopewatch: %s\n\n%s", rules.Unknown("command", cmd, commandNames()), usage())
 		return exitConfig
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "scopewatch %s: %v\n", args[0], err)

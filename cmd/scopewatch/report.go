@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,26 +24,24 @@ import (
 )
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "unused":
-			return reportUnused(ctx, args, stdout, stderr)
-		case "scope":
-			return reportScope(ctx, args[1:], stdout, stderr)
-		}
+	action, err := groupAction("report", args, stdout)
+	if err != nil {
+		return err
 	}
-	return usagef("report needs a kind: report unused --config FILE, or report scope NAME --config FILE")
+	if action == "unused" {
+		return reportUnused(ctx, args, stdout, stderr)
+	}
+	return reportScope(ctx, args[1:], stdout, stderr)
 }
 
 func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report unused", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("report unused")
 	configPath := fs.String("config", "", configUsage)
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table, json, csv or markdown")
 	at := fs.String("at", "", "judge as of this time (RFC 3339 or date) instead of now")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return err
 	}
 	switch *format {
 	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV, alert.FormatMarkdown:
@@ -95,8 +92,7 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // reportScope prints, for one scope, the clients that hold or use it and
 // whether removing it from the catalog would break one of them.
 func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report scope", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("report scope")
 	configPath := fs.String("config", "", configUsage)
 	format := fs.String("format", "table", "table, json, csv or markdown")
 	// The name may come before or after the flags.
@@ -104,8 +100,8 @@ func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	rest := fs.Args()
 	if name == "" && len(rest) > 0 {
@@ -153,13 +149,12 @@ func scopeReport(cfg *rules.Config, db *store.DB, name string, now func() time.T
 }
 
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("clients", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("clients")
 	configPath := fs.String("config", "", configUsage)
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table or json")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if *format != alert.FormatTable && *format != alert.FormatJSON {
 		return usagef("unknown format %q; use table or json", *format)

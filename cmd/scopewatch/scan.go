@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,14 +13,13 @@ import (
 )
 
 func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("scan")
 	configPath := fs.String("config", "", "configuration file")
 	sourceName := fs.String("source", "", "configured source whose format the files are in (default: the source whose path or glob matches)")
 	quiet := fs.Bool("quiet", false, "print nothing on success")
 	noDetect := fs.Bool("no-detect", false, "only record usage: raise no findings about the lines read (a backfill of old logs)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
 		return usagef("scan needs at least one file")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -25,23 +24,22 @@ import (
 )
 
 func cmdSilence(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usagef("silence needs an action: add, list or expire")
+	action, err := groupAction("silence", args, stdout)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch action {
 	case "add":
 		return cmdSilenceAdd(ctx, args[1:], stdout, stderr)
 	case "list":
 		return cmdSilenceList(ctx, args[1:], stdout, stderr)
-	case "expire":
+	default: // expire
 		return cmdSilenceExpire(ctx, args[1:], stdout, stderr)
 	}
-	return usagef("unknown silence action %q; use add, list or expire", args[0])
 }
 
 func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("silence add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("silence add")
 	configPath := fs.String("config", "", configUsage)
 	var req silenceRequest
 	fs.StringVar(&req.Client, "client", "", "client id or shell pattern (lab-*)")
@@ -51,8 +49,8 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&req.Until, "until", "", "when the silence ends: a date (the end of that day, UTC) or an RFC 3339 time")
 	fs.StringVar(&req.Reason, "reason", "", "why these findings are acceptable (required)")
 	fs.StringVar(&req.Author, "author", currentUser(), "who adds the silence")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -84,13 +82,12 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdSilenceList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("silence list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("silence list")
 	configPath := fs.String("config", "", configUsage)
 	all := fs.Bool("all", false, "include expired silences")
 	format := fs.String("format", "table", "table or json")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -122,17 +119,16 @@ func cmdSilenceList(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func cmdSilenceExpire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("silence expire", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("silence expire")
 	configPath := fs.String("config", "", configUsage)
 	// The id may come before or after the flags.
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	id := fs.Arg(0)
 	if fs.NArg() > 0 {
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return usageError{err}
+		if err := parseFlags(fs, fs.Args()[1:], stdout); err != nil {
+			return err
 		}
 	}
 	if id == "" {
@@ -206,7 +202,7 @@ func (r silenceRequest) silence(now time.Time) (store.Silence, error) {
 		}
 	}
 	if r.Kind != "" && !slices.Contains(rules.FindingKinds(), r.Kind) {
-		bad("kind", "unknown finding kind %q; use %s", r.Kind, strings.Join(rules.FindingKinds(), ", "))
+		bad("kind", "%s", rules.Unknown("finding kind", r.Kind, rules.FindingKinds()))
 	}
 	if matchesAll(r.Client) && r.Kind == "" && matchesAll(r.Subject) {
 		bad("client", "name at least one of client, kind and subject: a silence that matches every finding is refused")

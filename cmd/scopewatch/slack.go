@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,15 +83,14 @@ func postReport(p *pipeline, d *delivery) func(detect.UnusedReport) error {
 
 // cmdAlert runs the alert subcommands.
 func cmdAlert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "test" {
-		return usagef("alert needs an action: test")
+	if _, err := groupAction("alert", args, stdout); err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("alert test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("alert test")
 	configPath := fs.String("config", "", configUsage)
 	channel := fs.String("channel", "", "channel to post to (default: alert.slack.channel)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

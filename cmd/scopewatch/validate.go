@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,14 +19,13 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("validate")
 	configPath := fs.String("config", "", "configuration file")
 	sample := fs.String("sample", "", "a log file to try the source's format on, line by line")
 	sourceName := fs.String("source", "", "with --sample: the source whose format to use (default: the one whose path or glob matches)")
 	show := fs.Int("show", 10, "with --sample: how many failing lines, ignored lines and events to show")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("validate takes no arguments, got %q; to try a log file, use --sample %s", fs.Args(), fs.Arg(0))}
