@@ -162,7 +162,7 @@ func TestFindingsAndSilenceBadFlags(t *testing.T) {
 		{"unknown kind", []string{"findings", "--config", cfg, "--kind", "unused"}, `unknown finding kind "unused"; use broad_request, stale_source, token_in_url, unfamiliar_burst, unfamiliar_geo, unused_scope`},
 		{"unknown format", []string{"findings", "--config", cfg, "--format", "csv"}, `unknown format "csv"; use table or json`},
 		{"stray argument", []string{"findings", "--config", cfg, "open"}, `unexpected argument "open"`},
-		{"no action", []string{"silence"}, "add, list or expire"},
+		{"no action", []string{"silence"}, "silence needs an action: add, list, expire"},
 		{"unknown action", []string{"silence", "mute"}, `unknown silence action "mute"`},
 		{"add without reason", []string{"silence", "add", "--config", cfg, "--client", "lab-portal", "--for", "30d"}, "--reason: required"},
 		{"add without expiry", []string{"silence", "add", "--config", cfg, "--client", "lab-portal", "--reason", "r"}, "--for: required"},

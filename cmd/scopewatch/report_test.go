@@ -144,7 +144,7 @@ func TestReportScopeErrors(t *testing.T) {
 		{"no name", []string{"report", "scope", "--config", cfg}, exitConfig, "report scope needs the name of a scope"},
 		{"two names", []string{"report", "scope", "a", "--config", cfg, "b"}, exitConfig, `unexpected argument "b"`},
 		{"unknown format", []string{"report", "scope", "a", "--config", cfg, "--format", "xml"}, exitConfig, `unknown format "xml"; use table, json, csv or markdown`},
-		{"unknown kind", []string{"report", "scopes", "--config", cfg}, exitConfig, "report needs a kind"},
+		{"unknown kind", []string{"report", "scopes", "--config", cfg}, exitConfig, `did you mean "scope"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
