@@ -20,7 +20,6 @@ const (
 	KindStaleSource     = "stale_source"
 )
 
-
 // Findings holds every finding in memory, applies silences, and records
 // each change into the batch being built, so that a finding commits in the
 // same transaction as the events that raised it. It is used from the
