@@ -31,7 +31,7 @@ func (db *DB) Commit(b *Batch) error {
 	defer db.mu.Unlock()
 	e := &db.enc
 	e.reset()
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		if err := e.clients(tx.Bucket(bucketClients), b.Clients); err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ func (db *DB) Commit(b *Batch) error {
 	})
 	e.done()
 	if err != nil {
-		return fmt.Errorf("commit batch to %s: %w", db.path, err)
+		return failed(err, fmt.Sprintf("commit batch to %s", db.path))
 	}
 	return nil
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the version of the bucket layout and record encodings
@@ -140,10 +143,14 @@ func migrations() []func(tx *bolt.Tx) error {
 	}
 }
 
-// Open opens the store at path, creating it (mode 0600) unless
-// opts.ReadOnly is set, and brings its schema up to SchemaVersion. If
-// another process holds the file, Open gives up after opts.LockTimeout with
-// a *LockedError (errors.Is(err, ErrLocked)).
+// Open opens the store at path, creating it (mode 0600, and its directory,
+// mode 0750, when missing) unless opts.ReadOnly is set, and brings its
+// schema up to SchemaVersion. If another process holds the file, Open
+// gives up after opts.LockTimeout with a *LockedError (errors.Is(err,
+// ErrLocked)). A damaged file (one shorter than its pages, a page bbolt
+// cannot read) fails with a *DamagedError (errors.Is(err, ErrDamaged)), a
+// 0-byte file opened read-only with ErrEmpty, and a bbolt file without the
+// store's schema marker with ErrNotStore.
 func Open(path string, opts Options) (*DB, error) {
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
@@ -153,19 +160,30 @@ func Open(path string, opts Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	bdb, err := bolt.Open(path, fileMode, &bolt.Options{
-		Timeout:  timeout,
-		ReadOnly: opts.ReadOnly,
-		// The array freelist degrades badly on large fragmented files; the
-		// hashmap one is faster in almost all cases (bbolt db.go).
-		FreelistType: bolt.FreelistMapType,
-		// NoSync stays false: a batch must be durable once Commit returns.
-	})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, &LockedError{Path: path, PID: lockHolder(path)}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.Size() == 0 && opts.ReadOnly:
+		return nil, fmt.Errorf("store %s is empty: no daemon has written it yet: %w", path, ErrEmpty)
+	case err == nil && fi.Size() > 0 && !opts.ReadOnly:
+		// Opening for writing reads the freelist page at once: check
+		// first that the file holds its pages.
+		if err := probe(path, timeout); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly:
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("open store %s: create its directory: %w", path, err)
+		}
 	}
+	bdb, err := openBolt(path, opts.ReadOnly, false, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, err
+	}
+	if opts.ReadOnly {
+		if err := checkSize(bdb, path); err != nil {
+			_ = bdb.Close()
+			return nil, err
+		}
 	}
 	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, now: now}
 	if !opts.ReadOnly {
@@ -201,7 +219,7 @@ func restrictMode(path string) error {
 func (db *DB) upgrade() error {
 	var version uint64
 	var hasCreated bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		version, hasCreated, err = readMeta(tx)
 		if err != nil {
@@ -213,7 +231,7 @@ func (db *DB) upgrade() error {
 		return checkClientLayout(tx)
 	})
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", db.path, err)
+		return failed(err, "open store "+db.path)
 	}
 	switch {
 	case version > SchemaVersion:
@@ -227,7 +245,7 @@ func (db *DB) upgrade() error {
 		return fmt.Errorf("open store %s read-only: schema version %d needs migrating to %d; open it for writing once: %w",
 			db.path, version, SchemaVersion, ErrNotStore)
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		for v, step := range migrations()[version:] {
 			if err := step(tx); err != nil {
 				return fmt.Errorf("migrate schema from version %d: %w", int(version)+v, err)
@@ -243,7 +261,7 @@ func (db *DB) upgrade() error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("initialise store %s: %w", db.path, err)
+		return failed(err, "initialise store "+db.path)
 	}
 	return nil
 }
@@ -265,24 +283,29 @@ func readMeta(tx *bolt.Tx) (version uint64, hasCreated bool, err error) {
 	return version, meta.Get(keyCreated) != nil, nil
 }
 
-// checkForeign refuses to lay out a store inside a bbolt file that already
-// holds buckets of some other program.
+// checkForeign refuses a file without the store's schema marker (the key
+// "schema" in bucket "meta") that holds any bucket: it belongs to some
+// other program, even when its only bucket is called meta. Every
+// migration writes the marker in the transaction that creates the
+// buckets, so a file that scopewatch laid out always has it.
 func checkForeign(tx *bolt.Tx) error {
-	return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-		switch string(name) {
-		case string(bucketMeta), string(bucketClients), string(bucketSources), string(bucketPositions),
-			string(bucketFindings), string(bucketSilences), string(bucketCoverage),
-			string(bucketGroups), string(bucketOutbox), string(bucketDeadLetter):
-			return nil
-		}
-		return fmt.Errorf("unexpected bucket %q: %w", name, ErrNotStore)
+	var names []string
+	err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		names = append(names, strconv.Quote(string(name)))
+		return nil
 	})
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	return fmt.Errorf("the file is a bbolt database with buckets %s but without scopewatch's schema marker (key %q in bucket %q): "+
+		"it belongs to another program; point store elsewhere: %w", strings.Join(names, ", "), keySchema, bucketMeta, ErrNotStore)
 }
 
 // checkClientLayout refuses a file whose clients bucket holds records of
 // the unreleased layout with one key per scope: their keys contain a 0
 // byte, which client ids never do, and their values start with format 1.
-// Every key has the same layout, so the first one tells.
+// Every key has the same layout, so the first one tells. Any other first
+// record passes: if it is damaged, reading it says so.
 func checkClientLayout(tx *bolt.Tx) error {
 	b := tx.Bucket(bucketClients)
 	if b == nil {
@@ -292,7 +315,7 @@ func checkClientLayout(tx *bolt.Tx) error {
 	if k == nil {
 		return nil
 	}
-	if bytes.IndexByte(k, 0) < 0 && len(v) > 0 && v[0] == formatClient {
+	if bytes.IndexByte(k, 0) < 0 || len(v) == 0 || v[0] != formatV1 {
 		return nil
 	}
 	return fmt.Errorf("clients are stored in an older development layout (one record per scope) that this scopewatch does not read; "+
@@ -302,7 +325,7 @@ func checkClientLayout(tx *bolt.Tx) error {
 // Close releases the file and its lock. Reads and commits after Close fail.
 func (db *DB) Close() error {
 	if err := db.bolt.Close(); err != nil {
-		return fmt.Errorf("close store %s: %w", db.path, err)
+		return failed(err, fmt.Sprintf("close store %s", db.path))
 	}
 	return nil
 }
@@ -313,13 +336,13 @@ func (db *DB) Path() string { return db.path }
 // SchemaVersion returns the schema version recorded in the file.
 func (db *DB) SchemaVersion() (int, error) {
 	var version uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		version, _, err = readMeta(tx)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read schema version of %s: %w", db.path, err)
+		return 0, failed(err, fmt.Sprintf("read schema version of %s", db.path))
 	}
 	return int(version), nil
 }
@@ -327,14 +350,14 @@ func (db *DB) SchemaVersion() (int, error) {
 // Created returns when the store file was first laid out.
 func (db *DB) Created() (time.Time, error) {
 	var t time.Time
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMeta).Get(keyCreated)
 		d := decoder{b: v}
 		t = d.time()
 		return d.err
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read creation time of %s: %w", db.path, err)
+		return time.Time{}, failed(err, fmt.Sprintf("read creation time of %s", db.path))
 	}
 	return t, nil
 }
@@ -354,16 +377,16 @@ type Stats struct {
 // tracked when the store is open for writing; read-only stores report 0.
 func (db *DB) Stats() (Stats, error) {
 	var s Stats
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		s.DataSize = tx.Size()
 		return nil
 	})
 	if err != nil {
-		return Stats{}, fmt.Errorf("read stats of %s: %w", db.path, err)
+		return Stats{}, failed(err, fmt.Sprintf("read stats of %s", db.path))
 	}
 	fi, err := os.Stat(db.path)
 	if err != nil {
-		return Stats{}, fmt.Errorf("read stats of %s: %w", db.path, err)
+		return Stats{}, failed(err, fmt.Sprintf("read stats of %s", db.path))
 	}
 	// The freelist figures are refreshed when a transaction ends, so read
 	// them after the View above.
@@ -383,7 +406,7 @@ func (db *DB) Stats() (Stats, error) {
 // the copy's size (for a Content-Length).
 func (db *DB) Backup(w io.Writer, size func(int64)) (int64, error) {
 	var n int64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if size != nil {
 			size(tx.Size())
 		}
@@ -392,7 +415,7 @@ func (db *DB) Backup(w io.Writer, size func(int64)) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return n, fmt.Errorf("back up store %s: %w", db.path, err)
+		return n, failed(err, fmt.Sprintf("back up store %s", db.path))
 	}
 	return n, nil
 }
@@ -407,16 +430,17 @@ func (db *DB) Compact(dst string) error {
 	}
 	out, err := bolt.Open(dst, fileMode, &bolt.Options{Timeout: DefaultLockTimeout, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, err)
+		return failed(err, fmt.Sprintf("compact store %s into %s", db.path, dst))
 	}
 	// 64 MiB per transaction bounds the memory the copy needs.
-	if err := bolt.Compact(out, db.bolt, 64<<20); err != nil {
+	err = damaged(db.path, guard(db.path, func() error { return bolt.Compact(out, db.bolt, 64<<20) }))
+	if err != nil {
 		_ = out.Close()
 		_ = os.Remove(dst)
-		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, err)
+		return failed(err, fmt.Sprintf("compact store %s into %s", db.path, dst))
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("compact store %s into %s: %w", db.path, dst, err)
+		return failed(err, fmt.Sprintf("compact store %s into %s", db.path, dst))
 	}
 	return nil
 }

@@ -209,7 +209,7 @@ var (
 // subject.
 func (db *DB) Findings() ([]Finding, error) {
 	var out []Finding
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFindings).ForEach(func(k, v []byte) error {
 			var f Finding
 			if err := json.Unmarshal(v, &f); err != nil {
@@ -220,7 +220,7 @@ func (db *DB) Findings() ([]Finding, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read findings from %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read findings from %s", db.path))
 	}
 	return out, nil
 }
@@ -228,7 +228,7 @@ func (db *DB) Findings() ([]Finding, error) {
 // Coverage returns the observed spans of every source, oldest first.
 func (db *DB) Coverage() (map[string][]Span, error) {
 	out := make(map[string][]Span)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCoverage).ForEach(func(k, v []byte) error {
 			var spans []Span
 			if err := json.Unmarshal(v, &spans); err != nil {
@@ -239,7 +239,7 @@ func (db *DB) Coverage() (map[string][]Span, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read coverage from %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read coverage from %s", db.path))
 	}
 	return out, nil
 }
@@ -248,7 +248,7 @@ func (db *DB) Coverage() (map[string][]Span, error) {
 // ID.
 func (db *DB) Silences() ([]Silence, error) {
 	var out []Silence
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSilences).ForEach(func(k, v []byte) error {
 			var s Silence
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -259,7 +259,7 @@ func (db *DB) Silences() ([]Silence, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read silences from %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read silences from %s", db.path))
 	}
 	return out, nil
 }
@@ -272,7 +272,7 @@ func (db *DB) AddSilence(s Silence) (Silence, error) {
 	if s.Created.IsZero() {
 		s.Created = db.now()
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSilences)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -286,7 +286,7 @@ func (db *DB) AddSilence(s Silence) (Silence, error) {
 		return b.Put([]byte(s.ID), v)
 	})
 	if err != nil {
-		return Silence{}, fmt.Errorf("add silence to %s: %w", db.path, err)
+		return Silence{}, failed(err, fmt.Sprintf("add silence to %s", db.path))
 	}
 	return s, nil
 }
@@ -297,7 +297,7 @@ func (db *DB) ExpireSilence(id string, at time.Time) (Silence, error) {
 		return Silence{}, fmt.Errorf("expire silence %s in %s: %w", id, db.path, ErrReadOnly)
 	}
 	var s Silence
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSilences)
 		v := b.Get([]byte(id))
 		if v == nil {
@@ -316,7 +316,7 @@ func (db *DB) ExpireSilence(id string, at time.Time) (Silence, error) {
 		return b.Put([]byte(id), nv)
 	})
 	if err != nil {
-		return Silence{}, fmt.Errorf("expire silence %s in %s: %w", id, db.path, err)
+		return Silence{}, failed(err, fmt.Sprintf("expire silence %s in %s", id, db.path))
 	}
 	return s, nil
 }

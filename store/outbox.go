@@ -167,7 +167,7 @@ func putGroup(gb *bolt.Bucket, g Group) error {
 // waiting or standing findings told.
 func (db *DB) Groups() ([]Group, error) {
 	var out []Group
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
 			var g Group
 			if err := json.Unmarshal(v, &g); err != nil {
@@ -180,7 +180,7 @@ func (db *DB) Groups() ([]Group, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read notification groups from %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read notification groups from %s", db.path))
 	}
 	return out, nil
 }
@@ -189,7 +189,7 @@ func (db *DB) Groups() ([]Group, error) {
 func (db *DB) GroupFindings(k GroupKey) ([]Finding, error) {
 	var out []Finding
 	prefix := append(k.bytes(), 0)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketFindings).Cursor()
 		for fk, v := c.Seek(prefix); fk != nil && bytes.HasPrefix(fk, prefix); fk, v = c.Next() {
 			var f Finding
@@ -201,7 +201,7 @@ func (db *DB) GroupFindings(k GroupKey) ([]Finding, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read findings of %s/%s from %s: %w", k.Kind, k.Client, db.path, err)
+		return nil, failed(err, fmt.Sprintf("read findings of %s/%s from %s", k.Kind, k.Client, db.path))
 	}
 	return out, nil
 }
@@ -216,7 +216,7 @@ func (db *DB) Notified(g Group, version uint64, msgs []Message) ([]Message, erro
 	}
 	out := make([]Message, len(msgs))
 	copy(out, msgs)
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		gb := tx.Bucket(bucketGroups)
 		cur, err := getGroup(gb, g.GroupKey)
 		if err != nil {
@@ -232,7 +232,7 @@ func (db *DB) Notified(g Group, version uint64, msgs []Message) ([]Message, erro
 		return queue(tx, out)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue notification in %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("queue notification in %s", db.path))
 	}
 	return out, nil
 }
@@ -245,9 +245,9 @@ func (db *DB) Queue(msgs ...Message) ([]Message, error) {
 	}
 	out := make([]Message, len(msgs))
 	copy(out, msgs)
-	err := db.bolt.Update(func(tx *bolt.Tx) error { return queue(tx, out) })
+	err := db.update(func(tx *bolt.Tx) error { return queue(tx, out) })
 	if err != nil {
-		return nil, fmt.Errorf("queue message in %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("queue message in %s", db.path))
 	}
 	return out, nil
 }
@@ -280,7 +280,7 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // above after, oldest first; limit ≤ 0 returns all.
 func (db *DB) Outbox(after uint64, limit int) ([]Message, error) {
 	var out []Message
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
 			var m Message
@@ -292,18 +292,18 @@ func (db *DB) Outbox(after uint64, limit int) ([]Message, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read outbox of %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read outbox of %s", db.path))
 	}
 	return out, nil
 }
 
 // Delivered removes message seq from the outbox.
 func (db *DB) Delivered(seq uint64) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).Delete(seqKey(seq))
 	})
 	if err != nil {
-		return fmt.Errorf("remove delivered message %d from %s: %w", seq, db.path, err)
+		return failed(err, fmt.Sprintf("remove delivered message %d from %s", seq, db.path))
 	}
 	return nil
 }
@@ -311,7 +311,7 @@ func (db *DB) Delivered(seq uint64) error {
 // Bury moves message seq from the outbox to the dead letters, with the
 // reason Slack gave.
 func (db *DB) Bury(m Message, reason string, at time.Time) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketOutbox).Delete(seqKey(m.Seq)); err != nil {
 			return err
 		}
@@ -322,7 +322,7 @@ func (db *DB) Bury(m Message, reason string, at time.Time) error {
 		return tx.Bucket(bucketDeadLetter).Put(seqKey(m.Seq), v)
 	})
 	if err != nil {
-		return fmt.Errorf("move message %d to the dead letters of %s: %w", m.Seq, db.path, err)
+		return failed(err, fmt.Sprintf("move message %d to the dead letters of %s", m.Seq, db.path))
 	}
 	return nil
 }
@@ -330,7 +330,7 @@ func (db *DB) Bury(m Message, reason string, at time.Time) error {
 // DeadLetters returns the messages Slack refused, oldest first.
 func (db *DB) DeadLetters() ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDeadLetter).ForEach(func(k, v []byte) error {
 			var d DeadLetter
 			if err := json.Unmarshal(v, &d); err != nil {
@@ -341,7 +341,7 @@ func (db *DB) DeadLetters() ([]DeadLetter, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read dead letters of %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read dead letters of %s", db.path))
 	}
 	return out, nil
 }

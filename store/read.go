@@ -20,7 +20,7 @@ func (db *DB) Positions(source string) ([]Position, error) {
 	}
 	prefix := append([]byte(source), 0)
 	var out []Position
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPositions).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if len(k) != len(prefix)+16 {
@@ -35,7 +35,7 @@ func (db *DB) Positions(source string) ([]Position, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read positions of source %q from %s: %w", source, db.path, err)
+		return nil, failed(err, fmt.Sprintf("read positions of source %q from %s", source, db.path))
 	}
 	return out, nil
 }
@@ -44,7 +44,7 @@ func (db *DB) Positions(source string) ([]Position, error) {
 // device and inode.
 func (db *DB) AllPositions() ([]Position, error) {
 	var out []Position
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPositions).ForEach(func(k, v []byte) error {
 			p, err := decodePosition(k, v)
 			if err != nil {
@@ -55,7 +55,7 @@ func (db *DB) AllPositions() ([]Position, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read positions from %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read positions from %s", db.path))
 	}
 	return out, nil
 }
@@ -66,7 +66,7 @@ func (db *DB) Client(id string) (c Client, ok bool, err error) {
 	if !validClientID(id) {
 		return Client{}, false, nil
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketClients).Get([]byte(id))
 		if v == nil {
 			return nil
@@ -76,7 +76,7 @@ func (db *DB) Client(id string) (c Client, ok bool, err error) {
 		return err
 	})
 	if err != nil {
-		return Client{}, false, fmt.Errorf("read client %q from %s: %w", id, db.path, err)
+		return Client{}, false, failed(err, fmt.Sprintf("read client %q from %s", id, db.path))
 	}
 	return c, ok, nil
 }
@@ -95,7 +95,7 @@ func (db *DB) ForEachClient(fn func(Client) error) error {
 	for {
 		page = page[:0]
 		done := false
-		err := db.bolt.View(func(tx *bolt.Tx) error {
+		err := db.view(func(tx *bolt.Tx) error {
 			cur := tx.Bucket(bucketClients).Cursor()
 			var k, v []byte
 			if next == nil {
@@ -117,7 +117,7 @@ func (db *DB) ForEachClient(fn func(Client) error) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("read clients from %s: %w", db.path, err)
+			return failed(err, fmt.Sprintf("read clients from %s", db.path))
 		}
 		for _, c := range page {
 			if err := fn(c); err != nil {
@@ -143,7 +143,7 @@ func (db *DB) Clients() ([]Client, error) {
 // Sources returns the statistics of every source, sorted by name.
 func (db *DB) Sources() ([]Source, error) {
 	var out []Source
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSources).ForEach(func(k, v []byte) error {
 			s, err := decodeSource(string(k), v)
 			if err != nil {
@@ -154,7 +154,7 @@ func (db *DB) Sources() ([]Source, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read sources from %s: %w", db.path, err)
+		return nil, failed(err, fmt.Sprintf("read sources from %s", db.path))
 	}
 	return out, nil
 }

@@ -473,7 +473,7 @@ func TestOpenRefuses(t *testing.T) {
 			if err := bdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err }); err != nil {
 				t.Fatal(err)
 			}
-		}, Options{}, ErrNotStore, `unexpected bucket "other"`},
+		}, Options{}, ErrNotStore, `buckets "other" but without scopewatch's schema marker`},
 		{"read-only missing file", func(*testing.T, string) {}, Options{ReadOnly: true}, os.ErrNotExist, "open store"},
 	}
 	for _, tt := range tests {
