@@ -162,6 +162,38 @@ func Views(cs []store.Client) []ClientView {
 	return out
 }
 
+// SourceView is the JSON shape of one log source's committed counts: the
+// lines read, those that were malformed, ignored (not an event) or API
+// calls no client could be attributed to, and the events they yielded,
+// with the first and last event times.
+//
+// The count of events is event_count, not events: the API served this
+// record as {"Name", …, "Events": {"N", "First", "Last"}} before, and Go
+// programs that decode it into that shape match keys case-insensitively;
+// a number under "events" would fail their decoding.
+type SourceView struct {
+	Name         string    `json:"name"`
+	Lines        uint64    `json:"lines"`
+	Malformed    uint64    `json:"malformed"`
+	Ignored      uint64    `json:"ignored"`
+	Unattributed uint64    `json:"unattributed"`
+	Events       uint64    `json:"event_count"`
+	FirstEvent   time.Time `json:"first_event,omitzero"`
+	LastEvent    time.Time `json:"last_event,omitzero"`
+}
+
+// SourceViews converts stored sources to their API shape, sorted by name,
+// never nil.
+func SourceViews(srcs []store.Source) []SourceView {
+	out := make([]SourceView, 0, len(srcs))
+	for _, s := range srcs {
+		out = append(out, SourceView{Name: s.Name, Lines: s.Lines, Malformed: s.Malformed, Ignored: s.Ignored,
+			Unattributed: s.Unattributed, Events: s.Events.N, FirstEvent: utc(s.Events.First), LastEvent: utc(s.Events.Last)})
+	}
+	slices.SortFunc(out, func(a, b SourceView) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // recent returns up to n keys, most recently seen first.
 func recent(m map[string]store.Counter, n int) []string {
 	keys := make([]string, 0, len(m))

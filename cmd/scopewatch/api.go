@@ -20,7 +20,9 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// newAPI serves /metrics, /healthz, /readyz and the read API.
+// newAPI serves /metrics, /healthz, /readyz and the read API. Every route
+// and JSON shape is described in dist/openapi.yaml, which the tests hold
+// to the responses: a route or a view field changes there too.
 func newAPI(p *pipeline) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{Registry: p.reg}))
@@ -60,7 +62,7 @@ func newAPI(p *pipeline) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, srcs)
+		writeJSON(w, alert.SourceViews(srcs))
 	})
 	mux.HandleFunc("GET /api/v1/reports/unused", func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now
