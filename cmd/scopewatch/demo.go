@@ -3,13 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/scopewatch/scopewatch/alert"
 )
 
 // demoRules is the rules file the demo writes: a small catalog, roles,
@@ -97,6 +103,68 @@ func demoClients() []synthClient {
 	}
 }
 
+// The two lines the demo adds to its logs besides the events, because
+// real logs hold them too: server chatter that is ignored, and a line cut
+// short (a writer that died mid-line) that is counted as malformed.
+const (
+	demoBanner    = "2026-01-01 00:00:00,000 INFO  [io.quarkus] (main) Keycloak 26.0.5 on JVM started in 9.512s.\n"
+	demoTruncated = `{"time":"2026-01-01T00:00:00.000Z","remote_addr":"10.0.0.9","method":"GET","pa` + "\n"
+)
+
+// demoFiles are the files the demo writes into its directory.
+var demoFiles = []string{"scopewatch.yaml", "rules.yaml", "scopewatch.db", "keycloak.log", "keycloak.log.1",
+	"api-access.log", "api-access.log.1"}
+
+// checkDemoDir refuses a directory that already holds a file the demo
+// writes: a second run would append its traffic to the first run's logs
+// and add it to the same store, so every count would grow again, and it
+// would overwrite a config or rules file that is not the demo's.
+func checkDemoDir(dir string) error {
+	var found []string
+	for _, name := range demoFiles {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			found = append(found, name)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("demo directory %s: %w", dir, err)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	if slices.Contains(found, "scopewatch.db") {
+		return usagef("--dir %s already holds a demo store: running the demo again there would add this run's traffic to its counts; remove it or pick another directory", dir)
+	}
+	return usagef("--dir %s already holds files the demo writes (%s): remove them or pick another directory", dir, strings.Join(found, ", "))
+}
+
+// invokedAs is how the user ran this program, given os.Args[0], as a
+// command to print in hints: the name when it was found on PATH, the path
+// when one was typed (./bin/scopewatch), and "go run ./cmd/scopewatch"
+// for a binary that go run built (under a go-build directory, the work
+// directory or the build cache).
+func invokedAs(arg0 string) string {
+	if !strings.ContainsRune(arg0, filepath.Separator) && !strings.ContainsRune(arg0, '/') {
+		return arg0
+	}
+	for _, dir := range strings.FieldsFunc(filepath.Dir(arg0), func(r rune) bool { return r == '/' || r == filepath.Separator }) {
+		if strings.HasPrefix(dir, "go-build") {
+			return "go run ./cmd/scopewatch"
+		}
+	}
+	return shellQuote(arg0)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that never need quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -115,6 +183,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		*dir = d
+	} else if err := checkDemoDir(*dir); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
@@ -146,14 +216,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := w.write(gen, 0, history); err != nil {
 		return err
 	}
-	// One line of each kind a real log also holds: server chatter that is
-	// ignored, and a truncated line that is counted as malformed.
-	w.kc.WriteString("2026-01-01 00:00:00,000 INFO  [io.quarkus] (main) Keycloak 26.0.5 on JVM started in 9.512s.\n")
-	w.api.WriteString(`{"time":"2026-01-01T00:00:00.000Z","remote_addr":"10.0.0.9","method":"GET","pa` + "\n")
+	w.kc.WriteString(demoBanner)
+	w.api.WriteString(demoTruncated)
 	if err := w.flush(); err != nil {
 		return err
 	}
-	total := uint64(history + 2)
+	total := uint64(history + 2) // the events, the banner and the truncated line
 
 	log := slog.New(slog.DiscardHandler)
 	if *verbose {
@@ -167,7 +235,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	started := make(chan up, 1)
 	done := make(chan error, 1)
-	t0 := time.Now()
 	go func() {
 		done <- runDaemon(runCtx, cfg, log, func(p *pipeline, addr string) { started <- up{p, addr} })
 	}()
@@ -182,8 +249,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case err := <-done:
 		return fmt.Errorf("daemon stopped early: %w", err)
 	}
-	fmt.Fprintf(stdout, "daemon up, serving metrics at http://%s/metrics; tailing %s and %s\n",
-		d.addr, cfg.Sources[0].Path, cfg.Sources[1].Path)
+	// The daemon listens on a port of the moment and stops when the demo
+	// ends: an address printed here would be dead by the time it is read.
+	fmt.Fprintf(stdout, "daemon up, tailing %s and %s (its HTTP API and /metrics are served only while the demo runs)\n",
+		cfg.Sources[0].Path, cfg.Sources[1].Path)
 
 	live := *events - history
 	if err := w.write(gen, history, history+live/2); err != nil {
@@ -210,21 +279,42 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return ctx.Err()
 		}
 	}
-	elapsed := time.Since(t0)
+	srcs, err := d.p.db.Sources()
 	stop()
 	if err := <-done; err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "all %d lines committed in %s; daemon stopped cleanly\n\n", total, elapsed.Round(time.Millisecond))
-	return printDemoReport(ctx, cfgPath, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	printDemoLines(stdout, total, alert.SourceViews(srcs))
+	return printDemoReport(ctx, invokedAs(os.Args[0]), cfgPath, stdout, stderr)
 }
 
-func printDemoReport(ctx context.Context, cfgPath string, stdout, stderr io.Writer) error {
+// printDemoLines says what the committed lines were, so that the numbers
+// add up: the generated events, the start-up banner that is ignored and
+// the truncated line that is malformed.
+func printDemoLines(w io.Writer, total uint64, srcs []alert.SourceView) {
+	var events, ignored, malformed uint64
+	for _, s := range srcs {
+		events += s.Events
+		ignored += s.Ignored
+		malformed += s.Malformed
+	}
+	fmt.Fprintf(w, "all %d lines committed; daemon stopped cleanly\n", total)
+	fmt.Fprintf(w, "  %d events, and %d lines of the kinds real logs also hold: %d ignored (Keycloak's start-up banner, not an event), %d malformed (a gateway line cut short)\n\n",
+		events, ignored+malformed, ignored, malformed)
+}
+
+// printDemoReport prints the unused-scope report and the commands to try
+// next, written as the user ran this one (cmd).
+func printDemoReport(ctx context.Context, cmd, cfgPath string, stdout, stderr io.Writer) error {
 	if err := cmdReport(ctx, []string{"unused", "--config", cfgPath}, stdout, stderr); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nTry: scopewatch findings --config %s\n     scopewatch clients --config %s\n     scopewatch report unused --config %s --format csv\n",
-		cfgPath, cfgPath, cfgPath)
+	cfg := shellQuote(cfgPath)
+	fmt.Fprintf(stdout, "\nTry: %[1]s findings --config %[2]s\n     %[1]s clients --config %[2]s\n     %[1]s report unused --config %[2]s --format csv\n",
+		cmd, cfg)
 	return nil
 }
 
