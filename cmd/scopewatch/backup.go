@@ -132,17 +132,33 @@ func cmdCompact(args []string, stdout, stderr io.Writer) error {
 }
 
 // compactStore replaces the store at path with a compacted copy that has
-// the original's owner and mode, and returns both sizes. The store stays
-// locked for writing until the copy has been renamed over it, so no
-// daemon can start on the file being replaced.
+// the original's owner and mode, and returns both sizes. It first checks
+// the store, read-only, as scopewatch check does, and refuses a damaged
+// one before writing anything: bbolt copies the records it can read
+// without decoding them, so a compaction would carry damaged records into
+// the copy and report success. The store stays locked for writing until the copy has been renamed over it,
+// so no daemon can start on the file being replaced.
 func compactStore(path string) (before, after int64, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("compact: %w", err)
 	}
-	db, err := store.Open(path, store.Options{})
-	if err != nil {
+	r, err := store.Check(path)
+	if errors.Is(err, store.ErrLocked) {
 		return 0, 0, fmt.Errorf("compact (stop the daemon first): %w", err)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("compact: %w", err)
+	}
+	if r.Damaged() {
+		return 0, 0, fmt.Errorf("refused: the store fails the check, nothing was written (scopewatch check lists every problem): %w", r.Err())
+	}
+	db, err := store.Open(path, store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return 0, 0, fmt.Errorf("compact (stop the daemon first): %w", err)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("compact: %w", err)
 	}
 	defer db.Close()
 	// Holding the store's lock, nothing else can be writing this name.

@@ -104,3 +104,39 @@ func TestBackupAndCompact(t *testing.T) {
 		t.Error("compaction changed the data")
 	}
 }
+
+// TestCompactRefusesDamaged checks that compact refuses a store that fails
+// the check (a flipped page header, 16 corrupt records) before writing
+// anything: the store keeps its bytes and no copy is left.
+func TestCompactRefusesDamaged(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dbPath string)
+		says   string
+	}{
+		{"page header", func(t *testing.T, p string) { flipClientsRoot(t, p) }, "bucket clients: bbolt: assertion failed"},
+		{"16 records", func(t *testing.T, p string) { corruptClientRecords(t, p, 16) }, `16 problems, the first: bucket clients, key "client-000": record format 126, want 2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfgPath, dbPath := damagedStoreConfig(t)
+			tc.damage(t, dbPath)
+			before, err := os.ReadFile(dbPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd(t, "compact", "--config", cfgPath)
+			if code != exitError || out != "" || !strings.Contains(errOut, "refused: the store fails the check, nothing was written") ||
+				!strings.Contains(errOut, "store "+dbPath+" is damaged (") || !strings.Contains(errOut, tc.says) {
+				t.Errorf("compact of a damaged store: exit %d, %q, %s", code, out, errOut)
+			}
+			if after, _ := os.ReadFile(dbPath); !slices.Equal(after, before) {
+				t.Error("compact changed the damaged store")
+			}
+			if _, err := os.Stat(dbPath + ".compact"); !os.IsNotExist(err) {
+				t.Errorf("compact left a copy: %v", err)
+			}
+		})
+	}
+}

@@ -109,6 +109,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdBackup(ctx, rest, stdout, stderr)
 	case "compact":
 		err = cmdCompact(rest, stdout, stderr)
+	case "check":
+		err = cmdCheck(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, rest, stdout, stderr)
 	case "bench":
