@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -61,6 +62,22 @@ type EngineOptions struct {
 	// Sources are the configured sources, whose settings (format,
 	// wrapper) that warning weighs.
 	Sources []rules.Source
+
+	// CommitFailing, when set, is called from the committing goroutine
+	// when commits start failing with an error worth retrying (a full
+	// disk, an I/O error), with that error, and with nil once a commit
+	// goes through again. The engine holds the batch meanwhile, retrying
+	// it with backoff, and reads no further than the batches it holds.
+	CommitFailing func(err error)
+	// Stop, when set, is closed when the process stops: a commit being
+	// retried then gives up. Its lines' positions were not saved, so a
+	// restart reads them again.
+	Stop <-chan struct{}
+	// RetryMin and RetryMax bound the backoff between attempts at a
+	// failing commit; defaults 250ms and 30s. After waits; tests inject
+	// one. Default: time.After.
+	RetryMin, RetryMax time.Duration
+	After              func(time.Duration) <-chan time.Time
 
 	// Probes, when set, carries liveness probes (systemd's watchdog): the
 	// engine commits the batch it holds and closes each probe's channel
@@ -153,6 +170,15 @@ func NewEngine(opt EngineOptions) *Engine {
 	if opt.NewTimer == nil {
 		opt.NewTimer = func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 	}
+	if opt.RetryMin <= 0 {
+		opt.RetryMin = 250 * time.Millisecond
+	}
+	if opt.RetryMax < opt.RetryMin {
+		opt.RetryMax = max(30*time.Second, opt.RetryMin)
+	}
+	if opt.After == nil {
+		opt.After = time.After
+	}
 	if d := opt.Detection; d != nil {
 		if d.SweepEvery <= 0 {
 			d.SweepEvery = time.Hour
@@ -198,7 +224,7 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 				close(w.probe) // every batch before it is durable
 				continue
 			}
-			if err := e.commit(w.batch); err != nil {
+			if err := e.commitRetrying(ctx, w.batch); err != nil {
 				commitErr <- err
 				// Keep draining so the producer never blocks; nothing
 				// more is committed nor answered.
@@ -400,6 +426,51 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			return err
 		}
 	}
+}
+
+// commitRetrying commits b, retrying with backoff while the error is one
+// that time can mend (a full disk, an I/O error): the store rolls a failed
+// transaction back, so the same batch commits whole or not at all.
+func (e *Engine) commitRetrying(ctx context.Context, b *store.Batch) error {
+	delay := e.opt.RetryMin
+	for attempt := 0; ; attempt++ {
+		err := e.commit(b)
+		if err == nil {
+			if attempt > 0 {
+				e.opt.Metrics.CommitFailing.Set(0)
+				e.opt.Logger.Info("store commits again; the held lines are committed", "attempts", attempt+1)
+				if e.opt.CommitFailing != nil {
+					e.opt.CommitFailing(nil)
+				}
+			}
+			return nil
+		}
+		if !retryable(err) {
+			return err
+		}
+		if attempt == 0 {
+			e.opt.Metrics.CommitFailing.Set(1)
+			e.opt.Logger.Warn("store commit failed; holding the batch and retrying until it goes through (is the disk full?)", "err", err)
+			if e.opt.CommitFailing != nil {
+				e.opt.CommitFailing(err)
+			}
+		}
+		select {
+		case <-e.opt.After(delay):
+		case <-e.opt.Stop:
+			return fmt.Errorf("stopped while retrying: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("stopped while retrying: %w", err)
+		}
+		delay = min(2*delay, e.opt.RetryMax)
+	}
+}
+
+// retryable reports whether a commit error may clear with time: anything
+// but a batch the store refuses, a read-only store or a damaged record.
+func retryable(err error) bool {
+	return !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrReadOnly) &&
+		!errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrNotStore)
 }
 
 func (e *Engine) commit(b *store.Batch) error {

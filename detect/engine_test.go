@@ -2,10 +2,13 @@ package detect
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -484,5 +487,105 @@ func TestEnginePartialLinesSaveNoPosition(t *testing.T) {
 	}
 	if len(srcs) != 1 || srcs[0].Lines != 4 || srcs[0].Ignored != 1 || srcs[0].Malformed != 0 {
 		t.Errorf("sources = %+v, want kc with 4 lines (pieces included), 1 ignored, 0 malformed", srcs)
+	}
+}
+
+// failingStore fails its first n commits with err, then commits to db.
+type failingStore struct {
+	db  *store.DB
+	n   int
+	err error
+}
+
+func (f *failingStore) Commit(b *store.Batch) error {
+	if f.n > 0 {
+		f.n--
+		return f.err
+	}
+	return f.db.Commit(b)
+}
+
+// TestEngineRetriesAFailingCommit checks that a commit failing for want of
+// space is held and retried with backoff, reported when it starts failing
+// and when it goes through, and that the counts are exact afterwards:
+// nothing lost, nothing twice. A refused batch still stops the engine.
+func TestEngineRetriesAFailingCommit(t *testing.T) {
+	db := openTestDB(t)
+	fs := &failingStore{db: db, n: 3, err: fmt.Errorf("write page: %w", syscall.ENOSPC)}
+	var waits []time.Duration
+	var states []string
+	e := NewEngine(EngineOptions{
+		Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: fs, MaxEvents: 2,
+		RetryMin: 10 * time.Millisecond, RetryMax: 25 * time.Millisecond,
+		After: func(d time.Duration) <-chan time.Time {
+			waits = append(waits, d)
+			c := make(chan time.Time, 1)
+			c <- time.Time{}
+			return c
+		},
+		CommitFailing: func(err error) {
+			if err != nil {
+				states = append(states, "failing: "+err.Error())
+			} else {
+				states = append(states, "ok")
+			}
+		},
+	})
+	in := make(chan ingest.Line, 8)
+	for i := range 4 {
+		in <- line("idp", 1, int64(100*(i+1)), int64(i+1), fmt.Sprintf(`{"ts":"2026-10-01T10:00:0%dZ","type":"token","client":"lab","scope":"openid"}`, i))
+	}
+	close(in)
+	if err := e.Run(t.Context(), in); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 25 * time.Millisecond}; !slices.Equal(waits, want) {
+		t.Errorf("backoff waits %v, want %v", waits, want)
+	}
+	if len(states) != 2 || !strings.Contains(states[0], "no space left") || states[1] != "ok" {
+		t.Errorf("reported states %q, want failing (no space) then ok", states)
+	}
+	c, ok, err := db.Client("lab")
+	if err != nil || !ok || c.Scopes["openid"].Granted.N != 4 {
+		t.Fatalf("client lab = %+v, %v, %v; want openid granted exactly 4 times", c.Scopes, ok, err)
+	}
+	if ps, _ := db.Positions("idp"); len(ps) != 1 || ps[0].Offset != 400 {
+		t.Errorf("positions %+v, want offset 400", ps)
+	}
+
+	// A batch the store refuses is not retried.
+	refused := &failingStore{db: db, n: 1, err: fmt.Errorf("client: %w", store.ErrInvalid)}
+	e = NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: refused,
+		After: func(time.Duration) <-chan time.Time { t.Error("a refused batch was retried"); return nil }})
+	in = make(chan ingest.Line, 1)
+	in <- line("idp", 1, 500, 5, `{"ts":"2026-10-01T10:00:09Z","type":"token","client":"lab","scope":"openid"}`)
+	close(in)
+	if err := e.Run(t.Context(), in); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Run with a refused batch = %v, want ErrInvalid", err)
+	}
+}
+
+// TestEngineStopsRetryingOnStop checks that a commit being retried gives
+// up when the process stops, without committing: the lines are read again
+// after a restart.
+func TestEngineStopsRetryingOnStop(t *testing.T) {
+	db := openTestDB(t)
+	stop := make(chan struct{})
+	fs := &failingStore{db: db, n: 1 << 30, err: syscall.EIO}
+	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: fs,
+		Stop: stop, CommitFailing: func(err error) {
+			if err != nil {
+				close(stop)
+			}
+		},
+		After: func(time.Duration) <-chan time.Time { return nil }})
+	in := make(chan ingest.Line, 1)
+	in <- line("idp", 1, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"lab","scope":"openid"}`)
+	close(in)
+	if err := e.Run(t.Context(), in); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Run = %v, want the commit's error once stopped", err)
+	}
+	if ps, _ := db.Positions("idp"); len(ps) != 0 {
+		t.Errorf("positions %+v saved by a commit that never went through", ps)
 	}
 }

@@ -26,6 +26,7 @@ type EngineMetrics struct {
 	CommitDuration prometheus.Histogram
 	BatchEvents    prometheus.Histogram
 	CommitErrors   prometheus.Counter
+	CommitFailing  prometheus.Gauge // 1 while a failing commit is being retried
 	// Newest holds each source's newest committed event time, exported
 	// as a timestamp and as the lag behind the clock.
 	Newest *NewestEvents
@@ -74,13 +75,16 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2000},
 		}),
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "scopewatch_store_commit_errors_total", Help: "Batches the store failed to commit.",
+			Name: "scopewatch_store_commit_errors_total", Help: "Attempts at committing a batch that failed.",
+		}),
+		CommitFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scopewatch_store_commit_failing", Help: "1 while a batch the store failed to commit (a full disk, an I/O error) is held and retried.",
 		}),
 		Newest: &NewestEvents{newest: make(map[string]time.Time), now: time.Now},
 	}
 	if reg != nil {
 		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
-			m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.Newest)
+			m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.CommitFailing, m.Newest)
 	}
 	return m
 }

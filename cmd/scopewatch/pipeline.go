@@ -49,6 +49,9 @@ type pipeline struct {
 
 	committedLines atomic.Uint64 // lines whose effects are durable
 	running        atomic.Bool   // the engine is consuming lines
+	// commitFailing is set while the engine holds a batch the store could
+	// not commit (a full disk) and retries it: not ready, but alive.
+	commitFailing atomic.Bool
 	// gen tracks the live sources of the current run attaching to their
 	// files; liveSources starts a new one.
 	gen      atomic.Pointer[readiness]
@@ -311,6 +314,10 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 		Detection:  det,
 		Probes:     p.probes,
 		Sources:    cfg.Sources,
+		Stop:       ctx.Done(),
+		CommitFailing: func(err error) {
+			p.commitFailing.Store(err != nil)
+		},
 	})
 	var wg sync.WaitGroup
 	var supErr error
@@ -403,7 +410,7 @@ func (p *pipeline) loadSilences() ([]store.Silence, error) { return allSilences(
 // ready reports whether the engine runs and every live source has
 // attached to its file (or is waiting for it to appear).
 func (p *pipeline) ready() bool {
-	if !p.running.Load() {
+	if !p.running.Load() || p.commitFailing.Load() {
 		return false
 	}
 	gen := p.gen.Load()
@@ -421,6 +428,12 @@ func (p *pipeline) ready() bool {
 // engine; it gives up when ctx ends.
 func (p *pipeline) probe(ctx context.Context) <-chan struct{} {
 	alive := make(chan struct{})
+	if p.commitFailing.Load() {
+		// The engine is alive, holding a batch the store refused for want
+		// of space and retrying it: a watchdog restart would not help.
+		close(alive)
+		return alive
+	}
 	select {
 	case p.probes <- alive:
 	case <-ctx.Done():
