@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -466,11 +467,16 @@ func (e *Engine) commitRetrying(ctx context.Context, b *store.Batch) error {
 	}
 }
 
-// retryable reports whether a commit error may clear with time: anything
-// but a batch the store refuses, a read-only store or a damaged record.
+// retryable reports whether a commit error may clear with time: the file
+// system is full (or over quota), failed an I/O, or was remounted
+// read-only. A batch the store refuses, a closed or damaged store, is not.
 func retryable(err error) bool {
-	return !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrReadOnly) &&
-		!errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrNotStore)
+	for _, errno := range [...]syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) commit(b *store.Batch) error {
