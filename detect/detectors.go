@@ -503,7 +503,9 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 	}
 	refused := ev.Kind == ingest.KindDeny
 	distinct, raised := 0, false
-	judge := func(s string) {
+	// verb says how the event shows the scope: asked for (requested), or
+	// only granted (a token event that lists what it issued).
+	judge := func(s, verb string) {
 		if s == "" || strings.IndexByte(s, 0) >= 0 {
 			return // not a scope the store can key
 		}
@@ -535,7 +537,7 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 			}
 		}
 		if !refused && formed && !seenBefore {
-			reasons = append(slices.Clip(reasons), "never requested before")
+			reasons = append(slices.Clip(reasons), "new for this client")
 			if sev == "" {
 				sev = store.SeverityWarning
 			}
@@ -550,23 +552,27 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 		if cs, ok := d.rules.Scopes[s]; ok && cs.ReplacedBy != "" {
 			f.Evidence.ReplacedBy = cs.ReplacedBy
 		}
-		f.Summary = "The client asked for " + s + " (" + f.Evidence.Detail + ")."
+		f.Summary = "The client " + verb + " " + s + " (" + f.Evidence.Detail + ")."
 	}
 	for i, s := range ev.Requested {
 		if !slices.Contains(ev.Requested[:i], s) {
-			judge(s)
+			judge(s, "asked for")
 		}
 	}
 	for _, s := range ev.Granted {
 		if !slices.Contains(ev.Requested, s) {
-			judge(s)
+			judge(s, "was granted")
 		}
 	}
 	if distinct > cfg.MaxScopes && !refused {
 		raised = true
 		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "max_scopes"}
 		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
-		f.Summary = "The client asked for " + strconv.Itoa(distinct) + " scopes in one request; the limit is " + strconv.Itoa(cfg.MaxScopes) + "."
+		what := "asked for " + strconv.Itoa(distinct) + " scopes in one request"
+		if len(ev.Requested) == 0 {
+			what = "was granted " + strconv.Itoa(distinct) + " scopes in one token"
+		}
+		f.Summary = "The client " + what + "; the limit is " + strconv.Itoa(cfg.MaxScopes) + "."
 		f.Evidence.Scopes = append(f.Evidence.Scopes[:0], ev.Requested...)
 		for _, s := range ev.Granted {
 			if !slices.Contains(f.Evidence.Scopes, s) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -166,13 +165,12 @@ func shellQuote(s string) string {
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("demo")
 	dir := fs.String("dir", "", "directory for the generated logs, config and store (default: a new temporary directory)")
 	events := fs.Int("events", 60000, "events to generate over 120 days")
 	verbose := fs.Bool("v", false, "show the daemon's log")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if *events < 100 {
 		return usagef("--events must be at least 100")
