@@ -153,11 +153,10 @@ func (c *Config) checkSlack(lines map[string]int, p *problems) {
 		case file != "" && env != "":
 			p.add(lineOf(lines, at+"."+envField), at+"."+envField, "give %s or %s, not both", fileField, envField)
 		case file != "":
-			b, err := os.ReadFile(file)
+			b, ok := c.readSecret(lines, p, at+"."+fileField, file, "cannot read: %v")
 			v := strings.TrimSpace(string(b))
 			switch {
-			case err != nil:
-				p.add(lineOf(lines, at+"."+fileField), at+"."+fileField, "cannot read: %v", err)
+			case !ok:
 			case v == "":
 				p.add(lineOf(lines, at+"."+fileField), at+"."+fileField, "%s is empty", file)
 			default:

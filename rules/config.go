@@ -26,6 +26,11 @@ type Config struct {
 
 	// Rules is the parsed rules file named by RulesAt.
 	Rules *Rules `yaml:"-"`
+
+	// Warnings are problems Load found that do not refuse the
+	// configuration (a secret file others may read), each naming file,
+	// line and field: validate prints them and the daemon logs them.
+	Warnings []*ConfigError `yaml:"-"`
 }
 
 // Log configures the daemon's own log on stderr (journald under systemd).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -110,6 +111,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyLine int
 			return
 		}
 		v.SetInt(int64(i))
+	case v.Kind() == reflect.Float64:
+		// A whole number is a number too: rate: 1 is one a second.
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil ||
+			math.IsInf(f, 0) || math.IsNaN(f) {
+			d.add(n.Line, path, "want a number such as 1 or 0.5, got %s", describe(n))
+			return
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.add(n.Line, path, "want a list, got %s", describe(n))

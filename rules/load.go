@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
@@ -212,10 +214,9 @@ func (c *Config) check(lines map[string]int, p *problems) {
 
 	switch {
 	case c.Privacy.KeyFile != "":
-		key, err := os.ReadFile(c.Privacy.KeyFile)
+		key, ok := c.readSecret(lines, p, "privacy.key_file", c.Privacy.KeyFile, "cannot read the key file: %v")
 		switch {
-		case err != nil:
-			p.add(lineOf(lines, "privacy.key_file"), "privacy.key_file", "cannot read the key file: %v", err)
+		case !ok:
 		case len(strings.TrimSpace(string(key))) == 0:
 			p.add(lineOf(lines, "privacy.key_file"), "privacy.key_file", "key file %s is empty", c.Privacy.KeyFile)
 		default:
@@ -238,6 +239,92 @@ func (c *Config) check(lines map[string]int, p *problems) {
 	for i := range c.Sources {
 		c.checkSource(i, lines, p, names)
 	}
+}
+
+// readSecret reads the file of a secret (the pseudonym key, a Slack token
+// or webhook URL), named by field, and judges its mode. A file that its
+// group or everyone may write is refused: whoever can write it can replace
+// the key, or send the findings elsewhere. One they may read is accepted
+// with a warning, unless this process reads it through its group (not
+// its owner, a member of its group: root:scopewatch 0640 read by the
+// daemon, as the package installs the key). cannotRead formats the error
+// of a file that cannot be read. ok is false when the file was refused.
+func (c *Config) readSecret(lines map[string]int, p *problems, field, path, cannotRead string) (data []byte, ok bool) {
+	line := lineOf(lines, field)
+	f, err := os.Open(path)
+	if err != nil {
+		p.add(line, field, cannotRead, err)
+		return nil, false
+	}
+	defer f.Close()
+	// The mode of the file read, not of a path that may change meanwhile.
+	fi, err := f.Stat()
+	if err != nil {
+		p.add(line, field, cannotRead, err)
+		return nil, false
+	}
+	mode := fi.Mode().Perm()
+	uid, gid := -1, -1
+	if st, isUnix := fi.Sys().(*syscall.Stat_t); isUnix {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	who := func(groupBit, otherBit fs.FileMode) string {
+		var parts []string
+		if mode&groupBit != 0 {
+			parts = append(parts, "its group "+groupName(gid))
+		}
+		if mode&otherBit != 0 {
+			parts = append(parts, "everyone")
+		}
+		return strings.Join(parts, " and ")
+	}
+	if mode&0o022 != 0 {
+		p.add(line, field, "%s is writable by %s (mode %04o): whoever can write it can replace the secret; chmod go-w %s",
+			path, who(0o020, 0o002), mode, path)
+		return nil, false
+	}
+	if mode&0o044 != 0 {
+		viaGroup := mode&0o004 == 0 && uid >= 0 && os.Geteuid() != uid && inGroup(gid)
+		if !viaGroup {
+			fix := "chmod go-r " + path
+			if mode&0o004 == 0 {
+				fix = "chmod g-r " + path + ", or give the file to the group scopewatch runs as (root:scopewatch 0640)"
+			} else if mode&0o040 != 0 {
+				fix = "chmod o-r " + path + " (and g-r unless only scopewatch's group may read it)"
+			}
+			c.Warnings = append(c.Warnings, &ConfigError{File: c.File, Line: line, Field: field,
+				Msg: fmt.Sprintf("%s is readable by %s (mode %04o), and it holds a secret; %s", path, who(0o040, 0o004), mode, fix)})
+		}
+	}
+	data, err = io.ReadAll(f)
+	if err != nil {
+		p.add(line, field, cannotRead, err)
+		return nil, false
+	}
+	return data, true
+}
+
+// groupName names the group gid, or its number when it has no name.
+func groupName(gid int) string {
+	if gid < 0 {
+		return "(unknown)"
+	}
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
+}
+
+// inGroup reports whether this process is a member of the group gid.
+func inGroup(gid int) bool {
+	if gid < 0 {
+		return false
+	}
+	if os.Getegid() == gid {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	return slices.Contains(groups, gid)
 }
 
 // checkLog applies the defaults of the log section.
