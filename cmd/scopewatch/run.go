@@ -105,6 +105,9 @@ type reloadRequest struct {
 // configuration. A reload drains and commits the running configuration's
 // sources, then starts the new one where they stopped.
 func runService(ctx context.Context, cfg *rules.Config, log *slog.Logger, o serveOptions) error {
+	for _, w := range cfg.Warnings { // problems that do not refuse the configuration
+		log.Warn("configuration warning", "problem", w.Error())
+	}
 	p, err := openPipeline(cfg, log)
 	if err != nil {
 		return err

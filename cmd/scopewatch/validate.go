@@ -58,6 +58,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.Join(errs...)}
 	}
 	fmt.Fprint(stdout, cfg.Summary())
+	// Warnings do not refuse the configuration: the daemon logs them too.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "warning: %v\n", w)
+	}
 	fmt.Fprintln(stdout, "configuration is valid")
 	if *sample == "" {
 		return nil
