@@ -185,6 +185,13 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		s = s[:len(s)-1] // but a CRI piece keeps its trailing spaces
 	}
 	var wt wrapTime
+	if u.mode == WrapAuto && !mayWrap(s) {
+		// Most lines of most deployments: nothing to take off.
+		if u.wrapped != nil {
+			return u.wrapped.parseWrapped(s, pos, wt, dst)
+		}
+		return u.inner.Parse(s, pos, dst)
+	}
 	if u.mode != WrapNone {
 		first, isCRI := u.mode, false
 		// CRI first: its pieces are joined raw, before any other wrapper
@@ -221,6 +228,38 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		return u.wrapped.parseWrapped(s, pos, wt, dst)
 	}
 	return u.inner.Parse(s, pos, dst)
+}
+
+// mayWrap tells, from its first bytes, whether s can start with a wrapper
+// at all: a JSON object (docker, journald, EventBridge), a syslog
+// priority, a leading time (CRI, compose, rsyslog, journald), a month,
+// weekday or service name (syslog, journald, compose) or a colour code.
+// It is the cheap test that spares the lines of most deployments (an
+// address, a bracketed time) every wrapper's own.
+func mayWrap(s []byte) bool {
+	s = trimLeftSpace(s)
+	if len(s) == 0 {
+		return false
+	}
+	switch c := s[0]; {
+	case c == '{', c == '<', c == 0x1b:
+		return true
+	case c >= '0' && c <= '9':
+		if len(s) < 20 {
+			return false
+		}
+		switch s[10] {
+		case 'T', ' ':
+			return true
+		case '.':
+			_, epoch := atoiN(s, 10)
+			return epoch
+		}
+		return false
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		return true
+	}
+	return false
 }
 
 // join adds a CRI piece to the line being joined. It returns the whole line
@@ -297,28 +336,39 @@ func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime,
 		}
 		return nil, wt, false
 	case c >= '0' && c <= '9':
-		if try(WrapCRI) {
-			if r, t, _, ok := u.cri(s); ok {
-				return r, t, true
-			}
+		// What follows a wrapper's leading time tells them apart: 'T' an
+		// RFC 3339 time, ' ' a date and a time, '.' an epoch's fraction.
+		if len(s) < 20 {
+			return nil, wt, false
 		}
-		if try(WrapSyslog) || try(WrapJournald) {
-			if r, t, ok := u.isoSyslog(s); ok {
-				return r, t, true
+		switch s[10] {
+		case 'T':
+			if try(WrapCRI) {
+				if r, t, _, ok := u.cri(s); ok {
+					return r, t, true
+				}
 			}
-		}
-		if try(WrapJournald) {
-			if r, t, ok := u.unixSyslog(s); ok {
-				return r, t, true
+			if try(WrapSyslog) || try(WrapJournald) {
+				if r, t, ok := u.isoSyslog(s); ok {
+					return r, t, true
+				}
 			}
-		}
-		if try(WrapCompose) {
-			if r, t, ok := u.composeAfterTime(s); ok {
-				return r, t, true
+			if try(WrapCompose) {
+				if r, t, ok := u.composeAfterTime(s); ok {
+					return r, t, true
+				}
 			}
-		}
-		if try(WrapDocker) {
-			return u.dockerLogsT(s)
+			if try(WrapDocker) {
+				return u.dockerLogsT(s)
+			}
+		case ' ':
+			if try(WrapCompose) {
+				return u.composeAfterTime(s)
+			}
+		case '.':
+			if _, digits := atoiN(s, 10); digits && try(WrapJournald) { // an epoch, not an address
+				return u.unixSyslog(s)
+			}
 		}
 		return nil, wt, false
 	}
@@ -344,7 +394,8 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 	docker := string(key) == "log" && (mode == WrapAuto || mode == WrapDocker)
 	journal := (string(key) == "__CURSOR" || string(key) == "__REALTIME_TIMESTAMP" || string(key) == "MESSAGE") &&
 		(mode == WrapAuto || mode == WrapJournald)
-	bridge := isEnvelopeKey(key) && (mode == WrapAuto || mode == WrapEventBridge)
+	bridge := isEnvelopeKey(key) && (mode == WrapAuto || mode == WrapEventBridge) &&
+		bytes.Contains(s, []byte(`"detail-type"`))
 	if !docker && !journal && !bridge {
 		return nil, wt, false
 	}
@@ -388,11 +439,14 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 	return rest, wt, true
 }
 
-// isEnvelopeKey reports whether key can open an EventBridge envelope,
-// whose writers order its keys differently.
+// isEnvelopeKey reports whether key can open an EventBridge envelope:
+// "version" as EventBridge writes it, or a key of its own that a tool
+// re-serialising the event may put first. Keys that other records start
+// with too (time, id, source) are left out, so that those records are not
+// scanned twice.
 func isEnvelopeKey(key []byte) bool {
 	switch string(key) {
-	case "version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail":
+	case "version", "detail-type", "detail", "account", "region", "resources":
 		return true
 	}
 	return false
@@ -682,6 +736,12 @@ func (u *unwrapping) composeAfterTime(s []byte) (rest []byte, wt wrapTime, ok bo
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' {
 		return nil, wt, false
 	}
+	// The bar follows the time (at most 35 bytes) and a service name (a
+	// DNS label of at most 63, a replica suffix, padding): a line without
+	// one that early is no compose line, and is not parsed further.
+	if bytes.IndexByte(s[:min(len(s), composeBarWithin)], '|') < 0 {
+		return nil, wt, false
+	}
 	var ts []byte
 	switch s[10] {
 	case 'T':
@@ -702,6 +762,9 @@ func (u *unwrapping) composeAfterTime(s []byte) (rest []byte, wt wrapTime, ok bo
 	wt.merge(t)
 	return r, wt, true
 }
+
+// composeBarWithin bounds where a compose prefix behind a time has its bar.
+const composeBarWithin = 160
 
 // stripCompose removes a docker compose prefix "name  | ", with or without
 // ANSI colours around the name and bar.
