@@ -187,6 +187,9 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	var wt wrapTime
 	if u.mode == WrapAuto && !mayWrap(s) {
 		// Most lines of most deployments: nothing to take off.
+		if len(u.partial) > 0 && pos.File == u.partialFile {
+			u.partial = u.partial[:0] // CRI pieces whose end never came
+		}
 		if u.wrapped != nil {
 			return u.wrapped.parseWrapped(s, pos, wt, dst)
 		}
