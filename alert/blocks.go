@@ -83,9 +83,11 @@ func Render(n *GroupNotice) store.Message {
 	sev := n.Severity()
 	title := kindTitle[n.Group.Kind]
 	if title == "" {
-		title = n.Group.Kind
+		title = Text(n.Group.Kind)
 	}
-	subject := n.Group.Client
+	// The header is plain_text: Slack shows it as it is, so only its
+	// control characters are escaped.
+	subject := Text(n.Group.Client)
 	if subject == "" {
 		subject = "scopewatch"
 	}
@@ -302,10 +304,14 @@ func section(text string) slack.Block {
 	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(text, maxSectionText), false, false), nil, nil)
 }
 
-// escape makes s safe in Slack mrkdwn: &, < and > are control characters.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'").Replace(s)
-}
+// slackEscaper escapes what Slack mrkdwn reads as markup: &, < and > as
+// Slack requires (&amp; &lt; &gt;), and a backquote, which would end the
+// code span a value is shown in.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'")
+
+// escape makes s safe in Slack mrkdwn and in a message's fallback text:
+// its control characters escaped (Text), then Slack's markup.
+func escape(s string) string { return slackEscaper.Replace(Text(s)) }
 
 // truncate cuts s to at most n characters (runes), marking the cut.
 func truncate(s string, n int) string {
@@ -316,10 +322,15 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// shellQuote quotes s for a POSIX shell when it needs quoting.
+// shellQuote quotes s for a POSIX shell when it needs quoting. A value
+// with control characters is written $'...', with them escaped as Text
+// escapes them, which bash, zsh and ksh read back as the exact value.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@") == "" {
 		return s
+	}
+	if q := Text(s); q != s {
+		return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

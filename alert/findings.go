@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -89,18 +87,15 @@ func toMinute(t time.Time) string {
 	return t.UTC().Format(minute)
 }
 
-// cell makes a value from the logs safe for one table cell: a client id or
-// subject with a tab, a newline or a terminal escape sequence is printed
-// quoted with the control characters escaped, so it can neither break the
-// columns nor drive the terminal. An empty value is "-".
+// cell makes a value from the logs safe for one table cell (see Text): a
+// client id or subject with a tab, a newline or a terminal escape sequence
+// is printed quoted with the control characters escaped, so it can neither
+// break the columns nor drive the terminal. An empty value is "-".
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) {
-		return strconv.QuoteToGraphic(s)
-	}
-	return s
+	return Text(s)
 }
 
 // WriteFindings renders findings as a table for people or JSON for

@@ -80,8 +80,8 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 				if u.Registered {
 					status += " (registered)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", u.Client, u.Scope, status, u.Grants,
-					day(u.LastGrant), day(u.LastUsed), u.IdleFor, dash(u.Owner), dash(strings.Join(u.Narrower, " ")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(u.Client), cell(u.Scope), cell(status), u.Grants,
+					day(u.LastGrant), day(u.LastUsed), cell(u.IdleFor), cell(u.Owner), cell(strings.Join(u.Narrower, " ")))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -104,7 +104,7 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 		if len(rep.Pending) > 0 {
 			names := make([]string, 0, len(rep.Pending))
 			for _, p := range rep.Pending {
-				names = append(names, p.Client+" ("+p.ObservedFor+")")
+				names = append(names, Text(p.Client)+" ("+Text(p.ObservedFor)+")")
 			}
 			fmt.Fprintf(w, "Not judged yet, observed less than %s: %s\n", rep.MinObservation, strings.Join(names, ", "))
 		}
@@ -224,10 +224,10 @@ func WriteClients(w io.Writer, views []ClientView, format string) error {
 		fmt.Fprintln(tw, "CLIENT\tSCOPE\tREQUESTED\tGRANTED\tLAST GRANTED\tUSED\tLAST USED")
 		for _, v := range views {
 			if len(v.Scopes) == 0 {
-				fmt.Fprintf(tw, "%s\t-\t0\t0\tnever\t0\tnever\n", v.ID)
+				fmt.Fprintf(tw, "%s\t-\t0\t0\tnever\t0\tnever\n", cell(v.ID))
 			}
 			for _, s := range v.Scopes {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\n", v.ID, s.Scope, s.Requested, s.Granted,
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\n", cell(v.ID), cell(s.Scope), s.Requested, s.Granted,
 					day(s.LastGranted), s.Used, day(s.LastUsed))
 			}
 		}
@@ -368,11 +368,14 @@ func groupNames[V any](m map[string]V, last string) []string {
 
 // mdEscaper backslash-escapes the characters that Markdown would read as
 // emphasis, code, table cells, links or HTML: SMART scopes hold * (and
-// owners may be written <name@host>). Line breaks would end a table row.
+// owners may be written <name@host>). Line breaks would end a table row;
+// mdEscape quotes a value holding one, or another control character,
+// before this (see Text).
 var mdEscaper = strings.NewReplacer(
 	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "|", `\|`,
 	"[", `\[`, "]", `\]`, "<", `\<`, ">", `\>`, "\n", " ", "\r", " ",
 )
 
-// mdEscape makes s literal text in Markdown, also inside a table cell.
-func mdEscape(s string) string { return mdEscaper.Replace(s) }
+// mdEscape makes s literal text in Markdown, also inside a table cell,
+// with its control characters escaped (Text).
+func mdEscape(s string) string { return mdEscaper.Replace(Text(s)) }

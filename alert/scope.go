@@ -156,12 +156,20 @@ func days(d time.Duration) string {
 
 // Verdict says whether removing the scope from the catalog would break a
 // client that used it within the window.
-func (r ScopeReport) Verdict() string {
+func (r ScopeReport) Verdict() string { return r.verdict(func(s string) string { return s }) }
+
+// verdict is Verdict with the scope and every client id passed through
+// show: Text for a table, mdEscape for Markdown.
+func (r ScopeReport) verdict(show func(string) string) string {
 	if len(r.UsedBy) == 0 {
-		return "no client used " + r.Scope + " within the window: it can be removed"
+		return "no client used " + show(r.Scope) + " within the window: it can be removed"
 	}
-	return "removing " + r.Scope + " from the catalog would break " + plural(len(r.UsedBy), "client", "clients") +
-		" that used it within the window: " + strings.Join(r.UsedBy, ", ")
+	ids := make([]string, len(r.UsedBy))
+	for i, id := range r.UsedBy {
+		ids[i] = show(id)
+	}
+	return "removing " + show(r.Scope) + " from the catalog would break " + plural(len(r.UsedBy), "client", "clients") +
+		" that used it within the window: " + strings.Join(ids, ", ")
 }
 
 // catalogLine says whether the scope is in the catalog, and its lifecycle.
@@ -215,26 +223,26 @@ func WriteScope(w io.Writer, rep ScopeReport, format string) error {
 					mdEscape(dash(h.Role)), h.Grants, holderFirst(h), day(h.LastGranted), h.Uses, day(h.LastUsed))
 			}
 		}
-		fmt.Fprintf(&b, "\n%s.\n", mdEscape(rep.Verdict()))
+		fmt.Fprintf(&b, "\n%s.\n", rep.verdict(mdEscape))
 		_, err := io.WriteString(w, b.String())
 		return err
 	case FormatTable, "":
-		fmt.Fprintf(w, "Scope %s (window %s), as of %s: %s\n\n", rep.Scope, rep.Window,
-			rep.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), rep.catalogLine())
+		fmt.Fprintf(w, "Scope %s (window %s), as of %s: %s\n\n", Text(rep.Scope), rep.Window,
+			rep.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Text(rep.catalogLine()))
 		if len(rep.Clients) == 0 {
 			fmt.Fprintln(w, "No client holds it.")
 		} else {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "CLIENT\tOWNER\tROLE\tGRANTS\tFIRST GRANTED\tLAST GRANTED\tUSES\tLAST USED")
 			for _, h := range rep.Clients {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", h.Client, dash(h.Owner), dash(h.Role), h.Grants,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", cell(h.Client), cell(h.Owner), cell(h.Role), h.Grants,
 					holderFirst(h), day(h.LastGranted), h.Uses, day(h.LastUsed))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
 		}
-		_, err := fmt.Fprintf(w, "\n%s.\n", rep.Verdict())
+		_, err := fmt.Fprintf(w, "\n%s.\n", rep.verdict(Text))
 		return err
 	}
 	return fmt.Errorf("%w %q for report scope; use table, json, csv or markdown", ErrFormat, format)
