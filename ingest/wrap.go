@@ -81,7 +81,12 @@ const ReasonBadWrapper = "bad_wrapper"
 // maxWrapDepth bounds the wrappers taken off one line.
 const maxWrapDepth = 4
 
-// maxPartial bounds a line joined from CRI pieces; what is beyond it is
+// dockerSplit is the size at which Docker's json-file driver splits a
+// line into entries; a shorter entry without a newline is a line that
+// ended without one, not a piece.
+const dockerSplit = 16 << 10
+
+// maxPartial bounds a line joined from CRI or Docker pieces; what is beyond it is
 // dropped and the line reported too_long.
 const maxPartial = 1 << 20
 
@@ -196,12 +201,12 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		return u.inner.Parse(s, pos, dst)
 	}
 	if u.mode != WrapNone {
-		first, isCRI := u.mode, false
+		first, pieced := u.mode, false
 		// CRI first: its pieces are joined raw, before any other wrapper
 		// inside them can be seen.
 		if first == WrapAuto || first == WrapCRI {
 			if r, t, piece, ok := u.cri(s); ok {
-				isCRI = true
+				pieced = true
 				var skip bool
 				var err error
 				if s, wt, skip, err = u.join(r, t, piece, pos); err != nil {
@@ -215,7 +220,30 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 					"line has no cri wrapper (the source's wrapper setting); set wrapper: auto to detect it")
 			}
 		}
-		if !isCRI && len(u.partial) > 0 && pos.File == u.partialFile {
+		// Docker's json-file splits a line of over 16 KiB into entries whose
+		// log lacks the newline; the entry with it ends the line.
+		if !pieced && (first == WrapAuto || first == WrapDocker) && string(firstJSONKey(s)) == "log" {
+			if r, t, ok := u.jsonWrapper(s, WrapDocker); ok {
+				pieced = true // a piece, or the end of one: the pending ones are its
+				piece := byte('F')
+				if len(r) >= dockerSplit && r[len(r)-1] != '\n' {
+					piece = 'P'
+				}
+				if piece == 'P' || (len(u.partial) > 0 && pos.File == u.partialFile) {
+					var skip bool
+					var err error
+					if s, wt, skip, err = u.join(r, t, piece, pos); err != nil {
+						return dst, err
+					} else if skip {
+						return dst, SkipPartial
+					}
+				} else {
+					s, wt = r, t
+				}
+				first = WrapAuto
+			}
+		}
+		if !pieced && len(u.partial) > 0 && pos.File == u.partialFile {
 			u.partial = u.partial[:0] // pieces whose end never came
 		}
 		var err error

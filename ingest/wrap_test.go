@@ -176,6 +176,30 @@ func TestUnwrapCRIPieces(t *testing.T) {
 	}
 }
 
+// TestUnwrapDockerPieces checks that Docker's json-file entries of a
+// line over 16 KiB (the log without its newline) are joined up to the one
+// with it, and that a short entry without a newline is a line of its own.
+func TestUnwrapDockerPieces(t *testing.T) {
+	u, rec := newTestUnwrap(t, "", "")
+	pos := Position{File: store.FileID{Dev: 1, Ino: 1}}
+	long := strings.Repeat("a", dockerSplit)
+	entry := func(log string) string {
+		return `{"log":"` + log + `","stream":"stdout","time":"2024-03-14T09:15:27Z"}`
+	}
+	if _, err := u.Parse([]byte(entry(long)), pos, nil); err != SkipPartial {
+		t.Fatalf("a 16 KiB entry without a newline: %v, want SkipPartial", err)
+	}
+	if _, err := u.Parse([]byte(entry(`tail\n`)), pos, nil); err != nil {
+		t.Fatalf("the entry that ends the line: %v", err)
+	}
+	if string(rec.line) != long+"tail" {
+		t.Errorf("joined line of %d bytes, want %d", len(rec.line), len(long)+4)
+	}
+	if _, err := u.Parse([]byte(entry(`last words`)), pos, nil); err != nil || string(rec.line) != "last words" {
+		t.Errorf("a short entry without a newline = %q, %v; want a line of its own", rec.line, err)
+	}
+}
+
 // TestTimeOfDayDate checks the documented rule for a time-only prefix:
 // the date that puts it closest to the wrapper's time, in the source's
 // zone, across midnight either way.
