@@ -19,8 +19,19 @@ const (
 	marker = "# <-"
 )
 
+// loadExample loads the example configuration. Its key file is made
+// owner-only first: git keeps no mode but the executable bit, and a
+// checkout under umask 002 makes it group-writable, which Load refuses.
+func loadExample(t *testing.T) (*Config, error) {
+	t.Helper()
+	if err := os.Chmod(filepath.Join(filepath.Dir(exampleConfig), "pseudonym.key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(exampleConfig)
+}
+
 func TestLoadExample(t *testing.T) {
-	c, err := Load(exampleConfig)
+	c, err := loadExample(t)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -390,7 +401,7 @@ func TestConfigErrorString(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
-	c, err := Load(exampleConfig)
+	c, err := loadExample(t)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
