@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -55,9 +56,11 @@ type FileOptions struct {
 	// a check at that time. Tests drive it; RotateWait is measured in the
 	// times it delivers.
 	Tick <-chan time.Time
-	// Started, when set, is called once per Run after the saved positions
-	// are checked, the files rotated while stopped are finished, and the
-	// live path is followed (or waited for).
+	// Started, when set, is called once, by the first Run that has
+	// checked the saved positions, finished the files rotated while
+	// stopped and followed the live path (or waits for it), or that found
+	// the path unreadable (a *ReadError, reported; the supervisor retries
+	// it): a source that cannot be read holds no one up.
 	Started func()
 }
 
@@ -86,6 +89,7 @@ type File struct {
 	// while tailing, stop, tail again, append; nothing arrives), so later
 	// tails of the path poll.
 	pollOnly  atomic.Bool
+	started   sync.Once
 	lines     prometheus.Counter
 	oversized prometheus.Counter
 }
@@ -146,11 +150,12 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 	}
 	r.saved = f.withSent(r.saved)
 	if err := r.start(ctx); err != nil {
+		if re := (*ReadError)(nil); errors.As(err, &re) {
+			f.markStarted()
+		}
 		return r.result(ctx, err)
 	}
-	if f.opts.Started != nil {
-		f.opts.Started()
-	}
+	f.markStarted()
 	for {
 		var lines chan *tail.Line
 		if r.tl != nil {
@@ -175,6 +180,12 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 	}
 }
 
+func (f *File) markStarted() {
+	if f.opts.Started != nil {
+		f.started.Do(f.opts.Started)
+	}
+}
+
 // fileRun is the state of one Run. Only Run's goroutine touches it.
 type fileRun struct {
 	*File
@@ -182,6 +193,7 @@ type fileRun struct {
 	saved []store.Position
 
 	cur      *openFile // the live file; nil while waiting for the path
+	resumed  bool      // cur resumed from its saved position
 	lastSize int64     // size of cur at the last check
 	now      time.Time // time of the last check
 
@@ -270,26 +282,116 @@ func (f *File) withSent(saved []store.Position) []store.Position {
 }
 
 // start attaches to the live file, resuming from its saved position, and
-// queues the saved files that are no longer live but still have lines.
+// finishes the saved files that are no longer live but still have lines:
+// renamed ones, found among Glob by identity and head, and the copy of one
+// copied and truncated while the daemon was stopped, found by its head
+// alone. A live file that lost what was read of it with no copy to be
+// found was truncated (or replaced) while stopped.
 func (r *fileRun) start(ctx context.Context) error {
 	if err := r.attach(true); err != nil {
 		return err
 	}
+	var sibs []*openFile
+	if len(r.saved) > 0 && !(len(r.saved) == 1 && r.resumed) {
+		sibs = r.siblings()
+	}
+	defer func() {
+		for _, of := range sibs {
+			of.close() // nil once taken
+		}
+	}()
+	take := func(ok func(*openFile) bool) *openFile {
+		for i, of := range sibs {
+			if of != nil && ok(of) {
+				sibs[i] = nil
+				return of
+			}
+		}
+		return nil
+	}
 	for _, rec := range r.saved {
-		if r.cur != nil && r.cur.matches(rec) {
+		live := r.cur != nil && rec.File == r.cur.id
+		if live && r.resumed {
 			continue
 		}
-		of := r.findSibling(func(of *openFile) bool { return of.matches(rec) && of.size > rec.Offset })
-		if of == nil {
-			continue // gone, or read to its end
+		if !live {
+			if of := take(func(of *openFile) bool { return of.matches(rec) }); of != nil {
+				if of.size <= rec.Offset {
+					of.close() // read to its end
+					continue
+				}
+				of.offset, of.line = rec.Offset, rec.Line
+				r.log.Info("finishing file rotated while stopped", "file", of.path, "offset", rec.Offset)
+				if err := r.retire(ctx, of, ""); err != nil {
+					return err
+				}
+				continue
+			}
 		}
-		of.offset, of.line = rec.Offset, rec.Line
-		r.log.Info("finishing file rotated while stopped", "file", of.path, "offset", rec.Offset)
-		if err := r.retire(ctx, of, ""); err != nil {
-			return err
+		// The file rec describes no longer holds what was read of it, or
+		// is gone. A copy of it starts with the same head and holds at
+		// least what was read; a sibling with a saved position of its own
+		// is another file that merely starts alike.
+		copyOf := take(func(of *openFile) bool {
+			if rec.HeadLen <= 0 || of.size < rec.Offset || !of.startsAs(rec.HeadLen, rec.HeadHash) {
+				return false
+			}
+			_, own := bestMatch(of, r.saved)
+			return !own
+		})
+		if copyOf != nil {
+			copyOf.offset, copyOf.line = rec.Offset, rec.Line
+			r.log.Info("file copied and truncated while stopped, finishing the copy", "copy", copyOf.path, "offset", rec.Offset)
+			if err := r.retire(ctx, copyOf, "copytruncate"); err != nil {
+				return err
+			}
+			continue
 		}
+		if !live {
+			continue // gone
+		}
+		if lost := rec.Offset - r.lastSize; lost > 0 {
+			// Truncated while stopped, and no copy to finish. What was
+			// written after the saved position before the truncation is
+			// lost, to a reader that was not running: count the bytes by
+			// which the saved position lies past the file's new end.
+			r.metrics.Rotations.WithLabelValues(r.opts.Name, "truncate").Inc()
+			r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
+			r.lost = true
+			r.log.Warn("file truncated while stopped and no copy of it found among glob; lines written after the saved position are lost, reading it from the start",
+				"glob", r.opts.Glob, "offset", rec.Offset, "size", r.lastSize, "lost_bytes", lost)
+			continue
+		}
+		r.log.Info("file replaced since its position was saved, reading from the start")
+		r.metrics.Rotations.WithLabelValues(r.opts.Name, "replaced").Inc()
 	}
 	return nil
+}
+
+// siblings opens the files matching Glob other than the live path and
+// the files being followed. Those that cannot be opened (or are not
+// regular files) are left out.
+func (r *fileRun) siblings() []*openFile {
+	paths, err := filepath.Glob(r.opts.Glob)
+	if err != nil {
+		return nil
+	}
+	var out []*openFile
+	for _, p := range paths {
+		if p == r.opts.Path {
+			continue
+		}
+		of, err := openFingerprint(p)
+		if err != nil {
+			continue
+		}
+		if r.known(of.id) {
+			of.close()
+			continue
+		}
+		out = append(out, of)
+	}
+	return out
 }
 
 // findSibling returns the first file matching Glob, other than the live
@@ -345,21 +447,12 @@ func (r *fileRun) attach(first bool) error {
 		r.log.Info("file appeared")
 	}
 	if first {
-		if rec, ok := bestMatch(of, r.saved); ok {
-			if rec.Offset > of.size {
-				r.log.Warn("file shorter than its saved position, reading from the start", "offset", rec.Offset, "size", of.size)
-				r.metrics.Rotations.WithLabelValues(r.opts.Name, "truncate").Inc()
-			} else {
-				of.offset, of.line = rec.Offset, rec.Line
-			}
-		} else {
-			for _, rec := range r.saved {
-				if rec.File == of.id {
-					r.log.Info("file replaced since its position was saved, reading from the start")
-					r.metrics.Rotations.WithLabelValues(r.opts.Name, "replaced").Inc()
-					break
-				}
-			}
+		// A live file shorter than its saved position, or that no longer
+		// starts as it did, is read from the start; start looks for its
+		// copy.
+		if rec, ok := bestMatch(of, r.saved); ok && rec.Offset <= of.size {
+			of.offset, of.line = rec.Offset, rec.Line
+			r.resumed = true
 		}
 	}
 	r.cur, r.lastSize = of, of.size
@@ -374,6 +467,12 @@ func (r *fileRun) attach(first bool) error {
 // startTail starts nxadm/tail on the live file at its consumed offset.
 func (r *fileRun) startTail() {
 	r.tlNum, r.inLong = 0, false
+	// The library opens the path itself, with a plain open: never let it
+	// open anything but our file (a named pipe would block it for ever).
+	if fi, err := os.Stat(r.opts.Path); err != nil || !fi.Mode().IsRegular() || fileIdentity(fi) != r.cur.id {
+		r.log.Debug("path changed before starting the tail")
+		return // the next check handles it
+	}
 	tl, err := tail.TailFile(r.opts.Path, tail.Config{
 		Location:      &tail.SeekInfo{Offset: r.cur.offset, Whence: io.SeekStart},
 		ReOpen:        true,
@@ -400,6 +499,12 @@ func (r *fileRun) startTail() {
 	r.log.Debug("tail started", "file", r.cur.id, "offset", r.cur.offset)
 }
 
+// tailStopLimit bounds the wait for a stopped tail to end. nxadm/tail
+// reopens the path on its own after a rotation with a plain open, which
+// waits for a writer for ever if a named pipe has taken the path: such a
+// tail is left behind rather than holding up the source, or shutdown.
+const tailStopLimit = 2 * time.Second
+
 // stopTail stops nxadm/tail, discarding what it has not sent: those lines
 // are past our offset and are read again from there.
 func (r *fileRun) stopTail() {
@@ -409,9 +514,23 @@ func (r *fileRun) stopTail() {
 	tl := r.tl
 	r.tl = nil
 	tl.Kill(nil)
-	for range tl.Lines {
+	ended := make(chan struct{})
+	go func() {
+		for range tl.Lines {
+		}
+		_ = tl.Wait() // its error is that of a tail we no longer need
+		close(ended)
+	}()
+	timeout := time.NewTimer(tailStopLimit)
+	defer timeout.Stop()
+	select {
+	case <-ended:
+	case <-timeout.C:
+		// Its inotify watch may stay registered: poll this path from now on.
+		r.pollOnly.Store(true)
+		r.log.Warn("tail did not stop; left behind (is the path a named pipe?)", "waited", tailStopLimit)
+		return
 	}
-	_ = tl.Wait() // its error is that of a tail we no longer need
 	if !r.opts.Poll && !r.pollOnly.Load() && !waitInotifyReleased(r.opts.Path) {
 		r.log.Warn("inotify watch of a stopped tail not released")
 	}
@@ -666,20 +785,19 @@ func statOf(of *openFile) (*syscall.Stat_t, bool) {
 // truncated handles the live file having been truncated in place (and
 // perhaps written again). If a sibling holds a copy of it (copytruncate),
 // the copy is finished from our offset; otherwise what was written past
-// our offset is counted as lost.
+// our offset is counted as lost. A copy that ends before our offset (we
+// read, from the live file, lines written after the copy was taken) is a
+// copytruncate all the same, with nothing of it left to read.
 func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
 	if !r.opts.Poll && !r.pollOnly.Swap(true) {
 		r.log.Info("file truncated under an inotify tail: polling it from now on")
 	}
 	known := max(r.lastSize, old.offset)
-	copyOf := r.findSibling(func(of *openFile) bool {
-		if of.size < old.offset || of.headLen < old.headLen {
-			return false
-		}
-		var buf [store.HeadMax]byte
-		n, _ := of.f.ReadAt(buf[:old.headLen], 0)
-		return n == old.headLen && headHash(buf[:n]) == old.headHash
-	})
+	startsAsOld := func(of *openFile) bool { return old.headLen > 0 && of.startsAs(old.headLen, old.headHash) }
+	copyOf := r.findSibling(func(of *openFile) bool { return of.size >= old.offset && startsAsOld(of) })
+	if copyOf == nil {
+		copyOf = r.findSibling(startsAsOld)
+	}
 	if copyOf == nil {
 		if lost := known - old.offset; lost > 0 {
 			r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
@@ -689,9 +807,16 @@ func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
 		r.log.Info("file truncated", "offset", old.offset, "size", size, "lost_bytes", known-old.offset)
 		return
 	}
-	if lost := known - copyOf.size; lost > 0 {
+	if lost := known - max(copyOf.size, old.offset); lost > 0 {
 		r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
 		r.lost = true
+	}
+	if copyOf.size <= old.offset {
+		r.metrics.Rotations.WithLabelValues(r.opts.Name, "copytruncate").Inc()
+		r.log.Info("file copied and truncated; the copy holds nothing past the position read", "copy", copyOf.path,
+			"offset", old.offset, "copy_size", copyOf.size, "lost_bytes", max(known-old.offset, 0))
+		copyOf.close()
+		return
 	}
 	copyOf.offset, copyOf.line = old.offset, old.line
 	r.log.Info("file copied and truncated, finishing the copy", "copy", copyOf.path, "offset", old.offset)

@@ -28,6 +28,9 @@ type ReadError struct {
 }
 
 func (e *ReadError) Error() string {
+	if nr := (*NotRegularError)(nil); errors.As(e.Err, &nr) {
+		return "source " + e.Source + ": " + nr.Error() + "; a source's path must name a log file"
+	}
 	if e.Reason == ReasonPermission {
 		// The usual case outside systemd's unit (which adds group adm):
 		// Debian writes logs root:adm 0640.
@@ -107,10 +110,69 @@ type openFile struct {
 // is passed on.
 const prefixLen = 64
 
-// openFingerprint opens path and fingerprints its first min(size, HeadMax)
-// bytes.
+// NotRegularError reports a path that names something other than a
+// regular file: a named pipe, a directory, a device or a socket. Opening a
+// named pipe for reading the usual way waits for a writer, for ever if none
+// comes, so files are opened without waiting and refused unless regular.
+type NotRegularError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *NotRegularError) Error() string {
+	return e.Path + " is " + describeMode(e.Mode) + ", not a regular file"
+}
+
+// Unwrap returns EISDIR for a directory, so that errors.Is tells it.
+func (e *NotRegularError) Unwrap() error {
+	if e.Mode.IsDir() {
+		return syscall.EISDIR
+	}
+	return nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a block device"
+	default:
+		return "not a plain file (mode " + m.String() + ")"
+	}
+}
+
+// openRegular opens path for reading without waiting (O_NONBLOCK: a named
+// pipe opens at once instead of waiting for a writer) and returns it only
+// if it is a regular file, else a *NotRegularError. For a regular file
+// O_NONBLOCK changes nothing: reads from disk do not wait for a writer.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &NotRegularError{Path: path, Mode: fi.Mode()}
+	}
+	return f, nil
+}
+
+// openFingerprint opens path, which must be a regular file, and
+// fingerprints its first min(size, HeadMax) bytes.
 func openFingerprint(path string) (*openFile, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +189,8 @@ func (of *openFile) fingerprint() error {
 	if err != nil {
 		return fmt.Errorf("stat: %w", err)
 	}
-	if fi.IsDir() {
-		return fmt.Errorf("%s: %w", of.path, syscall.EISDIR)
+	if !fi.Mode().IsRegular() {
+		return &NotRegularError{Path: of.path, Mode: fi.Mode()}
 	}
 	of.id = fileIdentity(fi)
 	of.size = fi.Size()
@@ -159,6 +221,23 @@ func (of *openFile) matches(r store.Position) bool {
 		return false
 	}
 	return headHash(buf[:got]) == r.HeadHash
+}
+
+// startsAs reports whether the file's first n bytes hash to h, whatever
+// its identity: a copy of the file a saved record describes starts so.
+func (of *openFile) startsAs(n int, h uint64) bool {
+	if n < 0 || n > store.HeadMax || of.headLen < n {
+		return false
+	}
+	if n == of.headLen {
+		return h == of.headHash
+	}
+	var buf [store.HeadMax]byte
+	got, err := of.f.ReadAt(buf[:n], 0)
+	if got != n || (err != nil && !errors.Is(err, io.EOF)) {
+		return false
+	}
+	return headHash(buf[:got]) == h
 }
 
 // headChanged reports whether the first headLen bytes of the file differ
