@@ -89,6 +89,9 @@ func (r *reloader) reload(ctx context.Context) {
 	cfg, err := rules.Load(old.File)
 	var s *setup
 	if err == nil {
+		for _, w := range cfg.Warnings { // problems that do not refuse the configuration
+			r.log.Warn("configuration warning", "problem", w.Error())
+		}
 		r.keepRestartOnly(old, cfg)
 		s, err = r.p.prepare(cfg)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -114,7 +115,7 @@ func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show
 				if x := ingest.Explain(pe, ln.Text); x != "" {
 					msg += " (" + x + ")"
 				}
-				failures = append(failures, fmt.Sprintf("  %s\n      %s", msg, text))
+				failures = append(failures, fmt.Sprintf("  %s\n      %s", alert.Text(msg), text))
 			}
 			if _, _, long := ingest.TooLong(ln); !long && len(failing) < 20 {
 				failing = append(failing, bytes.Clone(ln.Text))
@@ -182,7 +183,7 @@ func shown(ln ingest.Line) string {
 	if n, _, long := ingest.TooLong(ln); long {
 		return fmt.Sprintf("(%d bytes, not shown)", n)
 	}
-	return clip(ln.Text, 160)
+	return alert.Text(clip(ln.Text, 160)) // a log line may hold control characters: never raw to a terminal
 }
 
 func counts(m map[string]int) string {
@@ -210,7 +211,7 @@ func describeEvent(ev ingest.Event) string {
 	fmt.Fprintf(&b, "line %d: %s %s", ev.Pos.Line, ev.Kind, ev.Time.UTC().Format(time.RFC3339))
 	field := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(&b, " %s=%s", k, v)
+			fmt.Fprintf(&b, " %s=%s", k, alert.Text(v))
 		}
 	}
 	field("client", ev.Client)
