@@ -204,17 +204,13 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		first, pieced := u.mode, false
 		// CRI first: its pieces are joined raw, before any other wrapper
 		// inside them can be seen.
+		var r []byte
+		var t wrapTime
+		var piece byte
 		if first == WrapAuto || first == WrapCRI {
-			if r, t, piece, ok := u.cri(s); ok {
+			var ok bool
+			if r, t, piece, ok = u.cri(s); ok {
 				pieced = true
-				var skip bool
-				var err error
-				if s, wt, skip, err = u.join(r, t, piece, pos); err != nil {
-					return dst, err
-				} else if skip {
-					return dst, SkipPartial
-				}
-				first = WrapAuto
 			} else if first == WrapCRI {
 				return dst, lineError(pos, u.name, "", ReasonBadWrapper,
 					"line has no cri wrapper (the source's wrapper setting); set wrapper: auto to detect it")
@@ -223,24 +219,26 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		// Docker's json-file splits a line of over 16 KiB into entries whose
 		// log lacks the newline; the entry with it ends the line.
 		if !pieced && (first == WrapAuto || first == WrapDocker) && string(firstJSONKey(s)) == "log" {
-			if r, t, ok := u.jsonWrapper(s, WrapDocker); ok {
-				pieced = true // a piece, or the end of one: the pending ones are its
-				piece := byte('F')
+			var ok bool
+			if r, t, ok = u.jsonWrapper(s, WrapDocker); ok {
+				pieced, piece = true, 'F'
 				if len(r) >= dockerSplit && r[len(r)-1] != '\n' {
 					piece = 'P'
 				}
-				if piece == 'P' || (len(u.partial) > 0 && pos.File == u.partialFile) {
-					var skip bool
-					var err error
-					if s, wt, skip, err = u.join(r, t, piece, pos); err != nil {
-						return dst, err
-					} else if skip {
-						return dst, SkipPartial
-					}
-				} else {
-					s, wt = r, t
+			}
+		}
+		if pieced {
+			first = WrapAuto
+			if piece == 'P' || (len(u.partial) > 0 && pos.File == u.partialFile) {
+				var skip bool
+				var err error
+				if s, wt, skip, err = u.join(r, t, piece, pos); err != nil {
+					return dst, err
+				} else if skip {
+					return dst, SkipPartial
 				}
-				first = WrapAuto
+			} else {
+				s, wt = r, t // a whole line: nothing to join
 			}
 		}
 		if !pieced && len(u.partial) > 0 && pos.File == u.partialFile {
