@@ -75,22 +75,7 @@ func TestDistDashboardImport(t *testing.T) {
 // a log file or a committed event, and which say so in their noValue text.
 func TestDistDashboardFreshInstall(t *testing.T) {
 	bin := scopewatchBinary(t)
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
-	write(t, filepath.Join(dir, "slack-token"), slackTestToken+"\n")
-	fake := slackfake.New(t, slackTestToken)
-	fake.AddChannel("#phi-access")
-	city := filepath.Join(dir, "GeoLite2-City.mmdb")
-	geoWriteCity(t, city, geoUSNet, geoBRNet)
-	asn := filepath.Join(dir, "GeoLite2-ASN.mmdb")
-	if err := geoiptest.WriteASN(asn, []geoiptest.Entry{geoUSNet, geoBRNet}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf(geoConfig, dir, city, asn, "1h")+fmt.Sprintf(`alert:
-  slack: {token_file: %[1]s/slack-token, api_url: %[2]s, channel: "#phi-access"}
-  report: {every: 168h}
-`, dir, fake.APIURL()))
+	cfg := distFullConfig(t, t.TempDir())
 	d := startGeoDaemon(t, bin, cfg)
 	code, body, err := d.get("/metrics")
 	if err != nil || code != http.StatusOK {
@@ -128,6 +113,29 @@ func TestDistDashboardFreshInstall(t *testing.T) {
 		t.Errorf("panels that show No data on a fresh install (pre-set the series to 0, or give the panel a noValue text):\n\t%s",
 			strings.Join(missing, "\n\t"))
 	}
+}
+
+// distFullConfig writes into dir a configuration with every feature on:
+// both sources, GeoIP City and ASN databases, Slack (a fake that checks
+// what the real one would) and a scheduled report; it returns its path.
+func distFullConfig(t *testing.T, dir string) string {
+	t.Helper()
+	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "slack-token"), slackTestToken+"\n")
+	fake := slackfake.New(t, slackTestToken)
+	fake.AddChannel("#phi-access")
+	city := filepath.Join(dir, "GeoLite2-City.mmdb")
+	asn := filepath.Join(dir, "GeoLite2-ASN.mmdb")
+	geoWriteCity(t, city, geoUSNet, geoBRNet)
+	if err := geoiptest.WriteASN(asn, []geoiptest.Entry{geoUSNet, geoBRNet}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfg, fmt.Sprintf(geoConfig, dir, city, asn, "1h")+fmt.Sprintf(`alert:
+  slack: {token_file: %[1]s/slack-token, api_url: %[2]s, channel: "#phi-access", group_wait: 100ms, group_interval: 1s}
+  report: {every: 168h}
+`, dir, fake.APIURL()))
+	return cfg
 }
 
 type noValuePanel struct {

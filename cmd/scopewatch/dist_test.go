@@ -18,9 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/scopewatch/scopewatch/alert/slackfake"
 	"github.com/scopewatch/scopewatch/detect"
-	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -425,21 +423,7 @@ func TestDistMetricsExposed(t *testing.T) {
 
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
-	write(t, filepath.Join(dir, "slack-token"), slackTestToken+"\n")
-	fake := slackfake.New(t, slackTestToken)
-	fake.AddChannel("#phi-access")
-	city := filepath.Join(dir, "GeoLite2-City.mmdb")
-	asn := filepath.Join(dir, "GeoLite2-ASN.mmdb")
-	geoWriteCity(t, city, geoUSNet, geoBRNet)
-	if err := geoiptest.WriteASN(asn, []geoiptest.Entry{geoUSNet, geoBRNet}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf(geoConfig, dir, city, asn, "1h")+fmt.Sprintf(`alert:
-  slack: {token_file: %[1]s/slack-token, api_url: %[2]s, channel: "#phi-access", group_wait: 100ms, group_interval: 1s}
-  report: {every: 168h}
-`, dir, fake.APIURL()))
+	cfg := distFullConfig(t, dir)
 
 	// An open finding about a client nobody knows any more: the first
 	// sweep resolves it.
