@@ -23,6 +23,18 @@ type Config struct {
 	// WebConfig is an exporter-toolkit web configuration file that turns on
 	// TLS and basic auth for every HTTP endpoint; empty serves plain HTTP.
 	WebConfig string `yaml:"web_config"`
+	// ListenInsecure accepts a listen address off loopback without TLS
+	// and basic auth in WebConfig, which Load otherwise refuses. The API
+	// still refuses store reads and changes there without credentials.
+	ListenInsecure bool `yaml:"listen_insecure"`
+	// ControlSocket is the unix socket the daemon also serves the API on,
+	// to root, its own user and the members of the socket's group;
+	// default DefaultControlSocket.
+	ControlSocket string `yaml:"control_socket"`
+	// WebTLS and WebUsers are what WebConfig turns on, read by Load: TLS,
+	// and the basic auth user names.
+	WebTLS   bool     `yaml:"-"`
+	WebUsers []string `yaml:"-"`
 
 	// Rules is the parsed rules file named by RulesAt.
 	Rules *Rules `yaml:"-"`

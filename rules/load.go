@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
 )
 
 // Defaults applied by Load to settings the file leaves out.
 const (
 	DefaultListen         = "127.0.0.1:9464"
+	DefaultControlSocket  = "/run/scopewatch/control.sock"
 	DefaultMaxEvents      = 1000
 	DefaultMaxDelay       = Duration(250 * time.Millisecond)
 	DefaultWindow         = Duration(90 * day)
@@ -164,6 +166,7 @@ func (c *Config) resolvePaths(dir string) {
 	c.Store = abs(c.Store)
 	c.RulesAt = abs(c.RulesAt)
 	c.WebConfig = abs(c.WebConfig)
+	c.ControlSocket = abs(c.ControlSocket)
 	c.Privacy.KeyFile = abs(c.Privacy.KeyFile)
 	c.GeoIP.City = abs(c.GeoIP.City)
 	c.GeoIP.Country = abs(c.GeoIP.Country)
@@ -188,19 +191,46 @@ func (c *Config) check(lines map[string]int, p *problems) {
 		p.add(lineOf(lines, "store"), "store", "required: the path of the state database, e.g. /var/lib/scopewatch/scopewatch.db")
 	}
 
+	listenOK := true
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	} else if msg := checkListen(c.Listen); msg != "" {
 		p.add(lineOf(lines, "listen"), "listen", "%s", msg)
+		listenOK = false
 	}
+	webOK := true
 	if c.WebConfig != "" {
 		if _, err := os.Stat(c.WebConfig); err != nil {
 			p.add(lineOf(lines, "web_config"), "web_config", "cannot read the web config file: %v", err)
+			webOK = false
 		} else if err := web.Validate(c.WebConfig); err != nil {
 			// exporter-toolkit's own check, so that the daemon starts with
 			// exactly the files its server will accept.
 			p.add(lineOf(lines, "web_config"), "web_config", "invalid web config %s: %v", c.WebConfig, err)
+			webOK = false
+		} else if ws, err := ReadWebConfig(c.WebConfig); err != nil {
+			p.add(lineOf(lines, "web_config"), "web_config", "%v", err)
+			webOK = false
+		} else {
+			c.WebTLS, c.WebUsers = ws.TLS, ws.Users
 		}
+	}
+	if listenOK && webOK && !c.ListenInsecure && !LoopbackListen(c.Listen) && (!c.WebTLS || len(c.WebUsers) == 0) {
+		var missing string
+		switch {
+		case !c.WebTLS && len(c.WebUsers) == 0:
+			missing = "TLS and basic auth"
+		case !c.WebTLS:
+			missing = "TLS"
+		default:
+			missing = "basic auth"
+		}
+		p.add(lineOf(lines, "listen"), "listen", "listen %s exposes the API without %s: configure web_config, or set listen_insecure: true to accept it", c.Listen, missing)
+	}
+	if c.ControlSocket == "" {
+		c.ControlSocket = DefaultControlSocket
+	} else if len(c.ControlSocket) > maxSocketPath {
+		p.add(lineOf(lines, "control_socket"), "control_socket", "path of %d bytes is too long for a unix socket (at most %d): choose a shorter one", len(c.ControlSocket), maxSocketPath)
 	}
 
 	if _, set := lines["batch.max_events"]; !set {
@@ -498,6 +528,52 @@ func checkName(name string) string {
 		}
 	}
 	return ""
+}
+
+// maxSocketPath is the longest path a unix socket may have (sun_path of
+// Linux's sockaddr_un, less its final NUL).
+const maxSocketPath = 107
+
+// LoopbackListen reports whether a listen address is on loopback only:
+// localhost or a loopback IP. An empty host listens on every interface.
+func LoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// WebSecurity is what a web config file turns on.
+type WebSecurity struct {
+	TLS   bool     // tls_server_config names a certificate
+	Users []string // the basic_auth_users, sorted
+}
+
+// ReadWebConfig reads what the exporter-toolkit web config file at path
+// turns on. It does not validate the file: web.Validate does.
+func ReadWebConfig(path string) (WebSecurity, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return WebSecurity{}, fmt.Errorf("cannot read the web config file: %v", err)
+	}
+	var f struct {
+		TLS   map[string]any    `yaml:"tls_server_config"`
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return WebSecurity{}, fmt.Errorf("invalid web config %s: %v", path, err)
+	}
+	ws := WebSecurity{TLS: f.TLS["cert_file"] != nil || f.TLS["cert"] != nil}
+	for u := range f.Users {
+		ws.Users = append(ws.Users, u)
+	}
+	slices.Sort(ws.Users)
+	return ws, nil
 }
 
 // checkListen says what is wrong with a listen address, or "" when

@@ -20,9 +20,14 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// newAPI serves /metrics, /healthz, /readyz and the read API. Every route
-// and JSON shape is described in dist/openapi.yaml, which the tests hold
-// to the responses: a route or a view field changes there too.
+// newAPI serves /metrics, /healthz, /readyz and the API. Every route and
+// JSON shape is described in dist/openapi.yaml, which the tests hold to
+// the responses: a route or a view field changes there too.
+//
+// /metrics, /healthz and /readyz carry no client data and are open. Every
+// /api/v1 route reads the store or changes detection state: it needs an
+// identity (see caller), a checked peer of the control socket or a basic
+// auth user of web_config over TCP, and answers 403 without one.
 func newAPI(p *pipeline) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{Registry: p.reg}))
@@ -36,15 +41,15 @@ func newAPI(p *pipeline) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("GET /api/v1/clients", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/clients", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		cs, err := p.db.Clients()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, alert.Views(cs))
-	})
-	mux.HandleFunc("GET /api/v1/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET /api/v1/clients/{id}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		c, ok, err := p.db.Client(r.PathValue("id"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -55,16 +60,16 @@ func newAPI(p *pipeline) http.Handler {
 			return
 		}
 		writeJSON(w, alert.Views([]store.Client{c})[0])
-	})
-	mux.HandleFunc("GET /api/v1/sources", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET /api/v1/sources", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		srcs, err := p.db.Sources()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, alert.SourceViews(srcs))
-	})
-	mux.HandleFunc("GET /api/v1/reports/unused", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET /api/v1/reports/unused", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now
 		if at := r.URL.Query().Get("at"); at != "" {
 			t, err := parseAt(at)
@@ -98,10 +103,10 @@ func newAPI(p *pipeline) http.Handler {
 		default:
 			http.Error(w, fmt.Sprintf("unknown format %q; use json, csv or markdown", format), http.StatusBadRequest)
 		}
-	})
+	}))
 	// A scope name may hold a slash (patient/*.read): the client escapes
 	// it, and {name...} takes the rest of the path either way.
-	mux.HandleFunc("GET /api/v1/reports/scope/{name...}", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/reports/scope/{name...}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		rep, err := scopeReport(p.config(), p.db, r.PathValue("name"), time.Now)
 		if errors.Is(err, alert.ErrUnknownScope) {
 			http.Error(w, err.Error(), http.StatusNotFound)
@@ -112,7 +117,7 @@ func newAPI(p *pipeline) http.Handler {
 			return
 		}
 		writeJSON(w, rep)
-	})
+	}))
 	findingsAPI(mux, p)
 	return mux
 }
@@ -124,7 +129,7 @@ const maxBody = 64 << 10
 // their effective state: a silence added or expired through the API shows
 // at once, before the engine has re-applied silences.
 func findingsAPI(mux *http.ServeMux, p *pipeline) {
-	mux.HandleFunc("GET /api/v1/findings", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/findings", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		filter, err := newFindingFilter(q.Get("state"), q.Get("kind"), q.Get("client"))
 		if err != nil {
@@ -137,8 +142,8 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			return
 		}
 		writeJSON(w, alert.FindingViews(filter.apply(fs)))
-	})
-	mux.HandleFunc("GET /api/v1/findings/{id}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET /api/v1/findings/{id}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		fs, err := effectiveFindings(p.config(), p.db, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -152,18 +157,18 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			}
 		}
 		http.Error(w, fmt.Sprintf("no finding %q", id), http.StatusNotFound)
-	})
-	mux.HandleFunc("GET /api/v1/dead-letters", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET /api/v1/dead-letters", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		dl, err := p.db.DeadLetters()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, alert.DeadLetterViews(dl))
-	})
+	}))
 	// A copy of the store holds every client id and address: like the
-	// POSTs, only for local tools, never a web page (DNS rebinding).
-	mux.Handle("GET /api/v1/backup", localOnly(p, func(w http.ResponseWriter, r *http.Request) {
+	// POSTs, never for a web page (DNS rebinding).
+	mux.Handle("GET /api/v1/backup", needsCaller(p, knownHost(p, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", `attachment; filename="scopewatch.db"`)
 		if _, err := p.db.Backup(w, func(n int64) { w.Header().Set("Content-Length", strconv.FormatInt(n, 10)) }); err != nil {
@@ -171,20 +176,20 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			// Content-Length tells the client the copy is incomplete.
 			p.log.Error("backup through the API failed", "err", err)
 		}
-	}))
-	mux.HandleFunc("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /api/v1/silences", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		ss, err := allSilences(p.config(), p.db)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, alert.SilenceViews(ss, time.Now()))
-	})
-	// Adding or expiring a silence changes what is reported: only the
-	// local command line and tools like curl may do it, never a web page
-	// the operator happens to visit (cross-origin or DNS-rebinding POSTs).
+	}))
+	// Adding or expiring a silence changes what is reported: a caller
+	// with an identity may, never a web page the operator happens to
+	// visit (cross-origin or DNS-rebinding POSTs).
 	guard := http.NewCrossOriginProtection()
-	mux.Handle("POST /api/v1/silences", guard.Handler(localOnly(p, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /api/v1/silences", guard.Handler(needsCaller(p, knownHost(p, func(w http.ResponseWriter, r *http.Request) {
 		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
 			http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
 			return
@@ -204,6 +209,14 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			http.Error(w, "bad request body: more than one JSON value", http.StatusBadRequest)
 			return
 		}
+		// The author is who asks: a request may name it, but not as
+		// someone else.
+		who, _ := caller(p, r)
+		if req.Author != "" && req.Author != who {
+			http.Error(w, fmt.Sprintf("author %q refused: the silence is recorded as added by %q, the identity of this request", req.Author, who), http.StatusForbidden)
+			return
+		}
+		req.Author = who
 		s, err := req.silence(time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -218,8 +231,8 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		writeJSON(w, alert.NewSilenceView(s, time.Now()))
-	})))
-	mux.Handle("POST /api/v1/silences/{id}/expire", guard.Handler(localOnly(p, func(w http.ResponseWriter, r *http.Request) {
+	}))))
+	mux.Handle("POST /api/v1/silences/{id}/expire", guard.Handler(needsCaller(p, knownHost(p, func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if err := refuseConfigSilence(p.config(), id); err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
@@ -236,14 +249,14 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		}
 		p.silencesChanged()
 		writeJSON(w, alert.NewSilenceView(s, time.Now()))
-	})))
+	}))))
 }
 
-// localOnly refuses a request whose Host is neither an IP address,
+// knownHost refuses a request whose Host is neither an IP address,
 // localhost, nor the configured listen address: a browser that a hostile
 // page made resolve its own name to this machine (DNS rebinding) sends that
-// name.
-func localOnly(p *pipeline, h http.HandlerFunc) http.Handler {
+// name. It is no access check: needsCaller is.
+func knownHost(p *pipeline, h http.HandlerFunc) http.HandlerFunc {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {

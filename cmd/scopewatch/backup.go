@@ -37,23 +37,25 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := os.Lstat(*output); err == nil {
 		return usagef("%s exists: a backup never overwrites a file", *output)
 	}
-	resp, ok, err := callDaemon(ctx, cfg.Listen, http.MethodGet, "/api/v1/backup", nil)
+	resp, ok, err := callDaemon(ctx, cfg, http.MethodGet, "/api/v1/backup", nil)
 	if err != nil {
 		return err
 	}
+	at := ""
 	if ok {
 		defer resp.Body.Close()
+		at = daemonAt(cfg, resp)
 	}
 	via := "the running daemon"
 	n, err := writeNew(*output, func(w io.Writer) (int64, error) {
 		if ok {
 			if resp.StatusCode != http.StatusOK {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				return 0, fmt.Errorf("daemon at %s: %s: %s", cfg.Listen, resp.Status, b)
+				return 0, fmt.Errorf("daemon %s: %s: %s", at, resp.Status, b)
 			}
 			n, err := io.Copy(w, resp.Body)
 			if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-				err = fmt.Errorf("daemon at %s sent %d of %d bytes", cfg.Listen, n, resp.ContentLength)
+				err = fmt.Errorf("daemon %s sent %d of %d bytes", at, n, resp.ContentLength)
 			}
 			return n, err
 		}

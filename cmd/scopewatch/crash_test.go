@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 // logging and an API gateway writing JSON.
 const crashConfig = `store: %[1]s/%[2]s.db
 listen: %[3]s
+control_socket: %[1]s/%[2]s.sock
 rules: %[1]s/rules.yaml
 batch: {max_events: 1000, max_delay: 250ms}
 sources:
@@ -345,7 +345,7 @@ func TestCrashTail(t *testing.T) {
 	total := committedTarget(t, dir)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		got, err := storedLines(addr)
+		got, err := storedLines(filepath.Join(dir, "crashed.sock"))
 		if err == nil && got >= total {
 			break
 		}
@@ -374,9 +374,10 @@ func TestCrashTail(t *testing.T) {
 	compareSnapshots(t, snapshot(t, filepath.Join(dir, "crashed.db")), snapshot(t, filepath.Join(dir, "reference.db")))
 }
 
-// storedLines asks the daemon how many lines its store has consumed.
-func storedLines(addr string) (int, error) {
-	resp, err := http.Get("http://" + addr + "/api/v1/sources")
+// storedLines asks the daemon on the control socket sock how many lines
+// its store has consumed.
+func storedLines(sock string) (int, error) {
+	resp, err := socketClient(sock).Get("http://localhost/api/v1/sources")
 	if err != nil {
 		return 0, err
 	}

@@ -123,8 +123,10 @@ func startDaemonWith(t *testing.T, dir, extra string) (string, *pipeline, func()
 	}
 }
 
+// sprintfConfig is the demo's configuration with the control socket in
+// dir, which the commands of the tests reach the daemon through.
 func sprintfConfig(dir string) string {
-	return fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")
+	return fmt.Sprintf(demoConfig, dir, "127.0.0.1:0") + "control_socket: " + filepath.Join(dir, "ctl.sock") + "\n"
 }
 
 func mustTime(s string) time.Time {

@@ -208,8 +208,13 @@ func TestSilenceRoundTripFile(t *testing.T) {
 		return out
 	}
 	if got := run("silence", "add", "--client", "lab-*", "--kind", "unused_scope", "--for", "30d",
-		"--reason", "quarterly review pending", "--author", "alice"); got != "s1\n" {
+		"--reason", "quarterly review pending"); got != "s1\n" {
 		t.Errorf("silence add printed %q, want the new id s1", got)
+	}
+	// From the file, the author is the user running the command.
+	if code, _, errOut := runCmd(t, "silence", "add", "--config", cfg, "--kind", "unused_scope", "--for", "1d", "--reason", "r", "--author", "someone-else"); code != exitConfig ||
+		!strings.Contains(errOut, `--author "someone-else" refused: the silence is recorded as added by "`+currentUser()+`"`) {
+		t.Errorf("silence add --author someone-else: exit %d, %s; want a refusal naming %q", code, errOut, currentUser())
 	}
 	if got, want := decodeFindings(t, run("findings", "--format", "json")), []string{"broad_request mychart-app admin open"}; !slices.Equal(got, want) {
 		t.Errorf("open findings after the silence: %q, want %q", got, want)
@@ -226,7 +231,7 @@ func TestSilenceRoundTripFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(views) != 2 || views[0].ID != "c1" || views[0].Origin != alert.OriginConfig ||
-		views[1].ID != "s1" || views[1].Origin != alert.OriginStore || !views[1].Active || views[1].Author != "alice" ||
+		views[1].ID != "s1" || views[1].Origin != alert.OriginStore || !views[1].Active || views[1].Author != currentUser() ||
 		views[1].Client != "lab-*" || views[1].Kind != "unused_scope" || views[1].Reason != "quarterly review pending" {
 		t.Errorf("silence list: %+v", views)
 	}
@@ -270,7 +275,7 @@ func TestSilenceStoreLocked(t *testing.T) {
 	if code != exitError {
 		t.Errorf("exit %d, want %d", code, exitError)
 	}
-	for _, want := range []string{fmt.Sprintf("is in use by pid %d", os.Getpid()), "no scopewatch API answered at", "if that process is a scan"} {
+	for _, want := range []string{fmt.Sprintf("is in use by pid %d", os.Getpid()), "no scopewatch API answered on", "if that process is a scan"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr %q lacks %q", errOut, want)
 		}
@@ -291,7 +296,7 @@ func apiFixture(t *testing.T) (http.Handler, *pipeline) {
 	}
 	t.Cleanup(func() { db.Close() })
 	p := apiPipeline(cfg, db)
-	return newAPI(p), p
+	return asOperator(newAPI(p)), p
 }
 
 func serve(h http.Handler, method, target, body string, header ...string) *httptest.ResponseRecorder {
@@ -364,7 +369,7 @@ func TestSilenceAPI(t *testing.T) {
 			return false
 		}
 	}
-	ok := `{"kind": "unused_scope", "client": "lab-*", "for": "30d", "reason": "quarterly review", "author": "alice"}`
+	ok := `{"kind": "unused_scope", "client": "lab-*", "for": "30d", "reason": "quarterly review"}`
 	bad := []struct {
 		name       string
 		body       string
@@ -418,7 +423,7 @@ func TestSilenceAPI(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.ID != "s1" || !v.Active || v.Origin != alert.OriginStore || v.Author != "alice" || v.Kind != "unused_scope" {
+	if v.ID != "s1" || !v.Active || v.Origin != alert.OriginStore || v.Author != userName(uint32(os.Getuid())) || v.Kind != "unused_scope" {
 		t.Errorf("added %+v", v)
 	}
 	if !signalled() {

@@ -185,6 +185,7 @@ type geoDaemon struct {
 	cmd  *exec.Cmd
 	log  *geoLog
 	addr string
+	sock string        // its control socket, which get goes through
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit, once done is closed
 }
@@ -203,6 +204,7 @@ func startGeoDaemon(t *testing.T, bin, cfg string) *geoDaemon {
 func startDaemonProc(t *testing.T, bin, cfg string, env []string) *geoDaemon {
 	t.Helper()
 	d := &geoDaemon{cmd: exec.Command(bin, "run", "--config", cfg), log: &geoLog{}, done: make(chan struct{})}
+	d.sock = withControlSocket(t, cfg)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
@@ -262,7 +264,7 @@ func (d *geoDaemon) poll(t *testing.T, what string, check func() (done bool, las
 }
 
 func (d *geoDaemon) get(path string) (int, []byte, error) {
-	resp, err := http.Get("http://" + d.addr + path)
+	resp, err := socketClient(d.sock).Get("http://" + d.addr + path)
 	if err != nil {
 		return 0, nil, err
 	}

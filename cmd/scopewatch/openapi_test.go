@@ -459,6 +459,7 @@ func openAPIDaemon(t *testing.T) string {
 	dir := t.TempDir()
 	addr, p, stop := startDaemon(t, dir)
 	t.Cleanup(stop)
+	openAPISock = filepath.Join(dir, "ctl.sock")
 	end := time.Now().UTC().Truncate(time.Second)
 	w, err := openDemoWriters(dir)
 	if err != nil {
@@ -493,7 +494,11 @@ type openAPIRequest struct {
 	method, target, body string
 	status               int
 	header               []string
+	tcp                  bool // over TCP without credentials, not on the control socket
 }
+
+// openAPISock is the control socket of the daemon openAPIDaemon started.
+var openAPISock string
 
 // TestOpenAPIResponses sends each endpoint real requests and checks every
 // answer against the document: the status is documented for the
@@ -507,7 +512,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	if len(findings) == 0 {
 		t.Fatal("the demo traffic raised no finding")
 	}
-	silence := `{"client": "billing-export", "kind": "broad_request", "subject": "admin", "for": "30d", "reason": "retired in Q1", "author": "ops"}`
+	silence := `{"client": "billing-export", "kind": "broad_request", "subject": "admin", "for": "30d", "reason": "retired in Q1"}`
 	requests := []openAPIRequest{
 		{method: "GET", target: "/healthz", status: 200},
 		{method: "GET", target: "/readyz", status: 200},
@@ -538,10 +543,25 @@ func TestOpenAPIResponses(t *testing.T) {
 		{method: "GET", target: "/api/v1/dead-letters", status: 200},
 		{method: "GET", target: "/api/v1/silences", status: 200},
 		{method: "GET", target: "/api/v1/backup", status: 200},
+		{method: "POST", target: "/api/v1/silences", body: strings.Replace(silence, "}", `, "author": "someone-else"}`, 1), status: 403},
 	}
+	// Over TCP without basic auth, what reads the store or changes
+	// detection state is refused; the probes stay open.
+	for _, r := range requests {
+		if strings.HasPrefix(r.target, "/api/v1/") && r.status < 300 {
+			requests = append(requests, openAPIRequest{method: r.method, target: r.target, body: r.body, status: 403, tcp: true})
+		}
+	}
+	requests = append(requests,
+		openAPIRequest{method: "GET", target: "/healthz", status: 200, tcp: true},
+		openAPIRequest{method: "GET", target: "/metrics", status: 200, tcp: true})
 	answered := map[string]bool{}
 	for _, r := range requests {
-		t.Run(r.method+" "+r.target, func(t *testing.T) {
+		name := r.method + " " + r.target
+		if r.tcp {
+			name += " over TCP"
+		}
+		t.Run(name, func(t *testing.T) {
 			status, ct, body := openAPIDo(t, base, r)
 			if status != r.status {
 				t.Fatalf("status %d, want %d: %.300s", status, r.status, body)
@@ -608,7 +628,11 @@ func openAPIDo(t *testing.T, base string, r openAPIRequest) (status int, content
 	for i := 0; i+1 < len(r.header); i += 2 {
 		req.Header.Set(r.header[i], r.header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := socketClient(openAPISock)
+	if r.tcp {
+		client = &http.Client{Transport: &http.Transport{Proxy: nil}}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +647,16 @@ func openAPIDo(t *testing.T, base string, r openAPIRequest) (status int, content
 func fetchJSON[T any](t *testing.T, url string) T {
 	t.Helper()
 	var v T
-	if err := json.Unmarshal(get(t, url), &v); err != nil {
+	resp, err := socketClient(openAPISock).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatalf("%s: %v", url, err)
 	}
 	return v

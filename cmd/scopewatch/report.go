@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/scopewatch/scopewatch/alert"
@@ -234,17 +235,17 @@ func registered(cfg *rules.Config, id string) bool {
 	return ok
 }
 
-// readState gets data from the running daemon's HTTP API when it is up,
+// readState gets data from the running daemon's API when it is up,
 // because bbolt lets only one process hold the file; otherwise it opens the
 // store read-only and calls fromFile.
 func readState(ctx context.Context, cfg *rules.Config, path string, into any, fromFile func(*store.DB) error) error {
-	ok, err := fromDaemon(ctx, cfg.Listen, path, into)
+	ok, err := fromDaemon(ctx, cfg, path, into)
 	if ok || err != nil {
 		return err
 	}
 	db, err := store.Open(cfg.Store, store.Options{ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%w; no scopewatch API answered at %s (the listen address in %s), so the running daemon must listen elsewhere", err, cfg.Listen, cfg.File)
+		return fmt.Errorf("%w; no scopewatch API answered on %s nor at %s (the control_socket and listen of %s), so the running daemon must use others", err, cfg.ControlSocket, cfg.Listen, cfg.File)
 	}
 	if err != nil {
 		return err
@@ -253,51 +254,136 @@ func readState(ctx context.Context, cfg *rules.Config, path string, into any, fr
 	return fromFile(db)
 }
 
-// fromDaemon asks the daemon at addr; ok is false when nothing listens.
-func fromDaemon(ctx context.Context, addr, path string, into any) (ok bool, err error) {
+// fromDaemon asks the running daemon; ok is false when none answers.
+func fromDaemon(ctx context.Context, cfg *rules.Config, path string, into any) (ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, ok, err := callDaemon(ctx, addr, http.MethodGet, path, nil)
+	resp, ok, err := callDaemon(ctx, cfg, http.MethodGet, path, nil)
 	if !ok || err != nil {
 		return ok, err
 	}
 	defer resp.Body.Close()
+	at := daemonAt(cfg, resp)
 	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v1/clients/") {
 		return true, errNoClient
 	}
 	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/v1/reports/scope/") {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return true, fmt.Errorf("%s (answered by the daemon at %s)", strings.TrimSpace(string(b)), addr)
+		return true, fmt.Errorf("%s (answered by the daemon %s)", strings.TrimSpace(string(b)), at)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return true, fmt.Errorf("daemon at %s answered %s: %s", addr, resp.Status, b)
+		return true, fmt.Errorf("daemon %s answered %s: %s", at, resp.Status, bytes.TrimSpace(b))
 	}
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-		return true, fmt.Errorf("read answer of daemon at %s: %w", addr, err)
+		return true, fmt.Errorf("read answer of daemon %s: %w", at, err)
 	}
 	return true, nil
 }
 
-// callDaemon sends a request to the daemon at addr, with body encoded as
-// JSON when it is not nil; ok is false when nothing listens there. The
-// caller closes the response body.
+// socketHost is the Host of the requests sent on the control socket: a
+// TCP address always has a port, so daemonAt tells the two apart.
+const socketHost = "localhost"
+
+// daemonAt names where the daemon that sent resp answered: "on" the
+// control socket or "at" the listen address.
+func daemonAt(cfg *rules.Config, resp *http.Response) string {
+	if resp.Request != nil && resp.Request.URL.Host == socketHost {
+		return "on " + cfg.ControlSocket
+	}
+	return "at " + cfg.Listen
+}
+
+// callDaemon sends a request to the running daemon, with body encoded as
+// JSON when it is not nil; ok is false when no daemon answers. The caller
+// closes the response body.
 //
-// A daemon with a web_config may want TLS and basic auth: the request goes
-// over https when SCOPEWATCH_API_CA names the CA file its certificate is
-// checked against, and carries the basic auth credentials in
-// SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD when they are set (over
-// plain http only to a loopback address). A daemon that refuses the request
-// for want of either is an error saying which variable to set.
-func callDaemon(ctx context.Context, addr, method, path string, body any) (resp *http.Response, ok bool, err error) {
-	var rd io.Reader = http.NoBody
+// It goes through the control socket when its file exists: the daemon
+// knows the caller from the kernel (SO_PEERCRED) and needs no password.
+// When the socket is missing or no daemon answers on it, the request goes
+// to the listen address over TCP, where the API needs basic auth: see
+// tcpDaemon.
+func callDaemon(ctx context.Context, cfg *rules.Config, method, path string, body any) (resp *http.Response, ok bool, err error) {
+	var payload []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		if payload, err = json.Marshal(body); err != nil {
 			return nil, false, err
 		}
-		rd = bytes.NewReader(b)
 	}
+	resp, ok, sockErr := socketDaemon(ctx, cfg.ControlSocket, method, path, payload)
+	if ok || (sockErr != nil && os.Getenv("SCOPEWATCH_API_USER") == "") {
+		return resp, ok, sockErr
+	}
+	resp, ok, err = tcpDaemon(ctx, cfg.Listen, method, path, payload)
+	if !ok && err == nil && sockErr != nil {
+		return nil, true, sockErr
+	}
+	return resp, ok, err
+}
+
+// socketDaemon sends a request on the control socket at path; ok is
+// false when the socket does not exist or nobody listens on it. A socket
+// this user may not connect to is an error saying what to do.
+func socketDaemon(ctx context.Context, sock, method, path string, payload []byte) (*http.Response, bool, error) {
+	if sock == "" {
+		return nil, false, nil
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+		if errors.Is(err, os.ErrPermission) {
+			return nil, false, fmt.Errorf("control socket %s: %w: join group scopewatch (usermod -aG scopewatch USER, then log in again), or run the command as root", sock, err)
+		}
+		return nil, false, nil
+	}
+	var d net.Dialer
+	transport := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+socketHost+path, bodyReader(payload))
+	if err != nil {
+		return nil, false, err
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+				return nil, false, fmt.Errorf("control socket %s: permission denied: join group scopewatch (usermod -aG scopewatch USER, then log in again), or run the command as root", sock)
+			}
+			return nil, false, nil // a stale socket: no daemon runs
+		}
+		return nil, false, fmt.Errorf("ask daemon on %s: %w", sock, err)
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, true, fmt.Errorf("daemon on %s refused: %s", sock, bytes.TrimSpace(b))
+	}
+	return resp, true, nil
+}
+
+func bodyReader(payload []byte) io.Reader {
+	if payload == nil {
+		return http.NoBody
+	}
+	return bytes.NewReader(payload)
+}
+
+// tcpDaemon sends a request to the daemon at addr; ok is false when
+// nothing listens there.
+//
+// There the API needs the basic auth of a web_config: the request carries
+// the credentials in SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD when
+// they are set (over plain http only to a loopback address), and goes over
+// https when SCOPEWATCH_API_CA names the CA file the daemon's certificate
+// is checked against. A daemon that refuses the request for want of
+// either is an error saying which variable to set.
+func tcpDaemon(ctx context.Context, addr, method, path string, payload []byte) (resp *http.Response, ok bool, err error) {
 	// The daemon is local: never go through an HTTP proxy to reach it.
 	transport := &http.Transport{Proxy: nil}
 	scheme := "http"
@@ -313,11 +399,11 @@ func callDaemon(ctx context.Context, addr, method, path string, body any) (resp 
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		scheme = "https"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, scheme+"://"+addr+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, scheme+"://"+addr+path, bodyReader(payload))
 	if err != nil {
 		return nil, false, err
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	user, password := os.Getenv("SCOPEWATCH_API_USER"), os.Getenv("SCOPEWATCH_API_PASSWORD")
@@ -345,6 +431,10 @@ func callDaemon(ctx context.Context, addr, method, path string, body any) (resp 
 			return nil, true, fmt.Errorf("daemon at %s wants basic auth (web_config): set SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD", addr)
 		}
 		return nil, true, fmt.Errorf("daemon at %s refused the user %q of SCOPEWATCH_API_USER and its SCOPEWATCH_API_PASSWORD", addr, user)
+	case resp.StatusCode == http.StatusForbidden && user == "":
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, true, fmt.Errorf("daemon at %s refused: %s; no control socket answered at its control_socket, and over TCP set SCOPEWATCH_API_USER and SCOPEWATCH_API_PASSWORD to a basic auth user of its web_config", addr, bytes.TrimSpace(b))
 	case resp.StatusCode == http.StatusBadRequest && scheme == "http":
 		// Go's TLS server answers plain HTTP with this 400 (net/http).
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

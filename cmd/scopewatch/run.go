@@ -91,6 +91,9 @@ type serveOptions struct {
 	level *slog.LevelVar
 	// logJSON is --log-json, which a reload keeps.
 	logJSON bool
+	// peerCheck, when not nil, judges the peers of the control socket
+	// instead of socketGroupCheck (tests).
+	peerCheck peerCheck
 }
 
 // reloadRequest hands a prepared configuration to the run loop; done
@@ -121,13 +124,21 @@ func runService(ctx context.Context, cfg *rules.Config, log *slog.Logger, o serv
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: newAPI(p), ReadHeaderTimeout: 5 * time.Second}
+	api := newAPI(p)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ConnContext: tcpPeer}
 	// exporter-toolkit serves plain HTTP without a web config, and with one
 	// adds TLS and basic auth in front of every endpoint.
 	webFlags := &web.FlagConfig{WebConfigFile: &cfg.WebConfig}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- web.Serve(ln, srv, webFlags, log.With("component", "http")) }()
-	log.Info("scopewatch started", "store", cfg.Store, "listen", ln.Addr().String(), "sources", len(cfg.Sources))
+	ctl, err := startControl(cfg.ControlSocket, api, o.peerCheck, log)
+	if err != nil {
+		srv.Close()
+		<-srvDone
+		return err
+	}
+	defer ctl.stop(log)
+	log.Info("scopewatch started", "store", cfg.Store, "listen", ln.Addr().String(), "control_socket", ctl.path, "sources", len(cfg.Sources))
 	if o.started != nil {
 		o.started(p, ln.Addr().String())
 	}

@@ -48,7 +48,7 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&req.For, "for", "", "how long the silence lasts: 30d, 2w, 12h")
 	fs.StringVar(&req.Until, "until", "", "when the silence ends: a date (the end of that day, UTC) or an RFC 3339 time")
 	fs.StringVar(&req.Reason, "reason", "", "why these findings are acceptable (required)")
-	fs.StringVar(&req.Author, "author", currentUser(), "who adds the silence")
+	fs.StringVar(&req.Author, "author", "", "who adds the silence; only the identity the silence is recorded with anyway (the user running the command, or SCOPEWATCH_API_USER over TCP) is accepted")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -66,6 +66,12 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	var v alert.SilenceView
 	err = changeStore(ctx, cfg, "/api/v1/silences", req, &v, func(db *store.DB) error {
+		// From the file, the author is the user running the command.
+		who := currentUser()
+		if req.Author != "" && req.Author != who {
+			return usagef("--author %q refused: the silence is recorded as added by %q, the user running this command", req.Author, who)
+		}
+		req.Author = who
 		s, err := req.silence(time.Now())
 		if err != nil {
 			return usageError{asFlags(err)}
@@ -311,7 +317,7 @@ func refuseConfigSilence(cfg *rules.Config, id string) error {
 // change. When no daemon answers, it opens the store file for writing and
 // calls fromFile.
 func changeStore(ctx context.Context, cfg *rules.Config, path string, body, into any, fromFile func(*store.DB) error) error {
-	ok, err := postDaemon(ctx, cfg.Listen, path, body, into)
+	ok, err := postDaemon(ctx, cfg, path, body, into)
 	if ok || err != nil {
 		return err
 	}
@@ -320,8 +326,8 @@ func changeStore(ctx context.Context, cfg *rules.Config, path string, body, into
 	}
 	db, err := store.Open(cfg.Store, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%w, and no scopewatch API answered at %s (the listen address in %s): "+
-			"if that process is a scan, try again when it has finished; if it is a daemon, it listens elsewhere", err, cfg.Listen, cfg.File)
+		return fmt.Errorf("%w, and no scopewatch API answered on %s nor at %s (the control_socket and listen of %s): "+
+			"if that process is a scan, try again when it has finished; if it is a daemon, it uses others", err, cfg.ControlSocket, cfg.Listen, cfg.File)
 	}
 	if err != nil {
 		return err
@@ -333,30 +339,31 @@ func changeStore(ctx context.Context, cfg *rules.Config, path string, body, into
 	return err
 }
 
-// postDaemon posts body as JSON to the daemon at addr and decodes its
-// answer into into; ok is false when nothing listens. An answer 400 or
-// 409 is a usage error: the daemon refused what was asked.
-func postDaemon(ctx context.Context, addr, path string, body, into any) (ok bool, err error) {
+// postDaemon posts body as JSON to the running daemon and decodes its
+// answer into into; ok is false when none answers. An answer 400 or 409
+// is a usage error: the daemon refused what was asked.
+func postDaemon(ctx context.Context, cfg *rules.Config, path string, body, into any) (ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if body == nil {
 		body = struct{}{}
 	}
-	resp, ok, err := callDaemon(ctx, addr, http.MethodPost, path, body)
+	resp, ok, err := callDaemon(ctx, cfg, http.MethodPost, path, body)
 	if !ok || err != nil {
 		return ok, err
 	}
 	defer resp.Body.Close()
+	at := daemonAt(cfg, resp)
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		err := fmt.Errorf("daemon at %s answered %s: %s", addr, resp.Status, bytes.TrimSpace(b))
+		err := fmt.Errorf("daemon %s answered %s: %s", at, resp.Status, bytes.TrimSpace(b))
 		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusConflict {
 			err = usageError{err}
 		}
 		return true, err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-		return true, fmt.Errorf("read answer of daemon at %s: %w", addr, err)
+		return true, fmt.Errorf("read answer of daemon %s: %w", at, err)
 	}
 	return true, nil
 }

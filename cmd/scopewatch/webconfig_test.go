@@ -20,13 +20,17 @@ import (
 // startWebDaemon runs the daemon on the demo configuration with web_config
 // set to webConfig, and returns its address, the path of a configuration
 // that names that address (for CLI commands) and a stop function that
-// waits for a clean exit.
+// waits for a clean exit. The configuration for the commands names a
+// control socket in a directory that does not exist, so that they go over
+// TCP.
 func startWebDaemon(t *testing.T, dir, webConfig string) (addr, cfgPath string, stop func()) {
 	t.Helper()
 	extra := "web_config: " + webConfig + "\n"
 	addr, _, stop = startDaemonWith(t, dir, extra)
-	cfgPath = filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfgPath, strings.Replace(sprintfConfig(dir), "127.0.0.1:0", addr, 1)+extra)
+	cfgPath = filepath.Join(dir, "tcp.yaml")
+	cfg := strings.Replace(sprintfConfig(dir), "127.0.0.1:0", addr, 1)
+	cfg = strings.Replace(cfg, "control_socket: "+filepath.Join(dir, "ctl.sock"), "control_socket: "+filepath.Join(dir, "none", "ctl.sock"), 1)
+	write(t, cfgPath, cfg+extra)
 	return addr, cfgPath, stop
 }
 
@@ -98,6 +102,30 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	if code, _, errOut := runCmd(t, "report", "unused", "--config", cfgPath, "--format", "json"); code != exitOK {
 		t.Errorf("report unused with credentials: exit %d, stderr %s", code, errOut)
 	}
+	// Writes and the store copy over TCP with basic auth: the author is the
+	// basic auth user, and no other name is taken.
+	code, out, errOut := runCmd(t, "silence", "add", "--config", cfgPath, "--kind", "unused_scope", "--for", "1d", "--reason", "r")
+	if code != exitOK || strings.TrimSpace(out) != "s1" {
+		t.Fatalf("silence add with credentials: exit %d, %q %s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "silence", "list", "--config", cfgPath, "--format", "json")
+	if code != exitOK || !strings.Contains(out, `"author": "prometheus"`) {
+		t.Errorf("silence list: exit %d, %s %s; want author prometheus", code, out, errOut)
+	}
+	code, _, errOut = runCmd(t, "silence", "add", "--config", cfgPath, "--kind", "unused_scope", "--for", "1d", "--reason", "r", "--author", "admin")
+	if code == exitOK || !strings.Contains(errOut, `author "admin" refused`) {
+		t.Errorf("silence add --author admin: exit %d, %s; want a refusal", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "silence", "expire", "s1", "--config", cfgPath); code != exitOK {
+		t.Errorf("silence expire with credentials: exit %d, %s", code, errOut)
+	}
+	if code, out, errOut := runCmd(t, "backup", "--config", cfgPath, "--output", filepath.Join(t.TempDir(), "b.db")); code != exitOK || !strings.Contains(out, "running daemon") {
+		t.Errorf("backup with credentials: exit %d, %s %s", code, out, errOut)
+	}
+	t.Setenv("SCOPEWATCH_API_USER", "")
+	if code, _, errOut := runCmd(t, "backup", "--config", cfgPath, "--output", filepath.Join(t.TempDir(), "b.db")); code == exitOK || !strings.Contains(errOut, "SCOPEWATCH_API_USER") {
+		t.Errorf("backup without credentials: exit %d, %s; want a failure naming SCOPEWATCH_API_USER", code, errOut)
+	}
 }
 
 func TestWebConfigTLS(t *testing.T) {
@@ -112,9 +140,15 @@ func TestWebConfigTLS(t *testing.T) {
 		t.Fatal("no certificate in the generated PEM")
 	}
 	httpsClient := &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	for _, path := range []string{"/metrics", "/healthz", "/api/v1/clients"} {
+	for _, path := range []string{"/metrics", "/healthz"} {
 		if got := status(t, httpsClient, "https://"+addr+path, "", ""); got != http.StatusOK {
 			t.Errorf("GET https %s = %d, want 200", path, got)
+		}
+	}
+	// TLS without basic auth is no identity: the store stays closed.
+	for _, path := range []string{"/api/v1/clients", "/api/v1/backup", "/api/v1/silences"} {
+		if got := status(t, httpsClient, "https://"+addr+path, "", ""); got != http.StatusForbidden {
+			t.Errorf("GET https %s = %d, want 403", path, got)
 		}
 	}
 	plain := &http.Client{Transport: &http.Transport{Proxy: nil}}
@@ -131,8 +165,13 @@ func TestWebConfigTLS(t *testing.T) {
 		t.Errorf("clients without SCOPEWATCH_API_CA: exit %d, stderr %q; want a failure naming SCOPEWATCH_API_CA", code, errOut)
 	}
 	t.Setenv("SCOPEWATCH_API_CA", filepath.Join(dir, "cert.pem"))
-	if code, _, errOut := runCmd(t, "clients", "--config", cfgPath, "--format", "json"); code != exitOK {
-		t.Errorf("clients with SCOPEWATCH_API_CA: exit %d, stderr %s", code, errOut)
+	if code, _, errOut := runCmd(t, "clients", "--config", cfgPath, "--format", "json"); code == exitOK || !strings.Contains(errOut, "control socket") || !strings.Contains(errOut, "SCOPEWATCH_API_USER") {
+		t.Errorf("clients with SCOPEWATCH_API_CA only: exit %d, stderr %s; want a refusal naming the control socket and SCOPEWATCH_API_USER", code, errOut)
+	}
+	// The control socket serves the same daemon without a password.
+	sockCfg := filepath.Join(dir, "scopewatch.yaml")
+	if code, _, errOut := runCmd(t, "clients", "--config", sockCfg, "--format", "json"); code != exitOK {
+		t.Errorf("clients on the control socket: exit %d, stderr %s", code, errOut)
 	}
 }
 
