@@ -3,6 +3,7 @@ package ingest
 import (
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -106,7 +107,11 @@ func (c *LagCollector) Marks() []FileMark {
 	c.mu.Unlock()
 	var marks []FileMark
 	for _, s := range sources {
-		f, err := os.Open(s.Path)
+		// The type first: opening a FIFO would block until a writer came.
+		if fi, err := os.Stat(s.Path); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		f, err := os.OpenFile(s.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			continue
 		}
