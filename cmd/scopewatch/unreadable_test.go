@@ -35,6 +35,7 @@ func TestUnreadableSourceOthersGoOn(t *testing.T) {
 	cfg := filepath.Join(dir, "cfg.yaml")
 	write(t, cfg, fmt.Sprintf(`store: %[1]s/s.db
 listen: %[2]s
+control_socket: %[1]s/ctl.sock
 sources:
   - {name: secret, path: %[1]s/secret.log, format: keycloak}
   - name: api
@@ -76,7 +77,7 @@ sources:
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		perm, _ := scrapeCounter(addr, `scopewatch_read_errors_total{reason="permission",source="secret"}`)
-		lines, _ := storedLines(addr)
+		lines, _ := storedLines(filepath.Join(dir, "ctl.sock"))
 		if perm >= 1 && lines == 1 {
 			break
 		}
