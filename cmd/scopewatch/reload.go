@@ -37,7 +37,7 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 		}),
 		pendingRestart: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scopewatch_config_pending_restart",
-			Help: "1 while the configuration file changes a setting that takes effect only at a restart (store, listen, web_config, log.format).",
+			Help: "1 while the configuration file changes a setting that takes effect only at a restart (store, listen, web_config, control_socket, log.format).",
 		}),
 	}
 	reg.MustRegister(m.successful, m.lastSuccess, m.pendingRestart)
@@ -127,7 +127,7 @@ func (r *reloader) reload(ctx context.Context) {
 }
 
 // keepRestartOnly keeps in cfg the settings a reload cannot change (the
-// store, the listener, the log format), so that what the daemon reports
+// store, the listener, the control socket, the log format), so that what the daemon reports
 // as in force is what it runs, and says which changes wait for a restart.
 func (r *reloader) keepRestartOnly(old, cfg *rules.Config) {
 	var changed []string
@@ -140,6 +140,7 @@ func (r *reloader) keepRestartOnly(old, cfg *rules.Config) {
 	keep("store", &old.Store, &cfg.Store)
 	keep("listen", &old.Listen, &cfg.Listen)
 	keep("web_config", &old.WebConfig, &cfg.WebConfig)
+	keep("control_socket", &old.ControlSocket, &cfg.ControlSocket)
 	if r.logJSON {
 		cfg.Log.Format = "json"
 	}
