@@ -20,12 +20,6 @@ func asOperator(h http.Handler) http.Handler {
 	})
 }
 
-// operatorConn is a ConnContext that treats every connection as asOperator
-// does.
-func operatorConn(ctx context.Context, _ net.Conn) context.Context {
-	return withPeer(ctx, &peer{socket: true, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())})
-}
-
 // socketClient is an HTTP client that reaches the daemon on the control
 // socket at path, whatever the host of the URL.
 func socketClient(path string) *http.Client {
