@@ -278,8 +278,10 @@ func mayWrap(s []byte) bool {
 			return false
 		}
 		switch s[10] {
-		case 'T', ' ':
+		case 'T':
 			return true
+		case ' ': // only compose behind a viewer's time: its bar comes early
+			return bytes.IndexByte(s[:min(len(s), composeBarWithin)], '|') >= 0
 		case '.':
 			_, epoch := atoiN(s, 10)
 			return epoch
