@@ -500,14 +500,11 @@ func firstJSONKey(s []byte) []byte {
 	return s[i+1 : i+1+j]
 }
 
-// str returns the text of a captured JSON string, unescaped into u.buf.
+// str returns the text of a captured JSON string, unescaped into u.buf
+// when it has escapes (idpText's rules: the callers check the kind).
 func (u *unwrapping) str(v jsonValue) []byte {
-	if !v.esc {
-		return v.raw
-	}
-	start := len(u.buf)
-	u.buf = appendJSONUnescaped(u.buf, v.raw)
-	return u.buf[start:len(u.buf):len(u.buf)]
+	b, _ := idpText(&u.buf, v)
+	return b
 }
 
 // cri reads "<RFC 3339 nano> <stdout|stderr> <F|P> <line>".
