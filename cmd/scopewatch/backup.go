@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -37,14 +38,15 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := os.Lstat(*output); err == nil {
 		return usagef("%s exists: a backup never overwrites a file", *output)
 	}
-	resp, ok, err := callDaemon(ctx, cfg, http.MethodGet, "/api/v1/backup", nil)
+	client := api.NewClient(cfg)
+	resp, ok, err := client.Call(ctx, http.MethodGet, "/api/v1/backup", nil)
 	if err != nil {
 		return err
 	}
 	at := ""
 	if ok {
 		defer resp.Body.Close()
-		at = daemonAt(cfg, resp)
+		at = client.At(resp)
 	}
 	via := "the running daemon"
 	n, err := writeNew(*output, func(w io.Writer) (int64, error) {

@@ -85,7 +85,7 @@ func TestClientFlagUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(asOperator(newAPI(apiPipeline(cfg, ro))))
+	srv := httptest.NewUnstartedServer(asOperator(t, newAPI(apiPipeline(cfg, ro))))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()

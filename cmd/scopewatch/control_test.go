@@ -2,21 +2,45 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/scopewatch/scopewatch/api"
 )
 
-// asOperator serves h to requests that come, as far as the API can tell,
-// from the daemon's own user on the control socket: the in-process tests
-// of handlers (httptest requests carry no connection of their own).
-func asOperator(h http.Handler) http.Handler {
+// asOperator serves h on a real control socket, as the daemon does, and
+// returns a handler that forwards each request to it: the requests reach
+// the API from this test's own user, a peer the socket lets in, so that
+// in-process tests of handlers go through the same access check.
+func asOperator(t *testing.T, h http.Handler) http.Handler {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	c, err := api.StartControl(sock, h, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(log) })
+	client := socketClient(sock)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pr := &peer{socket: true, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
-		h.ServeHTTP(w, r.WithContext(withPeer(r.Context(), pr)))
+		out := r.Clone(r.Context())
+		out.RequestURI, out.URL.Scheme, out.URL.Host = "", "http", r.Host
+		resp, err := client.Transport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		maps.Copy(w.Header(), resp.Header)
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
 	})
 }
 
@@ -49,4 +73,16 @@ func withControlSocket(t *testing.T, cfg string) string {
 	}
 	write(t, cfg, string(b)+"control_socket: "+sock+"\n")
 	return sock
+}
+
+// socketGet gets path from the daemon on the control socket sock.
+func socketGet(t *testing.T, sock, path string) (int, string) {
+	t.Helper()
+	resp, err := socketClient(sock).Get("http://localhost" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

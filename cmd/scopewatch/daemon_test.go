@@ -11,10 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/rules"
 )
 
 func TestDemoReport(t *testing.T) {
@@ -78,14 +81,14 @@ func TestDemoReport(t *testing.T) {
 // startDaemon runs the daemon in-process on the demo configuration with
 // an ephemeral port and returns its address and a stop function that
 // waits for a clean exit.
-func startDaemon(t *testing.T, dir string) (string, *pipeline, func()) {
+func startDaemon(t *testing.T, dir string) (string, *daemon.Daemon, func()) {
 	t.Helper()
 	return startDaemonWith(t, dir, "")
 }
 
 // startDaemonWith is startDaemon with more configuration appended to the
 // demo's.
-func startDaemonWith(t *testing.T, dir, extra string) (string, *pipeline, func()) {
+func startDaemonWith(t *testing.T, dir, extra string) (string, *daemon.Daemon, func()) {
 	t.Helper()
 	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
 	cfgPath := filepath.Join(dir, "scopewatch.yaml")
@@ -94,33 +97,46 @@ func startDaemonWith(t *testing.T, dir, extra string) (string, *pipeline, func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	type up struct {
-		p    *pipeline
-		addr string
+	d, addr, stop := runInProcess(t, cfg, slog.New(slog.DiscardHandler))
+	return addr, d, stop
+}
+
+// runInProcess runs the daemon on cfg in this process, as `run` does but
+// without systemd or SIGHUP, and returns it once its sources have
+// attached, with its HTTP address and a stop function that waits for a
+// clean exit (also called at cleanup).
+func runInProcess(t testing.TB, cfg *rules.Config, log *slog.Logger) (*daemon.Daemon, string, func()) {
+	t.Helper()
+	started := make(chan string, 1)
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Started: func(a string) { started <- a }})
+	if err != nil {
+		t.Fatalf("daemon did not start: %v", err)
 	}
-	started := make(chan up, 1)
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, cfg, slog.New(slog.DiscardHandler), func(p *pipeline, a string) { started <- up{p, a} })
-	}()
-	var u up
+	go func() { done <- d.Run(ctx) }()
+	var addr string
 	select {
-	case u = <-started:
+	case addr = <-started:
 	case err := <-done:
+		d.Close()
 		t.Fatalf("daemon did not start: %v", err)
 	}
 	select {
-	case <-u.p.readyC():
+	case <-d.Attached():
 	case err := <-done:
+		d.Close()
 		t.Fatalf("daemon stopped before its sources attached: %v", err)
 	}
-	return u.addr, u.p, func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("daemon exit: %v", err)
 		}
-	}
+		d.Close()
+	})
+	t.Cleanup(stop)
+	return d, addr, stop
 }
 
 // sprintfConfig is the demo's configuration with the control socket in
@@ -139,7 +155,7 @@ func mustTime(s string) time.Time {
 
 // writeDemoTraffic appends n demo events from 2026-01-01 to end, plus
 // extra raw API lines, and waits until the daemon has committed them all.
-func writeDemoTraffic(t *testing.T, dir string, p *pipeline, seed uint64, end time.Time, n int, extra string) {
+func writeDemoTraffic(t *testing.T, dir string, p *daemon.Daemon, seed uint64, end time.Time, n int, extra string) {
 	t.Helper()
 	w, err := openDemoWriters(dir)
 	if err != nil {
@@ -155,8 +171,8 @@ func writeDemoTraffic(t *testing.T, dir string, p *pipeline, seed uint64, end ti
 		t.Fatal(err)
 	}
 	want := uint64(n + strings.Count(extra, "\n"))
-	for p.committedLines.Load() < want {
-		<-p.progress
+	for p.Committed() < want {
+		<-p.Progress()
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/daemon"
 )
 
 // demoRules is the rules file the demo writes: a small catalog, roles,
@@ -227,23 +228,21 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	type up struct {
-		p    *pipeline
-		addr string
+	started := make(chan struct{})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: readVersion(), Started: func(string) { close(started) }})
+	if err != nil {
+		return err
 	}
-	started := make(chan up, 1)
+	defer d.Close()
 	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(runCtx, cfg, log, func(p *pipeline, addr string) { started <- up{p, addr} })
-	}()
-	var d up
+	go func() { done <- d.Run(runCtx) }()
 	select {
-	case d = <-started:
+	case <-started:
 	case err := <-done:
 		return err
 	}
 	select {
-	case <-d.p.readyC():
+	case <-d.Attached():
 	case err := <-done:
 		return fmt.Errorf("daemon stopped early: %w", err)
 	}
@@ -266,20 +265,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "wrote %d events (%d while tailing, with one rename rotation); waiting for them to be committed\n", *events, live)
 
 	deadline := time.After(2 * time.Minute)
-	for d.p.committedLines.Load() < total {
+	for d.Committed() < total {
 		select {
-		case <-d.p.progress:
+		case <-d.Progress():
 		case err := <-done:
 			return fmt.Errorf("daemon stopped early: %w", err)
 		case <-deadline:
-			return fmt.Errorf("only %d of %d lines committed after 2 minutes", d.p.committedLines.Load(), total)
+			return fmt.Errorf("only %d of %d lines committed after 2 minutes", d.Committed(), total)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	srcs, err := d.p.db.Sources()
+	srcs, err := d.Store().Sources()
 	stop()
 	if err := <-done; err != nil {
+		return err
+	}
+	if err := d.Close(); err != nil { // the report below opens the store
 		return err
 	}
 	if err != nil {

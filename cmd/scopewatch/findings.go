@@ -2,24 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
-
-// stateAll selects findings in every state.
-const stateAll = "all"
-
-func findingStates() []string {
-	return []string{store.StateOpen, store.StateSilenced, store.StateResolved, stateAll}
-}
 
 func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("findings")
@@ -34,7 +25,7 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	filter, err := newFindingFilter(*state, *kind, *client)
+	filter, err := report.NewFindingFilter(*state, *kind, *client)
 	if err != nil {
 		return usageError{err}
 	}
@@ -46,12 +37,12 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	var views []alert.FindingView
-	err = readState(ctx, cfg, "/api/v1/findings?"+filter.query().Encode(), &views, func(db *store.DB) error {
-		found, err := effectiveFindings(cfg, db, time.Now())
+	err = readState(ctx, cfg, "/api/v1/findings?"+filter.Query().Encode(), &views, func(db *store.DB) error {
+		found, err := report.Findings(cfg, db, time.Now())
 		if err != nil {
 			return err
 		}
-		views = alert.FindingViews(filter.apply(found))
+		views = alert.FindingViews(filter.Apply(found))
 		return nil
 	})
 	if err != nil {
@@ -67,62 +58,4 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		out = append(out, v.Finding())
 	}
 	return alert.WriteFindings(stdout, out, *format)
-}
-
-// findingFilter selects findings by state, kind and client; empty fields
-// select everything.
-type findingFilter struct {
-	state, kind, client string
-}
-
-// newFindingFilter checks the values of a filter; an error names the
-// allowed values.
-func newFindingFilter(state, kind, client string) (findingFilter, error) {
-	if state == "" {
-		state = stateAll
-	}
-	if !slices.Contains(findingStates(), state) {
-		return findingFilter{}, errors.New(rules.Unknown("state", state, findingStates()))
-	}
-	if kind != "" && !slices.Contains(rules.FindingKinds(), kind) {
-		return findingFilter{}, errors.New(rules.Unknown("finding kind", kind, rules.FindingKinds()))
-	}
-	return findingFilter{state: state, kind: kind, client: client}, nil
-}
-
-// query returns the filter as the query of GET /api/v1/findings.
-func (f findingFilter) query() url.Values {
-	q := url.Values{"state": {f.state}}
-	if f.kind != "" {
-		q.Set("kind", f.kind)
-	}
-	if f.client != "" {
-		q.Set("client", f.client)
-	}
-	return q
-}
-
-// apply returns the findings the filter selects, in place.
-func (f findingFilter) apply(fs []store.Finding) []store.Finding {
-	return slices.DeleteFunc(fs, func(x store.Finding) bool {
-		return f.state != stateAll && x.State != f.state ||
-			f.kind != "" && x.Kind != f.kind ||
-			f.client != "" && x.Client != f.client
-	})
-}
-
-// effectiveFindings returns the stored findings with the state a reader
-// should see at now: the engine applies a silence when it next runs, but a
-// silence added or expired while no daemon runs must show at once.
-func effectiveFindings(cfg *rules.Config, db *store.DB, now time.Time) ([]store.Finding, error) {
-	fs, err := db.Findings()
-	if err != nil {
-		return nil, err
-	}
-	ss, err := allSilences(cfg, db)
-	if err != nil {
-		return nil, err
-	}
-	alert.ApplySilences(fs, ss, now)
-	return fs, nil
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -284,7 +288,7 @@ func TestSilenceStoreLocked(t *testing.T) {
 
 // apiFixture returns the API of a pipeline on the fixture store, which is
 // open for writing as the daemon holds it; nothing runs.
-func apiFixture(t *testing.T) (http.Handler, *pipeline) {
+func apiFixture(t *testing.T) (http.Handler, *apiDaemon) {
 	t.Helper()
 	cfg, err := loadConfig(findingsFixture(t))
 	if err != nil {
@@ -296,7 +300,7 @@ func apiFixture(t *testing.T) (http.Handler, *pipeline) {
 	}
 	t.Cleanup(func() { db.Close() })
 	p := apiPipeline(cfg, db)
-	return asOperator(newAPI(p)), p
+	return asOperator(t, newAPI(p)), p
 }
 
 func serve(h http.Handler, method, target, body string, header ...string) *httptest.ResponseRecorder {
@@ -411,7 +415,7 @@ func TestSilenceAPI(t *testing.T) {
 			}
 		})
 	}
-	if ss, err := p.db.Silences(); err != nil || len(ss) != 0 {
+	if ss, err := p.Store().Silences(); err != nil || len(ss) != 0 {
 		t.Fatalf("refused requests stored silences: %+v, %v", ss, err)
 	}
 
@@ -423,7 +427,7 @@ func TestSilenceAPI(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.ID != "s1" || !v.Active || v.Origin != alert.OriginStore || v.Author != userName(uint32(os.Getuid())) || v.Kind != "unused_scope" {
+	if v.ID != "s1" || !v.Active || v.Origin != alert.OriginStore || v.Author != currentUserName() || v.Kind != "unused_scope" {
 		t.Errorf("added %+v", v)
 	}
 	if !signalled() {
@@ -476,7 +480,7 @@ func TestFindingsAndSilenceThroughDaemon(t *testing.T) {
 	b := store.NewBatch()
 	b.Findings[key] = store.Finding{Severity: store.SeverityHigh, State: store.StateOpen, Summary: "tokens in URLs",
 		First: findingsT0, Last: findingsT0, Count: 1, Opened: findingsT0, Changed: findingsT0}
-	if err := p.db.Commit(b); err != nil {
+	if err := p.Store().Commit(b); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "scopewatch.yaml")
@@ -505,14 +509,44 @@ func TestFindingsAndSilenceThroughDaemon(t *testing.T) {
 	if got := run("silence", "expire", "s1"); !strings.HasPrefix(got, "s1 expired at ") {
 		t.Errorf("silence expire through the daemon printed %q", got)
 	}
-	if ss, err := p.db.Silences(); err != nil || len(ss) != 1 || ss[0].Expires.After(time.Now()) {
+	if ss, err := p.Store().Silences(); err != nil || len(ss) != 1 || ss[0].Expires.After(time.Now()) {
 		t.Errorf("the daemon's store holds %+v, %v; want s1, expired", ss, err)
 	}
 }
 
-// apiPipeline is the part of a pipeline the HTTP API uses, on cfg and db.
-func apiPipeline(cfg *rules.Config, db *store.DB) *pipeline {
-	p := &pipeline{db: db, reg: prometheus.NewRegistry(), silences: make(chan struct{}, 1)}
-	p.conf.Store(cfg)
-	return p
+// apiDaemon is the part of a daemon the HTTP API asks, on cfg and db,
+// with nothing running.
+type apiDaemon struct {
+	cfg      *rules.Config
+	db       *store.DB
+	silences chan struct{}
+}
+
+func apiPipeline(cfg *rules.Config, db *store.DB) *apiDaemon {
+	return &apiDaemon{cfg: cfg, db: db, silences: make(chan struct{}, 1)}
+}
+
+func (d *apiDaemon) Config() *rules.Config { return d.cfg }
+func (d *apiDaemon) Ready() bool           { return true }
+func (d *apiDaemon) Store() *store.DB      { return d.db }
+func (d *apiDaemon) SilencesChanged() {
+	select {
+	case d.silences <- struct{}{}:
+	default:
+	}
+}
+
+// newAPI serves the API of d as the daemon does.
+func newAPI(d *apiDaemon) http.Handler {
+	return api.NewHandler(api.Options{Daemon: d, Store: d.db, Metrics: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+}
+
+// currentUserName is this process's user name, as the daemon records a
+// caller on the control socket.
+func currentUserName() string {
+	id := strconv.Itoa(os.Getuid())
+	if u, err := user.LookupId(id); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return id
 }

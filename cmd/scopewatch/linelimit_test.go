@@ -2,18 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -138,7 +139,7 @@ func TestScanLineLimit(t *testing.T) {
 // limitDaemon is the daemon run in-process on a configuration, logging
 // into a buffer.
 type limitDaemon struct {
-	p    *pipeline
+	p    *daemon.Daemon
 	log  *syncBuffer
 	stop func()
 }
@@ -167,44 +168,52 @@ func startLimitDaemon(t *testing.T, cfgPath string) *limitDaemon {
 		t.Fatal(err)
 	}
 	d := &limitDaemon{log: &syncBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *pipeline, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, cfg, slog.New(slog.NewTextHandler(d.log, nil)), func(p *pipeline, _ string) { started <- p })
-	}()
-	select {
-	case d.p = <-started:
-	case err := <-done:
-		t.Fatalf("daemon did not start: %v", err)
-	}
-	select {
-	case <-d.p.readyC():
-	case err := <-done:
-		t.Fatalf("daemon stopped before its sources attached: %v", err)
-	}
-	var once sync.Once
-	d.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("daemon exit: %v", err)
-			}
-		})
-	}
-	t.Cleanup(d.stop)
+	d.p, _, d.stop = runInProcess(t, cfg, slog.New(slog.NewTextHandler(d.log, nil)))
 	return d
+}
+
+// metric returns the value of the series of name with the given label
+// pairs, as the daemon's /metrics would show it.
+func (d *limitDaemon) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	fams, err := d.p.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+					return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}) {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
 }
 
 // waitCommitted waits, up to a deadline, until n lines are committed.
 func (d *limitDaemon) waitCommitted(t *testing.T, n uint64) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
-	for d.p.committedLines.Load() < n {
+	for d.p.Committed() < n {
 		select {
-		case <-d.p.progress:
+		case <-d.p.Progress():
 		case <-deadline:
-			t.Fatalf("%d of %d lines committed within 30s; log:\n%s", d.p.committedLines.Load(), n, d.log)
+			t.Fatalf("%d of %d lines committed within 30s; log:\n%s", d.p.Committed(), n, d.log)
 		}
 	}
 }
@@ -237,10 +246,10 @@ func TestRunLineLimit(t *testing.T) {
 			content := limitLog(tc.limit)
 			appendFile(t, log, content)
 			d.waitCommitted(t, 6)
-			if got := testutil.ToFloat64(d.p.engineM.Malformed.WithLabelValues("kc", ingest.ReasonTooLong)); got != 2 {
+			if got := d.metric(t, "scopewatch_lines_malformed_total", "source", "kc", "reason", ingest.ReasonTooLong); got != 2 {
 				t.Errorf("lines_malformed_total{reason=too_long} = %v, want 2", got)
 			}
-			if got := testutil.ToFloat64(d.p.ingestM.Oversized.WithLabelValues("kc")); got != 2 {
+			if got := d.metric(t, "scopewatch_lines_oversized_total", "source", "kc"); got != 2 {
 				t.Errorf("lines_oversized_total = %v, want 2", got)
 			}
 			d.stop()
@@ -343,15 +352,14 @@ func TestRunNoEvents(t *testing.T) {
 	log := filepath.Join(dir, "kc.log")
 	write(t, log, "")
 	d := startLimitDaemon(t, cfg)
-	gauge := d.p.engineM.NoEvents.WithLabelValues("kc")
 	appendFile(t, log, nginxLines(9999))
 	d.waitCommitted(t, 9999)
-	if got := testutil.ToFloat64(gauge); got != 0 || strings.Contains(d.log.String(), "yielded no event") {
+	if got := d.metric(t, "scopewatch_source_no_events", "source", "kc"); got != 0 || strings.Contains(d.log.String(), "yielded no event") {
 		t.Fatalf("after 9,999 lines: gauge %v, log %q; want 0 and no warning", got, d.log)
 	}
 	appendFile(t, log, nginxLines(2))
 	d.waitCommitted(t, 10001)
-	if got := testutil.ToFloat64(gauge); got != 1 {
+	if got := d.metric(t, "scopewatch_source_no_events", "source", "kc"); got != 1 {
 		t.Errorf("after 10,000 lines: gauge %v, want 1", got)
 	}
 	logs := d.log.String()
@@ -365,7 +373,7 @@ func TestRunNoEvents(t *testing.T) {
 	}
 	appendFile(t, log, `{"eventType":"app.oauth2.as.token.grant.access_token","published":"2026-10-01T10:00:00.000Z","outcome":{"result":"SUCCESS"},"client":{"id":"c1"},"debugContext":{"debugData":{"grantedScopes":"openid"}}}`+"\n")
 	d.waitCommitted(t, 10002)
-	if got := testutil.ToFloat64(gauge); got != 0 {
+	if got := d.metric(t, "scopewatch_source_no_events", "source", "kc"); got != 0 {
 		t.Errorf("after an event: gauge %v, want 0; log:\n%s", got, d.log)
 	}
 }

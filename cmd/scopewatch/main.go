@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/scopewatch/scopewatch/api"
+	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -128,7 +130,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "scopewatch %s: %v\n", args[0], err)
-	if ue := (usageError{}); errors.As(err, &ue) {
+	var ue usageError
+	var ce daemon.ConfigError
+	var re api.RefusedError
+	if errors.As(err, &ue) || errors.As(err, &ce) || errors.As(err, &re) {
 		return exitConfig
 	}
 	return exitError

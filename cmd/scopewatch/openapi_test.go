@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -231,7 +232,7 @@ var openAPIViews = map[string]reflect.Type{
 	"Evidence":       reflect.TypeFor[store.Evidence](),
 	"LineRef":        reflect.TypeFor[store.LineRef](),
 	"Silence":        reflect.TypeFor[alert.SilenceView](),
-	"SilenceRequest": reflect.TypeFor[silenceRequest](),
+	"SilenceRequest": reflect.TypeFor[api.SilenceRequest](),
 	"DeadLetter":     reflect.TypeFor[alert.DeadLetterView](),
 }
 
@@ -399,14 +400,14 @@ func TestOpenAPIPathsMatchMux(t *testing.T) {
 	}
 }
 
-// muxPatterns returns the routes the package's code registers, read from
-// its source: every Handle and HandleFunc call with a literal pattern, as
+// muxPatterns returns the routes the api package's code registers, read
+// from its source: every Handle and HandleFunc call with a literal pattern, as
 // "METHOD /path" with a trailing wildcard {name...} written {name}.
 func muxPatterns(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("../../api/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("the api package's source: %v", err)
 	}
 	var out []string
 	fset := token.NewFileSet()
@@ -475,15 +476,15 @@ func openAPIDaemon(t *testing.T) string {
 	if err := w.flush(); err != nil {
 		t.Fatal(err)
 	}
-	for p.committedLines.Load() < n+2 {
-		<-p.progress
+	for p.Committed() < n+2 {
+		<-p.Progress()
 	}
-	ms, err := p.db.Queue(store.Message{Channel: "#gone", Group: store.GroupKey{Kind: "broad_request", Client: "billing-export"},
+	ms, err := p.Store().Queue(store.Message{Channel: "#gone", Group: store.GroupKey{Kind: "broad_request", Client: "billing-export"},
 		Text: "HIGH broad request", Queued: end})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.db.Bury(ms[0], "channel_not_found", end.Add(time.Minute)); err != nil {
+	if err := p.Store().Bury(ms[0], "channel_not_found", end.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	return addr

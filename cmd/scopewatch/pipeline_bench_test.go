@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/daemon"
 )
 
 // BenchmarkPipeline measures the whole scan path on a generated file of
@@ -36,18 +35,17 @@ func BenchmarkPipeline(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				p, err := openPipeline(cfg, slog.New(slog.DiscardHandler))
+				p, err := daemon.New(cfg, daemon.Options{})
 				if err != nil {
 					b.Fatal(err)
 				}
-				src := ingest.NewScan(ingest.ScanOptions{Name: "keycloak", Paths: []string{logPath}, Positions: p.db, Metrics: p.ingestM})
-				if err := p.run(context.Background(), []ingest.Source{src}, true); err != nil {
+				if err := p.Scan(context.Background(), []daemon.ScanFiles{{Source: "keycloak", Paths: []string{logPath}}}); err != nil {
 					b.Fatal(err)
 				}
-				if got := p.committedLines.Load(); got != uint64(n) {
+				if got := p.Committed(); got != uint64(n) {
 					b.Fatalf("committed %d lines, want %d", got, n)
 				}
-				p.close()
+				p.Close()
 				os.Remove(cfg.Store)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")

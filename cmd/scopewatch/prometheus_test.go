@@ -62,7 +62,7 @@ func TestRealPrometheusScrapes(t *testing.T) {
 			resp.Body.Close()
 		}
 		if err == nil && res.Status == "success" && len(res.Data.Result) == 1 {
-			if v, _ := res.Data.Result[0].Value[1].(string); v == fmt.Sprint(p.committedLines.Load()) {
+			if v, _ := res.Data.Result[0].Value[1].(string); v == fmt.Sprint(p.Committed()) {
 				return
 			}
 		}

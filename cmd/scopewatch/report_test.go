@@ -253,5 +253,5 @@ func reportAPI(t *testing.T) (cfgPath string, cfg *rules.Config, h http.Handler)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return cfgPath, cfg, asOperator(newAPI(apiPipeline(cfg, db)))
+	return cfgPath, cfg, asOperator(t, newAPI(apiPipeline(cfg, db)))
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -40,32 +41,28 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		bySource[src] = append(bySource[src], f)
 	}
-	p, err := openPipeline(cfg, newLogger(stderr, cfg.Log.Format, logLevel(cfg.Log.Level)))
+	d, err := daemon.New(cfg, daemon.Options{
+		Logger:   newLogger(stderr, cfg.Log.Format, daemon.LogLevel(cfg.Log.Level)),
+		Version:  readVersion(),
+		NoDetect: *noDetect,
+	})
 	if err != nil {
 		return err
 	}
-	defer p.close()
-	p.noDetect = *noDetect
-	var sources []ingest.Source
+	defer d.Close()
+	files := make([]daemon.ScanFiles, 0, len(order))
 	for _, name := range order {
-		src := sourceConfig(cfg, name)
-		// Check: a file none of whose lines yields an event and some of
-		// which are malformed is the wrong format for the source; it is
-		// not read, so that a scan after the fix reads it whole.
-		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
-			Name: name, Paths: bySource[name], Positions: p.db, Metrics: p.ingestM,
-			MaxLineSize: src.MaxLineBytes, Check: &src,
-		}))
+		files = append(files, daemon.ScanFiles{Source: name, Paths: bySource[name]})
 	}
 	start := time.Now()
-	err = p.run(ctx, sources, true)
+	err = d.Scan(ctx, files)
 	var refused *ingest.FormatError
 	if err != nil && !errors.As(err, &refused) {
 		return err
 	}
 	if !*quiet {
 		el := time.Since(start)
-		n := p.committedLines.Load()
+		n := d.Committed()
 		fmt.Fprintf(stdout, "scanned %d new lines from %d file(s) in %s (%.0f lines/s)\n",
 			n, fs.NArg(), el.Round(time.Millisecond), float64(n)/el.Seconds())
 	}

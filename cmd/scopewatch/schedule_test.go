@@ -70,7 +70,7 @@ func TestFirstReportAfterCatchUp(t *testing.T) {
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if time.Now().After(deadline) {
-			t.Fatalf("no report after 60s (%d lines committed)", p.committedLines.Load())
+			t.Fatalf("no report after 60s (%d lines committed)", p.Committed())
 		}
 		entries, _ := os.ReadDir(reports)
 		var name string

@@ -2,13 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/scopewatch/scopewatch/daemon"
 )
 
 // TestSecretModeWarnings checks, with a real key file, that validate
@@ -39,14 +40,11 @@ func TestSecretModeWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), func(*pipeline, string) { cancel() })
-	}()
-	if err := <-done; err != nil {
+	d, err := daemon.New(cfg, daemon.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
+	d.Close()
 	if !strings.Contains(logs.String(), `level=WARN msg="configuration warning" problem="`+at+" is readable by ") {
 		t.Errorf("the daemon did not log the warning:\n%s", logs.String())
 	}

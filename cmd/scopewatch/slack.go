@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -18,68 +17,9 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/alert"
-	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/rules"
 )
-
-// delivery is the Slack side of the daemon: the notifier that turns
-// marked groups into outbox messages and the sender that delivers them.
-type delivery struct {
-	notifier *alert.Notifier
-	sender   *alert.Sender
-}
-
-// newDelivery builds the Slack delivery of p's configuration, or returns
-// nil without Slack. The sender's metrics are the pipeline's, registered
-// with or without Slack, so that dashboards see zeros rather than gaps.
-func newDelivery(p *pipeline, log *slog.Logger) *delivery {
-	m := p.senderM
-	s := p.config().Alert.Slack
-	if !s.Enabled() {
-		return nil
-	}
-	log = log.With("component", "slack")
-	sender := alert.NewSender(alert.SenderOptions{
-		Store: p.db, Poster: newPoster(s),
-		Rate: s.Rate, Burst: s.Burst, MaxBackoff: time.Duration(s.MaxBackoff),
-		Metrics: m, Logger: log,
-	})
-	notifier := alert.NewNotifier(alert.NotifierOptions{
-		Store: p.db, Slack: s, Rules: p.config().Rules,
-		HideAddresses: p.config().Privacy.PseudonymiseSubjects,
-		Queued:        sender.Queued, Logger: log,
-	})
-	return &delivery{notifier: notifier, sender: sender}
-}
-
-func newPoster(s rules.Slack) *alert.Slack {
-	return alert.NewSlack(alert.SlackOptions{Token: s.Token(), Webhook: s.Webhook(), APIURL: s.APIURL})
-}
-
-// postReport returns the scheduler's hook that queues a report for Slack,
-// or nil when reports are not posted.
-func postReport(p *pipeline, d *delivery) func(detect.UnusedReport) error {
-	s, r := p.config().Alert.Slack, p.config().Alert.Report
-	if d == nil || !r.Slack {
-		return nil
-	}
-	channel := s.Channel
-	if s.Webhook() != "" {
-		channel = alert.WebhookChannel
-	}
-	return func(rep detect.UnusedReport) error {
-		msgs, err := alert.ReportMessages(rep, channel, r.Dir, s.Webhook() == "")
-		if err != nil {
-			return err
-		}
-		queued, err := p.db.Queue(msgs...)
-		if err != nil {
-			return err
-		}
-		d.sender.Queued(queued)
-		return nil
-	}
-}
 
 // cmdAlert runs the alert subcommands.
 func cmdAlert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -104,7 +44,7 @@ func cmdAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("%s: alert.slack is not configured; see the README's Slack section", cfg.File)
 	}
 	to := cmp.Or(*channel, s.Channel, alert.WebhookChannel)
-	poster := newPoster(s)
+	poster := daemon.SlackPoster(s)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if s.Token() != "" {

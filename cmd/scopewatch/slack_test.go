@@ -188,11 +188,11 @@ func TestScheduledReportPostedToSlack(t *testing.T) {
 func TestDeadLettersAPI(t *testing.T) {
 	h, p := apiFixture(t)
 	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	ms, err := p.db.Queue(store.Message{Channel: "#gone", Group: store.GroupKey{Kind: "broad_request", Client: "lab-portal"}, Text: "HIGH broad", Queued: at})
+	ms, err := p.Store().Queue(store.Message{Channel: "#gone", Group: store.GroupKey{Kind: "broad_request", Client: "lab-portal"}, Text: "HIGH broad", Queued: at})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.db.Bury(ms[0], "channel_not_found", at.Add(time.Minute)); err != nil {
+	if err := p.Store().Bury(ms[0], "channel_not_found", at.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	rec := serve(h, http.MethodGet, "/api/v1/dead-letters", "")

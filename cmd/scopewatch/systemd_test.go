@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/detect"
-	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -138,90 +134,6 @@ func TestSystemdNotifications(t *testing.T) {
 	if strings.Contains(d.log.String(), "level=ERROR") || strings.Contains(d.log.String(), "level=WARN") {
 		t.Errorf("the daemon logged a problem:\n%s", d.log)
 	}
-}
-
-// TestWatchdogStopsWhenPipelineStalls checks that the watchdog is fed by
-// the pipeline's progress, not by a timer: with a real engine whose
-// commit hangs (a real bbolt file behind a gate, as a hung disk would
-// hold it), no WATCHDOG=1 is sent for many intervals, and pings resume
-// once the commit goes through.
-func TestWatchdogStopsWhenPipelineStalls(t *testing.T) {
-	sock := listenNotify(t)
-	sd := &systemd{addr: &net.UnixAddr{Name: sock.path, Net: "unixgram"}, watchdog: 100 * time.Millisecond}
-
-	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	g := &gatedCommitter{db: db, entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	open := sync.OnceFunc(func() { close(g.gate) })
-	cfg := loadTestConfig(t)
-	parsers, err := newParsers(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeline{probes: make(chan chan<- struct{})}
-	engine := detect.NewEngine(detect.EngineOptions{
-		Parsers: parsers, Accountant: detect.NewAccountant(cfg.Rules, nil), Store: g,
-		MaxEvents: 1, Probes: p.probes,
-	})
-	lines := make(chan ingest.Line)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	engineErr := make(chan error, 1)
-	wg.Go(func() { engineErr <- engine.Run(context.WithoutCancel(ctx), lines) })
-	wg.Go(func() { sd.watchdogLoop(ctx, p.probe, func(err error) { t.Error(err) }) })
-	defer func() {
-		open() // a failed test must not leave the engine waiting
-		cancel()
-		close(lines)
-		wg.Wait()
-		if err := <-engineErr; err != nil {
-			t.Error(err)
-		}
-	}()
-
-	for range 2 { // idle: pinged
-		sock.next(t, "WATCHDOG=1")
-	}
-	// One line makes a full batch; its commit hangs.
-	lines <- ingest.Line{Pos: ingest.Position{Source: "keycloak", File: store.FileID{Dev: 1, Ino: 2}, Offset: 200}, Text: []byte(
-		`2026-11-01 10:00:00,000 DEBUG [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN", realmId="clinic", clientId="lab-portal", userId="u", ipAddress="10.0.0.5", grant_type="client_credentials", scope="openid"`)}
-	<-g.entered
-	// A ping already on its way when the commit started may still come;
-	// after that, none for ten intervals.
-	drain := time.After(sd.watchdog)
-	for waiting := true; waiting; {
-		select {
-		case <-sock.msgs:
-		case <-drain:
-			waiting = false
-		}
-	}
-	select {
-	case m := <-sock.msgs:
-		t.Fatalf("%q sent while the commit hangs", m)
-	case <-time.After(10 * sd.watchdog):
-	}
-	open()
-	sock.next(t, "WATCHDOG=1")
-}
-
-// gatedCommitter is a real store whose commits wait at a gate.
-type gatedCommitter struct {
-	db      *store.DB
-	entered chan struct{}
-	gate    chan struct{}
-}
-
-func (g *gatedCommitter) Commit(b *store.Batch) error {
-	select {
-	case g.entered <- struct{}{}:
-	default:
-	}
-	<-g.gate
-	return g.db.Commit(b)
 }
 
 // loadTestConfig loads serviceConfig in a new directory.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -48,7 +49,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	// The GeoIP databases are opened as run opens them: a file validate
 	// passes is one the daemon accepts.
 	if cfg.GeoIP.Enabled() {
-		geo, err := openGeoIP(cfg, slog.New(slog.DiscardHandler), nil)
+		geo, err := daemon.OpenGeoIP(cfg, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -235,20 +236,14 @@ func describeEvent(ev ingest.Event) string {
 	return b.String()
 }
 
-// versionInfo describes the running binary.
-type versionInfo struct {
-	Version  string
-	Go       string
-	Revision string
-}
-
 // version is stamped at build time by the packages:
 // go build -ldflags "-X main.version=1.2.3". It wins over the module
 // version Go records.
 var version string
 
-func readVersion() versionInfo {
-	v := versionInfo{Version: "devel", Go: runtime.Version(), Revision: "unknown"}
+// readVersion describes the running binary.
+func readVersion() daemon.Version {
+	v := daemon.Version{Version: "devel", Go: runtime.Version(), Revision: "unknown"}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v.Version = bi.Main.Version

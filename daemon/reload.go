@@ -1,7 +1,8 @@
-package main
+package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,86 +51,102 @@ func (m *reloadMetrics) succeeded(at time.Time) {
 	m.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
 }
 
-// reloader re-reads the configuration, its rules and the GeoIP databases
-// on request. It loads and prepares the new configuration while the old
-// one keeps running, so a configuration that fails to load or prepare
-// changes nothing: the error is logged and the metric drops to 0. A good
-// one is handed to the run loop, which drains and commits the running
-// sources and starts the new ones from the committed positions.
-type reloader struct {
-	p       *pipeline
-	log     *slog.Logger
-	sd      *systemd
-	metrics *reloadMetrics
-	level   *slog.LevelVar // nil: the level stays
-	logJSON bool           // --log-json, which outranks log.format
-	apply   chan<- reloadRequest
-}
-
-// run handles reload requests until ctx ends.
-func (r *reloader) run(ctx context.Context, requests <-chan os.Signal) {
+// reloadOn reloads the configuration from its file on each request until
+// ctx ends.
+func (p *Daemon) reloadOn(ctx context.Context, requests <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-requests:
-			r.reload(ctx)
+			p.reloadFile(ctx)
 		}
 	}
 }
 
-// reload performs one reload; it returns once the new configuration runs
-// or the old one was kept.
-func (r *reloader) reload(ctx context.Context) {
-	if err := r.sd.notify(reloading()); err != nil {
-		r.log.Warn("systemd notification", "err", err)
+// reloadFile re-reads the configuration, its rules and the GeoIP
+// databases, and puts them in force (see Reload). A configuration that
+// fails to load or prepare changes nothing: the error is logged, systemd
+// told, and the metric drops to 0.
+func (p *Daemon) reloadFile(ctx context.Context) {
+	sd := p.o.Systemd
+	if err := sd.notify(reloading()); err != nil {
+		p.log.Warn("systemd notification", "err", err)
 	}
-	old := r.p.config()
-	r.log.Info("reloading the configuration", "config", old.File)
+	old := p.Config()
+	p.log.Info("reloading the configuration", "config", old.File)
 	cfg, err := rules.Load(old.File)
-	var s *setup
 	if err == nil {
 		for _, w := range cfg.Warnings { // problems that do not refuse the configuration
-			r.log.Warn("configuration warning", "problem", w.Error())
+			p.log.Warn("configuration warning", "problem", w.Error())
 		}
-		r.keepRestartOnly(old, cfg)
-		s, err = r.p.prepare(cfg)
+		err = p.reload(ctx, cfg)
+	}
+	if errors.Is(err, errNotRunning) || ctx.Err() != nil {
+		return
 	}
 	if err != nil {
-		r.metrics.successful.Set(0)
+		p.reloadM.successful.Set(0)
 		// rules.Load lists every problem, one per line, with file, line
 		// and field.
-		r.log.Error("configuration not reloaded; the previous one stays in force", "config", old.File, "err", err)
+		p.log.Error("configuration not reloaded; the previous one stays in force", "config", old.File, "err", err)
 		status := "READY=1\nSTATUS=reload failed; running on the previous configuration: " + firstLine(err.Error())
-		if err := r.sd.notify(status); err != nil {
-			r.log.Warn("systemd notification", "err", err)
+		if err := sd.notify(status); err != nil {
+			p.log.Warn("systemd notification", "err", err)
 		}
 		return
 	}
-	req := reloadRequest{setup: s, done: make(chan struct{})}
-	select {
-	case r.apply <- req:
-	case <-ctx.Done():
-		r.p.discard(s)
-		return
+	if p.o.Level != nil {
+		p.o.Level.Set(LogLevel(cfg.Log.Level))
 	}
-	<-req.done
-	if ctx.Err() != nil {
-		return
-	}
-	if r.level != nil {
-		r.level.Set(logLevel(cfg.Log.Level))
-	}
-	r.metrics.succeeded(time.Now())
-	r.log.Info("configuration reloaded", "config", cfg.File, "sources", len(cfg.Sources),
+	p.reloadM.succeeded(time.Now())
+	p.log.Info("configuration reloaded", "config", cfg.File, "sources", len(cfg.Sources),
 		"clients", len(cfg.Rules.Clients), "scopes", len(cfg.Rules.Scopes), "geoip", cfg.GeoIP.Enabled())
 	// READY=1 follows from the new run once its sources are tailing.
+}
+
+// errNotRunning is Reload's answer when Run has ended or ends before the
+// new configuration could be put in force.
+var errNotRunning = errors.New("the daemon is not running")
+
+// Reload puts cfg in force while Run runs: its parsers and GeoIP
+// databases are built while the running configuration keeps going, then
+// the running sources are drained and committed, and cfg's start from the
+// committed positions. It returns once cfg runs; called before Run, it
+// waits for Run to start. On an error the running
+// configuration stays in force. Settings that only a restart changes
+// (store, listen, web_config, control_socket, log.format) are kept.
+func (p *Daemon) Reload(cfg *rules.Config) error {
+	return p.reload(context.Background(), cfg)
+}
+
+func (p *Daemon) reload(ctx context.Context, cfg *rules.Config) error {
+	p.keepRestartOnly(p.Config(), cfg)
+	g, err := p.prepare(cfg)
+	if err != nil {
+		return err
+	}
+	req := &reloadRequest{gen: g, done: make(chan struct{})}
+	select {
+	case p.reloads <- req:
+	case <-ctx.Done():
+		p.discard(g)
+		return ctx.Err()
+	case <-p.ended:
+		p.discard(g)
+		return errNotRunning
+	}
+	<-req.done
+	if !req.applied {
+		return errNotRunning
+	}
+	return nil
 }
 
 // keepRestartOnly keeps in cfg the settings a reload cannot change (the
 // store, the listener, the control socket, the log format), so that what the daemon reports
 // as in force is what it runs, and says which changes wait for a restart.
-func (r *reloader) keepRestartOnly(old, cfg *rules.Config) {
+func (p *Daemon) keepRestartOnly(old, cfg *rules.Config) {
 	var changed []string
 	keep := func(name string, cur, next *string) {
 		if *cur != *next {
@@ -141,15 +158,15 @@ func (r *reloader) keepRestartOnly(old, cfg *rules.Config) {
 	keep("listen", &old.Listen, &cfg.Listen)
 	keep("web_config", &old.WebConfig, &cfg.WebConfig)
 	keep("control_socket", &old.ControlSocket, &cfg.ControlSocket)
-	if r.logJSON {
+	if p.o.LogJSON {
 		cfg.Log.Format = "json"
 	}
 	keep("log.format", &old.Log.Format, &cfg.Log.Format)
 	if len(changed) > 0 {
-		r.log.Warn("changed settings take effect at the next restart", "settings", strings.Join(changed, ","))
-		r.metrics.pendingRestart.Set(1)
+		p.log.Warn("changed settings take effect at the next restart", "settings", strings.Join(changed, ","))
+		p.reloadM.pendingRestart.Set(1)
 	} else {
-		r.metrics.pendingRestart.Set(0)
+		p.reloadM.pendingRestart.Set(0)
 	}
 }
 
@@ -160,4 +177,17 @@ func firstLine(s string) string {
 		return fmt.Sprintf("%s (and more)", line)
 	}
 	return line
+}
+
+// LogLevel maps a validated log.level to slog's level.
+func LogLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -16,7 +16,7 @@ const catchUpLimit = 10 * time.Minute
 // called is committed, or after catchUpLimit with a warning naming the
 // sources still behind, or when ctx ends. A report written before would
 // judge a store that has not read the logs yet ("Clients examined: 0").
-func (p *pipeline) waitCaughtUp(ctx context.Context, log *slog.Logger) {
+func (p *Daemon) waitCaughtUp(ctx context.Context, log *slog.Logger) {
 	marks := p.lag.Marks()
 	limit := time.NewTimer(catchUpLimit)
 	defer limit.Stop()

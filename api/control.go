@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"bufio"
@@ -46,8 +46,9 @@ func peerOf(ctx context.Context) *peer {
 	return pr
 }
 
-// tcpPeer is the ConnContext of the TCP listener.
-func tcpPeer(ctx context.Context, _ net.Conn) context.Context {
+// TCPConnContext is the http.Server ConnContext of the TCP listener: its
+// peers are known only by the basic auth of web_config.
+func TCPConnContext(ctx context.Context, _ net.Conn) context.Context {
 	return withPeer(ctx, &peer{})
 }
 
@@ -60,7 +61,7 @@ var errTCPCredentials = errors.New("this endpoint needs credentials over TCP: us
 // name (its uid when it has none), over TCP the basic auth user that
 // exporter-toolkit checked against web_config. It is an error when the
 // request has no such identity.
-func caller(p *pipeline, r *http.Request) (string, error) {
+func caller(p *server, r *http.Request) (string, error) {
 	pr := peerOf(r.Context())
 	switch {
 	case pr == nil:
@@ -87,7 +88,7 @@ func caller(p *pipeline, r *http.Request) (string, error) {
 
 // needsCaller refuses, with 403, a request without an identity (see
 // caller).
-func needsCaller(p *pipeline, h http.HandlerFunc) http.Handler {
+func needsCaller(p *server, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := caller(p, r); err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
@@ -269,12 +270,21 @@ func socketGID(path string) (uint32, error) {
 	return st.Gid, nil
 }
 
-// controlServer serves the API on the control socket.
-type controlServer struct {
+// ControlServer serves the API on the control socket.
+type ControlServer struct {
 	path string // "" when the daemon runs without the socket
 	srv  *http.Server
 	done chan error
 }
+
+// StartControl serves h on the control socket at path to the peers
+// socketGroupCheck allows; see startControl.
+func StartControl(path string, h http.Handler, log interface{ Warn(string, ...any) }) (*ControlServer, error) {
+	return startControl(path, h, nil, log)
+}
+
+// Path returns the socket's path, or "" when the daemon runs without it.
+func (c *ControlServer) Path() string { return c.path }
 
 // startControl serves h on the control socket at path, each peer judged
 // by check (socketGroupCheck of the socket's group when nil). A socket
@@ -283,11 +293,11 @@ type controlServer struct {
 // without the socket, and the commands must then use basic auth over TCP.
 func startControl(path string, h http.Handler, check peerCheck, log interface {
 	Warn(string, ...any)
-}) (*controlServer, error) {
+}) (*ControlServer, error) {
 	ln, err := listenControl(path)
 	if errors.Is(err, errNoSocketDir) {
 		log.Warn("no control socket: its directory does not exist; the commands reach the API only over TCP with web_config's basic auth", "control_socket", path)
-		return &controlServer{}, nil
+		return &ControlServer{}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -300,15 +310,15 @@ func startControl(path string, h http.Handler, check peerCheck, log interface {
 		}
 		check = socketGroupCheck(path, gid)
 	}
-	c := &controlServer{path: path, done: make(chan error, 1)}
+	c := &ControlServer{path: path, done: make(chan error, 1)}
 	c.srv = &http.Server{Handler: socketGate(h), ReadHeaderTimeout: 5 * time.Second, ConnContext: socketPeer(check)}
 	go func() { c.done <- c.srv.Serve(ln) }()
 	return c, nil
 }
 
-// stop closes the socket, which removes its file, and waits up to 5 s for
+// Stop closes the socket, which removes its file, and waits up to 5 s for
 // the requests under way.
-func (c *controlServer) stop(log interface{ Warn(string, ...any) }) {
+func (c *ControlServer) Stop(log interface{ Warn(string, ...any) }) {
 	if c.srv == nil {
 		return
 	}

@@ -1,20 +1,20 @@
-package main
+package daemon
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/report"
 )
 
 // reportScheduler builds the scheduler of alert.report, or returns nil
 // when no report is scheduled. post, when not nil, queues each report for
 // Slack.
-func reportScheduler(p *pipeline, log *slog.Logger, post func(detect.UnusedReport) error) *alert.Scheduler {
-	r := p.config().Alert.Report
+func (p *Daemon) reportScheduler(post func(detect.UnusedReport) error) *alert.Scheduler {
+	r := p.Config().Alert.Report
 	if r.Every == 0 {
 		if p.reportLast != nil { // a reload removed the schedule: nothing is due
 			p.reg.Unregister(p.reportLast)
@@ -37,8 +37,8 @@ func reportScheduler(p *pipeline, log *slog.Logger, post func(detect.UnusedRepor
 	return alert.NewScheduler(alert.SchedulerOptions{
 		Dir: r.Dir, Every: time.Duration(r.Every), Formats: r.Formats,
 		Build: func(now time.Time) (detect.UnusedReport, error) {
-			return unusedReport(p.config(), p.db, func() time.Time { return now })
+			return report.Unused(p.Config(), p.db, func() time.Time { return now })
 		},
-		Logger: log, LastSuccess: p.reportLast, NextDue: p.reportDue, Post: post,
+		Logger: p.log, LastSuccess: p.reportLast, NextDue: p.reportDue, Post: post,
 	})
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -35,7 +35,7 @@ func TestSystemdFromEnv(t *testing.T) {
 			t.Setenv("NOTIFY_SOCKET", tt.socket)
 			t.Setenv("WATCHDOG_USEC", tt.usec)
 			t.Setenv("WATCHDOG_PID", tt.pid)
-			sd, err := systemdFromEnv()
+			sd, err := SystemdFromEnv()
 			for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
 				if v, ok := os.LookupEnv(k); ok {
 					t.Errorf("%s=%q left in the environment", k, v)
@@ -67,7 +67,7 @@ func TestSystemdNotifyAbstractSocket(t *testing.T) {
 	}
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", name)
-	sd, err := systemdFromEnv()
+	sd, err := SystemdFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}

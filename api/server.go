@@ -1,9 +1,10 @@
-package main
+package api
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -12,15 +13,48 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/scopewatch/scopewatch/alert"
-	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// newAPI serves /metrics, /healthz, /readyz and the API. Every route and
+// Daemon is what the API asks the running daemon.
+type Daemon interface {
+	// Config returns the configuration in force; a reload replaces it.
+	Config() *rules.Config
+	// Ready reports whether the daemon tails every source and commits.
+	Ready() bool
+	// SilencesChanged tells the engine that the stored silences changed.
+	SilencesChanged()
+}
+
+// Options are what NewHandler serves from.
+type Options struct {
+	Daemon Daemon
+	Store  *store.DB
+	// Metrics is served at /metrics; the handler's own errors are
+	// counted in it.
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+}
+
+// server holds what the handlers share.
+type server struct {
+	d   Daemon
+	db  *store.DB
+	reg *prometheus.Registry
+	log *slog.Logger
+}
+
+func (p *server) config() *rules.Config { return p.d.Config() }
+func (p *server) ready() bool           { return p.d.Ready() }
+func (p *server) silencesChanged()      { p.d.SilencesChanged() }
+
+// NewHandler serves /metrics, /healthz, /readyz and the API. Every route and
 // JSON shape is described in dist/openapi.yaml, which the tests hold to
 // the responses: a route or a view field changes there too.
 //
@@ -28,7 +62,8 @@ import (
 // /api/v1 route reads the store or changes detection state: it needs an
 // identity (see caller), a checked peer of the control socket or a basic
 // auth user of web_config over TCP, and answers 403 without one.
-func newAPI(p *pipeline) http.Handler {
+func NewHandler(o Options) http.Handler {
+	p := &server{d: o.Daemon, db: o.Store, reg: o.Metrics, log: o.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{Registry: p.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -72,20 +107,20 @@ func newAPI(p *pipeline) http.Handler {
 	mux.Handle("GET /api/v1/reports/unused", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now
 		if at := r.URL.Query().Get("at"); at != "" {
-			t, err := parseAt(at)
+			t, err := report.ParseAt(at)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
 			now = func() time.Time { return t }
 		}
-		rep, err := unusedReport(p.config(), p.db, now)
+		rep, err := report.Unused(p.config(), p.db, now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		if c := r.URL.Query().Get("client"); c != "" {
-			rep = filterReport(rep, c)
+			rep = report.FilterUnused(rep, c)
 		}
 		format := r.URL.Query().Get("format")
 		if format == "" && strings.Contains(r.Header.Get("Accept"), "text/csv") {
@@ -107,7 +142,7 @@ func newAPI(p *pipeline) http.Handler {
 	// A scope name may hold a slash (patient/*.read): the client escapes
 	// it, and {name...} takes the rest of the path either way.
 	mux.Handle("GET /api/v1/reports/scope/{name...}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
-		rep, err := scopeReport(p.config(), p.db, r.PathValue("name"), time.Now)
+		rep, err := report.Scope(p.config(), p.db, r.PathValue("name"), time.Now)
 		if errors.Is(err, alert.ErrUnknownScope) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
@@ -128,23 +163,23 @@ const maxBody = 64 << 10
 // findingsAPI serves the findings and the silences. Findings are shown in
 // their effective state: a silence added or expired through the API shows
 // at once, before the engine has re-applied silences.
-func findingsAPI(mux *http.ServeMux, p *pipeline) {
+func findingsAPI(mux *http.ServeMux, p *server) {
 	mux.Handle("GET /api/v1/findings", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		filter, err := newFindingFilter(q.Get("state"), q.Get("kind"), q.Get("client"))
+		filter, err := report.NewFindingFilter(q.Get("state"), q.Get("kind"), q.Get("client"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		fs, err := effectiveFindings(p.config(), p.db, time.Now())
+		fs, err := report.Findings(p.config(), p.db, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, alert.FindingViews(filter.apply(fs)))
+		writeJSON(w, alert.FindingViews(filter.Apply(fs)))
 	}))
 	mux.Handle("GET /api/v1/findings/{id}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
-		fs, err := effectiveFindings(p.config(), p.db, time.Now())
+		fs, err := report.Findings(p.config(), p.db, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -178,7 +213,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 		}
 	})))
 	mux.Handle("GET /api/v1/silences", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
-		ss, err := allSilences(p.config(), p.db)
+		ss, err := report.Silences(p.config(), p.db)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -194,7 +229,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
 			return
 		}
-		var req silenceRequest
+		var req SilenceRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
@@ -217,7 +252,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 			return
 		}
 		req.Author = who
-		s, err := req.silence(time.Now())
+		s, err := req.Silence(time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -234,7 +269,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 	}))))
 	mux.Handle("POST /api/v1/silences/{id}/expire", guard.Handler(needsCaller(p, knownHost(p, func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if err := refuseConfigSilence(p.config(), id); err != nil {
+		if err := report.ConfigSilence(p.config(), id); err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
@@ -256,7 +291,7 @@ func findingsAPI(mux *http.ServeMux, p *pipeline) {
 // localhost, nor the configured listen address: a browser that a hostile
 // page made resolve its own name to this machine (DNS rebinding) sends that
 // name. It is no access check: needsCaller is.
-func knownHost(p *pipeline, h http.HandlerFunc) http.HandlerFunc {
+func knownHost(p *server, h http.HandlerFunc) http.HandlerFunc {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
@@ -276,61 +311,4 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-// unusedReport computes the unused-scope report from the stored clients
-// with the configured window and registrations, holding back scopes whose
-// logs were not observed for the whole window (the stored coverage).
-func unusedReport(cfg *rules.Config, db *store.DB, now func() time.Time) (detect.UnusedReport, error) {
-	cs, err := db.Clients()
-	if err != nil {
-		return detect.UnusedReport{}, err
-	}
-	spans, err := db.Coverage()
-	if err != nil {
-		return detect.UnusedReport{}, err
-	}
-	var regs map[string]rules.Client
-	isIdentity := func(string) bool { return false }
-	if cfg.Rules != nil {
-		regs, isIdentity = cfg.Rules.Clients, cfg.Rules.IsIdentityScope
-	}
-	return detect.Unused(cs, detect.UnusedOptions{
-		Window:         time.Duration(cfg.Detect.UnusedScope.Window),
-		MinObservation: time.Duration(cfg.Detect.UnusedScope.MinObservation),
-		Registrations:  regs,
-		Now:            now,
-		Coverage:       detect.CoverageOf(cfg, spans, now()),
-		IsIdentity:     isIdentity,
-	}), nil
-}
-
-// filterReport keeps only one client's entries.
-func filterReport(rep detect.UnusedReport, client string) detect.UnusedReport {
-	u := rep.Unused[:0:0]
-	for _, x := range rep.Unused {
-		if x.Client == client {
-			u = append(u, x)
-		}
-	}
-	pend := rep.Pending[:0:0]
-	for _, x := range rep.Pending {
-		if x.Client == client {
-			pend = append(pend, x)
-		}
-	}
-	rep.Unused, rep.Pending = u, pend
-	return rep
-}
-
-// parseAt reads a report time as RFC 3339 or a date.
-func parseAt(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse("2006-01-02", s)
-	if err != nil {
-		return time.Time{}, usagef("bad time %q: use RFC 3339 (2026-01-02T15:04:05Z) or a date (2026-01-02)", s)
-	}
-	return t, nil
 }

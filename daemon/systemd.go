@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -7,43 +7,43 @@ import (
 	"os"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 )
 
-// systemd speaks the service manager's notification protocol
+// Systemd speaks the service manager's notification protocol
 // (sd_notify(3)): one datagram of newline-separated assignments to the
 // unix socket named by $NOTIFY_SOCKET. Outside systemd (no NOTIFY_SOCKET)
 // every method does nothing, so the daemon runs the same under any
 // supervisor.
 //
 // The watchdog settings and MONOTONIC_USEC come from go-systemd's daemon
-// package. Its sender, daemon.SdNotify, is not used: it reads
+// package. Its sender, sdnotify.SdNotify, is not used: it reads
 // $NOTIFY_SOCKET at every call, so the variable would have to stay in the
 // environment for the process's life (with unsetEnvironment, every message
 // after the first silently goes nowhere), whereas sd_notify(3) advises
 // unsetting it at start so that no child inherits it; and its errors do
 // not name the socket. The sender below keeps the address read once.
-type systemd struct {
+type Systemd struct {
 	addr *net.UnixAddr
 	// watchdog is how often systemd expects WATCHDOG=1 ($WATCHDOG_USEC),
 	// zero when the unit has no WatchdogSec.
 	watchdog time.Duration
 }
 
-// systemdFromEnv reads the notification socket and the watchdog interval
+// SystemdFromEnv reads the notification socket and the watchdog interval
 // from the environment systemd gives a Type=notify service, and removes
 // them from it so that no child process inherits them.
-func systemdFromEnv() (*systemd, error) {
+func SystemdFromEnv() (*Systemd, error) {
 	// The watchdog is zero when WATCHDOG_PID names another process: a
 	// variable inherited from a parent is not ours. Both are unset.
 	usec, pid := os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID")
-	wd, wdErr := daemon.SdWatchdogEnabled(true)
+	wd, wdErr := sdnotify.SdWatchdogEnabled(true)
 	sock := os.Getenv("NOTIFY_SOCKET")
 	os.Unsetenv("NOTIFY_SOCKET")
 	if wdErr != nil {
 		return nil, fmt.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: want a positive number of microseconds and a pid: %w", usec, pid, wdErr)
 	}
-	s := &systemd{watchdog: wd}
+	s := &Systemd{watchdog: wd}
 	if sock != "" {
 		// Go's net package turns a leading @ into the NUL byte of an
 		// abstract socket's name.
@@ -56,11 +56,11 @@ func systemdFromEnv() (*systemd, error) {
 }
 
 // enabled reports whether systemd listens for notifications.
-func (s *systemd) enabled() bool { return s != nil && s.addr != nil }
+func (s *Systemd) enabled() bool { return s != nil && s.addr != nil }
 
 // notify sends one state message, such as "READY=1". It does nothing
 // outside systemd.
-func (s *systemd) notify(state string) error {
+func (s *Systemd) notify(state string) error {
 	if !s.enabled() {
 		return nil
 	}
@@ -79,7 +79,7 @@ func (s *systemd) notify(state string) error {
 // 253 and later require with it (Type=notify-reload); older versions
 // ignore it.
 func reloading() string {
-	return "RELOADING=1\n" + daemon.SdNotifyMonotonicUsec() + "STATUS=reloading the configuration"
+	return "RELOADING=1\n" + sdnotify.SdNotifyMonotonicUsec() + "STATUS=reloading the configuration"
 }
 
 // watchdogLoop pings systemd's watchdog from the pipeline's own progress:
@@ -89,7 +89,7 @@ func reloading() string {
 // WATCHDOG=1 only after that answer. A pipeline stuck in a detector, a
 // parser or a commit stops the pings, and systemd restarts the service
 // after WatchdogSec. It returns when ctx ends.
-func (s *systemd) watchdogLoop(ctx context.Context, probe func(context.Context) <-chan struct{}, onErr func(error)) {
+func (s *Systemd) watchdogLoop(ctx context.Context, probe func(context.Context) <-chan struct{}, onErr func(error)) {
 	if !s.enabled() || s.watchdog == 0 {
 		return
 	}

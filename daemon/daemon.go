@@ -1,10 +1,12 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,16 +18,17 @@ import (
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/detect/geoip"
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// pipeline wires sources → engine → store for run, scan and demo. The
-// store, the metrics and the HTTP side live as long as the process; what
-// a configuration builds (parsers, GeoIP, sources) is swapped by a reload
-// between two runs of the engine.
-type pipeline struct {
-	conf    atomic.Pointer[rules.Config] // the configuration in force
+// Daemon wires sources → engine → store for run, scan and the demo. The
+// store, the metrics and the HTTP side live as long as the process; what a
+// configuration builds (parsers, GeoIP, sources) is one generation,
+// swapped whole by a reload between two runs of the engine.
+type Daemon struct {
+	o       Options
 	db      *store.DB
 	log     *slog.Logger
 	reg     *prometheus.Registry
@@ -34,37 +37,74 @@ type pipeline struct {
 	findM   *detect.FindingMetrics
 	senderM *alert.SenderMetrics
 	geoM    *geoip.Metrics // registered once GeoIP is first configured
-	// reportLast is when the scheduled report last succeeded, reportDue
-	// when the next falls due; registered once a report is first
-	// scheduled.
+	reloadM *reloadMetrics
+	lag     *ingest.LagCollector
+
+	// gen is the generation in force. Only the run loop swaps it, while
+	// the engine is stopped.
+	gen atomic.Pointer[generation]
+
+	// The run loop's own: the report gauges, registered with the first
+	// schedule, and the Slack delivery of the running generation.
 	reportLast, reportDue prometheus.Gauge
-	// geo places addresses for the geography detector; nil without GeoIP
-	// databases. Swapped by apply only while the engine is stopped.
-	geo *geoip.DB
-	// noDetect runs the engine without detectors: usage is recorded, no
-	// finding is raised (scan --no-detect).
-	noDetect bool
-	parsers  map[string]ingest.Parser
-	lag      *ingest.LagCollector
+	notify                atomic.Pointer[func()] // the notifier of the running delivery
 
 	committedLines atomic.Uint64 // lines whose effects are durable
 	running        atomic.Bool   // the engine is consuming lines
 	// commitFailing is set while the engine holds a batch the store could
 	// not commit (a full disk) and retries it: not ready, but alive.
 	commitFailing atomic.Bool
-	// gen tracks the live sources of the current run attaching to their
-	// files; liveSources starts a new one.
-	gen      atomic.Pointer[readiness]
+	// attach tracks the live sources of the current run attaching to
+	// their files; liveSources starts a new one.
+	attach   atomic.Pointer[readiness]
 	progress chan struct{} // signalled (non-blocking) after each commit
 	// probes carries the watchdog's liveness probes to the engine.
 	probes chan chan<- struct{}
 	// silences is signalled (non-blocking) when a silence is added or
 	// expired at run time, so the engine applies it to open findings.
 	silences chan struct{}
-	// notify, when set, tells the Slack notifier that a commit marked
-	// notification groups. Set only while the engine is stopped.
-	notify func()
+	// reloads hands a prepared generation to the run loop.
+	reloads chan *reloadRequest
+	// ended is closed when Run's loop has stopped its last generation.
+	ended chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
+
+// Options are how the daemon is run, beside its configuration.
+type Options struct {
+	// Logger receives the daemon's log; nil discards it.
+	Logger *slog.Logger
+	// Level is the log level a reload may change; nil: it stays.
+	Level *slog.LevelVar
+	// LogJSON is --log-json, which a reload keeps over log.format.
+	LogJSON bool
+	// Systemd receives READY, WATCHDOG, RELOADING and STOPPING; nil, or
+	// without NOTIFY_SOCKET, nothing is sent.
+	Systemd *Systemd
+	// Reload asks for the configuration to be read again from its file
+	// (SIGHUP); nil: only Reload reloads.
+	Reload <-chan os.Signal
+	// Started, when not nil, is called with the HTTP address once Run
+	// serves it.
+	Started func(addr string)
+	// Version is exported as scopewatch_build_info.
+	Version Version
+	// NoDetect runs the engine without detectors: usage is recorded, no
+	// finding is raised (scan --no-detect).
+	NoDetect bool
+}
+
+// Version names the build, for scopewatch_build_info.
+type Version struct{ Version, Go, Revision string }
+
+// ConfigError is a configuration that loads but cannot run: a parser or a
+// GeoIP database it names fails. The person who wrote it must change it.
+type ConfigError struct{ Err error }
+
+func (e ConfigError) Error() string { return e.Err.Error() }
+func (e ConfigError) Unwrap() error { return e.Err }
 
 // readiness counts the live sources of one run that have attached.
 type readiness struct {
@@ -73,25 +113,44 @@ type readiness struct {
 	done     chan struct{} // closed once every live source has attached
 }
 
-// config returns the configuration in force; a reload replaces it.
-func (p *pipeline) config() *rules.Config { return p.conf.Load() }
+// Config returns the configuration in force; a reload replaces it.
+func (p *Daemon) Config() *rules.Config { return p.gen.Load().cfg }
 
-// readyC returns a channel closed once every live source of the current
+// Store returns the daemon's store, open from New to Close.
+func (p *Daemon) Store() *store.DB { return p.db }
+
+// Registry returns the registry of the daemon's metrics.
+func (p *Daemon) Registry() *prometheus.Registry { return p.reg }
+
+// Committed returns how many lines have had their effects committed.
+func (p *Daemon) Committed() uint64 { return p.committedLines.Load() }
+
+// Progress is signalled (it never blocks the engine) after each commit.
+func (p *Daemon) Progress() <-chan struct{} { return p.progress }
+
+// Attached returns a channel closed once every live source of the current
 // run has attached to its file.
-func (p *pipeline) readyC() <-chan struct{} { return p.gen.Load().done }
+func (p *Daemon) Attached() <-chan struct{} { return p.attach.Load().done }
 
-// silencesChanged tells the running engine that the stored silences
+// SilencesChanged tells the running engine that the stored silences
 // changed; it never blocks.
-func (p *pipeline) silencesChanged() {
+func (p *Daemon) SilencesChanged() {
 	select {
 	case p.silences <- struct{}{}:
 	default:
 	}
 }
 
-// openPipeline opens the store and builds parsers and metrics; it starts
-// nothing.
-func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
+// New opens the store and builds the parsers, GeoIP databases and
+// metrics of cfg; it starts nothing. The caller closes the daemon.
+func New(cfg *rules.Config, o Options) (*Daemon, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, w := range cfg.Warnings { // problems that do not refuse the configuration
+		log.Warn("configuration warning", "problem", w.Error())
+	}
 	parsers, err := newParsers(cfg)
 	if err != nil {
 		return nil, err
@@ -105,10 +164,11 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "scopewatch_build_info", Help: "Build information; the value is always 1.",
 	}, []string{"version", "goversion", "revision"})
-	v := readVersion()
+	v := o.Version
 	buildInfo.WithLabelValues(v.Version, v.Go, v.Revision).Set(1)
 	reg.MustRegister(buildInfo, storeCollector{db: db})
-	p := &pipeline{
+	p := &Daemon{
+		o:  o,
 		db: db, log: log, reg: reg,
 		ingestM:  ingest.NewMetrics(reg),
 		engineM:  detect.NewEngineMetrics(reg),
@@ -118,18 +178,20 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 		progress: make(chan struct{}, 1),
 		probes:   make(chan chan<- struct{}),
 		silences: make(chan struct{}, 1),
+		reloads:  make(chan *reloadRequest),
+		ended:    make(chan struct{}),
 	}
-	p.gen.Store(&readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})})
+	p.attach.Store(&readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})})
 	reg.MustRegister(p.lag)
 	geo, err := p.openGeo(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	p.apply(&setup{cfg: cfg, parsers: parsers, geo: geo})
+	p.apply(&generation{cfg: cfg, parsers: parsers, geo: geo})
 	saved, err := db.AllPositions()
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, err
 	}
 	for _, pos := range saved {
@@ -137,18 +199,19 @@ func openPipeline(cfg *rules.Config, log *slog.Logger) (*pipeline, error) {
 	}
 	srcs, err := db.Sources()
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, err
 	}
 	for _, s := range srcs {
 		p.engineM.Newest.Saw(s.Name, s.Events.Last)
 	}
+	p.reloadM = newReloadMetrics(reg)
 	return p, nil
 }
 
-// setup is what a configuration builds before it can run: its parsers
-// and its GeoIP databases.
-type setup struct {
+// generation is what a configuration builds before it can run: its
+// parsers and its GeoIP databases. It does not change once built.
+type generation struct {
 	cfg     *rules.Config
 	parsers map[string]ingest.Parser
 	geo     *geoip.DB // nil without GeoIP
@@ -160,7 +223,7 @@ func newParsers(cfg *rules.Config) (map[string]ingest.Parser, error) {
 	for _, src := range cfg.Sources {
 		p, err := ingest.NewParser(src)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("%s: source %s: %w", cfg.File, src.Name, err)}
+			return nil, ConfigError{fmt.Errorf("%s: source %s: %w", cfg.File, src.Name, err)}
 		}
 		parsers[src.Name] = p
 	}
@@ -168,24 +231,24 @@ func newParsers(cfg *rules.Config) (map[string]ingest.Parser, error) {
 }
 
 // openGeo opens the GeoIP databases of cfg, or returns nil without them.
-func (p *pipeline) openGeo(cfg *rules.Config) (*geoip.DB, error) {
+func (p *Daemon) openGeo(cfg *rules.Config) (*geoip.DB, error) {
 	if !cfg.GeoIP.Enabled() {
 		return nil, nil
 	}
 	if p.geoM == nil {
 		p.geoM = geoip.NewMetrics(p.reg)
 	}
-	return openGeoIP(cfg, p.log, p.geoM)
+	return OpenGeoIP(cfg, p.log, p.geoM)
 }
 
-// openGeoIP opens the GeoIP databases of cfg as the daemon does; validate
+// OpenGeoIP opens the GeoIP databases of cfg as the daemon does; validate
 // opens them the same way, so that a file it passes is one run accepts.
-func openGeoIP(cfg *rules.Config, log *slog.Logger, m *geoip.Metrics) (*geoip.DB, error) {
+func OpenGeoIP(cfg *rules.Config, log *slog.Logger, m *geoip.Metrics) (*geoip.DB, error) {
 	geo, err := geoip.Open(geoip.Options{
 		Country: cfg.GeoIP.CountryDB(), CountryName: cfg.GeoIP.CountryKey(), ASN: cfg.GeoIP.ASN, Logger: log, Metrics: m,
 	})
 	if err != nil {
-		return nil, usageError{fmt.Errorf("%s: geoip: %w", cfg.File, err)}
+		return nil, ConfigError{fmt.Errorf("%s: geoip: %w", cfg.File, err)}
 	}
 	return geo, nil
 }
@@ -194,18 +257,19 @@ func openGeoIP(cfg *rules.Config, log *slog.Logger, m *geoip.Metrics) (*geoip.DB
 // running: its parsers, and its GeoIP databases, re-read from disk when
 // the paths are the same and opened anew when they changed. It must not
 // run concurrently with apply.
-func (p *pipeline) prepare(cfg *rules.Config) (*setup, error) {
+func (p *Daemon) prepare(cfg *rules.Config) (*generation, error) {
 	parsers, err := newParsers(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &setup{cfg: cfg, parsers: parsers}
-	old := p.config().GeoIP
-	if p.geo != nil && cfg.GeoIP.CountryDB() == old.CountryDB() && cfg.GeoIP.ASN == old.ASN {
-		if err := p.geo.Reload(); err != nil {
+	s := &generation{cfg: cfg, parsers: parsers}
+	cur := p.gen.Load()
+	old := cur.cfg.GeoIP
+	if cur.geo != nil && cfg.GeoIP.CountryDB() == old.CountryDB() && cfg.GeoIP.ASN == old.ASN {
+		if err := cur.geo.Reload(); err != nil {
 			return nil, fmt.Errorf("%s: geoip: %w", cfg.File, err)
 		}
-		s.geo = p.geo
+		s.geo = cur.geo
 		return s, nil
 	}
 	if s.geo, err = p.openGeo(cfg); err != nil {
@@ -214,44 +278,47 @@ func (p *pipeline) prepare(cfg *rules.Config) (*setup, error) {
 	return s, nil
 }
 
-// discard closes what prepare opened for a setup that is not applied.
-func (p *pipeline) discard(s *setup) {
-	if s.geo != nil && s.geo != p.geo {
+// discard closes what prepare opened for a generation that is not applied.
+func (p *Daemon) discard(s *generation) {
+	if s.geo != nil && s.geo != p.gen.Load().geo {
 		s.geo.Close()
 	}
 }
 
 // apply puts a prepared configuration in force. The engine must be
 // stopped: the next run uses it.
-func (p *pipeline) apply(s *setup) {
-	if p.geo != nil && p.geo != s.geo {
-		p.geo.Close()
+func (p *Daemon) apply(s *generation) {
+	if cur := p.gen.Load(); cur != nil && cur.geo != nil && cur.geo != s.geo {
+		cur.geo.Close()
 	}
-	p.geo = s.geo
-	p.parsers = s.parsers
 	p.lag.SetSources(s.cfg.Sources)
 	for _, src := range s.cfg.Sources {
 		p.ingestM.InitSource(src.Name)
 		p.engineM.InitSource(src.Name)
 	}
-	p.conf.Store(s.cfg)
+	p.gen.Store(s)
 }
 
-// close closes the store and the GeoIP databases.
-func (p *pipeline) close() error {
-	if p.geo != nil {
-		p.geo.Close()
-	}
-	return p.db.Close()
+// Close closes the store and the GeoIP databases; Run must have
+// returned. Calls after the first do nothing.
+func (p *Daemon) Close() error {
+	p.closeOnce.Do(func() {
+		if g := p.gen.Load(); g != nil && g.geo != nil {
+			g.geo.Close()
+		}
+		p.closeErr = p.db.Close()
+	})
+	return p.closeErr
 }
 
 // locator returns what places addresses for the detectors: the GeoIP
 // databases in force, or nil without them.
-func (p *pipeline) locator() detect.Locator {
-	if p.geo == nil {
+func (p *Daemon) locator() detect.Locator {
+	geo := p.gen.Load().geo
+	if geo == nil {
 		return nil
 	}
-	return geoLocator{p.geo}
+	return geoLocator{geo}
 }
 
 // geoLocator places addresses with the GeoIP databases.
@@ -265,11 +332,11 @@ func (g geoLocator) Locate(ip netip.Addr) detect.Place {
 
 // liveSources builds a tailing source per configured source, and starts
 // counting them attaching afresh.
-func (p *pipeline) liveSources() []ingest.Source {
-	cfg := p.config()
+func (p *Daemon) liveSources() []ingest.Source {
+	cfg := p.Config()
 	out := make([]ingest.Source, 0, len(cfg.Sources))
 	gen := &readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})}
-	p.gen.Store(gen)
+	p.attach.Store(gen)
 	for _, s := range cfg.Sources {
 		out = append(out, ingest.NewFile(ingest.FileOptions{
 			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
@@ -293,7 +360,7 @@ func (r *readiness) started() {
 // sources, until all are read), then commits what was read and returns.
 // Live sources that fail are restarted; one-shot ones are not, and their
 // errors are returned after everything read is committed.
-func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot bool) error {
+func (p *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool) error {
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
@@ -301,9 +368,9 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	if err != nil {
 		return err
 	}
-	cfg := p.config()
+	cfg := p.Config()
 	engine := detect.NewEngine(detect.EngineOptions{
-		Parsers:    p.parsers,
+		Parsers:    p.gen.Load().parsers,
 		Accountant: detect.NewAccountant(cfg.Rules, fhirBases(cfg)),
 		Store:      p.db,
 		MaxEvents:  cfg.Batch.MaxEvents,
@@ -344,18 +411,50 @@ func (p *pipeline) run(ctx context.Context, sources []ingest.Source, oneShot boo
 	return nil
 }
 
+// ScanFiles are files to read once, in the format of a configured source.
+type ScanFiles struct {
+	Source string
+	Paths  []string
+}
+
+// Scan reads files through the parsers, detectors and store as Run reads
+// live files, resuming where an earlier scan stopped, and returns once
+// everything read is committed (or ctx ends). It judges findings as of the
+// newest event read, not the wall clock. A file whose lines are all
+// malformed is not read: its *ingest.FormatError is among those returned,
+// after everything else was read.
+func (p *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
+	cfg := p.Config()
+	var sources []ingest.Source
+	for _, f := range files {
+		i := slices.IndexFunc(cfg.Sources, func(s rules.Source) bool { return s.Name == f.Source })
+		if i < 0 {
+			return fmt.Errorf("no source %q in %s", f.Source, cfg.File)
+		}
+		src := cfg.Sources[i]
+		// Check: a file none of whose lines yields an event and some of
+		// which are malformed is the wrong format for the source; it is
+		// not read, so that a scan after the fix reads it whole.
+		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
+			Name: f.Source, Paths: f.Paths, Positions: p.db, Metrics: p.ingestM,
+			MaxLineSize: src.MaxLineBytes, Check: &src,
+		}))
+	}
+	return p.run(ctx, sources, true)
+}
+
 // detection builds the detectors from the stored findings, silences,
 // coverage and client baselines. A one-shot scan judges as of the newest
 // event it has seen rather than the wall clock, and does not judge
 // sources stale.
-func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
-	cfg := p.config()
+func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
+	cfg := p.Config()
 	spans, err := p.db.Coverage()
 	if err != nil {
 		return nil, err
 	}
 	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
-	if p.noDetect {
+	if p.o.NoDetect {
 		return &detect.Detection{Coverage: cov}, nil
 	}
 	existing, err := p.db.Findings()
@@ -405,15 +504,15 @@ func (p *pipeline) detection(oneShot bool) (*detect.Detection, error) {
 }
 
 // loadSilences returns the configured silences followed by the stored ones.
-func (p *pipeline) loadSilences() ([]store.Silence, error) { return allSilences(p.config(), p.db) }
+func (p *Daemon) loadSilences() ([]store.Silence, error) { return report.Silences(p.Config(), p.db) }
 
-// ready reports whether the engine runs and every live source has
+// Ready reports whether the engine runs and every live source has
 // attached to its file (or is waiting for it to appear).
-func (p *pipeline) ready() bool {
+func (p *Daemon) Ready() bool {
 	if !p.running.Load() || p.commitFailing.Load() {
 		return false
 	}
-	gen := p.gen.Load()
+	gen := p.attach.Load()
 	select {
 	case <-gen.done:
 		return true
@@ -422,11 +521,11 @@ func (p *pipeline) ready() bool {
 	}
 }
 
-// probe asks the engine to prove it is alive: the channel returned is
+// Probe asks the engine to prove it is alive: the channel returned is
 // closed once the engine has committed what it held and every commit is
 // durable. Between two runs (a reload) the probe waits for the next
 // engine; it gives up when ctx ends.
-func (p *pipeline) probe(ctx context.Context) <-chan struct{} {
+func (p *Daemon) Probe(ctx context.Context) <-chan struct{} {
 	alive := make(chan struct{})
 	if p.commitFailing.Load() {
 		// The engine is alive, holding a batch the store refused for want
@@ -455,7 +554,7 @@ func fhirBases(cfg *rules.Config) map[string]string {
 }
 
 // committed is called by the engine after each durable batch.
-func (p *pipeline) committed(b *store.Batch) {
+func (p *Daemon) committed(b *store.Batch) {
 	var n uint64
 	for _, s := range b.Sources {
 		n += s.Lines
@@ -464,8 +563,8 @@ func (p *pipeline) committed(b *store.Batch) {
 	for _, pos := range b.Positions {
 		p.lag.Committed(pos)
 	}
-	if len(b.Notify) > 0 && p.notify != nil {
-		p.notify()
+	if n := p.notify.Load(); len(b.Notify) > 0 && n != nil {
+		(*n)()
 	}
 	select {
 	case p.progress <- struct{}{}:

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"io"
@@ -17,7 +17,7 @@ import (
 // with what runs again.
 func TestReloadPendingRestart(t *testing.T) {
 	m := newReloadMetrics(prometheus.NewRegistry())
-	r := &reloader{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: m}
+	r := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), reloadM: m}
 	old := &rules.Config{Store: "/var/lib/scopewatch/scopewatch.db", Listen: "127.0.0.1:9464"}
 	if got := testutil.ToFloat64(m.pendingRestart); got != 0 {
 		t.Fatalf("pending restart at start = %v, want 0", got)

@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/scopewatch/scopewatch/api"
+)
+
+// reloadRequest hands a prepared generation to the run loop; done is
+// closed once the loop has stopped the old run and started the new one
+// (applied tells which).
+type reloadRequest struct {
+	gen     *generation
+	done    chan struct{}
+	applied bool
+}
+
+// Run runs the daemon until ctx ends: the HTTP server and the control
+// socket for the whole call, and the sources, engine, Slack delivery and
+// reports once per generation. A reload drains and commits the running
+// generation's sources, then starts the new one where they stopped. When
+// ctx ends, Run stops the sources, commits everything read and returns.
+func (p *Daemon) Run(ctx context.Context) error {
+	cfg, log, o := p.Config(), p.log, p.o
+	sd := o.Systemd
+
+	sources := p.liveSources()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	handler := api.NewHandler(api.Options{Daemon: p, Store: p.db, Metrics: p.reg, Logger: log})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ConnContext: api.TCPConnContext}
+	// exporter-toolkit serves plain HTTP without a web config, and with one
+	// adds TLS and basic auth in front of every endpoint.
+	webFlags := &web.FlagConfig{WebConfigFile: &cfg.WebConfig}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- web.Serve(ln, srv, webFlags, log.With("component", "http")) }()
+	ctl, err := api.StartControl(cfg.ControlSocket, handler, log)
+	if err != nil {
+		srv.Close()
+		<-srvDone
+		return err
+	}
+	defer ctl.Stop(log)
+	log.Info("scopewatch started", "store", cfg.Store, "listen", ln.Addr().String(), "control_socket", ctl.Path(), "sources", len(cfg.Sources))
+	if o.Started != nil {
+		o.Started(ln.Addr().String())
+	}
+	stopping := context.AfterFunc(ctx, func() {
+		if err := sd.notify("STOPPING=1\nSTATUS=draining and committing"); err != nil {
+			log.Warn("systemd notification", "err", err)
+		}
+	})
+	defer stopping()
+
+	// The watchdog and the reloader live as long as the process.
+	daemonCtx, stopDaemon := context.WithCancel(context.WithoutCancel(ctx))
+	var daemonWG sync.WaitGroup
+	var warnOnce sync.Once
+	daemonWG.Go(func() {
+		sd.watchdogLoop(daemonCtx, p.Probe, func(err error) {
+			warnOnce.Do(func() { log.Warn("systemd watchdog notification failed; systemd will restart the service", "err", err) })
+		})
+	})
+	if o.Reload != nil {
+		daemonWG.Go(func() { p.reloadOn(daemonCtx, o.Reload) })
+	}
+
+	var runErr error
+	for {
+		genCtx, stopGen := context.WithCancel(ctx)
+		var genWG sync.WaitGroup
+		p.startRun(genCtx, &genWG)
+		runDone := make(chan error, 1)
+		go func() { runDone <- p.run(genCtx, sources, false) }()
+		var req *reloadRequest
+		select {
+		case runErr = <-runDone:
+		case req = <-p.reloads:
+			stopGen()
+			runErr = <-runDone
+		}
+		stopGen()
+		genWG.Wait()
+		if req == nil || runErr != nil || ctx.Err() != nil {
+			if req != nil {
+				p.discard(req.gen)
+				close(req.done)
+			}
+			break
+		}
+		p.apply(req.gen)
+		sources = p.liveSources()
+		req.applied = true
+		close(req.done)
+	}
+	close(p.ended)
+	stopDaemon()
+	daemonWG.Wait()
+
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http server", "err", err)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("scopewatch stopped; everything read is committed", "lines", p.Committed())
+	return nil
+}
+
+// startRun starts what one configuration runs beside the engine: the
+// GeoIP file watch, Slack delivery, scheduled reports, and the READY=1
+// notification once every source is tailing and the engine answers. All
+// stop when ctx ends; wg tracks them.
+func (p *Daemon) startRun(ctx context.Context, wg *sync.WaitGroup) {
+	cfg, log, sd := p.Config(), p.log, p.o.Systemd
+	ready := p.Attached()
+	wg.Go(func() {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-p.Probe(ctx): // the engine runs and its commits go through
+		case <-ctx.Done():
+			return
+		}
+		status := fmt.Sprintf("READY=1\nSTATUS=tailing %d sources", len(cfg.Sources))
+		if err := sd.notify(status); err != nil {
+			log.Warn("systemd notification", "err", err)
+		}
+	})
+	if geo := p.gen.Load().geo; geo != nil {
+		wg.Go(func() {
+			if err := geo.Watch(ctx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
+				log.Error("geoip watch", "err", err)
+			}
+		})
+	}
+	d := p.newDelivery()
+	p.notify.Store(nil)
+	if d != nil {
+		changed := d.notifier.Changed
+		p.notify.Store(&changed)
+		wg.Go(func() {
+			if err := d.notifier.Run(ctx); err != nil {
+				log.Error("slack notifications stopped", "err", err)
+			}
+		})
+		wg.Go(func() {
+			if err := d.sender.Run(ctx); err != nil {
+				log.Error("slack delivery stopped; queued messages stay in the outbox", "err", err)
+			}
+		})
+	}
+	if rs := p.reportScheduler(p.postReport(d)); rs != nil {
+		wg.Go(func() {
+			select { // a report judges what the sources show: not before they are read
+			case <-ready:
+			case <-ctx.Done():
+				return
+			}
+			p.waitCaughtUp(ctx, log) // nor before their backlog is committed
+			if err := rs.Run(ctx); err != nil {
+				log.Error("scheduled reports stopped", "err", err)
+			}
+		})
+	}
+}
