@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/ingest"
-	"github.com/scopewatch/scopewatch/rules"
 )
 
 func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,17 +28,18 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	bySource := map[string][]string{}
-	var order []string
+	var files []daemon.ScanFiles // per source, in the order first named
 	for _, f := range fs.Args() {
-		src, err := sourceFor(cfg, *sourceName, f)
+		src, err := cfg.SourceFor(*sourceName, f)
 		if err != nil {
-			return err
+			return usageError{err}
 		}
-		if bySource[src] == nil {
-			order = append(order, src)
+		i := slices.IndexFunc(files, func(s daemon.ScanFiles) bool { return s.Source == src.Name })
+		if i < 0 {
+			i = len(files)
+			files = append(files, daemon.ScanFiles{Source: src.Name})
 		}
-		bySource[src] = append(bySource[src], f)
+		files[i].Paths = append(files[i].Paths, f)
 	}
 	d, err := daemon.New(cfg, daemon.Options{
 		Logger:   newLogger(stderr, cfg.Log.Format, daemon.LogLevel(cfg.Log.Level)),
@@ -50,10 +50,6 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer d.Close()
-	files := make([]daemon.ScanFiles, 0, len(order))
-	for _, name := range order {
-		files = append(files, daemon.ScanFiles{Source: name, Paths: bySource[name]})
-	}
 	start := time.Now()
 	err = d.Scan(ctx, files)
 	var refused *ingest.FormatError
@@ -70,40 +66,4 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err // each refused file, why, and what would read it
 	}
 	return ctx.Err()
-}
-
-// sourceConfig returns the configured source named name.
-func sourceConfig(cfg *rules.Config, name string) rules.Source {
-	for _, s := range cfg.Sources {
-		if s.Name == name {
-			return s
-		}
-	}
-	return rules.Source{Name: name}
-}
-
-// sourceFor picks the configured source a file belongs to: the one named,
-// else the one whose path or rotated-file glob matches the file.
-func sourceFor(cfg *rules.Config, name, file string) (string, error) {
-	if name != "" {
-		for _, s := range cfg.Sources {
-			if s.Name == name {
-				return name, nil
-			}
-		}
-		return "", usagef("no source named %q in %s", name, cfg.File)
-	}
-	abs, _ := filepath.Abs(file)
-	for _, s := range cfg.Sources {
-		if abs == s.Path {
-			return s.Name, nil
-		}
-		if ok, _ := filepath.Match(s.Glob, abs); ok {
-			return s.Name, nil
-		}
-	}
-	if len(cfg.Sources) == 1 {
-		return cfg.Sources[0].Name, nil
-	}
-	return "", usagef("%s matches no source's path or glob in %s; name one with --source", file, cfg.File)
 }

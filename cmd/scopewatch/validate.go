@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -68,114 +67,45 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if *sample == "" {
 		return nil
 	}
-	name, err := sourceFor(cfg, *sourceName, *sample)
+	src, err := cfg.SourceFor(*sourceName, *sample)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
-	return trySample(stdout, sourceConfig(cfg, name), parsers[name], *sample, *show)
+	return trySample(stdout, src, parsers[src.Name], *sample, *show)
 }
 
 // trySample parses every line of a sample file and tells which lines the
 // format reads, which it ignores and why, and why the others fail, so a
-// person can fix a configuration without reading code. It reads the file
-// as the daemon and scan do (ingest's line reader, the source's
-// max_line_bytes, gzip told by its magic bytes). It fails when a line is
-// malformed or no line yields an event, saying what would read the lines
-// when another format or wrapper does.
+// person can fix a configuration without reading code (ingest.Sample).
 func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show int) error {
-	lr, closeFile, err := ingest.OpenLines(path, src.Name, src.MaxLineBytes)
+	r, err := ingest.Sample(src, p, path, show)
 	if err != nil {
 		return err
 	}
-	defer closeFile()
-	var (
-		tally             ingest.Tally
-		events            int
-		byKind            = map[string]int{}
-		failures, skipped []string
-		examples          []string
-		failing           [][]byte // a few malformed lines, for what would read them
-		evs               []ingest.Event
-	)
-	for {
-		ln, err := lr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		evs, err = ingest.ParseLine(p, ln, evs[:0])
-		skip, pe := ingest.Outcome(err)
-		tally.Add(ln, len(evs), skip, pe)
-		text := shown(ln)
-		switch {
-		case pe != nil && len(evs) == 0:
-			if len(failures) < show {
-				msg := err.Error()
-				if x := ingest.Explain(pe, ln.Text); x != "" {
-					msg += " (" + x + ")"
-				}
-				failures = append(failures, fmt.Sprintf("  %s\n      %s", alert.Text(msg), text))
-			}
-			if _, _, long := ingest.TooLong(ln); !long && len(failing) < 20 {
-				failing = append(failing, bytes.Clone(ln.Text))
-			}
-			continue
-		case len(evs) == 0:
-			if skip == "" {
-				skip = ingest.SkipOtherEvent
-			}
-			if len(skipped) < show {
-				skipped = append(skipped, fmt.Sprintf("  line %d: %s\n      %s", ln.Pos.Line, string(skip), text))
-			}
-			continue
-		}
-		for _, ev := range evs {
-			events++
-			byKind[ev.Kind.String()]++
-			if len(examples) < show {
-				examples = append(examples, "  "+describeEvent(ev))
-			}
-		}
-	}
-	lines, ignored, malformed := tally.Lines, tally.IgnoredLines(), tally.MalformedLines()
+	t := &r.Tally
+	lines, ignored, malformed := t.Lines, t.IgnoredLines(), t.MalformedLines()
 	fmt.Fprintf(w, "\nsample %s as source %s: %d lines: %d parsed into %d events (%s), %d ignored, %d malformed\n",
-		path, src.Name, lines, lines-ignored-malformed, events, counts(byKind), ignored, malformed)
-	fmt.Fprintf(w, "ignored by reason: %s\n", ingest.Counts(tally.Ignored))
+		path, src.Name, lines, lines-ignored-malformed, r.Events, counts(r.ByKind), ignored, malformed)
+	fmt.Fprintf(w, "ignored by reason: %s\n", ingest.Counts(t.Ignored))
 	if ignored > 0 {
-		fmt.Fprintf(w, "first ignored lines:\n%s\n", strings.Join(skipped, "\n"))
+		fmt.Fprintf(w, "first ignored lines:\n")
+		for _, l := range r.Ignored {
+			fmt.Fprintf(w, "  line %d: %s\n      %s\n", l.Line.Pos.Line, l.Reason, shown(l.Line))
+		}
 	}
 	if malformed > 0 {
-		fmt.Fprintf(w, "malformed by reason: %s\nfirst failing lines:\n%s\n", ingest.Counts(tally.Malformed), strings.Join(failures, "\n"))
-	}
-	if len(examples) > 0 {
-		fmt.Fprintf(w, "first events:\n%s\n", strings.Join(examples, "\n"))
-	}
-	switch {
-	case events == 0 && lines > 0:
-		return fmt.Errorf("no line of %s yields an event for source %s: %s", path, src.Name, tally.Diagnose(src))
-	case malformed > 0:
-		msg := fmt.Sprintf("%d of %d lines of %s are malformed for format %s of source %s", malformed, lines, path, src.Format, src.Name)
-		if n := tally.Malformed[ingest.ReasonTooLong]; n > 0 {
-			msg += fmt.Sprintf("; %d are longer than max_line_bytes (%d): raise it if they hold events", n, maxLine(src))
+		fmt.Fprintf(w, "malformed by reason: %s\nfirst failing lines:\n", ingest.Counts(t.Malformed))
+		for _, l := range r.Malformed {
+			fmt.Fprintf(w, "  %s\n      %s\n", alert.Text(l.Reason), shown(l.Line))
 		}
-		if hint := ingest.Suggest(src, failing); hint != "" {
-			msg += "; " + hint
+	}
+	if len(r.Examples) > 0 {
+		fmt.Fprintf(w, "first events:\n")
+		for _, ev := range r.Examples {
+			fmt.Fprintf(w, "  %s\n", describeEvent(ev))
 		}
-		return errors.New(msg)
-	case events == 0:
-		return fmt.Errorf("%s holds no line", path)
 	}
-	return nil
-}
-
-// maxLine is the line limit src reads with.
-func maxLine(src rules.Source) int {
-	if src.MaxLineBytes > 0 {
-		return src.MaxLineBytes
-	}
-	return ingest.DefaultMaxLineSize
+	return r.Err()
 }
 
 // shown is how a sample line is shown: clipped, or its length when it was
