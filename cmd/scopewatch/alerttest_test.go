@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/scopewatch/scopewatch/rules"
 )
 
 // webhookSecret is the credential part of the test webhook URLs: it must
@@ -78,28 +76,4 @@ alert:
 			}
 		})
 	}
-}
-
-func TestRedact(t *testing.T) {
-	secrets := slackSecrets(testSlackWithWebhook(t, "https://hooks.slack.com/services/"+webhookSecret+"?x=1"))
-	msg := `Post "https://hooks.slack.com/services/` + webhookSecret + `?x=1": EOF; path /services/` + webhookSecret
-	got := redact(msg, secrets)
-	if want := `Post "[redacted]": EOF; path [redacted]`; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-// testSlackWithWebhook loads a configuration whose Slack delivery posts to
-// webhook.
-func testSlackWithWebhook(t *testing.T, webhook string) rules.Slack {
-	t.Helper()
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "webhook"), webhook+"\n")
-	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\nalert:\n  slack: {webhook_url_file: %[1]s/webhook}\n", dir))
-	c, err := loadConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Alert.Slack
 }
