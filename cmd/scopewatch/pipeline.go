@@ -447,7 +447,7 @@ func (p *pipeline) probe(ctx context.Context) <-chan struct{} {
 func fhirBases(cfg *rules.Config) map[string]string {
 	m := make(map[string]string)
 	for _, s := range cfg.Sources {
-		if s.FHIRBase != "" || s.Format == "hapi-fhir" {
+		if ingest.ServesFHIR(s) {
 			m[s.Name] = s.FHIRBase
 		}
 	}

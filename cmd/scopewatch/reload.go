@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -86,7 +87,7 @@ func (r *reloader) reload(ctx context.Context) {
 	}
 	old := r.p.config()
 	r.log.Info("reloading the configuration", "config", old.File)
-	cfg, err := rules.Load(old.File)
+	cfg, err := rules.Load(old.File, ingest.Formats{})
 	var s *setup
 	if err == nil {
 		for _, w := range cfg.Warnings { // problems that do not refuse the configuration
