@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -23,7 +24,7 @@ func TestExplainRedacts(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := rules.Load(cfg)
+	c, err := rules.Load(cfg, ingest.Formats{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -546,7 +546,7 @@ func (p *Daemon) Probe(ctx context.Context) <-chan struct{} {
 func fhirBases(cfg *rules.Config) map[string]string {
 	m := make(map[string]string)
 	for _, s := range cfg.Sources {
-		if s.FHIRBase != "" || s.Format == "hapi-fhir" {
+		if ingest.ServesFHIR(s) {
 			m[s.Name] = s.FHIRBase
 		}
 	}

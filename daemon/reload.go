@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -75,7 +76,7 @@ func (p *Daemon) reloadFile(ctx context.Context) {
 	}
 	old := p.Config()
 	p.log.Info("reloading the configuration", "config", old.File)
-	cfg, err := rules.Load(old.File)
+	cfg, err := rules.Load(old.File, ingest.Formats{})
 	if err == nil {
 		for _, w := range cfg.Warnings { // problems that do not refuse the configuration
 			p.log.Warn("configuration warning", "problem", w.Error())

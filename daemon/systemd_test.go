@@ -31,7 +31,7 @@ func TestWatchdogStopsWhenPipelineStalls(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	g := &gatedCommitter{db: db, entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	open := sync.OnceFunc(func() { close(g.gate) })
-	cfg, err := rules.Load("../testdata/config/example/scopewatch.yaml")
+	cfg, err := rules.Load("../testdata/config/example/scopewatch.yaml", ingest.Formats{})
 	if err != nil {
 		t.Fatal(err)
 	}

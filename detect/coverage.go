@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -215,7 +216,7 @@ func CoverageOf(cfg *rules.Config, spans map[string][]store.Span, now time.Time)
 	var grants, uses []string
 	f := &CoverageFigures{Window: window}
 	for _, s := range cfg.Sources {
-		g, u := s.Shows()
+		g, u := ingest.Shows(s)
 		if g {
 			grants = append(grants, s.Name)
 		}

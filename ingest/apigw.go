@@ -10,8 +10,7 @@ package ingest
 // ($context.authorizer.claims.client_id); the template's keys may be
 // nested or flattened with dots, and both are read.
 var apigwPreset = gwPreset{
-	format: "apigw",
-	time:   []gwTimePath{{"requestTime", timeNginx}, {"requestTimeEpoch", timeEpochMS}},
+	time: []gwTimePath{{"requestTime", timeNginx}, {"requestTimeEpoch", timeEpochMS}},
 	client: []string{
 		"authorizer.claims.client_id", "authorizer.jwt.claims.client_id",
 		"authorizer.claims.azp", "authorizer.jwt.claims.azp",

@@ -226,7 +226,6 @@ func envoyXFF(s []byte) (xff []byte, ok bool) {
 // %DYNAMIC_METADATA(envoy.filters.http.jwt_authn:<key>:client_id)%,
 // named by fields.client and fields.scopes.
 var envoyJSONPreset = gwPreset{
-	format:  "envoy-json",
 	time:    []gwTimePath{{"start_time", timeRFC3339}, {"timestamp", timeAuto}, {"time", timeAuto}, {"@timestamp", timeAuto}},
 	xff:     []string{"x_forwarded_for", "x-forwarded-for", "forwarded_for"},
 	remote:  []string{"downstream_remote_address", "downstream_direct_remote_address"},

@@ -81,6 +81,46 @@ func eventKind(name string) (Kind, bool) {
 	return k, ok && k != KindUnknown
 }
 
+// The defaults of a json source's time_format and kind settings, filled
+// in by configureJSON so that the loaded configuration says what is read.
+const (
+	defaultJSONTimeFormat = "rfc3339"
+	defaultJSONKind       = "use"
+)
+
+// configureJSON applies the defaults of format json to s and reports the
+// one path it cannot do without.
+func configureJSON(s *rules.Source, bad func(field, msg string)) {
+	if s.TimeFormat == "" {
+		s.TimeFormat = defaultJSONTimeFormat
+	}
+	if s.Kind == "" {
+		s.Kind = defaultJSONKind
+	}
+	if s.Fields.Time == "" {
+		bad("fields.time", "required for format json: the path of the event time, e.g. time or request.ts")
+	}
+}
+
+// jsonShows says which events a json source shows: those its kind and
+// kinds settings name, an unset kind being use.
+func jsonShows(src rules.Source) shows {
+	kinds := []string{src.Kind}
+	for _, k := range src.Kinds {
+		kinds = append(kinds, k)
+	}
+	var s shows
+	for _, k := range kinds {
+		switch k {
+		case "grant", "deny":
+			s |= showsGrants
+		case "use", "":
+			s |= showsUses
+		}
+	}
+	return s
+}
+
 func newJSONParser(src rules.Source) (*jsonParser, error) {
 	var errs []error
 	bad := func(format string, args ...any) {

@@ -36,6 +36,11 @@ type keycloakParser struct {
 
 var _ Parser = (*keycloakParser)(nil)
 
+// The advice for a Keycloak log that holds none of its events: by default
+// Keycloak logs the successful ones at DEBUG, below what the server writes.
+const keycloakDebugHint = "success events are logged at DEBUG: raise the org.keycloak.events category " +
+	"(or --spi-events-listener-jboss-logging-success-level=info)"
+
 // kcSlots are the capture slots of the keys the parser reads from JSON.
 type kcSlots struct {
 	time, timestamp, ecsTimestamp, loggerName, ecsLogger, message int

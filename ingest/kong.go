@@ -8,7 +8,6 @@ package ingest
 // its own trusted_ips, so no X-Forwarded-For is read. Kong does not
 // serialize token scopes.
 var kongPreset = gwPreset{
-	format: "kong",
 	time:   []gwTimePath{{"started_at", timeEpochMS}},
 	client: []string{"consumer.username", "consumer.id", "authenticated_entity.id", "authenticated_entity.consumer_id"},
 	remote: []string{"client_ip"},

@@ -27,7 +27,6 @@ const timeAuto timeFormat = 255
 
 // gwPreset names the default paths of a JSON access-log format.
 type gwPreset struct {
-	format  string
 	time    []gwTimePath
 	client  []string
 	subject []string
@@ -76,7 +75,6 @@ var _ Parser = (*gwJSONParser)(nil)
 // is the geoip module's $geoip_country_code by default; fields.country
 // names another key (a geoip2 variable, a header set by a CDN).
 var nginxJSONPreset = gwPreset{
-	format: "nginx-json",
 	time: []gwTimePath{
 		{"time_local", timeNginx}, {"time_iso8601", timeRFC3339}, {"msec", timeEpochS},
 		{"timestamp", timeAuto}, {"time", timeAuto}, {"@timestamp", timeAuto},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
@@ -39,46 +40,14 @@ func NewParser(src rules.Source) (Parser, error) {
 // newFormatParser returns the parser of src's format alone, for lines
 // already out of their wrappers.
 func newFormatParser(src rules.Source) (Parser, error) {
-	switch src.Format {
-	case "keycloak":
-		p, err := newKeycloakParser(src)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
-	case "json":
-		p, err := newJSONParser(src)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
-	case "okta":
-		return newOktaParser(src)
-	case "nginx":
-		return newNginxParser(src), nil
-	case "nginx-json":
-		return newPresetParser(src, nginxJSONPreset)
-	case "envoy":
-		return newEnvoyParser(src)
-	case "envoy-json":
-		return newPresetParser(src, envoyJSONPreset)
-	case "auth0":
-		return newAuth0Parser(src)
-	case "entra":
-		return newEntraParser(src)
-	case "kong":
-		return newPresetParser(src, kongPreset)
-	case "traefik":
-		return newPresetParser(src, traefikPreset)
-	case "apigw":
-		return newPresetParser(src, apigwPreset)
-	case "hapi-fhir":
-		return newHAPIParser(src)
-	case "":
+	if src.Format == "" {
 		return nil, fmt.Errorf("source %s: no format", src.Name)
-	default:
-		return nil, fmt.Errorf("source %s: unknown format %q (want keycloak or json)", src.Name, src.Format)
 	}
+	f, ok := lookupFormat(src.Format)
+	if !ok {
+		return nil, fmt.Errorf("source %s: unknown format %q; known formats: %s", src.Name, src.Format, strings.Join(Formats{}.Names(), ", "))
+	}
+	return f.parser(src)
 }
 
 // loadZone resolves a source's time zone name; "" means UTC.

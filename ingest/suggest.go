@@ -118,17 +118,12 @@ func Counts[K ~string](m map[K]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// The advice for a Keycloak log that holds none of its events: by default
-// Keycloak logs the successful ones at DEBUG, below what the server writes.
-const keycloakDebugHint = "success events are logged at DEBUG: raise the org.keycloak.events category " +
-	"(or --spi-events-listener-jboss-logging-success-level=info)"
-
 // Diagnose names the likely cause of lines of src that yield no event,
 // chosen from what was seen: mostly malformed lines are the wrong format
 // (with the format or wrapper that reads them, when one does); ignored
-// lines that another format or the wrapper layer reads say so; a Keycloak
-// log whose lines are mostly other loggers' or other events' lacks its
-// success events. It returns "" when lines did yield events or nothing was seen.
+// lines that another format or the wrapper layer reads say so; a log
+// whose lines are mostly other loggers' or other events' gets its
+// format's advice, when it has some (Keycloak's success events). It returns "" when lines did yield events or nothing was seen.
 func (t *Tally) Diagnose(src rules.Source) string {
 	if t.Yielding > 0 || t.Lines == 0 {
 		return ""
@@ -151,8 +146,8 @@ func (t *Tally) Diagnose(src rules.Source) string {
 	if hint != "" { // another format or wrapper reads them: that says more
 		return hint
 	}
-	if src.Format == "keycloak" && 2*(t.Ignored[SkipOtherLogger]+t.Ignored[SkipOtherEvent]) > ign {
-		return keycloakDebugHint
+	if f, ok := lookupFormat(src.Format); ok && f.ignoredHint != "" && 2*(t.Ignored[SkipOtherLogger]+t.Ignored[SkipOtherEvent]) > ign {
+		return f.ignoredHint
 	}
 	return fmt.Sprintf("every line is ignored (%s)", Counts(t.Ignored))
 }
@@ -202,8 +197,9 @@ func clipText(b []byte, n int) string {
 //
 // Formats are tried with their defaults and src's wrapper (then the
 // wrapper layer's auto, if src names a wrapper), time zone and client
-// field. The generic json format is not tried: without a fields
-// mapping it reads nothing, and with a guessed one it would read any JSON.
+// field. A format that reads only what a fields mapping names (json) is
+// not tried: without a mapping it reads nothing, and with a guessed one
+// it would read any JSON.
 func Suggest(src rules.Source, lines [][]byte) string {
 	if len(lines) == 0 {
 		return ""
@@ -218,10 +214,7 @@ func Suggest(src rules.Source, lines [][]byte) string {
 	}
 	var best rules.Source
 	bestN := 0
-	for _, f := range rules.Formats() {
-		if f == src.Format || f == "json" {
-			continue
-		}
+	for _, f := range suggestible(src) {
 		alt := sourceAs(src, f)
 		n := yielding(alt, lines)
 		if n == 0 && alt.Wrapper != "" && alt.Wrapper != WrapAuto {
@@ -254,10 +247,8 @@ func Suggest(src rules.Source, lines [][]byte) string {
 		return ""
 	}
 	try := []rules.Source{src}
-	for _, f := range rules.Formats() {
-		if f != src.Format && f != "json" {
-			try = append(try, sourceAs(src, f))
-		}
+	for _, f := range suggestible(src) {
+		try = append(try, sourceAs(src, f))
 	}
 	for _, alt := range try {
 		if n := yielding(alt, inner); n > 0 {

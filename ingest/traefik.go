@@ -8,7 +8,6 @@ package ingest
 // ClientUsername. ClientHost is the peer, and request_X-Forwarded-For,
 // when kept, is resolved against the trusted proxies.
 var traefikPreset = gwPreset{
-	format:  "traefik",
 	time:    []gwTimePath{{"StartUTC", timeRFC3339}, {"StartLocal", timeRFC3339}, {"time", timeRFC3339}},
 	client:  []string{"ClientUsername"},
 	xff:     []string{"request_X-Forwarded-For"},

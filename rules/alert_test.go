@@ -35,7 +35,7 @@ func TestSlackSecrets(t *testing.T) {
     channel: "#phi-access"
 `,
 	})
-	c, err := Load(filepath.Join(dir, "config.yaml"))
+	c, err := Load(filepath.Join(dir, "config.yaml"), testFormats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestSlackSecrets(t *testing.T) {
 	}
 
 	t.Setenv("SCOPEWATCH_TEST_SLACK_TOKEN", token)
-	c, err = Load(filepath.Join(dir, "env.yaml"))
+	c, err = Load(filepath.Join(dir, "env.yaml"), testFormats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestSlackSecrets(t *testing.T) {
 		t.Errorf("token env: %+v", c.Alert.Slack)
 	}
 
-	_, err = Load(filepath.Join(dir, "bad.yaml"))
+	_, err = Load(filepath.Join(dir, "bad.yaml"), testFormats)
 	if err == nil || !strings.Contains(err.Error(), "alert.slack.token_file: does not hold a Slack token") {
 		t.Errorf("a file without a token: %v", err)
 	}
@@ -73,7 +73,7 @@ func TestSlackSecrets(t *testing.T) {
 // TestSlackInlineTokenNotEchoed checks that a token written into the file
 // is refused without repeating it.
 func TestSlackInlineTokenNotEchoed(t *testing.T) {
-	_, err := Load(filepath.Join(invalidDir, "slack_inline_token.yaml"))
+	_, err := Load(filepath.Join(invalidDir, "slack_inline_token.yaml"), testFormats)
 	if err == nil || strings.Contains(err.Error(), "abcdefghijkl") {
 		t.Errorf("Load = %v; want a refusal that does not repeat the token", err)
 	}

@@ -105,7 +105,7 @@ type Source struct {
 	Name   string `yaml:"name"`
 	Path   string `yaml:"path"`   // the live file
 	Glob   string `yaml:"glob"`   // rotated siblings to finish after a restart; default Path + ".*"
-	Format string `yaml:"format"` // one of Formats(): keycloak, okta, auth0, entra, json, nginx, envoy, ...
+	Format string `yaml:"format"` // one of the Formats Load is given: keycloak, okta, auth0, entra, json, nginx, envoy, ...
 	Poll   bool   `yaml:"poll"`   // poll for changes instead of inotify (network file systems)
 	// Wrapper says what deployments put around each line (docker, cri,
 	// compose, syslog, journald): auto (default) finds it line by line,
@@ -339,29 +339,4 @@ type Route struct {
 	Path   string   `yaml:"path"`
 	Scopes []string `yaml:"scopes"`
 	Line   int      `yaml:"-"`
-}
-
-// Shows reports which events a source's log can carry: token grants and
-// refusals (an identity provider's log) and API calls (an access log). A
-// json source shows what its kind and kinds settings name.
-func (s Source) Shows() (grants, uses bool) {
-	switch s.Format {
-	case "keycloak", "okta", "auth0", "entra":
-		return true, false
-	case "json":
-		kinds := []string{s.Kind}
-		for _, k := range s.Kinds {
-			kinds = append(kinds, k)
-		}
-		for _, k := range kinds {
-			switch k {
-			case "grant", "deny":
-				grants = true
-			case "use", "":
-				uses = true
-			}
-		}
-		return grants, uses
-	}
-	return false, true
 }

@@ -36,7 +36,7 @@ func TestListenOffLoopback(t *testing.T) {
 			if err := os.WriteFile(path, []byte(base+tc.extra), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := Load(path)
+			c, err := Load(path, testFormats)
 			if tc.err == "" {
 				if err != nil {
 					t.Fatalf("Load: %v", err)
@@ -57,7 +57,7 @@ func TestControlSocketSetting(t *testing.T) {
 	if err := os.WriteFile(path, []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(path)
+	c, err := Load(path, testFormats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestControlSocketSetting(t *testing.T) {
 	if err := os.WriteFile(path, []byte(base+"control_socket: run/ctl.sock\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = Load(path); err != nil {
+	if c, err = Load(path, testFormats); err != nil {
 		t.Fatal(err)
 	}
 	if want := filepath.Join(dir, "run", "ctl.sock"); c.ControlSocket != want {

@@ -30,8 +30,6 @@ const (
 	DefaultWindow         = Duration(90 * day)
 	DefaultMinObservation = Duration(30 * day)
 	DefaultRotateWait     = Duration(5 * time.Second)
-	DefaultTimeFormat     = "rfc3339"
-	DefaultKind           = "use"
 	DefaultTimeZone       = "UTC"
 
 	DefaultCoverageGap    = Duration(12 * time.Hour)
@@ -75,24 +73,19 @@ func FindingKinds() []string {
 	return []string{"broad_request", "stale_source", "token_in_url", "unfamiliar_burst", "unfamiliar_geo", "unused_scope"}
 }
 
-// Formats returns the names a source's format may take, sorted. A new
-// parser adds its name here and nowhere else in this package.
-func Formats() []string {
-	return []string{
-		"apigw",
-		"auth0",
-		"entra",
-		"envoy",
-		"envoy-json",
-		"hapi-fhir",
-		"json",
-		"keycloak",
-		"kong",
-		"nginx",
-		"nginx-json",
-		"okta",
-		"traefik",
-	}
+// Formats is what Load must be told of the log formats: which names a
+// source's format may take, and what each format asks of a source. The
+// table of formats lives with the parsers (ingest.Formats), which import
+// this package; Load keeps of a source's format only its name and where
+// the file gives it, so that a problem still names file, line and field.
+type Formats interface {
+	// Names returns every name a source's format may take, sorted.
+	Names() []string
+	// Configure applies the defaults of s's format, one of Names, to s
+	// and reports through bad each setting the format lacks or refuses:
+	// field is the dotted path below the source (fields.time), msg says
+	// what is wrong.
+	Configure(s *Source, bad func(field, msg string))
 }
 
 // TimeFormats returns the named time formats a json source's time_format
@@ -109,12 +102,13 @@ func EventKinds() []string {
 // Load reads the configuration file at path, applies defaults, resolves
 // relative paths against the file's directory, checks every setting and
 // loads the rules file it names into Config.Rules. A configuration without
-// a rules file gets empty Rules with the default identity scopes.
+// a rules file gets empty Rules with the default identity scopes. formats
+// says which log formats there are and what each asks of a source.
 //
 // Problems in the files are returned all at once, joined with errors.Join,
 // each a *ConfigError naming file, line and field; a file that cannot be
 // read at all is a plain wrapped error.
-func Load(path string) (*Config, error) {
+func Load(path string, formats Formats) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
@@ -129,7 +123,7 @@ func Load(path string) (*Config, error) {
 		return nil, joinProblems(p.list)
 	}
 	c.resolvePaths(dir)
-	c.check(lines, p)
+	c.check(lines, p, formats)
 
 	var rulesProblems []*ConfigError
 	switch {
@@ -186,7 +180,7 @@ func (c *Config) resolvePaths(dir string) {
 
 // check applies defaults and records every problem of the configuration
 // proper (not of its rules file) in p.
-func (c *Config) check(lines map[string]int, p *problems) {
+func (c *Config) check(lines map[string]int, p *problems, formats Formats) {
 	if c.Store == "" {
 		p.add(lineOf(lines, "store"), "store", "required: the path of the state database, e.g. /var/lib/scopewatch/scopewatch.db")
 	}
@@ -267,7 +261,7 @@ func (c *Config) check(lines map[string]int, p *problems) {
 	}
 	names := map[string]int{} // name → index of its first source
 	for i := range c.Sources {
-		c.checkSource(i, lines, p, names)
+		c.checkSource(i, lines, p, names, formats)
 	}
 }
 
@@ -387,7 +381,7 @@ func positive(lines map[string]int, p *problems, field string, d *Duration, def 
 	}
 }
 
-func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map[string]int) {
+func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map[string]int, formats Formats) {
 	s := &c.Sources[i]
 	at := joinIndex("sources", i)
 	f := func(name string) (int, string) {
@@ -422,13 +416,14 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 		}
 	}
 
+	known := formats.Names()
 	switch {
 	case s.Format == "":
 		line, fp := f("format")
-		p.add(line, fp, "required; known formats: %s", strings.Join(Formats(), ", "))
-	case !slices.Contains(Formats(), s.Format):
+		p.add(line, fp, "required; known formats: %s", strings.Join(known, ", "))
+	case !slices.Contains(known, s.Format):
 		line, fp := f("format")
-		p.add(line, fp, "unknown format %q; known formats: %s", s.Format, strings.Join(Formats(), ", "))
+		p.add(line, fp, "unknown format %q; known formats: %s", s.Format, strings.Join(known, ", "))
 	}
 
 	if _, set := lines[at+".rotate_wait"]; !set {
@@ -442,17 +437,11 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 			MaxMaxLineBytes, s.MaxLineBytes, DefaultMaxLineBytes)
 	}
 
-	if s.Format == "json" {
-		if s.TimeFormat == "" {
-			s.TimeFormat = DefaultTimeFormat
-		}
-		if s.Kind == "" {
-			s.Kind = DefaultKind
-		}
-		if s.Fields.Time == "" {
-			fp := at + ".fields.time"
-			p.add(lineOf(lines, fp, at+".fields", at), fp, "required for format json: the path of the event time, e.g. time or request.ts")
-		}
+	if slices.Contains(known, s.Format) {
+		formats.Configure(s, func(field, msg string) {
+			fp := joinField(at, field)
+			p.add(lineOf(lines, withParents(fp, at)...), fp, "%s", msg)
+		})
 	}
 	for _, f := range s.Fields.all() {
 		if f.path != "" && slices.Contains(strings.Split(f.path, "."), "") {
@@ -633,6 +622,23 @@ func validTimeFormat(f string) bool {
 	got, err := time.Parse(f, sample.Format(f))
 	return err == nil && got.Month() == sample.Month() && got.Day() == sample.Day() &&
 		got.Hour() == sample.Hour() && got.Minute() == sample.Minute()
+}
+
+// withParents returns the dotted field path and each of its parents up to
+// top, nearest first: sources[0].fields.time, sources[0].fields,
+// sources[0] for top sources[0]. Its lines are where a problem with the
+// field is reported, the first present in the file (lineOf).
+func withParents(field, top string) []string {
+	out := []string{field}
+	for field != top {
+		i := strings.LastIndexByte(field, '.')
+		if i < len(top) {
+			break
+		}
+		field = field[:i]
+		out = append(out, field)
+	}
+	return out
 }
 
 // lineOf returns the line of the first of the field paths present in the

@@ -27,7 +27,7 @@ func loadExample(t *testing.T) (*Config, error) {
 	if err := os.Chmod(filepath.Join(filepath.Dir(exampleConfig), "pseudonym.key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return Load(exampleConfig)
+	return Load(exampleConfig, testFormats)
 }
 
 func TestLoadExample(t *testing.T) {
@@ -141,7 +141,7 @@ func TestLoadDefaults(t *testing.T) {
 		"scopewatch.yaml": "store: sw.db\nsources:\n  - {name: api, path: logs/api.json, format: json, fields: {time: ts}}\n",
 		"logs/.keep":      "",
 	})
-	c, err := Load(filepath.Join(dir, "scopewatch.yaml"))
+	c, err := Load(filepath.Join(dir, "scopewatch.yaml"), testFormats)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -179,7 +179,7 @@ func TestLoadKeepsExplicitZeroRotateWait(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"scopewatch.yaml": "store: sw.db\nsources:\n  - {name: kc, path: kc.log, format: keycloak, rotate_wait: 0s}\n",
 	})
-	c, err := Load(filepath.Join(dir, "scopewatch.yaml"))
+	c, err := Load(filepath.Join(dir, "scopewatch.yaml"), testFormats)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -269,7 +269,7 @@ func TestLoadInvalid(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := Load(path)
+			_, err := Load(path, testFormats)
 			checkProblem(t, err, f, file)
 		})
 	}
@@ -305,7 +305,7 @@ routes:
 	})
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	rules := filepath.Join(dir, "rules.yaml")
-	_, err := Load(cfg)
+	_, err := Load(cfg, testFormats)
 	if err == nil {
 		t.Fatal("Load: no error")
 	}
@@ -338,7 +338,7 @@ routes:
 
 func TestLoadUnreadableFiles(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"scopewatch.yaml": "store: sw.db\n"})
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || len(Problems(err)) != 0 || !errors.Is(err, os.ErrNotExist) {
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), testFormats); err == nil || len(Problems(err)) != 0 || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want a wrapped not-exist error", err)
 	}
 	if _, err := LoadRules(filepath.Join(dir, "missing.yaml")); err == nil || !errors.Is(err, os.ErrNotExist) {
@@ -359,7 +359,7 @@ func TestLoadUnreadableSourceDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(locked, 0o755) })
-	_, err := Load(filepath.Join(dir, "scopewatch.yaml"))
+	_, err := Load(filepath.Join(dir, "scopewatch.yaml"), testFormats)
 	if want := ":3: sources[0].path: cannot read directory"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Load = %v, want an error containing %q", err, want)
 	}
@@ -368,7 +368,7 @@ func TestLoadUnreadableSourceDir(t *testing.T) {
 func TestEmptyConfig(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"scopewatch.yaml": "# nothing yet\n"})
 	path := filepath.Join(dir, "scopewatch.yaml")
-	_, err := Load(path)
+	_, err := Load(path, testFormats)
 	var got []string
 	for _, p := range Problems(err) {
 		got = append(got, p.Error())

@@ -210,7 +210,7 @@ func TestReadmeYAML(t *testing.T) {
 			if err := os.WriteFile(p, []byte(config), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := Load(p)
+			c, err := Load(p, testFormats)
 			if err != nil && !listed && loadRules() == nil {
 				return // a new block that is a whole rules file
 			}

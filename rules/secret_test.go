@@ -35,7 +35,7 @@ func TestFloatFields(t *testing.T) {
 		if err := os.Chmod(filepath.Join(dir, "token"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Load(filepath.Join(dir, "config.yaml"))
+		c, err := Load(filepath.Join(dir, "config.yaml"), testFormats)
 		switch {
 		case tc.err == "" && err != nil:
 			t.Errorf("rate: %s: %v", tc.rate, err)
@@ -84,7 +84,7 @@ func TestSecretFileModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, "config.yaml")
-			c, err := Load(path)
+			c, err := Load(path, testFormats)
 			name := cf.field + " " + tc.mode.String()
 			at := path + ":" + strconv.Itoa(cf.line) + ": " + cf.field + ": " + secret + " "
 			if tc.refused != "" {
@@ -134,7 +134,7 @@ func TestSecretReadThroughGroup(t *testing.T) {
 	if err := os.Chmod(key, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(filepath.Join(dir, "config.yaml"))
+	c, err := Load(filepath.Join(dir, "config.yaml"), testFormats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestSecretReadThroughGroup(t *testing.T) {
 	if err := os.Chmod(key, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = Load(filepath.Join(dir, "config.yaml")); err != nil {
+	if c, err = Load(filepath.Join(dir, "config.yaml"), testFormats); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Warnings) != 1 {

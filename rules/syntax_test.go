@@ -33,7 +33,7 @@ func TestSyntaxErrorLines(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Load(path)
+			_, err := Load(path, testFormats)
 			if want := path + ":" + tt.want; err == nil || !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("Load = %v, want an error starting %q", err, want)
 			}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -27,7 +28,7 @@ func loadConfig(flag string) (*rules.Config, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	cfg, err := rules.Load(path)
+	cfg, err := rules.Load(path, ingest.Formats{})
 	if err != nil {
 		return nil, usageError{err}
 	}

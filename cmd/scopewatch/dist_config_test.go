@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -39,7 +40,7 @@ func TestDistConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			cfg, err := rules.Load(installDistConfig(t, root, tt.edit))
+			cfg, err := rules.Load(installDistConfig(t, root, tt.edit), ingest.Formats{})
 			if err != nil {
 				t.Fatalf("dist/scopewatch.yaml does not load:\n%v", err)
 			}
