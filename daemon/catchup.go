@@ -16,19 +16,19 @@ const catchUpLimit = 10 * time.Minute
 // called is committed, or after catchUpLimit with a warning naming the
 // sources still behind, or when ctx ends. A report written before would
 // judge a store that has not read the logs yet ("Clients examined: 0").
-func (p *Daemon) waitCaughtUp(ctx context.Context, log *slog.Logger) {
-	marks := p.lag.Marks()
+func (d *Daemon) waitCaughtUp(ctx context.Context, log *slog.Logger) {
+	marks := d.lag.Marks()
 	limit := time.NewTimer(catchUpLimit)
 	defer limit.Stop()
 	for {
-		pending := p.lag.Pending(marks)
+		pending := d.lag.Pending(marks)
 		if len(pending) == 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.lag.Wake():
+		case <-d.lag.Wake():
 		case <-limit.C:
 			log.Warn("the first scheduled report is written before these sources caught up with their backlog",
 				"sources", strings.Join(pending, ","))

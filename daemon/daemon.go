@@ -114,29 +114,29 @@ type readiness struct {
 }
 
 // Config returns the configuration in force; a reload replaces it.
-func (p *Daemon) Config() *rules.Config { return p.gen.Load().cfg }
+func (d *Daemon) Config() *rules.Config { return d.gen.Load().cfg }
 
 // Store returns the daemon's store, open from New to Close.
-func (p *Daemon) Store() *store.DB { return p.db }
+func (d *Daemon) Store() *store.DB { return d.db }
 
 // Registry returns the registry of the daemon's metrics.
-func (p *Daemon) Registry() *prometheus.Registry { return p.reg }
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 
 // Committed returns how many lines have had their effects committed.
-func (p *Daemon) Committed() uint64 { return p.committedLines.Load() }
+func (d *Daemon) Committed() uint64 { return d.committedLines.Load() }
 
 // Progress is signalled (it never blocks the engine) after each commit.
-func (p *Daemon) Progress() <-chan struct{} { return p.progress }
+func (d *Daemon) Progress() <-chan struct{} { return d.progress }
 
 // Attached returns a channel closed once every live source of the current
 // run has attached to its file.
-func (p *Daemon) Attached() <-chan struct{} { return p.attach.Load().done }
+func (d *Daemon) Attached() <-chan struct{} { return d.attach.Load().done }
 
 // SilencesChanged tells the running engine that the stored silences
 // changed; it never blocks.
-func (p *Daemon) SilencesChanged() {
+func (d *Daemon) SilencesChanged() {
 	select {
-	case p.silences <- struct{}{}:
+	case d.silences <- struct{}{}:
 	default:
 	}
 }
@@ -167,7 +167,7 @@ func New(cfg *rules.Config, o Options) (*Daemon, error) {
 	v := o.Version
 	buildInfo.WithLabelValues(v.Version, v.Go, v.Revision).Set(1)
 	reg.MustRegister(buildInfo, storeCollector{db: db})
-	p := &Daemon{
+	d := &Daemon{
 		o:  o,
 		db: db, log: log, reg: reg,
 		ingestM:  ingest.NewMetrics(reg),
@@ -181,32 +181,32 @@ func New(cfg *rules.Config, o Options) (*Daemon, error) {
 		reloads:  make(chan *reloadRequest),
 		ended:    make(chan struct{}),
 	}
-	p.attach.Store(&readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})})
-	reg.MustRegister(p.lag)
-	geo, err := p.openGeo(cfg)
+	d.attach.Store(&readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})})
+	reg.MustRegister(d.lag)
+	geo, err := d.openGeo(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	p.apply(&generation{cfg: cfg, parsers: parsers, geo: geo})
+	d.apply(&generation{cfg: cfg, parsers: parsers, geo: geo})
 	saved, err := db.AllPositions()
 	if err != nil {
-		p.Close()
+		d.Close()
 		return nil, err
 	}
 	for _, pos := range saved {
-		p.lag.Committed(pos)
+		d.lag.Committed(pos)
 	}
 	srcs, err := db.Sources()
 	if err != nil {
-		p.Close()
+		d.Close()
 		return nil, err
 	}
 	for _, s := range srcs {
-		p.engineM.Newest.Saw(s.Name, s.Events.Last)
+		d.engineM.Newest.Saw(s.Name, s.Events.Last)
 	}
-	p.reloadM = newReloadMetrics(reg)
-	return p, nil
+	d.reloadM = newReloadMetrics(reg)
+	return d, nil
 }
 
 // generation is what a configuration builds before it can run: its
@@ -221,24 +221,24 @@ type generation struct {
 func newParsers(cfg *rules.Config) (map[string]ingest.Parser, error) {
 	parsers := make(map[string]ingest.Parser, len(cfg.Sources))
 	for _, src := range cfg.Sources {
-		p, err := ingest.NewParser(src)
+		parser, err := ingest.NewParser(src)
 		if err != nil {
 			return nil, ConfigError{fmt.Errorf("%s: source %s: %w", cfg.File, src.Name, err)}
 		}
-		parsers[src.Name] = p
+		parsers[src.Name] = parser
 	}
 	return parsers, nil
 }
 
 // openGeo opens the GeoIP databases of cfg, or returns nil without them.
-func (p *Daemon) openGeo(cfg *rules.Config) (*geoip.DB, error) {
+func (d *Daemon) openGeo(cfg *rules.Config) (*geoip.DB, error) {
 	if !cfg.GeoIP.Enabled() {
 		return nil, nil
 	}
-	if p.geoM == nil {
-		p.geoM = geoip.NewMetrics(p.reg)
+	if d.geoM == nil {
+		d.geoM = geoip.NewMetrics(d.reg)
 	}
-	return OpenGeoIP(cfg, p.log, p.geoM)
+	return OpenGeoIP(cfg, d.log, d.geoM)
 }
 
 // OpenGeoIP opens the GeoIP databases of cfg as the daemon does; validate
@@ -257,13 +257,13 @@ func OpenGeoIP(cfg *rules.Config, log *slog.Logger, m *geoip.Metrics) (*geoip.DB
 // running: its parsers, and its GeoIP databases, re-read from disk when
 // the paths are the same and opened anew when they changed. It must not
 // run concurrently with apply.
-func (p *Daemon) prepare(cfg *rules.Config) (*generation, error) {
+func (d *Daemon) prepare(cfg *rules.Config) (*generation, error) {
 	parsers, err := newParsers(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &generation{cfg: cfg, parsers: parsers}
-	cur := p.gen.Load()
+	cur := d.gen.Load()
 	old := cur.cfg.GeoIP
 	if cur.geo != nil && cfg.GeoIP.CountryDB() == old.CountryDB() && cfg.GeoIP.ASN == old.ASN {
 		if err := cur.geo.Reload(); err != nil {
@@ -272,49 +272,49 @@ func (p *Daemon) prepare(cfg *rules.Config) (*generation, error) {
 		s.geo = cur.geo
 		return s, nil
 	}
-	if s.geo, err = p.openGeo(cfg); err != nil {
+	if s.geo, err = d.openGeo(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // discard closes what prepare opened for a generation that is not applied.
-func (p *Daemon) discard(s *generation) {
-	if s.geo != nil && s.geo != p.gen.Load().geo {
+func (d *Daemon) discard(s *generation) {
+	if s.geo != nil && s.geo != d.gen.Load().geo {
 		s.geo.Close()
 	}
 }
 
 // apply puts a prepared configuration in force. The engine must be
 // stopped: the next run uses it.
-func (p *Daemon) apply(s *generation) {
-	if cur := p.gen.Load(); cur != nil && cur.geo != nil && cur.geo != s.geo {
+func (d *Daemon) apply(s *generation) {
+	if cur := d.gen.Load(); cur != nil && cur.geo != nil && cur.geo != s.geo {
 		cur.geo.Close()
 	}
-	p.lag.SetSources(s.cfg.Sources)
+	d.lag.SetSources(s.cfg.Sources)
 	for _, src := range s.cfg.Sources {
-		p.ingestM.InitSource(src.Name)
-		p.engineM.InitSource(src.Name)
+		d.ingestM.InitSource(src.Name)
+		d.engineM.InitSource(src.Name)
 	}
-	p.gen.Store(s)
+	d.gen.Store(s)
 }
 
 // Close closes the store and the GeoIP databases; Run must have
 // returned. Calls after the first do nothing.
-func (p *Daemon) Close() error {
-	p.closeOnce.Do(func() {
-		if g := p.gen.Load(); g != nil && g.geo != nil {
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		if g := d.gen.Load(); g != nil && g.geo != nil {
 			g.geo.Close()
 		}
-		p.closeErr = p.db.Close()
+		d.closeErr = d.db.Close()
 	})
-	return p.closeErr
+	return d.closeErr
 }
 
 // locator returns what places addresses for the detectors: the GeoIP
 // databases in force, or nil without them.
-func (p *Daemon) locator() detect.Locator {
-	geo := p.gen.Load().geo
+func (d *Daemon) locator() detect.Locator {
+	geo := d.gen.Load().geo
 	if geo == nil {
 		return nil
 	}
@@ -332,16 +332,16 @@ func (g geoLocator) Locate(ip netip.Addr) detect.Place {
 
 // liveSources builds a tailing source per configured source, and starts
 // counting them attaching afresh.
-func (p *Daemon) liveSources() []ingest.Source {
-	cfg := p.Config()
+func (d *Daemon) liveSources() []ingest.Source {
+	cfg := d.Config()
 	out := make([]ingest.Source, 0, len(cfg.Sources))
 	gen := &readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})}
-	p.attach.Store(gen)
+	d.attach.Store(gen)
 	for _, s := range cfg.Sources {
 		out = append(out, ingest.NewFile(ingest.FileOptions{
 			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
 			RotateWait: time.Duration(s.RotateWait), MaxLineSize: s.MaxLineBytes,
-			Positions: p.db, Metrics: p.ingestM, Logger: p.log,
+			Positions: d.db, Metrics: d.ingestM, Logger: d.log,
 			Started: gen.started,
 		}))
 	}
@@ -360,42 +360,42 @@ func (r *readiness) started() {
 // sources, until all are read), then commits what was read and returns.
 // Live sources that fail are restarted; one-shot ones are not, and their
 // errors are returned after everything read is committed.
-func (p *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool) error {
+func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool) error {
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
-	det, err := p.detection(oneShot)
+	det, err := d.detection(oneShot)
 	if err != nil {
 		return err
 	}
-	cfg := p.Config()
+	cfg := d.Config()
 	engine := detect.NewEngine(detect.EngineOptions{
-		Parsers:    p.gen.Load().parsers,
+		Parsers:    d.gen.Load().parsers,
 		Accountant: detect.NewAccountant(cfg.Rules, fhirBases(cfg)),
-		Store:      p.db,
+		Store:      d.db,
 		MaxEvents:  cfg.Batch.MaxEvents,
 		MaxDelay:   time.Duration(cfg.Batch.MaxDelay),
-		Metrics:    p.engineM,
-		Logger:     p.log,
-		Committed:  p.committed,
+		Metrics:    d.engineM,
+		Logger:     d.log,
+		Committed:  d.committed,
 		Detection:  det,
-		Probes:     p.probes,
+		Probes:     d.probes,
 		Sources:    cfg.Sources,
 		Stop:       ctx.Done(),
 		CommitFailing: func(err error) {
-			p.commitFailing.Store(err != nil)
+			d.commitFailing.Store(err != nil)
 		},
 	})
 	var wg sync.WaitGroup
 	var supErr error
 	wg.Go(func() {
-		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: p.log, NoRestart: oneShot})
+		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: d.log, NoRestart: oneShot})
 	})
-	p.running.Store(true)
+	d.running.Store(true)
 	// The engine drains lines until the supervisor closes it, so a
 	// cancelled ctx still commits everything read before it.
 	err = engine.Run(context.WithoutCancel(ctx), lines)
-	p.running.Store(false)
+	d.running.Store(false)
 	if err != nil {
 		cancel()
 		for range lines { // let the sources see the cancellation and return
@@ -423,8 +423,8 @@ type ScanFiles struct {
 // newest event read, not the wall clock. A file whose lines are all
 // malformed is not read: its *ingest.FormatError is among those returned,
 // after everything else was read.
-func (p *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
-	cfg := p.Config()
+func (d *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
+	cfg := d.Config()
 	var sources []ingest.Source
 	for _, f := range files {
 		i := slices.IndexFunc(cfg.Sources, func(s rules.Source) bool { return s.Name == f.Source })
@@ -436,32 +436,32 @@ func (p *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 		// which are malformed is the wrong format for the source; it is
 		// not read, so that a scan after the fix reads it whole.
 		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
-			Name: f.Source, Paths: f.Paths, Positions: p.db, Metrics: p.ingestM,
+			Name: f.Source, Paths: f.Paths, Positions: d.db, Metrics: d.ingestM,
 			MaxLineSize: src.MaxLineBytes, Check: &src,
 		}))
 	}
-	return p.run(ctx, sources, true)
+	return d.run(ctx, sources, true)
 }
 
 // detection builds the detectors from the stored findings, silences,
 // coverage and client baselines. A one-shot scan judges as of the newest
 // event it has seen rather than the wall clock, and does not judge
 // sources stale.
-func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
-	cfg := p.Config()
-	spans, err := p.db.Coverage()
+func (d *Daemon) detection(oneShot bool) (*detect.Detection, error) {
+	cfg := d.Config()
+	spans, err := d.db.Coverage()
 	if err != nil {
 		return nil, err
 	}
 	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
-	if p.o.NoDetect {
+	if d.o.NoDetect {
 		return &detect.Detection{Coverage: cov}, nil
 	}
-	existing, err := p.db.Findings()
+	existing, err := d.db.Findings()
 	if err != nil {
 		return nil, err
 	}
-	silences, err := p.loadSilences()
+	silences, err := d.loadSilences()
 	if err != nil {
 		return nil, err
 	}
@@ -476,43 +476,43 @@ func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 		}
 		now = clock.Now
 	}
-	fs := detect.NewFindings(existing, silences, now, p.findM)
+	fs := detect.NewFindings(existing, silences, now, d.findM)
 	dets := detect.NewDetectors(detect.DetectorOptions{
-		Config: cfg.Detect, Rules: cfg.Rules, Locator: p.locator(), ByASN: cfg.GeoIP.ASN != "",
+		Config: cfg.Detect, Rules: cfg.Rules, Locator: d.locator(), ByASN: cfg.GeoIP.ASN != "",
 	}, fs)
-	if err := p.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
+	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
 	}
-	d := &detect.Detection{
+	det := &detect.Detection{
 		Detectors: dets,
 		Findings:  fs,
 		Coverage:  cov,
 		Sweeper: detect.NewSweeper(detect.SweeperOptions{
 			Config: cfg, Findings: fs, Coverage: cov, Live: !oneShot, Started: time.Now(),
 		}),
-		Clients:         p.db,
+		Clients:         d.db,
 		SweepEvery:      time.Duration(cfg.Detect.UnusedScope.Every),
 		Now:             now,
 		DataClock:       clock,
-		SilencesChanged: p.silences,
-		LoadSilences:    p.loadSilences,
+		SilencesChanged: d.silences,
+		LoadSilences:    d.loadSilences,
 	}
 	if cfg.Privacy.PseudonymiseSubjects {
-		d.Pseudonymise = detect.NewPseudonymiser(cfg.Privacy.Key).Pseudonym
+		det.Pseudonymise = detect.NewPseudonymiser(cfg.Privacy.Key).Pseudonym
 	}
-	return d, nil
+	return det, nil
 }
 
 // loadSilences returns the configured silences followed by the stored ones.
-func (p *Daemon) loadSilences() ([]store.Silence, error) { return report.Silences(p.Config(), p.db) }
+func (d *Daemon) loadSilences() ([]store.Silence, error) { return report.Silences(d.Config(), d.db) }
 
 // Ready reports whether the engine runs and every live source has
 // attached to its file (or is waiting for it to appear).
-func (p *Daemon) Ready() bool {
-	if !p.running.Load() || p.commitFailing.Load() {
+func (d *Daemon) Ready() bool {
+	if !d.running.Load() || d.commitFailing.Load() {
 		return false
 	}
-	gen := p.attach.Load()
+	gen := d.attach.Load()
 	select {
 	case <-gen.done:
 		return true
@@ -525,16 +525,16 @@ func (p *Daemon) Ready() bool {
 // closed once the engine has committed what it held and every commit is
 // durable. Between two runs (a reload) the probe waits for the next
 // engine; it gives up when ctx ends.
-func (p *Daemon) Probe(ctx context.Context) <-chan struct{} {
+func (d *Daemon) Probe(ctx context.Context) <-chan struct{} {
 	alive := make(chan struct{})
-	if p.commitFailing.Load() {
+	if d.commitFailing.Load() {
 		// The engine is alive, holding a batch the store refused for want
 		// of space and retrying it: a watchdog restart would not help.
 		close(alive)
 		return alive
 	}
 	select {
-	case p.probes <- alive:
+	case d.probes <- alive:
 	case <-ctx.Done():
 	}
 	return alive
@@ -554,20 +554,20 @@ func fhirBases(cfg *rules.Config) map[string]string {
 }
 
 // committed is called by the engine after each durable batch.
-func (p *Daemon) committed(b *store.Batch) {
+func (d *Daemon) committed(b *store.Batch) {
 	var n uint64
 	for _, s := range b.Sources {
 		n += s.Lines
 	}
-	p.committedLines.Add(n)
+	d.committedLines.Add(n)
 	for _, pos := range b.Positions {
-		p.lag.Committed(pos)
+		d.lag.Committed(pos)
 	}
-	if n := p.notify.Load(); len(b.Notify) > 0 && n != nil {
+	if n := d.notify.Load(); len(b.Notify) > 0 && n != nil {
 		(*n)()
 	}
 	select {
-	case p.progress <- struct{}{}:
+	case d.progress <- struct{}{}:
 	default:
 	}
 }

@@ -15,25 +15,25 @@ type delivery struct {
 	sender   *alert.Sender
 }
 
-// newDelivery builds the Slack delivery of p's configuration, or returns
+// newDelivery builds the Slack delivery of the configuration in force, or returns
 // nil without Slack. The sender's metrics are the pipeline's, registered
 // with or without Slack, so that dashboards see zeros rather than gaps.
-func (p *Daemon) newDelivery() *delivery {
-	log := p.log
-	m := p.senderM
-	s := p.Config().Alert.Slack
+func (d *Daemon) newDelivery() *delivery {
+	log := d.log
+	m := d.senderM
+	s := d.Config().Alert.Slack
 	if !s.Enabled() {
 		return nil
 	}
 	log = log.With("component", "slack")
 	sender := alert.NewSender(alert.SenderOptions{
-		Store: p.db, Poster: SlackPoster(s),
+		Store: d.db, Poster: SlackPoster(s),
 		Rate: s.Rate, Burst: s.Burst, MaxBackoff: time.Duration(s.MaxBackoff),
 		Metrics: m, Logger: log,
 	})
 	notifier := alert.NewNotifier(alert.NotifierOptions{
-		Store: p.db, Slack: s, Rules: p.Config().Rules,
-		HideAddresses: p.Config().Privacy.PseudonymiseSubjects,
+		Store: d.db, Slack: s, Rules: d.Config().Rules,
+		HideAddresses: d.Config().Privacy.PseudonymiseSubjects,
 		Queued:        sender.Queued, Logger: log,
 	})
 	return &delivery{notifier: notifier, sender: sender}
@@ -46,9 +46,9 @@ func SlackPoster(s rules.Slack) *alert.Slack {
 
 // postReport returns the scheduler's hook that queues a report for Slack,
 // or nil when reports are not posted.
-func (p *Daemon) postReport(d *delivery) func(detect.UnusedReport) error {
-	s, r := p.Config().Alert.Slack, p.Config().Alert.Report
-	if d == nil || !r.Slack {
+func (d *Daemon) postReport(slack *delivery) func(detect.UnusedReport) error {
+	s, r := d.Config().Alert.Slack, d.Config().Alert.Report
+	if slack == nil || !r.Slack {
 		return nil
 	}
 	channel := s.Channel
@@ -60,11 +60,11 @@ func (p *Daemon) postReport(d *delivery) func(detect.UnusedReport) error {
 		if err != nil {
 			return err
 		}
-		queued, err := p.db.Queue(msgs...)
+		queued, err := d.db.Queue(msgs...)
 		if err != nil {
 			return err
 		}
-		d.sender.Queued(queued)
+		slack.sender.Queued(queued)
 		return nil
 	}
 }

@@ -54,13 +54,13 @@ func (m *reloadMetrics) succeeded(at time.Time) {
 
 // reloadOn reloads the configuration from its file on each request until
 // ctx ends.
-func (p *Daemon) reloadOn(ctx context.Context, requests <-chan os.Signal) {
+func (d *Daemon) reloadOn(ctx context.Context, requests <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-requests:
-			p.reloadFile(ctx)
+			d.reloadFile(ctx)
 		}
 	}
 }
@@ -69,39 +69,39 @@ func (p *Daemon) reloadOn(ctx context.Context, requests <-chan os.Signal) {
 // databases, and puts them in force (see Reload). A configuration that
 // fails to load or prepare changes nothing: the error is logged, systemd
 // told, and the metric drops to 0.
-func (p *Daemon) reloadFile(ctx context.Context) {
-	sd := p.o.Systemd
+func (d *Daemon) reloadFile(ctx context.Context) {
+	sd := d.o.Systemd
 	if err := sd.notify(reloading()); err != nil {
-		p.log.Warn("systemd notification", "err", err)
+		d.log.Warn("systemd notification", "err", err)
 	}
-	old := p.Config()
-	p.log.Info("reloading the configuration", "config", old.File)
+	old := d.Config()
+	d.log.Info("reloading the configuration", "config", old.File)
 	cfg, err := rules.Load(old.File, ingest.Formats{})
 	if err == nil {
 		for _, w := range cfg.Warnings { // problems that do not refuse the configuration
-			p.log.Warn("configuration warning", "problem", w.Error())
+			d.log.Warn("configuration warning", "problem", w.Error())
 		}
-		err = p.reload(ctx, cfg)
+		err = d.reload(ctx, cfg)
 	}
 	if errors.Is(err, errNotRunning) || ctx.Err() != nil {
 		return
 	}
 	if err != nil {
-		p.reloadM.successful.Set(0)
+		d.reloadM.successful.Set(0)
 		// rules.Load lists every problem, one per line, with file, line
 		// and field.
-		p.log.Error("configuration not reloaded; the previous one stays in force", "config", old.File, "err", err)
+		d.log.Error("configuration not reloaded; the previous one stays in force", "config", old.File, "err", err)
 		status := "READY=1\nSTATUS=reload failed; running on the previous configuration: " + firstLine(err.Error())
 		if err := sd.notify(status); err != nil {
-			p.log.Warn("systemd notification", "err", err)
+			d.log.Warn("systemd notification", "err", err)
 		}
 		return
 	}
-	if p.o.Level != nil {
-		p.o.Level.Set(LogLevel(cfg.Log.Level))
+	if d.o.Level != nil {
+		d.o.Level.Set(LogLevel(cfg.Log.Level))
 	}
-	p.reloadM.succeeded(time.Now())
-	p.log.Info("configuration reloaded", "config", cfg.File, "sources", len(cfg.Sources),
+	d.reloadM.succeeded(time.Now())
+	d.log.Info("configuration reloaded", "config", cfg.File, "sources", len(cfg.Sources),
 		"clients", len(cfg.Rules.Clients), "scopes", len(cfg.Rules.Scopes), "geoip", cfg.GeoIP.Enabled())
 	// READY=1 follows from the new run once its sources are tailing.
 }
@@ -117,24 +117,24 @@ var errNotRunning = errors.New("the daemon is not running")
 // waits for Run to start. On an error the running
 // configuration stays in force. Settings that only a restart changes
 // (store, listen, web_config, control_socket, log.format) are kept.
-func (p *Daemon) Reload(cfg *rules.Config) error {
-	return p.reload(context.Background(), cfg)
+func (d *Daemon) Reload(cfg *rules.Config) error {
+	return d.reload(context.Background(), cfg)
 }
 
-func (p *Daemon) reload(ctx context.Context, cfg *rules.Config) error {
-	p.keepRestartOnly(p.Config(), cfg)
-	g, err := p.prepare(cfg)
+func (d *Daemon) reload(ctx context.Context, cfg *rules.Config) error {
+	d.keepRestartOnly(d.Config(), cfg)
+	g, err := d.prepare(cfg)
 	if err != nil {
 		return err
 	}
 	req := &reloadRequest{gen: g, done: make(chan struct{})}
 	select {
-	case p.reloads <- req:
+	case d.reloads <- req:
 	case <-ctx.Done():
-		p.discard(g)
+		d.discard(g)
 		return ctx.Err()
-	case <-p.ended:
-		p.discard(g)
+	case <-d.ended:
+		d.discard(g)
 		return errNotRunning
 	}
 	<-req.done
@@ -147,7 +147,7 @@ func (p *Daemon) reload(ctx context.Context, cfg *rules.Config) error {
 // keepRestartOnly keeps in cfg the settings a reload cannot change (the
 // store, the listener, the control socket, the log format), so that what the daemon reports
 // as in force is what it runs, and says which changes wait for a restart.
-func (p *Daemon) keepRestartOnly(old, cfg *rules.Config) {
+func (d *Daemon) keepRestartOnly(old, cfg *rules.Config) {
 	var changed []string
 	keep := func(name string, cur, next *string) {
 		if *cur != *next {
@@ -159,15 +159,15 @@ func (p *Daemon) keepRestartOnly(old, cfg *rules.Config) {
 	keep("listen", &old.Listen, &cfg.Listen)
 	keep("web_config", &old.WebConfig, &cfg.WebConfig)
 	keep("control_socket", &old.ControlSocket, &cfg.ControlSocket)
-	if p.o.LogJSON {
+	if d.o.LogJSON {
 		cfg.Log.Format = "json"
 	}
 	keep("log.format", &old.Log.Format, &cfg.Log.Format)
 	if len(changed) > 0 {
-		p.log.Warn("changed settings take effect at the next restart", "settings", strings.Join(changed, ","))
-		p.reloadM.pendingRestart.Set(1)
+		d.log.Warn("changed settings take effect at the next restart", "settings", strings.Join(changed, ","))
+		d.reloadM.pendingRestart.Set(1)
 	} else {
-		p.reloadM.pendingRestart.Set(0)
+		d.reloadM.pendingRestart.Set(0)
 	}
 }
 

@@ -28,16 +28,16 @@ type reloadRequest struct {
 // reports once per generation. A reload drains and commits the running
 // generation's sources, then starts the new one where they stopped. When
 // ctx ends, Run stops the sources, commits everything read and returns.
-func (p *Daemon) Run(ctx context.Context) error {
-	cfg, log, o := p.Config(), p.log, p.o
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg, log, o := d.Config(), d.log, d.o
 	sd := o.Systemd
 
-	sources := p.liveSources()
+	sources := d.liveSources()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	handler := api.NewHandler(api.Options{Daemon: p, Store: p.db, Metrics: p.reg, Logger: log})
+	handler := api.NewHandler(api.Options{Daemon: d, Store: d.db, Metrics: d.reg, Logger: log})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ConnContext: api.TCPConnContext}
 	// exporter-toolkit serves plain HTTP without a web config, and with one
 	// adds TLS and basic auth in front of every endpoint.
@@ -67,25 +67,25 @@ func (p *Daemon) Run(ctx context.Context) error {
 	var daemonWG sync.WaitGroup
 	var warnOnce sync.Once
 	daemonWG.Go(func() {
-		sd.watchdogLoop(daemonCtx, p.Probe, func(err error) {
+		sd.watchdogLoop(daemonCtx, d.Probe, func(err error) {
 			warnOnce.Do(func() { log.Warn("systemd watchdog notification failed; systemd will restart the service", "err", err) })
 		})
 	})
 	if o.Reload != nil {
-		daemonWG.Go(func() { p.reloadOn(daemonCtx, o.Reload) })
+		daemonWG.Go(func() { d.reloadOn(daemonCtx, o.Reload) })
 	}
 
 	var runErr error
 	for {
 		genCtx, stopGen := context.WithCancel(ctx)
 		var genWG sync.WaitGroup
-		p.startRun(genCtx, &genWG)
+		d.startRun(genCtx, &genWG)
 		runDone := make(chan error, 1)
-		go func() { runDone <- p.run(genCtx, sources, false) }()
+		go func() { runDone <- d.run(genCtx, sources, false) }()
 		var req *reloadRequest
 		select {
 		case runErr = <-runDone:
-		case req = <-p.reloads:
+		case req = <-d.reloads:
 			stopGen()
 			runErr = <-runDone
 		}
@@ -93,17 +93,17 @@ func (p *Daemon) Run(ctx context.Context) error {
 		genWG.Wait()
 		if req == nil || runErr != nil || ctx.Err() != nil {
 			if req != nil {
-				p.discard(req.gen)
+				d.discard(req.gen)
 				close(req.done)
 			}
 			break
 		}
-		p.apply(req.gen)
-		sources = p.liveSources()
+		d.apply(req.gen)
+		sources = d.liveSources()
 		req.applied = true
 		close(req.done)
 	}
-	close(p.ended)
+	close(d.ended)
 	stopDaemon()
 	daemonWG.Wait()
 
@@ -118,7 +118,7 @@ func (p *Daemon) Run(ctx context.Context) error {
 	if runErr != nil {
 		return runErr
 	}
-	log.Info("scopewatch stopped; everything read is committed", "lines", p.Committed())
+	log.Info("scopewatch stopped; everything read is committed", "lines", d.Committed())
 	return nil
 }
 
@@ -126,9 +126,9 @@ func (p *Daemon) Run(ctx context.Context) error {
 // GeoIP file watch, Slack delivery, scheduled reports, and the READY=1
 // notification once every source is tailing and the engine answers. All
 // stop when ctx ends; wg tracks them.
-func (p *Daemon) startRun(ctx context.Context, wg *sync.WaitGroup) {
-	cfg, log, sd := p.Config(), p.log, p.o.Systemd
-	ready := p.Attached()
+func (d *Daemon) startRun(ctx context.Context, wg *sync.WaitGroup) {
+	cfg, log, sd := d.Config(), d.log, d.o.Systemd
+	ready := d.Attached()
 	wg.Go(func() {
 		select {
 		case <-ready:
@@ -136,7 +136,7 @@ func (p *Daemon) startRun(ctx context.Context, wg *sync.WaitGroup) {
 			return
 		}
 		select {
-		case <-p.Probe(ctx): // the engine runs and its commits go through
+		case <-d.Probe(ctx): // the engine runs and its commits go through
 		case <-ctx.Done():
 			return
 		}
@@ -145,37 +145,37 @@ func (p *Daemon) startRun(ctx context.Context, wg *sync.WaitGroup) {
 			log.Warn("systemd notification", "err", err)
 		}
 	})
-	if geo := p.gen.Load().geo; geo != nil {
+	if geo := d.gen.Load().geo; geo != nil {
 		wg.Go(func() {
 			if err := geo.Watch(ctx, time.Duration(cfg.GeoIP.CheckEvery)); err != nil {
 				log.Error("geoip watch", "err", err)
 			}
 		})
 	}
-	d := p.newDelivery()
-	p.notify.Store(nil)
-	if d != nil {
-		changed := d.notifier.Changed
-		p.notify.Store(&changed)
+	slack := d.newDelivery()
+	d.notify.Store(nil)
+	if slack != nil {
+		changed := slack.notifier.Changed
+		d.notify.Store(&changed)
 		wg.Go(func() {
-			if err := d.notifier.Run(ctx); err != nil {
+			if err := slack.notifier.Run(ctx); err != nil {
 				log.Error("slack notifications stopped", "err", err)
 			}
 		})
 		wg.Go(func() {
-			if err := d.sender.Run(ctx); err != nil {
+			if err := slack.sender.Run(ctx); err != nil {
 				log.Error("slack delivery stopped; queued messages stay in the outbox", "err", err)
 			}
 		})
 	}
-	if rs := p.reportScheduler(p.postReport(d)); rs != nil {
+	if rs := d.reportScheduler(d.postReport(slack)); rs != nil {
 		wg.Go(func() {
 			select { // a report judges what the sources show: not before they are read
 			case <-ready:
 			case <-ctx.Done():
 				return
 			}
-			p.waitCaughtUp(ctx, log) // nor before their backlog is committed
+			d.waitCaughtUp(ctx, log) // nor before their backlog is committed
 			if err := rs.Run(ctx); err != nil {
 				log.Error("scheduled reports stopped", "err", err)
 			}
