@@ -16,7 +16,7 @@ type delivery struct {
 }
 
 // newDelivery builds the Slack delivery of the configuration in force, or returns
-// nil without Slack. The sender's metrics are the pipeline's, registered
+// nil without Slack. The sender's metrics are the daemon's, registered
 // with or without Slack, so that dashboards see zeros rather than gaps.
 func (d *Daemon) newDelivery() *delivery {
 	log := d.log

@@ -82,11 +82,11 @@ func reloading() string {
 	return "RELOADING=1\n" + sdnotify.SdNotifyMonotonicUsec() + "STATUS=reloading the configuration"
 }
 
-// watchdogLoop pings systemd's watchdog from the pipeline's own progress:
-// every half interval it asks the pipeline to prove it is alive (probe
+// watchdogLoop pings systemd's watchdog from the daemon's own progress:
+// every half interval it asks the engine to prove it is alive (probe
 // returns a channel that is closed once the engine has handled the
 // request and every commit queued before it is durable) and sends
-// WATCHDOG=1 only after that answer. A pipeline stuck in a detector, a
+// WATCHDOG=1 only after that answer. An engine stuck in a detector, a
 // parser or a commit stops the pings, and systemd restarts the service
 // after WatchdogSec. It returns when ctx ends.
 func (s *Systemd) watchdogLoop(ctx context.Context, probe func(context.Context) <-chan struct{}, onErr func(error)) {
