@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -32,6 +33,17 @@ type Daemon interface {
 	SilencesChanged()
 }
 
+// Store is what the API reads and changes in the store; *store.DB is one.
+type Store interface {
+	report.Store
+	Client(id string) (store.Client, bool, error)
+	Sources() ([]store.Source, error)
+	DeadLetters() ([]store.DeadLetter, error)
+	Backup(w io.Writer, size func(int64)) (int64, error)
+	AddSilence(s store.Silence) (store.Silence, error)
+	ExpireSilence(id string, at time.Time) (store.Silence, error)
+}
+
 // Options are what NewHandler serves from.
 type Options struct {
 	Daemon Daemon
@@ -45,7 +57,7 @@ type Options struct {
 // server holds what the handlers share.
 type server struct {
 	d   Daemon
-	db  *store.DB
+	db  Store
 	reg *prometheus.Registry
 	log *slog.Logger
 }

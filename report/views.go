@@ -19,6 +19,14 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
+// Store is what the views read; *store.DB is one.
+type Store interface {
+	Clients() ([]store.Client, error)
+	Coverage() (map[string][]store.Span, error)
+	Findings() ([]store.Finding, error)
+	Silences() ([]store.Silence, error)
+}
+
 // StateAll selects findings in every state.
 const StateAll = "all"
 
@@ -72,7 +80,7 @@ func (f FindingFilter) Apply(fs []store.Finding) []store.Finding {
 // Findings returns the stored findings with the state a reader
 // should see at now: the engine applies a silence when it next runs, but a
 // silence added or expired while no daemon runs must show at once.
-func Findings(cfg *rules.Config, db *store.DB, now time.Time) ([]store.Finding, error) {
+func Findings(cfg *rules.Config, db Store, now time.Time) ([]store.Finding, error) {
 	fs, err := db.Findings()
 	if err != nil {
 		return nil, err
@@ -88,7 +96,7 @@ func Findings(cfg *rules.Config, db *store.DB, now time.Time) ([]store.Finding, 
 // Silences returns the configured silences (c1, c2, ...) and then the
 // stored ones in the order they were added (s1, s2, ...), expired ones
 // included.
-func Silences(cfg *rules.Config, db *store.DB) ([]store.Silence, error) {
+func Silences(cfg *rules.Config, db Store) ([]store.Silence, error) {
 	stored, err := db.Silences()
 	if err != nil {
 		return nil, err
@@ -124,7 +132,7 @@ func ConfigSilence(cfg *rules.Config, id string) error {
 // Unused computes the unused-scope report from the stored clients
 // with the configured window and registrations, holding back scopes whose
 // logs were not observed for the whole window (the stored coverage).
-func Unused(cfg *rules.Config, db *store.DB, now func() time.Time) (detect.UnusedReport, error) {
+func Unused(cfg *rules.Config, db Store, now func() time.Time) (detect.UnusedReport, error) {
 	cs, err := db.Clients()
 	if err != nil {
 		return detect.UnusedReport{}, err
@@ -180,7 +188,7 @@ func ParseAt(s string) (time.Time, error) {
 
 // Scope computes the per-scope report from the stored clients with
 // the configured window, registrations and catalog.
-func Scope(cfg *rules.Config, db *store.DB, name string, now func() time.Time) (alert.ScopeReport, error) {
+func Scope(cfg *rules.Config, db Store, name string, now func() time.Time) (alert.ScopeReport, error) {
 	cs, err := db.Clients()
 	if err != nil {
 		return alert.ScopeReport{}, err
