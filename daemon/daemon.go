@@ -17,6 +17,7 @@ import (
 	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/detect/geoip"
+	"github.com/scopewatch/scopewatch/engine"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
@@ -33,7 +34,7 @@ type Daemon struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	ingestM *ingest.Metrics
-	engineM *detect.EngineMetrics
+	engineM *engine.Metrics
 	findM   *detect.FindingMetrics
 	senderM *alert.SenderMetrics
 	geoM    *geoip.Metrics // registered once GeoIP is first configured
@@ -171,7 +172,7 @@ func New(cfg *rules.Config, o Options) (*Daemon, error) {
 		o:  o,
 		db: db, log: log, reg: reg,
 		ingestM:  ingest.NewMetrics(reg),
-		engineM:  detect.NewEngineMetrics(reg),
+		engineM:  engine.NewMetrics(reg),
 		findM:    detect.NewFindingMetrics(reg),
 		senderM:  alert.NewSenderMetrics(reg),
 		lag:      ingest.NewLagCollector(cfg.Sources),
@@ -369,7 +370,7 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 		return err
 	}
 	cfg := d.Config()
-	engine := detect.NewEngine(detect.EngineOptions{
+	eng := engine.New(engine.Options{
 		Parsers:    d.gen.Load().parsers,
 		Accountant: detect.NewAccountant(cfg.Rules, fhirBases(cfg)),
 		Store:      d.db,
@@ -381,7 +382,6 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 		Detection:  det,
 		Probes:     d.probes,
 		Sources:    cfg.Sources,
-		Stop:       ctx.Done(),
 		CommitFailing: func(err error) {
 			d.commitFailing.Store(err != nil)
 		},
@@ -392,9 +392,9 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: d.log, NoRestart: oneShot})
 	})
 	d.running.Store(true)
-	// The engine drains lines until the supervisor closes it, so a
+	// The engine drains lines until the supervisor closes them, so a
 	// cancelled ctx still commits everything read before it.
-	err = engine.Run(context.WithoutCancel(ctx), lines)
+	err = eng.Run(ctx, lines)
 	d.running.Store(false)
 	if err != nil {
 		cancel()
@@ -447,7 +447,7 @@ func (d *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 // coverage and client baselines. A one-shot scan judges as of the newest
 // event it has seen rather than the wall clock, and does not judge
 // sources stale.
-func (d *Daemon) detection(oneShot bool) (*detect.Detection, error) {
+func (d *Daemon) detection(oneShot bool) (*engine.Detection, error) {
 	cfg := d.Config()
 	spans, err := d.db.Coverage()
 	if err != nil {
@@ -455,7 +455,7 @@ func (d *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 	}
 	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	if d.o.NoDetect {
-		return &detect.Detection{Coverage: cov}, nil
+		return &engine.Detection{Coverage: cov}, nil
 	}
 	existing, err := d.db.Findings()
 	if err != nil {
@@ -466,9 +466,9 @@ func (d *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 		return nil, err
 	}
 	now := time.Now
-	var clock *detect.DataClock
+	var clock *engine.DataClock
 	if oneShot {
-		clock = &detect.DataClock{}
+		clock = &engine.DataClock{}
 		for _, ss := range spans {
 			if n := len(ss); n > 0 {
 				clock.Observe(ss[n-1].End)
@@ -483,7 +483,7 @@ func (d *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
 	}
-	det := &detect.Detection{
+	det := &engine.Detection{
 		Detectors: dets,
 		Findings:  fs,
 		Coverage:  cov,

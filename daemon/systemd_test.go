@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/engine"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -40,7 +41,7 @@ func TestWatchdogStopsWhenPipelineStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &Daemon{probes: make(chan chan<- struct{})}
-	engine := detect.NewEngine(detect.EngineOptions{
+	eng := engine.New(engine.Options{
 		Parsers: parsers, Accountant: detect.NewAccountant(cfg.Rules, nil), Store: g,
 		MaxEvents: 1, Probes: p.probes,
 	})
@@ -48,7 +49,7 @@ func TestWatchdogStopsWhenPipelineStalls(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	engineErr := make(chan error, 1)
-	wg.Go(func() { engineErr <- engine.Run(context.WithoutCancel(ctx), lines) })
+	wg.Go(func() { engineErr <- eng.Run(ctx, lines) })
 	wg.Go(func() { sd.watchdogLoop(ctx, p.Probe, func(err error) { t.Error(err) }) })
 	defer func() {
 		open() // a failed test must not leave the engine waiting

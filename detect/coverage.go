@@ -17,10 +17,13 @@ import (
 // the engine's goroutine only.
 type Coverage struct {
 	gap     time.Duration
-	sources map[string]*sourceCoverage
+	sources map[string]*SourceCoverage
 }
 
-type sourceCoverage struct {
+// SourceCoverage is one source's coverage, for the engine's hot path: it
+// spares a lookup per event.
+type SourceCoverage struct {
+	gap    time.Duration
 	spans  []store.Span
 	broken bool // lines were lost: the next event starts a new span
 	dirty  bool
@@ -28,29 +31,32 @@ type sourceCoverage struct {
 
 // NewCoverage returns coverage seeded with the stored spans.
 func NewCoverage(stored map[string][]store.Span, gap time.Duration) *Coverage {
-	c := &Coverage{gap: gap, sources: make(map[string]*sourceCoverage, len(stored))}
+	c := &Coverage{gap: gap, sources: make(map[string]*SourceCoverage, len(stored))}
 	for name, spans := range stored {
-		c.sources[name] = &sourceCoverage{spans: slices.Clone(spans)}
+		c.sources[name] = &SourceCoverage{gap: gap, spans: slices.Clone(spans)}
 	}
 	return c
 }
 
-func (c *Coverage) source(name string) *sourceCoverage {
+// Source returns the coverage of the source name.
+func (c *Coverage) Source(name string) *SourceCoverage {
 	sc := c.sources[name]
 	if sc == nil {
-		sc = &sourceCoverage{}
+		sc = &SourceCoverage{gap: c.gap}
 		c.sources[name] = sc
 	}
 	return sc
 }
 
 // Observe records an event of source at t.
-func (c *Coverage) Observe(source string, t time.Time) { c.source(source).observe(t, c.gap) }
+func (c *Coverage) Observe(source string, t time.Time) { c.Source(source).Observe(t) }
 
 // Break records that lines of source were lost at this point of its log.
-func (c *Coverage) Break(source string) { c.source(source).broken = true }
+func (c *Coverage) Break(source string) { c.Source(source).broken = true }
 
-func (sc *sourceCoverage) observe(t time.Time, gap time.Duration) {
+// Observe records an event at t.
+func (sc *SourceCoverage) Observe(t time.Time) {
+	gap := sc.gap
 	if t.IsZero() {
 		return
 	}
@@ -77,7 +83,7 @@ func (sc *sourceCoverage) observe(t time.Time, gap time.Duration) {
 
 // bound joins the two oldest spans while there are more than MaxSpans:
 // old gaps are forgotten first.
-func (sc *sourceCoverage) bound() {
+func (sc *SourceCoverage) bound() {
 	for len(sc.spans) > store.MaxSpans {
 		sc.spans[1].Start = sc.spans[0].Start
 		sc.spans = slices.Delete(sc.spans, 0, 1)
@@ -86,7 +92,7 @@ func (sc *sourceCoverage) bound() {
 
 // insert adds an event older than the newest span and merges spans that
 // now touch.
-func (sc *sourceCoverage) insert(t time.Time, gap time.Duration) {
+func (sc *SourceCoverage) insert(t time.Time, gap time.Duration) {
 	i, _ := slices.BinarySearchFunc(sc.spans, t, func(s store.Span, t time.Time) int { return s.Start.Compare(t) })
 	sc.spans = slices.Insert(sc.spans, i, store.Span{Start: t, End: t})
 	out := sc.spans[:1]

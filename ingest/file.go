@@ -254,10 +254,9 @@ func (r *fileRun) remember(of *openFile) {
 	if r.sent == nil {
 		r.sent = make(map[store.FileID]store.Position)
 	}
-	r.sent[of.id] = store.Position{
-		Source: r.opts.Name, File: of.id, HeadLen: of.headLen, HeadHash: of.headHash,
-		Offset: of.offset, Line: of.line, Path: of.path,
-	}
+	// Every line up to of.offset was handed on at a position built the
+	// same way, so its head is grown that far already.
+	r.sent[of.id] = of.position(r.opts.Name, of.offset, of.line).Record()
 }
 
 // withSent returns the saved records with those of files a previous Run of

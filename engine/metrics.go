@@ -1,4 +1,4 @@
-package detect
+package engine
 
 import (
 	"sync"
@@ -9,9 +9,9 @@ import (
 	"github.com/scopewatch/scopewatch/ingest"
 )
 
-// EngineMetrics are the engine's counters and histograms. Labels are
+// Metrics are the engine's counters and histograms. Labels are
 // bounded: source names from config, kinds and reasons from fixed sets.
-type EngineMetrics struct {
+type Metrics struct {
 	LinesParsed    *prometheus.CounterVec // source: lines parsed without error
 	LinesIgnored   *prometheus.CounterVec // source, reason: well-formed lines without an event of interest
 	FieldsDropped  *prometheus.CounterVec // source, field: optional fields left empty, their events kept
@@ -32,10 +32,10 @@ type EngineMetrics struct {
 	Newest *NewestEvents
 }
 
-// NewEngineMetrics creates the engine metrics and registers them with reg
+// NewMetrics creates the engine metrics and registers them with reg
 // when it is not nil.
-func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
-	m := &EngineMetrics{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		LinesParsed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_lines_parsed_total", Help: "Lines parsed without error (including those ignored).",
 		}, []string{"source"}),
@@ -94,7 +94,7 @@ func NewEngineMetrics(reg prometheus.Registerer) *EngineMetrics {
 // of each, only too_long is created: the line reader gives it for every
 // format, and it gives the malformed series a zero to start from. The no-events gauge is set to 0: a configuration (at
 // start or reloaded) counts its lines afresh.
-func (m *EngineMetrics) InitSource(name string) {
+func (m *Metrics) InitSource(name string) {
 	m.LinesParsed.WithLabelValues(name)
 	m.Malformed.WithLabelValues(name, ingest.ReasonTooLong)
 	for _, r := range ingest.SkipReasons() {

@@ -1,4 +1,4 @@
-package detect
+package engine
 
 import (
 	"strings"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestNewestEvents(t *testing.T) {
-	m := NewEngineMetrics(nil)
+	m := NewMetrics(nil)
 	m.Newest.now = func() time.Time { return t0.Add(90 * time.Second) }
 	m.Newest.Saw("keycloak", t0)
 	m.Newest.Saw("keycloak", t0.Add(-time.Hour)) // older: ignored

@@ -1,4 +1,4 @@
-package detect
+package engine
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package detect
+package engine
 
 import (
 	"bytes"
@@ -11,13 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
 // noEventsRun runs an engine with a no-events threshold of after over
 // lines of the sources, and returns its metrics and what it logged.
-func noEventsRun(t *testing.T, after int, sources []rules.Source, lines []ingest.Line) (*EngineMetrics, string) {
+func noEventsRun(t *testing.T, after int, sources []rules.Source, lines []ingest.Line) (*Metrics, string) {
 	t.Helper()
 	parsers := map[string]ingest.Parser{}
 	for _, s := range sources {
@@ -28,12 +29,12 @@ func noEventsRun(t *testing.T, after int, sources []rules.Source, lines []ingest
 		parsers[s.Name] = p
 	}
 	var logs bytes.Buffer
-	m := NewEngineMetrics(nil)
+	m := NewMetrics(nil)
 	for _, s := range sources {
 		m.InitSource(s.Name)
 	}
-	e := NewEngine(EngineOptions{
-		Parsers: parsers, Accountant: NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
+	e := New(Options{
+		Parsers: parsers, Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
 		Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		NoEventsAfter: after, Sources: sources,
 	})
@@ -135,8 +136,8 @@ func TestNoEventsBelowThresholdOrWithEvents(t *testing.T) {
 // long is malformed too_long and its position committed like any line's.
 func TestEngineCountsTooLong(t *testing.T) {
 	db := openTestDB(t)
-	m := NewEngineMetrics(nil)
-	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: db, Metrics: m})
+	m := NewMetrics(nil)
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db, Metrics: m})
 	path := filepath.Join(t.TempDir(), "api.log")
 	good := `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9","status":200}`
 	var content bytes.Buffer

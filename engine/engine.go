@@ -1,4 +1,4 @@
-package detect
+package engine
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -20,12 +21,12 @@ type Committer interface {
 	Commit(b *store.Batch) error
 }
 
-// EngineOptions configures an Engine.
-type EngineOptions struct {
+// Options configures an Engine.
+type Options struct {
 	// Parsers maps each source name to its parser. Parsers are called from
 	// the engine's goroutine only.
 	Parsers    map[string]ingest.Parser
-	Accountant *Accountant
+	Accountant *detect.Accountant
 	Store      Committer
 	// MaxEvents and MaxDelay bound a batch: it is committed when it holds
 	// MaxEvents lines or events, or MaxDelay after its first line,
@@ -41,7 +42,7 @@ type EngineOptions struct {
 	// and holds them all in memory until it commits. MaxDelay still
 	// closes every batch. Default 10 × MaxEvents.
 	CatchUpEvents int
-	Metrics       *EngineMetrics
+	Metrics       *Metrics
 	Logger        *slog.Logger
 	// NewTimer makes the batch-delay timer; tests inject one they fire.
 	// Default: time.NewTimer.
@@ -70,10 +71,6 @@ type EngineOptions struct {
 	// goes through again. The engine holds the batch meanwhile, retrying
 	// it with backoff, and reads no further than the batches it holds.
 	CommitFailing func(err error)
-	// Stop, when set, is closed when the process stops: a commit being
-	// retried then gives up. Its lines' positions were not saved, so a
-	// restart reads them again.
-	Stop <-chan struct{}
 	// RetryMin and RetryMax bound the backoff between attempts at a
 	// failing commit; defaults 250ms and 30s. After waits; tests inject
 	// one. Default: time.After.
@@ -92,12 +89,12 @@ type EngineOptions struct {
 // Detectors, Findings and Sweeper all nil the engine records coverage and
 // raises nothing.
 type Detection struct {
-	Detectors *Detectors
-	Findings  *Findings
-	Coverage  *Coverage
-	Sweeper   *Sweeper
+	Detectors *detect.Detectors
+	Findings  *detect.Findings
+	Coverage  *detect.Coverage
+	Sweeper   *detect.Sweeper
 	// Clients streams the committed clients for sweeps: the store.
-	Clients ClientLister
+	Clients detect.ClientLister
 	// SweepEvery is the time between sweeps; the first runs at start and
 	// the last when the input ends. Default 1h.
 	SweepEvery time.Duration
@@ -143,13 +140,11 @@ func (t realTimer) C() <-chan time.Time { return t.Timer.C }
 // accounting run on one goroutine while the previous batch commits on
 // another, so disk latency overlaps with CPU work.
 type Engine struct {
-	opt EngineOptions
-	// idle waits until no batch is being committed.
-	idle func() error
+	opt Options
 }
 
-// NewEngine returns an engine; it starts nothing.
-func NewEngine(opt EngineOptions) *Engine {
+// New returns an engine; it starts nothing.
+func New(opt Options) *Engine {
 	if opt.MaxEvents <= 0 {
 		opt.MaxEvents = 1000
 	}
@@ -160,7 +155,7 @@ func NewEngine(opt EngineOptions) *Engine {
 		opt.CatchUpEvents = 10 * opt.MaxEvents
 	}
 	if opt.Metrics == nil {
-		opt.Metrics = NewEngineMetrics(nil)
+		opt.Metrics = NewMetrics(nil)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -192,11 +187,13 @@ func NewEngine(opt EngineOptions) *Engine {
 }
 
 // Run consumes in until it is closed, committing every line's effects, and
-// returns after the final commit. Closing in (not cancelling ctx) is how a
-// clean shutdown drains: the sources stop, the channel's sender closes it,
-// and everything read so far is committed. ctx only aborts a run whose
-// store has failed. A commit error stops the engine: the positions of
-// uncommitted lines were not saved, so a restart reads them again.
+// returns after the final commit. Closing in is how a clean shutdown
+// drains: the sources stop, the channel's sender closes it, and everything
+// read so far is committed. Cancelling ctx says the process is stopping:
+// a commit held and retried for a full disk then gives up, and Run
+// returns its error (those lines' positions were not saved, so a restart
+// reads them again); a cancelled ctx stops nothing else. A commit error
+// stops the engine for the same reason.
 func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	batches := make(chan work, 1)
 	free := make(chan *store.Batch, 2)
@@ -204,41 +201,16 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	free <- store.NewBatch()
 	commitErr := make(chan error, 1)
 	done := make(chan struct{})
-	if e.opt.Detection != nil {
-		// Exactly one batch may be outstanding; a sweep needs none.
-		e.idle = func() error {
-			select {
-			case b := <-free:
-				free <- b
-				return nil
-			case err := <-commitErr:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
 	go func() {
 		defer close(done)
-		for w := range batches {
-			if w.probe != nil {
-				close(w.probe) // every batch before it is durable
-				continue
-			}
-			if err := e.commitRetrying(ctx, w.batch); err != nil {
-				commitErr <- err
-				// Keep draining so the producer never blocks; nothing
-				// more is committed nor answered.
-				for range batches {
-				}
-				return
-			}
-			w.batch.Reset()
-			free <- w.batch
-		}
+		e.commitLoop(ctx, batches, free, commitErr)
 	}()
-
-	err := e.consume(ctx, in, batches, free, commitErr)
+	r := &run{
+		e: e, opt: &e.opt, in: in, batches: batches, free: free, commitErr: commitErr,
+		b: <-free, states: make(map[string]*sourceState), det: e.opt.Detection,
+	}
+	r.judging = r.det != nil && r.det.Sweeper != nil
+	err := r.consume()
 	close(batches)
 	<-done
 	if err == nil {
@@ -258,175 +230,252 @@ type work struct {
 	probe chan<- struct{}
 }
 
-func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches chan<- work, free chan *store.Batch, commitErr <-chan error) error {
-	var (
-		b      = <-free
-		lines  int
-		timer  Timer
-		timerC <-chan time.Time
-		events []ingest.Event
-		cur    *sourceState
-		states = make(map[string]*sourceState)
-	)
-	stopTimer := func() {
-		if timer != nil {
-			timer.Stop()
-			timer, timerC = nil, nil
+// commitLoop is the committing goroutine: it commits each batch in turn
+// and hands it back empty on free, and answers each probe once every
+// batch before it is durable. After a commit fails for good it sends the
+// error on commitErr and drains batches, committing nothing more, so that
+// the consuming side never blocks.
+func (e *Engine) commitLoop(ctx context.Context, batches <-chan work, free chan<- *store.Batch, commitErr chan<- error) {
+	for w := range batches {
+		if w.probe != nil {
+			close(w.probe) // every batch before it is durable
+			continue
 		}
+		if err := e.commitRetrying(ctx, w.batch); err != nil {
+			commitErr <- err
+			for range batches {
+			}
+			return
+		}
+		w.batch.Reset()
+		free <- w.batch
 	}
-	det := e.opt.Detection
-	judging := det != nil && det.Sweeper != nil
+}
+
+// run is one Run of the engine on its consuming goroutine: the batch being
+// filled, the per-source states, the timers, and the channels to the
+// committing goroutine.
+type run struct {
+	e         *Engine
+	opt       *Options
+	in        <-chan ingest.Line
+	batches   chan<- work
+	free      chan *store.Batch
+	commitErr <-chan error
+
+	b      *store.Batch // the batch being filled
+	lines  int          // lines in b
+	timer  Timer        // MaxDelay after b's first line; nil while b is empty
+	timerC <-chan time.Time
+	events []ingest.Event // reused for each line's events
+	cur    *sourceState   // the state of the source of the last line
+	states map[string]*sourceState
+
+	det     *Detection
+	judging bool // det sweeps and raises findings
+}
+
+// consume takes lines, timers, sweeps, silences and probes until in is
+// closed or a commit fails.
+func (r *run) consume() error {
 	var (
 		sweepTimer Timer
 		sweepC     <-chan time.Time
 		silencesC  <-chan struct{}
 	)
-	flush := func() error {
-		stopTimer()
-		for _, st := range states {
-			st.flush(b)
-		}
-		if det != nil {
-			if det.Findings != nil {
-				det.Findings.Flush(b)
-			}
-			det.Coverage.Flush(b)
-		}
-		if lines == 0 && b.Empty() {
-			return nil
-		}
-		select {
-		case batches <- work{batch: b}:
-		case err := <-commitErr:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case b = <-free:
-		case err := <-commitErr:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		lines = 0
-		return nil
-	}
-	// sweep commits what was read, waits for it to be durable (the
-	// sweeper reads clients from the store), judges, and commits the
-	// findings that changed.
-	sweep := func() error {
-		if err := flush(); err != nil {
+	if r.judging {
+		silencesC = r.det.SilencesChanged
+		if err := r.sweep(); err != nil {
 			return err
 		}
-		if err := e.idle(); err != nil {
-			return err
-		}
-		if err := det.Sweeper.Sweep(det.Now(), det.Clients); err != nil {
-			return err
-		}
-		return flush()
-	}
-	if judging {
-		silencesC = det.SilencesChanged
-		if err := sweep(); err != nil {
-			return err
-		}
-		sweepTimer = e.opt.NewTimer(det.SweepEvery)
+		sweepTimer = r.opt.NewTimer(r.det.SweepEvery)
 		sweepC = sweepTimer.C()
 		defer func() { sweepTimer.Stop() }()
 	}
-	end := func() error {
-		if judging {
-			return sweep()
-		}
-		return flush()
-	}
-	// take handles one line and commits the batch once it is full: at
-	// MaxEvents while the engine keeps up, and up to CatchUpEvents while
-	// lines are queued, unless the batch already touches MaxEvents
-	// clients (a commit's cost and memory are per client record).
-	take := func(ln ingest.Line) error {
-		if cur == nil || cur.name != ln.Pos.Source {
-			cur = states[ln.Pos.Source]
-			if cur == nil {
-				cur = e.newSourceState(ln.Pos.Source)
-				states[ln.Pos.Source] = cur
-			}
-		}
-		events = cur.handle(ln, b, events[:0], e.opt.Accountant, det)
-		if lines == 0 {
-			timer = e.opt.NewTimer(e.opt.MaxDelay)
-			timerC = timer.C()
-		}
-		lines++
-		if size := max(lines, b.Events); size >= e.opt.MaxEvents {
-			behind := len(in) > 0
-			if !behind || size >= e.opt.CatchUpEvents || len(b.Clients) >= e.opt.MaxEvents {
-				return flush()
-			}
-		}
-		return nil
-	}
 	for {
 		select {
-		case ln, ok := <-in:
-			// Lines already queued are taken in a tight loop: the full
-			// select costs more than handling a line. The timers wait at
-			// most drainMax lines.
-		drain:
-			for n := 0; ; n++ {
-				if !ok {
-					return end()
-				}
-				if err := take(ln); err != nil {
-					return err
-				}
-				if n == drainMax {
-					break
-				}
-				select {
-				case ln, ok = <-in:
-				default:
-					break drain
-				}
+		case ln, ok := <-r.in:
+			if !ok {
+				return r.end()
 			}
-		case <-timerC:
-			timer, timerC = nil, nil
-			if err := flush(); err != nil {
+			if more, err := r.drain(ln); err != nil || !more {
+				return err
+			}
+		case <-r.timerC:
+			r.timer, r.timerC = nil, nil
+			if err := r.flush(); err != nil {
 				return err
 			}
 		case <-sweepC:
-			if err := sweep(); err != nil {
+			if err := r.sweep(); err != nil {
 				return err
 			}
-			sweepTimer = e.opt.NewTimer(det.SweepEvery)
+			sweepTimer = r.opt.NewTimer(r.det.SweepEvery)
 			sweepC = sweepTimer.C()
 		case <-silencesC:
-			silences, err := det.LoadSilences()
-			if err != nil {
-				e.opt.Logger.Warn("silences not reloaded", "err", err)
-				continue
-			}
-			det.Findings.SetSilences(silences)
-			if err := flush(); err != nil {
+			if err := r.reloadSilences(); err != nil {
 				return err
 			}
-		case probe := <-e.opt.Probes:
-			if err := flush(); err != nil {
+		case probe := <-r.opt.Probes:
+			if err := r.answer(probe); err != nil {
 				return err
 			}
-			select {
-			case batches <- work{probe: probe}:
-			case err := <-commitErr:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case err := <-commitErr:
+		case err := <-r.commitErr:
 			return err
 		}
 	}
+}
+
+// drain takes ln and the lines already queued behind it in a tight loop
+// (the full select costs more than handling a line), at most drainMax so
+// that the timers and signals are looked at. more is false once in is
+// closed and everything is committed.
+func (r *run) drain(ln ingest.Line) (more bool, err error) {
+	for n := 0; n < drainMax; n++ {
+		if err := r.take(ln); err != nil {
+			return false, err
+		}
+		var ok bool
+		select {
+		case ln, ok = <-r.in:
+			if !ok {
+				return false, r.end()
+			}
+		default:
+			return true, nil
+		}
+	}
+	return true, r.take(ln)
+}
+
+// take handles one line and commits the batch once it is full: at
+// MaxEvents while the engine keeps up, and up to CatchUpEvents while lines
+// are queued, unless the batch already touches MaxEvents clients (a
+// commit's cost and memory are per client record).
+func (r *run) take(ln ingest.Line) error {
+	if r.cur == nil || r.cur.name != ln.Pos.Source {
+		r.cur = r.states[ln.Pos.Source]
+		if r.cur == nil {
+			r.cur = r.e.newSourceState(ln.Pos.Source)
+			r.states[ln.Pos.Source] = r.cur
+		}
+	}
+	r.events = r.cur.handle(ln, r.b, r.events[:0], r.opt.Accountant, r.det)
+	if r.lines == 0 {
+		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
+		r.timerC = r.timer.C()
+	}
+	r.lines++
+	if size := max(r.lines, r.b.Events); size >= r.opt.MaxEvents {
+		behind := len(r.in) > 0
+		if !behind || size >= r.opt.CatchUpEvents || len(r.b.Clients) >= r.opt.MaxEvents {
+			return r.flush()
+		}
+	}
+	return nil
+}
+
+// stopTimer stops the batch-delay timer.
+func (r *run) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer, r.timerC = nil, nil
+	}
+}
+
+// flush moves what the sources and the detection hold into the batch,
+// hands the batch to the committing goroutine, and takes an empty one.
+func (r *run) flush() error {
+	r.stopTimer()
+	for _, st := range r.states {
+		st.flush(r.b)
+	}
+	if r.det != nil {
+		if r.det.Findings != nil {
+			r.det.Findings.Flush(r.b)
+		}
+		r.det.Coverage.Flush(r.b)
+	}
+	if r.lines == 0 && r.b.Empty() {
+		return nil
+	}
+	if err := r.send(work{batch: r.b}); err != nil {
+		return err
+	}
+	select {
+	case r.b = <-r.free:
+	case err := <-r.commitErr:
+		return err
+	}
+	r.lines = 0
+	return nil
+}
+
+// send hands w to the committing goroutine.
+func (r *run) send(w work) error {
+	select {
+	case r.batches <- w:
+		return nil
+	case err := <-r.commitErr:
+		return err
+	}
+}
+
+// idle waits until no batch is being committed: exactly one may be
+// outstanding, and a sweep needs none.
+func (r *run) idle() error {
+	select {
+	case b := <-r.free:
+		r.free <- b
+		return nil
+	case err := <-r.commitErr:
+		return err
+	}
+}
+
+// sweep commits what was read, waits for it to be durable (the sweeper
+// reads clients from the store), judges, and commits the findings that
+// changed.
+func (r *run) sweep() error {
+	if err := r.flush(); err != nil {
+		return err
+	}
+	if err := r.idle(); err != nil {
+		return err
+	}
+	if err := r.det.Sweeper.Sweep(r.det.Now(), r.det.Clients); err != nil {
+		return err
+	}
+	return r.flush()
+}
+
+// end commits everything once in is closed, judging a last time.
+func (r *run) end() error {
+	if r.judging {
+		return r.sweep()
+	}
+	return r.flush()
+}
+
+// reloadSilences applies the stored silences anew after one was added or
+// expired, and commits the findings they change.
+func (r *run) reloadSilences() error {
+	silences, err := r.det.LoadSilences()
+	if err != nil {
+		r.opt.Logger.Warn("silences not reloaded", "err", err)
+		return nil
+	}
+	r.det.Findings.SetSilences(silences)
+	return r.flush()
+}
+
+// answer commits what the engine holds and has probe closed once that
+// commit and every one before it is durable.
+func (r *run) answer(probe chan<- struct{}) error {
+	if err := r.flush(); err != nil {
+		return err
+	}
+	return r.send(work{probe: probe})
 }
 
 // commitRetrying commits b, retrying with backoff while the error is one
@@ -458,8 +507,6 @@ func (e *Engine) commitRetrying(ctx context.Context, b *store.Batch) error {
 		}
 		select {
 		case <-e.opt.After(delay):
-		case <-e.opt.Stop:
-			return fmt.Errorf("stopped while retrying: %w", err)
 		case <-ctx.Done():
 			return fmt.Errorf("stopped while retrying: %w", err)
 		}
@@ -516,8 +563,7 @@ type sourceState struct {
 	// beside the live one), and each file's progress must be saved.
 	last []ingest.Position
 	m    sourceMetrics
-	cov  *sourceCoverage // this source's coverage, when detecting
-	gap  time.Duration
+	cov  *detect.SourceCoverage // this source's coverage, when detecting
 	// watch is set until the source yields its first event.
 	watch *noEvents
 }
@@ -575,7 +621,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 
 // handle parses one line and folds its events into b. It never fails:
 // a malformed line is counted and skipped.
-func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *Accountant, det *Detection) []ingest.Event {
+func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *detect.Accountant, det *Detection) []ingest.Event {
 	if ln.Pos.AfterLoss && det != nil {
 		det.Coverage.Break(st.name) // the lost lines are a gap in what was observed
 	}
@@ -644,13 +690,13 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			}
 		}
 		switch acc.Apply(ev, b) {
-		case Unattributed:
+		case detect.Unattributed:
 			if ev.Kind == ingest.KindUse {
 				st.m.unattributed.Inc()
 			}
-		case Unmapped:
+		case detect.Unmapped:
 			st.m.unmapped.Inc()
-		case BadClient:
+		case detect.BadClient:
 			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
 		}
 		if det != nil {
@@ -661,10 +707,9 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 				det.Detectors.Observe(ev)
 			}
 			if st.cov == nil {
-				st.cov = det.Coverage.source(st.name)
-				st.gap = det.Coverage.gap
+				st.cov = det.Coverage.Source(st.name)
 			}
-			st.cov.observe(ev.Time, st.gap)
+			st.cov.Observe(ev.Time)
 		}
 	}
 	return events

@@ -1,9 +1,9 @@
-package detect
+package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -82,9 +83,9 @@ func TestEngineCommitsCountsWithPositions(t *testing.T) {
 	r := loadTestRules(t)
 	timers := make(chan *manualTimer, 8)
 	commits := make(chan int, 8)
-	e := NewEngine(EngineOptions{
+	e := New(Options{
 		Committed: func(b *store.Batch) { commits <- len(b.Positions) },
-		Parsers:   testParsers(t), Accountant: NewAccountant(r, nil), Store: db, MaxEvents: 1000,
+		Parsers:   testParsers(t), Accountant: detect.NewAccountant(r, nil), Store: db, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer {
 			mt := &manualTimer{c: make(chan time.Time, 1)}
 			timers <- mt
@@ -172,7 +173,7 @@ func TestEngineCommitErrorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close() // every commit now fails
-	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1})
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1})
 	in := make(chan ingest.Line, 1)
 	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	err = e.Run(t.Context(), in)
@@ -195,8 +196,8 @@ func TestEngineBatchSizes(t *testing.T) {
 	run := func(t *testing.T, in chan ingest.Line, feed func()) []uint64 {
 		t.Helper()
 		var sizes []uint64
-		e := NewEngine(EngineOptions{
-			Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
+		e := New(Options{
+			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
 			MaxEvents: 10, CatchUpEvents: 50, MaxDelay: time.Hour, // only the size bounds close batches here
 			Committed: func(b *store.Batch) { sizes = append(sizes, b.Sources["api"].Lines) },
 		})
@@ -232,47 +233,12 @@ func TestEngineBatchSizes(t *testing.T) {
 	})
 }
 
-func TestAccountantFHIRUses(t *testing.T) {
-	acc := NewAccountant(loadTestRules(t), map[string]string{"fhir-gw": "/fhir"})
-	b := store.NewBatch()
-	at := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-	use := func(method, path string, status int) Outcome {
-		return acc.Apply(&ingest.Event{Time: at, Source: "fhir-gw", Kind: ingest.KindUse, Client: "app",
-			Method: method, Path: path, Status: status}, b)
-	}
-	for _, tt := range []struct {
-		method, path string
-		status       int
-		want         Outcome
-	}{
-		{"GET", "/fhir/Observation/1", 200, Counted},
-		{"GET", "/fhir/Observation", 200, Counted},
-		{"GET", "/fhir/Observation/2", 0, Counted},
-		{"POST", "/fhir/Condition", 201, Counted},
-		{"GET", "/fhir/Patient/1", 403, Refused},
-		{"GET", "/fhir/metadata", 200, Unmapped},
-		{"GET", "/other/thing", 200, Unmapped},
-	} {
-		if got := use(tt.method, tt.path, tt.status); got != tt.want {
-			t.Errorf("%s %s %d: outcome %d, want %d", tt.method, tt.path, tt.status, got, tt.want)
-		}
-	}
-	got := map[string]uint64{}
-	for name, u := range b.Clients["app"].Scopes {
-		got[name] = u.Used.N
-	}
-	want := map[string]uint64{"fhir:Observation.r": 2, "fhir:Observation.s": 1, "fhir:Condition.c": 1}
-	if !maps.Equal(got, want) {
-		t.Errorf("recorded uses = %v, want %v", got, want)
-	}
-}
-
 // TestEngineSurvivesUnkeyableClient feeds a client id with a 0 byte, which
 // anyone can put in a token request: it is counted as malformed and the
 // batch around it commits.
 func TestEngineSurvivesUnkeyableClient(t *testing.T) {
 	db := openTestDB(t)
-	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: db})
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db})
 	in := make(chan ingest.Line, 2)
 	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"evil\u0000id","scope":"openid"}`)
 	in <- line("idp", 10, 200, 2, `{"ts":"2026-10-01T10:00:01Z","type":"token","client":"good","scope":"openid"}`)
@@ -298,8 +264,8 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 	cfg := &rules.Config{Detect: testDetect(), Rules: r, Sources: []rules.Source{
 		{Name: "idp", Format: "json", Kind: "grant"}, {Name: "api", Format: "json", Kind: "use"}}}
 	clock := &DataClock{}
-	fs := NewFindings(nil, nil, clock.Now, nil)
-	cov := NewCoverage(nil, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
+	fs := detect.NewFindings(nil, nil, clock.Now, nil)
+	cov := detect.NewCoverage(nil, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	silencesC := make(chan struct{}, 1)
 	var silences []store.Silence
 	type commit struct {
@@ -307,8 +273,8 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 		findings  []store.FindingKey
 	}
 	commits := make(chan commit, 8)
-	e := NewEngine(EngineOptions{
-		Parsers: testParsers(t), Accountant: NewAccountant(r, nil), Store: db, MaxEvents: 1,
+	e := New(Options{
+		Parsers: testParsers(t), Accountant: detect.NewAccountant(r, nil), Store: db, MaxEvents: 1,
 		Committed: func(b *store.Batch) {
 			c := commit{positions: len(b.Positions)}
 			for k := range b.Findings {
@@ -317,9 +283,9 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 			commits <- c
 		},
 		Detection: &Detection{
-			Detectors: NewDetectors(DetectorOptions{Config: cfg.Detect, Rules: r}, fs),
+			Detectors: detect.NewDetectors(detect.DetectorOptions{Config: cfg.Detect, Rules: r}, fs),
 			Findings:  fs, Coverage: cov,
-			Sweeper: NewSweeper(SweeperOptions{Config: cfg, Findings: fs, Coverage: cov}),
+			Sweeper: detect.NewSweeper(detect.SweeperOptions{Config: cfg, Findings: fs, Coverage: cov}),
 			Clients: db, Now: clock.Now, DataClock: clock,
 			SilencesChanged: silencesC,
 			LoadSilences:    func() ([]store.Silence, error) { return silences, nil },
@@ -334,7 +300,7 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 		t.Errorf("first batch: %+v, want a position and no finding", c)
 	}
 	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:01Z","type":"token","client":"lab","scope":"openid system/*.rs"}`)
-	want := store.FindingKey{Kind: KindBroadRequest, Client: "lab", Subject: "system/*.rs"}
+	want := store.FindingKey{Kind: detect.KindBroadRequest, Client: "lab", Subject: "system/*.rs"}
 	if c := <-commits; c.positions != 1 || len(c.findings) != 1 || c.findings[0] != want {
 		t.Errorf("second batch: %+v, want its position and the finding %+v", c, want)
 	}
@@ -387,8 +353,8 @@ func TestEngineProbes(t *testing.T) {
 	g := &gatedStore{db: db, entered: make(chan struct{}, 4), gate: make(chan struct{})}
 	probes := make(chan chan<- struct{})
 	timer := &manualTimer{c: make(chan time.Time)}
-	e := NewEngine(EngineOptions{
-		Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: g, MaxEvents: 1000,
+	e := New(Options{
+		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: g, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer { return timer }, Probes: probes,
 	})
 	in := make(chan ingest.Line)
@@ -447,9 +413,9 @@ func TestEnginePartialLinesSaveNoPosition(t *testing.T) {
 	}
 	timers := make(chan *manualTimer, 8)
 	commits := make(chan struct{}, 8)
-	e := NewEngine(EngineOptions{
+	e := New(Options{
 		Committed: func(*store.Batch) { commits <- struct{}{} },
-		Parsers:   map[string]ingest.Parser{"kc": kc}, Accountant: NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1000,
+		Parsers:   map[string]ingest.Parser{"kc": kc}, Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer {
 			mt := &manualTimer{c: make(chan time.Time, 1)}
 			timers <- mt
@@ -514,8 +480,8 @@ func TestEngineRetriesAFailingCommit(t *testing.T) {
 	fs := &failingStore{db: db, n: 3, err: fmt.Errorf("write page: %w", syscall.ENOSPC)}
 	var waits []time.Duration
 	var states []string
-	e := NewEngine(EngineOptions{
-		Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: fs, MaxEvents: 2,
+	e := New(Options{
+		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: fs, MaxEvents: 2,
 		RetryMin: 10 * time.Millisecond, RetryMax: 25 * time.Millisecond,
 		After: func(d time.Duration) <-chan time.Time {
 			waits = append(waits, d)
@@ -555,7 +521,7 @@ func TestEngineRetriesAFailingCommit(t *testing.T) {
 
 	// A batch the store refuses is not retried.
 	refused := &failingStore{db: db, n: 1, err: fmt.Errorf("client: %w", store.ErrInvalid)}
-	e = NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: refused,
+	e = New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: refused,
 		After: func(time.Duration) <-chan time.Time { t.Error("a refused batch was retried"); return nil }})
 	in = make(chan ingest.Line, 1)
 	in <- line("idp", 1, 500, 5, `{"ts":"2026-10-01T10:00:09Z","type":"token","client":"lab","scope":"openid"}`)
@@ -566,26 +532,75 @@ func TestEngineRetriesAFailingCommit(t *testing.T) {
 }
 
 // TestEngineStopsRetryingOnStop checks that a commit being retried gives
-// up when the process stops, without committing: the lines are read again
-// after a restart.
+// up when the process stops (Run's context is cancelled), without
+// committing: the lines are read again after a restart.
 func TestEngineStopsRetryingOnStop(t *testing.T) {
 	db := openTestDB(t)
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
 	fs := &failingStore{db: db, n: 1 << 30, err: syscall.EIO}
-	e := NewEngine(EngineOptions{Parsers: testParsers(t), Accountant: NewAccountant(loadTestRules(t), nil), Store: fs,
-		Stop: stop, CommitFailing: func(err error) {
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: fs,
+		CommitFailing: func(err error) {
 			if err != nil {
-				close(stop)
+				stop()
 			}
 		},
 		After: func(time.Duration) <-chan time.Time { return nil }})
 	in := make(chan ingest.Line, 1)
 	in <- line("idp", 1, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"lab","scope":"openid"}`)
 	close(in)
-	if err := e.Run(t.Context(), in); !errors.Is(err, syscall.EIO) {
+	if err := e.Run(ctx, in); !errors.Is(err, syscall.EIO) {
 		t.Errorf("Run = %v, want the commit's error once stopped", err)
 	}
 	if ps, _ := db.Positions("idp"); len(ps) != 0 {
 		t.Errorf("positions %+v saved by a commit that never went through", ps)
+	}
+}
+
+// testDetect returns the detector settings Load gives an empty detect
+// section.
+func testDetect() rules.Detect {
+	base := rules.Baseline{LearningPeriod: rules.DefaultLearningPeriod, MinEvents: rules.DefaultMinEvents}
+	return rules.Detect{
+		UnusedScope: rules.UnusedScope{
+			Window: rules.DefaultWindow, MinObservation: rules.DefaultMinObservation,
+			CoverageGap: rules.DefaultCoverageGap, StaleAfter: rules.DefaultStaleAfter, Every: rules.DefaultSweepEvery,
+		},
+		BroadRequest: rules.BroadRequest{
+			MaxScopes: rules.DefaultMaxScopes, Patterns: rules.DefaultBroadPatterns(), Baseline: base,
+			Probing: rules.Probing{Denials: rules.DefaultProbeDenials, Window: rules.DefaultProbeWindow, Reasons: rules.DefaultProbeReasons()},
+		},
+		UnfamiliarGeo: rules.UnfamiliarGeo{Baseline: base},
+		UnfamiliarBurst: rules.UnfamiliarBurst{
+			Requests: rules.DefaultBurstRequests, Window: rules.DefaultBurstWindow, NewFor: rules.DefaultBurstNewFor, Baseline: base,
+		},
+		ResolveAfter: rules.DefaultResolveAfter,
+		Retention:    rules.DefaultRetention,
+	}
+}
+
+var t0 = time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+
+// TestEngineDrainsDespiteCancel: a cancelled context stops no part of a
+// clean drain; every line read is committed with its position.
+func TestEngineDrainsDespiteCancel(t *testing.T) {
+	db := openTestDB(t)
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db})
+	in := make(chan ingest.Line, 3)
+	for i := range 3 {
+		in <- line("idp", 1, int64(100*(i+1)), int64(i+1), `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"lab","scope":"openid"}`)
+	}
+	close(in)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := e.Run(ctx, in); err != nil {
+		t.Fatalf("Run with a cancelled context = %v, want the lines committed", err)
+	}
+	srcs, err := db.Sources()
+	if err != nil || len(srcs) != 1 || srcs[0].Lines != 3 {
+		t.Errorf("sources %+v, %v; want idp with 3 lines", srcs, err)
+	}
+	if ps, _ := db.Positions("idp"); len(ps) != 1 || ps[0].Offset != 300 {
+		t.Errorf("positions %+v, want the third line's", ps)
 	}
 }
