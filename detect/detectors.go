@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scopewatch/scopewatch/detect/geoip"
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -235,7 +236,7 @@ func (d *Detectors) Enrich(ev *ingest.Event) {
 		return
 	}
 	ip := ev.IP.Unmap()
-	if internal(ip) {
+	if geoip.Internal(ip) {
 		return
 	}
 	ev.Country = d.locate(ip).Country
@@ -625,7 +626,7 @@ func inRole(role []string, s string, smart *rules.SMARTScope) bool {
 // that is internal or cannot be placed.
 func (d *Detectors) network(ip netip.Addr) (netKey, bool) {
 	ip = ip.Unmap()
-	if internal(ip) {
+	if geoip.Internal(ip) {
 		return netKey{}, false
 	}
 	if d.byASN && d.loc != nil {
@@ -641,21 +642,13 @@ func (d *Detectors) network(ip netip.Addr) (netKey, bool) {
 	return netKey{pfx: pfx}, true
 }
 
-// internal reports addresses that never leave the organisation.
-func internal(ip netip.Addr) bool {
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() ||
-		cgnat.Contains(ip)
-}
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
 // geo judges where an event came from: a denied country, a country or
 // network outside the client's baseline, and bursts from new networks.
 func (d *Detectors) geo(ev *ingest.Event, st *clientState) {
 	var place Place
 	ip := ev.IP.Unmap()
 	if ip.IsValid() {
-		if internal(ip) {
+		if geoip.Internal(ip) {
 			return
 		}
 		if d.loc != nil {

@@ -101,14 +101,7 @@ func (s *Sweeper) stale(now time.Time) {
 // still pending, keeps whatever finding it had: nothing new is known.
 func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 	cfg, fs := s.opt.Config, s.opt.Findings
-	j := NewUnusedJudge(UnusedOptions{
-		Window:         time.Duration(cfg.Detect.UnusedScope.Window),
-		MinObservation: time.Duration(cfg.Detect.UnusedScope.MinObservation),
-		Registrations:  cfg.Rules.Clients,
-		Now:            func() time.Time { return now },
-		Coverage:       CoverageOf(cfg, s.opt.Coverage.All(), now),
-		IsIdentity:     cfg.Rules.IsIdentityScope,
-	})
+	j := NewUnusedJudge(UnusedOptionsFor(cfg, s.opt.Coverage.All(), func() time.Time { return now }))
 	keep := make(map[store.FindingKey]bool)
 	pending := make(map[string]bool)
 	seen := make(map[string]bool)

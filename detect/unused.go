@@ -34,6 +34,24 @@ type UnusedOptions struct {
 	IsIdentity func(scope string) bool
 }
 
+// UnusedOptionsFor returns the options the configuration cfg gives the
+// unused-scope judgement as of now, with the coverage spans observed: the
+// window, the minimum observation, the registrations and identity scopes
+// of its rules (none without rules).
+func UnusedOptionsFor(cfg *rules.Config, spans map[string][]store.Span, now func() time.Time) UnusedOptions {
+	o := UnusedOptions{
+		Window:         time.Duration(cfg.Detect.UnusedScope.Window),
+		MinObservation: time.Duration(cfg.Detect.UnusedScope.MinObservation),
+		Now:            now,
+		Coverage:       CoverageOf(cfg, spans, now()),
+		IsIdentity:     func(string) bool { return false },
+	}
+	if cfg.Rules != nil {
+		o.Registrations, o.IsIdentity = cfg.Rules.Clients, cfg.Rules.IsIdentityScope
+	}
+	return o
+}
+
 // Unused status values.
 const (
 	StatusUnused    = "unused"     // granted, used before, but not within the window

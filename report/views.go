@@ -141,19 +141,7 @@ func Unused(cfg *rules.Config, db Store, now func() time.Time) (detect.UnusedRep
 	if err != nil {
 		return detect.UnusedReport{}, err
 	}
-	var regs map[string]rules.Client
-	isIdentity := func(string) bool { return false }
-	if cfg.Rules != nil {
-		regs, isIdentity = cfg.Rules.Clients, cfg.Rules.IsIdentityScope
-	}
-	return detect.Unused(cs, detect.UnusedOptions{
-		Window:         time.Duration(cfg.Detect.UnusedScope.Window),
-		MinObservation: time.Duration(cfg.Detect.UnusedScope.MinObservation),
-		Registrations:  regs,
-		Now:            now,
-		Coverage:       detect.CoverageOf(cfg, spans, now()),
-		IsIdentity:     isIdentity,
-	}), nil
+	return detect.Unused(cs, detect.UnusedOptionsFor(cfg, spans, now)), nil
 }
 
 // FilterUnused keeps only one client's entries.

@@ -113,7 +113,7 @@ func (db *DB) Lookup(ip netip.Addr) Info {
 	if !ip.IsValid() {
 		return Info{}
 	}
-	if internal(ip) {
+	if Internal(ip) {
 		return Info{Internal: true}
 	}
 	key := addrKey(ip)
@@ -156,9 +156,14 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// internal reports whether ip is in a range that no GeoIP database
-// describes: loopback, private, link-local, unspecified or CGNAT.
-func internal(ip netip.Addr) bool {
+// Internal reports whether ip never comes from the public internet, so
+// that no GeoIP database describes it and no detector places it: loopback,
+// private (RFC 1918, fc00::/7), link-local unicast, unspecified, CGNAT
+// (100.64.0.0/10), and link-local multicast (224.0.0.0/24, ff02::/16),
+// which no router forwards off the link: a request "from" such an address
+// was made, or forged, next door, and a place for it would be made up.
+func Internal(ip netip.Addr) bool {
+	ip = ip.Unmap()
 	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
 		ip.IsLinkLocalMulticast() || ip.IsUnspecified() {
 		return true

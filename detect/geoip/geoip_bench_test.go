@@ -30,7 +30,7 @@ func benchDatabases(b *testing.B) (country, asn string, addrs []netip.Addr) {
 		bits := 20 + r.IntN(9)
 		base := uint32(i) * spacing &^ (1<<(32-bits) - 1)
 		a := netip.AddrFrom4([4]byte{byte(base >> 24), byte(base >> 16), byte(base >> 8), byte(base)})
-		if internal(a) {
+		if Internal(a) {
 			continue
 		}
 		p := netip.PrefixFrom(a, bits)
