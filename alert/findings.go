@@ -232,28 +232,6 @@ func ConfigSilences(cs []rules.Silence) []store.Silence {
 	return out
 }
 
-// ApplySilences sets the state a reader should see on every finding that
-// still holds: silenced, with the ID of the first silence in ss that is
-// active at now and matches it, or open when none does. Resolved findings
-// are left as they are. The engine does the same when silences change;
-// doing it at read time too shows a silence added or expired while no
-// daemon runs, or not yet re-applied by it, at once.
-func ApplySilences(fs []store.Finding, ss []store.Silence, now time.Time) {
-	for i := range fs {
-		f := &fs[i]
-		if f.State != store.StateOpen && f.State != store.StateSilenced {
-			continue
-		}
-		f.State, f.Silence = store.StateOpen, ""
-		for j := range ss {
-			if ss[j].Matches(f.FindingKey, now) {
-				f.State, f.Silence = store.StateSilenced, ss[j].ID
-				break
-			}
-		}
-	}
-}
-
 // DeadLetterView is a message Slack refused for good, as the API shows it:
 // where it was going, why it was refused, and its text.
 type DeadLetterView struct {

@@ -236,40 +236,6 @@ func TestWriteUnknownFormat(t *testing.T) {
 	}
 }
 
-func TestApplySilences(t *testing.T) {
-	now := t0.Add(24 * time.Hour)
-	lab := store.FindingKey{Kind: "unused_scope", Client: "lab-portal", Subject: "read_all_data"}
-	ss := []store.Silence{
-		{ID: "c1", Kind: "token_in_url", Expires: now.Add(time.Hour), Config: true},
-		{ID: "s1", Client: "lab-*", Expires: now.Add(time.Hour)},
-		{ID: "s2", Kind: "unused_scope", Expires: now.Add(time.Hour)},
-		{ID: "s3", Client: "lab-portal", Expires: now}, // ends at now: no longer active
-	}
-	tests := []struct {
-		name      string
-		in        store.Finding
-		wantState string
-		wantBy    string
-	}{
-		{"open and matched: first match", store.Finding{FindingKey: lab, State: store.StateOpen}, store.StateSilenced, "s1"},
-		{"silenced: the first match, as the engine does", store.Finding{FindingKey: lab, State: store.StateSilenced, Silence: "s2"}, store.StateSilenced, "s1"},
-		{"silence expired: another one", store.Finding{FindingKey: lab, State: store.StateSilenced, Silence: "s3"}, store.StateSilenced, "s1"},
-		{"config silence", store.Finding{FindingKey: store.FindingKey{Kind: "token_in_url", Subject: "gw"}, State: store.StateOpen}, store.StateSilenced, "c1"},
-		{"silence gone: open again", store.Finding{FindingKey: store.FindingKey{Kind: "broad_request", Client: "app"}, State: store.StateSilenced, Silence: "s9"}, store.StateOpen, ""},
-		{"no match stays open", store.Finding{FindingKey: store.FindingKey{Kind: "broad_request", Client: "app"}, State: store.StateOpen}, store.StateOpen, ""},
-		{"resolved untouched", store.Finding{FindingKey: lab, State: store.StateResolved}, store.StateResolved, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fs := []store.Finding{tt.in}
-			ApplySilences(fs, ss, now)
-			if fs[0].State != tt.wantState || fs[0].Silence != tt.wantBy {
-				t.Errorf("state %s by %q, want %s by %q", fs[0].State, fs[0].Silence, tt.wantState, tt.wantBy)
-			}
-		})
-	}
-}
-
 func TestConfigSilences(t *testing.T) {
 	exp := t0.AddDate(1, 0, 0)
 	got := ConfigSilences([]rules.Silence{

@@ -162,7 +162,7 @@ func (fs *Findings) setState(f *store.Finding, state string, now time.Time) {
 	was := f.State
 	f.Silence = ""
 	if state == store.StateOpen {
-		if s := fs.silenceFor(f.FindingKey, now); s != nil {
+		if s := store.SilenceFor(fs.silences, f.FindingKey, now); s != nil {
 			state, f.Silence = store.StateSilenced, s.ID
 		}
 	}
@@ -186,15 +186,6 @@ func (fs *Findings) mark(k store.FindingKey, now time.Time) {
 	if t, ok := fs.told[g]; !ok || now.Before(t) {
 		fs.told[g] = now
 	}
-}
-
-func (fs *Findings) silenceFor(k store.FindingKey, now time.Time) *store.Silence {
-	for i := range fs.silences {
-		if fs.silences[i].Matches(k, now) {
-			return &fs.silences[i]
-		}
-	}
-	return nil
 }
 
 // SetSilences replaces the silences and re-applies them to every standing

@@ -89,7 +89,7 @@ func Findings(cfg *rules.Config, db Store, now time.Time) ([]store.Finding, erro
 	if err != nil {
 		return nil, err
 	}
-	alert.ApplySilences(fs, ss, now)
+	store.ApplySilences(fs, ss, now)
 	return fs, nil
 }
 

@@ -168,6 +168,37 @@ func (s *Silence) Matches(k FindingKey, now time.Time) bool {
 	return match(s.Client, k.Client) && match(s.Subject, k.Subject)
 }
 
+// SilenceFor returns the first silence of ss that mutes the finding key k
+// at now, or nil: the one rule by which the engine silences findings and
+// readers see them silenced.
+func SilenceFor(ss []Silence, k FindingKey, now time.Time) *Silence {
+	for i := range ss {
+		if ss[i].Matches(k, now) {
+			return &ss[i]
+		}
+	}
+	return nil
+}
+
+// ApplySilences sets the state a reader should see on every finding that
+// still holds: silenced, with the ID of the first silence in ss that is
+// active at now and matches it, or open when none does. Resolved findings
+// are left as they are. The engine does the same when silences change;
+// doing it at read time too shows a silence added or expired while no
+// daemon runs, or not yet re-applied by it, at once.
+func ApplySilences(fs []Finding, ss []Silence, now time.Time) {
+	for i := range fs {
+		f := &fs[i]
+		if f.State != StateOpen && f.State != StateSilenced {
+			continue
+		}
+		f.State, f.Silence = StateOpen, ""
+		if s := SilenceFor(ss, f.FindingKey, now); s != nil {
+			f.State, f.Silence = StateSilenced, s.ID
+		}
+	}
+}
+
 func match(pattern, s string) bool {
 	if pattern == "" || pattern == "*" {
 		return true
