@@ -127,8 +127,11 @@ type ClientView struct {
 	LastSeen  time.Time   `json:"last_seen,omitzero"`
 	Events    uint64      `json:"events"`
 	Scopes    []ScopeView `json:"scopes"`
-	IPs       []string    `json:"recent_ips,omitempty"`
-	Countries []string    `json:"countries,omitempty"`
+	// FHIR are the FHIR interactions seen in API logs ("Observation.r"),
+	// which the unused-scope report matches against SMART scopes.
+	FHIR      []FHIRView `json:"fhir_uses,omitempty"`
+	IPs       []string   `json:"recent_ips,omitempty"`
+	Countries []string   `json:"countries,omitempty"`
 }
 
 // ScopeView is the JSON shape of one scope of one client.
@@ -142,18 +145,32 @@ type ScopeView struct {
 	LastUsed      time.Time `json:"last_used,omitzero"`
 }
 
+// FHIRView is the JSON shape of one FHIR interaction of one client.
+type FHIRView struct {
+	Interaction string    `json:"interaction"`
+	Used        uint64    `json:"used"`
+	LastUsed    time.Time `json:"last_used,omitzero"`
+}
+
 // Views converts stored clients to their report shape, scopes sorted by name.
 func Views(cs []store.Client) []ClientView {
 	out := make([]ClientView, 0, len(cs))
 	for _, c := range cs {
 		v := ClientView{ID: c.ID, FirstSeen: c.Seen.First.UTC(), LastSeen: c.Seen.Last.UTC(), Events: c.Seen.N, Scopes: []ScopeView{}}
 		for s, u := range c.Scopes {
+			if detect.IsFHIRUse(s) {
+				continue // shown as FHIR uses, not as a scope
+			}
 			v.Scopes = append(v.Scopes, ScopeView{Scope: s,
 				Requested: u.Requested.N, LastRequested: u.Requested.Last.UTC(),
 				Granted: u.Granted.N, LastGranted: u.Granted.Last.UTC(),
 				Used: u.Used.N, LastUsed: u.Used.Last.UTC()})
 		}
 		slices.SortFunc(v.Scopes, func(a, b ScopeView) int { return strings.Compare(a.Scope, b.Scope) })
+		for _, fu := range detect.FHIRUses(c) {
+			v.FHIR = append(v.FHIR, FHIRView{Interaction: fu.Name, Used: fu.Used.N, LastUsed: fu.Used.Last.UTC()})
+		}
+		slices.SortFunc(v.FHIR, func(a, b FHIRView) int { return strings.Compare(a.Interaction, b.Interaction) })
 		v.IPs = recent(c.IPs, 10)
 		v.Countries = recent(c.Countries, 10)
 		out = append(out, v)
@@ -229,6 +246,9 @@ func WriteClients(w io.Writer, views []ClientView, format string) error {
 			for _, s := range v.Scopes {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\n", cell(v.ID), cell(s.Scope), s.Requested, s.Granted,
 					day(s.LastGranted), s.Used, day(s.LastUsed))
+			}
+			for _, f := range v.FHIR { // no token names an interaction: nothing requested or granted
+				fmt.Fprintf(tw, "%s\tFHIR %s\t-\t-\t-\t%d\t%s\n", cell(v.ID), cell(f.Interaction), f.Used, day(f.LastUsed))
 			}
 		}
 		return tw.Flush()

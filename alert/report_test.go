@@ -205,3 +205,27 @@ func TestWriteUnusedMarkdown(t *testing.T) {
 		t.Errorf("empty markdown report:\n%s", out.String())
 	}
 }
+
+// TestViewsSeparateFHIRUses: a FHIR interaction recorded for a client is
+// shown as a FHIR use, not among its scopes, in JSON and in the table.
+func TestViewsSeparateFHIRUses(t *testing.T) {
+	at := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	c := store.Client{ID: "app", Scopes: map[string]store.ScopeUsage{
+		"patient/Observation.rs": {Granted: store.Counter{N: 2, First: at, Last: at}},
+		"fhir:Observation.r":     {Used: store.Counter{N: 5, First: at, Last: at}},
+	}}
+	v := Views([]store.Client{c})[0]
+	if len(v.Scopes) != 1 || v.Scopes[0].Scope != "patient/Observation.rs" {
+		t.Errorf("scopes %+v, want the SMART scope alone", v.Scopes)
+	}
+	if len(v.FHIR) != 1 || v.FHIR[0].Interaction != "Observation.r" || v.FHIR[0].Used != 5 {
+		t.Errorf("FHIR uses %+v, want Observation.r used 5 times", v.FHIR)
+	}
+	var b strings.Builder
+	if err := WriteClients(&b, []ClientView{v}, FormatTable); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "FHIR Observation.r") || strings.Contains(b.String(), "fhir:") {
+		t.Errorf("table:\n%s\nwant a FHIR Observation.r row and no fhir: scope", b.String())
+	}
+}

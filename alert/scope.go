@@ -96,18 +96,12 @@ func Scope(clients []store.Client, opt ScopeOptions) (ScopeReport, error) {
 		u, ok := c.Scopes[name]
 		known = known || ok || slices.Contains(reg.Scopes, name)
 		if rep.SMART {
-			for s, fu := range c.Scopes {
-				rest, ok := strings.CutPrefix(s, detect.FHIRUsePrefix)
-				if !ok || fu.Used.N == 0 {
-					continue
+			// An access log does not show the token's context: a use
+			// counts under the scope's own.
+			for _, fu := range detect.FHIRUses(c) {
+				if g.Covers(g.Context, fu.Use.Resource, fu.Use.In, g.Query) {
+					u.Used.Merge(fu.Used)
 				}
-				// "Observation.r" in the SMART grammar, under any context:
-				// an access log does not show the token's context.
-				use, err := rules.ParseSMART("patient/" + rest)
-				if err != nil || !g.Covers(g.Context, use.Resource, use.Perms, g.Query) {
-					continue
-				}
-				u.Used.Merge(fu.Used)
 			}
 		}
 		h := ScopeHolder{Client: c.ID, Owner: reg.Owner, Role: reg.Role,

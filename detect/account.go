@@ -43,6 +43,37 @@ type fhirUse struct {
 // it against each granted SMART scope in that scope's own context.
 const FHIRUsePrefix = "fhir:"
 
+// FHIRUse is a FHIR interaction recorded for a client: "Observation.r"
+// under Name, as a SMART use without context, and how often it was seen.
+type FHIRUse struct {
+	Name string    // as recorded, without the prefix: "Observation.r"
+	Use  rules.Use // Context left empty: access logs do not show it
+	Used store.Counter
+}
+
+// IsFHIRUse reports whether a usage record name holds a FHIR interaction
+// rather than a scope.
+func IsFHIRUse(name string) bool { return strings.HasPrefix(name, FHIRUsePrefix) }
+
+// FHIRUses returns the FHIR interactions recorded for c that were seen:
+// the one decoder of the records useKey names.
+func FHIRUses(c store.Client) []FHIRUse {
+	var uses []FHIRUse
+	for name, u := range c.Scopes {
+		rest, ok := strings.CutPrefix(name, FHIRUsePrefix)
+		if !ok || u.Used.N == 0 {
+			continue
+		}
+		// "Observation.r" in the SMART grammar, under any context.
+		g, err := rules.ParseSMART("patient/" + rest)
+		if err != nil {
+			continue
+		}
+		uses = append(uses, FHIRUse{Name: rest, Use: rules.Use{Resource: g.Resource, In: g.Perms}, Used: u.Used})
+	}
+	return uses
+}
+
 // NewAccountant returns an Accountant that maps API calls with routes and,
 // for the sources named in fhirBases (source → base path such as /fhir),
 // with the SMART-on-FHIR REST mapping.

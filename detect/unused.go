@@ -327,17 +327,8 @@ type seenUse struct {
 // context left empty: access logs do not show it.
 func fhirUses(c store.Client) []seenUse {
 	var uses []seenUse
-	for name, u := range c.Scopes {
-		rest, ok := strings.CutPrefix(name, FHIRUsePrefix)
-		if !ok || u.Used.N == 0 {
-			continue
-		}
-		// Parse "Observation.r" with the SMART grammar under any context.
-		g, err := rules.ParseSMART("patient/" + rest)
-		if err != nil {
-			continue
-		}
-		uses = append(uses, seenUse{use: rules.Use{Resource: g.Resource, In: g.Perms}, count: u.Used})
+	for _, fu := range FHIRUses(c) {
+		uses = append(uses, seenUse{use: fu.Use, count: fu.Used})
 	}
 	return uses
 }

@@ -222,6 +222,7 @@ func (d *openAPIDoc) validate(at string, v any, s map[string]any) []string {
 var openAPIViews = map[string]reflect.Type{
 	"Client":         reflect.TypeFor[alert.ClientView](),
 	"ScopeUsage":     reflect.TypeFor[alert.ScopeView](),
+	"FHIRUse":        reflect.TypeFor[alert.FHIRView](),
 	"Source":         reflect.TypeFor[alert.SourceView](),
 	"UnusedReport":   reflect.TypeFor[detect.UnusedReport](),
 	"UnusedScope":    reflect.TypeFor[detect.UnusedScope](),

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -35,6 +37,20 @@ func TestUpgradeFromSchema2(t *testing.T) {
 	var wantFindings []alert.FindingView
 	readJSON(t, filepath.Join("..", "..", "testdata", "store", "schema2.clients.json"), &wantClients)
 	readJSON(t, filepath.Join("..", "..", "testdata", "store", "schema2.findings.json"), &wantFindings)
+
+	// That release listed FHIR uses among the scopes ("fhir:Observation.r");
+	// today they are fhir_uses, with the same counts.
+	for i, c := range wantClients {
+		var scopes []alert.ScopeView
+		for _, s := range c.Scopes {
+			if name, ok := strings.CutPrefix(s.Scope, detect.FHIRUsePrefix); ok {
+				wantClients[i].FHIR = append(wantClients[i].FHIR, alert.FHIRView{Interaction: name, Used: s.Used, LastUsed: s.LastUsed})
+				continue
+			}
+			scopes = append(scopes, s)
+		}
+		wantClients[i].Scopes = scopes
+	}
 
 	d := startGeoDaemon(t, bin, cfg)
 	var gotClients []alert.ClientView
