@@ -65,15 +65,6 @@ var severityMark = map[string]string{
 	store.SeverityInfo:    ":large_blue_circle: INFO",
 }
 
-var kindTitle = map[string]string{
-	"unused_scope":     "unused scope",
-	"broad_request":    "broad scope request",
-	"unfamiliar_geo":   "unfamiliar geography",
-	"unfamiliar_burst": "burst from an unfamiliar network",
-	"token_in_url":     "token in a URL",
-	"stale_source":     "log source stale",
-}
-
 // Render builds the Slack message for n: a header with the severity, kind
 // and client, the client's owner and role, each finding with its evidence
 // and proposed fix, what resolved, and the command that silences the
@@ -81,7 +72,7 @@ var kindTitle = map[string]string{
 func Render(n *GroupNotice) store.Message {
 	var blocks []slack.Block
 	sev := n.Severity()
-	title := kindTitle[n.Group.Kind]
+	title := rules.KindTitle(n.Group.Kind)
 	if title == "" {
 		title = Text(n.Group.Kind)
 	}
@@ -213,7 +204,7 @@ func describe(f store.Finding, hideAddresses bool) string {
 	}
 	if !e.LastUse.IsZero() {
 		ev = append(ev, "last used "+day(e.LastUse))
-	} else if f.Kind == "unused_scope" {
+	} else if f.Kind == rules.KindUnusedScope {
 		ev = append(ev, "never used")
 	}
 	if len(e.Lines) > 0 {
@@ -262,13 +253,13 @@ func proposedFix(f store.Finding) string {
 		return "grant `" + escape(strings.Join(e.Narrower, " ")) + "` instead of `" + escape(f.Subject) + "`"
 	case e.ReplacedBy != "":
 		return "move the client from `" + escape(f.Subject) + "` to `" + escape(e.ReplacedBy) + "`"
-	case f.Kind == "unused_scope":
+	case f.Kind == rules.KindUnusedScope:
 		return "remove `" + escape(f.Subject) + "` from the client's grants"
-	case f.Kind == "token_in_url":
+	case f.Kind == rules.KindTokenInURL:
 		return "send the token in the Authorization header, and rotate it: it is now in the log"
-	case f.Kind == "stale_source":
+	case f.Kind == rules.KindStaleSource:
 		return "check that the log is still written and readable by scopewatch"
-	case f.Kind == "unfamiliar_geo" || f.Kind == "unfamiliar_burst":
+	case f.Kind == rules.KindUnfamiliarGeo || f.Kind == rules.KindUnfamiliarBurst:
 		return "confirm with the owner; if expected, add it to the client's expected countries or the allowed networks"
 	}
 	return ""

@@ -259,7 +259,7 @@ func (d *Detectors) tokenInURL(ev *ingest.Event) {
 	if name == "" {
 		return
 	}
-	k := store.FindingKey{Kind: KindTokenInURL, Client: ev.Client, Subject: ev.Source}
+	k := store.FindingKey{Kind: rules.KindTokenInURL, Client: ev.Client, Subject: ev.Source}
 	f := d.findings.Raise(k, store.SeverityHigh, ev.Time, ev.Pos)
 	f.Summary = "A " + name + " was sent in a URL query string and is now in the " + ev.Source +
 		" access log; rotate the token and make the client send it in the Authorization header."
@@ -306,7 +306,7 @@ func (d *Detectors) probing(ev *ingest.Event, st *clientState) {
 			st.denials = newRing(p.Denials)
 		}
 		if st.denials.add(ev.Time, window) {
-			k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "probing"}
+			k := store.FindingKey{Kind: rules.KindBroadRequest, Client: ev.Client, Subject: "probing"}
 			f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
 			f.Summary = "The client collected " + strconv.Itoa(p.Denials) + " or more refusals (" + ev.Reason +
 				") within " + humanDuration(window) + ": it may be probing for scopes it was not given."
@@ -338,7 +338,7 @@ func (d *Detectors) probing(ev *ingest.Event, st *clientState) {
 		if addr.Is6() {
 			from += "/64"
 		}
-		k := store.FindingKey{Kind: KindBroadRequest, Subject: "probing from " + from}
+		k := store.FindingKey{Kind: rules.KindBroadRequest, Subject: "probing from " + from}
 		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
 		f.Summary = "The address " + from + " collected " + strconv.Itoa(p.Denials) +
 			" or more refusals within " + humanDuration(window) + ", across clients: it may be probing."
@@ -547,7 +547,7 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 			return
 		}
 		raised = true
-		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: s}
+		k := store.FindingKey{Kind: rules.KindBroadRequest, Client: ev.Client, Subject: s}
 		f := d.findings.Raise(k, sev, ev.Time, ev.Pos)
 		f.Evidence.Detail = mergeReasons(f.Evidence.Detail, reasons)
 		if cs, ok := d.rules.Scopes[s]; ok && cs.ReplacedBy != "" {
@@ -567,7 +567,7 @@ func (d *Detectors) broad(ev *ingest.Event, st *clientState) {
 	}
 	if distinct > cfg.MaxScopes && !refused {
 		raised = true
-		k := store.FindingKey{Kind: KindBroadRequest, Client: ev.Client, Subject: "max_scopes"}
+		k := store.FindingKey{Kind: rules.KindBroadRequest, Client: ev.Client, Subject: "max_scopes"}
 		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
 		what := "asked for " + strconv.Itoa(distinct) + " scopes in one request"
 		if len(ev.Requested) == 0 {
@@ -725,7 +725,7 @@ func (d *Detectors) allowed(ip netip.Addr, asn uint32) bool {
 }
 
 func (d *Detectors) raiseGeo(ev *ingest.Event, st *clientState, country string, place Place, sev, why string) {
-	k := store.FindingKey{Kind: KindUnfamiliarGeo, Client: ev.Client, Subject: country}
+	k := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: ev.Client, Subject: country}
 	f := d.findings.Raise(k, sev, ev.Time, ev.Pos)
 	f.Summary = "The client was used from " + country + ", " + why + "."
 	f.Evidence.Country = country
@@ -733,7 +733,7 @@ func (d *Detectors) raiseGeo(ev *ingest.Event, st *clientState, country string, 
 }
 
 func (d *Detectors) raiseNetwork(ev *ingest.Event, k netKey, country string, place Place) {
-	fk := store.FindingKey{Kind: KindUnfamiliarGeo, Client: ev.Client, Subject: k.String()}
+	fk := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: ev.Client, Subject: k.String()}
 	f := d.findings.Raise(fk, store.SeverityInfo, ev.Time, ev.Pos)
 	f.Summary = "The client was used from network " + k.String() + ", outside its baseline (in " + country + ")."
 	f.Evidence.Country = country
@@ -769,7 +769,7 @@ func (d *Detectors) burst(ev *ingest.Event, st *clientState, k netKey, ns *netSt
 	if !ns.recent.add(ev.Time, time.Duration(bc.Window)) {
 		return
 	}
-	fk := store.FindingKey{Kind: KindUnfamiliarBurst, Client: ev.Client, Subject: k.String()}
+	fk := store.FindingKey{Kind: rules.KindUnfamiliarBurst, Client: ev.Client, Subject: k.String()}
 	sev := store.SeverityWarning
 	if first, ok := st.countrys[country]; ok && country != "" && !st.learnedBefore(bc.Baseline, first) && !d.expected(ev.Client, country) {
 		sev = store.SeverityHigh // a new network in a new country

@@ -272,7 +272,7 @@ func BenchmarkBaselineMemory(b *testing.B) {
 				mid := heap()
 				existing := make([]store.Finding, 0, 2*len(w.clients))
 				for i, c := range w.clients {
-					for j, kind := range []string{KindUnusedScope, KindUnfamiliarGeo} {
+					for j, kind := range []string{rules.KindUnusedScope, rules.KindUnfamiliarGeo} {
 						f := store.Finding{
 							FindingKey: store.FindingKey{Kind: kind, Client: c.id, Subject: c.scopes[2+j]},
 							Severity:   store.SeverityWarning, State: store.StateOpen, Count: 3,

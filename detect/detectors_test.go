@@ -174,7 +174,7 @@ func TestBroadRequestReasonsMerge(t *testing.T) {
 	h := newHarness(t, testDetect(), nil)
 	h.observe(grant("lab-portal", t0, "read_all_data"))
 	h.observe(grant("lab-portal", t0.Add(time.Minute), "read_all_data"))
-	f := h.fs.Get(store.FindingKey{Kind: KindBroadRequest, Client: "lab-portal", Subject: "read_all_data"})
+	f := h.fs.Get(store.FindingKey{Kind: rules.KindBroadRequest, Client: "lab-portal", Subject: "read_all_data"})
 	if f == nil {
 		t.Fatal("no finding")
 	}
@@ -205,7 +205,7 @@ func TestEscalationNeedsBaseline(t *testing.T) {
 	h.want(map[string]string{"broad_request/lab-portal/patient/Encounter.rs": store.SeverityWarning})
 	// Once asked for, it is part of the history: no second finding.
 	h.observe(grant("lab-portal", at.Add(16*day), "patient/Encounter.rs"))
-	if f := h.fs.Get(store.FindingKey{Kind: KindBroadRequest, Client: "lab-portal", Subject: "patient/Encounter.rs"}); f.Count != 1 {
+	if f := h.fs.Get(store.FindingKey{Kind: rules.KindBroadRequest, Client: "lab-portal", Subject: "patient/Encounter.rs"}); f.Count != 1 {
 		t.Errorf("count = %d, want 1", f.Count)
 	}
 }
@@ -263,7 +263,7 @@ func TestTokenInURL(t *testing.T) {
 	h.observe(ingest.Event{Kind: ingest.KindUse, Source: "fhir-gw", Client: "mychart-app", Time: t0,
 		Method: "GET", Path: "/fhir/Patient", Query: "access_token=&name=x"})
 	h.want(map[string]string{"token_in_url/mychart-app/fhir-gw": store.SeverityHigh})
-	f := h.fs.Get(store.FindingKey{Kind: KindTokenInURL, Client: "mychart-app", Subject: "fhir-gw"})
+	f := h.fs.Get(store.FindingKey{Kind: rules.KindTokenInURL, Client: "mychart-app", Subject: "fhir-gw"})
 	out, _ := json.Marshal(f)
 	if strings.Contains(string(out), secret) || strings.Contains(string(out), "/Patient/123") {
 		t.Errorf("finding holds the token or the path: %s", out)
@@ -329,7 +329,7 @@ func TestUnfamiliarGeo(t *testing.T) {
 		"unfamiliar_geo/billing/KP":      store.SeverityHigh,
 		"unfamiliar_geo/billing/AS64501": store.SeverityInfo,
 	})
-	f := h.fs.Get(store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "AS64501"})
+	f := h.fs.Get(store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: "billing", Subject: "AS64501"})
 	if f.Evidence.Country != "US" || f.Evidence.IP != "192.0.2.10" || f.Evidence.Subject != "p-3f2a" {
 		t.Errorf("evidence = %+v", f.Evidence)
 	}
@@ -432,7 +432,7 @@ func TestPlacesAreNotRememberedAcrossEvents(t *testing.T) {
 	h.observe(use("billing", "198.51.100.7", at))
 	loc.cc = "BR" // the database was reloaded
 	h.observe(use("billing", "198.51.100.7", at.Add(time.Minute)))
-	if f := h.fs.Get(store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}); f == nil {
+	if f := h.fs.Get(store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: "billing", Subject: "BR"}); f == nil {
 		t.Error("the address was placed with the database from before the reload")
 	}
 }

@@ -10,16 +10,6 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// Finding kinds.
-const (
-	KindUnusedScope     = "unused_scope"
-	KindBroadRequest    = "broad_request"
-	KindUnfamiliarGeo   = "unfamiliar_geo"
-	KindUnfamiliarBurst = "unfamiliar_burst"
-	KindTokenInURL      = "token_in_url"
-	KindStaleSource     = "stale_source"
-)
-
 // Findings holds every finding in memory, applies silences, and records
 // each change into the batch being built, so that a finding commits in the
 // same transaction as the events that raised it. It is used from the

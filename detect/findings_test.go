@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -14,9 +15,9 @@ func TestFindingsLifecycle(t *testing.T) {
 	now := t0
 	m := NewFindingMetrics(nil)
 	fs := NewFindings(nil, nil, func() time.Time { return now }, m)
-	k := store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
+	k := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
 	open := func() float64 {
-		return testutil.ToFloat64(m.Open.WithLabelValues(KindUnfamiliarGeo, store.SeverityWarning))
+		return testutil.ToFloat64(m.Open.WithLabelValues(rules.KindUnfamiliarGeo, store.SeverityWarning))
 	}
 
 	f := fs.Raise(k, store.SeverityWarning, t0.Add(-time.Hour), ingest.Position{Source: "okta", Line: 3})
@@ -37,7 +38,7 @@ func TestFindingsLifecycle(t *testing.T) {
 	if f.State != store.StateOpen || !f.Resolved.IsZero() || f.Count != 3 || f.Severity != store.SeverityHigh || !f.Opened.Equal(now) {
 		t.Errorf("after reopening: %+v", f)
 	}
-	if got := testutil.ToFloat64(m.Raised.WithLabelValues(KindUnfamiliarGeo, store.SeverityHigh)); got != 1 {
+	if got := testutil.ToFloat64(m.Raised.WithLabelValues(rules.KindUnfamiliarGeo, store.SeverityHigh)); got != 1 {
 		t.Errorf("raised{high} = %v, want 1 (the reopening)", got)
 	}
 	// A milder sighting does not lower the severity.
@@ -60,10 +61,10 @@ func TestFindingsLifecycle(t *testing.T) {
 
 func TestFindingsSilences(t *testing.T) {
 	now := t0
-	sil := []store.Silence{{ID: "s1", Client: "legacy-*", Kind: KindUnusedScope, Expires: t0.Add(day), Reason: "retiring"}}
+	sil := []store.Silence{{ID: "s1", Client: "legacy-*", Kind: rules.KindUnusedScope, Expires: t0.Add(day), Reason: "retiring"}}
 	fs := NewFindings(nil, sil, func() time.Time { return now }, nil)
-	k := store.FindingKey{Kind: KindUnusedScope, Client: "legacy-export", Subject: "read_all_data"}
-	other := store.FindingKey{Kind: KindUnusedScope, Client: "lab-portal", Subject: "read_all_data"}
+	k := store.FindingKey{Kind: rules.KindUnusedScope, Client: "legacy-export", Subject: "read_all_data"}
+	other := store.FindingKey{Kind: rules.KindUnusedScope, Client: "lab-portal", Subject: "read_all_data"}
 	f := fs.Raise(k, store.SeverityWarning, t0, ingest.Position{})
 	g := fs.Raise(other, store.SeverityWarning, t0, ingest.Position{})
 	if f.State != store.StateSilenced || f.Silence != "s1" || g.State != store.StateOpen {
@@ -91,14 +92,14 @@ func TestFindingsSilences(t *testing.T) {
 func TestFindingsPrune(t *testing.T) {
 	now := t0
 	fs := NewFindings([]store.Finding{
-		{FindingKey: store.FindingKey{Kind: KindBroadRequest, Client: "a", Subject: "x"}, State: store.StateResolved, Resolved: t0.Add(-100 * day)},
-		{FindingKey: store.FindingKey{Kind: KindBroadRequest, Client: "b", Subject: "x"}, State: store.StateResolved, Resolved: t0.Add(-10 * day)},
-		{FindingKey: store.FindingKey{Kind: KindBroadRequest, Client: "c", Subject: "x"}, State: store.StateOpen, Last: t0.Add(-200 * day)},
+		{FindingKey: store.FindingKey{Kind: rules.KindBroadRequest, Client: "a", Subject: "x"}, State: store.StateResolved, Resolved: t0.Add(-100 * day)},
+		{FindingKey: store.FindingKey{Kind: rules.KindBroadRequest, Client: "b", Subject: "x"}, State: store.StateResolved, Resolved: t0.Add(-10 * day)},
+		{FindingKey: store.FindingKey{Kind: rules.KindBroadRequest, Client: "c", Subject: "x"}, State: store.StateOpen, Last: t0.Add(-200 * day)},
 	}, nil, func() time.Time { return now }, nil)
 	fs.Prune(t0.Add(-90 * day))
 	b := store.NewBatch()
 	fs.Flush(b)
-	if _, ok := b.DropFindings[store.FindingKey{Kind: KindBroadRequest, Client: "a", Subject: "x"}]; !ok || len(b.DropFindings) != 1 {
+	if _, ok := b.DropFindings[store.FindingKey{Kind: rules.KindBroadRequest, Client: "a", Subject: "x"}]; !ok || len(b.DropFindings) != 1 {
 		t.Errorf("dropped %v, want only client a's", b.DropFindings)
 	}
 	n := 0

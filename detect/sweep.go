@@ -40,7 +40,7 @@ type ClientLister interface {
 
 // eventKinds are the finding kinds raised by events, which resolve when
 // not seen again for ResolveAfter.
-var eventKinds = []string{KindBroadRequest, KindUnfamiliarGeo, KindUnfamiliarBurst, KindTokenInURL}
+var eventKinds = []string{rules.KindBroadRequest, rules.KindUnfamiliarGeo, rules.KindUnfamiliarBurst, rules.KindTokenInURL}
 
 // Sweep judges everything as of now. clients must reflect every event
 // the detectors have observed (the engine commits its batch first).
@@ -69,7 +69,7 @@ func (s *Sweeper) stale(now time.Time) {
 	cfg, fs := s.opt.Config, s.opt.Findings
 	limit := time.Duration(cfg.Detect.UnusedScope.StaleAfter)
 	for _, src := range cfg.Sources {
-		k := store.FindingKey{Kind: KindStaleSource, Subject: src.Name}
+		k := store.FindingKey{Kind: rules.KindStaleSource, Subject: src.Name}
 		// Quiet since its newest event, or since the daemon started: a
 		// restart after downtime reads the backlog before it judges.
 		newest := s.opt.Coverage.Newest(src.Name)
@@ -108,7 +108,7 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 	rep := j.Report()
 	handle := func() {
 		for _, us := range rep.Unused {
-			k := store.FindingKey{Kind: KindUnusedScope, Client: us.Client, Subject: us.Scope}
+			k := store.FindingKey{Kind: rules.KindUnusedScope, Client: us.Client, Subject: us.Scope}
 			if us.Status != StatusInsufficientCoverage {
 				s.holdUnused(k, us, now)
 			}
@@ -133,7 +133,7 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 	j.Finish(seen, &rep)
 	handle()
 	fs.Each(func(f *store.Finding) {
-		if f.Kind == KindUnusedScope && f.State != store.StateResolved && !keep[f.FindingKey] && !pending[f.Client] {
+		if f.Kind == rules.KindUnusedScope && f.State != store.StateResolved && !keep[f.FindingKey] && !pending[f.Client] {
 			fs.Resolve(f.FindingKey)
 		}
 	})

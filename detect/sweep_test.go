@@ -119,7 +119,7 @@ func TestSweepUnusedIsCoverageAware(t *testing.T) {
 			"order_lab_tests":  {Granted: store.Counter{N: 9, First: t0, Last: now}},
 		},
 	}}
-	k := store.FindingKey{Kind: KindUnusedScope, Client: "lab-portal", Subject: "order_lab_tests"}
+	k := store.FindingKey{Kind: rules.KindUnusedScope, Client: "lab-portal", Subject: "order_lab_tests"}
 
 	sweep := func(spans map[string][]store.Span, cs clientList) {
 		t.Helper()
@@ -178,9 +178,9 @@ func TestSweepStaleSourceAndResolveAfter(t *testing.T) {
 	cfg := sweepConfig(t)
 	now := t0.Add(60 * day)
 	fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
-	geo := store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
+	geo := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
 	fs.Raise(geo, store.SeverityWarning, now.Add(-8*day), ingest.Position{})
-	recent := store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "AR"}
+	recent := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: "billing", Subject: "AR"}
 	fs.Raise(recent, store.SeverityWarning, now.Add(-6*day), ingest.Position{})
 	cov := NewCoverage(map[string][]store.Span{
 		"keycloak": {{Start: t0, End: now.Add(-2 * day)}},
@@ -196,11 +196,11 @@ func TestSweepStaleSourceAndResolveAfter(t *testing.T) {
 	if f := fs.Get(recent); f.State != store.StateOpen {
 		t.Errorf("seen 6 days ago: %+v", f)
 	}
-	stale := fs.Get(store.FindingKey{Kind: KindStaleSource, Subject: "keycloak"})
+	stale := fs.Get(store.FindingKey{Kind: rules.KindStaleSource, Subject: "keycloak"})
 	if stale == nil || stale.State != store.StateOpen {
 		t.Fatalf("stale keycloak: %+v", stale)
 	}
-	if fs.Get(store.FindingKey{Kind: KindStaleSource, Subject: "fhir-gw"}) != nil {
+	if fs.Get(store.FindingKey{Kind: rules.KindStaleSource, Subject: "fhir-gw"}) != nil {
 		t.Error("fhir-gw, an hour quiet, reported stale")
 	}
 	cov.Observe("keycloak", now)
@@ -217,7 +217,7 @@ func TestSweepSeverityFollowsTheCondition(t *testing.T) {
 	now := t0.Add(60 * day)
 	fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
 	spans := map[string][]store.Span{"keycloak": {{Start: t0, End: now}}, "fhir-gw": {{Start: t0, End: now}}}
-	k := store.FindingKey{Kind: KindUnusedScope, Client: "mychart-app", Subject: "patient/*.read"}
+	k := store.FindingKey{Kind: rules.KindUnusedScope, Client: "mychart-app", Subject: "patient/*.read"}
 	c := store.Client{ID: "mychart-app", Seen: store.Counter{N: 9, First: t0, Last: now},
 		Scopes: map[string]store.ScopeUsage{
 			"patient/*.read":     {Granted: store.Counter{N: 9, First: t0, Last: now}},
@@ -243,7 +243,7 @@ func TestSweepAfterDowntimeWaitsForTheBacklog(t *testing.T) {
 	cfg := sweepConfig(t)
 	now := t0.Add(60 * day)
 	fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
-	geo := store.FindingKey{Kind: KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
+	geo := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: "billing", Subject: "BR"}
 	fs.Raise(geo, store.SeverityWarning, now.Add(-10*day), ingest.Position{})
 	cov := NewCoverage(map[string][]store.Span{"keycloak": {{Start: t0, End: now.Add(-10 * day)}}}, 12*time.Hour)
 	// The daemon was down for ten days and starts now.
@@ -254,7 +254,7 @@ func TestSweepAfterDowntimeWaitsForTheBacklog(t *testing.T) {
 	if f := fs.Get(geo); f.State != store.StateOpen {
 		t.Errorf("resolved before the backlog was read: %+v", f)
 	}
-	if f := fs.Get(store.FindingKey{Kind: KindStaleSource, Subject: "keycloak"}); f != nil {
+	if f := fs.Get(store.FindingKey{Kind: rules.KindStaleSource, Subject: "keycloak"}); f != nil {
 		t.Errorf("stale before the backlog was read: %+v", f)
 	}
 }

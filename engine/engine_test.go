@@ -300,7 +300,7 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 		t.Errorf("first batch: %+v, want a position and no finding", c)
 	}
 	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:01Z","type":"token","client":"lab","scope":"openid system/*.rs"}`)
-	want := store.FindingKey{Kind: detect.KindBroadRequest, Client: "lab", Subject: "system/*.rs"}
+	want := store.FindingKey{Kind: rules.KindBroadRequest, Client: "lab", Subject: "system/*.rs"}
 	if c := <-commits; c.positions != 1 || len(c.findings) != 1 || c.findings[0] != want {
 		t.Errorf("second batch: %+v, want its position and the finding %+v", c, want)
 	}

@@ -68,11 +68,6 @@ func DefaultProbeReasons() []string {
 	return []string{"invalid_scope", "access_denied", "unauthorized_client", "invalid_client"}
 }
 
-// FindingKinds returns the kinds of finding the detectors raise, sorted.
-func FindingKinds() []string {
-	return []string{"broad_request", "stale_source", "token_in_url", "unfamiliar_burst", "unfamiliar_geo", "unused_scope"}
-}
-
 // Formats is what Load must be told of the log formats: which names a
 // source's format may take, and what each format asks of a source. The
 // table of formats lives with the parsers (ingest.Formats), which import

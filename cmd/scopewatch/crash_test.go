@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -99,7 +99,7 @@ func snapshot(t *testing.T, path string) []string {
 		// business and must match exactly. Whether a finding is still
 		// open, and whether a source is stale, is the judging clock's:
 		// the daemon judges by the wall clock, a scan by its newest event.
-		if f.Kind == detect.KindStaleSource {
+		if f.Kind == rules.KindStaleSource {
 			continue
 		}
 		out = append(out, fmt.Sprintf("finding %s/%s/%s %s count %d [%d..%d] %s",

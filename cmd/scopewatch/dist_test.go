@@ -18,7 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -433,7 +433,7 @@ func TestDistMetricsExposed(t *testing.T) {
 	}
 	t0 := time.Now().UTC().Add(-48 * time.Hour)
 	b := store.NewBatch()
-	b.Findings[store.FindingKey{Kind: detect.KindUnusedScope, Client: "retired-portal", Subject: "view_notes"}] = store.Finding{
+	b.Findings[store.FindingKey{Kind: rules.KindUnusedScope, Client: "retired-portal", Subject: "view_notes"}] = store.Finding{
 		Severity: store.SeverityWarning, State: store.StateOpen, First: t0, Last: t0, Count: 1,
 	}
 	if err := db.Commit(b); err != nil {

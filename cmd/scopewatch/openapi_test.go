@@ -694,3 +694,18 @@ func TestSourcesAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIFindingKinds: the document's FindingKind enum is the table of
+// finding kinds.
+func TestOpenAPIFindingKinds(t *testing.T) {
+	doc := loadOpenAPI(t)
+	var got []string
+	enum, _ := doc.Components.Schemas["FindingKind"]["enum"].([]any)
+	for _, v := range enum {
+		s, _ := v.(string)
+		got = append(got, s)
+	}
+	if want := rules.FindingKinds(); !slices.Equal(got, want) {
+		t.Errorf("FindingKind enum %v, want the table's %v", got, want)
+	}
+}

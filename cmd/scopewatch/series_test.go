@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -91,7 +90,7 @@ func TestMetricSeriesBounded(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		fmt.Sprintf("scopewatch_findings_open{kind=%q,severity=%q}", detect.KindUnusedScope, store.SeverityInfo),
+		fmt.Sprintf("scopewatch_findings_open{kind=%q,severity=%q}", rules.KindUnusedScope, store.SeverityInfo),
 		`scopewatch_source_newest_event_timestamp_seconds{source="keycloak"}`,
 		`scopewatch_source_lag_seconds{source="api-gateway"}`,
 	} {
