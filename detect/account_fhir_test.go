@@ -66,9 +66,3 @@ func loadTestRules(t *testing.T) *rules.Rules {
 	}
 	return r
 }
-
-func line(src string, file uint64, off, n int64, text string) ingest.Line {
-	return ingest.Line{Text: []byte(text), Pos: ingest.Position{
-		Source: src, Path: "/var/log/" + src, File: store.FileID{Dev: 1, Ino: file}, Offset: off, Line: n,
-	}}
-}

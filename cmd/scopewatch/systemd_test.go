@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -134,20 +133,6 @@ func TestSystemdNotifications(t *testing.T) {
 	if strings.Contains(d.log.String(), "level=ERROR") || strings.Contains(d.log.String(), "level=WARN") {
 		t.Errorf("the daemon logged a problem:\n%s", d.log)
 	}
-}
-
-// loadTestConfig loads serviceConfig in a new directory.
-func loadTestConfig(t *testing.T) *rules.Config {
-	t.Helper()
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
-	path := filepath.Join(dir, "scopewatch.yaml")
-	write(t, path, fmt.Sprintf(serviceConfig, dir, ""))
-	cfg, err := loadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 // sourceLines returns the lines committed per source, from the API.
