@@ -42,7 +42,7 @@ import (
 // key per client summary ("id" and a 0 byte) and one per scope ("id", 0,
 // scope); such files are refused when opened (see checkClientLayout).
 const (
-	formatV1     = 1 // sources and positions
+	formatV1       = 1 // sources and positions
 	formatClientV2 = 2 // one record per client, without Issued (schema 3)
 	formatClient   = 3 // one record per client
 )
