@@ -72,6 +72,7 @@ var kindTitle = map[string]string{
 	"unfamiliar_burst": "burst from an unfamiliar network",
 	"token_in_url":     "token in a URL",
 	"stale_source":     "log source stale",
+	"client_id_spray":  "client-id spray",
 }
 
 // Render builds the Slack message for n: a header with the severity, kind
@@ -268,6 +269,8 @@ func proposedFix(f store.Finding) string {
 		return "send the token in the Authorization header, and rotate it: it is now in the log"
 	case f.Kind == "stale_source":
 		return "check that the log is still written and readable by scopewatch"
+	case f.Kind == "client_id_spray":
+		return "rate-limit or block the addresses named at the IdP or the gateway"
 	case f.Kind == "unfamiliar_geo" || f.Kind == "unfamiliar_burst":
 		return "confirm with the owner; if expected, add it to the client's expected countries or the allowed networks"
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -364,14 +365,15 @@ func (p *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
-	det, err := p.detection(oneShot)
+	cfg := p.Config()
+	acc := detect.NewAccountant(cfg.Rules, fhirBases(cfg))
+	det, err := p.detection(oneShot, acc.Known())
 	if err != nil {
 		return err
 	}
-	cfg := p.Config()
 	engine := detect.NewEngine(detect.EngineOptions{
 		Parsers:    p.gen.Load().parsers,
-		Accountant: detect.NewAccountant(cfg.Rules, fhirBases(cfg)),
+		Accountant: acc,
 		Store:      p.db,
 		MaxEvents:  cfg.Batch.MaxEvents,
 		MaxDelay:   time.Duration(cfg.Batch.MaxDelay),
@@ -423,9 +425,14 @@ type ScanFiles struct {
 // newest event read, not the wall clock. A file whose lines are all
 // malformed is not read: its *ingest.FormatError is among those returned,
 // after everything else was read.
+//
+// The files of sources that show grants (the IdP's) are read first, and
+// the others once they are committed: a client is known from its first
+// grant on (see detect.KnownClients), so a backfill counts the uses of
+// every client whose grant any of the files holds.
 func (p *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 	cfg := p.Config()
-	var sources []ingest.Source
+	var grants, others []ingest.Source
 	for _, f := range files {
 		i := slices.IndexFunc(cfg.Sources, func(s rules.Source) bool { return s.Name == f.Source })
 		if i < 0 {
@@ -435,19 +442,41 @@ func (p *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 		// Check: a file none of whose lines yields an event and some of
 		// which are malformed is the wrong format for the source; it is
 		// not read, so that a scan after the fix reads it whole.
-		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
+		scan := ingest.NewScan(ingest.ScanOptions{
 			Name: f.Source, Paths: f.Paths, Positions: p.db, Metrics: p.ingestM,
 			MaxLineSize: src.MaxLineBytes, Check: &src,
-		}))
+		})
+		if g, _ := src.Shows(); g {
+			grants = append(grants, scan)
+		} else {
+			others = append(others, scan)
+		}
 	}
-	return p.run(ctx, sources, true)
+	var errs []error
+	for _, sources := range [][]ingest.Source{grants, others} {
+		if len(sources) == 0 {
+			continue
+		}
+		if err := p.run(ctx, sources, true); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 // detection builds the detectors from the stored findings, silences,
-// coverage and client baselines. A one-shot scan judges as of the newest
-// event it has seen rather than the wall clock, and does not judge
-// sources stale.
-func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
+// coverage and client baselines, and loads the stored clients that get
+// full state into known (only those are kept: a store holding sprayed
+// ids costs a pass over them, not memory). A one-shot scan judges as of
+// the newest event it has seen rather than the wall clock, and does not
+// judge sources stale.
+func (p *Daemon) detection(oneShot bool, known *detect.KnownClients) (*detect.Detection, error) {
 	cfg := p.Config()
 	spans, err := p.db.Coverage()
 	if err != nil {
@@ -455,6 +484,9 @@ func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 	}
 	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	if p.o.NoDetect {
+		if err := p.db.ForEachClient(func(c store.Client) error { known.Load(c); return nil }); err != nil {
+			return nil, err
+		}
 		return &detect.Detection{Coverage: cov}, nil
 	}
 	existing, err := p.db.Findings()
@@ -478,7 +510,7 @@ func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 	}
 	fs := detect.NewFindings(existing, silences, now, p.findM)
 	dets := detect.NewDetectors(detect.DetectorOptions{
-		Config: cfg.Detect, Rules: cfg.Rules, Locator: p.locator(), ByASN: cfg.GeoIP.ASN != "",
+		Config: cfg.Detect, Rules: cfg.Rules, Locator: p.locator(), ByASN: cfg.GeoIP.ASN != "", Known: known,
 	}, fs)
 	if err := p.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
@@ -488,7 +520,7 @@ func (p *Daemon) detection(oneShot bool) (*detect.Detection, error) {
 		Findings:  fs,
 		Coverage:  cov,
 		Sweeper: detect.NewSweeper(detect.SweeperOptions{
-			Config: cfg, Findings: fs, Coverage: cov, Live: !oneShot, Started: time.Now(),
+			Config: cfg, Findings: fs, Coverage: cov, Live: !oneShot, Started: time.Now(), Forget: dets,
 		}),
 		Clients:         p.db,
 		SweepEvery:      time.Duration(cfg.Detect.UnusedScope.Every),

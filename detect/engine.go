@@ -290,6 +290,9 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 			if det.Findings != nil {
 				det.Findings.Flush(b)
 			}
+			if det.Sweeper != nil {
+				det.Sweeper.Flush(b) // the clients it pruned
+			}
 			det.Coverage.Flush(b)
 		}
 		if lines == 0 && b.Empty() {
@@ -314,15 +317,19 @@ func (e *Engine) consume(ctx context.Context, in <-chan ingest.Line, batches cha
 	}
 	// sweep commits what was read, waits for it to be durable (the
 	// sweeper reads clients from the store), judges, and commits the
-	// findings that changed.
+	// findings that changed and the clients it pruned, the latter in
+	// chunks as it goes.
 	sweep := func() error {
-		if err := flush(); err != nil {
+		commit := func() error {
+			if err := flush(); err != nil {
+				return err
+			}
+			return e.idle()
+		}
+		if err := commit(); err != nil {
 			return err
 		}
-		if err := e.idle(); err != nil {
-			return err
-		}
-		if err := det.Sweeper.Sweep(det.Now(), det.Clients); err != nil {
+		if err := det.Sweeper.SweepCommitting(det.Now(), det.Clients, commit); err != nil {
 			return err
 		}
 		return flush()
@@ -526,6 +533,7 @@ type sourceMetrics struct {
 	parsed       prometheus.Counter
 	ignored      map[ingest.Skip]prometheus.Counter
 	byKind       [numKinds]prometheus.Counter
+	unknown      [numKinds]prometheus.Counter
 	unattributed prometheus.Counter
 	unmapped     prometheus.Counter
 	malformed    *prometheus.CounterVec
@@ -566,6 +574,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 	st.m.unmapped = m.Unmapped.WithLabelValues(name)
 	for k := range st.m.byKind {
 		st.m.byKind[k] = m.Events.WithLabelValues(name, ingest.Kind(k).String())
+		st.m.unknown[k] = m.UnknownClients.WithLabelValues(name, ingest.Kind(k).String())
 	}
 	st.m.malformed = m.Malformed
 	st.m.source = name
@@ -652,6 +661,10 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.m.unmapped.Inc()
 		case BadClient:
 			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
+		case Unknown:
+			if k := int(ev.Kind); k < len(st.m.unknown) {
+				st.m.unknown[k].Inc()
+			}
 		}
 		if det != nil {
 			if det.DataClock != nil {

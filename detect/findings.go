@@ -18,6 +18,7 @@ const (
 	KindUnfamiliarBurst = "unfamiliar_burst"
 	KindTokenInURL      = "token_in_url"
 	KindStaleSource     = "stale_source"
+	KindClientIDSpray   = "client_id_spray"
 )
 
 // Findings holds every finding in memory, applies silences, and records
