@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
@@ -91,24 +92,25 @@ const (
 	// spraySlots divide the window: the meter counts over the newest
 	// spraySlots slots, so the window it sees slides by a sixth of it.
 	spraySlots = 6
-	// sprayPrecision is the HyperLogLog precision: 2^12 registers of a
-	// byte per slot and per sketch, a standard error of 1.6%; counts up
-	// to a few thousand are near exact.
-	sprayPrecision = 12
-	sprayRegisters = 1 << sprayPrecision
-	// sprayTop is how many of the busiest addresses each slot tracks,
-	// and topShown how many the evidence names.
-	sprayTop  = 8
-	topShown  = 5
-	sprayBits = 64 - sprayPrecision
+	// idPrecision and addrPrecision are the HyperLogLog precisions:
+	// 2^13 registers of a byte per slot for the ids (a standard error of
+	// 1.2%), 2^10 for the addresses (3.3%, and exact while each slot sees
+	// at most sprayTop addresses).
+	idPrecision   = 13
+	addrPrecision = 10
+	// sprayTop is how many of the busiest addresses each slot counts
+	// (exactly, up to that many addresses), and topShown how many the
+	// evidence names.
+	sprayTop = 64
+	topShown = 5
 )
 
 // sprayMeter counts, on one source, the distinct unknown client ids and
 // the distinct addresses they came from within a sliding window, and the
-// busiest addresses. Its size is fixed (about 60 KiB), whatever the
-// number of ids: two HyperLogLog sketches per slot of the window,
-// merged into a running maximum whose estimate costs no pass over the
-// registers.
+// busiest addresses. Its size is fixed (about 76 KiB, see bytes),
+// whatever the number of ids: two HyperLogLog sketches per slot of the
+// window, merged into a running maximum whose estimate costs no pass over
+// the registers.
 type sprayMeter struct {
 	distinct int
 	window   time.Duration
@@ -116,32 +118,31 @@ type sprayMeter struct {
 	seed     maphash.Seed
 	start    int64 // start of the newest slot, Unix nanoseconds; 0 before the first event
 	cur      int   // index of the newest slot
-	ids      [spraySlots]hll
-	addrs    [spraySlots]hll
+	ids      sketch
+	addrs    sketch
 	top      [spraySlots]topAddrs
-	allIDs   hllMax
-	allAddrs hllMax
 	// raised is set once the finding of this spell (the count at or
-	// past the threshold) is raised; refreshed is the slot whose figures
-	// the finding has.
-	raised    bool
-	refreshed int64
+	// past the threshold) is raised; shown is the count and slot its
+	// figures were last brought up to date with.
+	raised     bool
+	shown      int
+	shownStart int64
 }
 
-// hll is the registers of one HyperLogLog sketch.
-type hll [sprayRegisters]uint8
-
-// hllMax is the register-wise maximum of a meter's slots, with the sum
-// of 2^-register and the count of empty registers kept up to date.
-type hllMax struct {
-	reg   hll
-	sum   float64
-	zeros int
+// sketch is a HyperLogLog sketch per slot, and their register-wise
+// maximum with the sum of 2^-register and the count of empty registers
+// kept up to date, so that an estimate costs no pass over the registers.
+type sketch struct {
+	precision uint
+	slots     [spraySlots][]uint8
+	all       []uint8
+	sum       float64
+	zeros     int
 }
 
-// topAddrs keeps the busiest addresses of a slot (the space-saving
-// algorithm: a new address takes the place of the least counted one, and
-// its count).
+// topAddrs counts the busiest addresses of a slot (the space-saving
+// algorithm: past sprayTop addresses a new one takes the place of the
+// least counted one, and its count).
 type topAddrs struct {
 	n    int
 	addr [sprayTop]netip.Addr
@@ -154,8 +155,23 @@ type addrCount struct {
 	n uint64
 }
 
+func newSketch(precision uint) sketch {
+	s := sketch{precision: precision, all: make([]uint8, 1<<precision)}
+	for i := range s.slots {
+		s.slots[i] = make([]uint8, 1<<precision)
+	}
+	s.merge()
+	return s
+}
+
+// bytes returns the memory the meter holds, which does not change.
+func (m *sprayMeter) bytes() int {
+	return int(unsafe.Sizeof(*m)) + (spraySlots+1)*(len(m.ids.all)+len(m.addrs.all))
+}
+
 func newSprayMeter(cfg rules.ClientIDSpray, seed maphash.Seed) *sprayMeter {
-	m := &sprayMeter{distinct: cfg.Distinct, window: time.Duration(cfg.Window), seed: seed}
+	m := &sprayMeter{distinct: cfg.Distinct, window: time.Duration(cfg.Window), seed: seed,
+		ids: newSketch(idPrecision), addrs: newSketch(addrPrecision)}
 	if m.distinct <= 0 {
 		m.distinct = rules.DefaultSprayDistinct
 	}
@@ -163,18 +179,16 @@ func newSprayMeter(cfg rules.ClientIDSpray, seed maphash.Seed) *sprayMeter {
 		m.window = time.Duration(rules.DefaultSprayWindow)
 	}
 	m.slot = max(int64(m.window)/spraySlots, 1)
-	m.allIDs.reset()
-	m.allAddrs.reset()
 	return m
 }
 
 // observe counts ev and reports whether the spray finding is to be
-// raised or brought up to date: the count has reached the threshold, for
-// the first time in this spell or for the first time in this slot.
+// raised or brought up to date: the count has reached the threshold for
+// the first time in this spell, or has grown by 1% or moved to a new
+// slot since the finding last showed it.
 func (m *sprayMeter) observe(ev *ingest.Event) bool {
 	m.advance(ev.Time.UnixNano())
-	id := maphash.String(m.seed, ev.Client)
-	m.add(&m.ids[m.cur], &m.allIDs, id)
+	m.ids.add(m.cur, maphash.String(m.seed, ev.Client))
 	if ev.IP.IsValid() {
 		a := ev.IP.Unmap()
 		if a.Is6() {
@@ -182,17 +196,18 @@ func (m *sprayMeter) observe(ev *ingest.Event) bool {
 			a = pfx.Addr()
 		}
 		b := a.As16()
-		m.add(&m.addrs[m.cur], &m.allAddrs, maphash.Bytes(m.seed, b[:]))
+		m.addrs.add(m.cur, maphash.Bytes(m.seed, b[:]))
 		m.top[m.cur].add(a)
 	}
-	if m.allIDs.estimate() < m.distinct {
+	n := m.ids.estimate()
+	if n < m.distinct {
 		m.raised = false // the spell is over; the next one raises again
 		return false
 	}
-	if m.raised && m.refreshed == m.start {
+	if m.raised && m.shownStart == m.start && n < m.shown+m.shown/100 {
 		return false
 	}
-	m.refreshed = m.start
+	m.shown, m.shownStart = n, m.start
 	return true
 }
 
@@ -214,22 +229,12 @@ func (m *sprayMeter) advance(t int64) {
 	m.start += steps * m.slot
 	for i := int64(0); i < min(steps, spraySlots); i++ {
 		m.cur = (m.cur + 1) % spraySlots
-		m.ids[m.cur] = hll{}
-		m.addrs[m.cur] = hll{}
+		m.ids.clearSlot(m.cur)
+		m.addrs.clearSlot(m.cur)
 		m.top[m.cur] = topAddrs{}
 	}
-	m.allIDs.merge(&m.ids)
-	m.allAddrs.merge(&m.addrs)
-}
-
-// add counts hash h in slot s and in the running maximum.
-func (m *sprayMeter) add(s *hll, all *hllMax, h uint64) {
-	j := h >> sprayBits
-	r := uint8(bits.LeadingZeros64(h<<sprayPrecision|1<<(sprayPrecision-1)) + 1)
-	if r > s[j] {
-		s[j] = r
-		all.raise(j, r)
-	}
+	m.ids.merge()
+	m.addrs.merge()
 }
 
 // figures returns the distinct ids, the distinct addresses and the
@@ -247,8 +252,11 @@ func (m *sprayMeter) figures() (ids, addrs int, top []addrCount) {
 		}
 	}
 	slices.SortFunc(top, func(a, b addrCount) int { return cmp.Or(cmp.Compare(b.n, a.n), a.Addr.Compare(b.Addr)) })
-	addrs = max(m.allAddrs.estimate(), len(top))
-	return m.allIDs.estimate(), addrs, top[:min(len(top), topShown)]
+	addrs = len(top) // exact while no slot saw more addresses than it counts
+	if slices.ContainsFunc(m.top[:], func(t topAddrs) bool { return t.n == sprayTop }) {
+		addrs = max(m.addrs.estimate(), len(top))
+	}
+	return m.ids.estimate(), addrs, top[:min(len(top), topShown)]
 }
 
 func (t *topAddrs) add(a netip.Addr) {
@@ -271,49 +279,59 @@ func (t *topAddrs) add(a netip.Addr) {
 	t.cnt[least]++
 }
 
-func (x *hllMax) reset() {
-	x.reg = hll{}
-	x.sum, x.zeros = sprayRegisters, sprayRegisters
+// add counts hash h in slot i and in the maximum.
+func (s *sketch) add(i int, h uint64) {
+	j := h >> (64 - s.precision)
+	r := uint8(bits.LeadingZeros64(h<<s.precision|1<<(s.precision-1)) + 1)
+	if r > s.slots[i][j] {
+		s.slots[i][j] = r
+		s.raise(j, r)
+	}
 }
 
-// raise sets register j to at least r.
-func (x *hllMax) raise(j uint64, r uint8) {
-	old := x.reg[j]
+// raise sets register j of the maximum to at least r.
+func (s *sketch) raise(j uint64, r uint8) {
+	old := s.all[j]
 	if r <= old {
 		return
 	}
 	if old == 0 {
-		x.zeros--
+		s.zeros--
 	}
-	x.sum += math.Ldexp(1, -int(r)) - math.Ldexp(1, -int(old))
-	x.reg[j] = r
+	s.sum += math.Ldexp(1, -int(r)) - math.Ldexp(1, -int(old))
+	s.all[j] = r
 }
 
-// merge recomputes x from the slots.
-func (x *hllMax) merge(slots *[spraySlots]hll) {
-	x.reset()
-	for i := range slots {
-		for j, r := range slots[i] {
-			x.raise(uint64(j), r)
+func (s *sketch) clearSlot(i int) { clear(s.slots[i]) }
+
+// merge recomputes the maximum from the slots; recomputed rather than
+// updated, no rounding drift outlives a slot.
+func (s *sketch) merge() {
+	clear(s.all)
+	for i := range s.slots {
+		for j, r := range s.slots[i] {
+			s.all[j] = max(s.all[j], r)
 		}
 	}
-	// Recomputed, not updated: no rounding drift survives a slot.
-	x.sum = 0
-	for _, r := range x.reg {
-		x.sum += math.Ldexp(1, -int(r))
+	s.sum, s.zeros = 0, 0
+	for _, r := range s.all {
+		s.sum += math.Ldexp(1, -int(r))
+		if r == 0 {
+			s.zeros++
+		}
 	}
 }
 
 // estimate returns the HyperLogLog estimate of the distinct values,
 // with linear counting in the small range where it is more exact.
-func (x *hllMax) estimate() int {
-	const m = float64(sprayRegisters)
-	if x.zeros == sprayRegisters {
+func (s *sketch) estimate() int {
+	m := float64(len(s.all))
+	if s.zeros == len(s.all) {
 		return 0
 	}
-	e := 0.7213 / (1 + 1.079/m) * m * m / x.sum
-	if e <= 2.5*m && x.zeros > 0 {
-		e = m * math.Log(m/float64(x.zeros))
+	e := 0.7213 / (1 + 1.079/m) * m * m / s.sum
+	if e <= 2.5*m && s.zeros > 0 {
+		e = m * math.Log(m/float64(s.zeros))
 	}
 	return int(math.Round(e))
 }
