@@ -259,6 +259,8 @@ func proposedFix(f store.Finding) string {
 		return "send the token in the Authorization header, and rotate it: it is now in the log"
 	case f.Kind == rules.KindStaleSource:
 		return "check that the log is still written and readable by scopewatch"
+	case f.Kind == rules.KindClientIDSpray:
+		return "rate-limit or block the addresses named at the IdP or the gateway"
 	case f.Kind == rules.KindUnfamiliarGeo || f.Kind == rules.KindUnfamiliarBurst:
 		return "confirm with the owner; if expected, add it to the client's expected countries or the allowed networks"
 	}

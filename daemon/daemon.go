@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -365,14 +366,15 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 	srcCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan ingest.Line, 4096)
-	det, err := d.detection(oneShot)
+	cfg := d.Config()
+	acc := detect.NewAccountant(cfg.Rules, fhirBases(cfg))
+	det, err := d.detection(oneShot, acc.Known())
 	if err != nil {
 		return err
 	}
-	cfg := d.Config()
 	eng := engine.New(engine.Options{
 		Parsers:    d.gen.Load().parsers,
-		Accountant: detect.NewAccountant(cfg.Rules, fhirBases(cfg)),
+		Accountant: acc,
 		Store:      d.db,
 		MaxEvents:  cfg.Batch.MaxEvents,
 		MaxDelay:   time.Duration(cfg.Batch.MaxDelay),
@@ -423,9 +425,14 @@ type ScanFiles struct {
 // newest event read, not the wall clock. A file whose lines are all
 // malformed is not read: its *ingest.FormatError is among those returned,
 // after everything else was read.
+//
+// The files of sources that show grants (the IdP's) are read first, and
+// the others once they are committed: a client is known from its first
+// grant on (see detect.KnownClients), so a backfill counts the uses of
+// every client whose grant any of the files holds.
 func (d *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 	cfg := d.Config()
-	var sources []ingest.Source
+	var grants, others []ingest.Source
 	for _, f := range files {
 		i := slices.IndexFunc(cfg.Sources, func(s rules.Source) bool { return s.Name == f.Source })
 		if i < 0 {
@@ -435,19 +442,41 @@ func (d *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 		// Check: a file none of whose lines yields an event and some of
 		// which are malformed is the wrong format for the source; it is
 		// not read, so that a scan after the fix reads it whole.
-		sources = append(sources, ingest.NewScan(ingest.ScanOptions{
+		scan := ingest.NewScan(ingest.ScanOptions{
 			Name: f.Source, Paths: f.Paths, Positions: d.db, Metrics: d.ingestM,
 			MaxLineSize: src.MaxLineBytes, Check: &src,
-		}))
+		})
+		if g, _ := ingest.Shows(src); g {
+			grants = append(grants, scan)
+		} else {
+			others = append(others, scan)
+		}
 	}
-	return d.run(ctx, sources, true)
+	var errs []error
+	for _, sources := range [][]ingest.Source{grants, others} {
+		if len(sources) == 0 {
+			continue
+		}
+		if err := d.run(ctx, sources, true); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 // detection builds the detectors from the stored findings, silences,
-// coverage and client baselines. A one-shot scan judges as of the newest
-// event it has seen rather than the wall clock, and does not judge
-// sources stale.
-func (d *Daemon) detection(oneShot bool) (*engine.Detection, error) {
+// coverage and client baselines, and loads the stored clients that get
+// full state into known (only those are kept: a store holding sprayed
+// ids costs a pass over them, not memory). A one-shot scan judges as of
+// the newest event it has seen rather than the wall clock, and does not
+// judge sources stale.
+func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.Detection, error) {
 	cfg := d.Config()
 	spans, err := d.db.Coverage()
 	if err != nil {
@@ -455,6 +484,9 @@ func (d *Daemon) detection(oneShot bool) (*engine.Detection, error) {
 	}
 	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	if d.o.NoDetect {
+		if err := d.db.ForEachClient(func(c store.Client) error { known.Load(c); return nil }); err != nil {
+			return nil, err
+		}
 		return &engine.Detection{Coverage: cov}, nil
 	}
 	existing, err := d.db.Findings()
@@ -478,7 +510,7 @@ func (d *Daemon) detection(oneShot bool) (*engine.Detection, error) {
 	}
 	fs := detect.NewFindings(existing, silences, now, d.findM)
 	dets := detect.NewDetectors(detect.DetectorOptions{
-		Config: cfg.Detect, Rules: cfg.Rules, Locator: d.locator(), ByASN: cfg.GeoIP.ASN != "",
+		Config: cfg.Detect, Rules: cfg.Rules, Locator: d.locator(), ByASN: cfg.GeoIP.ASN != "", Known: known,
 	}, fs)
 	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
@@ -488,7 +520,7 @@ func (d *Daemon) detection(oneShot bool) (*engine.Detection, error) {
 		Findings:  fs,
 		Coverage:  cov,
 		Sweeper: detect.NewSweeper(detect.SweeperOptions{
-			Config: cfg, Findings: fs, Coverage: cov, Live: !oneShot, Started: time.Now(),
+			Config: cfg, Findings: fs, Coverage: cov, Live: !oneShot, Started: time.Now(), Forget: dets,
 		}),
 		Clients:         d.db,
 		SweepEvery:      time.Duration(cfg.Detect.UnusedScope.Every),

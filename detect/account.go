@@ -23,9 +23,11 @@ var _ RouteMatcher = (*rules.Rules)(nil)
 // (openid, profile, ...) as used on issuance; denials record what was
 // requested; uses map through the route rules to the scopes they exercise
 // and mark those used. Uses without a client are counted as unattributed
-// on their source, never guessed.
+// on their source, never guessed. Events of clients that are not known
+// (see KnownClients) change no client record: Apply says Unknown.
 type Accountant struct {
 	routes    RouteMatcher
+	known     *KnownClients
 	fhirBases map[string]string // source → FHIR base path
 	useKeys   map[fhirUse]string
 }
@@ -76,10 +78,16 @@ func FHIRUses(c store.Client) []FHIRUse {
 
 // NewAccountant returns an Accountant that maps API calls with routes and,
 // for the sources named in fhirBases (source → base path such as /fhir),
-// with the SMART-on-FHIR REST mapping.
+// with the SMART-on-FHIR REST mapping. When routes is also a Registry
+// (the rules are), its registered clients are known from the start.
 func NewAccountant(routes RouteMatcher, fhirBases map[string]string) *Accountant {
-	return &Accountant{routes: routes, fhirBases: fhirBases, useKeys: make(map[fhirUse]string)}
+	reg, _ := routes.(Registry)
+	return &Accountant{routes: routes, known: NewKnownClients(reg), fhirBases: fhirBases, useKeys: make(map[fhirUse]string)}
 }
+
+// Known returns the clients the accountant keeps usage of: load the
+// stored ones into it before the first event.
+func (a *Accountant) Known() *KnownClients { return a.known }
 
 // useKey returns the record name of a FHIR use, built once per distinct use.
 func (a *Accountant) useKey(resource string, in rules.Interaction) string {
@@ -105,6 +113,7 @@ const (
 	Unmapped                    // a use whose route maps to no scope
 	Refused                     // a use answered with an HTTP error: no scope exercised
 	BadClient                   // a client id the store cannot key (a 0 byte): skipped
+	Unknown                     // a client neither registered nor issued a token: counted apart, not stored
 )
 
 // Apply folds ev into b. It does no I/O and keeps no reference to ev.
@@ -123,8 +132,14 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		// one the store cannot key must not fail the batch it is in.
 		return BadClient
 	}
+	if !a.known.Admit(ev) {
+		return Unknown
+	}
 	c := b.Client(ev.Client)
 	c.Seen.Add(1, ev.Time)
+	if ev.Kind == ingest.KindGrant {
+		c.Issued.Add(1, ev.Time)
+	}
 	// Where a client is used from: a refusal is not a use (Keycloak logs
 	// a user's mistyped password against the client, from wherever the
 	// user is), and the geography detector learns from these sets.

@@ -14,6 +14,7 @@ import (
 
 func TestAccountantFHIRUses(t *testing.T) {
 	acc := NewAccountant(loadTestRules(t), map[string]string{"fhir-gw": "/fhir"})
+	acc.Known().Issue("app") // issued a token before: its uses count
 	b := store.NewBatch()
 	at := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	use := func(method, path string, status int) Outcome {

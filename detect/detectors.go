@@ -38,6 +38,9 @@ type DetectorOptions struct {
 	// database is configured); otherwise it is the address's /24 (IPv4)
 	// or /48 (IPv6).
 	ByASN bool
+	// Known are the clients that get state; share the accountant's.
+	// Nil: a set of the clients Rules registers and grants issue to.
+	Known *KnownClients
 }
 
 // Detectors raise findings from events as they are folded into a batch:
@@ -54,7 +57,9 @@ type Detectors struct {
 	byASN    bool
 	findings *Findings
 	clients  map[string]*clientState
-	scopes   map[string]*scopeInfo // per distinct scope name, at most maxScopes
+	known    *KnownClients
+	sprays   map[string]*sprayMeter // per source: unknown client ids
+	scopes   map[string]*scopeInfo  // per distinct scope name, at most maxScopes
 	seed     maphash.Seed
 	probes   map[netip.Addr]*ring // denials per address, bounded
 	patterns []string
@@ -74,7 +79,6 @@ type clientState struct {
 	events   uint64
 	scopes   []uint32             // every scope requested or granted, by scopeInfo id, sorted
 	clean    uint64               // scope lists of the last request, when it raised nothing
-	issued   bool                 // a token with scopes was issued to it
 	countrys map[string]time.Time // country → first seen
 	nets     map[netKey]*netState // network → first seen, bounded
 	denials  *ring
@@ -116,6 +120,10 @@ func NewDetectors(opt DetectorOptions, findings *Findings) *Detectors {
 	if d.rules == nil {
 		d.rules = &rules.Rules{}
 	}
+	d.known, d.sprays = opt.Known, make(map[string]*sprayMeter)
+	if d.known == nil {
+		d.known = NewKnownClients(d.rules)
+	}
 	d.patterns = opt.Config.BroadRequest.Patterns
 	for _, r := range opt.Config.BroadRequest.Probing.Reasons {
 		d.reasons[r] = true
@@ -129,16 +137,17 @@ func NewDetectors(opt DetectorOptions, findings *Findings) *Detectors {
 	return d
 }
 
-// Load seeds the baseline of a client from its stored record.
+// Load seeds the baseline of a client from its stored record, when the
+// client is known (see KnownClients); of another it keeps nothing.
 func (d *Detectors) Load(c store.Client) {
+	if !d.known.Load(c) {
+		return
+	}
 	st := d.client(c.ID)
 	st.first, st.events = c.Seen.First, c.Seen.N
 	for s, u := range c.Scopes {
 		if u.Requested.N > 0 || u.Granted.N > 0 {
 			st.learn(d.scopeInfo(s).id)
-		}
-		if u.Granted.N > 0 {
-			st.issued = true
 		}
 	}
 	for cc, n := range c.Countries {
@@ -200,19 +209,17 @@ func (d *Detectors) Observe(ev *ingest.Event) {
 		}
 		return
 	}
-	if ev.Kind == ingest.KindDeny && !d.known(ev.Client) {
-		// Anyone can send any client id and be refused: a client the
-		// IdP never issued a token to and nobody registered gets no
-		// state and no findings of its own, only the address's probing.
-		d.probing(ev, nil)
+	if !d.known.Admit(ev) {
+		// Anyone can send any client id, to the IdP or the gateway: a
+		// client the IdP never issued a token to and nobody registered
+		// gets no state and no findings of its own, only the address's
+		// probing and the source's client-id spray.
+		d.unknownClient(ev)
 		return
 	}
 	st := d.client(ev.Client)
 	if ev.Kind == ingest.KindDeny {
 		d.probing(ev, st)
-	}
-	if ev.Kind == ingest.KindGrant && len(ev.Granted) > 0 {
-		st.issued = true
 	}
 	if st.first.IsZero() || ev.Time.Before(st.first) {
 		st.first = ev.Time
@@ -259,7 +266,7 @@ func (d *Detectors) tokenInURL(ev *ingest.Event) {
 	if name == "" {
 		return
 	}
-	k := store.FindingKey{Kind: rules.KindTokenInURL, Client: ev.Client, Subject: ev.Source}
+	k := store.FindingKey{Kind: rules.KindTokenInURL, Client: d.findingClient(ev.Client), Subject: ev.Source}
 	f := d.findings.Raise(k, store.SeverityHigh, ev.Time, ev.Pos)
 	f.Summary = "A " + name + " was sent in a URL query string and is now in the " + ev.Source +
 		" access log; rotate the token and make the client send it in the Authorization header."
@@ -282,15 +289,6 @@ func leakedParam(q string) string {
 		}
 	}
 	return ""
-}
-
-// known reports whether a client was registered or issued a token.
-func (d *Detectors) known(id string) bool {
-	if st := d.clients[id]; st != nil && st.issued {
-		return true
-	}
-	_, ok := d.rules.Registered(id)
-	return ok
 }
 
 // probing counts refusals per client (st, nil for a client not known)

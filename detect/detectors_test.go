@@ -306,6 +306,7 @@ func TestUnfamiliarGeo(t *testing.T) {
 	cfg.UnfamiliarGeo.AllowCountries = []string{"FR"}
 	cfg.UnfamiliarGeo.AllowPrefixes = []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25")}
 	h := newHarness(t, cfg, world)
+	h.observe(grant("billing", t0)) // issued a token: the client is known
 	h.observe(use("billing", "198.51.100.7", t0))
 	h.observe(use("billing", "203.0.113.5", t0.Add(day)))  // DE while learning: baseline
 	h.observe(use("billing", "175.45.176.1", t0.Add(day))) // denied even while learning

@@ -21,6 +21,9 @@ type SweeperOptions struct {
 	// Started is when the daemon started: a source that has produced no
 	// event since is stale once StaleAfter has passed.
 	Started time.Time
+	// Forget, when set, is told of each client pruned from the store
+	// (the detectors).
+	Forget Forgetter
 }
 
 // Sweeper raises and resolves the findings that depend on time passing
@@ -28,6 +31,10 @@ type SweeperOptions struct {
 // seen again for ResolveAfter, expired silences and old resolved findings.
 type Sweeper struct {
 	opt SweeperOptions
+	// drops are the clients pruned and not yet flushed into a batch;
+	// commit, during a sweep that may commit, makes them durable.
+	drops  []string
+	commit func() error
 }
 
 // NewSweeper returns a sweeper; it starts nothing.
@@ -40,11 +47,10 @@ type ClientLister interface {
 
 // eventKinds are the finding kinds raised by events, which resolve when
 // not seen again for ResolveAfter.
-var eventKinds = []string{rules.KindBroadRequest, rules.KindUnfamiliarGeo, rules.KindUnfamiliarBurst, rules.KindTokenInURL}
+var eventKinds = []string{rules.KindBroadRequest, rules.KindUnfamiliarGeo, rules.KindUnfamiliarBurst, rules.KindTokenInURL, rules.KindClientIDSpray}
 
-// Sweep judges everything as of now. clients must reflect every event
-// the detectors have observed (the engine commits its batch first).
-func (s *Sweeper) Sweep(now time.Time, clients ClientLister) error {
+// sweep judges everything as of now (see Sweep).
+func (s *Sweeper) sweep(now time.Time, clients ClientLister) error {
 	cfg, fs := s.opt.Config, s.opt.Findings
 	fs.ApplySilences()
 
@@ -122,6 +128,9 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 		rep.Unused, rep.Pending = rep.Unused[:0], rep.Pending[:0]
 	}
 	err := clients.ForEachClient(func(c store.Client) error {
+		if s.prune(c, now) {
+			return s.commitDrops() // dropped: not judged
+		}
 		seen[c.ID] = true
 		j.Judge(c, &rep)
 		handle()

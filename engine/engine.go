@@ -394,6 +394,9 @@ func (r *run) flush() error {
 		if r.det.Findings != nil {
 			r.det.Findings.Flush(r.b)
 		}
+		if r.det.Sweeper != nil {
+			r.det.Sweeper.Flush(r.b) // the clients it pruned
+		}
 		r.det.Coverage.Flush(r.b)
 	}
 	if r.lines == 0 && r.b.Empty() {
@@ -435,18 +438,23 @@ func (r *run) idle() error {
 
 // sweep commits what was read, waits for it to be durable (the sweeper
 // reads clients from the store), judges, and commits the findings that
-// changed.
+// changed and the clients it pruned, the latter in chunks as it goes.
 func (r *run) sweep() error {
-	if err := r.flush(); err != nil {
+	if err := r.commitIdle(); err != nil {
 		return err
 	}
-	if err := r.idle(); err != nil {
-		return err
-	}
-	if err := r.det.Sweeper.Sweep(r.det.Now(), r.det.Clients); err != nil {
+	if err := r.det.Sweeper.SweepCommitting(r.det.Now(), r.det.Clients, r.commitIdle); err != nil {
 		return err
 	}
 	return r.flush()
+}
+
+// commitIdle commits what the run holds and waits until it is durable.
+func (r *run) commitIdle() error {
+	if err := r.flush(); err != nil {
+		return err
+	}
+	return r.idle()
 }
 
 // end commits everything once in is closed, judging a last time.
@@ -572,6 +580,7 @@ type sourceMetrics struct {
 	parsed       prometheus.Counter
 	ignored      map[ingest.Skip]prometheus.Counter
 	byKind       [numKinds]prometheus.Counter
+	unknown      [numKinds]prometheus.Counter
 	unattributed prometheus.Counter
 	unmapped     prometheus.Counter
 	malformed    *prometheus.CounterVec
@@ -612,6 +621,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 	st.m.unmapped = m.Unmapped.WithLabelValues(name)
 	for k := range st.m.byKind {
 		st.m.byKind[k] = m.Events.WithLabelValues(name, ingest.Kind(k).String())
+		st.m.unknown[k] = m.UnknownClients.WithLabelValues(name, ingest.Kind(k).String())
 	}
 	st.m.malformed = m.Malformed
 	st.m.source = name
@@ -698,6 +708,10 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.m.unmapped.Inc()
 		case detect.BadClient:
 			st.m.malformed.WithLabelValues(st.name, "bad_client").Inc()
+		case detect.Unknown:
+			if k := int(ev.Kind); k < len(st.m.unknown) {
+				st.m.unknown[k].Inc()
+			}
 		}
 		if det != nil {
 			if det.DataClock != nil {

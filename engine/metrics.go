@@ -18,6 +18,7 @@ type Metrics struct {
 	Malformed      *prometheus.CounterVec // source, reason
 	Events         *prometheus.CounterVec // source, kind
 	Unattributed   *prometheus.CounterVec // source: API calls without a client id
+	UnknownClients *prometheus.CounterVec // source, kind: events of clients neither registered nor issued a token
 	Unmapped       *prometheus.CounterVec // source: API calls matching no route
 	LinesCommitted *prometheus.CounterVec // source: lines whose effects and position are durable
 	// NoEvents is 1 while a source has read NoEventsAfter lines since
@@ -54,6 +55,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Unattributed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_uses_unattributed_total", Help: "API calls logged without a client id.",
 		}, []string{"source"}),
+		UnknownClients: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_unknown_client_events_total",
+			Help: "Events of client ids neither registered nor issued a token, by event kind: counted here and in the client-id spray finding, not stored per client.",
+		}, []string{"source", "kind"}),
 		Unmapped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_uses_unmapped_total", Help: "API calls whose route maps to no scope.",
 		}, []string{"source"}),
@@ -84,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
-			m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.CommitFailing, m.Newest)
+			m.UnknownClients, m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.CommitFailing, m.Newest)
 	}
 	return m
 }
@@ -109,6 +114,7 @@ func (m *Metrics) InitSource(name string) {
 	m.NoEvents.WithLabelValues(name).Set(0)
 	for k := range ingest.Kind(numKinds) {
 		m.Events.WithLabelValues(name, k.String())
+		m.UnknownClients.WithLabelValues(name, k.String())
 	}
 }
 

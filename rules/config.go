@@ -185,9 +185,24 @@ type Detect struct {
 	ResolveAfter Duration `yaml:"resolve_after"`
 	// Retention is how long a resolved finding is kept; default 90d.
 	Retention Duration `yaml:"retention"`
+	// ClientRetention is how long a client's record is kept after its
+	// last event; a client unseen for longer is pruned from the store
+	// (a registered one never is). At least UnusedScope.Window; default
+	// 180d.
+	ClientRetention Duration `yaml:"client_retention"`
+	// ClientIDSpray flags many distinct unknown client ids (neither
+	// registered nor issued a token) within a window on one source.
+	ClientIDSpray ClientIDSpray `yaml:"client_id_spray"`
 	// Silences mute findings that match them; more can be added at run
 	// time with `scopewatch silence add`.
 	Silences []Silence `yaml:"silences"`
+}
+
+// ClientIDSpray raises a client_id_spray finding when more than Distinct
+// unknown client ids are seen on one source within Window.
+type ClientIDSpray struct {
+	Distinct int      `yaml:"distinct"` // default 100
+	Window   Duration `yaml:"window"`   // default 10m
 }
 
 // UnusedScope configures the unused-scope detector.

@@ -20,6 +20,14 @@ func (c *Config) checkDetect(lines map[string]int, p *problems) {
 	positive(lines, p, "detect.unused_scope.every", &d.UnusedScope.Every, DefaultSweepEvery)
 	positive(lines, p, "detect.resolve_after", &d.ResolveAfter, DefaultResolveAfter)
 	positive(lines, p, "detect.retention", &d.Retention, DefaultRetention)
+	// The default outlasts a longer unused_scope.window too.
+	positive(lines, p, "detect.client_retention", &d.ClientRetention, max(DefaultClientRetention, d.UnusedScope.Window))
+	if w := d.UnusedScope.Window; w > 0 && d.ClientRetention > 0 && d.ClientRetention < w {
+		p.add(lines["detect.client_retention"], "detect.client_retention",
+			"must be at least detect.unused_scope.window (%s), got %s: a client pruned sooner could not be judged over the window", w, d.ClientRetention)
+	}
+	atLeast(lines, p, "detect.client_id_spray.distinct", &d.ClientIDSpray.Distinct, 2, DefaultSprayDistinct)
+	positive(lines, p, "detect.client_id_spray.window", &d.ClientIDSpray.Window, DefaultSprayWindow)
 
 	atLeast(lines, p, "detect.broad_request.max_scopes", &d.BroadRequest.MaxScopes, 1, DefaultMaxScopes)
 	if _, set := lines["detect.broad_request.patterns"]; !set {

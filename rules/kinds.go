@@ -3,6 +3,7 @@ package rules
 // The finding kinds, as stored, in the API and in silences.
 const (
 	KindBroadRequest    = "broad_request"
+	KindClientIDSpray   = "client_id_spray"
 	KindStaleSource     = "stale_source"
 	KindTokenInURL      = "token_in_url"
 	KindUnfamiliarBurst = "unfamiliar_burst"
@@ -20,6 +21,7 @@ type FindingKind struct {
 // kinds is the table, sorted by name.
 var kinds = [...]FindingKind{
 	{KindBroadRequest, "broad scope request"},
+	{KindClientIDSpray, "client-id spray"},
 	{KindStaleSource, "log source stale"},
 	{KindTokenInURL, "token in a URL"},
 	{KindUnfamiliarBurst, "burst from an unfamiliar network"},

@@ -32,20 +32,23 @@ const (
 	DefaultRotateWait     = Duration(5 * time.Second)
 	DefaultTimeZone       = "UTC"
 
-	DefaultCoverageGap    = Duration(12 * time.Hour)
-	DefaultStaleAfter     = Duration(24 * time.Hour)
-	DefaultSweepEvery     = Duration(time.Hour)
-	DefaultResolveAfter   = Duration(7 * day)
-	DefaultRetention      = Duration(90 * day)
-	DefaultMaxScopes      = 15
-	DefaultLearningPeriod = Duration(14 * day)
-	DefaultMinEvents      = 50
-	DefaultProbeDenials   = 5
-	DefaultProbeWindow    = Duration(10 * time.Minute)
-	DefaultBurstRequests  = 100
-	DefaultBurstWindow    = Duration(5 * time.Minute)
-	DefaultBurstNewFor    = Duration(24 * time.Hour)
-	DefaultGeoCheckEvery  = Duration(time.Minute)
+	DefaultCoverageGap     = Duration(12 * time.Hour)
+	DefaultStaleAfter      = Duration(24 * time.Hour)
+	DefaultSweepEvery      = Duration(time.Hour)
+	DefaultResolveAfter    = Duration(7 * day)
+	DefaultRetention       = Duration(90 * day)
+	DefaultClientRetention = Duration(180 * day)
+	DefaultSprayDistinct   = 100
+	DefaultSprayWindow     = Duration(10 * time.Minute)
+	DefaultMaxScopes       = 15
+	DefaultLearningPeriod  = Duration(14 * day)
+	DefaultMinEvents       = 50
+	DefaultProbeDenials    = 5
+	DefaultProbeWindow     = Duration(10 * time.Minute)
+	DefaultBurstRequests   = 100
+	DefaultBurstWindow     = Duration(5 * time.Minute)
+	DefaultBurstNewFor     = Duration(24 * time.Hour)
+	DefaultGeoCheckEvery   = Duration(time.Minute)
 )
 
 // DefaultMaxLineBytes is a source's max_line_bytes when the file leaves

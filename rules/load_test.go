@@ -156,6 +156,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"Batch.MaxDelay", c.Batch.MaxDelay.Std(), 250 * time.Millisecond},
 		{"Window", c.Detect.UnusedScope.Window.Std(), 90 * 24 * time.Hour},
 		{"MinObservation", c.Detect.UnusedScope.MinObservation.Std(), 30 * 24 * time.Hour},
+		{"ClientRetention", c.Detect.ClientRetention.Std(), 180 * 24 * time.Hour},
+		{"ClientIDSpray.Distinct", c.Detect.ClientIDSpray.Distinct, 100},
+		{"ClientIDSpray.Window", c.Detect.ClientIDSpray.Window.Std(), 10 * time.Minute},
 		{"Glob", s.Glob, filepath.Join(dir, "logs/api.json") + ".*"},
 		{"RotateWait", s.RotateWait.Std(), 5 * time.Second},
 		{"Kind", s.Kind, "use"},
@@ -172,6 +175,21 @@ func TestLoadDefaults(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestClientRetentionFollowsWindow: left out, client_retention outlasts
+// an unused_scope.window longer than its own default.
+func TestClientRetentionFollowsWindow(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"scopewatch.yaml": "store: sw.db\nsources:\n  - {name: kc, path: kc.log, format: keycloak}\ndetect:\n  unused_scope: {window: 200d}\n",
+	})
+	c, err := Load(filepath.Join(dir, "scopewatch.yaml"), testFormats)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := c.Detect.ClientRetention.Std(); got != 200*24*time.Hour {
+		t.Errorf("ClientRetention = %v, want the window, 200d", got)
 	}
 }
 

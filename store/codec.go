@@ -19,7 +19,7 @@ import (
 //
 // A Counter is N, followed by First and Last only when N > 0.
 //
-//	client    2 counter(Seen) s {string counter(Requested) counter(Granted) counter(Used)}×s
+//	client    3 counter(Seen) counter(Issued) s {string counter(Requested) counter(Granted) counter(Used)}×s
 //	            n {string counter}×n m {string counter}×m
 //	source    1 Lines Malformed Ignored Unattributed counter(Events)
 //	position  1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
@@ -34,12 +34,17 @@ import (
 // positions bucket are the source name, a 0 byte, then device and inode as
 // 8-byte big-endian integers.
 //
+// Format 2 in the clients bucket is format 3 without the Issued counter
+// (schema 3 and earlier); it is read with Issued zero, and rewritten as
+// format 3 by the next commit that touches the client.
+//
 // Format 1 in the clients bucket belonged to an unreleased layout with one
 // key per client summary ("id" and a 0 byte) and one per scope ("id", 0,
 // scope); such files are refused when opened (see checkClientLayout).
 const (
-	formatV1     = 1 // sources and positions
-	formatClient = 2 // one record per client
+	formatV1       = 1 // sources and positions
+	formatClientV2 = 2 // one record per client, without Issued (schema 3)
+	formatClient   = 3 // one record per client
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
@@ -141,6 +146,19 @@ func (d *decoder) format(want byte) {
 		return
 	}
 	d.b = d.b[1:]
+}
+
+// clientHead consumes the format byte of a client record (format 2 or
+// 3) and the counters before its scopes: Seen, and Issued (zero in
+// format 2).
+func (d *decoder) clientHead() (seen, issued Counter) {
+	if len(d.b) > 0 && d.b[0] == formatClientV2 {
+		d.format(formatClientV2)
+		return d.counter(), Counter{}
+	}
+	d.format(formatClient)
+	seen = d.counter()
+	return seen, d.counter()
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -346,8 +364,8 @@ func decodePosition(k, v []byte) (Position, error) {
 // decodeClient copies a client record out of the transaction's memory.
 func decodeClient(id string, v []byte) (Client, error) {
 	d := decoder{b: v}
-	d.format(formatClient)
-	c := Client{ID: id, Seen: d.counter()}
+	c := Client{ID: id}
+	c.Seen, c.Issued = d.clientHead()
 	if n := d.count(4); n > 0 {
 		c.Scopes = make(map[string]ScopeUsage, n)
 		var prev []byte

@@ -9,9 +9,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Commit applies everything in b in one bbolt transaction: each client
-// delta is merged into the stored client (counts add, first times take the
-// earliest, last times the latest; the address and country sets keep the
+// Commit applies everything in b in one bbolt transaction: the clients in
+// b.DropClients are deleted, then each client delta is merged into the
+// stored client (counts add, first times take the earliest, last times the
+// latest; the address and country sets keep the
 // MaxIPs and MaxCountries most recently seen), each source delta is added
 // to the stored statistics, and each position replaces the stored one for
 // its file. When Commit returns nil, all of it is on disk; otherwise none
@@ -32,6 +33,9 @@ func (db *DB) Commit(b *Batch) error {
 	e := &db.enc
 	e.reset()
 	err := db.update(func(tx *bolt.Tx) error {
+		if err := dropClients(tx.Bucket(bucketClients), b.DropClients); err != nil {
+			return err
+		}
 		if err := e.clients(tx.Bucket(bucketClients), b.Clients); err != nil {
 			return err
 		}
@@ -171,16 +175,15 @@ func (e *encoder) client(cb *bolt.Bucket, cur *bolt.Cursor, id string, d *Client
 	if !bytes.Equal(k, e.key) {
 		v = nil
 	}
-	if v != nil && d.Seen.N == 0 && len(e.deltas) == 0 && len(d.IPs) == 0 && len(d.Countries) == 0 {
+	if v != nil && d.Seen.N == 0 && d.Issued.N == 0 && len(e.deltas) == 0 && len(d.IPs) == 0 && len(d.Countries) == 0 {
 		return nil // nothing to change
 	}
 
-	var seen Counter
+	var seen, issued Counter
 	e.scopes, e.ips, e.ccs = e.scopes[:0], e.ips[:0], e.ccs[:0]
 	if v != nil {
 		dec := decoder{b: v}
-		dec.format(formatClient)
-		seen = dec.counter()
+		seen, issued = dec.clientHead()
 		e.scopes = readScopes(&dec, e.scopes)
 		e.ips = readSeenSet(&dec, e.ips)
 		e.ccs = readSeenSet(&dec, e.ccs)
@@ -189,6 +192,7 @@ func (e *encoder) client(cb *bolt.Bucket, cur *bolt.Cursor, id string, d *Client
 		}
 	}
 	seen.Merge(d.Seen)
+	issued.Merge(d.Issued)
 	var err error
 	if e.ips, err = e.mergeSeen(e.ips, d.IPs, MaxIPs); err != nil {
 		return fmt.Errorf("addresses: %w", err)
@@ -200,6 +204,7 @@ func (e *encoder) client(cb *bolt.Bucket, cur *bolt.Cursor, id string, d *Client
 	start := len(e.arena)
 	e.arena = append(e.arena, formatClient)
 	e.arena = appendCounter(e.arena, &seen)
+	e.arena = appendCounter(e.arena, &issued)
 	if e.arena, err = mergeScopes(e.arena, e.scopes, e.deltas); err != nil {
 		return err
 	}

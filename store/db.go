@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -140,6 +140,12 @@ func migrations() []func(tx *bolt.Tx) error {
 			}
 			return markStanding(tx)
 		},
+		// Version 4 writes client records with the tokens issued to the
+		// client (format 3). Records of format 2 are read as they are
+		// and rewritten when next touched: nothing to move here. The
+		// version keeps an older scopewatch, which cannot read format 3,
+		// from opening the file.
+		3: func(*bolt.Tx) error { return nil },
 	}
 }
 

@@ -80,6 +80,7 @@ func (u *ScopeUsage) Merge(o ScopeUsage) {
 // ClientDelta is the change one batch makes to one client.
 type ClientDelta struct {
 	Seen      Counter // events attributed to the client
+	Issued    Counter // tokens the IdP issued to the client (grant events)
 	Scopes    map[string]*ScopeUsage
 	IPs       map[string]*Counter // textual IP address → sightings
 	Countries map[string]*Counter // ISO country code → sightings
@@ -109,6 +110,10 @@ type Batch struct {
 	DropFindings map[FindingKey]struct{}
 	// Coverage replaces the observed spans of each source it names.
 	Coverage map[string][]Span
+	// DropClients are client records to delete (pruned: unseen past
+	// their retention, or never qualified for a record), before the
+	// batch's client deltas are merged.
+	DropClients map[string]struct{}
 	// Notify marks the notification groups whose findings changed in a
 	// way worth telling (opened, reopened, graver, resolved), with the
 	// time of the change.
@@ -131,6 +136,7 @@ func NewBatch() *Batch {
 		DropFindings: make(map[FindingKey]struct{}),
 		Coverage:     make(map[string][]Span),
 		Notify:       make(map[GroupKey]time.Time),
+		DropClients:  make(map[string]struct{}),
 	}
 }
 
@@ -144,12 +150,14 @@ func (b *Batch) Reset() {
 	clear(b.DropFindings)
 	clear(b.Coverage)
 	clear(b.Notify)
+	clear(b.DropClients)
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
-		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0
+		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0 &&
+		len(b.DropClients) == 0
 }
 
 // Client returns the delta for client id, creating it on first use.
@@ -210,6 +218,7 @@ func (b *Batch) SetPosition(p Position) {
 type Client struct {
 	ID        string
 	Seen      Counter
+	Issued    Counter // tokens issued to it; zero in records of schema 3
 	Scopes    map[string]ScopeUsage
 	IPs       map[string]Counter // bounded: the MaxIPs most recently seen
 	Countries map[string]Counter // bounded: the MaxCountries most recently seen

@@ -32,6 +32,7 @@ sources:
     path: %[1]s/api.log
     format: json
     fields: {time: time, client: client_id, method: method, path: path, status: status, ip: remote_addr}
+detect: {client_retention: 3650d}  # the traffic is dated 2026: no client is pruned as the clock moves on
 `
 
 // crashLogs appends events [from, to) of a fixed generated run to the
@@ -145,6 +146,21 @@ func compareSnapshots(t *testing.T, got, want []string) {
 	t.Fatalf("store after crashes differs from the uninterrupted run (%d vs %d records)", len(got), len(want))
 }
 
+// registering returns rules with clients registered besides its own.
+// Clients get full state from their first grant on, or from the start
+// when registered; the generated traffic has uses before a client's first
+// grant, which a live daemon tailing both logs at once may read before or
+// after that grant. Registered, every client counts alike in whatever
+// order the lines come.
+func registering(rules string, clients []synthClient) string {
+	var b strings.Builder
+	b.WriteString("clients:\n")
+	for _, c := range clients {
+		b.WriteString("  " + c.ID + ": {owner: test@clinic.example}\n")
+	}
+	return strings.Replace(rules, "clients:\n", b.String(), 1)
+}
+
 func writeCrashConfig(t *testing.T, dir, name, listen string) string {
 	t.Helper()
 	p := filepath.Join(dir, name+".yaml")
@@ -177,10 +193,11 @@ func TestCrashScan(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	clients := generatedClients(11, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(demoRules, clients))
 	const events = 150_000
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	gen := newSynth(11, generatedClients(11, 300), start, start.Add(60*24*time.Hour), events)
+	gen := newSynth(11, clients, start, start.Add(60*24*time.Hour), events)
 	crashLogs(t, dir, gen, 0, events)
 	files := []string{filepath.Join(dir, "kc.log"), filepath.Join(dir, "api.log")}
 	scanArgs := func(cfg string) []string { return append([]string{"scan", "--quiet", "--config", cfg}, files...) }
@@ -285,10 +302,11 @@ func TestCrashTail(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	clients := generatedClients(13, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(demoRules, clients))
 	const events, chunks = 200_000, 20
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	gen := newSynth(13, generatedClients(13, 300), start, start.Add(60*24*time.Hour), events)
+	gen := newSynth(13, clients, start, start.Add(60*24*time.Hour), events)
 
 	addr, err := freeAddr()
 	if err != nil {

@@ -142,7 +142,14 @@ func runInProcess(t testing.TB, cfg *rules.Config, log *slog.Logger) (*daemon.Da
 // sprintfConfig is the demo's configuration with the control socket in
 // dir, which the commands of the tests reach the daemon through.
 func sprintfConfig(dir string) string {
-	return fmt.Sprintf(demoConfig, dir, "127.0.0.1:0") + "control_socket: " + filepath.Join(dir, "ctl.sock") + "\n"
+	return keepDatedClients(fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")) + "control_socket: " + filepath.Join(dir, "ctl.sock") + "\n"
+}
+
+// keepDatedClients sets a client_retention in a configuration's detect
+// section that keeps the clients of traffic dated 2026 (the tests' fixed
+// dates) from being pruned as the wall clock moves past them.
+func keepDatedClients(cfg string) string {
+	return strings.Replace(cfg, "\ndetect:\n", "\ndetect:\n  client_retention: 3650d\n", 1)
 }
 
 func mustTime(s string) time.Time {

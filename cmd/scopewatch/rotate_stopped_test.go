@@ -125,10 +125,11 @@ func TestCrashTailRotateWhileStopped(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	clients := generatedClients(17, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(demoRules, clients))
 	const events, chunks = 100_000, 10
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	gen := newSynth(17, generatedClients(17, 300), start, start.Add(60*24*time.Hour), events)
+	gen := newSynth(17, clients, start, start.Add(60*24*time.Hour), events)
 
 	addr, err := freeAddr()
 	if err != nil {

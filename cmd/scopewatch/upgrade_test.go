@@ -31,7 +31,7 @@ func TestUpgradeFromSchema2(t *testing.T) {
 	write(t, dbPath, string(fixture))
 	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
 	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf(demoConfig, dir, "127.0.0.1:0"))
+	write(t, cfg, keepDatedClients(fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")))
 
 	var wantClients []alert.ClientView
 	var wantFindings []alert.FindingView

@@ -1,0 +1,100 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// Registry tells the clients registered in the rules.
+type Registry interface {
+	Registered(id string) (rules.Client, bool)
+}
+
+var _ Registry = (*rules.Rules)(nil)
+
+// KnownClients are the clients that get full state: a store record, a
+// baseline, findings of their own. A client is known when it is
+// registered in the rules or the IdP issued it a token (a grant event,
+// read now or recorded in its stored record). Anyone can make a token
+// endpoint or a gateway log any client id, so the others are only
+// counted, in fixed-size aggregates: the set grows with the clients the
+// IdP serves, never with the ids a requester invents.
+//
+// A client is known from its first grant on: its uses and refusals read
+// before that grant count as unknown. It is used from the engine's
+// goroutine only.
+type KnownClients struct {
+	reg    Registry
+	issued map[string]struct{}
+}
+
+// NewKnownClients returns a set that knows the clients reg registers
+// (none when reg is nil) and those later issued a token.
+func NewKnownClients(reg Registry) *KnownClients {
+	return &KnownClients{reg: reg, issued: make(map[string]struct{})}
+}
+
+// Known reports whether client id gets full state.
+func (k *KnownClients) Known(id string) bool {
+	if _, ok := k.issued[id]; ok {
+		return true
+	}
+	if k.reg == nil {
+		return false
+	}
+	_, ok := k.reg.Registered(id)
+	return ok
+}
+
+// Issue records that the IdP issued client id a token.
+func (k *KnownClients) Issue(id string) {
+	if _, ok := k.issued[id]; !ok {
+		k.issued[strings.Clone(id)] = struct{}{}
+	}
+}
+
+// Admit reports whether ev's client gets full state, learning it from a
+// grant; ev.Client must not be empty.
+func (k *KnownClients) Admit(ev *ingest.Event) bool {
+	if ev.Kind == ingest.KindGrant {
+		k.Issue(ev.Client)
+		return true
+	}
+	return k.Known(ev.Client)
+}
+
+// Load learns a stored client and reports whether it qualifies for full
+// state; one that does not (a record written before unknown clients were
+// kept apart) is left to the sweeps to prune.
+func (k *KnownClients) Load(c store.Client) bool {
+	if Issued(c) {
+		k.Issue(c.ID)
+		return true
+	}
+	return k.Known(c.ID)
+}
+
+// Forget drops a client pruned from the store; a registered one stays
+// known.
+func (k *KnownClients) Forget(id string) { delete(k.issued, id) }
+
+// Len returns how many clients are known by a token issued to them.
+func (k *KnownClients) Len() int { return len(k.issued) }
+
+// Issued reports whether a stored client was issued a token: its record
+// counts one, or (a record of schema 3, which did not count tokens) it
+// holds a granted scope.
+func Issued(c store.Client) bool {
+	if c.Issued.N > 0 {
+		return true
+	}
+	for _, u := range c.Scopes {
+		if u.Granted.N > 0 {
+			return true
+		}
+	}
+	return false
+}

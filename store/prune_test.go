@@ -1,0 +1,112 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestDropClients deletes client records in the transaction that carries
+// the rest of the batch: a failed commit keeps them, a good one removes
+// them together with the position, and a dropped client with a delta in
+// the same batch starts a new record.
+func TestDropClients(t *testing.T) {
+	db, _ := newTestDB(t)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	b := NewBatch()
+	for _, id := range []string{"a", "b", "c"} {
+		c := b.Client(id)
+		c.Seen.Add(2, t0)
+		c.Issued.Add(1, t0)
+	}
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+
+	pos := Position{Source: "kc", File: FileID{Dev: 1, Ino: 2}, Offset: 100, Line: 3}
+	drop := func() *Batch {
+		b := NewBatch()
+		b.DropClients["a"] = struct{}{}
+		b.DropClients["b"] = struct{}{}
+		b.DropClients["never-stored"] = struct{}{}
+		b.Client("b").Seen.Add(1, t0.Add(time.Hour))
+		b.SetPosition(pos)
+		return b
+	}
+	hookErr := errors.New("disk gone")
+	db.beforeCommit = func(*bolt.Tx) error { return hookErr }
+	if err := db.Commit(drop()); !errors.Is(err, hookErr) {
+		t.Fatalf("Commit with a failing hook = %v", err)
+	}
+	db.beforeCommit = nil
+	if cs, _ := db.Clients(); len(cs) != 3 {
+		t.Fatalf("after a failed commit %d clients, want the 3 kept", len(cs))
+	}
+	if err := db.Commit(drop()); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := db.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 || cs[0].ID != "b" || cs[1].ID != "c" {
+		t.Fatalf("clients %+v, want b (new) and c", cs)
+	}
+	if cs[0].Seen.N != 1 || cs[0].Issued.N != 0 || !cs[0].Seen.First.Equal(t0.Add(time.Hour)) {
+		t.Errorf("b after drop and delta: %+v, want a new record of the delta only", cs[0])
+	}
+	if cs[1].Issued.N != 1 || !cs[1].Issued.Last.Equal(t0) {
+		t.Errorf("c: issued %+v, want 1 at %v", cs[1].Issued, t0)
+	}
+	if ps, _ := db.Positions("kc"); len(ps) != 1 || ps[0].Offset != 100 {
+		t.Errorf("positions %+v, want the one of the dropping batch", ps)
+	}
+
+	bad := NewBatch()
+	bad.DropClients["x\x00y"] = struct{}{}
+	if err := db.Commit(bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("drop of a client id with a 0 byte: %v, want ErrInvalid", err)
+	}
+}
+
+// TestClientFormat2 reads a client record of schema 3 (format 2, no
+// Issued counter) and rewrites it in the current format when a batch
+// touches it.
+func TestClientFormat2(t *testing.T) {
+	db, _ := newTestDB(t)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var v []byte
+	v = append(v, formatClientV2)
+	v = appendCounter(v, &Counter{N: 4, First: t0, Last: t0.Add(time.Minute)})
+	v = appendUvarint(v, 1)
+	v = appendString(v, "openid")
+	v = appendScopeUsage(v, &ScopeUsage{Granted: Counter{N: 4, First: t0, Last: t0}})
+	v = appendUvarint(v, 0)
+	v = appendUvarint(v, 0)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketClients).Put([]byte("old"), v) }); err != nil {
+		t.Fatal(err)
+	}
+	c, ok, err := db.Client("old")
+	if err != nil || !ok || c.Seen.N != 4 || c.Issued.N != 0 || c.Scopes["openid"].Granted.N != 4 {
+		t.Fatalf("format 2 record read as %+v, %v, %v", c, ok, err)
+	}
+	b := NewBatch()
+	b.Client("old").Issued.Add(1, t0.Add(time.Hour))
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err = db.Client("old")
+	if err != nil || c.Seen.N != 4 || c.Issued.N != 1 || c.Scopes["openid"].Granted.N != 4 {
+		t.Fatalf("after a commit: %+v, %v", c, err)
+	}
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		if got := tx.Bucket(bucketClients).Get([]byte("old"))[0]; got != formatClient {
+			t.Errorf("record rewritten in format %d, want %d", got, formatClient)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
