@@ -10,6 +10,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -74,11 +75,11 @@ func Render(n *GroupNotice) store.Message {
 	sev := n.Severity()
 	title := rules.KindTitle(n.Group.Kind)
 	if title == "" {
-		title = Text(n.Group.Kind)
+		title = report.Text(n.Group.Kind)
 	}
 	// The header is plain_text: Slack shows it as it is, so only its
 	// control characters are escaped.
-	subject := Text(n.Group.Client)
+	subject := report.Text(n.Group.Client)
 	if subject == "" {
 		subject = "scopewatch"
 	}
@@ -200,10 +201,10 @@ func describe(f store.Finding, hideAddresses bool) string {
 		ev = append(ev, "scopes `"+escape(strings.Join(e.Scopes, " "))+"`")
 	}
 	if !e.LastGrant.IsZero() {
-		ev = append(ev, "last granted "+day(e.LastGrant))
+		ev = append(ev, "last granted "+report.Day(e.LastGrant))
 	}
 	if !e.LastUse.IsZero() {
-		ev = append(ev, "last used "+day(e.LastUse))
+		ev = append(ev, "last used "+report.Day(e.LastUse))
 	} else if f.Kind == rules.KindUnusedScope {
 		ev = append(ev, "never used")
 	}
@@ -240,9 +241,9 @@ func times(f store.Finding) string {
 		return seen
 	}
 	if f.Last.Sub(f.First) < time.Minute {
-		return seen + ", " + toMinute(f.First)
+		return seen + ", " + report.Minute(f.First)
 	}
-	return seen + ", first " + toMinute(f.First) + ", last " + toMinute(f.Last)
+	return seen + ", first " + report.Minute(f.First) + ", last " + report.Minute(f.Last)
 }
 
 // proposedFix says what to change for a finding, in the operator's terms.
@@ -304,7 +305,7 @@ var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "
 
 // escape makes s safe in Slack mrkdwn and in a message's fallback text:
 // its control characters escaped (Text), then Slack's markup.
-func escape(s string) string { return slackEscaper.Replace(Text(s)) }
+func escape(s string) string { return slackEscaper.Replace(report.Text(s)) }
 
 // truncate cuts s to at most n characters (runes), marking the cut.
 func truncate(s string, n int) string {
@@ -322,7 +323,7 @@ func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@") == "" {
 		return s
 	}
-	if q := Text(s); q != s {
+	if q := report.Text(s); q != s {
 		return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

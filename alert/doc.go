@@ -1,7 +1,7 @@
-// Package alert delivers what detect finds to people: Slack messages
-// (grouped in the Alertmanager manner by the Notifier, delivered from the
-// store's outbox by the Sender, rendered in Block Kit), the unused-scope
-// report (tables, JSON, CSV and Markdown, also written on a schedule and
-// posted to Slack), the per-scope report, the per-client usage view, and
-// findings, silences and dead letters for the API.
+// Package alert delivers what detect finds to people in Slack: findings
+// grouped in the Alertmanager manner by the Notifier, rendered in Block Kit
+// (Render, ReportMessages for a scheduled report), and delivered from the
+// store's outbox by the Sender, which retries through outages and rate
+// limits and keeps what Slack refuses as dead letters. Rendering for
+// terminals, files and the API is report's job.
 package alert

@@ -20,6 +20,9 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden Slack messages
 // handClock is a clock tests move by hand.
 type handClock struct{ t time.Time }
 
+// t0 is the time the notifier tests start at.
+var t0 = time.Date(2026, 3, 1, 10, 15, 42, 0, time.UTC)
+
 func (c *handClock) Now() time.Time          { return c.t }
 func (c *handClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -19,7 +20,6 @@ import (
 // the files are) and, unless files is false (an incoming webhook cannot
 // carry one), the CSV as a file. Both go to channel, summary first.
 func ReportMessages(rep detect.UnusedReport, channel, dir string, files bool) ([]store.Message, error) {
-	stamp := rep.GeneratedAt.UTC().Format(reportStamp)
 	byStatus := map[string]int{}
 	perClient := map[string]int{}
 	for _, u := range rep.Unused {
@@ -59,7 +59,7 @@ func ReportMessages(rep detect.UnusedReport, channel, dir string, files bool) ([
 		}
 		fmt.Fprintf(&most, "\n• `%s`: %d", escape(c.client), c.n)
 	}
-	where := fmt.Sprintf("Files: `%s/%s%s.{csv,json,md}` on the scopewatch host.", dir, reportPrefix, stamp)
+	where := fmt.Sprintf("Files: `%s/%s` on the scopewatch host.", dir, report.FileName(rep.GeneratedAt, ".{csv,json,md}"))
 	if files {
 		where = "The full list is in the CSV below; " + strings.ToLower(where[:1]) + where[1:]
 	}
@@ -78,10 +78,10 @@ func ReportMessages(rep detect.UnusedReport, channel, dir string, files bool) ([
 	msgs := []store.Message{{Channel: channel, Text: truncate(head+"\n"+sum.String(), maxText), Blocks: raw, Queued: rep.GeneratedAt}}
 	if files {
 		var csv bytes.Buffer
-		if err := WriteUnused(&csv, rep, FormatCSV); err != nil {
+		if err := report.WriteUnused(&csv, rep, report.FormatCSV); err != nil {
 			return nil, err
 		}
-		name := reportPrefix + stamp + ".csv"
+		name := report.FileName(rep.GeneratedAt, ".csv")
 		msgs = append(msgs, store.Message{Channel: channel, Text: head + " (CSV)", Queued: rep.GeneratedAt,
 			File: &store.File{Name: name, Title: head, Content: csv.Bytes()}})
 	}

@@ -94,7 +94,7 @@ func NewHandler(o Options) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, alert.Views(cs))
+		writeJSON(w, report.Views(cs))
 	}))
 	mux.Handle("GET /api/v1/clients/{id}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		c, ok, err := p.db.Client(r.PathValue("id"))
@@ -106,7 +106,7 @@ func NewHandler(o Options) http.Handler {
 			http.Error(w, "no such client", http.StatusNotFound)
 			return
 		}
-		writeJSON(w, alert.Views([]store.Client{c})[0])
+		writeJSON(w, report.Views([]store.Client{c})[0])
 	}))
 	mux.Handle("GET /api/v1/sources", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		srcs, err := p.db.Sources()
@@ -114,7 +114,7 @@ func NewHandler(o Options) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, alert.SourceViews(srcs))
+		writeJSON(w, report.SourceViews(srcs))
 	}))
 	mux.Handle("GET /api/v1/reports/unused", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now
@@ -136,17 +136,17 @@ func NewHandler(o Options) http.Handler {
 		}
 		format := r.URL.Query().Get("format")
 		if format == "" && strings.Contains(r.Header.Get("Accept"), "text/csv") {
-			format = alert.FormatCSV
+			format = report.FormatCSV
 		}
 		switch format {
-		case "", alert.FormatJSON:
+		case "", report.FormatJSON:
 			writeJSON(w, rep)
-		case alert.FormatCSV:
+		case report.FormatCSV:
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-			alert.WriteUnused(w, rep, alert.FormatCSV)
-		case alert.FormatMarkdown:
+			report.WriteUnused(w, rep, report.FormatCSV)
+		case report.FormatMarkdown:
 			w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
-			alert.WriteUnused(w, rep, alert.FormatMarkdown)
+			report.WriteUnused(w, rep, report.FormatMarkdown)
 		default:
 			http.Error(w, fmt.Sprintf("unknown format %q; use json, csv or markdown", format), http.StatusBadRequest)
 		}
@@ -155,7 +155,7 @@ func NewHandler(o Options) http.Handler {
 	// it, and {name...} takes the rest of the path either way.
 	mux.Handle("GET /api/v1/reports/scope/{name...}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		rep, err := report.Scope(p.config(), p.db, r.PathValue("name"), time.Now)
-		if errors.Is(err, alert.ErrUnknownScope) {
+		if errors.Is(err, report.ErrUnknownScope) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
@@ -188,7 +188,7 @@ func findingsAPI(mux *http.ServeMux, p *server) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, alert.FindingViews(filter.Apply(fs)))
+		writeJSON(w, report.FindingViews(filter.Apply(fs)))
 	}))
 	mux.Handle("GET /api/v1/findings/{id}", needsCaller(p, func(w http.ResponseWriter, r *http.Request) {
 		fs, err := report.Findings(p.config(), p.db, time.Now())
@@ -199,7 +199,7 @@ func findingsAPI(mux *http.ServeMux, p *server) {
 		id := r.PathValue("id")
 		for _, f := range fs {
 			if f.ID() == id {
-				writeJSON(w, alert.NewFindingView(f))
+				writeJSON(w, report.NewFindingView(f))
 				return
 			}
 		}
@@ -230,7 +230,7 @@ func findingsAPI(mux *http.ServeMux, p *server) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, alert.SilenceViews(ss, time.Now()))
+		writeJSON(w, report.SilenceViews(ss, time.Now()))
 	}))
 	// Adding or expiring a silence changes what is reported: a caller
 	// with an identity may, never a web page the operator happens to
@@ -277,7 +277,7 @@ func findingsAPI(mux *http.ServeMux, p *server) {
 		p.silencesChanged()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
-		writeJSON(w, alert.NewSilenceView(s, time.Now()))
+		writeJSON(w, report.NewSilenceView(s, time.Now()))
 	}))))
 	mux.Handle("POST /api/v1/silences/{id}/expire", guard.Handler(needsCaller(p, knownHost(p, func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -295,7 +295,7 @@ func findingsAPI(mux *http.ServeMux, p *server) {
 			return
 		}
 		p.silencesChanged()
-		writeJSON(w, alert.NewSilenceView(s, time.Now()))
+		writeJSON(w, report.NewSilenceView(s, time.Now()))
 	}))))
 }
 

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/report"
 )
@@ -13,7 +12,7 @@ import (
 // reportScheduler builds the scheduler of alert.report, or returns nil
 // when no report is scheduled. post, when not nil, queues each report for
 // Slack.
-func (d *Daemon) reportScheduler(post func(detect.UnusedReport) error) *alert.Scheduler {
+func (d *Daemon) reportScheduler(post func(detect.UnusedReport) error) *report.Scheduler {
 	r := d.Config().Alert.Report
 	if r.Every == 0 {
 		if d.reportLast != nil { // a reload removed the schedule: nothing is due
@@ -34,7 +33,7 @@ func (d *Daemon) reportScheduler(post func(detect.UnusedReport) error) *alert.Sc
 		})
 		d.reg.MustRegister(d.reportLast, d.reportDue)
 	}
-	return alert.NewScheduler(alert.SchedulerOptions{
+	return report.NewScheduler(report.SchedulerOptions{
 		Dir: r.Dir, Every: time.Duration(r.Every), Formats: r.Formats,
 		Build: func(now time.Time) (detect.UnusedReport, error) {
 			return report.Unused(d.Config(), d.db, func() time.Time { return now })

@@ -1,6 +1,3 @@
-// Package report answers questions about the store: the unused-scope
-// report, the scope report, and the findings and silences as a reader
-// should see them.
 package report
 
 import (
@@ -13,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -105,7 +101,7 @@ func Silences(cfg *rules.Config, db Store) ([]store.Silence, error) {
 	slices.SortStableFunc(stored, func(a, b store.Silence) int {
 		return cmp.Compare(silenceSeq(a.ID), silenceSeq(b.ID))
 	})
-	return append(alert.ConfigSilences(cfg.Detect.Silences), stored...), nil
+	return append(ConfigSilences(cfg.Detect.Silences), stored...), nil
 }
 
 func silenceSeq(id string) uint64 {
@@ -116,7 +112,7 @@ func silenceSeq(id string) uint64 {
 // ConfigSilence explains that a silence of the configuration file
 // can be ended only by editing the file.
 func ConfigSilence(cfg *rules.Config, id string) error {
-	for i, s := range alert.ConfigSilences(cfg.Detect.Silences) {
+	for i, s := range ConfigSilences(cfg.Detect.Silences) {
 		if s.ID != id {
 			continue
 		}
@@ -176,14 +172,14 @@ func ParseAt(s string) (time.Time, error) {
 
 // Scope computes the per-scope report from the stored clients with
 // the configured window, registrations and catalog.
-func Scope(cfg *rules.Config, db Store, name string, now func() time.Time) (alert.ScopeReport, error) {
+func Scope(cfg *rules.Config, db Store, name string, now func() time.Time) (ScopeReport, error) {
 	cs, err := db.Clients()
 	if err != nil {
-		return alert.ScopeReport{}, err
+		return ScopeReport{}, err
 	}
-	opt := alert.ScopeOptions{Scope: name, Window: time.Duration(cfg.Detect.UnusedScope.Window), Now: now}
+	opt := ScopeOptions{Scope: name, Window: time.Duration(cfg.Detect.UnusedScope.Window), Now: now}
 	if cfg.Rules != nil {
 		opt.Registrations, opt.Catalog = cfg.Rules.Clients, cfg.Rules.Scopes
 	}
-	return alert.Scope(cs, opt)
+	return NewScopeReport(cs, opt)
 }

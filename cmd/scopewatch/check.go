@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -66,7 +66,7 @@ func printCheck(w io.Writer, r *store.Report) {
 	}
 	fmt.Fprintf(w, "%s:\n", problems(len(r.Problems)))
 	for _, p := range r.Problems {
-		fmt.Fprintf(w, "  %s\n", alert.Text(p.String())) // keys are client ids, which anyone can choose
+		fmt.Fprintf(w, "  %s\n", report.Text(p.String())) // keys are client ids, which anyone can choose
 	}
 }
 

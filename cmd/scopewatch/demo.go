@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/daemon"
+	"github.com/scopewatch/scopewatch/report"
 )
 
 // demoRules is the rules file the demo writes: a small catalog, roles,
@@ -287,14 +287,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	printDemoLines(stdout, total, alert.SourceViews(srcs))
+	printDemoLines(stdout, total, report.SourceViews(srcs))
 	return printDemoReport(ctx, invokedAs(os.Args[0]), cfgPath, stdout, stderr)
 }
 
 // printDemoLines says what the committed lines were, so that the numbers
 // add up: the generated events, the start-up banner that is ignored and
 // the truncated line that is malformed.
-func printDemoLines(w io.Writer, total uint64, srcs []alert.SourceView) {
+func printDemoLines(w io.Writer, total uint64, srcs []report.SourceView) {
 	var events, ignored, malformed uint64
 	for _, s := range srcs {
 		events += s.Events

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -29,20 +28,20 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return usageError{err}
 	}
-	if *format != alert.FormatTable && *format != alert.FormatJSON {
+	if *format != report.FormatTable && *format != report.FormatJSON {
 		return usagef("unknown format %q; use table or json", *format)
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	var views []alert.FindingView
+	var views []report.FindingView
 	err = readState(ctx, cfg, "/api/v1/findings?"+filter.Query().Encode(), &views, func(db *store.DB) error {
 		found, err := report.Findings(cfg, db, time.Now())
 		if err != nil {
 			return err
 		}
-		views = alert.FindingViews(filter.Apply(found))
+		views = report.FindingViews(filter.Apply(found))
 		return nil
 	})
 	if err != nil {
@@ -57,5 +56,5 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, v := range views {
 		out = append(out, v.Finding())
 	}
-	return alert.WriteFindings(stdout, out, *format)
+	return report.WriteFindings(stdout, out, *format)
 }

@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/api"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -88,7 +88,7 @@ detect:
 // state silence" lines.
 func decodeFindings(t *testing.T, js string) []string {
 	t.Helper()
-	var views []alert.FindingView
+	var views []report.FindingView
 	if err := json.Unmarshal([]byte(js), &views); err != nil {
 		t.Fatalf("%v in\n%s", err, js)
 	}
@@ -230,12 +230,12 @@ func TestSilenceRoundTripFile(t *testing.T) {
 		t.Errorf("silenced findings: %q, want %q", got, want)
 	}
 
-	var views []alert.SilenceView
+	var views []report.SilenceView
 	if err := json.Unmarshal([]byte(run("silence", "list", "--format", "json")), &views); err != nil {
 		t.Fatal(err)
 	}
-	if len(views) != 2 || views[0].ID != "c1" || views[0].Origin != alert.OriginConfig ||
-		views[1].ID != "s1" || views[1].Origin != alert.OriginStore || !views[1].Active || views[1].Author != currentUser() ||
+	if len(views) != 2 || views[0].ID != "c1" || views[0].Origin != report.OriginConfig ||
+		views[1].ID != "s1" || views[1].Origin != report.OriginStore || !views[1].Active || views[1].Author != currentUser() ||
 		views[1].Client != "lab-*" || views[1].Kind != "unused_scope" || views[1].Reason != "quarterly review pending" {
 		t.Errorf("silence list: %+v", views)
 	}
@@ -423,11 +423,11 @@ func TestSilenceAPI(t *testing.T) {
 	if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("add: %d %s %s", rec.Code, rec.Header(), rec.Body)
 	}
-	var v alert.SilenceView
+	var v report.SilenceView
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.ID != "s1" || !v.Active || v.Origin != alert.OriginStore || v.Author != currentUserName() || v.Kind != "unused_scope" {
+	if v.ID != "s1" || !v.Active || v.Origin != report.OriginStore || v.Author != currentUserName() || v.Kind != "unused_scope" {
 		t.Errorf("added %+v", v)
 	}
 	if !signalled() {
@@ -461,7 +461,7 @@ func TestSilenceAPI(t *testing.T) {
 		t.Errorf("after the expiry: %q", got)
 	}
 	rec = serve(api, "GET", "/api/v1/silences", "")
-	var views []alert.SilenceView
+	var views []report.SilenceView
 	if err := json.Unmarshal(rec.Body.Bytes(), &views); err != nil {
 		t.Fatal(err)
 	}

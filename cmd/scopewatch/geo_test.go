@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -345,15 +345,15 @@ func (d *geoDaemon) waitCommitted(t *testing.T, n uint64) {
 
 // waitFinding waits for the unfamiliar_geo finding of client with subject
 // whose count is at least count, and returns it.
-func (d *geoDaemon) waitFinding(t *testing.T, client, subject string, count uint64) alert.FindingView {
+func (d *geoDaemon) waitFinding(t *testing.T, client, subject string, count uint64) report.FindingView {
 	t.Helper()
-	var found alert.FindingView
+	var found report.FindingView
 	d.poll(t, fmt.Sprintf("unfamiliar_geo finding %s/%s with count >= %d", client, subject, count), func() (bool, string) {
 		code, body, err := d.get("/api/v1/findings?kind=unfamiliar_geo&client=" + client)
 		if err != nil || code != http.StatusOK {
 			return false, fmt.Sprintf("/api/v1/findings: %d %v %s", code, err, body)
 		}
-		var fs []alert.FindingView
+		var fs []report.FindingView
 		if err := json.Unmarshal(body, &fs); err != nil {
 			return false, err.Error()
 		}

@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -77,8 +77,8 @@ func TestHostileClientIDsInCommands(t *testing.T) {
 		"silence list":           run("silence", "list"),
 	}
 	for _, id := range ids {
-		human["clients --client "+alert.Text(id)] = run("clients", "--client", id)
-		human["report scope "+alert.Text(id)] = run("report", "scope", id)
+		human["clients --client "+report.Text(id)] = run("clients", "--client", id)
+		human["report scope "+report.Text(id)] = run("report", "scope", id)
 	}
 	for name, out := range human {
 		if !utf8.ValidString(out) {
@@ -97,12 +97,12 @@ func TestHostileClientIDsInCommands(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		if !strings.Contains(human["clients"], alert.Text(id)) || !strings.Contains(human["findings"], alert.Text(id)) {
-			t.Errorf("the tables do not show %s", alert.Text(id))
+		if !strings.Contains(human["clients"], report.Text(id)) || !strings.Contains(human["findings"], report.Text(id)) {
+			t.Errorf("the tables do not show %s", report.Text(id))
 		}
 	}
 
-	var views []alert.ClientView
+	var views []report.ClientView
 	if err := json.Unmarshal([]byte(run("clients", "--format", "json")), &views); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestHostileClientIDsInCommands(t *testing.T) {
 	for _, v := range views {
 		got[v.ID] = true
 	}
-	var fvs []alert.FindingView
+	var fvs []report.FindingView
 	if err := json.Unmarshal([]byte(run("findings", "--state", "all", "--format", "json")), &fvs); err != nil {
 		t.Fatal(err)
 	}

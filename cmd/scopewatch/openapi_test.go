@@ -24,6 +24,7 @@ import (
 	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -220,19 +221,19 @@ func (d *openAPIDoc) validate(at string, v any, s map[string]any) []string {
 
 // openAPIViews are the Go types behind the document's object schemas.
 var openAPIViews = map[string]reflect.Type{
-	"Client":         reflect.TypeFor[alert.ClientView](),
-	"ScopeUsage":     reflect.TypeFor[alert.ScopeView](),
-	"FHIRUse":        reflect.TypeFor[alert.FHIRView](),
-	"Source":         reflect.TypeFor[alert.SourceView](),
+	"Client":         reflect.TypeFor[report.ClientView](),
+	"ScopeUsage":     reflect.TypeFor[report.ScopeView](),
+	"FHIRUse":        reflect.TypeFor[report.FHIRView](),
+	"Source":         reflect.TypeFor[report.SourceView](),
 	"UnusedReport":   reflect.TypeFor[detect.UnusedReport](),
 	"UnusedScope":    reflect.TypeFor[detect.UnusedScope](),
 	"PendingClient":  reflect.TypeFor[detect.PendingClient](),
-	"ScopeReport":    reflect.TypeFor[alert.ScopeReport](),
-	"ScopeHolder":    reflect.TypeFor[alert.ScopeHolder](),
-	"Finding":        reflect.TypeFor[alert.FindingView](),
+	"ScopeReport":    reflect.TypeFor[report.ScopeReport](),
+	"ScopeHolder":    reflect.TypeFor[report.ScopeHolder](),
+	"Finding":        reflect.TypeFor[report.FindingView](),
 	"Evidence":       reflect.TypeFor[store.Evidence](),
 	"LineRef":        reflect.TypeFor[store.LineRef](),
-	"Silence":        reflect.TypeFor[alert.SilenceView](),
+	"Silence":        reflect.TypeFor[report.SilenceView](),
 	"SilenceRequest": reflect.TypeFor[api.SilenceRequest](),
 	"DeadLetter":     reflect.TypeFor[alert.DeadLetterView](),
 }
@@ -510,7 +511,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	doc := loadOpenAPI(t)
 	addr := openAPIDaemon(t)
 	base := "http://" + addr
-	findings := fetchJSON[[]alert.FindingView](t, base+"/api/v1/findings")
+	findings := fetchJSON[[]report.FindingView](t, base+"/api/v1/findings")
 	if len(findings) == 0 {
 		t.Fatal("the demo traffic raised no finding")
 	}
@@ -669,7 +670,7 @@ func fetchJSON[T any](t *testing.T, url string) T {
 // former shape (store.Source) still read the names and line counts.
 func TestSourcesAPI(t *testing.T) {
 	base := "http://" + openAPIDaemon(t)
-	views := fetchJSON[[]alert.SourceView](t, base+"/api/v1/sources")
+	views := fetchJSON[[]report.SourceView](t, base+"/api/v1/sources")
 	if len(views) != 2 || views[0].Name != "api-gateway" || views[1].Name != "keycloak" {
 		t.Fatalf("sources = %+v", views)
 	}

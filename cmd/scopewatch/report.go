@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/report"
@@ -38,7 +37,7 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	switch *format {
-	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV, alert.FormatMarkdown:
+	case report.FormatTable, report.FormatJSON, report.FormatCSV, report.FormatMarkdown:
 	default:
 		return usagef("unknown format %q; use table, json, csv or markdown", *format)
 	}
@@ -80,7 +79,7 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	return alert.WriteUnused(stdout, rep, *format)
+	return report.WriteUnused(stdout, rep, *format)
 }
 
 // reportScope prints, for one scope, the clients that hold or use it and
@@ -108,7 +107,7 @@ func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usagef("unexpected argument %q", rest[0])
 	}
 	switch *format {
-	case alert.FormatTable, alert.FormatJSON, alert.FormatCSV, alert.FormatMarkdown:
+	case report.FormatTable, report.FormatJSON, report.FormatCSV, report.FormatMarkdown:
 	default:
 		return usagef("unknown format %q; use table, json, csv or markdown", *format)
 	}
@@ -116,7 +115,7 @@ func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	var rep alert.ScopeReport
+	var rep report.ScopeReport
 	err = readState(ctx, cfg, "/api/v1/reports/scope/"+url.PathEscape(name), &rep, func(db *store.DB) error {
 		var err error
 		rep, err = report.Scope(cfg, db, name, time.Now)
@@ -125,7 +124,7 @@ func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	return alert.WriteScope(stdout, rep, *format)
+	return report.WriteScope(stdout, rep, *format)
 }
 
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -136,41 +135,41 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	if *format != alert.FormatTable && *format != alert.FormatJSON {
+	if *format != report.FormatTable && *format != report.FormatJSON {
 		return usagef("unknown format %q; use table or json", *format)
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	var views []alert.ClientView
+	var views []report.ClientView
 	if *client != "" {
 		one, err := seenClient(ctx, cfg, *client)
 		if err != nil {
 			return err
 		}
-		views = []alert.ClientView{one}
+		views = []report.ClientView{one}
 	} else {
 		err = readState(ctx, cfg, "/api/v1/clients", &views, func(db *store.DB) error {
 			cs, err := db.Clients()
 			if err != nil {
 				return err
 			}
-			views = alert.Views(cs)
+			views = report.Views(cs)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
-	return alert.WriteClients(stdout, views, *format)
+	return report.WriteClients(stdout, views, *format)
 }
 
 // seenClient returns what the store holds about client id, from the
 // running daemon or the store file. A client no log line has named yet is
 // an error saying so, and whether the rules register it.
-func seenClient(ctx context.Context, cfg *rules.Config, id string) (alert.ClientView, error) {
-	var one alert.ClientView
+func seenClient(ctx context.Context, cfg *rules.Config, id string) (report.ClientView, error) {
+	var one report.ClientView
 	err := readState(ctx, cfg, "/api/v1/clients/"+url.PathEscape(id), &one, func(db *store.DB) error {
 		c, ok, err := db.Client(id)
 		if err != nil {
@@ -179,7 +178,7 @@ func seenClient(ctx context.Context, cfg *rules.Config, id string) (alert.Client
 		if !ok {
 			return api.ErrNoClient
 		}
-		one = alert.Views([]store.Client{c})[0]
+		one = report.Views([]store.Client{c})[0]
 		return nil
 	})
 	if errors.Is(err, api.ErrNoClient) {

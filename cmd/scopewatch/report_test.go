@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -98,7 +98,7 @@ func TestReportScopeFromFile(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			var rep alert.ScopeReport
+			var rep report.ScopeReport
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("%v in\n%s", err, out)
 			}
@@ -185,7 +185,7 @@ func TestReportScopeAPI(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
-	var rep alert.ScopeReport
+	var rep report.ScopeReport
 	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -114,7 +114,7 @@ func TestScenarioThirtyDays(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("findings: exit %d\n%s\n%s", code, out, errOut)
 	}
-	var raised []alert.FindingView
+	var raised []report.FindingView
 	if err := json.Unmarshal([]byte(out), &raised); err != nil {
 		t.Fatalf("findings output: %v\n%s", err, out)
 	}
@@ -236,13 +236,13 @@ func (k kindScore) recall() float64 {
 type scenarioScore struct {
 	kinds       []kindScore
 	missed      []scenarioFinding
-	unexpected  []alert.FindingView
+	unexpected  []report.FindingView
 	severity    []string
 	falseAlarms int // findings on clean clients
 	cleanCount  int
 }
 
-func scoreScenario(expected []scenarioFinding, raised []alert.FindingView, clean map[string]bool) scenarioScore {
+func scoreScenario(expected []scenarioFinding, raised []report.FindingView, clean map[string]bool) scenarioScore {
 	type key struct{ kind, client, subject string }
 	want := map[key]scenarioFinding{}
 	for _, f := range expected {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
@@ -60,7 +59,7 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	var v alert.SilenceView
+	var v report.SilenceView
 	err = changeStore(ctx, cfg, "/api/v1/silences", req, &v, func(db *store.DB) error {
 		// From the file, the author is the user running the command.
 		who := currentUser()
@@ -73,7 +72,7 @@ func cmdSilenceAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return usageError{asFlags(err)}
 		}
 		s, err = db.AddSilence(s)
-		v = alert.NewSilenceView(s, time.Now())
+		v = report.NewSilenceView(s, time.Now())
 		return err
 	})
 	if err != nil {
@@ -94,17 +93,17 @@ func cmdSilenceList(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *format != alert.FormatTable && *format != alert.FormatJSON {
+	if *format != report.FormatTable && *format != report.FormatJSON {
 		return usagef("unknown format %q; use table or json", *format)
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	var views []alert.SilenceView
+	var views []report.SilenceView
 	err = readState(ctx, cfg, "/api/v1/silences", &views, func(db *store.DB) error {
 		ss, err := report.Silences(cfg, db)
-		views = alert.SilenceViews(ss, time.Now())
+		views = report.SilenceViews(ss, time.Now())
 		return err
 	})
 	if err != nil {
@@ -117,7 +116,7 @@ func cmdSilenceList(ctx context.Context, args []string, stdout, stderr io.Writer
 			ss = append(ss, s)
 		}
 	}
-	return alert.WriteSilences(stdout, ss, now, *format)
+	return report.WriteSilences(stdout, ss, now, *format)
 }
 
 func cmdSilenceExpire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -146,13 +145,13 @@ func cmdSilenceExpire(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := report.ConfigSilence(cfg, id); err != nil {
 		return usageError{err}
 	}
-	var v alert.SilenceView
+	var v report.SilenceView
 	err = changeStore(ctx, cfg, "/api/v1/silences/"+url.PathEscape(id)+"/expire", nil, &v, func(db *store.DB) error {
 		s, err := db.ExpireSilence(id, time.Now())
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no silence %q in %s; silence list --all shows them", id, db.Path())
 		}
-		v = alert.NewSilenceView(s, time.Now())
+		v = report.NewSilenceView(s, time.Now())
 		return err
 	})
 	if err != nil {

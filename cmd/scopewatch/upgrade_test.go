@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -33,18 +33,18 @@ func TestUpgradeFromSchema2(t *testing.T) {
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfg, keepDatedClients(fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")))
 
-	var wantClients []alert.ClientView
-	var wantFindings []alert.FindingView
+	var wantClients []report.ClientView
+	var wantFindings []report.FindingView
 	readJSON(t, filepath.Join("..", "..", "testdata", "store", "schema2.clients.json"), &wantClients)
 	readJSON(t, filepath.Join("..", "..", "testdata", "store", "schema2.findings.json"), &wantFindings)
 
 	// That release listed FHIR uses among the scopes ("fhir:Observation.r");
 	// today they are fhir_uses, with the same counts.
 	for i, c := range wantClients {
-		var scopes []alert.ScopeView
+		var scopes []report.ScopeView
 		for _, s := range c.Scopes {
 			if name, ok := strings.CutPrefix(s.Scope, detect.FHIRUsePrefix); ok {
-				wantClients[i].FHIR = append(wantClients[i].FHIR, alert.FHIRView{Interaction: name, Used: s.Used, LastUsed: s.LastUsed})
+				wantClients[i].FHIR = append(wantClients[i].FHIR, report.FHIRView{Interaction: name, Used: s.Used, LastUsed: s.LastUsed})
 				continue
 			}
 			scopes = append(scopes, s)
@@ -53,16 +53,16 @@ func TestUpgradeFromSchema2(t *testing.T) {
 	}
 
 	d := startGeoDaemon(t, bin, cfg)
-	var gotClients []alert.ClientView
+	var gotClients []report.ClientView
 	getJSON(t, d, "/api/v1/clients", &gotClients)
 	want, _ := json.Marshal(wantClients)
 	got, _ := json.Marshal(gotClients)
 	if string(got) != string(want) {
 		t.Errorf("clients after the migration differ from what schema 2 reported:\n got %s\nwant %s", got, want)
 	}
-	var gotFindings []alert.FindingView
+	var gotFindings []report.FindingView
 	getJSON(t, d, "/api/v1/findings", &gotFindings)
-	byID := make(map[string]alert.FindingView, len(gotFindings))
+	byID := make(map[string]report.FindingView, len(gotFindings))
 	for _, f := range gotFindings {
 		byID[f.ID] = f
 	}

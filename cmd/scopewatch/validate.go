@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/daemon"
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -96,7 +96,7 @@ func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show
 	if malformed > 0 {
 		fmt.Fprintf(w, "malformed by reason: %s\nfirst failing lines:\n", ingest.Counts(t.Malformed))
 		for _, l := range r.Malformed {
-			fmt.Fprintf(w, "  %s\n      %s\n", alert.Text(l.Reason), shown(l.Line))
+			fmt.Fprintf(w, "  %s\n      %s\n", report.Text(l.Reason), shown(l.Line))
 		}
 	}
 	if len(r.Examples) > 0 {
@@ -114,7 +114,7 @@ func shown(ln ingest.Line) string {
 	if n, _, long := ingest.TooLong(ln); long {
 		return fmt.Sprintf("(%d bytes, not shown)", n)
 	}
-	return alert.Text(clip(ln.Text, 160)) // a log line may hold control characters: never raw to a terminal
+	return report.Text(clip(ln.Text, 160)) // a log line may hold control characters: never raw to a terminal
 }
 
 func counts(m map[string]int) string {
@@ -142,7 +142,7 @@ func describeEvent(ev ingest.Event) string {
 	fmt.Fprintf(&b, "line %d: %s %s", ev.Pos.Line, ev.Kind, ev.Time.UTC().Format(time.RFC3339))
 	field := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(&b, " %s=%s", k, alert.Text(v))
+			fmt.Fprintf(&b, " %s=%s", k, report.Text(v))
 		}
 	}
 	field("client", ev.Client)

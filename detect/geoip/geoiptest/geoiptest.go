@@ -6,13 +6,14 @@ package geoiptest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/scopewatch/scopewatch/internal/durable"
 )
 
 // Entry is one network of a test database. Network is in CIDR notation,
@@ -185,27 +186,13 @@ func write(path, dbType string, entries []Entry, record func(Entry) mmdbtype.Map
 		}
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	w := bufio.NewWriter(tmp)
-	_, err = tree.WriteTo(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	// Renamed into place whole, as a database update does: a reader
+	// reloading it sees the old file or the new one.
+	return durable.Replace(path, 0o644, func(f io.Writer) error {
+		w := bufio.NewWriter(f)
+		if _, err := tree.WriteTo(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	})
 }

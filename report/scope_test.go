@@ -1,4 +1,4 @@
-package alert
+package report
 
 import (
 	"bytes"
@@ -79,7 +79,7 @@ func TestScope(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cs, opt := scopeFixture()
 			opt.Scope = tt.scope
-			rep, err := Scope(cs, opt)
+			rep, err := NewScopeReport(cs, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,12 +102,12 @@ func TestScope(t *testing.T) {
 func TestScopeUnknown(t *testing.T) {
 	cs, opt := scopeFixture()
 	opt.Scope = "view_everything"
-	if _, err := Scope(cs, opt); !errors.Is(err, ErrUnknownScope) {
+	if _, err := NewScopeReport(cs, opt); !errors.Is(err, ErrUnknownScope) {
 		t.Errorf("err = %v, want ErrUnknownScope", err)
 	}
 	opt.Scope = "view_lab_results"
 	opt.Catalog["view_lab_results"] = rules.Scope{Lifecycle: rules.Active}
-	rep, err := Scope(cs, opt)
+	rep, err := NewScopeReport(cs, opt)
 	if err != nil {
 		t.Fatalf("a catalog scope nobody holds: %v", err)
 	}
@@ -119,7 +119,7 @@ func TestScopeUnknown(t *testing.T) {
 func TestWriteScope(t *testing.T) {
 	cs, opt := scopeFixture()
 	opt.Scope = "read_all_data"
-	rep, err := Scope(cs, opt)
+	rep, err := NewScopeReport(cs, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ removing read_all_data from the catalog would break 1 client that used it within
 	}
 
 	opt.Scope = "patient/*.read"
-	smart, err := Scope(cs, opt)
+	smart, err := NewScopeReport(cs, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-package alert
+package report
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/internal/durable"
 )
 
 // reportPrefix and reportStamp name scheduled report files:
@@ -20,6 +22,12 @@ const (
 	reportPrefix = "unused-scopes-"
 	reportStamp  = "20060102T1504Z"
 )
+
+// FileName is the name of the scheduled report file of time t with
+// extension ext (".csv"): unused-scopes-20261123T1300Z.csv.
+func FileName(t time.Time, ext string) string {
+	return reportPrefix + t.UTC().Format(reportStamp) + ext
+}
 
 // reportExt maps a report format to its file extension.
 var reportExt = map[string]string{FormatCSV: ".csv", FormatJSON: ".json", "markdown": ".md"}
@@ -131,15 +139,14 @@ func (s *Scheduler) Write(now time.Time) ([]string, error) {
 			s.opt.Logger.Error("scheduled report: cannot queue it for Slack; the files are still written", "err", err)
 		}
 	}
-	stamp := now.UTC().Format(reportStamp)
 	var files []string
 	for _, f := range s.opt.Formats {
 		ext, ok := reportExt[f]
 		if !ok {
 			return files, fmt.Errorf("%w %q for a scheduled report; use %s", ErrFormat, f, strings.Join(ReportFormats(), ", "))
 		}
-		path := filepath.Join(s.opt.Dir, reportPrefix+stamp+ext)
-		if err := writeAtomic(path, func(w *os.File) error { return WriteUnused(w, rep, f) }); err != nil {
+		path := filepath.Join(s.opt.Dir, FileName(now, ext))
+		if err := durable.Replace(path, 0o640, func(w io.Writer) error { return WriteUnused(w, rep, f) }); err != nil {
 			return files, err
 		}
 		files = append(files, path)
@@ -171,37 +178,4 @@ func LastReport(dir string) (time.Time, error) {
 		}
 	}
 	return last, nil
-}
-
-// writeAtomic writes path through a temporary file in the same directory,
-// synced and renamed into place, so a reader never sees half a report.
-func writeAtomic(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o640); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // make the rename durable
-		d.Close()
-	}
-	return nil
 }

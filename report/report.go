@@ -1,4 +1,4 @@
-package alert
+package report
 
 import (
 	"cmp"
@@ -30,7 +30,8 @@ const (
 // ErrFormat is returned for a report format that is not supported.
 var ErrFormat = errors.New("unknown format")
 
-func day(t time.Time) string {
+// Day formats t as its UTC date; "never" for none.
+func Day(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
@@ -81,7 +82,7 @@ func WriteUnused(w io.Writer, rep detect.UnusedReport, format string) error {
 					status += " (registered)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cell(u.Client), cell(u.Scope), cell(status), u.Grants,
-					day(u.LastGrant), day(u.LastUsed), cell(u.IdleFor), cell(u.Owner), cell(strings.Join(u.Narrower, " ")))
+					Day(u.LastGrant), Day(u.LastUsed), cell(u.IdleFor), cell(u.Owner), cell(strings.Join(u.Narrower, " ")))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -245,10 +246,10 @@ func WriteClients(w io.Writer, views []ClientView, format string) error {
 			}
 			for _, s := range v.Scopes {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\n", cell(v.ID), cell(s.Scope), s.Requested, s.Granted,
-					day(s.LastGranted), s.Used, day(s.LastUsed))
+					Day(s.LastGranted), s.Used, Day(s.LastUsed))
 			}
 			for _, f := range v.FHIR { // no token names an interaction: nothing requested or granted
-				fmt.Fprintf(tw, "%s\tFHIR %s\t-\t-\t-\t%d\t%s\n", cell(v.ID), cell(f.Interaction), f.Used, day(f.LastUsed))
+				fmt.Fprintf(tw, "%s\tFHIR %s\t-\t-\t-\t%d\t%s\n", cell(v.ID), cell(f.Interaction), f.Used, Day(f.LastUsed))
 			}
 		}
 		return tw.Flush()
@@ -268,8 +269,8 @@ const (
 func writeUnusedMarkdown(w io.Writer, rep detect.UnusedReport) error {
 	var b strings.Builder
 	b.WriteString("# Unused OAuth scopes\n\n")
-	fmt.Fprintf(&b, "- Window: %s\n", mdEscape(rep.Window))
-	fmt.Fprintf(&b, "- Minimum observation: %s\n", mdEscape(rep.MinObservation))
+	fmt.Fprintf(&b, "- Window: %s\n", Markdown(rep.Window))
+	fmt.Fprintf(&b, "- Minimum observation: %s\n", Markdown(rep.MinObservation))
 	fmt.Fprintf(&b, "- Report time: %s\n", rep.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Clients examined: %d\n", rep.Clients)
 
@@ -286,15 +287,15 @@ func writeUnusedMarkdown(w io.Writer, rep detect.UnusedReport) error {
 	}
 	var all []detect.UnusedScope
 	for _, owner := range groupNames(owners, noOwner) {
-		fmt.Fprintf(&b, "\n## %s\n", mdEscape(owner))
+		fmt.Fprintf(&b, "\n## %s\n", Markdown(owner))
 		var rows []detect.UnusedScope
 		for _, role := range groupNames(owners[owner], noRole) {
-			fmt.Fprintf(&b, "\n### Role: %s\n\n", mdEscape(role))
+			fmt.Fprintf(&b, "\n### Role: %s\n\n", Markdown(role))
 			b.WriteString("| Client | Scope | Status | Granted since | Last used | Narrower replacement |\n")
 			b.WriteString("|---|---|---|---|---|---|\n")
 			for _, u := range owners[owner][role] {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", mdEscape(u.Client), mdEscape(u.Scope),
-					mdEscape(statusText(u)), grantedSince(u), day(u.LastUsed), mdEscape(dash(strings.Join(u.Narrower, " "))))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", Markdown(u.Client), Markdown(u.Scope),
+					Markdown(statusText(u)), grantedSince(u), Day(u.LastUsed), Markdown(dash(strings.Join(u.Narrower, " "))))
 			}
 			rows = append(rows, owners[owner][role]...)
 		}
@@ -305,9 +306,9 @@ func writeUnusedMarkdown(w io.Writer, rep detect.UnusedReport) error {
 		fmt.Fprintf(&b, "\n## Total\n\n%s\n", pruneTotal(all))
 	}
 	if len(rep.Pending) > 0 {
-		fmt.Fprintf(&b, "\n## Not judged yet\n\nObserved for less than %s:\n\n", mdEscape(rep.MinObservation))
+		fmt.Fprintf(&b, "\n## Not judged yet\n\nObserved for less than %s:\n\n", Markdown(rep.MinObservation))
 		for _, p := range rep.Pending {
-			fmt.Fprintf(&b, "- %s (%s)\n", mdEscape(p.Client), mdEscape(p.ObservedFor))
+			fmt.Fprintf(&b, "- %s (%s)\n", Markdown(p.Client), Markdown(p.ObservedFor))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -336,7 +337,7 @@ func grantedSince(u detect.UnusedScope) string {
 		}
 		return "never"
 	}
-	return day(u.FirstGrant)
+	return Day(u.FirstGrant)
 }
 
 // pruneTotal counts the rows to act on; those held back for insufficient
@@ -389,13 +390,13 @@ func groupNames[V any](m map[string]V, last string) []string {
 // mdEscaper backslash-escapes the characters that Markdown would read as
 // emphasis, code, table cells, links or HTML: SMART scopes hold * (and
 // owners may be written <name@host>). Line breaks would end a table row;
-// mdEscape quotes a value holding one, or another control character,
+// Text quotes a value holding one, or another control character,
 // before this (see Text).
 var mdEscaper = strings.NewReplacer(
 	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "|", `\|`,
 	"[", `\[`, "]", `\]`, "<", `\<`, ">", `\>`, "\n", " ", "\r", " ",
 )
 
-// mdEscape makes s literal text in Markdown, also inside a table cell,
+// Markdown makes s literal text in Markdown, also inside a table cell,
 // with its control characters escaped (Text).
-func mdEscape(s string) string { return mdEscaper.Replace(Text(s)) }
+func Markdown(s string) string { return mdEscaper.Replace(Text(s)) }

@@ -1,4 +1,4 @@
-package alert
+package report
 
 import (
 	"encoding/json"
@@ -80,7 +80,8 @@ func utc(t time.Time) time.Time {
 // minute is RFC 3339 to the minute, the precision a table needs.
 const minute = "2006-01-02T15:04Z07:00"
 
-func toMinute(t time.Time) string {
+// Minute formats t for a table, in UTC to the minute; "-" for none.
+func Minute(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
@@ -117,7 +118,7 @@ func WriteFindings(w io.Writer, fs []store.Finding, format string) error {
 		for _, f := range fs {
 			counts[f.State]++
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", f.ID(), cell(f.Kind), cell(f.Severity), cell(f.State),
-				cell(f.Client), cell(f.Subject), f.Count, toMinute(f.First), toMinute(f.Last), cell(f.Summary))
+				cell(f.Client), cell(f.Subject), f.Count, Minute(f.First), Minute(f.Last), cell(f.Summary))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -202,7 +203,7 @@ func WriteSilences(w io.Writer, ss []store.Silence, now time.Time, format string
 				active = "yes"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.ID), patternCell(s.Client), patternCell(s.Kind), patternCell(s.Subject),
-				toMinute(s.Expires), active, s.Origin, cell(s.Reason))
+				Minute(s.Expires), active, s.Origin, cell(s.Reason))
 		}
 		return tw.Flush()
 	}
@@ -228,35 +229,6 @@ func ConfigSilences(cs []rules.Silence) []store.Silence {
 			ID: "c" + strconv.Itoa(i+1), Client: c.Client, Kind: c.Kind, Subject: c.Subject,
 			Expires: c.Expires, Reason: c.Reason, Config: true,
 		})
-	}
-	return out
-}
-
-// DeadLetterView is a message Slack refused for good, as the API shows it:
-// where it was going, why it was refused, and its text.
-type DeadLetterView struct {
-	Seq     uint64    `json:"seq"`
-	Channel string    `json:"channel"`
-	Kind    string    `json:"kind,omitempty"`
-	Client  string    `json:"client,omitempty"`
-	Error   string    `json:"error"`
-	Hint    string    `json:"hint"`
-	Queued  time.Time `json:"queued"`
-	Refused time.Time `json:"refused"`
-	Text    string    `json:"text"`
-	File    string    `json:"file,omitempty"`
-}
-
-// DeadLetterViews returns the API form of dead letters.
-func DeadLetterViews(dl []store.DeadLetter) []DeadLetterView {
-	out := make([]DeadLetterView, 0, len(dl))
-	for _, d := range dl {
-		v := DeadLetterView{Seq: d.Seq, Channel: d.Channel, Kind: d.Group.Kind, Client: d.Group.Client,
-			Error: d.Error, Hint: Hint(d.Error, false), Queued: d.Queued, Refused: d.At, Text: d.Text}
-		if d.File != nil {
-			v.File = d.File.Name
-		}
-		out = append(out, v)
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package alert
+package report
 
 import (
 	"cmp"
@@ -71,11 +71,11 @@ type ScopeHolder struct {
 	UsedInWindow bool      `json:"used_in_window"`
 }
 
-// Scope computes the report on opt.Scope from the stored clients. Uses
+// NewScopeReport computes the report on opt.Scope from the stored clients. Uses
 // are counted as the unused-scope report counts them: for a SMART scope,
 // every recorded FHIR interaction it would have allowed is a use of it.
 // It returns ErrUnknownScope when nothing knows the scope.
-func Scope(clients []store.Client, opt ScopeOptions) (ScopeReport, error) {
+func NewScopeReport(clients []store.Client, opt ScopeOptions) (ScopeReport, error) {
 	window := cmp.Or(opt.Window, 90*24*time.Hour)
 	now := opt.Now()
 	since := now.Add(-window)
@@ -153,7 +153,7 @@ func days(d time.Duration) string {
 func (r ScopeReport) Verdict() string { return r.verdict(func(s string) string { return s }) }
 
 // verdict is Verdict with the scope and every client id passed through
-// show: Text for a table, mdEscape for Markdown.
+// show: Text for a table, Markdown for Markdown.
 func (r ScopeReport) verdict(show func(string) string) string {
 	if len(r.UsedBy) == 0 {
 		return "no client used " + show(r.Scope) + " within the window: it can be removed"
@@ -203,21 +203,21 @@ func WriteScope(w io.Writer, rep ScopeReport, format string) error {
 		return cw.Error()
 	case FormatMarkdown:
 		var b strings.Builder
-		fmt.Fprintf(&b, "# Scope %s\n\n", mdEscape(rep.Scope))
-		fmt.Fprintf(&b, "- Window: %s\n", mdEscape(rep.Window))
+		fmt.Fprintf(&b, "# Scope %s\n\n", Markdown(rep.Scope))
+		fmt.Fprintf(&b, "- Window: %s\n", Markdown(rep.Window))
 		fmt.Fprintf(&b, "- Report time: %s\n", rep.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"))
-		fmt.Fprintf(&b, "- Catalog: %s\n\n", mdEscape(rep.catalogLine()))
+		fmt.Fprintf(&b, "- Catalog: %s\n\n", Markdown(rep.catalogLine()))
 		if len(rep.Clients) == 0 {
 			b.WriteString("No client holds it.\n")
 		} else {
 			b.WriteString("| Client | Owner | Role | Grants | First granted | Last granted | Uses | Last used |\n")
 			b.WriteString("|---|---|---|---|---|---|---|---|\n")
 			for _, h := range rep.Clients {
-				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %d | %s |\n", mdEscape(h.Client), mdEscape(dash(h.Owner)),
-					mdEscape(dash(h.Role)), h.Grants, holderFirst(h), day(h.LastGranted), h.Uses, day(h.LastUsed))
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %d | %s |\n", Markdown(h.Client), Markdown(dash(h.Owner)),
+					Markdown(dash(h.Role)), h.Grants, holderFirst(h), Day(h.LastGranted), h.Uses, Day(h.LastUsed))
 			}
 		}
-		fmt.Fprintf(&b, "\n%s.\n", rep.verdict(mdEscape))
+		fmt.Fprintf(&b, "\n%s.\n", rep.verdict(Markdown))
 		_, err := io.WriteString(w, b.String())
 		return err
 	case FormatTable, "":
@@ -230,7 +230,7 @@ func WriteScope(w io.Writer, rep ScopeReport, format string) error {
 			fmt.Fprintln(tw, "CLIENT\tOWNER\tROLE\tGRANTS\tFIRST GRANTED\tLAST GRANTED\tUSES\tLAST USED")
 			for _, h := range rep.Clients {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", cell(h.Client), cell(h.Owner), cell(h.Role), h.Grants,
-					holderFirst(h), day(h.LastGranted), h.Uses, day(h.LastUsed))
+					holderFirst(h), Day(h.LastGranted), h.Uses, Day(h.LastUsed))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -248,5 +248,5 @@ func holderFirst(h ScopeHolder) string {
 	if h.FirstGranted.IsZero() && h.Registered {
 		return "registered"
 	}
-	return day(h.FirstGranted)
+	return Day(h.FirstGranted)
 }

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -30,31 +32,6 @@ var hostileIDs = []string{
 	"`<!channel>` & *bold* | [link](x)",
 }
 
-func TestTextEscapes(t *testing.T) {
-	for in, want := range map[string]string{
-		"lab-portal":          "lab-portal",
-		"patient/*.read":      "patient/*.read",
-		"Zoë's app":           "Zoë's app",
-		"":                    "",
-		"evil\x1b[31m":        `"evil\x1b[31m"`,
-		"a\r\nb":              `"a\r\nb"`,
-		"bell\a":              `"bell\a"`,
-		"rtl\u202e":           `"rtl\u202e"`,
-		"c1\u009b":            `"c1\u009b"`,
-		"del\x7f":             `"del\x7f"`,
-		"bad\x9b":             `"bad\x9b"`,
-		"q\"uote\x1b":         `"q\"uote\x1b"`,
-		"plain \"quoted\" id": "plain \"quoted\" id",
-	} {
-		if got := Text(in); got != want {
-			t.Errorf("Text(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if got := shellQuote("a'b\x1b[31m"); got != `$'a\'b\x1b[31m'` {
-		t.Errorf("shellQuote = %s", got)
-	}
-}
-
 // humanOutputs renders every output meant for people with id as the
 // client id, the scope, the subject and in the summary: the texts a
 // reader sees (for Slack, every text of the message: the plain_text
@@ -71,22 +48,22 @@ func humanOutputs(t *testing.T, id string) map[string][]string {
 		out[name] = []string{b.String()}
 	}
 
-	views := []ClientView{{ID: id, Scopes: []ScopeView{{Scope: id, Granted: 3, LastGranted: at}}}, {ID: id}}
-	write("clients table", func(b *bytes.Buffer) error { return WriteClients(b, views, FormatTable) })
+	views := []report.ClientView{{ID: id, Scopes: []report.ScopeView{{Scope: id, Granted: 3, LastGranted: at}}}, {ID: id}}
+	write("clients table", func(b *bytes.Buffer) error { return report.WriteClients(b, views, report.FormatTable) })
 
 	rep := unusedWith(id, at)
-	write("report unused table", func(b *bytes.Buffer) error { return WriteUnused(b, rep, FormatTable) })
-	write("report unused markdown", func(b *bytes.Buffer) error { return WriteUnused(b, rep, FormatMarkdown) })
+	write("report unused table", func(b *bytes.Buffer) error { return report.WriteUnused(b, rep, report.FormatTable) })
+	write("report unused markdown", func(b *bytes.Buffer) error { return report.WriteUnused(b, rep, report.FormatMarkdown) })
 
 	sr := scopeWith(id, at)
-	write("report scope table", func(b *bytes.Buffer) error { return WriteScope(b, sr, FormatTable) })
-	write("report scope markdown", func(b *bytes.Buffer) error { return WriteScope(b, sr, FormatMarkdown) })
+	write("report scope table", func(b *bytes.Buffer) error { return report.WriteScope(b, sr, report.FormatTable) })
+	write("report scope markdown", func(b *bytes.Buffer) error { return report.WriteScope(b, sr, report.FormatMarkdown) })
 
 	fs := findingsWith(id, at)
-	write("findings table", func(b *bytes.Buffer) error { return WriteFindings(b, fs, FormatTable) })
+	write("findings table", func(b *bytes.Buffer) error { return report.WriteFindings(b, fs, report.FormatTable) })
 
 	ss := []store.Silence{{ID: "s1", Client: id, Kind: "unused_scope", Subject: id, Expires: at.Add(time.Hour), Reason: id, Author: id}}
-	write("silence list table", func(b *bytes.Buffer) error { return WriteSilences(b, ss, at, FormatTable) })
+	write("silence list table", func(b *bytes.Buffer) error { return report.WriteSilences(b, ss, at, report.FormatTable) })
 
 	n := &GroupNotice{Group: store.Of(fs[0].FindingKey), Client: rules.Client{Owner: id, Role: id},
 		New: fs[:1], Standing: fs[1:2], Resolved: fs[1:]}
@@ -111,9 +88,9 @@ func unusedWith(id string, at time.Time) detect.UnusedReport {
 	}
 }
 
-func scopeWith(id string, at time.Time) ScopeReport {
-	return ScopeReport{Scope: id, GeneratedAt: at, Window: "90d", InCatalog: true, Lifecycle: rules.Deprecated, ReplacedBy: id,
-		Clients: []ScopeHolder{{Client: id, Owner: id, Role: id, Grants: 1, Uses: 1, LastUsed: at, UsedInWindow: true}},
+func scopeWith(id string, at time.Time) report.ScopeReport {
+	return report.ScopeReport{Scope: id, GeneratedAt: at, Window: "90d", InCatalog: true, Lifecycle: rules.Deprecated, ReplacedBy: id,
+		Clients: []report.ScopeHolder{{Client: id, Owner: id, Role: id, Grants: 1, Uses: 1, LastUsed: at, UsedInWindow: true}},
 		UsedBy:  []string{id}}
 }
 
@@ -178,16 +155,16 @@ func TestHostileIDsEscaped(t *testing.T) {
 		}
 		for name, texts := range outputs {
 			if len(texts) != len(plain[name]) {
-				t.Errorf("%s with %s: %d texts, %d with a plain id", name, Text(id), len(texts), len(plain[name]))
+				t.Errorf("%s with %s: %d texts, %d with a plain id", name, report.Text(id), len(texts), len(plain[name]))
 				continue
 			}
 			for i, s := range texts {
-				where := name + " with " + Text(id)
+				where := name + " with " + report.Text(id)
 				if !utf8.ValidString(s) {
 					t.Errorf("%s: output is not UTF-8: %q", where, s)
 				}
 				for _, r := range s {
-					if r != '\n' && unsafeRune(r) {
+					if r != '\n' && !unicode.IsGraphic(r) {
 						t.Errorf("%s: %U reaches the reader raw in %q", where, r, s)
 						break
 					}
@@ -195,9 +172,9 @@ func TestHostileIDsEscaped(t *testing.T) {
 				if got, want := strings.Count(s, "\n"), strings.Count(plain[name][i], "\n"); got != want {
 					t.Errorf("%s: %d lines, %d with a plain id: a row is forged\n%s", where, got, want, s)
 				}
-				shown := Text(id)
+				shown := report.Text(id)
 				if strings.Contains(name, "markdown") {
-					shown = mdEscape(id)
+					shown = report.Markdown(id)
 				}
 				if strings.HasPrefix(name, "slack") {
 					for _, markup := range []string{"<!channel>", "&amp;amp;"} {
@@ -222,35 +199,35 @@ func TestHostileIDsExactInJSONAndCSV(t *testing.T) {
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	for _, id := range hostileIDs {
 		var b bytes.Buffer
-		if err := WriteClients(&b, []ClientView{{ID: id, Scopes: []ScopeView{{Scope: id}}}}, FormatJSON); err != nil {
+		if err := report.WriteClients(&b, []report.ClientView{{ID: id, Scopes: []report.ScopeView{{Scope: id}}}}, report.FormatJSON); err != nil {
 			t.Fatal(err)
 		}
-		var views []ClientView
+		var views []report.ClientView
 		if err := json.Unmarshal(b.Bytes(), &views); err != nil || views[0].ID != id && utf8.ValidString(id) {
 			t.Errorf("clients json: %v, %+v", err, views)
 		}
 
 		b.Reset()
-		if err := WriteUnused(&b, unusedWith(id, at), FormatJSON); err != nil {
+		if err := report.WriteUnused(&b, unusedWith(id, at), report.FormatJSON); err != nil {
 			t.Fatal(err)
 		}
 		var rep detect.UnusedReport
 		if err := json.Unmarshal(b.Bytes(), &rep); err != nil || utf8.ValidString(id) && (rep.Unused[0].Client != id || rep.Pending[0].Client != id) {
-			t.Errorf("report unused json with %s: %v, %+v", Text(id), err, rep)
+			t.Errorf("report unused json with %s: %v, %+v", report.Text(id), err, rep)
 		}
 
 		b.Reset()
-		if err := WriteFindings(&b, findingsWith(id, at), FormatJSON); err != nil {
+		if err := report.WriteFindings(&b, findingsWith(id, at), report.FormatJSON); err != nil {
 			t.Fatal(err)
 		}
-		var fvs []FindingView
+		var fvs []report.FindingView
 		if err := json.Unmarshal(b.Bytes(), &fvs); err != nil || utf8.ValidString(id) && (fvs[0].Client != id || fvs[0].Subject != id) {
-			t.Errorf("findings json with %s: %v, %+v", Text(id), err, fvs)
+			t.Errorf("findings json with %s: %v, %+v", report.Text(id), err, fvs)
 		}
 
 		for name, render := range map[string]func(*bytes.Buffer) error{
-			"report unused": func(b *bytes.Buffer) error { return WriteUnused(b, unusedWith(id, at), FormatCSV) },
-			"report scope":  func(b *bytes.Buffer) error { return WriteScope(b, scopeWith(id, at), FormatCSV) },
+			"report unused": func(b *bytes.Buffer) error { return report.WriteUnused(b, unusedWith(id, at), report.FormatCSV) },
+			"report scope":  func(b *bytes.Buffer) error { return report.WriteScope(b, scopeWith(id, at), report.FormatCSV) },
 		} {
 			b.Reset()
 			if err := render(&b); err != nil {
@@ -262,11 +239,11 @@ func TestHostileIDsExactInJSONAndCSV(t *testing.T) {
 				want = `"` + strings.ReplaceAll(id, `"`, `""`) + `"`
 			}
 			if !strings.Contains(raw, want) {
-				t.Errorf("%s csv with %s does not hold the exact id %q:\n%q", name, Text(id), want, raw)
+				t.Errorf("%s csv with %s does not hold the exact id %q:\n%q", name, report.Text(id), want, raw)
 			}
 			rows, err := csv.NewReader(strings.NewReader(raw)).ReadAll()
 			if err != nil {
-				t.Errorf("%s csv with %s: %v", name, Text(id), err)
+				t.Errorf("%s csv with %s: %v", name, report.Text(id), err)
 				continue
 			}
 			wantRows := 3 // header and two rows
@@ -276,8 +253,14 @@ func TestHostileIDsExactInJSONAndCSV(t *testing.T) {
 			// Go's csv reader turns a quoted \r\n into \n; the bytes above are exact.
 			readBack := strings.ReplaceAll(id, "\r\n", "\n")
 			if len(rows) != wantRows || rows[1][0] != readBack && rows[1][1] != readBack {
-				t.Errorf("%s csv with %s: %d records %q, want %d with the id", name, Text(id), len(rows), rows, wantRows)
+				t.Errorf("%s csv with %s: %d records %q, want %d with the id", name, report.Text(id), len(rows), rows, wantRows)
 			}
 		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	if got := shellQuote("a'b\x1b[31m"); got != `$'a\'b\x1b[31m'` {
+		t.Errorf("shellQuote = %s", got)
 	}
 }
