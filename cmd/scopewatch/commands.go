@@ -35,8 +35,6 @@ func commandHelps() []commandHelp {
 		{"compact", "[--config FILE]", "Rewrite the store without its free pages (while no daemon holds it)."},
 		{"check", "[--config FILE]", "Check the store file (bbolt's consistency check and a decode of every record) and list every problem found; exit 1 when it is damaged."},
 		{"validate", "[--config FILE] [--sample LOG [--source NAME]]", "Check the configuration and the rules and print what would be tailed; with --sample, show which lines of LOG the source's format reads, ignores or fails on, and why."},
-		{"demo", "[--dir DIR] [--events N]", "Generate realistic traffic, tail it with the real pipeline and print the unused-scope report."},
-		{"bench", "[--lines N] [--clients N] [--scopes N] [--networks N] [--geoip=false] [--runs N]", "Measure scan (with and without detectors), the live tail and a restart against a plain decoder."},
 		{"version", "", "Print the version, the Go version and the VCS revision."},
 	}
 }

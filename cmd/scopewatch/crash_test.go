@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/internal/probe"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -37,7 +39,7 @@ detect: {client_retention: 3650d}  # the traffic is dated 2026: no client is pru
 
 // crashLogs appends events [from, to) of a fixed generated run to the
 // Keycloak and API logs in dir.
-func crashLogs(t *testing.T, dir string, gen *synth, from, to int) {
+func crashLogs(t *testing.T, dir string, gen *traffic.Generator, from, to int) {
 	t.Helper()
 	open := func(name string) (*os.File, *bufio.Writer) {
 		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -50,12 +52,12 @@ func crashLogs(t *testing.T, dir string, gen *synth, from, to int) {
 	af, aw := open("api.log")
 	var buf []byte
 	for i := from; i < to; i++ {
-		ev := gen.next(i)
+		ev := gen.Next(i)
 		if ev.Grant {
-			buf = gen.keycloakQuarkusJSON(buf[:0], ev)
+			buf = gen.KeycloakQuarkusJSON(buf[:0], ev)
 			kw.Write(buf)
 		} else {
-			buf = gen.apiJSON(buf[:0], ev)
+			buf = gen.APIJSON(buf[:0], ev)
 			aw.Write(buf)
 		}
 	}
@@ -152,7 +154,7 @@ func compareSnapshots(t *testing.T, got, want []string) {
 // grant, which a live daemon tailing both logs at once may read before or
 // after that grant. Registered, every client counts alike in whatever
 // order the lines come.
-func registering(rules string, clients []synthClient) string {
+func registering(rules string, clients []traffic.Client) string {
 	var b strings.Builder
 	b.WriteString("clients:\n")
 	for _, c := range clients {
@@ -193,11 +195,11 @@ func TestCrashScan(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	clients := generatedClients(11, 300)
-	write(t, filepath.Join(dir, "rules.yaml"), registering(demoRules, clients))
+	clients := traffic.GeneratedClients(11, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(traffic.DemoRules, clients))
 	const events = 150_000
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	gen := newSynth(11, clients, start, start.Add(60*24*time.Hour), events)
+	gen := traffic.New(11, clients, start, start.Add(60*24*time.Hour), events)
 	crashLogs(t, dir, gen, 0, events)
 	files := []string{filepath.Join(dir, "kc.log"), filepath.Join(dir, "api.log")}
 	scanArgs := func(cfg string) []string { return append([]string{"scan", "--quiet", "--config", cfg}, files...) }
@@ -302,13 +304,13 @@ func TestCrashTail(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	clients := generatedClients(13, 300)
-	write(t, filepath.Join(dir, "rules.yaml"), registering(demoRules, clients))
+	clients := traffic.GeneratedClients(13, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(traffic.DemoRules, clients))
 	const events, chunks = 200_000, 20
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	gen := newSynth(13, clients, start, start.Add(60*24*time.Hour), events)
+	gen := traffic.New(13, clients, start, start.Add(60*24*time.Hour), events)
 
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

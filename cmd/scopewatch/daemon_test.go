@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,67 +15,9 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/daemon"
-	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/rules"
 )
-
-func TestDemoReport(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	code, out, errOut := runCmd(t, "demo", "--dir", dir, "--events", "6000")
-	if code != exitOK {
-		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
-	}
-	// The demo's cast is built so that these and only these are unused.
-	code, js, errOut := runCmd(t, "report", "unused", "--config", filepath.Join(dir, "scopewatch.yaml"), "--format", "json")
-	if code != exitOK {
-		t.Fatalf("report: exit %d: %s", code, errOut)
-	}
-	var rep detect.UnusedReport
-	if err := json.Unmarshal([]byte(js), &rep); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, u := range rep.Unused {
-		got[u.Client+" "+u.Scope] = u.Status
-	}
-	want := map[string]string{
-		"lab-portal read_all_data":            detect.StatusNeverUsed,
-		"billing-export view_lab_results":     detect.StatusNeverUsed,
-		"billing-export admin":                detect.StatusNeverUsed,
-		"billing-export view_imaging":         detect.StatusNeverRequested, // registered, never asked for
-		"ehr-sync view_notes":                 detect.StatusUnused,         // used in the first weeks only
-		"lab-portal patient/Observation.read": detect.StatusBroader,        // reads, never searches
-		"mychart-app patient/*.read":          detect.StatusBroader,        // Observation and Condition only
-		"ehr-sync system/Group.read":          detect.StatusBroader,        // reads groups, never searches
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: status %q, want %q", k, got[k], v)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("unexpected unused scope %s", k)
-		}
-	}
-	narrower := map[string]string{}
-	for _, u := range rep.Unused {
-		narrower[u.Client+" "+u.Scope] = strings.Join(u.Narrower, " ")
-	}
-	if got := narrower["mychart-app patient/*.read"]; got != "patient/Condition.r patient/Observation.rs" {
-		t.Errorf("mychart-app patient/*.read narrower = %q", got)
-	}
-	if got := narrower["lab-portal patient/Observation.read"]; got != "patient/Observation.r" {
-		t.Errorf("lab-portal patient/Observation.read narrower = %q", got)
-	}
-	if len(rep.Pending) != 1 || rep.Pending[0].Client != "triage-bot" {
-		t.Errorf("pending = %+v, want triage-bot only", rep.Pending)
-	}
-	if !strings.Contains(out, "read_all_data") || !strings.Contains(out, "all ") {
-		t.Errorf("demo output lacks the report:\n%s", out)
-	}
-}
 
 // startDaemon runs the daemon in-process on the demo configuration with
 // an ephemeral port and returns its address and a stop function that
@@ -90,7 +31,7 @@ func startDaemon(t *testing.T, dir string) (string, *daemon.Daemon, func()) {
 // demo's.
 func startDaemonWith(t *testing.T, dir, extra string) (string, *daemon.Daemon, func()) {
 	t.Helper()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	cfgPath := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfgPath, sprintfConfig(dir)+extra)
 	cfg, err := loadConfig(cfgPath)
@@ -142,7 +83,7 @@ func runInProcess(t testing.TB, cfg *rules.Config, log *slog.Logger) (*daemon.Da
 // sprintfConfig is the demo's configuration with the control socket in
 // dir, which the commands of the tests reach the daemon through.
 func sprintfConfig(dir string) string {
-	return keepDatedClients(fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")) + "control_socket: " + filepath.Join(dir, "ctl.sock") + "\n"
+	return keepDatedClients(fmt.Sprintf(traffic.DemoConfig, dir, "127.0.0.1:0")) + "control_socket: " + filepath.Join(dir, "ctl.sock") + "\n"
 }
 
 // keepDatedClients sets a client_retention in a configuration's detect
@@ -164,17 +105,17 @@ func mustTime(s string) time.Time {
 // extra raw API lines, and waits until the daemon has committed them all.
 func writeDemoTraffic(t *testing.T, dir string, p *daemon.Daemon, seed uint64, end time.Time, n int, extra string) {
 	t.Helper()
-	w, err := openDemoWriters(dir)
+	w, err := traffic.OpenWriters(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
-	gen := newSynth(seed, demoClients(), mustTime("2026-01-01T00:00:00Z"), end, n)
-	if err := w.write(gen, 0, n); err != nil {
+	defer w.Close()
+	gen := traffic.New(seed, traffic.DemoClients(), mustTime("2026-01-01T00:00:00Z"), end, n)
+	if err := w.Write(gen, 0, n); err != nil {
 		t.Fatal(err)
 	}
-	w.api.WriteString(extra)
-	if err := w.flush(); err != nil {
+	w.API.WriteString(extra)
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	want := uint64(n + strings.Count(extra, "\n"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scopewatch/scopewatch/alert/slackfake"
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 )
 
 // TestDistDashboardImport checks what Grafana's import dialog reads: one
@@ -120,7 +121,7 @@ func TestDistDashboardFreshInstall(t *testing.T) {
 // what the real one would) and a scheduled report; it returns its path.
 func distFullConfig(t *testing.T, dir string) string {
 	t.Helper()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	write(t, filepath.Join(dir, "slack-token"), slackTestToken+"\n")
 	fake := slackfake.New(t, slackTestToken)
 	fake.AddChannel("#phi-access")

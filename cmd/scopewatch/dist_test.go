@@ -446,15 +446,15 @@ func TestDistMetricsExposed(t *testing.T) {
 	d := startGeoDaemon(t, bin, cfg)
 	// Traffic: a token, a token asking for admin (a broad_request finding),
 	// an API call, a malformed line.
-	traffic := &geoTraffic{dir: dir}
+	gt := &geoTraffic{dir: dir}
 	at := time.Now().UTC().Add(-time.Hour)
-	traffic.token(t, at, "lab-portal", "198.51.100.10")
-	traffic.append(t, "kc.log", fmt.Sprintf(`%s DEBUG [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN", realmId="clinic", `+
+	gt.token(t, at, "lab-portal", "198.51.100.10")
+	gt.append(t, "kc.log", fmt.Sprintf(`%s DEBUG [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN", realmId="clinic", `+
 		`clientId="lab-portal", userId="svc-lab", ipAddress="198.51.100.12", grant_type="client_credentials", scope="openid admin"`,
 		at.Add(time.Minute).Format("2006-01-02 15:04:05,000")))
-	traffic.call(t, at.Add(2*time.Minute), "lab-portal", "198.51.100.11")
-	traffic.append(t, "api.log", "{broken")
-	d.waitCommitted(t, traffic.lines)
+	gt.call(t, at.Add(2*time.Minute), "lab-portal", "198.51.100.11")
+	gt.append(t, "api.log", "{broken")
+	d.waitCommitted(t, gt.lines)
 
 	// A partial line the daemon has seen, then a truncation: the bytes
 	// past its position are lost, and counted.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/api"
+	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -51,7 +52,7 @@ func testFindings() []store.Finding {
 func findingsFixture(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -38,14 +39,14 @@ func TestFullDiskStaysUp(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount(disk, syscall.MNT_DETACH) })
 
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfg, fmt.Sprintf("store: %[2]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
 		"batch: {max_events: 1000, max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n", dir, disk))
-	traffic := &geoTraffic{dir: dir}
+	gt := &geoTraffic{dir: dir}
 	at := time.Now().UTC().Add(-time.Hour)
 	for i := range 20 {
-		traffic.token(t, at.Add(time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
+		gt.token(t, at.Add(time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
 	}
 	d := startGeoDaemon(t, bin, cfg)
 	d.waitCommitted(t, 20)
@@ -55,7 +56,7 @@ func TestFullDiskStaysUp(t *testing.T) {
 	filler := filepath.Join(disk, "filler")
 	fill(t, filler)
 	for i := range 400 {
-		traffic.token(t, at.Add(time.Minute+time.Duration(i)*time.Millisecond), fmt.Sprintf("client-%03d-%s", i, "padding-to-make-the-record-bigger"), "10.0.0.6")
+		gt.token(t, at.Add(time.Minute+time.Duration(i)*time.Millisecond), fmt.Sprintf("client-%03d-%s", i, "padding-to-make-the-record-bigger"), "10.0.0.6")
 	}
 	d.poll(t, "commits fail and the daemon says so", func() (bool, string) {
 		v, last := d.metric("scopewatch_store_commit_failing")
@@ -69,13 +70,13 @@ func TestFullDiskStaysUp(t *testing.T) {
 		t.Errorf("scopewatch_store_commit_errors_total = %v while commits fail", v)
 	}
 	for i := range 10 { // more lines while the batch is held
-		traffic.token(t, at.Add(2*time.Minute+time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
+		gt.token(t, at.Add(2*time.Minute+time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
 	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	d.waitCommitted(t, traffic.lines)
+	d.waitCommitted(t, gt.lines)
 	d.poll(t, "ready again", func() (bool, string) {
 		v, last := d.metric("scopewatch_store_commit_failing")
 		code, _, _ := d.get("/readyz")

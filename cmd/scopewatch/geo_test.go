@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -422,7 +423,7 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 	t.Parallel()
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	geoDir := filepath.Join(dir, "geoip")
 	if err := os.Mkdir(geoDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -448,19 +449,19 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 	// Event times are recent, so that no finding ages out against the
 	// daemon's wall clock while the test runs.
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
-	traffic := &geoTraffic{dir: dir}
+	gt := &geoTraffic{dir: dir}
 
 	d := startGeoDaemon(t, bin, hupCfg)
 
 	// Two days of tokens and calls from the US form the baseline.
 	for i := range 13 {
 		at := t0.Add(time.Duration(i) * 4 * time.Hour)
-		traffic.token(t, at, client, "198.51.100.10")
-		traffic.call(t, at.Add(time.Minute), client, "198.51.100.11")
+		gt.token(t, at, client, "198.51.100.10")
+		gt.call(t, at.Add(time.Minute), client, "198.51.100.11")
 	}
-	d.waitCommitted(t, traffic.lines)
+	d.waitCommitted(t, gt.lines)
 
-	traffic.call(t, t0.Add(49*time.Hour), client, "203.0.113.200")
+	gt.call(t, t0.Add(49*time.Hour), client, "203.0.113.200")
 	br := d.waitFinding(t, client, "BR", 1)
 	if br.Evidence.Country != "BR" || br.Evidence.ASN != 64530 || br.Evidence.Network != geoBRNet.Network || br.Evidence.IP != "203.0.113.200" {
 		t.Errorf("BR finding evidence = %+v, want country BR, AS64530, network %s, ip 203.0.113.200", br.Evidence, geoBRNet.Network)
@@ -473,8 +474,8 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 
 	// The address is seen before its range is in any database, so that
 	// nothing remembered from the old database may place it later.
-	traffic.call(t, t0.Add(49*time.Hour+time.Minute), client, "203.0.113.100")
-	d.waitCommitted(t, traffic.lines)
+	gt.call(t, t0.Add(49*time.Hour+time.Minute), client, "203.0.113.100")
+	d.waitCommitted(t, gt.lines)
 
 	// A new City database places a range in AR: SIGHUP puts it in service.
 	geoWriteCity(t, city, geoUSNet, geoBRNet, geoARNet)
@@ -483,7 +484,7 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 	d.poll(t, "the reload logged", func() (bool, string) {
 		return strings.Contains(d.log.String(), `msg="configuration reloaded"`), "no reload in the log"
 	})
-	traffic.call(t, t0.Add(50*time.Hour), client, "203.0.113.100")
+	gt.call(t, t0.Add(50*time.Hour), client, "203.0.113.100")
 	if ar := d.waitFinding(t, client, "AR", 1); ar.Evidence.Network != geoARNet.Network {
 		t.Errorf("AR finding network = %q, want %s", ar.Evidence.Network, geoARNet.Network)
 	}
@@ -500,8 +501,8 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 		t.Fatalf("/healthz after a corrupt reload: %d %q %v", code, body, err)
 	}
 	// New addresses, so no cached answer can stand in for a lookup.
-	traffic.call(t, t0.Add(51*time.Hour), client, "203.0.113.201")
-	traffic.call(t, t0.Add(51*time.Hour+time.Minute), client, "203.0.113.101")
+	gt.call(t, t0.Add(51*time.Hour), client, "203.0.113.201")
+	gt.call(t, t0.Add(51*time.Hour+time.Minute), client, "203.0.113.101")
 	if br := d.waitFinding(t, client, "BR", 2); br.Evidence.IP != "203.0.113.201" {
 		t.Errorf("BR finding after the corrupt reload: ip %q, want 203.0.113.201", br.Evidence.IP)
 	}
@@ -531,15 +532,15 @@ func TestGeoIPFindingsAndReload(t *testing.T) {
 	d = startGeoDaemon(t, bin, watchCfg)
 	geoWriteCity(t, city, geoUSNet, geoBRNet, geoARNet, geoJPNet)
 	d.waitMetric(t, okReloads, 1)
-	traffic.call(t, t0.Add(52*time.Hour), client, "192.0.2.130")
+	gt.call(t, t0.Add(52*time.Hour), client, "192.0.2.130")
 	if jp := d.waitFinding(t, client, "JP", 1); jp.Evidence.Network != geoJPNet.Network {
 		t.Errorf("JP finding network = %q, want %s", jp.Evidence.Network, geoJPNet.Network)
 	}
 
 	geoReplace(t, city, geoCorrupt())
 	d.waitMetric(t, errReloads, 1)
-	traffic.call(t, t0.Add(53*time.Hour), client, "192.0.2.131")
-	traffic.call(t, t0.Add(53*time.Hour+time.Minute), client, "203.0.113.202")
+	gt.call(t, t0.Add(53*time.Hour), client, "192.0.2.131")
+	gt.call(t, t0.Add(53*time.Hour+time.Minute), client, "203.0.113.202")
 	d.waitFinding(t, client, "JP", 2)
 	d.waitFinding(t, client, "BR", 3)
 	if v, last := d.metric(okReloads); v != 1 {

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -23,7 +24,7 @@ import (
 func TestHostileClientIDsInCommands(t *testing.T) {
 	ids := []string{"evil\x1b[31mred", "forged\r\nlab-portal  admin  0  0  never  0  never", "bell\a", "rtl\u202etxt.exe"}
 	dir := t.TempDir()
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,10 +113,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdCompact(rest, stdout, stderr)
 	case "check":
 		err = cmdCheck(rest, stdout, stderr)
-	case "demo":
-		err = cmdDemo(ctx, rest, stdout, stderr)
-	case "bench":
-		err = cmdBench(ctx, rest, stdout, stderr)
+	case "demo", "bench":
+		// Tools of their own, which the shipped binary does not link.
+		err = usagef("%[1]s is not a command of the daemon's binary; from a checkout: go run ./cmd/scopewatch-%[1]s", cmd)
 	case "version", "--version":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":

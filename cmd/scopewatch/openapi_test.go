@@ -24,6 +24,7 @@ import (
 	"github.com/scopewatch/scopewatch/alert"
 	"github.com/scopewatch/scopewatch/api"
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -464,18 +465,18 @@ func openAPIDaemon(t *testing.T) string {
 	t.Cleanup(stop)
 	openAPISock = filepath.Join(dir, "ctl.sock")
 	end := time.Now().UTC().Truncate(time.Second)
-	w, err := openDemoWriters(dir)
+	w, err := traffic.OpenWriters(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	const n = 3000
-	if err := w.write(newSynth(7, demoClients(), end.Add(-120*24*time.Hour), end, n), 0, n); err != nil {
+	if err := w.Write(traffic.New(7, traffic.DemoClients(), end.Add(-120*24*time.Hour), end, n), 0, n); err != nil {
 		t.Fatal(err)
 	}
-	w.kc.WriteString(demoBanner)
-	w.api.WriteString(demoTruncated)
-	if err := w.flush(); err != nil {
+	w.Keycloak.WriteString(traffic.DemoBanner)
+	w.API.WriteString(traffic.DemoTruncated)
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for p.Committed() < n+2 {

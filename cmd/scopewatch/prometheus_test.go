@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/scopewatch/scopewatch/internal/probe"
 )
 
 // TestRealPrometheusScrapes runs a real Prometheus server (Debian's
@@ -26,7 +28,7 @@ func TestRealPrometheusScrapes(t *testing.T) {
 	defer stop()
 	writeDemoTraffic(t, dir, p, 5, mustTime("2026-04-01T00:00:00Z"), 300, "")
 
-	promAddr, err := freeAddr()
+	promAddr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

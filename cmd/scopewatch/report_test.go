@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -24,7 +25,7 @@ import (
 func reportFixture(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

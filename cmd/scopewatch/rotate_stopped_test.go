@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/internal/probe"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -125,13 +127,13 @@ func TestCrashTailRotateWhileStopped(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	clients := generatedClients(17, 300)
-	write(t, filepath.Join(dir, "rules.yaml"), registering(demoRules, clients))
+	clients := traffic.GeneratedClients(17, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(traffic.DemoRules, clients))
 	const events, chunks = 100_000, 10
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	gen := newSynth(17, clients, start, start.Add(60*24*time.Hour), events)
+	gen := traffic.New(17, clients, start, start.Add(60*24*time.Hour), events)
 
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +291,7 @@ func TestFIFOSource(t *testing.T) {
 	t.Parallel()
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	kc, api := filepath.Join(dir, "kc.log"), filepath.Join(dir, "api.log")
 	for _, p := range []string{kc} {
 		if err := syscall.Mkfifo(p, 0o644); err != nil {
@@ -297,7 +299,7 @@ func TestFIFOSource(t *testing.T) {
 		}
 	}
 	write(t, api, `{"time":"2026-10-01T10:00:00Z","client_id":"lab","method":"GET","path":"/x","status":200,"remote_addr":"198.51.100.7"}`+"\n")
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
+	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -174,7 +175,7 @@ func writeScenarioConfig(t *testing.T, dir, rulesPath string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

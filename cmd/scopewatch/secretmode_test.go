@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/scopewatch/scopewatch/daemon"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 )
 
 // TestSecretModeWarnings checks, with a real key file, that validate
@@ -18,7 +19,7 @@ import (
 // is refused with file, line, field and mode.
 func TestSecretModeWarnings(t *testing.T) {
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	key := filepath.Join(dir, "pseudonym.key")
 	write(t, key, "0123456789abcdef0123456789abcdef\n")
 	cfgPath := filepath.Join(dir, "scopewatch.yaml")

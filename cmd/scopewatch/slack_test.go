@@ -56,14 +56,14 @@ func TestSlackSurvivesOutageAndKill(t *testing.T) {
 	write(t, filepath.Join(dir, "slack-token"), slackTestToken+"\n")
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfg, fmt.Sprintf(slackConfig, dir, fake.APIURL()))
-	traffic := &geoTraffic{dir: dir}
+	gt := &geoTraffic{dir: dir}
 
 	fake.Down(true)
 	d := startGeoDaemon(t, bin, cfg)
 	at := time.Now().UTC().Add(-time.Hour)
-	traffic.append(t, "kc.log", fmt.Sprintf(`%s DEBUG [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN", realmId="clinic", clientId="lab-portal", userId="svc-lab", ipAddress="10.0.0.5", grant_type="client_credentials", scope="openid admin"`,
+	gt.append(t, "kc.log", fmt.Sprintf(`%s DEBUG [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN", realmId="clinic", clientId="lab-portal", userId="svc-lab", ipAddress="10.0.0.5", grant_type="client_credentials", scope="openid admin"`,
 		at.Format("2006-01-02 15:04:05,000")))
-	d.waitCommitted(t, traffic.lines)
+	d.waitCommitted(t, gt.lines)
 	d.poll(t, "the message is queued and retried while Slack is down", func() (bool, string) {
 		pending, s1 := d.metric("scopewatch_slack_outbox_pending")
 		retries, s2 := d.metric(`scopewatch_slack_retries_total{reason="server_error"}`)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -92,7 +93,7 @@ func (n *notifySocket) next(t *testing.T, states ...string) (msg string, skipped
 func TestSystemdNotifications(t *testing.T) {
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfg, fmt.Sprintf(serviceConfig, dir, fmt.Sprintf(serviceAPISource, dir)))
 	sock := listenNotify(t)
@@ -155,15 +156,15 @@ func sourceLines(t *testing.T, d *geoDaemon) map[string]uint64 {
 func TestReloadKeepsPositionsAndCounts(t *testing.T) {
 	bin := scopewatchBinary(t)
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfg, fmt.Sprintf(serviceConfig, dir, ""))
-	traffic := &geoTraffic{dir: dir}
+	gt := &geoTraffic{dir: dir}
 	at := time.Now().Add(-time.Hour)
 	for i := range 20 {
-		traffic.token(t, at.Add(time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
+		gt.token(t, at.Add(time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
 	}
-	traffic.call(t, at, "lab-portal", "10.0.0.5") // api.log: no source reads it yet
+	gt.call(t, at, "lab-portal", "10.0.0.5") // api.log: no source reads it yet
 
 	d := startGeoDaemon(t, bin, cfg)
 	d.waitCommitted(t, 20)
@@ -174,7 +175,7 @@ func TestReloadKeepsPositionsAndCounts(t *testing.T) {
 	started, _ := d.metric(last)
 
 	// Valid: the API log becomes a source; the rules gain a client.
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules+"\n# reloaded\n")
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules+"\n# reloaded\n")
 	write(t, cfg, strings.Replace(fmt.Sprintf(serviceConfig, dir, fmt.Sprintf(serviceAPISource, dir)), "level: info", "level: debug", 1))
 	d.signal(t, syscall.SIGHUP)
 	d.poll(t, "the reload is applied", func() (bool, string) {
@@ -185,9 +186,9 @@ func TestReloadKeepsPositionsAndCounts(t *testing.T) {
 		t.Errorf("after a valid reload: %s", s)
 	}
 	for i := range 5 {
-		traffic.token(t, at.Add(time.Minute+time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
+		gt.token(t, at.Add(time.Minute+time.Duration(i)*time.Second), "lab-portal", "10.0.0.5")
 	}
-	d.waitCommitted(t, traffic.lines) // 25 Keycloak lines and the API line
+	d.waitCommitted(t, gt.lines) // 25 Keycloak lines and the API line
 	if got := sourceLines(t, d); got["keycloak"] != 25 || got["api-gateway"] != 1 {
 		t.Fatalf("after the reload: %v, want keycloak 25 and api-gateway 1", got)
 	}
@@ -204,9 +205,9 @@ func TestReloadKeepsPositionsAndCounts(t *testing.T) {
 		t.Errorf("the refusal does not name the file, line and field:\n%s", logText)
 	}
 	// The API source of the configuration in force still counts.
-	traffic.call(t, at.Add(2*time.Minute), "lab-portal", "10.0.0.5")
-	traffic.token(t, at.Add(2*time.Minute), "lab-portal", "10.0.0.5")
-	d.waitCommitted(t, traffic.lines)
+	gt.call(t, at.Add(2*time.Minute), "lab-portal", "10.0.0.5")
+	gt.token(t, at.Add(2*time.Minute), "lab-portal", "10.0.0.5")
+	d.waitCommitted(t, gt.lines)
 	if code, _, err := d.get("/readyz"); err != nil || code != http.StatusOK {
 		t.Errorf("/readyz after a refused reload: %d %v", code, err)
 	}

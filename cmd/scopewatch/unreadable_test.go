@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scopewatch/scopewatch/internal/probe"
 )
 
 // TestUnreadableSourceOthersGoOn runs the daemon with one log it may not
@@ -28,7 +30,7 @@ func TestUnreadableSourceOthersGoOn(t *testing.T) {
 	binCopy := filepath.Join(dir, "scopewatch")
 	copyFile(t, bin, binCopy, 0o755)
 
-	addr, err := freeAddr()
+	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ sources:
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		perm, _ := scrapeCounter(addr, `scopewatch_read_errors_total{reason="permission",source="secret"}`)
+		perm, _ := probe.Counter(addr, `scopewatch_read_errors_total{reason="permission",source="secret"}`)
 		lines, _ := storedLines(filepath.Join(dir, "ctl.sock"))
 		if perm >= 1 && lines == 1 {
 			break

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/scopewatch/scopewatch/detect"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -29,9 +30,9 @@ func TestUpgradeFromSchema2(t *testing.T) {
 	}
 	dbPath := filepath.Join(dir, "scopewatch.db")
 	write(t, dbPath, string(fixture))
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, keepDatedClients(fmt.Sprintf(demoConfig, dir, "127.0.0.1:0")))
+	write(t, cfg, keepDatedClients(fmt.Sprintf(traffic.DemoConfig, dir, "127.0.0.1:0")))
 
 	var wantClients []report.ClientView
 	var wantFindings []report.FindingView

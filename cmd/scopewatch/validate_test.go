@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scopewatch/scopewatch/internal/traffic"
 )
 
 // TestValidateRefusesStrayArguments checks that a log file given without
@@ -11,7 +13,7 @@ import (
 // never looked at the file.
 func TestValidateRefusesStrayArguments(t *testing.T) {
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), demoRules)
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
 	cfg := filepath.Join(dir, "scopewatch.yaml")
 	write(t, cfg, sprintfConfig(dir))
 	code, out, errOut := runCmd(t, "validate", "--config", cfg, "access.log")

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/scopewatch/scopewatch/daemon"
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/internal/traffic"
+	"github.com/scopewatch/scopewatch/rules"
 )
 
 // BenchmarkPipeline measures the whole scan path on a generated file of
@@ -18,7 +21,7 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Run(fmt.Sprintf("keycloak_json_%dk_lines_1k_clients", n/1000), func(b *testing.B) {
 			dir := b.TempDir()
 			logPath := filepath.Join(dir, "kc.log")
-			size, err := writeBenchLog(logPath, n, 1000)
+			size, err := traffic.WriteKeycloakLog(logPath, n, 1000)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -27,11 +30,11 @@ func BenchmarkPipeline(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				cfgPath, err := writeBenchConfig(dir, fmt.Sprintf("run%d", i), logPath, "127.0.0.1:1")
+				cfgPath, err := traffic.WriteConfig(dir, fmt.Sprintf("run%d", i), logPath, "127.0.0.1:1", traffic.GeoIP{})
 				if err != nil {
 					b.Fatal(err)
 				}
-				cfg, err := loadConfig(cfgPath)
+				cfg, err := rules.Load(cfgPath, ingest.Formats{})
 				if err != nil {
 					b.Fatal(err)
 				}

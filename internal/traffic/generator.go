@@ -1,4 +1,9 @@
-package main
+// Package traffic generates realistic OAuth traffic (Keycloak token
+// events and API gateway access lines, from reproducible seeds) for the
+// demo, the bench and the tests, and writes it as log files with the
+// config, rules and GeoIP databases to read it with. The daemon does not
+// link it.
+package traffic
 
 import (
 	"fmt"
@@ -9,17 +14,17 @@ import (
 	"time"
 )
 
-// synth generates realistic Keycloak token events and API gateway access
+// Generator generates realistic Keycloak token events and API gateway access
 // lines for the demo, the bench command and the crash tests. Output is a
 // pure function of the seed, so runs are reproducible.
-type synth struct {
+type Generator struct {
 	rng     *rand.Rand
-	clients []synthClient
+	clients []Client
 	start   time.Time
 	step    time.Duration
 	n       int
 	seq     int64
-	traffic synthTraffic
+	traffic Traffic
 	// homes holds, per client, the indexes of its home networks in
 	// traffic.Nets; nil when the traffic has no network plan.
 	homes [][]int
@@ -27,34 +32,34 @@ type synth struct {
 	buf   []string   // the scopes of the last token, when tokens carry a subset
 }
 
-// synthClient is one generated OAuth client: the scopes it is granted and
+// Client is one generated OAuth client: the scopes it is granted and
 // the API routes it calls (each exercising one of its scopes).
-type synthClient struct {
+type Client struct {
 	ID      string
 	Granted []string
-	Calls   []synthCall
+	Calls   []Call
 	// Since delays the client's first event, as a fraction of the run.
 	Since float64
 }
 
-// synthCall is an API route a client calls.
-type synthCall struct {
+// Call is an API route a client calls.
+type Call struct {
 	Method string
 	Path   string  // fmt pattern with one %d for an id, or a literal path
 	Until  float64 // fraction of the run after which the call stops; 0 = never stops
 }
 
-// synthScopePool is the catalog generated clients draw scopes from.
-var synthScopePool = []string{
+// scopePool is the catalog generated clients draw scopes from.
+var scopePool = []string{
 	"view_lab_results", "view_billing", "write_orders", "view_schedule", "write_schedule",
 	"view_imaging", "view_notes", "write_notes", "view_meds", "write_meds",
 	"patient/Observation.read", "patient/Patient.read", "patient/Condition.read",
 	"user/Practitioner.read", "system/Group.read", "read_all_data", "admin",
 }
 
-// synthRouteFor maps each non-identity pool scope to the API route that
+// routeFor maps each non-identity pool scope to the API route that
 // exercises it; the generated rules file lists the same mapping.
-var synthRouteFor = map[string]synthCall{
+var routeFor = map[string]Call{
 	"view_lab_results":         {Method: "GET", Path: "/api/labs/%d"},
 	"view_billing":             {Method: "GET", Path: "/api/billing/invoices/%d"},
 	"write_orders":             {Method: "POST", Path: "/api/orders"},
@@ -74,45 +79,45 @@ var synthRouteFor = map[string]synthCall{
 	"admin":                    {Method: "POST", Path: "/api/admin/clients"},
 }
 
-// newSynth returns a generator of n events spread evenly from start to end
+// New returns a generator of n events spread evenly from start to end
 // over the given clients.
-func newSynth(seed uint64, clients []synthClient, start, end time.Time, n int) *synth {
+func New(seed uint64, clients []Client, start, end time.Time, n int) *Generator {
 	step := time.Duration(0)
 	if n > 1 {
 		step = end.Sub(start) / time.Duration(n)
 	}
-	return &synth{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clients: clients, start: start, step: step, n: n}
+	return &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clients: clients, start: start, step: step, n: n}
 }
 
-// generatedClients makes n clients, each granted openid and profile plus 3
+// GeneratedClients makes n clients, each granted openid and profile plus 3
 // to 7 pool scopes, of which it calls the routes of about half.
-func generatedClients(seed uint64, n int) []synthClient {
+func GeneratedClients(seed uint64, n int) []Client {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	cs := make([]synthClient, n)
+	cs := make([]Client, n)
 	for i := range cs {
-		c := synthClient{ID: fmt.Sprintf("client-%04d", i), Granted: []string{"openid", "profile"}}
+		c := Client{ID: fmt.Sprintf("client-%04d", i), Granted: []string{"openid", "profile"}}
 		k := 3 + rng.IntN(5)
-		for _, j := range rng.Perm(len(synthScopePool))[:k] {
-			s := synthScopePool[j]
+		for _, j := range rng.Perm(len(scopePool))[:k] {
+			s := scopePool[j]
 			c.Granted = append(c.Granted, s)
 			if rng.IntN(2) == 0 {
-				c.Calls = append(c.Calls, synthRouteFor[s])
+				c.Calls = append(c.Calls, routeFor[s])
 			}
 		}
 		if len(c.Calls) == 0 {
-			c.Calls = append(c.Calls, synthRouteFor[c.Granted[2]])
+			c.Calls = append(c.Calls, routeFor[c.Granted[2]])
 		}
 		cs[i] = c
 	}
 	return cs
 }
 
-// synthEvent is one generated event before formatting.
-type synthEvent struct {
+// Event is one generated event before formatting.
+type Event struct {
 	Time   time.Time
-	Client *synthClient
+	Client *Client
 	Grant  bool // a token event; otherwise an API call
-	Call   synthCall
+	Call   Call
 	ID     int
 	IP     string
 	User   string
@@ -122,12 +127,12 @@ type synthEvent struct {
 	Scopes []string
 }
 
-// next returns the i-th event. Roughly one event in eight is a token
+// Next returns the i-th event. Roughly one event in eight is a token
 // grant, one in two hundred a refused request; the rest are API calls.
-func (s *synth) next(i int) synthEvent {
+func (s *Generator) Next(i int) Event {
 	t := s.start.Add(time.Duration(i) * s.step)
 	frac := float64(i) / float64(max(s.n, 1))
-	var c *synthClient
+	var c *Client
 	var ci int
 	for {
 		ci = s.rng.IntN(len(s.clients))
@@ -136,7 +141,7 @@ func (s *synth) next(i int) synthEvent {
 			break
 		}
 	}
-	ev := synthEvent{Time: t, Client: c, ID: 1000 + s.rng.IntN(90000)}
+	ev := Event{Time: t, Client: c, ID: 1000 + s.rng.IntN(90000)}
 	if s.homes == nil {
 		ev.IP = "10." + strconv.Itoa(s.rng.IntN(4)) + "." + strconv.Itoa(s.rng.IntN(256)) + "." + strconv.Itoa(1+s.rng.IntN(254))
 	} else {
@@ -166,9 +171,9 @@ func (s *synth) next(i int) synthEvent {
 	return ev
 }
 
-// keycloakQuarkusJSON appends ev as Keycloak's jboss-logging event inside
+// KeycloakQuarkusJSON appends ev as Keycloak's jboss-logging event inside
 // Quarkus JSON console logging (new quoted style).
-func (s *synth) keycloakQuarkusJSON(dst []byte, ev synthEvent) []byte {
+func (s *Generator) KeycloakQuarkusJSON(dst []byte, ev Event) []byte {
 	s.seq++
 	dst = append(dst, `{"timestamp":"`...)
 	dst = ev.Time.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
@@ -186,9 +191,9 @@ func (s *synth) keycloakQuarkusJSON(dst []byte, ev synthEvent) []byte {
 	return append(dst, '\n')
 }
 
-// keycloakText appends ev as a jboss-logging text line in the new quoted
+// KeycloakText appends ev as a jboss-logging text line in the new quoted
 // style with Keycloak's default console prefix.
-func (s *synth) keycloakText(dst []byte, ev synthEvent) []byte {
+func (s *Generator) KeycloakText(dst []byte, ev Event) []byte {
 	dst = ev.Time.UTC().AppendFormat(dst, "2006-01-02 15:04:05,000")
 	if ev.Error != "" {
 		dst = append(dst, " WARN  [org.keycloak.events] (executor-thread-3) "...)
@@ -199,7 +204,7 @@ func (s *synth) keycloakText(dst []byte, ev synthEvent) []byte {
 	return append(dst, '\n')
 }
 
-func (s *synth) keycloakMessage(dst []byte, ev synthEvent, q string) []byte {
+func (s *Generator) keycloakMessage(dst []byte, ev Event, q string) []byte {
 	kv := func(k, v string) {
 		dst = append(dst, k...)
 		dst = append(dst, '=')
@@ -259,9 +264,9 @@ func (s *synth) keycloakMessage(dst []byte, ev synthEvent, q string) []byte {
 	return dst
 }
 
-// apiJSON appends ev as an API gateway JSON access line with the client id
+// APIJSON appends ev as an API gateway JSON access line with the client id
 // the gateway took from the token.
-func (s *synth) apiJSON(dst []byte, ev synthEvent) []byte {
+func (s *Generator) APIJSON(dst []byte, ev Event) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = ev.Time.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
 	dst = append(dst, `","remote_addr":"`...)
@@ -282,25 +287,25 @@ func (s *synth) apiJSON(dst []byte, ev synthEvent) []byte {
 	return append(dst, '\n')
 }
 
-// synthTraffic are optional traits of the generated traffic. The zero
+// Traffic are optional traits of the generated traffic. The zero
 // value is the traffic the demo and the crash tests were written against:
 // private addresses, tokens carrying all of a client's scopes.
-type synthTraffic struct {
+type Traffic struct {
 	// Nets, when set, places clients on public networks: each client comes
 	// from two to four home networks in one country (one client in ten
 	// also from one abroad), and one event in a thousand comes from any
 	// network of the plan (travel, a new egress). One refusal in two is
 	// then invalid_scope, which the probing detector counts.
-	Nets []synthNet
+	Nets []Net
 	// TokenScopes, when positive, makes each token carry the client's
 	// first (identity) scope and 3 to TokenScopes others drawn from the
 	// rest of its scopes, rather than all of them.
 	TokenScopes int
 }
 
-// withTraffic sets the optional traits of the traffic; the seed drives
+// WithTraffic sets the optional traits of the traffic; the seed drives
 // their draws, apart from those of the base traffic.
-func (s *synth) withTraffic(seed uint64, t synthTraffic) *synth {
+func (s *Generator) WithTraffic(seed uint64, t Traffic) *Generator {
 	s.traffic = t
 	s.trng = rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	if len(t.Nets) == 0 {
@@ -326,8 +331,8 @@ func (s *synth) withTraffic(seed uint64, t synthTraffic) *synth {
 }
 
 // publicAddr draws the address of an event of client ci.
-func (s *synth) publicAddr(ci int) string {
-	var n synthNet
+func (s *Generator) publicAddr(ci int) string {
+	var n Net
 	if s.trng.IntN(1000) == 0 {
 		n = s.traffic.Nets[s.trng.IntN(len(s.traffic.Nets))]
 	} else {
@@ -341,7 +346,7 @@ func (s *synth) publicAddr(ci int) string {
 
 // tokenScopes draws the scopes of one token: granted[0] and 3 to k of the
 // others, in the client's order.
-func (s *synth) tokenScopes(granted []string, k int) []string {
+func (s *Generator) tokenScopes(granted []string, k int) []string {
 	s.buf = append(s.buf[:0], granted[0])
 	n := 3 + s.trng.IntN(k-2)
 	rest := len(granted) - 1
@@ -355,43 +360,43 @@ func (s *synth) tokenScopes(granted []string, k int) []string {
 	return s.buf
 }
 
-// synthNet is one network of the generated address plan, with the
+// Net is one network of the generated address plan, with the
 // country and autonomous system a GeoIP database places it in.
-type synthNet struct {
+type Net struct {
 	Prefix  netip.Prefix // a /24
 	Country string       // ISO 3166-1 alpha-2
 	ASN     uint32
 }
 
-// synthCountries are the countries of the address plan.
-var synthCountries = []string{"US", "CA", "GB", "DE", "FR", "NL", "BR", "IN", "JP", "AU", "ZA", "SE"}
+// countries are the countries of the address plan.
+var countries = []string{"US", "CA", "GB", "DE", "FR", "NL", "BR", "IN", "JP", "AU", "ZA", "SE"}
 
-// synthFirstOctets are public, unreserved first octets of the plan.
-var synthFirstOctets = []byte{5, 31, 37, 46, 62, 77, 81, 85, 88, 91, 95, 109, 146, 151, 176, 178, 185, 188, 193, 195, 212, 213, 217}
+// firstOctets are public, unreserved first octets of the plan.
+var firstOctets = []byte{5, 31, 37, 46, 62, 77, 81, 85, 88, 91, 95, 109, 146, 151, 176, 178, 185, 188, 193, 195, 212, 213, 217}
 
-// synthNetworks returns an address plan of n public /24 networks, spread
-// over synthCountries, eight autonomous systems per country.
-func synthNetworks(n int) []synthNet {
-	nets := make([]synthNet, n)
+// Networks returns an address plan of n public /24 networks, spread
+// over countries, eight autonomous systems per country.
+func Networks(n int) []Net {
+	nets := make([]Net, n)
 	for i := range nets {
-		l := len(synthFirstOctets)
-		a := [4]byte{synthFirstOctets[i%l], byte(i / l), byte(i * 37), 0}
-		c := i % len(synthCountries)
-		nets[i] = synthNet{
+		l := len(firstOctets)
+		a := [4]byte{firstOctets[i%l], byte(i / l), byte(i * 37), 0}
+		c := i % len(countries)
+		nets[i] = Net{
 			Prefix:  netip.PrefixFrom(netip.AddrFrom4(a), 24),
-			Country: synthCountries[c],
-			ASN:     uint32(64512 + c*8 + (i/len(synthCountries))%8),
+			Country: countries[c],
+			ASN:     uint32(64512 + c*8 + (i/len(countries))%8),
 		}
 	}
 	return nets
 }
 
-// synthWidePool is a catalog of narrow scopes for clients that hold many:
+// widePool is a catalog of narrow scopes for clients that hold many:
 // the pool's scopes that no detector calls broad, and SMART v1 read and
 // write scopes on FHIR resources.
-var synthWidePool = func() []string {
+var widePool = func() []string {
 	var pool []string
-	for _, s := range synthScopePool {
+	for _, s := range scopePool {
 		if s != "admin" && s != "read_all_data" {
 			pool = append(pool, s)
 		}
@@ -404,33 +409,33 @@ var synthWidePool = func() []string {
 	return pool
 }()
 
-// synthScopedClients makes n clients each holding openid, profile and
-// scopes-2 scopes of synthWidePool (3 to 7 when scopes is 0); one client
+// ScopedClients makes n clients each holding openid, profile and
+// scopes-2 scopes of widePool (3 to 7 when scopes is 0); one client
 // in fifty also holds a broad scope (admin or read_all_data), which every
 // one of its grants is flagged for.
-func synthScopedClients(seed uint64, n, scopes int) []synthClient {
+func ScopedClients(seed uint64, n, scopes int) []Client {
 	rng := rand.New(rand.NewPCG(seed, 13))
-	cs := make([]synthClient, n)
+	cs := make([]Client, n)
 	for i := range cs {
-		c := synthClient{ID: fmt.Sprintf("client-%04d", i), Granted: []string{"openid", "profile"}}
+		c := Client{ID: fmt.Sprintf("client-%04d", i), Granted: []string{"openid", "profile"}}
 		k := scopes - 2
 		if scopes <= 0 {
 			k = 3 + rng.IntN(5)
 		}
-		k = min(max(k, 1), len(synthWidePool))
-		for _, j := range rng.Perm(len(synthWidePool))[:k] {
-			c.Granted = append(c.Granted, synthWidePool[j])
+		k = min(max(k, 1), len(widePool))
+		for _, j := range rng.Perm(len(widePool))[:k] {
+			c.Granted = append(c.Granted, widePool[j])
 		}
 		if rng.IntN(50) == 0 {
 			c.Granted[len(c.Granted)-1] = []string{"admin", "read_all_data"}[rng.IntN(2)]
 		}
 		for _, s := range c.Granted[2:] {
-			if call, ok := synthRouteFor[s]; ok {
+			if call, ok := routeFor[s]; ok {
 				c.Calls = append(c.Calls, call)
 			}
 		}
 		if len(c.Calls) == 0 {
-			c.Calls = append(c.Calls, synthCall{Method: "GET", Path: "/fhir/metadata"})
+			c.Calls = append(c.Calls, Call{Method: "GET", Path: "/fhir/metadata"})
 		}
 		cs[i] = c
 	}
