@@ -371,10 +371,14 @@ func (d *geoDaemon) waitFinding(t *testing.T, client, subject string, count uint
 
 // geoTraffic appends Keycloak token events and API calls to the logs of
 // geoConfig and counts the lines written.
+// geoTraffic appends lines of the traffic generator's formats to the
+// logs of a test's directory, one event at a time.
 type geoTraffic struct {
 	dir   string
 	lines uint64
 	seq   int
+	gen   traffic.Generator // formats lines; its draws are not used
+	buf   []byte
 }
 
 func (g *geoTraffic) append(t *testing.T, name, line string) {
@@ -397,20 +401,18 @@ func (g *geoTraffic) append(t *testing.T, name, line string) {
 func (g *geoTraffic) token(t *testing.T, at time.Time, client, ip string) {
 	t.Helper()
 	g.seq++
-	g.append(t, "kc.log", fmt.Sprintf(`{"timestamp":"%s","sequence":%d,"loggerClassName":"org.jboss.logging.Logger",`+
-		`"loggerName":"org.keycloak.events","level":"DEBUG","message":"type=\"CLIENT_LOGIN\", realmId=\"clinic\", `+
-		`clientId=\"%s\", userId=\"svc-%s\", ipAddress=\"%s\", token_id=\"tok-%d\", grant_type=\"client_credentials\", `+
-		`scope=\"openid view_lab_results\", client_auth_method=\"client-secret\"","threadName":"executor-thread-1",`+
-		`"threadId":41,"mdc":{},"ndc":"","hostName":"kc-0","processName":"QuarkusEntryPoint","processId":1}`,
-		at.UTC().Format("2006-01-02T15:04:05.000Z07:00"), 8000+g.seq, client, client, ip, g.seq))
+	c := &traffic.Client{ID: client, Granted: []string{"openid", "view_lab_results"}}
+	g.buf = g.gen.KeycloakQuarkusJSON(g.buf[:0], traffic.Event{Time: at, Client: c, Grant: true, ID: g.seq, IP: ip, User: "svc-" + client})
+	g.append(t, "kc.log", strings.TrimSuffix(string(g.buf), "\n"))
 }
 
 // call writes an API gateway access line.
 func (g *geoTraffic) call(t *testing.T, at time.Time, client, ip string) {
 	t.Helper()
 	g.seq++
-	g.append(t, "api.log", fmt.Sprintf(`{"time":"%s","remote_addr":"%s","method":"GET","path":"/api/labs/%d","status":200,"client_id":"%s"}`,
-		at.UTC().Format("2006-01-02T15:04:05.000Z07:00"), ip, g.seq, client))
+	c := &traffic.Client{ID: client}
+	g.buf = g.gen.APIJSON(g.buf[:0], traffic.Event{Time: at, Client: c, Call: traffic.Call{Method: "GET", Path: "/api/labs/%d"}, ID: g.seq, IP: ip})
+	g.append(t, "api.log", strings.TrimSuffix(string(g.buf), "\n"))
 }
 
 // TestGeoIPFindingsAndReload runs the real daemon on MaxMind databases
