@@ -464,7 +464,7 @@ func TestRefusalsCannotFloodFindings(t *testing.T) {
 			Reason: "invalid_scope", Requested: []string{"invented-" + strconv.Itoa(i) + ":admin", "x\x00y"}})
 	}
 	h.want(nil)
-	if n := len(h.d.scopes); n > 2 {
+	if n := len(h.d.broad.scopes); n > 2 {
 		t.Errorf("%d scope names remembered from refusals", n)
 	}
 }

@@ -17,19 +17,29 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// unknownClient judges an event of a client that gets no state (neither
-// registered nor issued a token): a refusal counts towards the address's
-// probing, and every such event towards the source's client-id spray.
-func (d *Detectors) unknownClient(ev *ingest.Event) {
-	if ev.Kind == ingest.KindDeny {
-		d.probing(ev, nil)
+// clientIDSpray raises client_id_spray, once per source, when the events
+// of clients that get no state (neither registered nor issued a token)
+// name client_id_spray.distinct or more distinct client ids within its
+// window: someone is trying client ids. It counts them in fixed memory
+// per source (sprayMeter), whatever the number of ids.
+type clientIDSpray struct {
+	d      *Detectors
+	cfg    rules.ClientIDSpray
+	meters map[string]*sprayMeter // per source
+}
+
+// observe counts an event of a client without state.
+func (c *clientIDSpray) observe(ev *ingest.Event, st *clientState) {
+	if st != nil || ev.Client == "" {
+		return
 	}
-	m := d.sprays[ev.Source]
+	d := c.d
+	m := c.meters[ev.Source]
 	if m == nil {
 		// One meter per source: source names come from the
 		// configuration, not from the lines.
-		m = newSprayMeter(d.cfg.ClientIDSpray, d.seed)
-		d.sprays[strings.Clone(ev.Source)] = m
+		m = newSprayMeter(c.cfg, d.seed)
+		c.meters[strings.Clone(ev.Source)] = m
 	}
 	if !m.observe(ev) {
 		return
@@ -346,8 +356,8 @@ type Footprint struct {
 
 // Footprint returns what the detectors hold now.
 func (d *Detectors) Footprint() Footprint {
-	f := Footprint{Clients: len(d.clients), Probes: len(d.probes), SprayBytes: make(map[string]int, len(d.sprays))}
-	for src, m := range d.sprays {
+	f := Footprint{Clients: len(d.clients), Probes: len(d.probes.probes), SprayBytes: make(map[string]int, len(d.spray.meters))}
+	for src, m := range d.spray.meters {
 		f.SprayBytes[src] = m.bytes()
 	}
 	return f

@@ -1,0 +1,232 @@
+package detect
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/scopewatch/scopewatch/detect/geoip"
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// unfamiliarGeo raises unfamiliar_geo when a client whose baseline has
+// formed (unfamiliar_geo.baseline) is used from a country it was not seen
+// in while learning (warning), from a denied country (high, whatever the
+// baseline), or, with an ASN database, from an autonomous system new to
+// it (info). Internal addresses, allowlisted countries, prefixes and
+// ASNs, and a client's registered expected_countries are exempt. It then
+// hands every sighting of a network to the network detectors (bursts).
+type unfamiliarGeo struct {
+	d           *Detectors
+	cfg         rules.UnfamiliarGeo
+	deny, allow map[string]bool
+	burst       *unfamiliarBurst
+}
+
+// A netDetector judges a client's event as a sighting of the network it
+// came from, after unfamiliarGeo has placed it. unfamiliarGeo calls each
+// directly, for the reason Observe does.
+type netDetector interface {
+	sighted(ev *ingest.Event, st *clientState, s *sighting)
+}
+
+var _ netDetector = (*unfamiliarBurst)(nil)
+
+// sighting is an event's network, as unfamiliarGeo placed it.
+type sighting struct {
+	net     netKey
+	state   *netState // the client's record of the network
+	country string    // "" when unknown
+	place   Place
+}
+
+func newUnfamiliarGeo(d *Detectors, cfg rules.UnfamiliarGeo, burst *unfamiliarBurst) *unfamiliarGeo {
+	g := &unfamiliarGeo{d: d, cfg: cfg, deny: make(map[string]bool), allow: make(map[string]bool), burst: burst}
+	for _, c := range cfg.DenyCountries {
+		g.deny[c] = true
+	}
+	for _, c := range cfg.AllowCountries {
+		g.allow[c] = true
+	}
+	return g
+}
+
+// network returns the client network of an address, and false for one
+// that is internal or cannot be placed.
+func (d *Detectors) network(ip netip.Addr) (netKey, bool) {
+	ip = ip.Unmap()
+	if geoip.Internal(ip) {
+		return netKey{}, false
+	}
+	if d.byASN && d.loc != nil {
+		if p := d.locate(ip); p.ASN != 0 {
+			return netKey{asn: p.ASN}, true
+		}
+	}
+	bits := 24
+	if ip.Is6() {
+		bits = 48
+	}
+	pfx, _ := ip.Prefix(bits)
+	return netKey{pfx: pfx}, true
+}
+
+// observe judges where an event came from: a denied country, a country
+// or network outside the client's baseline; then it hands the sighting of
+// the network to the network detectors.
+func (g *unfamiliarGeo) observe(ev *ingest.Event, st *clientState) {
+	// A refusal is not the client being used: Keycloak logs a user's
+	// mistyped password (LOGIN_ERROR) against the client, from wherever
+	// the user is. Refusals count towards probing instead.
+	if st == nil || ev.Kind == ingest.KindDeny || (!ev.IP.IsValid() && ev.Country == "") {
+		return
+	}
+	d := g.d
+	var place Place
+	ip := ev.IP.Unmap()
+	if ip.IsValid() {
+		if geoip.Internal(ip) {
+			return
+		}
+		if d.loc != nil {
+			place = d.locate(ip)
+			if place.Internal {
+				return
+			}
+		}
+	}
+	if g.allowed(ip, place.ASN) {
+		return
+	}
+	country := place.Country
+	if country == "" {
+		country = ev.Country
+	}
+	gc := g.cfg
+	if country != "" {
+		first, known := st.countrys[country]
+		if !known {
+			first = ev.Time
+			st.countrys[country] = first
+		}
+		switch {
+		case g.deny[country]:
+			g.raiseGeo(ev, st, country, place, store.SeverityHigh, "a denied country")
+		case g.allow[country] || d.expected(ev.Client, country):
+		case st.formed(gc.Baseline, ev.Time) && !st.learnedBefore(gc.Baseline, first):
+			g.raiseGeo(ev, st, country, place, store.SeverityWarning, "a country outside the client's baseline")
+		}
+	}
+	if !ip.IsValid() {
+		return
+	}
+	k, ok := d.network(ip)
+	if !ok {
+		return
+	}
+	ns := st.nets[k]
+	if ns == nil {
+		if len(st.nets) >= maxNets {
+			forgetOldest(st.nets)
+		}
+		ns = &netState{first: ev.Time}
+		st.nets[k] = ns
+		if d.byASN && country != "" && st.formed(gc.Baseline, ev.Time) && !st.learnedBefore(gc.Baseline, ns.first) &&
+			!d.expected(ev.Client, country) && !g.allow[country] && !g.deny[country] {
+			g.raiseNetwork(ev, k, country, place)
+		}
+	}
+	g.burst.sighted(ev, st, &sighting{net: k, state: ns, country: country, place: place})
+}
+
+func (d *Detectors) expected(client, country string) bool {
+	reg, ok := d.rules.Registered(client)
+	return ok && slices.Contains(reg.ExpectedCountries, country)
+}
+
+// allowed reports traffic from an allowlisted egress range or AS.
+func (g *unfamiliarGeo) allowed(ip netip.Addr, asn uint32) bool {
+	if asn != 0 && slices.Contains(g.cfg.AllowASNs, asn) {
+		return true
+	}
+	if !ip.IsValid() {
+		return false
+	}
+	for _, p := range g.cfg.AllowPrefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *unfamiliarGeo) raiseGeo(ev *ingest.Event, st *clientState, country string, place Place, sev, why string) {
+	d := g.d
+	k := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: ev.Client, Subject: country}
+	f := d.findings.Raise(k, sev, ev.Time, ev.Pos)
+	f.Summary = "The client was used from " + country + ", " + why + "."
+	f.Evidence.Country = country
+	fillPlace(&f.Evidence, ev, place)
+}
+
+func (g *unfamiliarGeo) raiseNetwork(ev *ingest.Event, k netKey, country string, place Place) {
+	d := g.d
+	fk := store.FindingKey{Kind: rules.KindUnfamiliarGeo, Client: ev.Client, Subject: k.String()}
+	f := d.findings.Raise(fk, store.SeverityInfo, ev.Time, ev.Pos)
+	f.Summary = "The client was used from network " + k.String() + ", outside its baseline (in " + country + ")."
+	f.Evidence.Country = country
+	fillPlace(&f.Evidence, ev, place)
+}
+
+func fillPlace(e *store.Evidence, ev *ingest.Event, place Place) {
+	if place.ASN != 0 {
+		e.ASN = place.ASN
+	}
+	if place.Network.IsValid() {
+		e.Network = place.Network.String()
+	}
+	if ev.IP.IsValid() {
+		e.IP = ev.IP.String()
+	}
+	if ev.Subject != "" {
+		e.Subject = ev.Subject
+	}
+}
+
+// netKey is a client's network: an AS number, or an address prefix.
+type netKey struct {
+	asn uint32
+	pfx netip.Prefix
+}
+
+func (k netKey) String() string {
+	if k.asn != 0 {
+		return "AS" + strconv.FormatUint(uint64(k.asn), 10)
+	}
+	return k.pfx.String()
+}
+
+type netState struct {
+	first  time.Time
+	recent *ring // event times while the network is new
+}
+
+// maxNets bounds the networks remembered per client; beyond it the one
+// seen first is forgotten (a widely used patient app reaches it, a
+// back-end service never does).
+const maxNets = 256
+
+// forgetOldest drops the network seen first.
+func forgetOldest(m map[netKey]*netState) {
+	var oldest netKey
+	var at time.Time
+	for k, ns := range m {
+		if at.IsZero() || ns.first.Before(at) {
+			oldest, at = k, ns.first
+		}
+	}
+	delete(m, oldest)
+}

@@ -1,0 +1,97 @@
+package detect
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// probing raises broad_request for a client (subject "probing") or an
+// address (subject "probing from ADDR") that collects
+// broad_request.probing.denials refusals with one of its reasons within
+// its window: it may be trying scopes it was not given. Refusals of
+// clients without state (unknown, or no client at all) count for their
+// address only. An IPv6 address counts as its /64.
+type probing struct {
+	d       *Detectors
+	cfg     rules.Probing
+	reasons map[string]bool
+	probes  map[netip.Addr]*ring // refusals per address, at most maxProbes
+}
+
+func newProbing(d *Detectors, cfg rules.Probing) *probing {
+	pr := &probing{d: d, cfg: cfg, reasons: make(map[string]bool), probes: make(map[netip.Addr]*ring)}
+	for _, r := range cfg.Reasons {
+		pr.reasons[r] = true
+	}
+	return pr
+}
+
+// observe counts a refusal for the client (st, nil for one without
+// state) and for its address.
+func (pr *probing) observe(ev *ingest.Event, st *clientState) {
+	if ev.Kind != ingest.KindDeny || !pr.reasons[ev.Reason] {
+		return
+	}
+	d, p := pr.d, pr.cfg
+	window := time.Duration(p.Window)
+	if st != nil {
+		if st.denials == nil {
+			st.denials = newRing(p.Denials)
+		}
+		if st.denials.add(ev.Time, window) {
+			k := store.FindingKey{Kind: rules.KindBroadRequest, Client: ev.Client, Subject: "probing"}
+			f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
+			f.Summary = "The client collected " + strconv.Itoa(p.Denials) + " or more refusals (" + ev.Reason +
+				") within " + humanDuration(window) + ": it may be probing for scopes it was not given."
+			f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = p.Denials, humanDuration(window), ev.Reason
+		}
+	}
+	if !ev.IP.IsValid() {
+		return
+	}
+	addr := ev.IP.Unmap()
+	if addr.Is6() {
+		// One host holds a whole /64: count it as one address.
+		pfx, _ := addr.Prefix(64)
+		addr = pfx.Addr()
+	}
+	r := pr.probes[addr]
+	if r == nil {
+		if len(pr.probes) >= maxProbes {
+			pr.expireProbes(ev.Time, window)
+		}
+		if len(pr.probes) >= maxProbes {
+			return // full of addresses refused within the window: keep their counts
+		}
+		r = newRing(p.Denials)
+		pr.probes[addr] = r
+	}
+	if r.add(ev.Time, window) {
+		from := addr.String()
+		if addr.Is6() {
+			from += "/64"
+		}
+		k := store.FindingKey{Kind: rules.KindBroadRequest, Subject: "probing from " + from}
+		f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
+		f.Summary = "The address " + from + " collected " + strconv.Itoa(p.Denials) +
+			" or more refusals within " + humanDuration(window) + ", across clients: it may be probing."
+		f.Evidence.IP, f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = ev.IP.String(), p.Denials, humanDuration(window), ev.Reason
+	}
+}
+
+// maxProbes bounds the addresses whose refusals are counted at once.
+const maxProbes = 1 << 16
+
+// expireProbes forgets addresses without a refusal in the window.
+func (pr *probing) expireProbes(now time.Time, window time.Duration) {
+	for ip, r := range pr.probes {
+		if now.Sub(r.newest()) > window {
+			delete(pr.probes, ip)
+		}
+	}
+}

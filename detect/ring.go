@@ -1,0 +1,35 @@
+package detect
+
+import "time"
+
+// ring holds the newest n event times.
+type ring struct {
+	t    []int64
+	next int
+	full bool
+}
+
+func newRing(n int) *ring { return &ring{t: make([]int64, n)} }
+
+// add records t and reports whether the ring is full with every time
+// within window of t: n events in the window.
+func (r *ring) add(t time.Time, window time.Duration) bool {
+	r.t[r.next] = t.UnixNano()
+	r.next++
+	if r.next == len(r.t) {
+		r.next, r.full = 0, true
+	}
+	if !r.full {
+		return false
+	}
+	oldest := r.t[r.next]
+	return t.UnixNano()-oldest <= int64(window)
+}
+
+func (r *ring) newest() time.Time {
+	i := r.next - 1
+	if i < 0 {
+		i = len(r.t) - 1
+	}
+	return time.Unix(0, r.t[i])
+}
