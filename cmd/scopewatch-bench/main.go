@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer os.RemoveAll(d)
 		*dir = d
+	} else if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
 	}
 	self, err := scopewatchBinary(ctx, *binary, *dir, stderr)
 	if err != nil {
@@ -129,6 +132,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			cfg, err := traffic.WriteConfig(*dir, name, logPath, "127.0.0.1:1", geo)
 			if err != nil {
+				return err
+			}
+			if err := freshStore(*dir, name); err != nil {
 				return err
 			}
 			run, err := timeChild(ctx, self, nil, append(args, "--config", cfg, "--quiet", logPath)...)
@@ -166,6 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name := fmt.Sprintf("tail%d", r)
 		tailCfg, err := traffic.WriteConfig(*dir, name, logPath, addr, geo)
 		if err != nil {
+			return err
+		}
+		if err := freshStore(*dir, name); err != nil {
 			return err
 		}
 		run, err := timeChild(ctx, self, func(cmd *exec.Cmd) error {
@@ -335,4 +344,13 @@ func plainDecode(path string) (time.Duration, error) {
 		return 0, errors.New("plain decode found no messages")
 	}
 	return time.Since(start), nil
+}
+
+// freshStore removes the store of the reader name that an earlier bench in
+// the same --dir left, so that every reader starts on a fresh store.
+func freshStore(dir, name string) error {
+	if err := os.Remove(filepath.Join(dir, name+".db")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the store of an earlier bench: %w", err)
+	}
+	return nil
 }
