@@ -15,10 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
-	"github.com/nxadm/tail"
-	"github.com/nxadm/tail/watch"
+	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/store"
@@ -38,12 +36,15 @@ type FileOptions struct {
 	// is searched for files rotated while the daemon was stopped and for
 	// the copy a copytruncate rotation leaves.
 	Glob string
-	Poll bool // poll for changes instead of inotify (network file systems)
+	// Poll reads and checks the file on every check only, without
+	// inotify (network file systems, where inotify sees no remote write).
+	Poll bool
 	// RotateWait is how long a rotated file keeps being read after it
 	// stopped growing, for writers that append until signalled; default 5s.
 	RotateWait time.Duration
 	// CheckInterval is how often Path is stat'ed for rotation and
-	// truncation; default 250ms. Ignored when Tick is set.
+	// truncation, and read whatever inotify said; default 250ms. Ignored
+	// when Tick is set.
 	CheckInterval time.Duration
 	// MaxLineSize is the source's max_line_bytes: a longer line is sent
 	// as one that ParseLine reports too_long, at its position, and
@@ -65,10 +66,11 @@ type FileOptions struct {
 }
 
 // File follows one live log file across rotations and truncations. It
-// reads the file with nxadm/tail and keeps its own descriptor on it, which
-// it uses to fingerprint the file, to notice rotation and truncation by
-// stat on every check, and to finish a rotated file itself: the library
-// reopens the path without draining the old file.
+// reads the file through its own descriptor with the block reader that
+// scans and rotated files use, woken by inotify on the file and its
+// directory (fileWatch) and, on every check, by a stat of the path that
+// notices rotation and truncation. A rotated file is finished through the
+// descriptor it was read by.
 //
 // Every Line carries its own position; File never writes positions. At
 // start it resumes from the saved record that matches the live file by
@@ -82,13 +84,7 @@ type File struct {
 	// sent is how far each file was handed on when the last Run ended.
 	// Runs follow one another (the supervisor restarts a failed one), so
 	// it needs no lock.
-	sent map[store.FileID]store.Position
-	// pollOnly is set once the path has been truncated under an inotify
-	// tail: nxadm/tail v1.4.11 then no longer delivers inotify events to a
-	// new tail on the same path name in this process (reproduced: truncate
-	// while tailing, stop, tail again, append; nothing arrives), so later
-	// tails of the path poll.
-	pollOnly  atomic.Bool
+	sent      map[store.FileID]store.Position
 	started   sync.Once
 	lines     prometheus.Counter
 	oversized prometheus.Counter
@@ -141,6 +137,15 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 	}
 	r := &fileRun{File: f, out: out}
 	defer r.shutdown()
+	if !f.opts.Poll {
+		fw, err := newFileWatch(f.opts.Path)
+		if err != nil {
+			// Most often the per-user limit of inotify instances
+			// (fs.inotify.max_user_instances).
+			f.log.Warn("inotify unavailable, reading the file on every check instead", "err", err, "check_interval", f.opts.CheckInterval)
+		}
+		r.watch = fw
+	}
 	if f.opts.Positions != nil {
 		saved, err := f.opts.Positions.Positions(f.opts.Name)
 		if err != nil {
@@ -149,6 +154,7 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 		r.saved = saved
 	}
 	r.saved = f.withSent(r.saved)
+	r.seen = r.list(nil) // before the path is looked at: see check
 	if err := r.start(ctx); err != nil {
 		if re := (*ReadError)(nil); errors.As(err, &re) {
 			f.markStarted()
@@ -157,21 +163,30 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 	}
 	f.markStarted()
 	for {
-		var lines chan *tail.Line
-		if r.tl != nil {
-			lines = r.tl.Lines
-		}
 		var err error
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tick:
-			err = r.check(ctx, now)
-		case l, ok := <-lines:
-			if ok {
-				err = r.onLine(ctx, l)
-			} else {
-				r.tailDied()
+		if r.more {
+			// The live file has more than one turn's lines: read on, and
+			// see to checks and events between turns.
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-tick:
+				err = r.check(ctx, now)
+			case ev, ok := <-r.watch.events():
+				err = r.woken(ctx, ev, ok)
+			default:
+				err = r.readLive(ctx)
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-tick:
+				err = r.check(ctx, now)
+			case ev, ok := <-r.watch.events():
+				err = r.woken(ctx, ev, ok)
+			case werr, ok := <-r.watch.errs():
+				r.watchError(werr, ok)
 			}
 		}
 		if err != nil {
@@ -191,33 +206,31 @@ type fileRun struct {
 	*File
 	out   chan<- Line
 	saved []store.Position
+	watch *fileWatch // nil when polling
 
 	cur      *openFile // the live file; nil while waiting for the path
+	live     *drainer  // reads cur from its offset; nil with cur
+	more     bool      // live may have complete lines not yet read
 	resumed  bool      // cur resumed from its saved position
 	lastSize int64     // size of cur at the last check
 	now      time.Time // time of the last check
 
-	tl       *tail.Tail // nxadm/tail on cur
-	tlNum    int        // Line.Num of the last line it sent
-	inLong   bool       // inside the chunks of an oversized line
-	tlDeaths int        // consecutive unexpected ends of the tail
-	verify   []byte
-	prefix   [prefixLen]byte
-
 	rotated []*rotatedFile // old files still being finished
 
-	lost bool // lines were lost: the next line handed on says so
+	// seen holds the identities of the files matching Glob at the last
+	// look that found the live file at the path, and seenDir the
+	// modification time of their directory then: a file that is neither
+	// seen nor followed when the path changes was created at the path and
+	// rotated away between two looks.
+	seen    map[store.FileID]bool
+	seenDir time.Time
 
-	stallOffset int64 // cur.offset at the last check
-	stallChecks int   // consecutive checks without progress while lines wait
+	lost bool // lines were lost: the next live file's first line says so
 }
 
-// stallChecks is how many consecutive checks may see a complete line
-// waiting in the live file without the tail delivering it before the tail
-// is restarted from our offset. nxadm/tail can miss an append made between
-// its reaching the end of the file and its inotify watch being set up; it
-// then sleeps until the next append, which for a quiet log may be never.
-const stallChecks = 8
+// liveTurn is how many lines Run reads from the live file before it looks
+// at its ticker and events again.
+const liveTurn = 4096
 
 // rotatedFile is a file that has left the live path and is read through
 // our own descriptor until it stops growing.
@@ -237,7 +250,7 @@ func (r *fileRun) result(ctx context.Context, err error) error {
 }
 
 func (r *fileRun) shutdown() {
-	r.stopTail()
+	r.watch.close()
 	r.remember(r.cur)
 	r.cur.close()
 	for _, rf := range r.rotated {
@@ -356,7 +369,7 @@ func (r *fileRun) start(ctx context.Context) error {
 			// which the saved position lies past the file's new end.
 			r.metrics.Rotations.WithLabelValues(r.opts.Name, "truncate").Inc()
 			r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
-			r.lost = true
+			r.markLost()
 			r.log.Warn("file truncated while stopped and no copy of it found among glob; lines written after the saved position are lost, reading it from the start",
 				"glob", r.opts.Glob, "offset", rec.Offset, "size", r.lastSize, "lost_bytes", lost)
 			continue
@@ -428,7 +441,7 @@ func (r *fileRun) known(id store.FileID) bool {
 	return false
 }
 
-// attach opens the file at the path and starts tailing it: from its saved
+// attach opens the file at the path and follows it: from its saved
 // position on the first attach, from the start after a rotation. A missing
 // path leaves the source waiting.
 func (r *fileRun) attach(first bool) error {
@@ -459,228 +472,179 @@ func (r *fileRun) attach(first bool) error {
 		// One line per source start (and per reload): where it resumes.
 		r.log.Info("source opened", "offset", of.offset, "size", of.size)
 	}
-	r.startTail()
+	return r.follow()
+}
+
+// follow starts reading the live file at its consumed offset, dropping
+// whatever an earlier reader of it had buffered.
+func (r *fileRun) follow() error {
+	cur := r.cur
+	if _, err := cur.f.Seek(cur.offset, io.SeekStart); err != nil {
+		r.cur, r.live = nil, nil
+		cur.close()
+		return readError(r.metrics, r.opts.Name, r.opts.Path, "seek", err)
+	}
+	r.live = &drainer{
+		source: r.opts.Name, of: cur, lr: newLineReader(&guardedFile{of: cur}, r.opts.MaxLineSize, defaultChunkSize),
+		lines: r.lines, oversized: r.oversized, afterLoss: r.lost,
+	}
+	r.lost = false
+	r.more = true
+	if r.watch != nil {
+		if err := r.watch.follow(); err != nil {
+			r.log.Debug("file not watched; its directory's watch and the checks cover it", "err", err)
+		}
+	}
 	return nil
 }
 
-// startTail starts nxadm/tail on the live file at its consumed offset.
-func (r *fileRun) startTail() {
-	r.tlNum, r.inLong = 0, false
-	// The library opens the path itself, with a plain open: never let it
-	// open anything but our file (a named pipe would block it for ever).
-	if fi, err := os.Stat(r.opts.Path); err != nil || !fi.Mode().IsRegular() || fileIdentity(fi) != r.cur.id {
-		r.log.Debug("path changed before starting the tail")
-		return // the next check handles it
-	}
-	tl, err := tail.TailFile(r.opts.Path, tail.Config{
-		Location:      &tail.SeekInfo{Offset: r.cur.offset, Whence: io.SeekStart},
-		ReOpen:        true,
-		MustExist:     true, // open now, so that the check below brackets it
-		Poll:          r.opts.Poll || r.pollOnly.Load(),
-		Follow:        true,
-		MaxLineSize:   r.opts.MaxLineSize,
-		CompleteLines: true,
-		Logger:        tail.DiscardingLogger,
-	})
-	if err != nil {
-		r.log.Debug("tail not started", "err", err)
-		return // the next check finds out why
-	}
-	// TailFile opened the path after we did: if it is still our file, the
-	// library reads our file. If not, the next check handles the rotation.
-	if fi, err := os.Stat(r.opts.Path); err != nil || fileIdentity(fi) != r.cur.id {
-		r.tl = tl
-		r.stopTail()
-		r.log.Debug("path changed while starting the tail")
+// markLost marks the next line read from the live file as the first after
+// a loss.
+func (r *fileRun) markLost() {
+	if r.live != nil {
+		r.live.afterLoss = true
 		return
 	}
-	r.tl = tl
-	r.log.Debug("tail started", "file", r.cur.id, "offset", r.cur.offset)
+	r.lost = true
 }
 
-// tailStopLimit bounds the wait for a stopped tail to end. nxadm/tail
-// reopens the path on its own after a rotation with a plain open, which
-// waits for a writer for ever if a named pipe has taken the path: such a
-// tail is left behind rather than holding up the source, or shutdown.
-const tailStopLimit = 2 * time.Second
+// errHeadChanged is what guardedFile returns in place of data read after
+// the file stopped starting as it did.
+var errHeadChanged = errors.New("file no longer starts as it did")
 
-// stopTail stops nxadm/tail, discarding what it has not sent: those lines
-// are past our offset and are read again from there.
-func (r *fileRun) stopTail() {
-	if r.tl == nil {
-		return
-	}
-	tl := r.tl
-	r.tl = nil
-	tl.Kill(nil)
-	ended := make(chan struct{})
-	go func() {
-		for range tl.Lines {
-		}
-		_ = tl.Wait() // its error is that of a tail we no longer need
-		close(ended)
-	}()
-	timeout := time.NewTimer(tailStopLimit)
-	defer timeout.Stop()
-	select {
-	case <-ended:
-	case <-timeout.C:
-		// Its inotify watch may stay registered: poll this path from now on.
-		r.pollOnly.Store(true)
-		r.log.Warn("tail did not stop; left behind (is the path a named pipe?)", "waited", tailStopLimit)
-		return
-	}
-	if !r.opts.Poll && !r.pollOnly.Load() && !waitInotifyReleased(r.opts.Path) {
-		r.log.Warn("inotify watch of a stopped tail not released")
-	}
-	r.log.Debug("tail stopped")
+// guardedFile reads the live file for its line reader, and refuses data
+// read once the file no longer starts with the bytes it started with: the
+// file was truncated and written again past our offset, and the data is
+// the new content's, not the continuation of ours. One small read per
+// block read.
+type guardedFile struct {
+	of  *openFile
+	buf [prefixLen]byte
 }
 
-// waitInotifyReleased waits (briefly, bounded) until the stopped tail's
-// inotify goroutine has dropped its watch. nxadm/tail shares one watch per
-// path name and drops it asynchronously after Stop; a new tail on the same
-// path that registered before that drop would never be woken again.
-func waitInotifyReleased(path string) bool {
-	name := filepath.Clean(path)
-	// nxadm/tail creates its shared tracker lazily, in whichever
-	// goroutine watches a file first. Registering and dropping a watch of
-	// our own orders this goroutine after that creation, so reading the
-	// tracker below is not a data race with another source's first tail.
-	// The probe name is never a log's, so no tail's channel is touched.
-	probe := filepath.Join(filepath.Dir(name), ".scopewatch-inotify-probe")
-	if watch.WatchCreate(probe) == nil {
-		_ = watch.RemoveWatchCreate(probe)
+func (g *guardedFile) Read(p []byte) (int, error) {
+	n, err := g.of.f.Read(p)
+	if n > 0 && !g.of.samePrefix(&g.buf) {
+		return 0, errHeadChanged
 	}
-	deadline := time.Now().Add(time.Second)
-	for inotifyWatched(name) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
+	return n, err
+}
+
+// readLive hands on up to a turn of complete lines from the live file.
+func (r *fileRun) readLive(ctx context.Context) error {
+	r.more = false
+	if r.live == nil {
+		return nil
 	}
-	return true
-}
-
-func inotifyWatched(name string) bool {
-	return watch.Events(name) != nil
-}
-
-// tailDied handles the end of the library's line channel without a Stop.
-// The next check restarts it from our offset.
-func (r *fileRun) tailDied() {
-	err := r.tl.Wait()
-	r.tl = nil
-	r.tlDeaths++
-	r.log.Warn("tail stopped unexpectedly", "err", err)
-}
-
-// onLine handles one line from nxadm/tail.
-func (r *fileRun) onLine(ctx context.Context, l *tail.Line) error {
-	s := l.Text
-	off := l.SeekInfo.Offset
-	consumed := off - r.cur.offset
-	// Line.Num counts the lines of one open; it restarts when the library
-	// reopens the path on its own (rename, delete, truncation). Offsets
-	// must also follow on from ours, the first lines are checked against
-	// our own descriptor, and the file must still start as it did (it was
-	// not truncated and rewritten past our offset), so that a line read
-	// from another file or another content is never attributed to ours.
-	ok := l.Num == r.tlNum+1 && r.cur.samePrefix(&r.prefix)
+	more, err := r.live.drainUpTo(ctx, r.out, false, liveTurn)
 	switch {
-	case !ok:
-	case consumed == 0:
-		ok = r.inLong // further chunks of an oversized line
-		if ok {
-			r.tlNum = l.Num
-			return nil
+	case err == nil:
+		r.more = more
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errHeadChanged):
+		r.log.Debug("file no longer starts as it did, checking it", "offset", r.cur.offset)
+		if err := r.checkPath(ctx); err != nil {
+			return err
 		}
-	case consumed == int64(len(s))+1:
-		ok = r.checkContent(s, off, false)
-	case consumed > int64(len(s))+1 && len(s) == r.opts.MaxLineSize:
-		// The first chunk of a line over the limit, which the library
-		// splits into chunks of MaxLineSize sent with the same offset.
-		ok = r.checkContent(s, off, true)
-		if ok {
-			r.tlNum, r.inLong = l.Num, true
-			pos := r.cur.position(r.opts.Name, off, r.cur.line+1)
-			return r.send(ctx, tooLongLine(consumed-1, r.opts.MaxLineSize, pos), off, true)
-		}
-	default:
-		ok = false
-	}
-	if !ok {
-		return r.reopened(ctx, l)
-	}
-	r.tlNum, r.inLong = l.Num, false
-	if n := len(s); n > 0 && s[n-1] == '\r' {
-		s = s[:n-1]
-	}
-	// The library allocates a new string per line and never reuses it, so
-	// it can be handed on as bytes without a copy.
-	text := unsafe.Slice(unsafe.StringData(s), len(s))
-	return r.send(ctx, Line{Text: text, Pos: r.cur.position(r.opts.Name, off, r.cur.line+1)}, off, false)
-}
-
-// send hands ln, which ends at off in the live file, on.
-func (r *fileRun) send(ctx context.Context, ln Line, off int64, tooLong bool) error {
-	ln.Pos.AfterLoss = r.lost
-	select {
-	case r.out <- ln:
-		// Consumed only once handed on: a restarted Run resumes here.
-		r.cur.offset = off
-		r.cur.line++
-		r.lost = false
-		r.lines.Inc()
-		if tooLong {
-			r.oversized.Inc()
+		if r.live != nil && r.live.lr.err != nil {
+			// The check found the file as it was: read on from our offset.
+			return r.follow()
 		}
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		return readError(r.metrics, r.opts.Name, r.opts.Path, "read", err)
 	}
 }
 
-// checkContent compares a line from the library with our file, for the
-// first line of each tail and while within the head: a line read from
-// another file fails it. For an oversized line only its first chunk and
-// final newline are compared.
-func (r *fileRun) checkContent(s string, off int64, long bool) bool {
-	if r.tlNum > 0 && r.cur.offset >= store.HeadMax {
-		return true
+// woken handles an event of the watch (ok false: the watcher ended).
+func (r *fileRun) woken(ctx context.Context, ev fsnotify.Event, ok bool) error {
+	if !ok {
+		r.log.Warn("inotify watch ended, reading the file on every check instead")
+		r.watch.close()
+		r.watch = nil
+		return nil
 	}
-	n := int64(len(s))
-	if int64(cap(r.verify)) < n+1 {
-		r.verify = make([]byte, n+1)
+	wk := r.watch.take(ev)
+	if wk.check {
+		if err := r.checkLive(ctx); err != nil {
+			return err
+		}
 	}
-	r.verify = r.verify[:n+1]
-	if _, err := r.cur.f.ReadAt(r.verify[:n], r.cur.offset); err != nil {
-		return false
-	}
-	if _, err := r.cur.f.ReadAt(r.verify[n:], off-1); err != nil {
-		return false
-	}
-	return string(r.verify[:n]) == s && r.verify[n] == '\n' && (long || r.cur.offset+n+1 == off)
+	return r.readLive(ctx)
 }
 
-// reopened handles a line showing that the library is no longer reading
-// our file where we are: it reopened the path on its own.
-func (r *fileRun) reopened(ctx context.Context, l *tail.Line) error {
-	r.log.Debug("tail reopened on its own", "num", l.Num, "last_num", r.tlNum, "offset", l.SeekInfo.Offset, "our_offset", r.cur.offset, "len", len(l.Text))
-	r.stopTail()
-	return r.checkPath(ctx)
+// watchError handles an error of the watch. Events lost to an overflow
+// delay lines by a check at most: the checks read and stat on their own.
+func (r *fileRun) watchError(err error, ok bool) {
+	switch {
+	case !ok:
+		r.watch.close()
+		r.watch = nil
+		r.log.Warn("inotify watch ended, reading the file on every check instead")
+	case overflowed(err):
+		r.log.Debug("inotify events lost; the next check reads the file", "err", err)
+		r.more = true
+	default:
+		r.log.Warn("inotify watch error", "err", err)
+	}
 }
 
-// check runs on every tick: it finishes rotated files and looks for
-// rotation or truncation of the live one.
+// check runs on every tick: it finishes rotated files, looks for rotation
+// or truncation of the live file, and reads it.
 func (r *fileRun) check(ctx context.Context, now time.Time) error {
 	r.now = now
 	if err := r.followRotated(ctx); err != nil {
 		return err
 	}
+	if r.watch != nil {
+		r.watch.ensure()
+	}
+	// The glob is listed before the path is looked at, so that a file
+	// listed now cannot be one created at the path after the live file
+	// left it: it is kept for missed only once the path is seen to hold
+	// the live file still (or the change is handled).
+	listed := r.list(r.seen)
+	if err := r.checkLive(ctx); err != nil {
+		return err
+	}
+	if listed != nil {
+		for _, rf := range r.rotated {
+			listed[rf.d.of.id] = true
+		}
+		r.seen = listed
+	}
+	return r.readLive(ctx)
+}
+
+// checkLive attaches the path if none is followed, or checks the followed
+// one.
+func (r *fileRun) checkLive(ctx context.Context) error {
 	if r.cur == nil {
-		return r.attach(false)
+		return r.replace(ctx, nil, "")
 	}
 	return r.checkPath(ctx)
+}
+
+// replace moves from old, which has left the path (nil: none was
+// followed), to what the path holds now. The new file is opened first, so
+// that the file the path names cannot change again unseen in between;
+// then old is finished and the files missed between two looks are read,
+// before any line of the new file. An error opening the new file (a pipe
+// in its place, say) is returned once old is finished.
+func (r *fileRun) replace(ctx context.Context, old *openFile, reason string) error {
+	r.cur, r.live = nil, nil
+	attachErr := r.attach(false)
+	if old != nil {
+		if err := r.retire(ctx, old, reason); err != nil {
+			return err
+		}
+	}
+	if err := r.missed(ctx); err != nil {
+		return err
+	}
+	return attachErr
 }
 
 // checkPath compares the file at the path with the live file.
@@ -689,85 +653,119 @@ func (r *fileRun) checkPath(ctx context.Context) error {
 	fi, err := os.Stat(r.opts.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		r.stopTail()
-		r.cur = nil
-		if err := r.retire(ctx, cur, "rename"); err != nil {
-			return err
-		}
-		return r.attach(false)
+		return r.replace(ctx, cur, "rename")
 	case err != nil:
 		return readError(r.metrics, r.opts.Name, r.opts.Path, "stat", err)
 	case fileIdentity(fi) != cur.id:
-		r.stopTail()
-		r.cur = nil
 		reason := "rename"
 		if st, ok := statOf(cur); ok && st.Nlink == 0 {
 			reason = "replaced"
 		}
-		if err := r.retire(ctx, cur, reason); err != nil {
-			return err
-		}
-		return r.attach(false)
+		return r.replace(ctx, cur, reason)
 	}
 	changed, err := cur.headChanged()
 	if err != nil {
 		return readError(r.metrics, r.opts.Name, r.opts.Path, "read", err)
 	}
 	if fi.Size() < cur.offset || changed {
-		r.stopTail()
+		r.cur, r.live = nil, nil
 		r.truncated(ctx, cur, fi.Size())
 		cur.close()
-		r.cur = nil
 		return r.attach(false)
 	}
 	r.lastSize = fi.Size()
 	r.metrics.OffsetBytes.WithLabelValues(r.opts.Name).Set(float64(cur.offset))
 	r.metrics.FileSizeBytes.WithLabelValues(r.opts.Name).Set(float64(r.lastSize))
-	r.checkStall(fi.Size())
-	if r.tl == nil {
-		if r.tlDeaths > 3 {
-			return readError(r.metrics, r.opts.Name, r.opts.Path, "tail", errors.New("tail keeps stopping"))
+	return nil
+}
+
+// list returns the identities of the files matching Glob, for missed,
+// or nil when the directory has not changed since prev was listed: its
+// modification time is the same and not recent (a directory's times are
+// coarse: one changed within the last second may have changed again since
+// without showing it). A Glob with a directory pattern is always listed.
+func (r *fileRun) list(prev map[store.FileID]bool) map[store.FileID]bool {
+	dir := filepath.Dir(r.opts.Glob)
+	if !hasMeta(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return nil
 		}
-		r.startTail()
-	} else if r.tlNum > 0 {
-		r.tlDeaths = 0
+		if prev != nil && fi.ModTime().Equal(r.seenDir) && time.Since(fi.ModTime()) > time.Second {
+			return nil
+		}
+		r.seenDir = fi.ModTime()
+	}
+	paths, err := filepath.Glob(r.opts.Glob)
+	if err != nil {
+		return nil
+	}
+	ids := make(map[store.FileID]bool, len(paths))
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			ids[fileIdentity(fi)] = true
+		}
+	}
+	return ids
+}
+
+func hasMeta(path string) bool { return bytes.ContainsAny([]byte(path), `*?[\`) }
+
+// missed finishes the files that were created at the path and rotated
+// away between two looks, when the path changed more than once since the
+// last (two rotations within one check interval, or while Run was busy
+// handing lines on): a non-empty, uncompressed file matching Glob that
+// was not there at the last look and is not followed. Each is read from
+// its start, oldest first.
+func (r *fileRun) missed(ctx context.Context) error {
+	if r.seen == nil {
+		return nil
+	}
+	var found []*openFile
+	for _, p := range globOrNil(r.opts.Glob) {
+		if p == r.opts.Path {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || r.seen[fileIdentity(fi)] || r.known(fileIdentity(fi)) {
+			continue
+		}
+		of, err := openFingerprint(p)
+		if err != nil {
+			continue
+		}
+		if compressed(of.prefix) {
+			of.close()
+			continue
+		}
+		found = append(found, of)
+	}
+	slices.SortFunc(found, func(a, b *openFile) int { return a.mtime.Compare(b.mtime) })
+	for i, of := range found {
+		r.seen[of.id] = true
+		r.log.Info("finishing a file created and rotated between two checks", "file", of.path)
+		if err := r.retire(ctx, of, "rename"); err != nil {
+			for _, rest := range found[i+1:] {
+				rest.close()
+			}
+			return err
+		}
 	}
 	return nil
 }
 
-// checkStall stops a tail that has not delivered a waiting complete line
-// for stallChecks checks; checkPath then restarts it from our offset.
-func (r *fileRun) checkStall(size int64) {
-	cur := r.cur
-	if r.tl == nil || cur.offset != r.stallOffset || size <= cur.offset {
-		r.stallOffset, r.stallChecks = cur.offset, 0
-		return
-	}
-	r.stallChecks++
-	if r.stallChecks < stallChecks {
-		return
-	}
-	r.stallChecks = 0
-	if size-cur.offset <= int64(r.opts.MaxLineSize)+2 && !hasNewline(cur.f, cur.offset, size) {
-		return // a partial line: nothing to deliver yet
-	}
-	r.log.Debug("tail stalled, restarting it", "offset", cur.offset, "size", size)
-	r.stopTail()
+func globOrNil(pattern string) []string {
+	paths, _ := filepath.Glob(pattern) // the only error is a bad pattern, refused by rules
+	return paths
 }
 
-// hasNewline reports whether f holds a newline between from and to. It
-// reads in small pieces: the span may be as long as the line limit.
-func hasNewline(f *os.File, from, to int64) bool {
-	var buf [32 << 10]byte
-	for from < to {
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-from)], from)
-		if bytes.IndexByte(buf[:n], '\n') >= 0 {
+// compressed reports whether a file starting with head is gzip, bzip2, xz
+// or zstd data: a rotated file compressed after rotation, not lines.
+func compressed(head []byte) bool {
+	for _, magic := range [...]string{"\x1f\x8b", "BZh", "\xfd7zXZ\x00", "\x28\xb5\x2f\xfd"} {
+		if bytes.HasPrefix(head, []byte(magic)) {
 			return true
 		}
-		if n == 0 || (err != nil && n < len(buf)) {
-			return false
-		}
-		from += int64(n)
 	}
 	return false
 }
@@ -788,9 +786,6 @@ func statOf(of *openFile) (*syscall.Stat_t, bool) {
 // read, from the live file, lines written after the copy was taken) is a
 // copytruncate all the same, with nothing of it left to read.
 func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
-	if !r.opts.Poll && !r.pollOnly.Swap(true) {
-		r.log.Info("file truncated under an inotify tail: polling it from now on")
-	}
 	known := max(r.lastSize, old.offset)
 	startsAsOld := func(of *openFile) bool { return old.headLen > 0 && of.startsAs(old.headLen, old.headHash) }
 	copyOf := r.findSibling(func(of *openFile) bool { return of.size >= old.offset && startsAsOld(of) })
@@ -800,7 +795,7 @@ func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
 	if copyOf == nil {
 		if lost := known - old.offset; lost > 0 {
 			r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
-			r.lost = true
+			r.markLost()
 		}
 		r.metrics.Rotations.WithLabelValues(r.opts.Name, "truncate").Inc()
 		r.log.Info("file truncated", "offset", old.offset, "size", size, "lost_bytes", known-old.offset)
@@ -808,7 +803,7 @@ func (r *fileRun) truncated(ctx context.Context, old *openFile, size int64) {
 	}
 	if lost := known - max(copyOf.size, old.offset); lost > 0 {
 		r.metrics.LostBytes.WithLabelValues(r.opts.Name).Add(float64(lost))
-		r.lost = true
+		r.markLost()
 	}
 	if copyOf.size <= old.offset {
 		r.metrics.Rotations.WithLabelValues(r.opts.Name, "copytruncate").Inc()
@@ -880,6 +875,9 @@ func (r *fileRun) followRotated(ctx context.Context) error {
 			return readError(r.metrics, r.opts.Name, rf.d.of.path, "read", err)
 		}
 		r.log.Info("finished rotated file", "file", rf.d.of.path, "offset", rf.d.of.offset)
+		if r.seen != nil {
+			r.seen[rf.d.of.id] = true // read: never a missed live file
+		}
 		rf.d.of.close()
 	}
 	clear(r.rotated[len(keep):])

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -95,7 +96,8 @@ type openFile struct {
 	f        *os.File
 	path     string
 	id       store.FileID
-	size     int64 // size at the last stat
+	size     int64     // size at the last stat
+	mtime    time.Time // modification time when opened
 	headLen  int
 	headHash uint64
 	offset   int64  // offset just after the last consumed line
@@ -104,7 +106,7 @@ type openFile struct {
 	prefix   []byte // the first min(headLen, prefixLen) bytes
 }
 
-// prefixLen is how many leading bytes are compared with every line read
+// prefixLen is how many leading bytes are compared with every block read
 // from the live file: a file truncated and rewritten past our offset
 // between two checks shows a different start before its first new line
 // is passed on.
@@ -193,7 +195,7 @@ func (of *openFile) fingerprint() error {
 		return &NotRegularError{Path: of.path, Mode: fi.Mode()}
 	}
 	of.id = fileIdentity(fi)
-	of.size = fi.Size()
+	of.size, of.mtime = fi.Size(), fi.ModTime()
 	n := int(min(of.size, store.HeadMax))
 	var buf [store.HeadMax]byte
 	got, err := of.f.ReadAt(buf[:n], 0)

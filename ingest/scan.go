@@ -504,41 +504,52 @@ type drainer struct {
 	lr        *lineReader
 	lines     prometheus.Counter
 	oversized prometheus.Counter
+	afterLoss bool // the next line sent is the first after lost lines
 }
 
 // drain sends every complete line available now. With final, a last line
 // without a newline is sent too. It returns ctx's error when ctx ends and
 // a read error if the file cannot be read.
 func (d *drainer) drain(ctx context.Context, out chan<- Line, final bool) error {
-	for {
+	_, err := d.drainUpTo(ctx, out, final, 0)
+	return err
+}
+
+// drainUpTo is drain that stops after limit lines (0: no limit),
+// reporting whether it stopped for the limit.
+func (d *drainer) drainUpTo(ctx context.Context, out chan<- Line, final bool, limit int) (more bool, err error) {
+	for sent := 0; limit == 0 || sent < limit; sent++ {
 		text, n, over, ok := d.lr.next()
 		if !ok {
 			if d.lr.err != nil {
-				return d.lr.err
+				return false, d.lr.err
 			}
 			if !final {
-				return nil
+				return false, nil
 			}
 			text, n, over = d.lr.rest()
 			if n == 0 {
-				return nil
+				return false, nil
 			}
 		}
 		ln := Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1)}
 		if over {
 			ln = tooLongLine(d.lr.long, d.lr.max, ln.Pos)
 		}
+		ln.Pos.AfterLoss = d.afterLoss
 		select {
 		case out <- ln:
 			// Consumed only once handed on: a restarted Run resumes here.
 			d.of.offset += n
 			d.of.line++
+			d.afterLoss = false
 			d.lines.Inc()
 			if over {
 				d.oversized.Inc()
 			}
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
+	return true, nil
 }

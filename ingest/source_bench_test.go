@@ -63,8 +63,8 @@ func BenchmarkScan(b *testing.B) {
 	b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
 }
 
-// BenchmarkTail measures a File source reading an existing file through
-// nxadm/tail from its start, as after a restart with a backlog.
+// BenchmarkTail measures a File source reading an existing file from its
+// start, as after a restart with a backlog.
 func BenchmarkTail(b *testing.B) {
 	const n = 50_000
 	path, size := benchFile(b, n)
