@@ -18,6 +18,7 @@ import (
 
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
 	"github.com/scopewatch/scopewatch/internal/probe"
+	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -40,30 +41,26 @@ func TestScenarioThirtyDays(t *testing.T) {
 	t.Parallel()
 	bin := scopewatchBinary(t)
 	start := time.Now()
-	s := generateScenario()
-	truth := s.truth()
+	s := traffic.NewScenario()
+	truth := s.Truth()
 	rulesPath, err := filepath.Abs(filepath.Join(scenarioDir, "rules.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, rulesPath, []byte(s.rulesYAML()))
+	golden(t, rulesPath, []byte(s.RulesYAML()))
 	want, err := json.MarshalIndent(truth, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, filepath.Join(scenarioDir, "expected.json"), append(want, '\n'))
 	// Read the ground truth back from the file, as a reviewer reads it.
-	var expected scenarioTruth
+	var expected traffic.ScenarioTruth
 	if err := json.Unmarshal(readFile(t, filepath.Join(scenarioDir, "expected.json")), &expected); err != nil {
 		t.Fatal(err)
 	}
 
-	for _, src := range []string{kcSource, apiSource} {
-		l := s.kc
-		if src == apiSource {
-			l = s.api
-		}
-		if gap, _ := maxGap(l); gap > 12*time.Hour {
+	for _, src := range []string{traffic.ScenarioKeycloak, traffic.ScenarioAPI} {
+		if gap := s.MaxGap(src); gap > 12*time.Hour {
 			t.Errorf("%s log is silent for %s: coverage would break", src, gap)
 		}
 	}
@@ -74,11 +71,11 @@ func TestScenarioThirtyDays(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kcPath, apiPath, err := s.writeLogs(filepath.Join(dir, "logs"))
+	kcPath, apiPath, err := s.WriteLogs(filepath.Join(dir, "logs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := scenarioGeoEntries()
+	entries := traffic.ScenarioGeoEntries()
 	if err := geoiptest.WriteCity(filepath.Join(dir, "geoip", "GeoLite2-City.mmdb"), entries); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +87,7 @@ func TestScenarioThirtyDays(t *testing.T) {
 
 	// Every generated line must be one the parsers read: validate --sample
 	// counts the events by kind and fails on any malformed line.
-	for _, f := range []struct{ src, path string }{{kcSource, kcPath}, {apiSource, apiPath}} {
+	for _, f := range []struct{ src, path string }{{traffic.ScenarioKeycloak, kcPath}, {traffic.ScenarioAPI, apiPath}} {
 		code, out, errOut := runBinary(t, bin, "validate", "--config", cfg, "--sample", f.path, "--source", f.src)
 		if code != exitOK {
 			t.Fatalf("validate --sample %s: exit %d\n%s\n%s", f.src, code, out, errOut)
@@ -105,7 +102,7 @@ func TestScenarioThirtyDays(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("scan: exit %d\n%s\n%s", code, out, errOut)
 	}
-	lines := expected.Lines[kcSource] + expected.Lines[apiSource]
+	lines := expected.Lines[traffic.ScenarioKeycloak] + expected.Lines[traffic.ScenarioAPI]
 	if !strings.HasPrefix(out, fmt.Sprintf("scanned %d new lines from 2 file(s)", lines)) {
 		t.Errorf("scan: want %d lines scanned, got %q", lines, out)
 	}
@@ -120,15 +117,9 @@ func TestScenarioThirtyDays(t *testing.T) {
 		t.Fatalf("findings output: %v\n%s", err, out)
 	}
 
-	clean := map[string]bool{}
-	for _, c := range s.clients {
-		if !c.injected() {
-			clean[c.id] = true
-		}
-	}
-	rep := scoreScenario(expected.Findings, raised, clean)
+	rep := scoreScenario(expected.Findings, raised, s.CleanClients())
 	t.Logf("%d clients (%d clean), %d Keycloak + %d API lines; generated in %s, scanned in %s\n%s",
-		expected.Clients, expected.CleanClients, expected.Lines[kcSource], expected.Lines[apiSource],
+		expected.Clients, expected.CleanClients, expected.Lines[traffic.ScenarioKeycloak], expected.Lines[traffic.ScenarioAPI],
 		generated.Round(time.Millisecond), scanned.Round(time.Millisecond), rep.table())
 	for _, k := range rep.kinds {
 		if k.precision() != 1 || k.recall() != 1 {
@@ -236,16 +227,16 @@ func (k kindScore) recall() float64 {
 // client and subject.
 type scenarioScore struct {
 	kinds       []kindScore
-	missed      []scenarioFinding
+	missed      []traffic.ScenarioFinding
 	unexpected  []report.FindingView
 	severity    []string
 	falseAlarms int // findings on clean clients
 	cleanCount  int
 }
 
-func scoreScenario(expected []scenarioFinding, raised []report.FindingView, clean map[string]bool) scenarioScore {
+func scoreScenario(expected []traffic.ScenarioFinding, raised []report.FindingView, clean map[string]bool) scenarioScore {
 	type key struct{ kind, client, subject string }
-	want := map[key]scenarioFinding{}
+	want := map[key]traffic.ScenarioFinding{}
 	for _, f := range expected {
 		want[key{f.Kind, f.Client, f.Subject}] = f
 	}

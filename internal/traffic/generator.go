@@ -24,6 +24,7 @@ type Generator struct {
 	step    time.Duration
 	n       int
 	seq     int64
+	msg     []byte // scratch: the message of the line being written
 	traffic Traffic
 	// homes holds, per client, the indexes of its home networks in
 	// traffic.Nets; nil when the traffic has no network plan.
@@ -175,43 +176,32 @@ func (s *Generator) Next(i int) Event {
 // Quarkus JSON console logging (new quoted style).
 func (s *Generator) KeycloakQuarkusJSON(dst []byte, ev Event) []byte {
 	s.seq++
-	dst = append(dst, `{"timestamp":"`...)
-	dst = ev.Time.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
-	dst = append(dst, `","sequence":`...)
-	dst = strconv.AppendInt(dst, 8000+s.seq, 10)
-	dst = append(dst, `,"loggerClassName":"org.jboss.logging.Logger","loggerName":"org.keycloak.events","level":"`...)
-	if ev.Error != "" {
-		dst = append(dst, "WARN"...)
-	} else {
-		dst = append(dst, "DEBUG"...)
-	}
-	dst = append(dst, `","message":"`...)
-	dst = s.keycloakMessage(dst, ev, `\"`)
-	dst = append(dst, `","threadName":"executor-thread-3","threadId":41,"mdc":{},"ndc":"","hostName":"kc-0.iam.svc","processName":"QuarkusEntryPoint","processId":1}`...)
+	s.msg = s.keycloakMessage(s.msg[:0], ev)
+	dst = appendQuarkusJSON(dst, quarkusRecord{
+		time: ev.Time, seq: 8000 + s.seq, logger: "org.keycloak.events", level: eventLevel(ev),
+		message: s.msg, thread: 3, host: "kc-0.iam.svc",
+	})
 	return append(dst, '\n')
 }
 
 // KeycloakText appends ev as a jboss-logging text line in the new quoted
 // style with Keycloak's default console prefix.
 func (s *Generator) KeycloakText(dst []byte, ev Event) []byte {
-	dst = ev.Time.UTC().AppendFormat(dst, "2006-01-02 15:04:05,000")
-	if ev.Error != "" {
-		dst = append(dst, " WARN  [org.keycloak.events] (executor-thread-3) "...)
-	} else {
-		dst = append(dst, " DEBUG [org.keycloak.events] (executor-thread-3) "...)
-	}
-	dst = s.keycloakMessage(dst, ev, `"`)
+	s.msg = s.keycloakMessage(s.msg[:0], ev)
+	dst = appendKeycloakText(dst, ev.Time, eventLevel(ev), "org.keycloak.events", 3, s.msg)
 	return append(dst, '\n')
 }
 
-func (s *Generator) keycloakMessage(dst []byte, ev Event, q string) []byte {
-	kv := func(k, v string) {
-		dst = append(dst, k...)
-		dst = append(dst, '=')
-		dst = append(dst, q...)
-		dst = append(dst, v...)
-		dst = append(dst, q...)
+// eventLevel is the level Keycloak logs ev at: WARN for an error, DEBUG
+// otherwise (events-logging-success-level).
+func eventLevel(ev Event) string {
+	if ev.Error != "" {
+		return "WARN"
 	}
+	return "DEBUG"
+}
+
+func (s *Generator) keycloakMessage(dst []byte, ev Event) []byte {
 	typ := "CODE_TO_TOKEN"
 	grantType := "authorization_code"
 	if ev.Client.ID[len(ev.Client.ID)-1]%3 == 0 {
@@ -222,32 +212,20 @@ func (s *Generator) keycloakMessage(dst []byte, ev Event, q string) []byte {
 	if ev.Error != "" {
 		typ += "_ERROR"
 	}
-	kv("type", typ)
-	dst = append(dst, ", "...)
-	kv("realmId", "4c1e7f0a-2b9d-4e61-8f3a-clinic")
-	dst = append(dst, ", "...)
-	kv("realmName", "clinic")
-	dst = append(dst, ", "...)
-	kv("clientId", ev.Client.ID)
-	dst = append(dst, ", "...)
-	kv("userId", ev.User)
-	dst = append(dst, ", "...)
-	kv("sessionId", "5d2b9c1e-7a44-4f0e-b3c2-"+strconv.Itoa(ev.ID))
-	dst = append(dst, ", "...)
-	kv("ipAddress", ev.IP)
+	dst = appendEventField(dst, true, "type", typ)
+	dst = appendEventField(dst, false, "realmId", "4c1e7f0a-2b9d-4e61-8f3a-clinic")
+	dst = appendEventField(dst, false, "realmName", "clinic")
+	dst = appendEventField(dst, false, "clientId", ev.Client.ID)
+	dst = appendEventField(dst, false, "userId", ev.User)
+	dst = appendEventField(dst, false, "sessionId", "5d2b9c1e-7a44-4f0e-b3c2-"+strconv.Itoa(ev.ID))
+	dst = appendEventField(dst, false, "ipAddress", ev.IP)
 	if ev.Error != "" {
-		dst = append(dst, ", "...)
-		kv("error", ev.Error)
-		dst = append(dst, ", "...)
-		kv("grant_type", grantType)
-		return dst
+		dst = appendEventField(dst, false, "error", ev.Error)
+		return appendEventField(dst, false, "grant_type", grantType)
 	}
-	dst = append(dst, ", "...)
-	kv("token_id", "onrtac:"+strconv.Itoa(ev.ID)+"-5e6f-4a7b-8c9d")
-	dst = append(dst, ", "...)
-	kv("grant_type", grantType)
-	dst = append(dst, ", scope="...)
-	dst = append(dst, q...)
+	dst = appendEventField(dst, false, "token_id", "onrtac:"+strconv.Itoa(ev.ID)+"-5e6f-4a7b-8c9d")
+	dst = appendEventField(dst, false, "grant_type", grantType)
+	dst = append(dst, `, scope="`...)
 	scopes := ev.Scopes
 	if scopes == nil {
 		scopes = ev.Client.Granted
@@ -258,10 +236,8 @@ func (s *Generator) keycloakMessage(dst []byte, ev Event, q string) []byte {
 		}
 		dst = append(dst, sc...)
 	}
-	dst = append(dst, q...)
-	dst = append(dst, ", "...)
-	kv("client_auth_method", "client-secret")
-	return dst
+	dst = append(dst, '"')
+	return appendEventField(dst, false, "client_auth_method", "client-secret")
 }
 
 // APIJSON appends ev as an API gateway JSON access line with the client id

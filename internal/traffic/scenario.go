@@ -1,8 +1,9 @@
-package main
+package traffic
 
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -15,7 +16,7 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// This file generates the thirty_days scenario: a month of Keycloak token
+// This file generates the thirty_days scenario of the scenario test: a month of Keycloak token
 // events and nginx API access logs for a few hundred clients of a
 // hospital's FHIR and REST APIs, with a known set of injected problems.
 // Everything comes from one seeded generator, so the logs, the rules and
@@ -39,8 +40,10 @@ var nginxZone = time.FixedZone("EDT", -4*60*60)
 const (
 	kcRealmID   = "7e0f7d4b-2c1a-4f3e-9b8d-6a5c4b3a2f1e"
 	kcRealmName = "clinic"
-	apiSource   = "api"
-	kcSource    = "keycloak"
+	// ScenarioAPI and ScenarioKeycloak are the names of the scenario's
+	// sources.
+	ScenarioAPI      = "api"
+	ScenarioKeycloak = "keycloak"
 )
 
 // geoNet is one network of the scenario's GeoIP databases.
@@ -74,7 +77,7 @@ var (
 )
 
 // scenarioGeoEntries are the entries of both test databases.
-func scenarioGeoEntries() []geoiptest.Entry {
+func ScenarioGeoEntries() []geoiptest.Entry {
 	var out []geoiptest.Entry
 	for _, n := range append(slices.Clone(homeNets), burstNet, brNet, kpNet) {
 		out = append(out, geoiptest.Entry{Network: n.prefix, Country: n.country, ASN: n.asn, Org: n.org})
@@ -182,9 +185,9 @@ var scenarioRoutes = []struct{ method, path, scope string }{
 	{"GET", "/api/legacy/charts/**", "legacy_chart_read"},
 }
 
-// scenarioFinding is a finding the scenario injects, as expected.json
+// ScenarioFinding is a finding the scenario injects, as expected.json
 // lists it.
-type scenarioFinding struct {
+type ScenarioFinding struct {
 	Kind     string `json:"kind"`
 	Client   string `json:"client"`
 	Subject  string `json:"subject"`
@@ -192,9 +195,9 @@ type scenarioFinding struct {
 	Why      string `json:"why"`
 }
 
-// scenarioTruth is expected.json: what was generated and what the
+// ScenarioTruth is expected.json: what was generated and what the
 // pipeline must find in it.
-type scenarioTruth struct {
+type ScenarioTruth struct {
 	Scenario     string            `json:"scenario"`
 	Start        time.Time         `json:"start"`
 	Days         int               `json:"days"`
@@ -202,7 +205,7 @@ type scenarioTruth struct {
 	CleanClients int               `json:"clean_clients"`
 	Lines        map[string]int    `json:"lines"`
 	Events       map[string]string `json:"events"` // per source, as validate --sample counts them
-	Findings     []scenarioFinding `json:"findings"`
+	Findings     []ScenarioFinding `json:"findings"`
 }
 
 // simClient is one simulated client.
@@ -225,7 +228,7 @@ type simClient struct {
 	escalates  string            // a scope it starts asking for on day escalateOn
 	escalateOn int               // the first day it asks for escalates
 	calls      func() []apiOp    // replaces the calls its scopes imply
-	expect     []scenarioFinding // the findings its problem must raise
+	expect     []ScenarioFinding // the findings its problem must raise
 }
 
 func (c *simClient) injected() bool { return len(c.expect) > 0 }
@@ -253,8 +256,9 @@ type logEntry struct {
 	kind   string // event kind the line yields, "" when ignored
 }
 
-// scenario is the generated data.
-type scenario struct {
+// Scenario is the generated thirty_days scenario: its clients and the
+// lines of its two logs, in time order.
+type Scenario struct {
 	rng     *rand.Rand
 	clients []*simClient
 	kc, api []logEntry
@@ -272,9 +276,9 @@ var departments = []string{
 	"orthopedics", "neurology", "primary-care", "behavioral-health", "maternity", "dermatology",
 }
 
-// generateScenario builds the whole scenario.
-func generateScenario() *scenario {
-	s := &scenario{rng: rand.New(rand.NewPCG(scenarioSeed1, scenarioSeed2))}
+// NewScenario builds the whole scenario. It is the same on every call.
+func NewScenario() *Scenario {
+	s := &Scenario{rng: rand.New(rand.NewPCG(scenarioSeed1, scenarioSeed2))}
 	s.makeClients()
 	for _, c := range s.clients {
 		for d := range scenarioDays {
@@ -289,7 +293,7 @@ func generateScenario() *scenario {
 	return s
 }
 
-func (s *scenario) uuid() string {
+func (s *Scenario) uuid() string {
 	r := s.rng
 	var b [36]byte
 	hex := func(dst []byte, v uint64) {
@@ -312,7 +316,7 @@ func (s *scenario) uuid() string {
 }
 
 // host returns a random host address of prefix p.
-func (s *scenario) host(p string) netip.Addr {
+func (s *Scenario) host(p string) netip.Addr {
 	pfx := netip.MustParsePrefix(p)
 	a := pfx.Addr()
 	if a.Is4() {
@@ -327,10 +331,10 @@ func (s *scenario) host(p string) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-func (s *scenario) pick(n int) int { return s.rng.IntN(n) }
+func (s *Scenario) pick(n int) int { return s.rng.IntN(n) }
 
 // makeClients creates the clean clients and the injected ones.
-func (s *scenario) makeClients() {
+func (s *Scenario) makeClients() {
 	used := map[string]bool{}
 	var clean []roleDef
 	for _, r := range scenarioRoles {
@@ -358,7 +362,7 @@ func (s *scenario) makeClients() {
 }
 
 // menuPick picks two to five scopes of the role's menu, in menu order.
-func (s *scenario) menuPick(r roleDef) []string {
+func (s *Scenario) menuPick(r roleDef) []string {
 	n := 2 + s.pick(min(4, len(r.menu)-1))
 	idx := s.rng.Perm(len(r.menu))[:n]
 	slices.Sort(idx)
@@ -377,7 +381,7 @@ var agents = map[clientKind][]string{
 
 // newClient returns a client of role holding the non-identity scopes own,
 // with one or two stable sites.
-func (s *scenario) newClient(id string, role roleDef, own []string) *simClient {
+func (s *Scenario) newClient(id string, role roleDef, own []string) *simClient {
 	c := &simClient{
 		id: id, role: role, kind: role.kind,
 		owner:    "integration-team@clinic.example",
@@ -407,9 +411,9 @@ func (s *scenario) newClient(id string, role roleDef, own []string) *simClient {
 }
 
 // injectedClients are the clients with a problem to find, each its own.
-func (s *scenario) injectedClients() []*simClient {
+func (s *Scenario) injectedClients() []*simClient {
 	var out []*simClient
-	add := func(c *simClient, site geoNet, expect ...scenarioFinding) *simClient {
+	add := func(c *simClient, site geoNet, expect ...ScenarioFinding) *simClient {
 		c.sites = []netip.Addr{s.host(site.prefix)}
 		c.sessions = 3
 		c.expect = expect
@@ -421,22 +425,22 @@ func (s *scenario) injectedClients() []*simClient {
 	// A scope granted in every token and never called.
 	c := s.newClient("referral-inbox", roleByName("scheduling"), []string{"appointments.read", "messaging.send", "system/Patient.r"})
 	c.neverUses = "messaging.send"
-	add(c, us, scenarioFinding{"unused_scope", c.id, "messaging.send", store.SeverityWarning,
+	add(c, us, ScenarioFinding{"unused_scope", c.id, "messaging.send", store.SeverityWarning,
 		"granted in every token for 30 days, never called (never_used)"})
 
 	// A scope called in the first six days only.
 	c = s.newClient("discharge-summary", roleByName("care-team"), []string{"user/Encounter.rs", "user/Condition.rs", "appointments.read", "appointments.write"})
 	c.stopsUsing, c.stopAfter = "appointments.write", 5
-	add(c, de, scenarioFinding{"unused_scope", c.id, "appointments.write", store.SeverityWarning,
+	add(c, de, ScenarioFinding{"unused_scope", c.id, "appointments.write", store.SeverityWarning,
 		"called on days 0-5 only, still granted; idle for more than the 14d window (unused)"})
 
 	// A SMART wildcard used only for Observations.
 	c = s.newClient("mychart-patient", roleByName("patient-app"), []string{"patient/*.read"})
 	c.calls = func() []apiOp { return []apiOp{fhirOp("Observation", 'r'), fhirOp("Observation", 's')} }
 	add(c, homeNets[1],
-		scenarioFinding{"unused_scope", c.id, "patient/*.read", store.SeverityInfo,
+		ScenarioFinding{"unused_scope", c.id, "patient/*.read", store.SeverityInfo,
 			"only Observation reads and searches: patient/Observation.rs would do (broader_than_used)"},
-		scenarioFinding{"broad_request", c.id, "patient/*.read", store.SeverityWarning,
+		ScenarioFinding{"broad_request", c.id, "patient/*.read", store.SeverityWarning,
 			"asks for a wildcard read scope in every token"})
 
 	// A system-wide wildcard of a bulk exporter.
@@ -453,46 +457,46 @@ func (s *scenario) injectedClients() []*simClient {
 		}
 	}
 	add(c, homeNets[1],
-		scenarioFinding{"broad_request", c.id, "system/*.read", store.SeverityHigh,
+		ScenarioFinding{"broad_request", c.id, "system/*.read", store.SeverityHigh,
 			"asks for a system-wide wildcard (outside its role) in every token"},
-		scenarioFinding{"unused_scope", c.id, "system/*.read", store.SeverityInfo,
+		ScenarioFinding{"unused_scope", c.id, "system/*.read", store.SeverityInfo,
 			"used only for $export (search on *): system/*.s would do (broader_than_used)"})
 
 	// A retired scope, still asked for and used.
 	c = s.newClient("legacy-charts", roleByName("legacy-records"), []string{"legacy_chart_read", "user/Patient.r"})
-	add(c, us, scenarioFinding{"broad_request", c.id, "legacy_chart_read", store.SeverityHigh,
+	add(c, us, ScenarioFinding{"broad_request", c.id, "legacy_chart_read", store.SeverityHigh,
 		"asks for a scope the catalog marks retired"})
 
 	// An escalation: a scope outside its role, asked for from day 12.
 	c = s.newClient("care-coordination", roleByName("care-team"), []string{"user/Patient.rs", "user/Encounter.rs", "appointments.read"})
 	c.escalates, c.escalateOn = "user/MedicationRequest.rs", 12
-	add(c, gb, scenarioFinding{"broad_request", c.id, "user/MedicationRequest.rs", store.SeverityWarning,
+	add(c, gb, ScenarioFinding{"broad_request", c.id, "user/MedicationRequest.rs", store.SeverityWarning,
 		"from day 12 asks for a scope it never asked for in its baseline, outside its role care-team"})
 
 	// A new country (and so a new network) after the baseline formed.
 	c = s.newClient("telehealth-bridge", roleByName("scheduling"), []string{"appointments.read", "appointments.write", "system/Patient.r"})
 	add(c, us,
-		scenarioFinding{"unfamiliar_geo", c.id, "BR", store.SeverityWarning,
+		ScenarioFinding{"unfamiliar_geo", c.id, "BR", store.SeverityWarning,
 			"day 18: a token and API calls from Brazil, a country outside its baseline (US)"},
-		scenarioFinding{"unfamiliar_geo", c.id, "AS64530", store.SeverityInfo,
+		ScenarioFinding{"unfamiliar_geo", c.id, "AS64530", store.SeverityInfo,
 			"day 18: the same calls came from AS64530, a network outside its baseline"})
 
 	// One call from a denied country.
 	c = s.newClient("pharmacy-sync", roleByName("pharmacy"), []string{"system/MedicationRequest.rs", "system/Patient.r"})
-	add(c, homeNets[2], scenarioFinding{"unfamiliar_geo", c.id, "KP", store.SeverityHigh,
+	add(c, homeNets[2], ScenarioFinding{"unfamiliar_geo", c.id, "KP", store.SeverityHigh,
 		"day 22: one API call from KP, a denied country"})
 
 	// A burst from a new network.
 	c = s.newClient("imaging-viewer", roleByName("imaging"), []string{"imaging.read", "user/ImagingStudy.rs", "user/Patient.r"})
 	add(c, us,
-		scenarioFinding{"unfamiliar_burst", c.id, "AS64512", store.SeverityWarning,
+		ScenarioFinding{"unfamiliar_burst", c.id, "AS64512", store.SeverityWarning,
 			"day 20: a token refresh and 80 API calls within 3 minutes from AS64512, new to the client"},
-		scenarioFinding{"unfamiliar_geo", c.id, "AS64512", store.SeverityInfo,
+		ScenarioFinding{"unfamiliar_geo", c.id, "AS64512", store.SeverityInfo,
 			"day 20: AS64512 is a network outside its baseline (same country)"})
 
 	// Probing: refusals for a scope it was never given.
 	c = s.newClient("claims-gateway", roleByName("billing"), []string{"billing.read", "billing.submit", "system/Coverage.rs"})
-	add(c, us).expect = []scenarioFinding{ // the per-address finding names the site add picked
+	add(c, us).expect = []ScenarioFinding{ // the per-address finding names the site add picked
 		{"broad_request", c.id, "probing", store.SeverityWarning,
 			"day 16: six invalid_scope refusals within 5 minutes"},
 		{"broad_request", "", "probing from " + c.sites[0].String(), store.SeverityWarning,
@@ -503,7 +507,7 @@ func (s *scenario) injectedClients() []*simClient {
 
 	// A bearer token in a query string.
 	c = s.newClient("patient-reminders", roleByName("scheduling"), []string{"appointments.read", "messaging.send", "system/Patient.r"})
-	add(c, gb, scenarioFinding{"token_in_url", c.id, apiSource, store.SeverityHigh,
+	add(c, gb, ScenarioFinding{"token_in_url", c.id, ScenarioAPI, store.SeverityHigh,
 		"day 14: one call with ?access_token= in its URL"})
 	return out
 }
@@ -602,7 +606,7 @@ func (c *simClient) opsOn(d int) []apiOp {
 // sessions, each a token from one of its sites followed by API calls from
 // the same site. The first session makes every call the client's scopes
 // need; the others a few of them.
-func (s *scenario) clientDay(c *simClient, d int) {
+func (s *Scenario) clientDay(c *simClient, d int) {
 	day := scenarioStart.Add(time.Duration(d) * 24 * time.Hour)
 	slot := 24 * time.Hour / time.Duration(c.sessions)
 	for i := range c.sessions {
@@ -632,7 +636,7 @@ func (s *scenario) clientDay(c *simClient, d int) {
 
 // token writes the token event of a session, preceded by the user's
 // login for apps that have users.
-func (s *scenario) token(c *simClient, t time.Time, site netip.Addr, d int, later bool) {
+func (s *Scenario) token(c *simClient, t time.Time, site netip.Addr, d int, later bool) {
 	scope := strings.Join(c.scopesOn(d), " ")
 	switch c.kind {
 	case kindService:
@@ -721,68 +725,32 @@ func (j *jsonLine) key(k string) {
 }
 
 func (j *jsonLine) str(k, v string) *jsonLine { j.key(k); j.b = appendJSONString(j.b, v); return j }
-func (j *jsonLine) raw(k, v string) *jsonLine { j.key(k); j.b = append(j.b, v...); return j }
-func (j *jsonLine) num(k string, n int) *jsonLine {
-	j.key(k)
-	j.b = strconv.AppendInt(j.b, int64(n), 10)
-	return j
-}
-func (j *jsonLine) String() string { return string(append(j.b, '}')) }
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }) {
-		return append(append(b, s...), '"')
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, `\u00`...)
-			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
+func (j *jsonLine) String() string            { return string(append(j.b, '}')) }
 
 // kcEvent adds an org.keycloak.events line in the quoted jboss-logging
 // style; kind is the event kind it yields, "" for an ignored event.
-func (s *scenario) kcEvent(t time.Time, level, kind string, fields []kv) {
-	var b strings.Builder
+func (s *Scenario) kcEvent(t time.Time, level, kind string, fields []kv) {
+	var msg []byte
 	for i, f := range fields {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(f.k)
-		b.WriteString(`="`)
-		b.WriteString(f.v)
-		b.WriteByte('"')
+		msg = appendEventField(msg, i == 0, f.k, f.v)
 	}
-	s.kcLog(t, "org.keycloak.events", level, b.String(), kind)
+	s.kcLog(t, "org.keycloak.events", level, string(msg), kind)
 }
 
-// kcLog adds a Keycloak log line of any category.
-func (s *scenario) kcLog(t time.Time, logger, level, msg, kind string) {
+// kcLog adds a Keycloak log line of any category, in Quarkus JSON logging.
+func (s *Scenario) kcLog(t time.Time, logger, level, msg, kind string) {
 	thread := 1 + s.pick(16)
 	s.kc = append(s.kc, logEntry{t: t, kind: kind, render: func(seq int) string {
-		// Keycloak's Quarkus JSON logging (--log-console-output=json).
-		j := newJSONLine()
-		j.str("timestamp", t.UTC().Format("2006-01-02T15:04:05.000Z07:00")).num("sequence", seq).
-			str("loggerClassName", "org.jboss.logging.Logger").str("loggerName", logger).str("level", level).
-			str("message", msg).str("threadName", "executor-thread-"+strconv.Itoa(thread)).num("threadId", 40+thread).
-			raw("mdc", "{}").str("ndc", "").str("hostName", "kc-0").str("processName", "QuarkusEntryPoint").num("processId", 1)
-		return j.String()
+		return string(appendQuarkusJSON(nil, quarkusRecord{
+			time: t, seq: int64(seq), logger: logger, level: level, message: []byte(msg), thread: thread, host: "kc-0",
+		}))
 	}})
 }
 
 // call adds an API call of client c from address from, as the gateway's
 // log_format … escape=json writes it, with the client id the gateway
 // takes from the token.
-func (s *scenario) call(c *simClient, t time.Time, from netip.Addr, method, path string, status int) {
+func (s *Scenario) call(c *simClient, t time.Time, from netip.Addr, method, path string, status int) {
 	j := newJSONLine()
 	j.str("time_local", t.In(nginxZone).Format("02/Jan/2006:15:04:05 -0700")).
 		str("remote_addr", "10.0.0."+strconv.Itoa(2+s.pick(2))).str("remote_user", "").
@@ -795,7 +763,7 @@ func (s *scenario) call(c *simClient, t time.Time, from netip.Addr, method, path
 	s.api = append(s.api, logEntry{t: t, kind: "use", render: func(int) string { return line }})
 }
 
-func (s *scenario) client(id string) *simClient {
+func (s *Scenario) client(id string) *simClient {
 	for _, c := range s.clients {
 		if c.id == id {
 			return c
@@ -811,7 +779,7 @@ func at(d, hh, mm int) time.Time {
 
 // injectEvents adds the injected events that are not part of a client's
 // daily routine.
-func (s *scenario) injectEvents() {
+func (s *Scenario) injectEvents() {
 	// telehealth-bridge: on day 18 its credentials are used from Brazil.
 	c := s.client("telehealth-bridge")
 	br := s.host(brNet.prefix)
@@ -870,7 +838,7 @@ func (s *scenario) injectEvents() {
 
 // background adds the lines that belong to no client: Keycloak's own
 // messages and the load balancer's health checks.
-func (s *scenario) background() {
+func (s *Scenario) background() {
 	for _, d := range []int{0, 15} {
 		t := at(d, 0, 0)
 		if d > 0 {
@@ -891,7 +859,8 @@ func (s *scenario) background() {
 }
 
 // rulesYAML renders the rules file of the scenario.
-func (s *scenario) rulesYAML() string {
+// RulesYAML returns the scenario's rules file.
+func (s *Scenario) RulesYAML() string {
 	var b strings.Builder
 	q := strconv.Quote
 	b.WriteString("# Rules of the thirty_days scenario, written by TestScenarioThirtyDays -update\n" +
@@ -927,12 +896,12 @@ func quoteAll(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// truth returns what expected.json holds for the scenario.
-func (s *scenario) truth() scenarioTruth {
-	t := scenarioTruth{
+// Truth returns what expected.json holds for the scenario.
+func (s *Scenario) Truth() ScenarioTruth {
+	t := ScenarioTruth{
 		Scenario: "thirty_days", Start: scenarioStart, Days: scenarioDays,
-		Clients: len(s.clients), Lines: map[string]int{kcSource: len(s.kc), apiSource: len(s.api)},
-		Events: map[string]string{kcSource: eventSummary(s.kc), apiSource: eventSummary(s.api)},
+		Clients: len(s.clients), Lines: map[string]int{ScenarioKeycloak: len(s.kc), ScenarioAPI: len(s.api)},
+		Events: map[string]string{ScenarioKeycloak: eventSummary(s.kc), ScenarioAPI: eventSummary(s.api)},
 	}
 	for _, c := range s.clients {
 		if !c.injected() {
@@ -940,7 +909,7 @@ func (s *scenario) truth() scenarioTruth {
 		}
 		t.Findings = append(t.Findings, c.expect...)
 	}
-	slices.SortFunc(t.Findings, func(a, b scenarioFinding) int {
+	slices.SortFunc(t.Findings, func(a, b ScenarioFinding) int {
 		return strings.Compare(a.Kind+"\x00"+a.Client+"\x00"+a.Subject, b.Kind+"\x00"+b.Client+"\x00"+b.Subject)
 	})
 	return t
@@ -959,11 +928,11 @@ func eventSummary(l []logEntry) string {
 		byKind[e.kind]++
 	}
 	return fmt.Sprintf("%d lines: %d parsed into %d events (%s), %d ignored, 0 malformed",
-		len(l), len(l)-ignored, len(l)-ignored, counts(byKind), ignored)
+		len(l), len(l)-ignored, len(l)-ignored, countsText(byKind), ignored)
 }
 
-// writeLogs writes the two logs into dir and returns their paths.
-func (s *scenario) writeLogs(dir string) (kc, api string, err error) {
+// WriteLogs writes the two logs into dir and returns their paths.
+func (s *Scenario) WriteLogs(dir string) (kc, api string, err error) {
 	kc, api = dir+"/keycloak.log", dir+"/api_access.json"
 	for _, f := range []struct {
 		path string
@@ -1007,4 +976,40 @@ func maxGap(l []logEntry) (gap time.Duration, newest time.Time) {
 		last = e.t
 	}
 	return gap, last
+}
+
+// MaxGap returns the longest time between two consecutive event lines of
+// the log of source (ScenarioKeycloak or ScenarioAPI).
+func (s *Scenario) MaxGap(source string) time.Duration {
+	l := s.kc
+	if source == ScenarioAPI {
+		l = s.api
+	}
+	gap, _ := maxGap(l)
+	return gap
+}
+
+// CleanClients returns the ids of the clients with nothing injected.
+func (s *Scenario) CleanClients() map[string]bool {
+	clean := map[string]bool{}
+	for _, c := range s.clients {
+		if !c.injected() {
+			clean[c.id] = true
+		}
+	}
+	return clean
+}
+
+// countsText renders counts by kind as validate --sample does:
+// "kind n, kind n", sorted by kind, or "none".
+func countsText(m map[string]int) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
