@@ -23,14 +23,14 @@ type Committer interface {
 
 // Options configures an Engine.
 type Options struct {
-	// Parsers maps each source name to its parser. Parsers are called from
-	// the engine's goroutine only.
+	// Parsers maps each source name to its parser. Each parser is called
+	// from its source's parsing goroutine only (parse.go).
 	Parsers    map[string]ingest.Parser
 	Accountant *detect.Accountant
 	Store      Committer
 	// MaxEvents and MaxDelay bound a batch: it is committed when it holds
-	// MaxEvents lines or events, or MaxDelay after its first line,
-	// whichever comes first. Defaults: 1000 and 250ms.
+	// MaxEvents lines or events, or MaxDelay after its first line (with the
+	// lines read by then), whichever comes first. Defaults: 1000 and 250ms.
 	MaxEvents int
 	MaxDelay  time.Duration
 	// CatchUpEvents is how far a batch may grow past MaxEvents while the
@@ -51,6 +51,10 @@ type Options struct {
 	// successful commit with the batch just made durable; it must not keep
 	// or modify it. It serves progress reporting and lag metrics.
 	Committed func(b *store.Batch)
+
+	// taken, when set, is called on the accounting goroutine after each
+	// line; tests wait on it.
+	taken func()
 
 	// Detection, when set, raises findings from the events and from time
 	// passing; nil only counts usage.
@@ -78,9 +82,10 @@ type Options struct {
 	After              func(time.Duration) <-chan time.Time
 
 	// Probes, when set, carries liveness probes (systemd's watchdog): the
-	// engine commits the batch it holds and closes each probe's channel
-	// once that commit and every one before it is durable. A probe that
-	// stays open means the engine or the store is stuck.
+	// engine commits every line it had taken from its input when the probe
+	// came (once those lines are through the parse stage) and closes the
+	// probe's channel once that commit and every one before it is durable.
+	// A probe that stays open means the engine or the store is stuck.
 	Probes <-chan chan<- struct{}
 }
 
@@ -136,9 +141,10 @@ func (t realTimer) C() <-chan time.Time { return t.Timer.C }
 
 // Engine turns lines into committed usage: it parses each line with its
 // source's parser, folds the events into a batch together with the line's
-// position, and commits the batch as one transaction. Parsing and
-// accounting run on one goroutine while the previous batch commits on
-// another, so disk latency overlaps with CPU work.
+// position, and commits the batch as one transaction. Each source is
+// parsed on a goroutine of its own (parse.go), the accounting runs on one
+// goroutine, and the previous batch commits on another, so parsing, CPU
+// work and disk latency overlap.
 type Engine struct {
 	opt Options
 }
@@ -205,12 +211,16 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 		defer close(done)
 		e.commitLoop(ctx, batches, free, commitErr)
 	}()
+	stop, stopParse := context.WithCancel(context.WithoutCancel(ctx))
+	ps := startParse(stop, e.opt.Parsers, in)
 	r := &run{
-		e: e, opt: &e.opt, in: in, batches: batches, free: free, commitErr: commitErr,
+		e: e, opt: &e.opt, in: in, parse: ps, batches: batches, free: free, commitErr: commitErr,
 		b: <-free, states: make(map[string]*sourceState), det: e.opt.Detection,
 	}
 	r.judging = r.det != nil && r.det.Sweeper != nil
 	err := r.consume()
+	stopParse() // ended already unless the consuming side gave up
+	ps.wait()
 	close(batches)
 	<-done
 	if err == nil {
@@ -258,7 +268,8 @@ func (e *Engine) commitLoop(ctx context.Context, batches <-chan work, free chan<
 type run struct {
 	e         *Engine
 	opt       *Options
-	in        <-chan ingest.Line
+	in        <-chan ingest.Line // the lines, for how many wait
+	parse     *parseStage
 	batches   chan<- work
 	free      chan *store.Batch
 	commitErr <-chan error
@@ -267,8 +278,8 @@ type run struct {
 	lines  int          // lines in b
 	timer  Timer        // MaxDelay after b's first line; nil while b is empty
 	timerC <-chan time.Time
-	events []ingest.Event // reused for each line's events
-	cur    *sourceState   // the state of the source of the last line
+	cur    *sourceState // the state of the source of the last line
+	asks   []*barrier   // barriers not yet taken by the parse stage
 	states map[string]*sourceState
 
 	det     *Detection
@@ -293,19 +304,28 @@ func (r *run) consume() error {
 		defer func() { sweepTimer.Stop() }()
 	}
 	for {
+		var (
+			askC chan<- *barrier
+			ask  *barrier
+		)
+		if len(r.asks) > 0 {
+			askC, ask = r.parse.barriers, r.asks[0]
+		}
 		select {
-		case ln, ok := <-r.in:
+		case c, ok := <-r.parse.out:
 			if !ok {
 				return r.end()
 			}
-			if more, err := r.drain(ln); err != nil || !more {
+			if more, err := r.drain(c); err != nil || !more {
 				return err
 			}
 		case <-r.timerC:
+			// The batch's delay is over: commit it once the lines read
+			// before now have come through the parse stage.
 			r.timer, r.timerC = nil, nil
-			if err := r.flush(); err != nil {
-				return err
-			}
+			r.asks = append(r.asks, &barrier{flush: true})
+		case askC <- ask:
+			r.asks = r.asks[1:]
 		case <-sweepC:
 			if err := r.sweep(); err != nil {
 				return err
@@ -317,27 +337,29 @@ func (r *run) consume() error {
 				return err
 			}
 		case probe := <-r.opt.Probes:
-			if err := r.answer(probe); err != nil {
-				return err
-			}
+			r.asks = append(r.asks, &barrier{probe: probe})
 		case err := <-r.commitErr:
 			return err
 		}
 	}
 }
 
-// drain takes ln and the lines already queued behind it in a tight loop
-// (the full select costs more than handling a line), at most drainMax so
-// that the timers and signals are looked at. more is false once in is
-// closed and everything is committed.
-func (r *run) drain(ln ingest.Line) (more bool, err error) {
-	for n := 0; n < drainMax; n++ {
-		if err := r.take(ln); err != nil {
+// drain takes the lines of c and of the chunks already parsed behind it
+// in a tight loop (the full select costs more than handling a chunk), at
+// most drainMax lines so that the timers and signals are looked at. more
+// is false once the input is closed and everything is committed.
+func (r *run) drain(c *chunk) (more bool, err error) {
+	for n := 0; ; {
+		n += len(c.lines) // before takeChunk hands c back
+		if err := r.takeChunk(c); err != nil {
 			return false, err
+		}
+		if n >= drainMax {
+			return true, nil
 		}
 		var ok bool
 		select {
-		case ln, ok = <-r.in:
+		case c, ok = <-r.parse.out:
 			if !ok {
 				return false, r.end()
 			}
@@ -345,29 +367,50 @@ func (r *run) drain(ln ingest.Line) (more bool, err error) {
 			return true, nil
 		}
 	}
-	return true, r.take(ln)
 }
 
-// take handles one line and commits the batch once it is full: at
-// MaxEvents while the engine keeps up, and up to CatchUpEvents while lines
-// are queued, unless the batch already touches MaxEvents clients (a
-// commit's cost and memory are per client record).
-func (r *run) take(ln ingest.Line) error {
-	if r.cur == nil || r.cur.name != ln.Pos.Source {
-		r.cur = r.states[ln.Pos.Source]
+// takeChunk takes the lines of c in order and hands c back to the parse
+// stage.
+func (r *run) takeChunk(c *chunk) error {
+	if b := c.barrier; b != nil {
+		if b.pending--; b.pending > 0 {
+			return nil
+		}
+		return r.reached(b)
+	}
+	if r.cur == nil || r.cur.name != c.source {
+		r.cur = r.states[c.source]
 		if r.cur == nil {
-			r.cur = r.e.newSourceState(ln.Pos.Source)
-			r.states[ln.Pos.Source] = r.cur
+			r.cur = r.e.newSourceState(c.source)
+			r.states[c.source] = r.cur
 		}
 	}
-	r.events = r.cur.handle(ln, r.b, r.events[:0], r.opt.Accountant, r.det)
+	for i := range c.lines {
+		events, err := c.lineEvents(i)
+		behind := i < len(c.lines)-1 || c.behind || len(r.parse.out) > 0 || len(r.in) > 0
+		if err := r.take(c.lines[i], events, err, behind); err != nil {
+			return err
+		}
+	}
+	r.parse.recycle(c)
+	return nil
+}
+
+// take handles one parsed line and commits the batch once it is full: at
+// MaxEvents while the engine keeps up, and up to CatchUpEvents while lines
+// are queued (behind), unless the batch already touches MaxEvents clients
+// (a commit's cost and memory are per client record).
+func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error, behind bool) error {
+	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det)
 	if r.lines == 0 {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
 		r.timerC = r.timer.C()
 	}
 	r.lines++
+	if r.opt.taken != nil {
+		r.opt.taken()
+	}
 	if size := max(r.lines, r.b.Events); size >= r.opt.MaxEvents {
-		behind := len(r.in) > 0
 		if !behind || size >= r.opt.CatchUpEvents || len(r.b.Clients) >= r.opt.MaxEvents {
 			return r.flush()
 		}
@@ -459,10 +502,21 @@ func (r *run) commitIdle() error {
 
 // end commits everything once in is closed, judging a last time.
 func (r *run) end() error {
+	var err error
 	if r.judging {
-		return r.sweep()
+		err = r.sweep()
+	} else {
+		err = r.flush()
 	}
-	return r.flush()
+	// Probes the parse stage ended before taking: everything is read and
+	// committed.
+	for _, b := range r.asks {
+		if b.probe != nil && err == nil {
+			err = r.answer(b.probe)
+		}
+	}
+	r.asks = nil
+	return err
 }
 
 // reloadSilences applies the stored silences anew after one was added or
@@ -475,6 +529,18 @@ func (r *run) reloadSilences() error {
 	}
 	r.det.Findings.SetSilences(silences)
 	return r.flush()
+}
+
+// reached does what b was asked for, now that every line read before it
+// has been taken.
+func (r *run) reached(b *barrier) error {
+	if b.probe != nil {
+		return r.answer(b.probe)
+	}
+	if b.flush && r.timer == nil {
+		return r.flush() // unless a new batch began since: its own timer runs
+	}
+	return nil
 }
 
 // answer commits what the engine holds and has probe closed once that
@@ -561,7 +627,6 @@ const drainMax = 256
 // counts until the batch is flushed.
 type sourceState struct {
 	name      string
-	parser    ingest.Parser
 	lines     uint64
 	held      uint64 // pieces of a line not yet ended, counted with their end
 	malformed uint64
@@ -609,7 +674,7 @@ func (m *sourceMetrics) ignore(reason ingest.Skip) {
 
 func (e *Engine) newSourceState(name string) *sourceState {
 	m := e.opt.Metrics
-	st := &sourceState{name: name, parser: e.opt.Parsers[name]}
+	st := &sourceState{name: name}
 	st.m.parsed = m.LinesParsed.WithLabelValues(name)
 	st.m.ignored = make(map[ingest.Skip]prometheus.Counter, len(ingest.SkipReasons()))
 	for _, r := range ingest.SkipReasons() {
@@ -629,20 +694,20 @@ func (e *Engine) newSourceState(name string) *sourceState {
 	return st
 }
 
-// handle parses one line and folds its events into b. It never fails:
-// a malformed line is counted and skipped.
-func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Event, acc *detect.Accountant, det *Detection) []ingest.Event {
+// handle counts one parsed line, with its events and parse outcome, and
+// folds the events into b. It never fails: a malformed line is counted and
+// skipped.
+func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, err error, b *store.Batch, acc *detect.Accountant, det *Detection) {
 	if ln.Pos.AfterLoss && det != nil {
 		det.Coverage.Break(st.name) // the lost lines are a gap in what was observed
 	}
-	if st.parser == nil {
+	if errors.Is(err, errNoParser) {
 		st.lines++
 		st.mark(ln.Pos)
 		st.malformed++
 		st.m.malformed.WithLabelValues(st.name, "no_parser").Inc()
-		return events
+		return
 	}
-	events, err := ingest.ParseLine(st.parser, ln, events)
 	skip, pe := ingest.Outcome(err)
 	if skip == ingest.SkipPartial {
 		// A piece of a line the container runtime split. Its position is
@@ -650,7 +715,7 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 		// between reads the whole line again, and it is counted then.
 		st.held++
 		st.m.ignore(skip)
-		return events[:0]
+		return
 	}
 	st.lines += 1 + st.held
 	st.held = 0
@@ -667,7 +732,7 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 		}
 		st.m.malformed.WithLabelValues(st.name, reason).Add(float64(n))
 		if pe.Records == 0 {
-			return events[:0] // malformed whole
+			return // malformed whole
 		}
 		// A page of records, some malformed: the others count.
 	} else {
@@ -681,7 +746,7 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.ignored++
 			st.m.ignore(skip)
 		}
-		return events[:0]
+		return
 	}
 	for i := range events {
 		ev := &events[i]
@@ -726,7 +791,6 @@ func (st *sourceState) handle(ln ingest.Line, b *store.Batch, events []ingest.Ev
 			st.cov.Observe(ev.Time)
 		}
 	}
-	return events
 }
 
 // mark remembers pos as the newest position of its file.

@@ -193,6 +193,7 @@ func TestEngineBatchSizes(t *testing.T) {
 		return line("api", 20, int64(100*(i+1)), int64(i+1),
 			`{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	}
+	taken := make(chan struct{}, 1024)
 	run := func(t *testing.T, in chan ingest.Line, feed func()) []uint64 {
 		t.Helper()
 		var sizes []uint64
@@ -200,6 +201,7 @@ func TestEngineBatchSizes(t *testing.T) {
 			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
 			MaxEvents: 10, CatchUpEvents: 50, MaxDelay: time.Hour, // only the size bounds close batches here
 			Committed: func(b *store.Batch) { sizes = append(sizes, b.Sources["api"].Lines) },
+			taken:     func() { taken <- struct{}{} },
 		})
 		done := make(chan error, 1)
 		go func() { done <- e.Run(t.Context(), in) }()
@@ -211,10 +213,11 @@ func TestEngineBatchSizes(t *testing.T) {
 		return sizes
 	}
 	t.Run("keeping up", func(t *testing.T) {
-		in := make(chan ingest.Line) // unbuffered: nothing ever queues
+		in := make(chan ingest.Line) // each line taken before the next is sent: nothing ever queues
 		got := run(t, in, func() {
 			for i := range 30 {
 				in <- apiLine(i)
+				<-taken
 			}
 		})
 		if !slices.Equal(got, []uint64{10, 10, 10}) {

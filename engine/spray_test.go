@@ -27,6 +27,16 @@ type sprayRig struct {
 	fs   *detect.Findings
 	m    *Metrics
 	eng  *Engine
+	// probes reach the running engine: a probe is answered once every
+	// line sent before it is committed.
+	probes chan chan<- struct{}
+}
+
+// settle returns once every line sent so far is committed.
+func (r *sprayRig) settle() {
+	done := make(chan struct{})
+	r.probes <- done
+	<-done
 }
 
 func sprayConfig(t *testing.T) *rules.Config {
@@ -47,7 +57,7 @@ func newSprayRig(t *testing.T, db *store.DB, cfg *rules.Config, now func() time.
 		t.Fatal(err)
 	}
 	parsers["keycloak"] = kc
-	r := &sprayRig{db: db, cfg: cfg, acc: detect.NewAccountant(cfg.Rules, nil), m: NewMetrics(prometheus.NewRegistry())}
+	r := &sprayRig{db: db, cfg: cfg, acc: detect.NewAccountant(cfg.Rules, nil), m: NewMetrics(prometheus.NewRegistry()), probes: make(chan chan<- struct{})}
 	r.fs = detect.NewFindings(nil, nil, now, nil)
 	r.dets = detect.NewDetectors(detect.DetectorOptions{Config: cfg.Detect, Rules: cfg.Rules, Known: r.acc.Known()}, r.fs)
 	if err := db.ForEachClient(func(c store.Client) error { r.dets.Load(c); return nil }); err != nil {
@@ -55,7 +65,7 @@ func newSprayRig(t *testing.T, db *store.DB, cfg *rules.Config, now func() time.
 	}
 	cov := detect.NewCoverage(nil, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	r.eng = New(Options{
-		Parsers: parsers, Accountant: r.acc, Store: db, MaxEvents: 1000, Metrics: r.m,
+		Parsers: parsers, Accountant: r.acc, Store: db, MaxEvents: 1000, Metrics: r.m, Probes: r.probes,
 		Detection: &Detection{
 			Detectors: r.dets, Findings: r.fs, Coverage: cov,
 			Sweeper: detect.NewSweeper(detect.SweeperOptions{Config: cfg, Findings: r.fs, Coverage: cov, Forget: r.dets}),
@@ -68,7 +78,9 @@ func newSprayRig(t *testing.T, db *store.DB, cfg *rules.Config, now func() time.
 // run feeds lines through the engine and returns once all are committed.
 func (r *sprayRig) run(t *testing.T, lines func(in chan<- ingest.Line)) {
 	t.Helper()
-	in := make(chan ingest.Line, 1024)
+	// Unbuffered: a line is in the engine's hands once sent, so a probe
+	// sent after it (settle) follows it.
+	in := make(chan ingest.Line)
 	done := make(chan error, 1)
 	go func() { done <- r.eng.Run(t.Context(), in) }()
 	lines(in)
@@ -108,9 +120,12 @@ func TestClientIDSpray(t *testing.T) {
 	r := newSprayRig(t, db, cfg, now)
 	r.run(t, func(in chan<- ingest.Line) {
 		// A use before the client's first grant is seen, the grant, a
-		// use after it.
+		// use after it, each taken before the next: the sources are
+		// parsed apart, so only a source's own lines keep their order.
 		in <- line("api", 20, 100, 1, `{"ts":"2026-10-01T09:59:00Z","client":"late","method":"GET","path":"/api/labs/1","status":200,"ip":"192.0.2.1"}`)
+		r.settle()
 		in <- line("idp", 21, 100, 1, `{"ts":"2026-10-01T09:59:30Z","type":"token","client":"late","scope":"openid view_lab_results"}`)
+		r.settle()
 		in <- line("api", 20, 200, 2, `{"ts":"2026-10-01T09:59:40Z","client":"late","method":"GET","path":"/api/labs/2","status":200,"ip":"192.0.2.1"}`)
 		sprayLines(in, at)
 	})
