@@ -162,32 +162,27 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 		return r.result(ctx, err)
 	}
 	f.markStarted()
+	ready := make(chan struct{}) // closed: a receive from it never waits
+	close(ready)
 	for {
-		var err error
+		// While the live file has more than one turn's lines, reading on
+		// is always ready, and takes its turn with checks and events.
+		var readOn <-chan struct{}
 		if r.more {
-			// The live file has more than one turn's lines: read on, and
-			// see to checks and events between turns.
-			select {
-			case <-ctx.Done():
-				return nil
-			case now := <-tick:
-				err = r.check(ctx, now)
-			case ev, ok := <-r.watch.events():
-				err = r.woken(ctx, ev, ok)
-			default:
-				err = r.readLive(ctx)
-			}
-		} else {
-			select {
-			case <-ctx.Done():
-				return nil
-			case now := <-tick:
-				err = r.check(ctx, now)
-			case ev, ok := <-r.watch.events():
-				err = r.woken(ctx, ev, ok)
-			case werr, ok := <-r.watch.errs():
-				r.watchError(werr, ok)
-			}
+			readOn = ready
+		}
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick:
+			err = r.check(ctx, now)
+		case ev, ok := <-r.watch.events():
+			err = r.woken(ctx, ev, ok)
+		case werr, ok := <-r.watch.errs():
+			r.watchError(werr, ok)
+		case <-readOn:
+			err = r.readLive(ctx)
 		}
 		if err != nil {
 			return r.result(ctx, err)

@@ -104,16 +104,16 @@ func topReason[K ~string](m map[K]int64) (K, int64) {
 	return top, n
 }
 
-// Counts renders counts by reason as "a 3, b 1", sorted by reason;
+// Counts renders counts by reason or kind as "a 3, b 1", sorted by key;
 // "none" when there are none.
-func Counts[K ~string](m map[K]int64) string {
+func Counts[K ~string, V int | int64](m map[K]V) string {
 	keys := slices.Sorted(maps.Keys(m))
 	if len(keys) == 0 {
 		return "none"
 	}
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, string(k)+" "+strconv.FormatInt(m[k], 10))
+		parts = append(parts, string(k)+" "+strconv.FormatInt(int64(m[k]), 10))
 	}
 	return strings.Join(parts, ", ")
 }

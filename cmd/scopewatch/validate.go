@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +83,7 @@ func trySample(w io.Writer, src rules.Source, p ingest.Parser, path string, show
 	t := &r.Tally
 	lines, ignored, malformed := t.Lines, t.IgnoredLines(), t.MalformedLines()
 	fmt.Fprintf(w, "\nsample %s as source %s: %d lines: %d parsed into %d events (%s), %d ignored, %d malformed\n",
-		path, src.Name, lines, lines-ignored-malformed, r.Events, counts(r.ByKind), ignored, malformed)
+		path, src.Name, lines, lines-ignored-malformed, r.Events, ingest.Counts(r.ByKind), ignored, malformed)
 	fmt.Fprintf(w, "ignored by reason: %s\n", ingest.Counts(t.Ignored))
 	if ignored > 0 {
 		fmt.Fprintf(w, "first ignored lines:\n")
@@ -115,18 +113,6 @@ func shown(ln ingest.Line) string {
 		return fmt.Sprintf("(%d bytes, not shown)", n)
 	}
 	return report.Text(clip(ln.Text, 160)) // a log line may hold control characters: never raw to a terminal
-}
-
-func counts(m map[string]int) string {
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
 }
 
 func clip(b []byte, n int) string {

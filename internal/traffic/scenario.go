@@ -3,7 +3,6 @@ package traffic
 import (
 	"bufio"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -928,7 +928,7 @@ func eventSummary(l []logEntry) string {
 		byKind[e.kind]++
 	}
 	return fmt.Sprintf("%d lines: %d parsed into %d events (%s), %d ignored, 0 malformed",
-		len(l), len(l)-ignored, len(l)-ignored, countsText(byKind), ignored)
+		len(l), len(l)-ignored, len(l)-ignored, ingest.Counts(byKind), ignored)
 }
 
 // WriteLogs writes the two logs into dir and returns their paths.
@@ -998,18 +998,4 @@ func (s *Scenario) CleanClients() map[string]bool {
 		}
 	}
 	return clean
-}
-
-// countsText renders counts by kind as validate --sample does:
-// "kind n, kind n", sorted by kind, or "none".
-func countsText(m map[string]int) string {
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
 }
