@@ -104,7 +104,8 @@ type clientState struct {
 	countrys map[string]time.Time // country → first seen
 	nets     map[netKey]*netState // network → first seen, bounded
 	// probing's
-	denials *ring
+	denials    *ring
+	denialFrom []netip.Addr // the latest distinct addresses refused, at most maxDenialFrom
 }
 
 // NewDetectors returns detectors raising into findings.

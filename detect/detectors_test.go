@@ -232,6 +232,27 @@ func TestProbing(t *testing.T) {
 			"broad_request//probing from 203.0.113.9": store.SeverityWarning,
 		})
 	})
+	t.Run("the client's finding names its addresses", func(t *testing.T) {
+		h := newHarness(t, testDetect(), nil)
+		from := []string{"198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5", "198.51.100.2"}
+		for i, a := range from {
+			ev := deny("lab-portal", t0.Add(time.Duration(i)*time.Minute), "invalid_scope")
+			ev.IP = netip.MustParseAddr(a)
+			h.observe(ev)
+		}
+		f := h.fs.Get(store.FindingKey{Kind: rules.KindBroadRequest, Client: "lab-portal", Subject: "probing"})
+		if f == nil {
+			t.Fatal("no probing finding for the client")
+		}
+		// The latest four distinct addresses, oldest first; the newest
+		// is the evidence's address.
+		if want := "invalid_scope; from 198.51.100.3, 198.51.100.4, 198.51.100.5, 198.51.100.2"; f.Evidence.Detail != want {
+			t.Errorf("detail = %q, want %q", f.Evidence.Detail, want)
+		}
+		if f.Evidence.IP != "198.51.100.2" {
+			t.Errorf("evidence IP = %q, want the latest, 198.51.100.2", f.Evidence.IP)
+		}
+	})
 	t.Run("five spread out", func(t *testing.T) {
 		h := newHarness(t, testDetect(), nil)
 		for i := range 5 {

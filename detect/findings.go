@@ -76,11 +76,13 @@ func (fs *Findings) Raise(k store.FindingKey, severity string, t time.Time, pos 
 		fs.all[k] = f
 		delete(fs.dropped, k)
 		fs.setState(f, store.StateOpen, now)
+		openedAt(f, t)
 		fs.m.Raised.WithLabelValues(k.Kind, severity).Inc()
 	} else {
 		if f.State == store.StateResolved {
 			f.Resolved = time.Time{}
 			fs.setState(f, store.StateOpen, now)
+			openedAt(f, t)
 			fs.m.Raised.WithLabelValues(k.Kind, severity).Inc()
 		}
 		if store.SeverityRank(severity) > store.SeverityRank(f.Severity) {
@@ -102,6 +104,15 @@ func (fs *Findings) Raise(k store.FindingKey, severity string, t time.Time, pos 
 	}
 	fs.dirty[k] = struct{}{}
 	return f
+}
+
+// openedAt dates a finding that has just opened by the event that opened
+// it, t, rather than by the clock, which in a scan is the newest event of
+// any reader; never later than the clock.
+func openedAt(f *store.Finding, t time.Time) {
+	if !t.IsZero() && t.Before(f.Opened) {
+		f.Opened = t
+	}
 }
 
 // Hold records that a condition found by a sweep holds at t. A new or

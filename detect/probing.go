@@ -2,7 +2,9 @@ package detect
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/ingest"
@@ -43,12 +45,19 @@ func (pr *probing) observe(ev *ingest.Event, st *clientState) {
 		if st.denials == nil {
 			st.denials = newRing(p.Denials)
 		}
+		if ev.IP.IsValid() {
+			st.denialFrom = addLatest(st.denialFrom, ev.IP.Unmap(), maxDenialFrom)
+		}
 		if st.denials.add(ev.Time, window) {
 			k := store.FindingKey{Kind: rules.KindBroadRequest, Client: ev.Client, Subject: "probing"}
 			f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
 			f.Summary = "The client collected " + strconv.Itoa(p.Denials) + " or more refusals (" + ev.Reason +
 				") within " + humanDuration(window) + ": it may be probing for scopes it was not given."
 			f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = p.Denials, humanDuration(window), ev.Reason
+			if len(st.denialFrom) > 0 {
+				f.Evidence.IP = st.denialFrom[len(st.denialFrom)-1].String()
+				f.Evidence.Detail += "; from " + joinAddrs(st.denialFrom)
+			}
 		}
 	}
 	if !ev.IP.IsValid() {
@@ -82,6 +91,32 @@ func (pr *probing) observe(ev *ingest.Event, st *clientState) {
 			" or more refusals within " + humanDuration(window) + ", across clients: it may be probing."
 		f.Evidence.IP, f.Evidence.Requests, f.Evidence.Window, f.Evidence.Detail = ev.IP.String(), p.Denials, humanDuration(window), ev.Reason
 	}
+}
+
+// maxDenialFrom is how many of the addresses a client was refused from
+// its probing finding names, the latest.
+const maxDenialFrom = 4
+
+// addLatest moves a to the end of list, the latest, keeping at most n.
+func addLatest(list []netip.Addr, a netip.Addr, n int) []netip.Addr {
+	if i := slices.Index(list, a); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	} else if len(list) >= n {
+		list = slices.Delete(list, 0, 1)
+	}
+	return append(list, a)
+}
+
+// joinAddrs lists addresses, oldest first, separated by ", ".
+func joinAddrs(list []netip.Addr) string {
+	var b strings.Builder
+	for i, a := range list {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.String())
+	}
+	return b.String()
 }
 
 // maxProbes bounds the addresses whose refusals are counted at once.
