@@ -83,7 +83,9 @@ func TestEngineCommitsCountsWithPositions(t *testing.T) {
 	r := loadTestRules(t)
 	timers := make(chan *manualTimer, 8)
 	commits := make(chan int, 8)
+	taken := make(chan struct{}, 8)
 	e := New(Options{
+		taken:     func() { taken <- struct{}{} },
 		Committed: func(b *store.Batch) { commits <- len(b.Positions) },
 		Parsers:   testParsers(t), Accountant: detect.NewAccountant(r, nil), Store: db, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer {
@@ -97,6 +99,9 @@ func TestEngineCommitsCountsWithPositions(t *testing.T) {
 	go func() { done <- e.Run(t.Context(), in) }()
 
 	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"lab","scope":"openid view_lab_results write_orders"}`)
+	// Sources are parsed apart: the grant is taken before the uses that
+	// follow it only if the test waits for it.
+	<-taken
 	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9?x=1","status":200,"ip":"10.1.2.3"}`)
 	in <- line("api", 21, 70, 1, `{"ts":"2026-10-01T10:00:02Z","method":"GET","path":"/api/labs/9","status":200}`) // no client, second file
 	in <- line("api", 20, 90, 2, `{"ts":"2026-10-01T10:00:03Z","client":"lab","method":"GET","path":"/unmapped","status":200}`)
