@@ -171,28 +171,6 @@ func mergeReasons(have string, reasons []string) string {
 	return have
 }
 
-// inRole reports whether a role that allows the scopes role permits s:
-// listed as is, or a SMART scope within a listed SMART scope.
-func inRole(role []string, s string, smart *rules.SMARTScope) bool {
-	if slices.Contains(role, s) {
-		return true
-	}
-	if smart == nil {
-		return false
-	}
-	for _, r := range role {
-		g, err := rules.ParseSMART(r)
-		if err != nil {
-			continue
-		}
-		if g.Context == smart.Context && (g.Resource == "*" || g.Resource == smart.Resource) &&
-			smart.Perms&^g.Perms == 0 && (g.RawQuery == "" || g.RawQuery == smart.RawQuery) {
-			return true
-		}
-	}
-	return false
-}
-
 // scopeInfo is what a scope's name alone says about its breadth, with the
 // scope's number for the clients' scope sets.
 type scopeInfo struct {
@@ -243,6 +221,9 @@ func (b *broadRequest) scopeInfo(s string) *scopeInfo {
 		}
 	}
 	if cs, ok := b.d.rules.Scopes[s]; ok {
+		if cs.Admin {
+			raise(store.SeverityHigh, "admin scope")
+		}
 		switch cs.Lifecycle {
 		case rules.Deprecated:
 			r := "deprecated"
@@ -267,7 +248,7 @@ func (si *scopeInfo) allows(name string, role []string, s string) bool {
 	if ok, known := si.inRole[name]; known {
 		return ok
 	}
-	ok := inRole(role, s, si.smart)
+	ok := rules.RoleAllows(role, s, si.smart)
 	if si.id != noScope {
 		if si.inRole == nil {
 			si.inRole = make(map[string]bool)

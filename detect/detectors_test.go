@@ -44,14 +44,17 @@ func policyRules(t *testing.T) *rules.Rules {
 			"read_all_data": {Lifecycle: rules.Deprecated, ReplacedBy: "view_lab_results"},
 			"legacy_admin":  {Lifecycle: rules.Retired},
 			"old_reports":   {Lifecycle: rules.Deprecated},
+			"manage_users":  {Admin: true},
 		},
 		Roles: map[string][]string{
-			"lab":   {"view_lab_results", "order_lab_tests", "patient/*.rs"},
-			"chart": {"patient/Observation.rs"},
+			"lab":      {"view_lab_results", "order_lab_tests", "patient/*.rs"},
+			"chart":    {"patient/Observation.rs"},
+			"pharmacy": {"patient/Medication*.rs", "rx_*", "manage_users"},
 		},
 		Clients: map[string]rules.Client{
 			"lab-portal":  {Role: "lab", ExpectedCountries: []string{"US"}},
 			"mychart-app": {Role: "chart", ExpectedCountries: []string{"US", "CA"}},
+			"rx-app":      {Role: "pharmacy"},
 		},
 		IdentityScopes: rules.DefaultIdentityScopes(),
 	}
@@ -158,6 +161,14 @@ func TestBroadRequest(t *testing.T) {
 		{"outside role", "mychart-app", []string{"openid", "patient/Condition.rs"}, map[string]string{
 			"broad_request/mychart-app/patient/Condition.rs": store.SeverityWarning}},
 		{"narrower than role", "mychart-app", []string{"patient/Observation.r"}, nil},
+		{"in a role pattern", "rx-app", []string{"patient/MedicationRequest.r", "patient/MedicationDispense.rs", "rx_refills"}, nil},
+		{"outside a role pattern", "rx-app", []string{"patient/Observation.r", "patient/MedicationRequest.rsu", "lab_results"}, map[string]string{
+			"broad_request/rx-app/patient/Observation.r":         store.SeverityWarning,
+			"broad_request/rx-app/patient/MedicationRequest.rsu": store.SeverityWarning,
+			"broad_request/rx-app/lab_results":                   store.SeverityWarning,
+		}},
+		{"admin in the catalog, even in role", "rx-app", []string{"manage_users"}, map[string]string{
+			"broad_request/rx-app/manage_users": store.SeverityHigh}},
 		{"too many", "unregistered", []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"}, map[string]string{
 			"broad_request/unregistered/max_scopes": store.SeverityWarning}},
 	}

@@ -332,6 +332,10 @@ type Scope struct {
 	Lifecycle   string `yaml:"lifecycle"`   // active (default) | deprecated | retired
 	ReplacedBy  string `yaml:"replaced_by"`
 	Sunset      string `yaml:"sunset"` // YYYY-MM-DD
+	// Admin marks a scope that administers the system (clients, users,
+	// configuration): asking for it, or being granted it, raises
+	// broad_request at high severity whatever the client's role.
+	Admin bool `yaml:"admin"`
 }
 
 // Client is a client registration.

@@ -115,7 +115,7 @@ func (r *Rules) check(p *problems) {
 		at := joinKey("roles", role)
 		for i, s := range r.Roles[role] {
 			fp := joinIndex(at, i)
-			checkScopeName(p, lineOf(lines, fp, at), fp, s)
+			checkRoleEntry(p, lineOf(lines, fp, at), fp, s)
 		}
 	}
 
