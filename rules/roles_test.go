@@ -10,14 +10,14 @@ func TestRoleAllows(t *testing.T) {
 	}{
 		{"view_lab_results", true},
 		{"view_lab_resultsx", false},
-		{"patient/Observation.r", true},           // narrower than patient/*.rs
-		{"patient/Observation.rsu", false},        // an interaction more
-		{"patient/Observation.read", true},        // v1 read is rs
-		{"user/MedicationRequest.s", true},        // within the pattern
-		{"user/MedicationDispense.rs", true},      // within the pattern
-		{"user/Medication.rs", true},              // * matches nothing too
-		{"user/Observation.rs", false},            // outside the pattern
-		{"patient/MedicationRequest.c", false},    // patient/*.rs has no c
+		{"patient/Observation.r", true},        // narrower than patient/*.rs
+		{"patient/Observation.rsu", false},     // an interaction more
+		{"patient/Observation.read", true},     // v1 read is rs
+		{"user/MedicationRequest.s", true},     // within the pattern
+		{"user/MedicationDispense.rs", true},   // within the pattern
+		{"user/Medication.rs", true},           // * matches nothing too
+		{"user/Observation.rs", false},         // outside the pattern
+		{"patient/MedicationRequest.c", false}, // patient/*.rs has no c
 		{"system/Observation.rs?category=laboratory", true},
 		{"system/Observation.r?category=laboratory", true},
 		{"system/Observation.rs", false}, // the constraint dropped
