@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scopewatch/scopewatch/ingest"
@@ -13,7 +15,10 @@ import (
 // unfamiliar_burst.requests events within its window come from one
 // network new to a client whose baseline has formed, while the network is
 // new (unfamiliar_burst.new_for): warning, or high when the network is
-// also in a country new to the client.
+// also in a country new to the client. It also counts a client's events
+// from all its new networks together: a burst spread over two or more of
+// them, none over the threshold alone, raises one finding (subject "new
+// networks") that names them.
 type unfamiliarBurst struct {
 	d   *Detectors
 	cfg rules.UnfamiliarBurst
@@ -28,6 +33,7 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 		ns.recent = nil // familiar, or no longer new
 		return
 	}
+	u.acrossNetworks(ev, st, k)
 	if ns.recent == nil {
 		ns.recent = newRing(bc.Requests + 1)
 	}
@@ -47,5 +53,72 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 	fillPlace(&f.Evidence, ev, place)
 	if k.asn == 0 {
 		f.Evidence.Network = k.String()
+	}
+}
+
+// acrossSubject is the subject of a burst spread over new networks.
+const acrossSubject = "new networks"
+
+// maxAcross bounds the new networks a client's spread burst remembers.
+const maxAcross = 8
+
+// acrossNets is a client's count of events from all its new networks.
+type acrossNets struct {
+	recent *ring
+	nets   []netSeen // the latest new networks, at most maxAcross
+}
+
+type netSeen struct {
+	net  netKey
+	last time.Time
+}
+
+// acrossNetworks counts ev, from the new network k, among the client's
+// events from any new network, and raises the spread burst once more than
+// unfamiliar_burst.requests of them fall within the window and come from
+// two networks or more.
+func (u *unfamiliarBurst) acrossNetworks(ev *ingest.Event, st *clientState, k netKey) {
+	bc, window := u.cfg, time.Duration(u.cfg.Window)
+	a := st.across
+	if a == nil {
+		a = &acrossNets{recent: newRing(bc.Requests + 1)}
+		st.across = a
+	}
+	i := slices.IndexFunc(a.nets, func(n netSeen) bool { return n.net == k })
+	switch {
+	case i >= 0:
+		a.nets[i].last = ev.Time
+	case len(a.nets) < maxAcross:
+		a.nets = append(a.nets, netSeen{k, ev.Time})
+	default:
+		oldest := 0
+		for j := range a.nets {
+			if a.nets[j].last.Before(a.nets[oldest].last) {
+				oldest = j
+			}
+		}
+		a.nets[oldest] = netSeen{k, ev.Time}
+	}
+	if !a.recent.add(ev.Time, window) {
+		return
+	}
+	var in []string
+	for _, n := range a.nets {
+		if ev.Time.Sub(n.last) <= window {
+			in = append(in, n.net.String())
+		}
+	}
+	if len(in) < 2 {
+		return // one network: its own finding says it
+	}
+	slices.Sort(in)
+	fk := store.FindingKey{Kind: rules.KindUnfamiliarBurst, Client: ev.Client, Subject: acrossSubject}
+	f := u.d.findings.Raise(fk, store.SeverityWarning, ev.Time, ev.Pos)
+	f.Summary = "More than " + strconv.Itoa(bc.Requests) + " requests within " + humanDuration(window) +
+		" came from " + strconv.Itoa(len(in)) + " networks new to the client: " + strings.Join(in, ", ") + "."
+	f.Evidence.Requests, f.Evidence.Window = bc.Requests+1, humanDuration(window)
+	f.Evidence.Detail = strings.Join(in, ", ")
+	if ev.IP.IsValid() {
+		f.Evidence.IP = ev.IP.String()
 	}
 }

@@ -103,6 +103,7 @@ type clientState struct {
 	// unfamiliarGeo's, and unfamiliarBurst's in netState
 	countrys map[string]time.Time // country → first seen
 	nets     map[netKey]*netState // network → first seen, bounded
+	across   *acrossNets          // events from all new networks, for spread bursts
 	// probing's
 	denials    *ring
 	denialFrom []netip.Addr // the latest distinct addresses refused, at most maxDenialFrom

@@ -415,6 +415,44 @@ func TestUnfamiliarBurst(t *testing.T) {
 	h2.want(nil)
 }
 
+// TestUnfamiliarBurstAcrossNetworks spreads a burst over two new
+// networks, neither over the threshold alone: one finding names both. The
+// same requests spread over more than the window raise nothing.
+func TestUnfamiliarBurstAcrossNetworks(t *testing.T) {
+	cfg := testDetect()
+	cfg.UnfamiliarBurst.Requests = 10
+	h := newHarness(t, cfg, nil) // networks by /24
+	h.observe(use("lab-portal", "198.51.100.7", t0))
+	at := h.warm("lab-portal")
+	for i := range 16 {
+		from := "192.0.2.1"
+		if i%2 == 1 {
+			from = "203.0.113.1"
+		}
+		h.observe(use("lab-portal", from, at.Add(time.Duration(i)*time.Second)))
+	}
+	h.want(map[string]string{"unfamiliar_burst/lab-portal/new networks": store.SeverityWarning})
+	f := h.fs.Get(store.FindingKey{Kind: rules.KindUnfamiliarBurst, Client: "lab-portal", Subject: "new networks"})
+	if want := "192.0.2.0/24, 203.0.113.0/24"; f.Evidence.Detail != want {
+		t.Errorf("networks = %q, want %q", f.Evidence.Detail, want)
+	}
+	if f.Count != 6 {
+		t.Errorf("count = %d, want 6: one per request past the threshold, in one finding", f.Count)
+	}
+
+	h2 := newHarness(t, cfg, nil)
+	h2.observe(use("lab-portal", "198.51.100.7", t0))
+	at = h2.warm("lab-portal")
+	for i := range 16 {
+		from := "192.0.2.1"
+		if i%2 == 1 {
+			from = "203.0.113.1"
+		}
+		h2.observe(use("lab-portal", from, at.Add(time.Duration(i)*time.Minute)))
+	}
+	h2.want(nil)
+}
+
 func TestBurstDuringLearningIsBaseline(t *testing.T) {
 	cfg := testDetect()
 	cfg.UnfamiliarBurst.Requests = 10

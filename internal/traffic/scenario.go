@@ -72,6 +72,9 @@ var homeNets = []geoNet{
 // Networks that appear only in the injected problems.
 var (
 	burstNet = geoNet{"198.51.100.224/28", "US", 64512, "Quickbox VPS"}
+	// A burst split over two networks, neither over the threshold alone.
+	splitNetA = geoNet{"198.51.100.240/29", "US", 64513, "Fastbox VPS"}
+	splitNetB = geoNet{"198.51.100.248/29", "US", 64514, "Nimbus VPS"}
 	brNet    = geoNet{"203.0.113.192/28", "BR", 64530, "Rio Fibra Telecom"}
 	kpNet    = geoNet{"203.0.113.224/28", "KP", 64540, "Star Joint Venture"}
 )
@@ -79,7 +82,7 @@ var (
 // scenarioGeoEntries are the entries of both test databases.
 func ScenarioGeoEntries() []geoiptest.Entry {
 	var out []geoiptest.Entry
-	for _, n := range append(slices.Clone(homeNets), burstNet, brNet, kpNet) {
+	for _, n := range append(slices.Clone(homeNets), burstNet, splitNetA, splitNetB, brNet, kpNet) {
 		out = append(out, geoiptest.Entry{Network: n.prefix, Country: n.country, ASN: n.asn, Org: n.org})
 	}
 	return out
@@ -509,6 +512,17 @@ func (s *Scenario) injectedClients() []*simClient {
 	c = s.newClient("patient-reminders", roleByName("scheduling"), []string{"appointments.read", "messaging.send", "system/Patient.r"})
 	add(c, gb, ScenarioFinding{"token_in_url", c.id, ScenarioAPI, store.SeverityHigh,
 		"day 14: one call with ?access_token= in its URL"})
+
+	// A burst split over two new networks: 45 calls from each, under the
+	// threshold of 50, 90 in all within 3 minutes.
+	c = s.newClient("imaging-archive", roleByName("imaging"), []string{"imaging.read", "user/ImagingStudy.rs", "user/Patient.r"})
+	add(c, us,
+		ScenarioFinding{"unfamiliar_burst", c.id, "new networks", store.SeverityWarning,
+			"day 21: 90 API calls within 3 minutes alternating between AS64513 and AS64514, both new to the client, 45 from each"},
+		ScenarioFinding{"unfamiliar_geo", c.id, "AS64513", store.SeverityInfo,
+			"day 21: AS64513 is a network outside its baseline (same country)"},
+		ScenarioFinding{"unfamiliar_geo", c.id, "AS64514", store.SeverityInfo,
+			"day 21: AS64514 is a network outside its baseline (same country)"})
 	return out
 }
 
@@ -834,6 +848,16 @@ func (s *Scenario) injectEvents() {
 	c = s.client("patient-reminders")
 	s.call(c, at(14, 9, 30), c.sites[0], "GET",
 		"/fhir/Patient/48213?access_token=eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwYXRpZW50LXJlbWluZGVycyJ9.c2lnbmF0dXJl", 200)
+
+	// imaging-archive: on day 21, 90 calls within 3 minutes, alternating
+	// between two networks it has never used.
+	c = s.client("imaging-archive")
+	split := []netip.Addr{s.host(splitNetA.prefix), s.host(splitNetB.prefix)}
+	t = at(21, 15, 20)
+	for i := range 90 {
+		op := scrape[i%len(scrape)]
+		s.call(c, t.Add(time.Duration(i)*2*time.Second), split[i%2], op.method, op.path(s.rng), op.status)
+	}
 }
 
 // background adds the lines that belong to no client: Keycloak's own
