@@ -75,8 +75,8 @@ var (
 	// A burst split over two networks, neither over the threshold alone.
 	splitNetA = geoNet{"198.51.100.240/29", "US", 64513, "Fastbox VPS"}
 	splitNetB = geoNet{"198.51.100.248/29", "US", 64514, "Nimbus VPS"}
-	brNet    = geoNet{"203.0.113.192/28", "BR", 64530, "Rio Fibra Telecom"}
-	kpNet    = geoNet{"203.0.113.224/28", "KP", 64540, "Star Joint Venture"}
+	brNet     = geoNet{"203.0.113.192/28", "BR", 64530, "Rio Fibra Telecom"}
+	kpNet     = geoNet{"203.0.113.224/28", "KP", 64540, "Star Joint Venture"}
 )
 
 // scenarioGeoEntries are the entries of both test databases.
