@@ -271,6 +271,23 @@ func TestProbing(t *testing.T) {
 		}
 		h.want(nil)
 	})
+	t.Run("reasons by their normalised code", func(t *testing.T) {
+		h := newHarness(t, testDetect(), nil)
+		for i, r := range []string{"Invalid Scope", "INVALID_SCOPE", "invalid-scope", "Client error: invalid_scope (bad request)", "invalid scope"} {
+			h.observe(deny("lab-portal", t0.Add(time.Duration(i)*time.Second), r))
+		}
+		h.want(map[string]string{
+			"broad_request/lab-portal/probing":        store.SeverityWarning,
+			"broad_request//probing from 203.0.113.9": store.SeverityWarning,
+		})
+	})
+	t.Run("a code is a whole word", func(t *testing.T) {
+		h := newHarness(t, testDetect(), nil)
+		for i := range 8 {
+			h.observe(deny("lab-portal", t0.Add(time.Duration(i)*time.Second), "not_invalid_scopes"))
+		}
+		h.want(nil)
+	})
 	t.Run("other reasons", func(t *testing.T) {
 		h := newHarness(t, testDetect(), nil)
 		for i := range 8 {

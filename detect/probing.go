@@ -29,14 +29,60 @@ func newProbing(d *Detectors, cfg rules.Probing) *probing {
 	pr := &probing{d: d, cfg: cfg, reasons: make(map[string]bool), probes: make(map[netip.Addr]*ring)}
 	for _, r := range cfg.Reasons {
 		pr.reasons[r] = true
+		pr.reasons[reasonCode(r)] = true
 	}
 	return pr
+}
+
+// counts reports whether a refusal for reason counts: a configured reason
+// as it is written, or by its normalised code (lower case, words joined
+// by _), alone or among other words: "Invalid Scope", "INVALID_SCOPE" and
+// "invalid_scope (bad request)" all count for invalid_scope. IdPs spell
+// the OAuth error codes their own way.
+func (pr *probing) counts(reason string) bool {
+	if reason == "" {
+		return false
+	}
+	if pr.reasons[reason] {
+		return true
+	}
+	code := reasonCode(reason)
+	if pr.reasons[code] {
+		return true
+	}
+	padded := "_" + code + "_"
+	for r := range pr.reasons {
+		if r != "" && strings.Contains(padded, "_"+r+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+// reasonCode normalises a refusal reason: lower case, each run of other
+// characters than letters and digits one _, none at either end.
+func reasonCode(reason string) string {
+	var b strings.Builder
+	b.Grow(len(reason))
+	sep := false
+	for _, c := range strings.ToLower(reason) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(c)
+			sep = false
+			continue
+		}
+		sep = true
+	}
+	return b.String()
 }
 
 // observe counts a refusal for the client (st, nil for one without
 // state) and for its address.
 func (pr *probing) observe(ev *ingest.Event, st *clientState) {
-	if ev.Kind != ingest.KindDeny || !pr.reasons[ev.Reason] {
+	if ev.Kind != ingest.KindDeny || !pr.counts(ev.Reason) {
 		return
 	}
 	d, p := pr.d, pr.cfg
