@@ -519,6 +519,17 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.De
 	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
 	}
+	windows, err := d.db.Windows()
+	if err != nil {
+		return nil, err
+	}
+	// A scan judges as of its data: it keeps every window; the daemon
+	// drops those that ended before now.
+	var windowsNow time.Time
+	if !oneShot {
+		windowsNow = time.Now()
+	}
+	dets.LoadWindows(windows, windowsNow)
 	det := &engine.Detection{
 		Detectors: dets,
 		Findings:  fs,

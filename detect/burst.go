@@ -30,6 +30,9 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 	k, ns, country, place := s.net, s.state, s.country, s.place
 	if !st.formed(bc.Baseline, ev.Time) || st.learnedBefore(bc.Baseline, ns.first) ||
 		ev.Time.Sub(ns.first) > time.Duration(bc.NewFor) {
+		if ns.recent != nil && ns.wkey != "" {
+			d.markWindow(ns.wkey, nil)
+		}
 		ns.recent = nil // familiar, or no longer new
 		return
 	}
@@ -37,7 +40,12 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 	if ns.recent == nil {
 		ns.recent = newRing(bc.Requests + 1)
 	}
-	if !ns.recent.add(ev.Time, time.Duration(bc.Window)) {
+	if ns.wkey == "" {
+		ns.wkey = winBurstNet + ev.Client + "\x00" + k.String()
+	}
+	full := ns.recent.add(ev.Time, time.Duration(bc.Window))
+	d.markWindow(ns.wkey, ns.recent)
+	if !full {
 		return
 	}
 	fk := store.FindingKey{Kind: rules.KindUnfamiliarBurst, Client: ev.Client, Subject: k.String()}
@@ -65,6 +73,7 @@ const maxAcross = 8
 // acrossNets is a client's count of events from all its new networks.
 type acrossNets struct {
 	recent *ring
+	key    string    // recent's window key
 	nets   []netSeen // the latest new networks, at most maxAcross
 }
 
@@ -81,7 +90,7 @@ func (u *unfamiliarBurst) acrossNetworks(ev *ingest.Event, st *clientState, k ne
 	bc, window := u.cfg, time.Duration(u.cfg.Window)
 	a := st.across
 	if a == nil {
-		a = &acrossNets{recent: newRing(bc.Requests + 1)}
+		a = &acrossNets{recent: newRing(bc.Requests + 1), key: winBurstAcross + ev.Client}
 		st.across = a
 	}
 	i := slices.IndexFunc(a.nets, func(n netSeen) bool { return n.net == k })
@@ -99,7 +108,9 @@ func (u *unfamiliarBurst) acrossNetworks(ev *ingest.Event, st *clientState, k ne
 		}
 		a.nets[oldest] = netSeen{k, ev.Time}
 	}
-	if !a.recent.add(ev.Time, window) {
+	full := a.recent.add(ev.Time, window)
+	u.d.markWindow(a.key, a.recent)
+	if !full {
 		return
 	}
 	var in []string

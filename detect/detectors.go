@@ -72,6 +72,8 @@ type Detectors struct {
 	spray  *clientIDSpray
 	broad  *broadRequest
 	geo    *unfamiliarGeo
+	// windows are the time windows changed since the last flush (windows.go).
+	windows map[string]*ring
 }
 
 // A detector judges every event, in the order read, after it was folded

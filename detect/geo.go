@@ -211,7 +211,8 @@ func (k netKey) String() string {
 
 type netState struct {
 	first  time.Time
-	recent *ring // event times while the network is new
+	recent *ring  // event times while the network is new
+	wkey   string // recent's window key, once it has one
 }
 
 // maxNets bounds the networks remembered per client; beyond it the one

@@ -94,7 +94,9 @@ func (pr *probing) observe(ev *ingest.Event, st *clientState) {
 		if ev.IP.IsValid() {
 			st.denialFrom = addLatest(st.denialFrom, ev.IP.Unmap(), maxDenialFrom)
 		}
-		if st.denials.add(ev.Time, window) {
+		full := st.denials.add(ev.Time, window)
+		d.markWindow(winProbeClient+ev.Client, st.denials)
+		if full {
 			k := store.FindingKey{Kind: rules.KindBroadRequest, Client: ev.Client, Subject: "probing"}
 			f := d.findings.Raise(k, store.SeverityWarning, ev.Time, ev.Pos)
 			f.Summary = "The client collected " + strconv.Itoa(p.Denials) + " or more refusals (" + ev.Reason +
@@ -126,7 +128,9 @@ func (pr *probing) observe(ev *ingest.Event, st *clientState) {
 		r = newRing(p.Denials)
 		pr.probes[addr] = r
 	}
-	if r.add(ev.Time, window) {
+	full := r.add(ev.Time, window)
+	d.markWindow(winProbeAddr+addr.String(), r)
+	if full {
 		from := addr.String()
 		if addr.Is6() {
 			from += "/64"
@@ -173,6 +177,7 @@ func (pr *probing) expireProbes(now time.Time, window time.Duration) {
 	for ip, r := range pr.probes {
 		if now.Sub(r.newest()) > window {
 			delete(pr.probes, ip)
+			pr.d.markWindow(winProbeAddr+ip.String(), nil)
 		}
 	}
 }

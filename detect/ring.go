@@ -1,6 +1,9 @@
 package detect
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // ring holds the newest n event times.
 type ring struct {
@@ -32,4 +35,29 @@ func (r *ring) newest() time.Time {
 		i = len(r.t) - 1
 	}
 	return time.Unix(0, r.t[i])
+}
+
+// times returns the recorded times, oldest first, as Unix nanoseconds.
+func (r *ring) times() []int64 {
+	if !r.full {
+		return slices.Clone(r.t[:r.next])
+	}
+	out := make([]int64, 0, len(r.t))
+	out = append(out, r.t[r.next:]...)
+	return append(out, r.t[:r.next]...)
+}
+
+// restore refills an empty ring with times, oldest first, keeping the
+// newest it can hold.
+func (r *ring) restore(times []int64) {
+	if len(times) > len(r.t) {
+		times = times[len(times)-len(r.t):]
+	}
+	for _, t := range times {
+		r.t[r.next] = t
+		r.next++
+		if r.next == len(r.t) {
+			r.next, r.full = 0, true
+		}
+	}
 }

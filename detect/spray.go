@@ -83,6 +83,19 @@ func (c *clientIDSpray) observe(ev *ingest.Event, st *clientState) {
 // Forget drops what the detectors hold of a client pruned from the
 // store.
 func (d *Detectors) Forget(id string) {
+	if st := d.clients[id]; st != nil {
+		if st.denials != nil {
+			d.markWindow(winProbeClient+id, nil)
+		}
+		if st.across != nil {
+			d.markWindow(st.across.key, nil)
+		}
+		for _, ns := range st.nets {
+			if ns.wkey != "" {
+				d.markWindow(ns.wkey, nil)
+			}
+		}
+	}
 	delete(d.clients, id)
 	d.known.Forget(id)
 }

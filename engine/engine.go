@@ -440,6 +440,9 @@ func (r *run) flush() error {
 		if r.det.Sweeper != nil {
 			r.det.Sweeper.Flush(r.b) // the clients it pruned
 		}
+		if r.det.Detectors != nil {
+			r.det.Detectors.FlushWindows(r.b) // with the lines that filled them
+		}
 		r.det.Coverage.Flush(r.b)
 	}
 	if r.lines == 0 && r.b.Empty() {

@@ -213,6 +213,7 @@ func layout() []bucketSpec {
 		{bucketGroups, 3, quoteKey, decodeJSON[Group]()},
 		{bucketOutbox, 3, seqKeyString, decodeJSON[Message]()},
 		{bucketDeadLetter, 3, seqKeyString, decodeJSON[DeadLetter]()},
+		{bucketWindows, 5, quoteKey, func(_, v []byte) error { _, err := decodeWindow(v); return err }},
 	}
 }
 

@@ -51,6 +51,9 @@ func (db *DB) Commit(b *Batch) error {
 		if err := markGroups(tx, b.Notify); err != nil {
 			return err
 		}
+		if err := putWindows(tx, b.Windows); err != nil {
+			return err
+		}
 		if db.beforeCommit != nil {
 			return db.beforeCommit(tx)
 		}

@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -146,6 +146,13 @@ func migrations() []func(tx *bolt.Tx) error {
 		// version keeps an older scopewatch, which cannot read format 3,
 		// from opening the file.
 		3: func(*bolt.Tx) error { return nil },
+		// Version 5 adds the detectors' time windows.
+		4: func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketWindows); err != nil {
+				return fmt.Errorf("create bucket %s: %w", bucketWindows, err)
+			}
+			return nil
+		},
 	}
 }
 

@@ -118,6 +118,9 @@ type Batch struct {
 	// way worth telling (opened, reopened, graver, resolved), with the
 	// time of the change.
 	Notify map[GroupKey]time.Time
+	// Windows replaces the detectors' time windows it names (Unix
+	// nanoseconds, oldest first); an empty one is deleted.
+	Windows map[string][]int64
 }
 
 // PositionKey identifies one file of one source.
@@ -137,6 +140,7 @@ func NewBatch() *Batch {
 		Coverage:     make(map[string][]Span),
 		Notify:       make(map[GroupKey]time.Time),
 		DropClients:  make(map[string]struct{}),
+		Windows:      make(map[string][]int64),
 	}
 }
 
@@ -151,13 +155,14 @@ func (b *Batch) Reset() {
 	clear(b.Coverage)
 	clear(b.Notify)
 	clear(b.DropClients)
+	clear(b.Windows)
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
 		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0 &&
-		len(b.DropClients) == 0
+		len(b.DropClients) == 0 && len(b.Windows) == 0
 }
 
 // Client returns the delta for client id, creating it on first use.

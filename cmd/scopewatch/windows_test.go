@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopewatch/scopewatch/internal/traffic"
+	"github.com/scopewatch/scopewatch/report"
+)
+
+// refusal writes a Keycloak refused token request for client.
+func (g *geoTraffic) refusal(t *testing.T, at time.Time, client, ip, reason string) {
+	t.Helper()
+	g.seq++
+	c := &traffic.Client{ID: client, Granted: []string{"openid"}}
+	g.buf = g.gen.KeycloakQuarkusJSON(g.buf[:0], traffic.Event{Time: at, Client: c, Grant: true, ID: g.seq, IP: ip, User: "svc-" + client, Error: reason})
+	g.append(t, "kc.log", strings.TrimSuffix(string(g.buf), "\n"))
+}
+
+// TestProbingWindowSurvivesKill has the real daemon count four of the
+// five refusals that make probing, kills it with SIGKILL once they are
+// committed, appends the fifth and starts it again: the window was saved
+// with the lines that filled it, so the fifth refusal raises the finding,
+// for the client and for its address.
+func TestProbingWindowSurvivesKill(t *testing.T) {
+	t.Parallel()
+	bin := scopewatchBinary(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
+	cfg := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
+		"batch: {max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n", dir))
+	gt := &geoTraffic{dir: dir}
+	at := time.Now().UTC().Add(-time.Minute)
+	gt.token(t, at, "lab-portal", "203.0.113.9")
+	for i := range 4 {
+		gt.refusal(t, at.Add(time.Duration(i+1)*time.Second), "lab-portal", "203.0.113.9", "invalid_scope")
+	}
+	d := startGeoDaemon(t, bin, cfg)
+	d.waitCommitted(t, gt.lines)
+	if fs := probingFindings(t, d); len(fs) != 0 {
+		t.Fatalf("four refusals raised %v", fs)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+
+	gt.refusal(t, at.Add(5*time.Second), "lab-portal", "203.0.113.9", "invalid_scope")
+	d = startGeoDaemon(t, bin, cfg)
+	d.waitCommitted(t, gt.lines)
+	d.poll(t, "both probing findings", func() (bool, string) {
+		fs := probingFindings(t, d)
+		return fs["lab-portal/probing"] && fs["/probing from 203.0.113.9"], fmt.Sprint(fs)
+	})
+}
+
+// probingFindings returns the standing probing findings as client/subject.
+func probingFindings(t *testing.T, d *geoDaemon) map[string]bool {
+	t.Helper()
+	code, body, err := d.get("/api/v1/findings?kind=broad_request")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/api/v1/findings: %d %v %s", code, err, body)
+	}
+	var fs []report.FindingView
+	if err := json.Unmarshal(body, &fs); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, f := range fs {
+		if strings.HasPrefix(f.Subject, "probing") {
+			out[f.Client+"/"+f.Subject] = true
+		}
+	}
+	return out
+}

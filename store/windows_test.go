@@ -1,0 +1,45 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+// TestWindows commits windows with a batch, reads them back after a
+// reopen, and deletes one with an empty window.
+func TestWindows(t *testing.T) {
+	db, path := newTestDB(t)
+	b := NewBatch()
+	b.Windows["probe\x00c\x00lab"] = []int64{1_700_000_000_000_000_000, 1_700_000_001_000_000_000, 1_700_000_001_000_000_500}
+	b.Windows["probe\x00a\x00203.0.113.9"] = []int64{-5, 7}
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openTest(t, path, Options{})
+	got, err := db.Windows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Equal(got["probe\x00c\x00lab"], b.Windows["probe\x00c\x00lab"]) || !slices.Equal(got["probe\x00a\x00203.0.113.9"], []int64{-5, 7}) {
+		t.Fatalf("windows = %v, want what was committed", got)
+	}
+	b = NewBatch()
+	b.Windows["probe\x00c\x00lab"] = nil
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Windows(); len(got) != 1 {
+		t.Errorf("after deleting one: %v", got)
+	}
+}
+
+func TestDecodeWindowRefusesDamage(t *testing.T) {
+	good := appendWindow(nil, []int64{10, 20, 30})
+	for _, v := range [][]byte{nil, {2, 1, 2}, good[:len(good)-1], append(good, 0), {windowFormat, 0xff, 0xff, 0xff, 0xff, 0x0f}} {
+		if _, err := decodeWindow(v); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("decodeWindow(%x) = %v, want ErrCorrupt", v, err)
+		}
+	}
+}
