@@ -79,3 +79,65 @@ func probingFindings(t *testing.T, d *geoDaemon) map[string]bool {
 	}
 	return out
 }
+
+// TestBurstWindowSurvivesKill has the real daemon count eight of the
+// eleven requests from a new network that make a burst, kills it with
+// SIGKILL once they are committed, appends the other three and starts it
+// again: the burst is raised.
+func TestBurstWindowSurvivesKill(t *testing.T) {
+	t.Parallel()
+	bin := scopewatchBinary(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
+	cfg := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
+		"batch: {max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n"+
+		"detect:\n  unfamiliar_burst: {requests: 10, window: 5m, new_for: 24h, baseline: {learning_period: 1h, min_events: 5}}\n", dir))
+	gt := &geoTraffic{dir: dir}
+	now := time.Now().UTC()
+	for i := range 6 { // the baseline: one network, two hours ago
+		gt.token(t, now.Add(-3*time.Hour+time.Duration(i)*time.Minute), "lab-portal", "198.51.100.7")
+	}
+	at := now.Add(-time.Minute)
+	for i := range 8 {
+		gt.token(t, at.Add(time.Duration(i)*time.Second), "lab-portal", "192.0.2.1")
+	}
+	d := startGeoDaemon(t, bin, cfg)
+	d.waitCommitted(t, gt.lines)
+	if f := burstFindings(t, d); len(f) != 0 {
+		t.Fatalf("eight requests raised %v", f)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+
+	for i := 8; i < 11; i++ {
+		gt.token(t, at.Add(time.Duration(i)*time.Second), "lab-portal", "192.0.2.1")
+	}
+	d = startGeoDaemon(t, bin, cfg)
+	d.waitCommitted(t, gt.lines)
+	d.poll(t, "the burst", func() (bool, string) {
+		f := burstFindings(t, d)
+		return f["lab-portal/192.0.2.0/24"], fmt.Sprint(f)
+	})
+}
+
+// burstFindings returns the standing unfamiliar_burst findings as
+// client/subject.
+func burstFindings(t *testing.T, d *geoDaemon) map[string]bool {
+	t.Helper()
+	code, body, err := d.get("/api/v1/findings?kind=unfamiliar_burst")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/api/v1/findings: %d %v %s", code, err, body)
+	}
+	var fs []report.FindingView
+	if err := json.Unmarshal(body, &fs); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, f := range fs {
+		out[f.Client+"/"+f.Subject] = true
+	}
+	return out
+}
