@@ -97,18 +97,17 @@ func parseSMARTPattern(entry string) (SMARTScope, string, error) {
 // hasGlob reports whether s holds a shell pattern character.
 func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
-// checkRoleEntry records what is wrong with a role entry in p.
+// checkRoleEntry records what is wrong with a role entry in p: a pattern
+// must be a valid one, anything else a valid scope name.
 func checkRoleEntry(p *problems, line int, field, e string) {
 	switch {
-	case e == "":
-		p.add(line, field, "empty scope")
-	case strings.ContainsAny(e, " \t\r\n"):
-		p.add(line, field, "scope %q holds whitespace; list each scope as its own entry", e)
+	case strings.ContainsAny(e, " \t\r\n") || !hasGlob(e):
+		checkScopeName(p, line, field, e)
 	case IsSMART(e):
 		if _, _, err := parseSMARTPattern(e); err != nil {
 			p.add(line, field, "%v", err)
 		}
-	case hasGlob(e):
+	default:
 		if _, err := path.Match(e, ""); err != nil {
 			p.add(line, field, "bad pattern %q: want a scope or a shell pattern such as lab_*", e)
 		}

@@ -43,7 +43,7 @@ func TestProbingWindowSurvivesKill(t *testing.T) {
 	}
 	d := startGeoDaemon(t, bin, cfg)
 	d.waitCommitted(t, gt.lines)
-	if fs := probingFindings(t, d); len(fs) != 0 {
+	if fs := standing(t, d, "broad_request"); fs["lab-portal/probing"] || fs["/probing from 203.0.113.9"] {
 		t.Fatalf("four refusals raised %v", fs)
 	}
 	if err := d.cmd.Process.Kill(); err != nil {
@@ -55,15 +55,15 @@ func TestProbingWindowSurvivesKill(t *testing.T) {
 	d = startGeoDaemon(t, bin, cfg)
 	d.waitCommitted(t, gt.lines)
 	d.poll(t, "both probing findings", func() (bool, string) {
-		fs := probingFindings(t, d)
+		fs := standing(t, d, "broad_request")
 		return fs["lab-portal/probing"] && fs["/probing from 203.0.113.9"], fmt.Sprint(fs)
 	})
 }
 
-// probingFindings returns the standing probing findings as client/subject.
-func probingFindings(t *testing.T, d *geoDaemon) map[string]bool {
+// standing returns the standing findings of kind as client/subject.
+func standing(t *testing.T, d *geoDaemon, kind string) map[string]bool {
 	t.Helper()
-	code, body, err := d.get("/api/v1/findings?kind=broad_request")
+	code, body, err := d.get("/api/v1/findings?kind=" + kind)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("/api/v1/findings: %d %v %s", code, err, body)
 	}
@@ -73,9 +73,7 @@ func probingFindings(t *testing.T, d *geoDaemon) map[string]bool {
 	}
 	out := map[string]bool{}
 	for _, f := range fs {
-		if strings.HasPrefix(f.Subject, "probing") {
-			out[f.Client+"/"+f.Subject] = true
-		}
+		out[f.Client+"/"+f.Subject] = true
 	}
 	return out
 }
@@ -104,7 +102,7 @@ func TestBurstWindowSurvivesKill(t *testing.T) {
 	}
 	d := startGeoDaemon(t, bin, cfg)
 	d.waitCommitted(t, gt.lines)
-	if f := burstFindings(t, d); len(f) != 0 {
+	if f := standing(t, d, "unfamiliar_burst"); len(f) != 0 {
 		t.Fatalf("eight requests raised %v", f)
 	}
 	if err := d.cmd.Process.Kill(); err != nil {
@@ -118,26 +116,7 @@ func TestBurstWindowSurvivesKill(t *testing.T) {
 	d = startGeoDaemon(t, bin, cfg)
 	d.waitCommitted(t, gt.lines)
 	d.poll(t, "the burst", func() (bool, string) {
-		f := burstFindings(t, d)
+		f := standing(t, d, "unfamiliar_burst")
 		return f["lab-portal/192.0.2.0/24"], fmt.Sprint(f)
 	})
-}
-
-// burstFindings returns the standing unfamiliar_burst findings as
-// client/subject.
-func burstFindings(t *testing.T, d *geoDaemon) map[string]bool {
-	t.Helper()
-	code, body, err := d.get("/api/v1/findings?kind=unfamiliar_burst")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("/api/v1/findings: %d %v %s", code, err, body)
-	}
-	var fs []report.FindingView
-	if err := json.Unmarshal(body, &fs); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for _, f := range fs {
-		out[f.Client+"/"+f.Subject] = true
-	}
-	return out
 }
