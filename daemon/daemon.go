@@ -329,7 +329,10 @@ type geoLocator struct{ db *geoip.DB }
 // Locate implements detect.Locator.
 func (g geoLocator) Locate(ip netip.Addr) detect.Place {
 	i := g.db.Lookup(ip)
-	return detect.Place{Country: i.Country, ASN: i.ASN, Network: i.Network, Internal: i.Internal}
+	return detect.Place{
+		Country: i.Country, ASN: i.ASN, Network: i.Network, Internal: i.Internal,
+		Lat: i.Lat, Lon: i.Lon, RadiusKm: i.RadiusKm, Located: i.Located,
+	}
 }
 
 // liveSources builds a tailing source per configured source, and starts

@@ -24,6 +24,8 @@ type unfamiliarBurst struct {
 	cfg rules.UnfamiliarBurst
 }
 
+var _ netDetector = (*unfamiliarBurst)(nil)
+
 // sighted counts the events of a network while it is new to the client.
 func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting) {
 	d, bc := u.d, u.cfg

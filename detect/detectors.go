@@ -19,6 +19,11 @@ type Place struct {
 	ASN      uint32       // 0 when unknown or no ASN database
 	Network  netip.Prefix // the database network holding the address
 	Internal bool         // loopback, private, link-local, CGNAT: never unfamiliar
+	// Lat and Lon locate the address (City database), RadiusKm is how far
+	// from there it may be; Located is false without a location.
+	Lat, Lon float64
+	RadiusKm uint16
+	Located  bool
 }
 
 // Locator places addresses. Implementations must answer from memory.
@@ -129,7 +134,8 @@ func NewDetectors(opt DetectorOptions, findings *Findings) *Detectors {
 	d.probes = newProbing(d, opt.Config.BroadRequest.Probing)
 	d.spray = &clientIDSpray{d: d, cfg: opt.Config.ClientIDSpray, meters: make(map[string]*sprayMeter)}
 	d.tokens = &tokenInURL{d: d}
-	d.geo = newUnfamiliarGeo(d, opt.Config.UnfamiliarGeo, &unfamiliarBurst{d: d, cfg: opt.Config.UnfamiliarBurst})
+	d.geo = newUnfamiliarGeo(d, opt.Config.UnfamiliarGeo, &unfamiliarBurst{d: d, cfg: opt.Config.UnfamiliarBurst},
+		newImpossibleTravel(d, opt.Config.ImpossibleTravel, opt.Config.UnfamiliarGeo.Baseline))
 	return d
 }
 

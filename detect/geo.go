@@ -24,6 +24,7 @@ type unfamiliarGeo struct {
 	cfg         rules.UnfamiliarGeo
 	deny, allow map[string]bool
 	burst       *unfamiliarBurst
+	travel      *impossibleTravel
 }
 
 // A netDetector judges a client's event as a sighting of the network it
@@ -33,8 +34,6 @@ type netDetector interface {
 	sighted(ev *ingest.Event, st *clientState, s *sighting)
 }
 
-var _ netDetector = (*unfamiliarBurst)(nil)
-
 // sighting is an event's network, as unfamiliarGeo placed it.
 type sighting struct {
 	net     netKey
@@ -43,8 +42,8 @@ type sighting struct {
 	place   Place
 }
 
-func newUnfamiliarGeo(d *Detectors, cfg rules.UnfamiliarGeo, burst *unfamiliarBurst) *unfamiliarGeo {
-	g := &unfamiliarGeo{d: d, cfg: cfg, deny: make(map[string]bool), allow: make(map[string]bool), burst: burst}
+func newUnfamiliarGeo(d *Detectors, cfg rules.UnfamiliarGeo, burst *unfamiliarBurst, travel *impossibleTravel) *unfamiliarGeo {
+	g := &unfamiliarGeo{d: d, cfg: cfg, deny: make(map[string]bool), allow: make(map[string]bool), burst: burst, travel: travel}
 	for _, c := range cfg.DenyCountries {
 		g.deny[c] = true
 	}
@@ -139,7 +138,9 @@ func (g *unfamiliarGeo) observe(ev *ingest.Event, st *clientState) {
 			g.raiseNetwork(ev, k, country, place)
 		}
 	}
-	g.burst.sighted(ev, st, &sighting{net: k, state: ns, country: country, place: place})
+	s := &sighting{net: k, state: ns, country: country, place: place}
+	g.burst.sighted(ev, st, s)
+	g.travel.sighted(ev, st, s)
 }
 
 func (d *Detectors) expected(client, country string) bool {

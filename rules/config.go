@@ -179,6 +179,9 @@ type Detect struct {
 	BroadRequest    BroadRequest    `yaml:"broad_request"`
 	UnfamiliarGeo   UnfamiliarGeo   `yaml:"unfamiliar_geo"`
 	UnfamiliarBurst UnfamiliarBurst `yaml:"unfamiliar_burst"`
+	// ImpossibleTravel flags one subject seen at two places too far
+	// apart for the time between them.
+	ImpossibleTravel ImpossibleTravel `yaml:"impossible_travel"`
 	// ResolveAfter is how long a finding raised by events (a broad
 	// request, a new country, a burst, probing, a token in a URL) stays
 	// open without recurring before it resolves; default 7d.
@@ -196,6 +199,15 @@ type Detect struct {
 	// Silences mute findings that match them; more can be added at run
 	// time with `scopewatch silence add`.
 	Silences []Silence `yaml:"silences"`
+}
+
+// ImpossibleTravel raises impossible_travel when one subject (a
+// pseudonymised user, or a client without one, such as a
+// client-credentials client) is seen at two GeoIP City locations farther
+// apart, less both accuracy radii, than SpeedKmh allows in the time
+// between the two events. It needs a City database.
+type ImpossibleTravel struct {
+	SpeedKmh int `yaml:"speed_kmh"` // default 805, Okta's
 }
 
 // ClientIDSpray raises a client_id_spray finding when more than Distinct

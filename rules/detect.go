@@ -85,6 +85,7 @@ func (c *Config) checkDetect(lines map[string]int, p *problems) {
 	positive(lines, p, "detect.unfamiliar_burst.window", &b.Window, DefaultBurstWindow)
 	positive(lines, p, "detect.unfamiliar_burst.new_for", &b.NewFor, DefaultBurstNewFor)
 	c.checkBaseline(lines, p, "detect.unfamiliar_burst.baseline", &b.Baseline)
+	atLeast(lines, p, "detect.impossible_travel.speed_kmh", &d.ImpossibleTravel.SpeedKmh, 1, DefaultTravelSpeedKmh)
 
 	for i := range d.Silences {
 		checkSilence(lines, p, joinIndex("detect.silences", i), &d.Silences[i])

@@ -2,13 +2,14 @@ package rules
 
 // The finding kinds, as stored, in the API and in silences.
 const (
-	KindBroadRequest    = "broad_request"
-	KindClientIDSpray   = "client_id_spray"
-	KindStaleSource     = "stale_source"
-	KindTokenInURL      = "token_in_url"
-	KindUnfamiliarBurst = "unfamiliar_burst"
-	KindUnfamiliarGeo   = "unfamiliar_geo"
-	KindUnusedScope     = "unused_scope"
+	KindBroadRequest     = "broad_request"
+	KindClientIDSpray    = "client_id_spray"
+	KindImpossibleTravel = "impossible_travel"
+	KindStaleSource      = "stale_source"
+	KindTokenInURL       = "token_in_url"
+	KindUnfamiliarBurst  = "unfamiliar_burst"
+	KindUnfamiliarGeo    = "unfamiliar_geo"
+	KindUnusedScope      = "unused_scope"
 )
 
 // FindingKind is one row of the table of finding kinds: its name and how
@@ -22,6 +23,7 @@ type FindingKind struct {
 var kinds = [...]FindingKind{
 	{KindBroadRequest, "broad scope request"},
 	{KindClientIDSpray, "client-id spray"},
+	{KindImpossibleTravel, "impossible travel"},
 	{KindStaleSource, "log source stale"},
 	{KindTokenInURL, "token in a URL"},
 	{KindUnfamiliarBurst, "burst from an unfamiliar network"},

@@ -46,6 +46,7 @@ const (
 	DefaultProbeDenials    = 5
 	DefaultProbeWindow     = Duration(10 * time.Minute)
 	DefaultBurstRequests   = 100
+	DefaultTravelSpeedKmh  = 805
 	DefaultBurstWindow     = Duration(5 * time.Minute)
 	DefaultBurstNewFor     = Duration(24 * time.Hour)
 	DefaultGeoCheckEvery   = Duration(time.Minute)

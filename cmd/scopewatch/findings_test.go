@@ -164,7 +164,7 @@ func TestFindingsAndSilenceBadFlags(t *testing.T) {
 		want string // in stderr
 	}{
 		{"unknown state", []string{"findings", "--config", cfg, "--state", "closed"}, `unknown state "closed"; use open, silenced, resolved, all`},
-		{"unknown kind", []string{"findings", "--config", cfg, "--kind", "unused"}, `unknown finding kind "unused"; use broad_request, client_id_spray, stale_source, token_in_url, unfamiliar_burst, unfamiliar_geo, unused_scope`},
+		{"unknown kind", []string{"findings", "--config", cfg, "--kind", "unused"}, `unknown finding kind "unused"; use broad_request, client_id_spray, impossible_travel, stale_source, token_in_url, unfamiliar_burst, unfamiliar_geo, unused_scope`},
 		{"unknown format", []string{"findings", "--config", cfg, "--format", "csv"}, `unknown format "csv"; use table or json`},
 		{"stray argument", []string{"findings", "--config", cfg, "open"}, `unexpected argument "open"`},
 		{"no action", []string{"silence"}, "silence needs an action: add, list, expire"},
@@ -177,7 +177,7 @@ func TestFindingsAndSilenceBadFlags(t *testing.T) {
 		{"add with a bad pattern", []string{"silence", "add", "--config", cfg, "--client", "lab-[", "--reason", "r", "--for", "1d"}, `--client: bad pattern "lab-["`},
 		{"add matching everything", []string{"silence", "add", "--config", cfg, "--client", "*", "--reason", "r", "--for", "1d"}, "--client: name at least one of client, kind and subject"},
 		{"add with an unknown kind", []string{"silence", "add", "--config", cfg, "--kind", "geo", "--reason", "r", "--for", "1d"}, `--kind: unknown finding kind "geo"`},
-		{"all problems at once", []string{"silence", "add", "--config", cfg, "--kind", "geo"}, "--kind: unknown finding kind \"geo\"; use broad_request, client_id_spray, stale_source, token_in_url, unfamiliar_burst, unfamiliar_geo, unused_scope\n--reason: required"},
+		{"all problems at once", []string{"silence", "add", "--config", cfg, "--kind", "geo"}, "--kind: unknown finding kind \"geo\"; use broad_request, client_id_spray, impossible_travel, stale_source, token_in_url, unfamiliar_burst, unfamiliar_geo, unused_scope\n--reason: required"},
 		{"list format", []string{"silence", "list", "--config", cfg, "--format", "csv"}, `unknown format "csv"`},
 		{"expire without id", []string{"silence", "expire", "--config", cfg}, "needs the id of a silence"},
 		{"expire two ids", []string{"silence", "expire", "--config", cfg, "s1", "s2"}, `unexpected argument "s2"`},

@@ -23,6 +23,12 @@ type Info struct {
 	ASN uint32
 	// Org is the organisation of the autonomous system, "" when unknown.
 	Org string
+	// Lat and Lon are the City database's location of the address, in
+	// degrees, and RadiusKm how far from it the address may be; Located
+	// is false when the database gives no location.
+	Lat, Lon float64
+	RadiusKm uint16
+	Located  bool
 	// Network is the database network the address fell in: the country
 	// database's, or the ASN database's when there is no country database.
 	// It is the zero Prefix when the address was not found.
@@ -189,7 +195,7 @@ type generation struct {
 	// when disabled. They are Go memory: reading them needs no hold on
 	// the readers.
 	answers   *cache[addrEntry]
-	countries *cache[string]
+	countries *cache[placeRecord]
 	asns      *cache[asnRecord]
 
 	refs atomic.Int64 // lookups under way, plus retired once replaced
@@ -245,8 +251,9 @@ func (g *generation) lookup(ip netip.Addr) (info Info, valid netip.Prefix) {
 		res := g.country.Lookup(ip)
 		p := res.Prefix()
 		if res.Found() {
-			info.Country = g.countryOf(res)
-			info.Network = p
+			pr := g.placeOf(res)
+			info.Country, info.Network = pr.country, p
+			info.Lat, info.Lon, info.RadiusKm, info.Located = pr.lat, pr.lon, pr.radius, pr.located
 		}
 		valid = narrow(valid, p, ip)
 	}
@@ -265,28 +272,29 @@ func (g *generation) lookup(ip netip.Addr) (info Info, valid netip.Prefix) {
 	return info, valid
 }
 
-// countryOf returns the country code of a found record. Records are shared
-// by many networks (a Country database has a few hundred), so decoded ones
-// are cached by offset. A record that cannot be decoded has no country.
-func (g *generation) countryOf(res maxminddb.Result) string {
+// placeOf returns the country and location of a found record. Records
+// are shared by many networks (a Country database has a few hundred), so
+// decoded ones are cached by offset. A record that cannot be decoded has
+// no country and no location.
+func (g *generation) placeOf(res maxminddb.Result) placeRecord {
 	key := recordKey(res.Offset())
 	if g.countries != nil {
-		if cc, ok := g.countries.get(key); ok {
-			return cc
+		if pr, ok := g.countries.get(key); ok {
+			return pr
 		}
 	}
-	var cc countryCode
-	if res.Decode(&cc) != nil {
-		cc = ""
+	var pr placeRecord
+	if res.Decode(&pr) != nil {
+		pr = placeRecord{}
 	}
 	if g.countries != nil {
-		g.countries.put(key, string(cc))
+		g.countries.put(key, pr)
 	}
-	return string(cc)
+	return pr
 }
 
 // asnOf returns the autonomous system of a found record, cached by offset
-// like countryOf.
+// like placeOf.
 func (g *generation) asnOf(res maxminddb.Result) asnRecord {
 	key := recordKey(res.Offset())
 	if g.asns != nil {
@@ -336,7 +344,7 @@ func (db *DB) open() (*generation, error) {
 	g := &generation{
 		log:       db.log,
 		answers:   newCache[addrEntry](db.opts.CacheSize),
-		countries: newCache[string](db.opts.CacheSize),
+		countries: newCache[placeRecord](db.opts.CacheSize),
 		asns:      newCache[asnRecord](db.opts.CacheSize),
 	}
 	var err error

@@ -194,7 +194,7 @@ func TestLookupShapes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openDB(t, tt.opts(t))
 			for ip, want := range tt.want {
-				if got := db.Lookup(netip.MustParseAddr(ip)); got != want {
+				if got := placeOnly(db.Lookup(netip.MustParseAddr(ip))); got != want {
 					t.Errorf("Lookup(%s) = %+v, want %+v", ip, got, want)
 				}
 			}
@@ -351,5 +351,20 @@ func TestClose(t *testing.T) {
 	}
 	if err := db.Reload(); err == nil {
 		t.Error("Reload after Close succeeded, want an error")
+	}
+}
+
+// TestLookupLocation reads a City record's location and accuracy radius;
+// a Country database has none.
+func TestLookupLocation(t *testing.T) {
+	entries := []geoiptest.Entry{{Network: "203.0.113.0/24", Country: "BR"}}
+	city := openDB(t, Options{Country: writeDB(t, geoiptest.WriteCity, entries)})
+	got := city.Lookup(netip.MustParseAddr("203.0.113.1"))
+	if !got.Located || got.Lat != -15.7797 || got.Lon != -47.9297 || got.RadiusKm != 100 {
+		t.Errorf("City lookup = %+v, want Brasília's location with a 100 km radius", got)
+	}
+	country := openDB(t, Options{Country: writeDB(t, geoiptest.WriteCountry, entries)})
+	if got := country.Lookup(netip.MustParseAddr("203.0.113.1")); got.Located || got.Country != "BR" {
+		t.Errorf("Country lookup = %+v, want BR without a location", got)
 	}
 }

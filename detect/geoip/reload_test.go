@@ -88,10 +88,17 @@ func newPaths(t testing.TB) paths {
 func checkAnswers(t *testing.T, db *DB, want map[string]Info) {
 	t.Helper()
 	for ip, w := range want {
-		if got := db.Lookup(netip.MustParseAddr(ip)); got != w {
+		if got := placeOnly(db.Lookup(netip.MustParseAddr(ip))); got != w {
 			t.Errorf("Lookup(%s) = %+v, want %+v", ip, got, w)
 		}
 	}
+}
+
+// placeOnly drops an answer's location, which the tests that compare
+// countries, networks and ASes leave out.
+func placeOnly(i Info) Info {
+	i.Lat, i.Lon, i.RadiusKm, i.Located = 0, 0, 0, false
+	return i
 }
 
 func TestReload(t *testing.T) {
@@ -199,7 +206,7 @@ func TestReloadConcurrentLookups(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				ip := addrs[i%len(addrs)]
-				got := db.Lookup(ip)
+				got := placeOnly(db.Lookup(ip))
 				lookups.Add(1)
 				if got != v1Answers[ip.String()] && got != v2Answers[ip.String()] {
 					mu.Lock()
@@ -251,7 +258,7 @@ func TestCloseDuringLookups(t *testing.T) {
 		wg.Go(func() {
 			started <- struct{}{}
 			for !stop.Load() {
-				switch got := db.Lookup(ip); got {
+				switch got := placeOnly(db.Lookup(ip)); got {
 				case want:
 				case Info{}:
 					zeros.Add(1)

@@ -482,7 +482,11 @@ func (s *Scenario) injectedClients() []*simClient {
 		ScenarioFinding{"unfamiliar_geo", c.id, "BR", store.SeverityWarning,
 			"day 18: a token and API calls from Brazil, a country outside its baseline (US)"},
 		ScenarioFinding{"unfamiliar_geo", c.id, "AS64530", store.SeverityInfo,
-			"day 18: the same calls came from AS64530, a network outside its baseline"})
+			"day 18: the same calls came from AS64530, a network outside its baseline"},
+		ScenarioFinding{"impossible_travel", c.id, c.svcID, store.SeverityHigh,
+			"day 18: its service account's token came from Brazil under two hours after a use from the US"},
+		ScenarioFinding{"impossible_travel", c.id, "client " + c.id, store.SeverityHigh,
+			"day 18: the same trip, seen in the API calls, which carry no subject"})
 
 	// One call from a denied country.
 	c = s.newClient("pharmacy-sync", roleByName("pharmacy"), []string{"system/MedicationRequest.rs", "system/Patient.r"})
