@@ -85,14 +85,14 @@ func (c *clientIDSpray) observe(ev *ingest.Event, st *clientState) {
 func (d *Detectors) Forget(id string) {
 	if st := d.clients[id]; st != nil {
 		if st.denials != nil {
-			d.markWindow(winProbeClient+id, nil)
+			d.deleteWindow(winProbeClient+id)
 		}
 		if st.across != nil {
-			d.markWindow(st.across.key, nil)
+			d.deleteWindow(st.across.key)
 		}
 		for _, ns := range st.nets {
 			if ns.wkey != "" {
-				d.markWindow(ns.wkey, nil)
+				d.deleteWindow(ns.wkey)
 			}
 		}
 	}
