@@ -96,10 +96,6 @@ func (d *Detectors) Forget(id string) {
 			}
 		}
 	}
-	if lp := d.geo.travel.byClient[id]; lp != nil {
-		delete(d.geo.travel.byClient, id)
-		d.deleteWindow(lp.key)
-	}
 	delete(d.clients, id)
 	d.known.Forget(id)
 }
