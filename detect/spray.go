@@ -85,7 +85,7 @@ func (c *clientIDSpray) observe(ev *ingest.Event, st *clientState) {
 func (d *Detectors) Forget(id string) {
 	if st := d.clients[id]; st != nil {
 		if st.denials != nil {
-			d.deleteWindow(winProbeClient + id)
+			d.deleteWindow(winProbeClient+id)
 		}
 		if st.across != nil {
 			d.deleteWindow(st.across.key)

@@ -16,10 +16,10 @@ import (
 //
 // A window's key names its detector, what it counts for, and whom:
 const (
-	winProbeClient = "probe\x00c\x00"  // + client: refusals of a client
-	winProbeAddr   = "probe\x00a\x00"  // + address: refusals from an address
-	winBurstNet    = "burst\x00n\x00"  // + client + "\x00" + network: requests from a new network
-	winBurstAcross = "burst\x00c\x00"  // + client: requests from all its new networks
+	winProbeClient = "probe\x00c\x00" // + client: refusals of a client
+	winProbeAddr   = "probe\x00a\x00" // + address: refusals from an address
+	winBurstNet    = "burst\x00n\x00" // + client + "\x00" + network: requests from a new network
+	winBurstAcross = "burst\x00c\x00" // + client: requests from all its new networks
 	winTravelSubj  = "travel\x00s\x00" // + subject: where it was last seen
 	winTravelCl    = "travel\x00c\x00" // + client: where it was last seen, for events without a subject
 )
