@@ -33,7 +33,7 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 	if !st.formed(bc.Baseline, ev.Time) || st.learnedBefore(bc.Baseline, ns.first) ||
 		ev.Time.Sub(ns.first) > time.Duration(bc.NewFor) {
 		if ns.recent != nil && ns.wkey != "" {
-			d.deleteWindow(ns.wkey)
+			d.markWindow(ns.wkey, nil)
 		}
 		ns.recent = nil // familiar, or no longer new
 		return

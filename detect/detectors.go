@@ -78,7 +78,7 @@ type Detectors struct {
 	broad  *broadRequest
 	geo    *unfamiliarGeo
 	// windows are the time windows changed since the last flush (windows.go).
-	windows map[string]windowed
+	windows map[string]*ring
 }
 
 // A detector judges every event, in the order read, after it was folded

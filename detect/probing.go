@@ -177,7 +177,7 @@ func (pr *probing) expireProbes(now time.Time, window time.Duration) {
 	for ip, r := range pr.probes {
 		if now.Sub(r.newest()) > window {
 			delete(pr.probes, ip)
-			pr.d.deleteWindow(winProbeAddr+ip.String())
+			pr.d.markWindow(winProbeAddr+ip.String(), nil)
 		}
 	}
 }

@@ -85,14 +85,14 @@ func (c *clientIDSpray) observe(ev *ingest.Event, st *clientState) {
 func (d *Detectors) Forget(id string) {
 	if st := d.clients[id]; st != nil {
 		if st.denials != nil {
-			d.deleteWindow(winProbeClient+id)
+			d.markWindow(winProbeClient+id, nil)
 		}
 		if st.across != nil {
-			d.deleteWindow(st.across.key)
+			d.markWindow(st.across.key, nil)
 		}
 		for _, ns := range st.nets {
 			if ns.wkey != "" {
-				d.deleteWindow(ns.wkey)
+				d.markWindow(ns.wkey, nil)
 			}
 		}
 	}

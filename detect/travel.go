@@ -39,38 +39,6 @@ type lastPlace struct {
 	lat, lon float64
 	radius   uint16
 	country  string
-	key      string // its window key
-}
-
-// times encodes the place for the store: the time, the coordinates in
-// millionths of a degree, the radius and the country's two letters.
-func (lp *lastPlace) times() []int64 {
-	var cc int64
-	if len(lp.country) == 2 {
-		cc = int64(lp.country[0])<<8 | int64(lp.country[1])
-	}
-	return []int64{lp.t.UnixNano(), int64(math.Round(lp.lat * 1e6)), int64(math.Round(lp.lon * 1e6)), int64(lp.radius), cc}
-}
-
-// placeFrom decodes what times encoded.
-func placeFrom(v []int64) (*lastPlace, bool) {
-	if len(v) != 5 || v[3] < 0 || v[3] > math.MaxUint16 {
-		return nil, false
-	}
-	lp := &lastPlace{t: time.Unix(0, v[0]), lat: float64(v[1]) / 1e6, lon: float64(v[2]) / 1e6, radius: uint16(v[3])}
-	if a, b := byte(v[4]>>8), byte(v[4]); v[4] != 0 && a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z' {
-		lp.country = string([]byte{a, b})
-	}
-	return lp, lp.lat >= -90 && lp.lat <= 90 && lp.lon >= -180 && lp.lon <= 180
-}
-
-// maxAge is how old a last place may be and still make a trip too fast:
-// half the earth's circumference at the speed limit.
-func (it *impossibleTravel) maxAge() time.Duration {
-	if it.cfg.SpeedKmh <= 0 {
-		return 0
-	}
-	return time.Duration(20038 / float64(it.cfg.SpeedKmh) * float64(time.Hour))
 }
 
 // maxTravellers bounds the subjects, and apart the clients, whose last
@@ -87,22 +55,19 @@ func (it *impossibleTravel) sighted(ev *ingest.Event, st *clientState, s *sighti
 	if !p.Located || it.cfg.SpeedKmh <= 0 {
 		return
 	}
-	m, key, subject, prefix := it.bySubject, ev.Subject, ev.Subject, winTravelSubj
+	m, key, subject := it.bySubject, ev.Subject, ev.Subject
 	if key == "" {
-		m, key, subject, prefix = it.byClient, ev.Client, "client "+ev.Client, winTravelCl
+		m, key, subject = it.byClient, ev.Client, "client "+ev.Client
 	}
 	last := m[key]
 	if last == nil {
 		if len(m) >= maxTravellers {
-			for k, lp := range m {
+			for k := range m {
 				delete(m, k)
-				it.d.deleteWindow(lp.key)
 				break
 			}
 		}
-		last = &lastPlace{t: ev.Time, lat: p.Lat, lon: p.Lon, radius: p.RadiusKm, country: s.country, key: prefix + key}
-		m[key] = last
-		it.d.markWindow(last.key, last)
+		m[key] = &lastPlace{t: ev.Time, lat: p.Lat, lon: p.Lon, radius: p.RadiusKm, country: s.country}
 		return
 	}
 	if !ev.Time.After(last.t) {
@@ -114,7 +79,6 @@ func (it *impossibleTravel) sighted(ev *ingest.Event, st *clientState, s *sighti
 		it.raise(ev, subject, last, s, km)
 	}
 	last.t, last.lat, last.lon, last.radius, last.country = ev.Time, p.Lat, p.Lon, p.RadiusKm, s.country
-	it.d.markWindow(last.key, last)
 }
 
 func (it *impossibleTravel) raise(ev *ingest.Event, subject string, from *lastPlace, to *sighting, km float64) {

@@ -20,35 +20,24 @@ const (
 	winProbeAddr   = "probe\x00a\x00" // + address: refusals from an address
 	winBurstNet    = "burst\x00n\x00" // + client + "\x00" + network: requests from a new network
 	winBurstAcross = "burst\x00c\x00" // + client: requests from all its new networks
-	winTravelSubj  = "travel\x00s\x00" // + subject: where it was last seen
-	winTravelCl    = "travel\x00c\x00" // + client: where it was last seen, for events without a subject
 )
 
-// A windowed state is saved as a list of int64: a ring's times, or a last
-// place's fields.
-type windowed interface {
-	times() []int64
-}
-
 // markWindow records that the window under key changed; nil deletes it.
-func (d *Detectors) markWindow(key string, w windowed) {
+func (d *Detectors) markWindow(key string, r *ring) {
 	if d.windows == nil {
-		d.windows = make(map[string]windowed)
+		d.windows = make(map[string]*ring)
 	}
-	d.windows[key] = w
+	d.windows[key] = r
 }
-
-// deleteWindow records that the window under key is gone.
-func (d *Detectors) deleteWindow(key string) { d.markWindow(key, nil) }
 
 // FlushWindows moves the windows changed since the last flush into b.
 func (d *Detectors) FlushWindows(b *store.Batch) {
-	for k, w := range d.windows {
-		if w == nil {
+	for k, r := range d.windows {
+		if r == nil {
 			b.Windows[k] = nil
 			continue
 		}
-		b.Windows[k] = w.times()
+		b.Windows[k] = r.times()
 	}
 	clear(d.windows)
 }
@@ -70,7 +59,7 @@ func (d *Detectors) LoadWindows(windows map[string][]int64, now time.Time) {
 		case strings.HasPrefix(key, winProbeClient):
 			st := d.clients[key[len(winProbeClient):]]
 			if st == nil || stale(probeWin) {
-				d.deleteWindow(key)
+				d.markWindow(key, nil)
 				continue
 			}
 			st.denials = newRing(d.cfg.BroadRequest.Probing.Denials)
@@ -78,7 +67,7 @@ func (d *Detectors) LoadWindows(windows map[string][]int64, now time.Time) {
 		case strings.HasPrefix(key, winProbeAddr):
 			a, err := netip.ParseAddr(key[len(winProbeAddr):])
 			if err != nil || stale(probeWin) || len(d.probes.probes) >= maxProbes {
-				d.deleteWindow(key)
+				d.markWindow(key, nil)
 				continue
 			}
 			r := newRing(d.cfg.BroadRequest.Probing.Denials)
@@ -87,7 +76,7 @@ func (d *Detectors) LoadWindows(windows map[string][]int64, now time.Time) {
 		case strings.HasPrefix(key, winBurstAcross):
 			st := d.clients[key[len(winBurstAcross):]]
 			if st == nil || stale(burstWin) {
-				d.deleteWindow(key)
+				d.markWindow(key, nil)
 				continue
 			}
 			r := newRing(d.cfg.UnfamiliarBurst.Requests + 1)
@@ -106,26 +95,14 @@ func (d *Detectors) LoadWindows(windows map[string][]int64, now time.Time) {
 				}
 			}
 			if ns == nil {
-				d.deleteWindow(key)
+				d.markWindow(key, nil)
 				continue
 			}
 			ns.recent = newRing(d.cfg.UnfamiliarBurst.Requests + 1)
 			ns.recent.restore(times)
 			ns.wkey = key
-		case strings.HasPrefix(key, winTravelSubj), strings.HasPrefix(key, winTravelCl):
-			lp, ok := placeFrom(times)
-			if !ok || (!now.IsZero() && now.Sub(lp.t) > d.geo.travel.maxAge()) {
-				d.deleteWindow(key)
-				continue
-			}
-			lp.key = key
-			if strings.HasPrefix(key, winTravelSubj) {
-				d.geo.travel.bySubject[key[len(winTravelSubj):]] = lp
-			} else {
-				d.geo.travel.byClient[key[len(winTravelCl):]] = lp
-			}
 		default:
-			d.deleteWindow(key) // a window this version does not keep
+			d.markWindow(key, nil) // a window this version does not keep
 		}
 	}
 }

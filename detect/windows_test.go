@@ -128,34 +128,3 @@ func TestWindowsExpireAndForget(t *testing.T) {
 		t.Errorf("a forgotten client's window: %v, %v; want it deleted", v, ok)
 	}
 }
-
-// TestWindowsResumeTravel sees a subject in Boston, restarts, and sees it
-// in Frankfurt an hour later: the last place was saved, so the trip is
-// judged.
-func TestWindowsResumeTravel(t *testing.T) {
-	cfg := testDetect()
-	cfg.ImpossibleTravel.SpeedKmh = rules.DefaultTravelSpeedKmh
-	h, at := travelHarness(t, cfg)
-	seen(h, "p-3f2a", "mychart-app", "198.51.100.7", at)
-	b := store.NewBatch()
-	h.d.FlushWindows(b)
-	if v := b.Windows[winTravelSubj+"p-3f2a"]; len(v) != 5 {
-		t.Fatalf("travel window = %v", v)
-	}
-	h2, _ := travelHarness(t, cfg)
-	h2.d.FlushWindows(store.NewBatch()) // the warm-up's own places
-	h2.d.LoadWindows(b.Windows, at.Add(time.Minute))
-	seen(h2, "p-3f2a", "mychart-app", "203.0.113.9", at.Add(time.Hour))
-	if f := h2.fs.Get(store.FindingKey{Kind: rules.KindImpossibleTravel, Client: "mychart-app", Subject: "p-3f2a"}); f == nil {
-		t.Errorf("no impossible_travel after the restart: %v", h2.keys())
-	}
-	// A last place older than any trip could be too fast for is dropped.
-	h3, _ := travelHarness(t, cfg)
-	h3.d.FlushWindows(store.NewBatch())
-	h3.d.LoadWindows(b.Windows, at.Add(48*time.Hour))
-	b3 := store.NewBatch()
-	h3.d.FlushWindows(b3)
-	if v, ok := b3.Windows[winTravelSubj+"p-3f2a"]; !ok || v != nil {
-		t.Errorf("a two-day-old place: %v, %v; want it deleted", v, ok)
-	}
-}

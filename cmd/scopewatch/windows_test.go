@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopewatch/scopewatch/detect/geoip/geoiptest"
 	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/report"
 )
@@ -119,47 +118,5 @@ func TestBurstWindowSurvivesKill(t *testing.T) {
 	d.poll(t, "the burst", func() (bool, string) {
 		f := standing(t, d, "unfamiliar_burst")
 		return f["lab-portal/192.0.2.0/24"], fmt.Sprint(f)
-	})
-}
-
-// TestTravelWindowSurvivesKill has the real daemon, on a generated City
-// database, see a client's service account in the US, kills it with
-// SIGKILL once that is committed, appends a token of the same account
-// from Germany an hour later and starts it again: the last place was
-// saved, and impossible_travel is raised.
-func TestTravelWindowSurvivesKill(t *testing.T) {
-	t.Parallel()
-	bin := scopewatchBinary(t)
-	dir := t.TempDir()
-	city := filepath.Join(dir, "GeoLite2-City.mmdb")
-	if err := geoiptest.WriteCity(city, []geoiptest.Entry{
-		{Network: "198.51.100.0/24", Country: "US"}, {Network: "203.0.113.0/24", Country: "DE"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
-	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
-		"batch: {max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n"+
-		"geoip: {city: %[2]s}\ndetect:\n  unfamiliar_geo: {learning_period: 1h, min_events: 5}\n", dir, city))
-	gt := &geoTraffic{dir: dir}
-	now := time.Now().UTC()
-	for i := range 6 { // the baseline: the US, three hours ago
-		gt.token(t, now.Add(-3*time.Hour+time.Duration(i)*time.Minute), "lab-portal", "198.51.100.7")
-	}
-	gt.token(t, now.Add(-time.Hour), "lab-portal", "198.51.100.7")
-	d := startGeoDaemon(t, bin, cfg)
-	d.waitCommitted(t, gt.lines)
-	if err := d.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-d.done
-
-	gt.token(t, now, "lab-portal", "203.0.113.9")
-	d = startGeoDaemon(t, bin, cfg)
-	d.waitCommitted(t, gt.lines)
-	d.poll(t, "impossible travel", func() (bool, string) {
-		f := standing(t, d, "impossible_travel")
-		return f["lab-portal/svc-lab-portal"], fmt.Sprint(f)
 	})
 }
