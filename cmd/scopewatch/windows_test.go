@@ -22,6 +22,19 @@ func (g *geoTraffic) refusal(t *testing.T, at time.Time, client, ip, reason stri
 	g.append(t, "kc.log", strings.TrimSuffix(string(g.buf), "\n"))
 }
 
+// windowConfig writes the configuration of a daemon that reads one
+// Keycloak log of a new directory, with extra appended, and returns it and
+// the writer of that log.
+func windowConfig(t *testing.T, extra string) (string, *geoTraffic) {
+	t.Helper()
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
+	cfg := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
+		"batch: {max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n", dir)+extra)
+	return cfg, &geoTraffic{dir: dir}
+}
+
 // TestProbingWindowSurvivesKill has the real daemon count four of the
 // five refusals that make probing, kills it with SIGKILL once they are
 // committed, appends the fifth and starts it again: the window was saved
@@ -30,12 +43,7 @@ func (g *geoTraffic) refusal(t *testing.T, at time.Time, client, ip, reason stri
 func TestProbingWindowSurvivesKill(t *testing.T) {
 	t.Parallel()
 	bin := scopewatchBinary(t)
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
-	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
-		"batch: {max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n", dir))
-	gt := &geoTraffic{dir: dir}
+	cfg, gt := windowConfig(t, "")
 	at := time.Now().UTC().Add(-time.Minute)
 	gt.token(t, at, "lab-portal", "203.0.113.9")
 	for i := range 4 {
@@ -85,13 +93,7 @@ func standing(t *testing.T, d *geoDaemon, kind string) map[string]bool {
 func TestBurstWindowSurvivesKill(t *testing.T) {
 	t.Parallel()
 	bin := scopewatchBinary(t)
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
-	cfg := filepath.Join(dir, "scopewatch.yaml")
-	write(t, cfg, fmt.Sprintf("store: %[1]s/scopewatch.db\nlisten: 127.0.0.1:0\nrules: %[1]s/rules.yaml\n"+
-		"batch: {max_delay: 50ms}\nsources:\n  - {name: keycloak, path: %[1]s/kc.log, format: keycloak}\n"+
-		"detect:\n  unfamiliar_burst: {requests: 10, window: 5m, new_for: 24h, baseline: {learning_period: 1h, min_events: 5}}\n", dir))
-	gt := &geoTraffic{dir: dir}
+	cfg, gt := windowConfig(t, "detect:\n  unfamiliar_burst: {requests: 10, window: 5m, new_for: 24h, baseline: {learning_period: 1h, min_events: 5}}\n")
 	now := time.Now().UTC()
 	for i := range 6 { // the baseline: one network, two hours ago
 		gt.token(t, now.Add(-3*time.Hour+time.Duration(i)*time.Minute), "lab-portal", "198.51.100.7")
