@@ -55,9 +55,9 @@ func (it *impossibleTravel) sighted(ev *ingest.Event, st *clientState, s *sighti
 	if !p.Located || it.cfg.SpeedKmh <= 0 {
 		return
 	}
-	m, key, subject := it.bySubject, ev.Subject, ev.Subject
+	m, key := it.bySubject, ev.Subject
 	if key == "" {
-		m, key, subject = it.byClient, ev.Client, "client "+ev.Client
+		m, key = it.byClient, ev.Client
 	}
 	last := m[key]
 	if last == nil {
@@ -76,12 +76,19 @@ func (it *impossibleTravel) sighted(ev *ingest.Event, st *clientState, s *sighti
 	newNet := st.formed(it.baseline, ev.Time) && !st.learnedBefore(it.baseline, s.state.first)
 	km := greatCircleKm(last.lat, last.lon, p.Lat, p.Lon) - float64(last.radius) - float64(p.RadiusKm)
 	if hours := ev.Time.Sub(last.t).Hours(); newNet && km > 0 && km/hours > float64(it.cfg.SpeedKmh) {
-		it.raise(ev, subject, last, s, km)
+		it.raise(ev, last, s, km)
 	}
 	last.t, last.lat, last.lon, last.radius, last.country = ev.Time, p.Lat, p.Lon, p.RadiusKm, s.country
 }
 
-func (it *impossibleTravel) raise(ev *ingest.Event, subject string, from *lastPlace, to *sighting, km float64) {
+// raise reports the trip from from to to; the finding's subject is the
+// event's, or "client <id>" for an event without one (built here, not per
+// event).
+func (it *impossibleTravel) raise(ev *ingest.Event, from *lastPlace, to *sighting, km float64) {
+	subject := ev.Subject
+	if subject == "" {
+		subject = "client " + ev.Client
+	}
 	dt := ev.Time.Sub(from.t)
 	speed := km / dt.Hours()
 	k := store.FindingKey{Kind: rules.KindImpossibleTravel, Client: ev.Client, Subject: subject}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -704,7 +705,7 @@ func (r *fileRun) list(prev map[store.FileID]bool) map[store.FileID]bool {
 	return ids
 }
 
-func hasMeta(path string) bool { return bytes.ContainsAny([]byte(path), `*?[\`) }
+func hasMeta(path string) bool { return strings.ContainsAny(path, `*?[\`) }
 
 // missed finishes the files that were created at the path and rotated
 // away between two looks, when the path changed more than once since the
