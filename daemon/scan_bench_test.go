@@ -17,11 +17,12 @@ import (
 // Keycloak token events in Quarkus JSON logging: read, parse, account and
 // commit to a fresh bbolt store with fsync on.
 func BenchmarkPipeline(b *testing.B) {
-	for _, n := range []int{100_000} {
-		b.Run(fmt.Sprintf("keycloak_json_%dk_lines_1k_clients", n/1000), func(b *testing.B) {
+	for _, c := range []struct{ clients, scopes int }{{1000, 0}, {10_000, 30}} {
+		const n = 100_000
+		b.Run(fmt.Sprintf("keycloak_json_%dk_lines_%dk_clients_%d_scopes", n/1000, c.clients/1000, c.scopes), func(b *testing.B) {
 			dir := b.TempDir()
 			logPath := filepath.Join(dir, "kc.log")
-			size, err := traffic.WriteKeycloakLog(logPath, n, 1000)
+			size, err := traffic.KeycloakLog{Lines: n, Clients: c.clients, Scopes: c.scopes, Nets: traffic.Networks(1024)}.Write(logPath)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -42,7 +42,7 @@ func TestWatchdogStopsWhenPipelineStalls(t *testing.T) {
 	}
 	p := &Daemon{probes: make(chan chan<- struct{})}
 	eng := engine.New(engine.Options{
-		Parsers: parsers, Accountant: detect.NewAccountant(cfg.Rules, nil), Store: g,
+		Parsers: parsers, Accountant: detect.NewAccountant(cfg.Rules, nil, nil), Store: g,
 		MaxEvents: 1, Probes: p.probes,
 	})
 	lines := make(chan ingest.Line)

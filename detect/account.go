@@ -17,7 +17,8 @@ type RouteMatcher interface {
 
 var _ RouteMatcher = (*rules.Rules)(nil)
 
-// Accountant folds events into the usage deltas of a store batch.
+// Accountant folds events into the clients' usage, held in a store.State,
+// and into the source statistics of a store batch.
 //
 // Grants record requested and granted scopes, and count identity scopes
 // (openid, profile, ...) as used on issuance; denials record what was
@@ -26,6 +27,7 @@ var _ RouteMatcher = (*rules.Rules)(nil)
 // on their source, never guessed. Events of clients that are not known
 // (see KnownClients) change no client record: Apply says Unknown.
 type Accountant struct {
+	state     *store.State
 	routes    RouteMatcher
 	known     *KnownClients
 	fhirBases map[string]string // source → FHIR base path
@@ -79,11 +81,19 @@ func FHIRUses(c store.Client) []FHIRUse {
 // NewAccountant returns an Accountant that maps API calls with routes and,
 // for the sources named in fhirBases (source → base path such as /fhir),
 // with the SMART-on-FHIR REST mapping. When routes is also a Registry
-// (the rules are), its registered clients are known from the start.
-func NewAccountant(routes RouteMatcher, fhirBases map[string]string) *Accountant {
+// (the rules are), its registered clients are known from the start. The
+// usage goes into state; nil: a State of its own that loads nothing.
+func NewAccountant(routes RouteMatcher, fhirBases map[string]string, state *store.State) *Accountant {
 	reg, _ := routes.(Registry)
-	return &Accountant{routes: routes, known: NewKnownClients(reg), fhirBases: fhirBases, useKeys: make(map[fhirUse]string)}
+	if state == nil {
+		state = store.NewState(nil, 0)
+	}
+	return &Accountant{state: state, routes: routes, known: NewKnownClients(reg), fhirBases: fhirBases, useKeys: make(map[fhirUse]string)}
 }
+
+// State returns the clients' usage the accountant changes: checkpoint it
+// into the batches.
+func (a *Accountant) State() *store.State { return a.state }
 
 // Known returns the clients the accountant keeps usage of: load the
 // stored ones into it before the first event.
@@ -116,7 +126,9 @@ const (
 	Unknown                     // a client neither registered nor issued a token: counted apart, not stored
 )
 
-// Apply folds ev into b. It does no I/O and keeps no reference to ev.
+// Apply folds ev into the state and b. It keeps no reference to ev, and
+// does no I/O unless the client's state must be read back from the store
+// (it was evicted).
 func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	src := b.Source(ev.Source)
 	src.Events.Add(1, ev.Time)
@@ -135,7 +147,7 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	if !a.known.Admit(ev) {
 		return Unknown
 	}
-	c := b.Client(ev.Client)
+	c := a.state.Client(ev.Client)
 	c.Seen.Add(1, ev.Time)
 	if ev.Kind == ingest.KindGrant {
 		c.Issued.Add(1, ev.Time)
@@ -145,7 +157,7 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	// user is), and the geography detector learns from these sets.
 	if ev.Kind != ingest.KindDeny {
 		if ev.IP.IsValid() {
-			c.SawIP(ev.IP.String(), ev.Time)
+			c.SawIP(ev.IP, ev.Time)
 		}
 		if ev.Country != "" {
 			c.SawCountry(ev.Country, ev.Time)

@@ -13,7 +13,7 @@ import (
 )
 
 func TestAccountantFHIRUses(t *testing.T) {
-	acc := NewAccountant(loadTestRules(t), map[string]string{"fhir-gw": "/fhir"})
+	acc := NewAccountant(loadTestRules(t), map[string]string{"fhir-gw": "/fhir"}, nil)
 	acc.Known().Issue("app") // issued a token before: its uses count
 	b := store.NewBatch()
 	at := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
@@ -39,7 +39,13 @@ func TestAccountantFHIRUses(t *testing.T) {
 		}
 	}
 	got := map[string]uint64{}
-	for name, u := range b.Clients["app"].Scopes {
+	acc.State().Checkpoint(b)
+	db := checkpointed(t, b)
+	c, _, err := db.Client("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, u := range c.Scopes {
 		got[name] = u.Used.N
 	}
 	want := map[string]uint64{"fhir:Observation.r": 2, "fhir:Observation.s": 1, "fhir:Condition.c": 1}
@@ -66,4 +72,18 @@ func loadTestRules(t *testing.T) *rules.Rules {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// checkpointed commits b to a new store and returns the store.
+func checkpointed(t *testing.T, b *store.Batch) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

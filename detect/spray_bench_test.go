@@ -33,7 +33,7 @@ func BenchmarkSprayMemory(b *testing.B) {
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
-		acc := NewAccountant(r, nil)
+		acc := NewAccountant(r, nil, nil)
 		fs := NewFindings(nil, nil, func() time.Time { return at }, nil)
 		dets := NewDetectors(DetectorOptions{Config: testDetect(), Rules: r}, fs)
 		batch := store.NewBatch()

@@ -28,22 +28,19 @@ type Options struct {
 	Parsers    map[string]ingest.Parser
 	Accountant *detect.Accountant
 	Store      Committer
-	// MaxEvents and MaxDelay bound a batch: it is committed when it holds
-	// MaxEvents lines or events, or MaxDelay after its first line (with the
-	// lines read by then), whichever comes first. Defaults: 1000 and 250ms.
+	// MaxEvents and MaxDelay bound a checkpoint: the clients' usage lives
+	// in the accountant's State, and a batch takes the clients it made
+	// dirty, whole, with the positions of the lines that did so. It is
+	// committed MaxDelay after its first line (with the lines read by
+	// then), once it holds MaxEvents lines or events, or sooner when the
+	// State has so many dirty clients that it cannot evict (memory
+	// pressure), whichever comes first. A commit's cost is per client
+	// record written, not per event, so a backlog is read in batches of
+	// up to MaxEvents lines. Defaults: 50,000 and 250ms.
 	MaxEvents int
 	MaxDelay  time.Duration
-	// CatchUpEvents is how far a batch may grow past MaxEvents while the
-	// engine is behind (lines are queued on its input): a commit's
-	// cost is per client record it touches, not per event, so catching up
-	// on a backlog or a backfill in bigger transactions is several times
-	// faster. A batch that touches MaxEvents distinct clients is committed
-	// all the same: with many clients a big batch rewrites most records
-	// and holds them all in memory until it commits. MaxDelay still
-	// closes every batch. Default 10 × MaxEvents.
-	CatchUpEvents int
-	Metrics       *Metrics
-	Logger        *slog.Logger
+	Metrics *Metrics
+	Logger  *slog.Logger
 	// NewTimer makes the batch-delay timer; tests inject one they fire.
 	// Default: time.NewTimer.
 	NewTimer func(time.Duration) Timer
@@ -139,9 +136,13 @@ type realTimer struct{ *time.Timer }
 
 func (t realTimer) C() <-chan time.Time { return t.Timer.C }
 
+// DefaultMaxEvents is how many lines a batch holds at most unless told.
+const DefaultMaxEvents = 50_000
+
 // Engine turns lines into committed usage: it parses each line with its
-// source's parser, folds the events into a batch together with the line's
-// position, and commits the batch as one transaction. Each source is
+// source's parser, folds the events into the accountant's State and a
+// batch together with the line's position, and commits the batch, with
+// the State's checkpoint, as one transaction. Each source is
 // parsed on a goroutine of its own (parse.go), the accounting runs on one
 // goroutine, and the previous batch commits on another, so parsing, CPU
 // work and disk latency overlap.
@@ -152,13 +153,10 @@ type Engine struct {
 // New returns an engine; it starts nothing.
 func New(opt Options) *Engine {
 	if opt.MaxEvents <= 0 {
-		opt.MaxEvents = 1000
+		opt.MaxEvents = DefaultMaxEvents
 	}
 	if opt.MaxDelay <= 0 {
 		opt.MaxDelay = 250 * time.Millisecond
-	}
-	if opt.CatchUpEvents < opt.MaxEvents {
-		opt.CatchUpEvents = 10 * opt.MaxEvents
 	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
@@ -216,6 +214,7 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	r := &run{
 		e: e, opt: &e.opt, in: in, parse: ps, batches: batches, free: free, commitErr: commitErr,
 		b: <-free, states: make(map[string]*sourceState), det: e.opt.Detection,
+		state: e.opt.Accountant.State(),
 	}
 	r.judging = r.det != nil && r.det.Sweeper != nil
 	err := r.consume()
@@ -241,7 +240,7 @@ type work struct {
 }
 
 // commitLoop is the committing goroutine: it commits each batch in turn
-// and hands it back empty on free, and answers each probe once every
+// and hands it back on free (the consuming side empties it), and answers each probe once every
 // batch before it is durable. After a commit fails for good it sends the
 // error on commitErr and drains batches, committing nothing more, so that
 // the consuming side never blocks.
@@ -257,7 +256,6 @@ func (e *Engine) commitLoop(ctx context.Context, batches <-chan work, free chan<
 			}
 			return
 		}
-		w.batch.Reset()
 		free <- w.batch
 	}
 }
@@ -274,6 +272,9 @@ type run struct {
 	free      chan *store.Batch
 	commitErr <-chan error
 
+	state  *store.State // the clients' usage, checkpointed into the batches
+	// evicted and loaded are the State's figures as last exported.
+	evicted, loaded uint64
 	b      *store.Batch // the batch being filled
 	lines  int          // lines in b
 	timer  Timer        // MaxDelay after b's first line; nil while b is empty
@@ -387,8 +388,7 @@ func (r *run) takeChunk(c *chunk) error {
 	}
 	for i := range c.lines {
 		events, err := c.lineEvents(i)
-		behind := i < len(c.lines)-1 || c.behind || len(r.parse.out) > 0 || len(r.in) > 0
-		if err := r.take(c.lines[i], events, err, behind); err != nil {
+		if err := r.take(c.lines[i], events, err); err != nil {
 			return err
 		}
 	}
@@ -396,11 +396,9 @@ func (r *run) takeChunk(c *chunk) error {
 	return nil
 }
 
-// take handles one parsed line and commits the batch once it is full: at
-// MaxEvents while the engine keeps up, and up to CatchUpEvents while lines
-// are queued (behind), unless the batch already touches MaxEvents clients
-// (a commit's cost and memory are per client record).
-func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error, behind bool) error {
+// take handles one parsed line and commits the batch once it holds
+// MaxEvents lines or events, or once the State is pressed for memory.
+func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error) error {
 	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det)
 	if r.lines == 0 {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
@@ -410,10 +408,8 @@ func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error, behind
 	if r.opt.taken != nil {
 		r.opt.taken()
 	}
-	if size := max(r.lines, r.b.Events); size >= r.opt.MaxEvents {
-		if !behind || size >= r.opt.CatchUpEvents || len(r.b.Clients) >= r.opt.MaxEvents {
-			return r.flush()
-		}
+	if max(r.lines, r.b.Events) >= r.opt.MaxEvents || r.state.Pressed() {
+		return r.flush()
 	}
 	return nil
 }
@@ -439,12 +435,19 @@ func (r *run) flush() error {
 		}
 		if r.det.Sweeper != nil {
 			r.det.Sweeper.Flush(r.b) // the clients it pruned
+			for id := range r.b.DropClients {
+				r.state.Forget(id)
+			}
 		}
 		if r.det.Detectors != nil {
 			r.det.Detectors.FlushWindows(r.b) // with the lines that filled them
 		}
 		r.det.Coverage.Flush(r.b)
 	}
+	if err := r.state.Err(); err != nil {
+		return err // a client's record could not be read back: its events would be lost
+	}
+	r.state.Checkpoint(r.b)
 	if r.lines == 0 && r.b.Empty() {
 		return nil
 	}
@@ -453,11 +456,26 @@ func (r *run) flush() error {
 	}
 	select {
 	case r.b = <-r.free:
+		r.committed(r.b)
 	case err := <-r.commitErr:
 		return err
 	}
 	r.lines = 0
 	return nil
+}
+
+// committed takes back b, committed (or never sent), empties it, and
+// evicts the clients that are durable now if the State holds too many.
+func (r *run) committed(b *store.Batch) {
+	r.state.Durable(b.Gen)
+	b.Reset()
+	r.state.Evict()
+	m := r.opt.Metrics
+	evicted, loaded := r.state.Stats()
+	m.Evicted.Add(float64(evicted - r.evicted))
+	m.Loaded.Add(float64(loaded - r.loaded))
+	r.evicted, r.loaded = evicted, loaded
+	m.ClientsInMemory.Set(float64(r.state.Len()))
 }
 
 // send hands w to the committing goroutine.
@@ -475,6 +493,7 @@ func (r *run) send(w work) error {
 func (r *run) idle() error {
 	select {
 	case b := <-r.free:
+		r.committed(b)
 		r.free <- b
 		return nil
 	case err := <-r.commitErr:
@@ -611,6 +630,7 @@ func (e *Engine) commit(b *store.Batch) error {
 	}
 	e.opt.Metrics.CommitDuration.Observe(time.Since(start).Seconds())
 	e.opt.Metrics.BatchEvents.Observe(float64(b.Events))
+	e.opt.Metrics.BatchRecords.Observe(float64(len(b.Records)))
 	for name, d := range b.Sources {
 		e.opt.Metrics.LinesCommitted.WithLabelValues(name).Add(float64(d.Lines))
 		e.opt.Metrics.Newest.Saw(name, d.Events.Last)

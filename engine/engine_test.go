@@ -87,7 +87,7 @@ func TestEngineCommitsCountsWithPositions(t *testing.T) {
 	e := New(Options{
 		taken:     func() { taken <- struct{}{} },
 		Committed: func(b *store.Batch) { commits <- len(b.Positions) },
-		Parsers:   testParsers(t), Accountant: detect.NewAccountant(r, nil), Store: db, MaxEvents: 1000,
+		Parsers:   testParsers(t), Accountant: detect.NewAccountant(r, nil, nil), Store: db, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer {
 			mt := &manualTimer{c: make(chan time.Time, 1)}
 			timers <- mt
@@ -178,7 +178,7 @@ func TestEngineCommitErrorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close() // every commit now fails
-	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1})
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: db, MaxEvents: 1})
 	in := make(chan ingest.Line, 1)
 	in <- line("api", 20, 50, 1, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	err = e.Run(t.Context(), in)
@@ -199,12 +199,12 @@ func TestEngineBatchSizes(t *testing.T) {
 			`{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	}
 	taken := make(chan struct{}, 1024)
-	run := func(t *testing.T, in chan ingest.Line, feed func()) []uint64 {
+	run := func(t *testing.T, maxEvents int, in chan ingest.Line, feed func()) []uint64 {
 		t.Helper()
 		var sizes []uint64
 		e := New(Options{
-			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
-			MaxEvents: 10, CatchUpEvents: 50, MaxDelay: time.Hour, // only the size bounds close batches here
+			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: openTestDB(t),
+			MaxEvents: maxEvents, MaxDelay: time.Hour, // only the size bound closes batches here
 			Committed: func(b *store.Batch) { sizes = append(sizes, b.Sources["api"].Lines) },
 			taken:     func() { taken <- struct{}{} },
 		})
@@ -219,7 +219,7 @@ func TestEngineBatchSizes(t *testing.T) {
 	}
 	t.Run("keeping up", func(t *testing.T) {
 		in := make(chan ingest.Line) // each line taken before the next is sent: nothing ever queues
-		got := run(t, in, func() {
+		got := run(t, 10, in, func() {
 			for i := range 30 {
 				in <- apiLine(i)
 				<-taken
@@ -234,7 +234,7 @@ func TestEngineBatchSizes(t *testing.T) {
 		for i := range 120 {
 			in <- apiLine(i) // a backlog before the engine starts
 		}
-		got := run(t, in, func() {})
+		got := run(t, 50, in, func() {})
 		if !slices.Equal(got, []uint64{50, 50, 20}) {
 			t.Errorf("batch sizes %v, want [50 50 20]", got)
 		}
@@ -246,7 +246,7 @@ func TestEngineBatchSizes(t *testing.T) {
 // batch around it commits.
 func TestEngineSurvivesUnkeyableClient(t *testing.T) {
 	db := openTestDB(t)
-	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db})
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: db})
 	in := make(chan ingest.Line, 2)
 	in <- line("idp", 10, 100, 1, `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"evil\u0000id","scope":"openid"}`)
 	in <- line("idp", 10, 200, 2, `{"ts":"2026-10-01T10:00:01Z","type":"token","client":"good","scope":"openid"}`)
@@ -282,7 +282,7 @@ func TestEngineCommitsFindingsWithTheirLines(t *testing.T) {
 	}
 	commits := make(chan commit, 8)
 	e := New(Options{
-		Parsers: testParsers(t), Accountant: detect.NewAccountant(r, nil), Store: db, MaxEvents: 1,
+		Parsers: testParsers(t), Accountant: detect.NewAccountant(r, nil, nil), Store: db, MaxEvents: 1,
 		Committed: func(b *store.Batch) {
 			c := commit{positions: len(b.Positions)}
 			for k := range b.Findings {
@@ -362,7 +362,7 @@ func TestEngineProbes(t *testing.T) {
 	probes := make(chan chan<- struct{})
 	timer := &manualTimer{c: make(chan time.Time)}
 	e := New(Options{
-		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: g, MaxEvents: 1000,
+		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: g, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer { return timer }, Probes: probes,
 	})
 	in := make(chan ingest.Line)
@@ -423,7 +423,7 @@ func TestEnginePartialLinesSaveNoPosition(t *testing.T) {
 	commits := make(chan struct{}, 8)
 	e := New(Options{
 		Committed: func(*store.Batch) { commits <- struct{}{} },
-		Parsers:   map[string]ingest.Parser{"kc": kc}, Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db, MaxEvents: 1000,
+		Parsers:   map[string]ingest.Parser{"kc": kc}, Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: db, MaxEvents: 1000,
 		NewTimer: func(time.Duration) Timer {
 			mt := &manualTimer{c: make(chan time.Time, 1)}
 			timers <- mt
@@ -489,7 +489,7 @@ func TestEngineRetriesAFailingCommit(t *testing.T) {
 	var waits []time.Duration
 	var states []string
 	e := New(Options{
-		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: fs, MaxEvents: 2,
+		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: fs, MaxEvents: 2,
 		RetryMin: 10 * time.Millisecond, RetryMax: 25 * time.Millisecond,
 		After: func(d time.Duration) <-chan time.Time {
 			waits = append(waits, d)
@@ -529,7 +529,7 @@ func TestEngineRetriesAFailingCommit(t *testing.T) {
 
 	// A batch the store refuses is not retried.
 	refused := &failingStore{db: db, n: 1, err: fmt.Errorf("client: %w", store.ErrInvalid)}
-	e = New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: refused,
+	e = New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: refused,
 		After: func(time.Duration) <-chan time.Time { t.Error("a refused batch was retried"); return nil }})
 	in = make(chan ingest.Line, 1)
 	in <- line("idp", 1, 500, 5, `{"ts":"2026-10-01T10:00:09Z","type":"token","client":"lab","scope":"openid"}`)
@@ -547,7 +547,7 @@ func TestEngineStopsRetryingOnStop(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	fs := &failingStore{db: db, n: 1 << 30, err: syscall.EIO}
-	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: fs,
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: fs,
 		CommitFailing: func(err error) {
 			if err != nil {
 				stop()
@@ -593,7 +593,7 @@ var t0 = time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 // clean drain; every line read is committed with its position.
 func TestEngineDrainsDespiteCancel(t *testing.T) {
 	db := openTestDB(t)
-	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db})
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: db})
 	in := make(chan ingest.Line, 3)
 	for i := range 3 {
 		in <- line("idp", 1, int64(100*(i+1)), int64(i+1), `{"ts":"2026-10-01T10:00:00Z","type":"token","client":"lab","scope":"openid"}`)

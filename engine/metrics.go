@@ -26,8 +26,15 @@ type Metrics struct {
 	NoEvents       *prometheus.GaugeVec // source
 	CommitDuration prometheus.Histogram
 	BatchEvents    prometheus.Histogram
+	BatchRecords   prometheus.Histogram // client records per committed batch
 	CommitErrors   prometheus.Counter
 	CommitFailing  prometheus.Gauge // 1 while a failing commit is being retried
+	// ClientsInMemory, Evicted and Loaded follow the clients' State:
+	// how many it holds, and how many it evicted to the store and read
+	// back on demand.
+	ClientsInMemory prometheus.Gauge
+	Evicted         prometheus.Counter
+	Loaded          prometheus.Counter
 	// Newest holds each source's newest committed event time, exported
 	// as a timestamp and as the lag behind the clock.
 	Newest *NewestEvents
@@ -77,7 +84,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "scopewatch_store_batch_events",
 			Help:    "Events per committed batch.",
-			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2000},
+			Buckets: []float64{1, 10, 100, 1000, 5000, 10_000, 25_000, 50_000},
+		}),
+		BatchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scopewatch_store_batch_records",
+			Help:    "Client records written per committed batch (the clients its lines changed).",
+			Buckets: []float64{1, 10, 100, 1000, 5000, 10_000, 25_000, 50_000},
+		}),
+		ClientsInMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scopewatch_clients_in_memory", Help: "Clients whose usage is held in memory (batch.max_clients bounds those not being written).",
+		}),
+		Evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scopewatch_clients_evicted_total", Help: "Clients dropped from memory, their usage durable in the store, to stay within batch.max_clients.",
+		}),
+		Loaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scopewatch_clients_loaded_total", Help: "Evicted or not yet loaded clients read back from the store when an event named them.",
 		}),
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scopewatch_store_commit_errors_total", Help: "Attempts at committing a batch that failed.",
@@ -89,7 +110,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
-			m.UnknownClients, m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.CommitErrors, m.CommitFailing, m.Newest)
+			m.UnknownClients, m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.BatchRecords, m.CommitErrors, m.CommitFailing,
+			m.ClientsInMemory, m.Evicted, m.Loaded, m.Newest)
 	}
 	return m
 }

@@ -34,7 +34,7 @@ func noEventsRun(t *testing.T, after int, sources []rules.Source, lines []ingest
 		m.InitSource(s.Name)
 	}
 	e := New(Options{
-		Parsers: parsers, Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: openTestDB(t),
+		Parsers: parsers, Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: openTestDB(t),
 		Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		NoEventsAfter: after, Sources: sources,
 	})
@@ -137,7 +137,7 @@ func TestNoEventsBelowThresholdOrWithEvents(t *testing.T) {
 func TestEngineCountsTooLong(t *testing.T) {
 	db := openTestDB(t)
 	m := NewMetrics(nil)
-	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil), Store: db, Metrics: m})
+	e := New(Options{Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: db, Metrics: m})
 	path := filepath.Join(t.TempDir(), "api.log")
 	good := `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9","status":200}`
 	var content bytes.Buffer

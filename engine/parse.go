@@ -37,7 +37,6 @@ type chunk struct {
 	errs    []error // per line: nil, an ingest.Skip, a *ingest.ParseError or errNoParser
 	ends    []int
 	events  []ingest.Event
-	behind  bool     // more lines of the source were queued when it was sent
 	barrier *barrier // set on a barrier's copy, which holds no lines
 }
 
@@ -279,7 +278,6 @@ func (ps *parseStage) parse(name string, p ingest.Parser, items <-chan item) {
 				c.errs = append(c.errs, err)
 				c.ends = append(c.ends, len(c.events))
 			}
-			c.behind = len(items) > 0
 		}
 		select {
 		case ps.out <- c:

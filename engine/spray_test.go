@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,7 +58,7 @@ func newSprayRig(t *testing.T, db *store.DB, cfg *rules.Config, now func() time.
 		t.Fatal(err)
 	}
 	parsers["keycloak"] = kc
-	r := &sprayRig{db: db, cfg: cfg, acc: detect.NewAccountant(cfg.Rules, nil), m: NewMetrics(prometheus.NewRegistry()), probes: make(chan chan<- struct{})}
+	r := &sprayRig{db: db, cfg: cfg, acc: detect.NewAccountant(cfg.Rules, nil, nil), m: NewMetrics(prometheus.NewRegistry()), probes: make(chan chan<- struct{})}
 	r.fs = detect.NewFindings(nil, nil, now, nil)
 	r.dets = detect.NewDetectors(detect.DetectorOptions{Config: cfg.Detect, Rules: cfg.Rules, Known: r.acc.Known()}, r.fs)
 	if err := db.ForEachClient(func(c store.Client) error { r.dets.Load(c); return nil }); err != nil {
@@ -304,15 +305,17 @@ func TestPruneSprayedStore(t *testing.T) {
 	at := time.Date(2026, 10, 1, 10, 0, 0, 0, time.UTC)
 	const sprayed = 3*detect.PruneChunk + 100
 	b := store.NewBatch()
+	st := store.NewState(db, 0)
 	for i := range sprayed {
-		c := b.Client(fmt.Sprintf("spray-%06d", i))
+		c := st.Client(fmt.Sprintf("spray-%06d", i))
 		c.Seen.Add(1, at)
 		c.Scope("fhir:Patient.r").Used.Add(1, at) // an API call, as stored before
-		c.SawIP("198.51.100.7", at)
+		c.SawIP(netip.MustParseAddr("198.51.100.7"), at)
 	}
 	// A client of schema 3: granted scopes, no Issued counter.
-	b.Client("real").Seen.Add(1, at)
-	b.Client("real").Scope("openid").Granted.Add(1, at)
+	st.Client("real").Seen.Add(1, at)
+	st.Client("real").Scope("openid").Granted.Add(1, at)
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

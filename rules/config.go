@@ -94,10 +94,15 @@ func (g GeoIP) CountryKey() string {
 // Enabled reports whether any database is configured.
 func (g GeoIP) Enabled() bool { return g.CountryDB() != "" || g.ASN != "" }
 
-// Batch bounds one store transaction.
+// Batch bounds one store transaction (a checkpoint of the clients' usage,
+// which is held in memory) and the memory it is held in.
 type Batch struct {
-	MaxEvents int      `yaml:"max_events"` // default 1000
-	MaxDelay  Duration `yaml:"max_delay"`  // default 250ms
+	MaxEvents int      `yaml:"max_events"` // lines or events per transaction at most; default 50,000
+	MaxDelay  Duration `yaml:"max_delay"`  // from a line read to its transaction; default 250ms
+	// MaxClients bounds the clients held in memory once durable; the
+	// least recently active beyond it are evicted and read back from the
+	// store on demand. Default 50,000.
+	MaxClients int `yaml:"max_clients"`
 }
 
 // Source is one log to read.

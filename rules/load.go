@@ -25,7 +25,8 @@ import (
 const (
 	DefaultListen         = "127.0.0.1:9464"
 	DefaultControlSocket  = "/run/scopewatch/control.sock"
-	DefaultMaxEvents      = 1000
+	DefaultMaxEvents      = 50_000
+	DefaultMaxClients     = 50_000
 	DefaultMaxDelay       = Duration(250 * time.Millisecond)
 	DefaultWindow         = Duration(90 * day)
 	DefaultMinObservation = Duration(30 * day)
@@ -230,6 +231,11 @@ func (c *Config) check(lines map[string]int, p *problems, formats Formats) {
 		c.Batch.MaxEvents = DefaultMaxEvents
 	} else if c.Batch.MaxEvents < 1 {
 		p.add(lines["batch.max_events"], "batch.max_events", "must be at least 1, got %d; leave it out for the default %d", c.Batch.MaxEvents, DefaultMaxEvents)
+	}
+	if _, set := lines["batch.max_clients"]; !set {
+		c.Batch.MaxClients = DefaultMaxClients
+	} else if c.Batch.MaxClients < 1 {
+		p.add(lines["batch.max_clients"], "batch.max_clients", "must be at least 1, got %d; leave it out for the default %d", c.Batch.MaxClients, DefaultMaxClients)
 	}
 	positive(lines, p, "batch.max_delay", &c.Batch.MaxDelay, DefaultMaxDelay)
 	positive(lines, p, "detect.unused_scope.window", &c.Detect.UnusedScope.Window, DefaultWindow)

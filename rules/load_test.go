@@ -152,7 +152,8 @@ func TestLoadDefaults(t *testing.T) {
 	}{
 		{"Store", c.Store, filepath.Join(dir, "sw.db")},
 		{"Listen", c.Listen, DefaultListen},
-		{"Batch.MaxEvents", c.Batch.MaxEvents, 1000},
+		{"Batch.MaxEvents", c.Batch.MaxEvents, 50_000},
+		{"Batch.MaxClients", c.Batch.MaxClients, 50_000},
 		{"Batch.MaxDelay", c.Batch.MaxDelay.Std(), 250 * time.Millisecond},
 		{"Window", c.Detect.UnusedScope.Window.Std(), 90 * 24 * time.Hour},
 		{"MinObservation", c.Detect.UnusedScope.MinObservation.Std(), 30 * 24 * time.Hour},

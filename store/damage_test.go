@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,17 +27,19 @@ func writeGoodStore(t *testing.T, dir string) string {
 	}
 	for batch := range 4 {
 		b := NewBatch()
+		st := NewState(db, 0)
 		for i := range 100 {
-			c := b.Client(fmt.Sprintf("client-%03d", batch*100+i))
+			c := st.Client(fmt.Sprintf("client-%03d", batch*100+i))
 			c.Seen.Add(1, at(time.Duration(i)*time.Second))
 			for s := range 6 {
 				c.Scope(fmt.Sprintf("patient/Resource%d.read", s)).Granted.Add(2, at(time.Minute))
 			}
-			c.SawIP(fmt.Sprintf("192.0.2.%d", i), at(time.Minute))
+			c.SawIP(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), at(time.Minute))
 		}
 		*b.Source("keycloak") = SourceDelta{Lines: 100, Events: counter(100, at(0), at(time.Hour))}
 		b.SetPosition(Position{Source: "keycloak", File: FileID{Dev: 1, Ino: 2}, Offset: int64(batch) * 1000, Path: "/var/log/k.log"})
 		b.Findings = map[FindingKey]Finding{{Kind: "unused_scope", Client: "client-001", Subject: "openid"}: {State: StateOpen, Opened: at(0)}}
+		st.Checkpoint(b)
 		commit(t, db, b)
 	}
 	if err := db.Close(); err != nil {
@@ -215,11 +218,19 @@ func TestDamagedStore(t *testing.T) {
 				_, err = db.Clients()
 				isDamage(fmt.Sprintf("Clients after Open(%+v)", opts), err)
 				if !opts.ReadOnly {
+					// The engine reads each client back before it
+					// writes it: damage shows there, or in the commit.
 					b := NewBatch()
+					st := NewState(db, 0)
 					for i := range 400 {
-						b.Client(fmt.Sprintf("client-%03d", i)).Seen.Add(1, at(0))
+						st.Client(fmt.Sprintf("client-%03d", i)).Seen.Add(1, at(0))
 					}
-					isDamage("Commit", db.Commit(b))
+					err := st.Err()
+					if err == nil {
+						st.Checkpoint(b)
+						err = db.Commit(b)
+					}
+					isDamage("reading and committing clients", err)
 					dst := filepath.Join(t.TempDir(), "c.db")
 					if err := db.Compact(dst); dm.records == 0 {
 						isDamage("Compact", err)

@@ -19,9 +19,11 @@ func TestFindingsCommitAndRead(t *testing.T) {
 		Evidence: Evidence{Narrower: []string{"patient/Observation.rs"}, LastGrant: t0}}
 	f1.Evidence.AddLine(LineRef{Source: "keycloak", Path: "/var/log/k.log", Line: 7, Offset: 700})
 	b := NewBatch()
+	st := NewState(db, 0)
 	b.Findings[k1] = f1
 	b.Findings[k2] = Finding{Severity: SeverityHigh, State: StateOpen, First: t0, Last: t0, Count: 2}
 	b.Coverage["keycloak"] = []Span{{Start: t0, End: t0.Add(time.Hour)}}
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +45,7 @@ func TestFindingsCommitAndRead(t *testing.T) {
 
 	b.Reset()
 	b.DropFindings[k2] = struct{}{}
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +141,10 @@ func TestMigrateFromSchema1(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	db := openTest(t, path, Options{})
 	b := NewBatch()
-	b.Client("lab-portal").Scope("openid").Granted.Add(3, t0)
+	st := NewState(db, 0)
+	st.Client("lab-portal").Scope("openid").Granted.Add(3, t0)
 	b.SetPosition(Position{Source: "keycloak", File: FileID{1, 2}, Offset: 42, Line: 3})
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

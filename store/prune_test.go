@@ -16,11 +16,13 @@ func TestDropClients(t *testing.T) {
 	db, _ := newTestDB(t)
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	b := NewBatch()
+	st := NewState(db, 0)
 	for _, id := range []string{"a", "b", "c"} {
-		c := b.Client(id)
+		c := st.Client(id)
 		c.Seen.Add(2, t0)
 		c.Issued.Add(1, t0)
 	}
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}
@@ -28,10 +30,12 @@ func TestDropClients(t *testing.T) {
 	pos := Position{Source: "kc", File: FileID{Dev: 1, Ino: 2}, Offset: 100, Line: 3}
 	drop := func() *Batch {
 		b := NewBatch()
+		st := NewState(nil, 0) // as the engine's, which forgot the dropped clients
 		b.DropClients["a"] = struct{}{}
 		b.DropClients["b"] = struct{}{}
 		b.DropClients["never-stored"] = struct{}{}
-		b.Client("b").Seen.Add(1, t0.Add(time.Hour))
+		st.Client("b").Seen.Add(1, t0.Add(time.Hour))
+		st.Checkpoint(b)
 		b.SetPosition(pos)
 		return b
 	}
@@ -93,7 +97,9 @@ func TestClientFormat2(t *testing.T) {
 		t.Fatalf("format 2 record read as %+v, %v, %v", c, ok, err)
 	}
 	b := NewBatch()
-	b.Client("old").Issued.Add(1, t0.Add(time.Hour))
+	st := NewState(db, 0)
+	st.Client("old").Issued.Add(1, t0.Add(time.Hour))
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

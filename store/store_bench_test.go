@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,9 +22,9 @@ type benchWorkload struct {
 	zipf    *rand.Zipf // nil: clients drawn uniformly
 	clients []string
 	scopes  [][]string
-	ips     [][]string
+	ips     [][]netip.Addr
 	grants  bool
-	ipPool  []string // grants mode: addresses shared by all clients
+	ipPool  []netip.Addr // grants mode: addresses shared by all clients
 	now     time.Time
 }
 
@@ -47,12 +48,13 @@ func newBenchWorkload(grants bool) *benchWorkload {
 	}
 	for i := range benchClients {
 		w.clients = append(w.clients, fmt.Sprintf("client-%04d-ehr-integration", i))
-		var sc, ips []string
+		var sc []string
+		var ips []netip.Addr
 		for j := range scopesPer {
 			sc = append(sc, fmt.Sprintf("patient/Resource%d.rs", (i+j)%40))
 		}
 		for j := range benchIPsPerClient {
-			ips = append(ips, fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j))
+			ips = append(ips, netip.AddrFrom4([4]byte{10, byte(i / 250), byte(i % 250), byte(j)}))
 		}
 		w.scopes = append(w.scopes, sc)
 		w.ips = append(w.ips, ips)
@@ -60,7 +62,7 @@ func newBenchWorkload(grants bool) *benchWorkload {
 	if grants {
 		w.grants = true
 		for range benchIPPool {
-			w.ipPool = append(w.ipPool, fmt.Sprintf("10.%d.%d.%d", w.rng.IntN(4), w.rng.IntN(256), 1+w.rng.IntN(254)))
+			w.ipPool = append(w.ipPool, netip.AddrFrom4([4]byte{10, byte(w.rng.IntN(4)), byte(w.rng.IntN(256)), byte(1 + w.rng.IntN(254))}))
 		}
 	}
 	return w
@@ -68,8 +70,8 @@ func newBenchWorkload(grants bool) *benchWorkload {
 
 var benchCountries = [benchCountriesTotal]string{"US", "CA", "GB", "DE", "FR", "NL", "IE", "SE"}
 
-// fill folds n events into b the way detect does.
-func (w *benchWorkload) fill(b *Batch, n int) {
+// fill folds n events into st and b the way detect does.
+func (w *benchWorkload) fill(st *State, b *Batch, n int) {
 	b.Reset()
 	for i := range n {
 		w.now = w.now.Add(time.Millisecond)
@@ -77,7 +79,7 @@ func (w *benchWorkload) fill(b *Batch, n int) {
 		if w.zipf != nil {
 			ci = int(w.zipf.Uint64())
 		}
-		c := b.Client(w.clients[ci])
+		c := st.Client(w.clients[ci])
 		c.Seen.Add(1, w.now)
 		if w.grants {
 			c.SawIP(w.ipPool[w.rng.IntN(benchIPPool)], w.now)
@@ -107,8 +109,9 @@ func (w *benchWorkload) fill(b *Batch, n int) {
 	})
 }
 
-// BenchmarkCommit measures the storage cost per event of committing
-// batches of events to a store that already knows every client. In the
+// BenchmarkCommit measures the storage cost per event of checkpointing
+// the clients that batches of events changed and committing them to a
+// store that already knows every client. In the
 // plain cases every event picks its client uniformly, so a 1000-event batch
 // touches ~630 of the 1000 clients and rewrites nearly every page of the
 // clients bucket: the worst case. The skewed cases draw clients from a Zipf
@@ -138,6 +141,7 @@ func BenchmarkCommit(b *testing.B) {
 			defer db.Close()
 			w := newBenchWorkload(bc.grants)
 			batch := NewBatch()
+			state := NewState(db, 0)
 			// Warm up uniformly: every client and scope exists, so the timed
 			// commits measure the steady state of a running daemon. In grants
 			// mode each client sees ~100 addresses, more than MaxIPs.
@@ -146,7 +150,8 @@ func BenchmarkCommit(b *testing.B) {
 				warmup = 20 * benchClients / size
 			}
 			for range warmup {
-				w.fill(batch, size*5)
+				w.fill(state, batch, size*5)
+				state.Checkpoint(batch)
 				if err := db.Commit(batch); err != nil {
 					b.Fatal(err)
 				}
@@ -160,10 +165,11 @@ func BenchmarkCommit(b *testing.B) {
 			var events, clients int
 			for b.Loop() {
 				b.StopTimer()
-				w.fill(batch, size)
+				w.fill(state, batch, size)
 				events += batch.Events
-				clients += len(batch.Clients)
 				b.StartTimer()
+				state.Checkpoint(batch)
+				clients += len(batch.Records)
 				if err := db.Commit(batch); err != nil {
 					b.Fatal(err)
 				}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,6 +39,20 @@ func commit(t *testing.T, db *DB, b *Batch) {
 	}
 }
 
+// addCounter adds c's count to t: one at its first time, the rest at its
+// last.
+func addCounter(t *Tally, c Counter) {
+	if c.N == 0 {
+		return
+	}
+	t.Add(1, c.First)
+	t.Add(c.N-1, c.Last)
+}
+
+func usageOf(u ScopeUsage) Usage {
+	return Usage{Requested: tallyOf(u.Requested), Granted: tallyOf(u.Granted), Used: tallyOf(u.Used)}
+}
+
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123_000_000, time.UTC)
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
@@ -46,20 +61,23 @@ func counter(n uint64, first, last time.Time) Counter {
 	return Counter{N: n, First: first, Last: last}
 }
 
-// fullBatch sets every field the store records.
+// fullBatch sets every field the store records: a checkpoint of a State
+// that holds nothing but fullClient, and a source and a position.
 func fullBatch() *Batch {
-	b := NewBatch()
-	c := b.Client("ehr-app")
-	c.Seen = counter(3, at(0), at(time.Hour))
-	*c.Scope("patient/Observation.rs") = ScopeUsage{
+	st := NewState(nil, 0)
+	c := st.Client("ehr-app")
+	c.Seen = tallyOf(counter(3, at(0), at(time.Hour)))
+	*c.Scope("patient/Observation.rs") = usageOf(ScopeUsage{
 		Requested: counter(1, at(0), at(0)),
 		Granted:   counter(2, at(time.Second), at(time.Minute)),
 		Used:      counter(5, at(time.Nanosecond), at(time.Hour+7)),
-	}
-	*c.Scope("openid") = ScopeUsage{Granted: counter(1, at(0), at(0))}
-	c.SawIP("192.0.2.10", at(time.Minute))
-	c.SawIP("2001:db8::1", at(2*time.Minute))
+	})
+	*c.Scope("openid") = Usage{Granted: tallyOf(counter(1, at(0), at(0)))}
+	c.SawIP(netip.MustParseAddr("192.0.2.10"), at(time.Minute))
+	c.SawIP(netip.MustParseAddr("2001:db8::1"), at(2*time.Minute))
 	c.SawCountry("US", at(3*time.Minute))
+	b := NewBatch()
+	st.Checkpoint(b)
 	*b.Source("keycloak") = SourceDelta{Lines: 10, Malformed: 2, Ignored: 3, Unattributed: 1,
 		Events: counter(4, at(0), at(time.Hour))}
 	b.SetPosition(Position{
@@ -198,13 +216,16 @@ func TestMergeAcrossCommits(t *testing.T) {
 		{counter(4, at(30*time.Minute), at(40*time.Minute)), counter(2, at(time.Second), at(time.Hour)), Counter{}},
 	}
 	for _, c := range commits {
-		b := NewBatch()
-		d := b.Client("svc")
-		d.Seen = c.seen
+		st := NewState(db, 0) // as after a restart: the client is read back
+		d := st.Client("svc")
+		addCounter(&d.Seen, c.seen)
 		u := d.Scope("user/*.read")
-		u.Used, u.Granted = c.used, c.granted
-		d.SawIP("192.0.2.1", c.seen.First)
+		addCounter(&u.Used, c.used)
+		addCounter(&u.Granted, c.granted)
+		d.SawIP(netip.MustParseAddr("192.0.2.1"), c.seen.First)
 		d.SawCountry("US", c.seen.First)
+		b := NewBatch()
+		st.Checkpoint(b)
 		commit(t, db, b)
 	}
 	wantClient(t, db, Client{
@@ -223,11 +244,14 @@ func TestBoundedSets(t *testing.T) {
 	tests := []struct {
 		name  string
 		max   int
-		sight func(*ClientDelta, string, time.Time)
+		sight func(c *ClientState, i int, t time.Time)
+		key   func(i int) string
 		get   func(Client) map[string]Counter
 	}{
-		{"ips", MaxIPs, (*ClientDelta).SawIP, func(c Client) map[string]Counter { return c.IPs }},
-		{"countries", MaxCountries, (*ClientDelta).SawCountry, func(c Client) map[string]Counter { return c.Countries }},
+		{"ips", MaxIPs, func(c *ClientState, i int, t time.Time) { c.SawIP(ipOf(i), t) },
+			func(i int) string { return ipOf(i).String() }, func(c Client) map[string]Counter { return c.IPs }},
+		{"countries", MaxCountries, func(c *ClientState, i int, t time.Time) { c.SawCountry(name(i), t) },
+			name, func(c Client) map[string]Counter { return c.Countries }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,17 +261,21 @@ func TestBoundedSets(t *testing.T) {
 			// afresh as the most recent.
 			n := tt.max + 10
 			for i := range n {
+				st := NewState(db, 0)
+				tt.sight(st.Client("c"), i, at(time.Duration(i)*time.Minute))
 				b := NewBatch()
-				tt.sight(b.Client("c"), name(i), at(time.Duration(i)*time.Minute))
+				st.Checkpoint(b)
 				commit(t, db, b)
 			}
-			b := NewBatch()
-			tt.sight(b.Client("c"), name(0), at(time.Duration(n)*time.Minute))
-			// Several new names in one batch, older than everything kept:
-			// they are evicted at once.
+			st := NewState(db, 0)
+			tt.sight(st.Client("c"), 0, at(time.Duration(n)*time.Minute))
+			// Several new names in one checkpoint, older than everything
+			// kept: they are evicted at once.
 			for i := n; i < n+3; i++ {
-				tt.sight(b.Client("c"), name(i), at(-time.Hour))
+				tt.sight(st.Client("c"), i, at(-time.Hour))
 			}
+			b := NewBatch()
+			st.Checkpoint(b)
 			commit(t, db, b)
 
 			c, _, err := db.Client("c")
@@ -255,9 +283,9 @@ func TestBoundedSets(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := tt.get(c)
-			want := map[string]Counter{name(0): counter(1, at(time.Duration(n)*time.Minute), at(time.Duration(n)*time.Minute))}
+			want := map[string]Counter{tt.key(0): counter(1, at(time.Duration(n)*time.Minute), at(time.Duration(n)*time.Minute))}
 			for i := n - tt.max + 1; i < n; i++ {
-				want[name(i)] = counter(1, at(time.Duration(i)*time.Minute), at(time.Duration(i)*time.Minute))
+				want[tt.key(i)] = counter(1, at(time.Duration(i)*time.Minute), at(time.Duration(i)*time.Minute))
 			}
 			if !maps.EqualFunc(got, want, counterEqual) {
 				t.Errorf("kept %d entries %v\nwant %d entries %v", len(got), slices.Sorted(maps.Keys(got)), len(want), slices.Sorted(maps.Keys(want)))
@@ -265,6 +293,9 @@ func TestBoundedSets(t *testing.T) {
 		})
 	}
 }
+
+// ipOf returns a distinct address for each i.
+func ipOf(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}) }
 
 func name(i int) string {
 	return "n" + strings.Repeat("x", i%3) + string(rune('A'+i/26)) + string(rune('a'+i%26))
@@ -303,15 +334,17 @@ func TestClientsListing(t *testing.T) {
 	db, _ := newTestDB(t)
 	var ids []string
 	b := NewBatch()
+	st := NewState(db, 0)
 	// More than one page of ForEachClient, in an order unlike the sorted one.
 	for i := range clientPage + 10 {
 		id := name(clientPage + 10 - i)
 		ids = append(ids, id)
-		b.Client(id).Scope("s").Used.Add(1, at(0))
+		st.Client(id).Scope("s").Used.Add(1, at(0))
 	}
-	b.Client("a").Seen.Add(1, at(0)) // a prefix of no other id, sorts first
-	b.Client("a\x01").Seen.Add(1, at(0))
+	st.Client("a").Seen.Add(1, at(0)) // a prefix of no other id, sorts first
+	st.Client("a\x01").Seen.Add(1, at(0))
 	ids = append(ids, "a", "a\x01")
+	st.Checkpoint(b)
 	commit(t, db, b)
 
 	got, err := db.Clients()
@@ -369,8 +402,11 @@ func TestCommitAtomic(t *testing.T) {
 		{"invalid position", func(_ *DB, b *Batch) {
 			b.SetPosition(Position{Source: "bad\x00name"})
 		}, ErrInvalid},
-		{"empty scope", func(_ *DB, b *Batch) { b.Client("zzz").Scope("") }, ErrInvalid},
-		{"bad client id", func(_ *DB, b *Batch) { b.Client("x\x00y").Seen.Add(1, at(0)) }, ErrInvalid},
+		{"bad client id", func(_ *DB, b *Batch) {
+			st := NewState(nil, 0)
+			st.Client("x\x00y").Seen.Add(1, at(0))
+			st.Checkpoint(b)
+		}, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -539,8 +575,10 @@ func TestReadOnly(t *testing.T) {
 func TestStats(t *testing.T) {
 	db, path := newTestDB(t)
 	for i := range 20 {
+		st := NewState(db, 0)
+		st.Client(name(i)).Scope(strings.Repeat("s", 3000)).Used.Add(1, at(0))
 		b := NewBatch()
-		b.Client(name(i)).Scope(strings.Repeat("s", 3000)).Used.Add(1, at(0))
+		st.Checkpoint(b)
 		commit(t, db, b)
 	}
 	s, err := db.Stats()
@@ -580,24 +618,26 @@ func TestCompact(t *testing.T) {
 // TestClientRecordDeterministic commits the same content to two stores;
 // map iteration order differs between the runs, the stored bytes must not.
 func TestClientRecordDeterministic(t *testing.T) {
-	fill := func() *Batch {
-		b := NewBatch()
-		c := b.Client("app")
+	fill := func(db *DB) *Batch {
+		st := NewState(db, 0)
+		c := st.Client("app")
 		c.Seen.Add(1, at(0))
 		for i := range 40 {
 			c.Scope(name(i)).Granted.Add(uint64(i+1), at(time.Duration(i)*time.Second))
-			c.SawIP(name(i), at(time.Duration(i%7)*time.Minute))
+			c.SawIP(ipOf(i*37), at(time.Duration(i%7)*time.Minute))
 		}
 		for i := range 40 {
 			c.SawCountry(name(i), at(time.Duration(i%5)*time.Minute))
 		}
+		b := NewBatch()
+		st.Checkpoint(b)
 		return b
 	}
 	var recs [][]byte
 	for range 3 {
 		db, _ := newTestDB(t)
-		commit(t, db, fill())
-		commit(t, db, fill()) // merge with the stored record
+		commit(t, db, fill(db))
+		commit(t, db, fill(db)) // on top of the stored record
 		err := db.bolt.View(func(tx *bolt.Tx) error {
 			recs = append(recs, slices.Clone(tx.Bucket(bucketClients).Get([]byte("app"))))
 			return nil
@@ -664,8 +704,14 @@ func TestClientRecordCorrupt(t *testing.T) {
 			if _, _, err := db.Client("ehr-app"); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("Client = %v, want ErrCorrupt", err)
 			}
-			if err := db.Commit(fullBatch()); !errors.Is(err, ErrCorrupt) {
-				t.Errorf("Commit = %v, want ErrCorrupt", err)
+			st := NewState(db, 0)
+			st.Client("ehr-app").Seen.Add(1, at(0))
+			if err := st.Err(); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("State.Err after reading the client = %v, want ErrCorrupt", err)
+			}
+			b := NewBatch()
+			if st.Checkpoint(b); len(b.Records) != 0 {
+				t.Errorf("a checkpoint wrote the client whose record could not be read")
 			}
 		})
 	}

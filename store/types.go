@@ -77,15 +77,6 @@ func (u *ScopeUsage) Merge(o ScopeUsage) {
 	u.Used.Merge(o.Used)
 }
 
-// ClientDelta is the change one batch makes to one client.
-type ClientDelta struct {
-	Seen      Counter // events attributed to the client
-	Issued    Counter // tokens the IdP issued to the client (grant events)
-	Scopes    map[string]*ScopeUsage
-	IPs       map[string]*Counter // textual IP address → sightings
-	Countries map[string]*Counter // ISO country code → sightings
-}
-
 // SourceDelta is the change one batch makes to one source's statistics.
 type SourceDelta struct {
 	Lines        uint64  // lines read
@@ -99,9 +90,13 @@ type SourceDelta struct {
 // source positions that produced them. It is committed in one transaction,
 // so either all of it is durable or none of it is.
 type Batch struct {
-	Events    int // events folded into the batch (for sizing decisions)
-	Clients   map[string]*ClientDelta
-	Sources   map[string]*SourceDelta
+	Events int // events folded into the batch (for sizing decisions)
+	// Records are the client records of a State's checkpoint, written
+	// whole; Gen is that checkpoint's generation (State.Checkpoint).
+	Records []Record
+	Gen     uint64
+	arena   []byte // Records' values
+	Sources map[string]*SourceDelta
 	Positions map[PositionKey]Position
 	// Findings are the findings the batch's events created or changed,
 	// stored whole; DropFindings are deleted (resolved ones past their
@@ -112,7 +107,7 @@ type Batch struct {
 	Coverage map[string][]Span
 	// DropClients are client records to delete (pruned: unseen past
 	// their retention, or never qualified for a record), before the
-	// batch's client deltas are merged.
+	// batch's records are written.
 	DropClients map[string]struct{}
 	// Notify marks the notification groups whose findings changed in a
 	// way worth telling (opened, reopened, graver, resolved), with the
@@ -132,7 +127,6 @@ type PositionKey struct {
 // NewBatch returns an empty batch.
 func NewBatch() *Batch {
 	return &Batch{
-		Clients:      make(map[string]*ClientDelta),
 		Sources:      make(map[string]*SourceDelta),
 		Positions:    make(map[PositionKey]Position),
 		Findings:     make(map[FindingKey]Finding),
@@ -147,7 +141,13 @@ func NewBatch() *Batch {
 // Reset empties b for reuse, keeping its maps' storage.
 func (b *Batch) Reset() {
 	b.Events = 0
-	clear(b.Clients)
+	clear(b.Records) // no reference to a client id outlives the batch
+	b.Records = b.Records[:0]
+	b.Gen = 0
+	if cap(b.arena) > maxRetainedArena {
+		b.arena = nil
+	}
+	b.arena = b.arena[:0]
 	clear(b.Sources)
 	clear(b.Positions)
 	clear(b.Findings)
@@ -160,47 +160,9 @@ func (b *Batch) Reset() {
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Clients) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
+	return len(b.Records) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
 		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0 &&
 		len(b.DropClients) == 0 && len(b.Windows) == 0
-}
-
-// Client returns the delta for client id, creating it on first use.
-func (b *Batch) Client(id string) *ClientDelta {
-	c := b.Clients[id]
-	if c == nil {
-		c = &ClientDelta{Scopes: make(map[string]*ScopeUsage)}
-		b.Clients[id] = c
-	}
-	return c
-}
-
-// Scope returns the usage delta for scope s, creating it on first use.
-func (c *ClientDelta) Scope(s string) *ScopeUsage {
-	u := c.Scopes[s]
-	if u == nil {
-		u = new(ScopeUsage)
-		c.Scopes[s] = u
-	}
-	return u
-}
-
-// SawIP records a sighting of ip at t.
-func (c *ClientDelta) SawIP(ip string, t time.Time) { addSeen(&c.IPs, ip, t) }
-
-// SawCountry records a sighting of an ISO country code at t.
-func (c *ClientDelta) SawCountry(cc string, t time.Time) { addSeen(&c.Countries, cc, t) }
-
-func addSeen(m *map[string]*Counter, k string, t time.Time) {
-	if *m == nil {
-		*m = make(map[string]*Counter)
-	}
-	c := (*m)[k]
-	if c == nil {
-		c = new(Counter)
-		(*m)[k] = c
-	}
-	c.Add(1, t)
 }
 
 // Source returns the statistics delta for source name, creating it on first use.

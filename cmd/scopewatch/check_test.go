@@ -28,14 +28,16 @@ func damagedStoreConfig(t *testing.T) (cfgPath, dbPath string) {
 	}
 	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	b := store.NewBatch()
+	st := store.NewState(db, 0)
 	for i := range 400 {
-		c := b.Client(fmt.Sprintf("client-%03d", i))
+		c := st.Client(fmt.Sprintf("client-%03d", i))
 		c.Seen.Add(1, at)
 		for s := range 6 {
 			c.Scope(fmt.Sprintf("patient/Resource%d.read", s)).Granted.Add(2, at)
 		}
 	}
 	*b.Source("keycloak") = store.SourceDelta{Lines: 400}
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

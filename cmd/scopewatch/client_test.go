@@ -28,11 +28,13 @@ func TestClientFlagUnknown(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	b := store.NewBatch()
-	c := b.Client("all-used")
+	st := store.NewState(db, 0)
+	c := st.Client("all-used")
 	c.Seen.Add(1, now.Add(-200*24*time.Hour))
 	c.Seen.Add(1, now.Add(-time.Hour))
 	c.Scope("view_lab_results").Granted.Add(1, now.Add(-time.Hour))
 	c.Scope("view_lab_results").Used.Add(1, now.Add(-time.Hour))
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

@@ -70,12 +70,14 @@ detect:
 		t.Fatal(err)
 	}
 	b := store.NewBatch()
+	st := store.NewState(db, 0)
 	for _, f := range testFindings() {
 		b.Findings[f.FindingKey] = f
 		if f.Client != "" {
-			b.Client(f.Client).Seen.Add(1, f.First)
+			st.Client(f.Client).Seen.Add(1, f.First)
 		}
 	}
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,9 @@ func TestHostileClientIDsInCommands(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	b := store.NewBatch()
+	st := store.NewState(db, 0)
 	for _, id := range ids {
-		c := b.Client(id)
+		c := st.Client(id)
 		c.Seen.Add(1, now.Add(-200*24*time.Hour))
 		c.Seen.Add(1, now.Add(-time.Hour))
 		c.Scope("admin").Granted.Add(3, now.Add(-time.Hour))
@@ -47,6 +48,7 @@ func TestHostileClientIDsInCommands(t *testing.T) {
 		b.Findings[k] = store.Finding{FindingKey: k, Severity: store.SeverityWarning, State: store.StateOpen,
 			Summary: id + " holds admin and has never used it.", First: now, Last: now, Count: 1, Opened: now, Changed: now}
 	}
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

@@ -52,8 +52,9 @@ sources:
 	now := time.Now().UTC().Truncate(time.Second)
 	old, recent := now.Add(-200*24*time.Hour), now.Add(-2*24*time.Hour)
 	b := store.NewBatch()
+	st := store.NewState(db, 0)
 	saw := func(client, scope string, granted, used time.Time) {
-		c := b.Client(client)
+		c := st.Client(client)
 		c.Seen.Add(1, old)
 		c.Seen.Add(1, recent)
 		if !granted.IsZero() {
@@ -69,6 +70,7 @@ sources:
 	saw("ehr-sync", "read_all_data", recent, old)
 	saw("mychart", "patient/*.read", recent, time.Time{})
 	saw("mychart", "fhir:Observation.r", time.Time{}, recent)
+	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,20 +36,22 @@ func TestMetricSeriesBounded(t *testing.T) {
 	}
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	b := store.NewBatch()
+	st := store.NewState(db, 0)
 	for i := range 10_000 {
 		id := fmt.Sprintf("client-%05d", i)
-		c := b.Client(id)
+		c := st.Client(id)
 		c.Seen.Add(1, t0)
 		for s := range 30 {
 			c.Scope(fmt.Sprintf("scope-%02d", s)).Granted.Add(1, t0)
 		}
-		c.SawIP(fmt.Sprintf("198.51.%d.%d", i/256%256, i%256), t0)
+		c.SawIP(netip.AddrFrom4([4]byte{198, 51, byte(i / 256 % 256), byte(i % 256)}), t0)
 		kinds := rules.FindingKinds()
 		sev := []string{store.SeverityInfo, store.SeverityWarning, store.SeverityHigh}[i/len(kinds)%3]
 		b.Findings[store.FindingKey{Kind: kinds[i%len(kinds)], Client: id, Subject: "scope-00"}] = store.Finding{
 			Severity: sev, State: store.StateOpen, First: t0, Last: t0, Count: 1,
 		}
 		if b.Events++; b.Events%1000 == 0 {
+			st.Checkpoint(b)
 			if err := db.Commit(b); err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,457 @@
+package store
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// State is the authoritative usage of the clients, held in memory: events
+// change it at memory speed, and a checkpoint writes the clients they made
+// dirty, whole, into a batch (Checkpoint), which commits them in one
+// transaction with the positions they came from. A client's record in the
+// store is therefore always the state as of a committed checkpoint, and a
+// crash replays from there.
+//
+// Memory is bounded: beyond MaxClients residents, the least recently
+// active clients whose state is durable are evicted (Evict) and loaded
+// back from the store when an event names them again. A State is used
+// from one goroutine.
+type State struct {
+	db      *DB // where evicted and not yet loaded clients are read from
+	max     int
+	clients map[string]*ClientState
+	dirty   []*ClientState
+	ids     map[string]uint32 // scope name → id
+	names   []string          // id → scope name
+	tick    uint64            // advanced at each Client call, for eviction order
+	gen     uint64            // generation of the last checkpoint taken
+	durable uint64            // newest checkpoint generation known to be committed
+	evicted uint64            // clients evicted since the State was made
+	loads   uint64            // clients loaded back on demand
+	err     error
+}
+
+// DefaultMaxClients is how many clients a State holds in memory unless told
+// otherwise: about 50 to 200 MiB, by how many scopes and addresses each has.
+const DefaultMaxClients = 50_000
+
+// NewState returns an empty State that loads the clients it does not hold
+// from db (nil: every client starts empty) and holds at most maxClients
+// of them once their state is durable (<= 0: DefaultMaxClients).
+func NewState(db *DB, maxClients int) *State {
+	if maxClients <= 0 {
+		maxClients = DefaultMaxClients
+	}
+	return &State{db: db, max: maxClients, clients: make(map[string]*ClientState), ids: make(map[string]uint32)}
+}
+
+// ClientState is one client's usage in memory: the counters of its
+// record, its scopes by id, and its bounded address and country sets. Get
+// one for changing with State.Client.
+type ClientState struct {
+	Seen   Tally // events attributed to the client
+	Issued Tally // tokens the IdP issued to it
+
+	state     *State
+	id        string
+	scopes    []scopeTally // sorted by scope name
+	ips       []ipTally    // sorted by textual address
+	countries []nameTally  // sorted by country code
+	tick      uint64       // State.tick at the last Client call
+	wrote     uint64       // generation of the checkpoint that last wrote it
+	dirty     bool
+}
+
+type scopeTally struct {
+	id uint32
+	u  Usage
+}
+
+type ipTally struct {
+	addr netip.Addr
+	t    Tally
+}
+
+type nameTally struct {
+	name string
+	t    Tally
+}
+
+// Usage is one scope's counters in a ClientState.
+type Usage struct {
+	Requested, Granted, Used Tally
+}
+
+// Tally is a Counter packed for memory: a count with the instants of its
+// first and last increment, 32 bytes against a Counter's 56.
+type Tally struct {
+	N                   uint64
+	firstSec, lastSec   int64 // seconds since January 1, year 1 UTC: zero is the zero time
+	firstNsec, lastNsec uint32
+}
+
+// unixToAbs is the number of seconds from January 1, year 1 to the Unix
+// epoch, so that the zero time.Time is the zero instant.
+const unixToAbs = 62135596800
+
+// Add records n occurrences at t, as Counter.Add does.
+func (c *Tally) Add(n uint64, t time.Time) {
+	if n == 0 {
+		return
+	}
+	c.N += n
+	sec, nsec := t.Unix()+unixToAbs, uint32(t.Nanosecond())
+	if (c.firstSec == 0 && c.firstNsec == 0) || sec < c.firstSec || (sec == c.firstSec && nsec < c.firstNsec) {
+		c.firstSec, c.firstNsec = sec, nsec
+	}
+	if sec > c.lastSec || (sec == c.lastSec && nsec > c.lastNsec) {
+		c.lastSec, c.lastNsec = sec, nsec
+	}
+}
+
+// First returns the time of the first increment.
+func (c *Tally) First() time.Time { return instant(c.firstSec, c.firstNsec) }
+
+// Last returns the time of the last increment.
+func (c *Tally) Last() time.Time { return instant(c.lastSec, c.lastNsec) }
+
+// Counter returns c as a Counter.
+func (c *Tally) Counter() Counter {
+	if c.N == 0 {
+		return Counter{}
+	}
+	return Counter{N: c.N, First: c.First(), Last: c.Last()}
+}
+
+// tallyOf packs c.
+func tallyOf(c Counter) Tally {
+	if c.N == 0 {
+		return Tally{}
+	}
+	t := Tally{N: c.N}
+	if !c.First.IsZero() {
+		t.firstSec, t.firstNsec = c.First.Unix()+unixToAbs, uint32(c.First.Nanosecond())
+	}
+	if !c.Last.IsZero() {
+		t.lastSec, t.lastNsec = c.Last.Unix()+unixToAbs, uint32(c.Last.Nanosecond())
+	}
+	return t
+}
+
+func instant(sec int64, nsec uint32) time.Time {
+	if sec == 0 && nsec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec-unixToAbs, int64(nsec)).UTC()
+}
+
+// lastBefore orders tallies for eviction from a bounded set: the earlier
+// last increment first.
+func (c *Tally) lastBefore(o *Tally) bool {
+	return c.lastSec < o.lastSec || (c.lastSec == o.lastSec && c.lastNsec < o.lastNsec)
+}
+
+func (c *Tally) lastEqual(o *Tally) bool { return c.lastSec == o.lastSec && c.lastNsec == o.lastNsec }
+
+// Client returns the state of client id for changing: it is loaded from
+// the store if the State does not hold it, and is written by the next
+// checkpoint. The pointer is valid until the next Evict or Forget.
+//
+// A client whose stored record cannot be read gets a state of its own
+// that no checkpoint writes, and the error is kept for Err: the events
+// are not lost silently, the engine stops on it.
+func (s *State) Client(id string) *ClientState {
+	s.tick++
+	c := s.clients[id]
+	if c == nil {
+		c = s.load(id)
+	}
+	c.tick = s.tick
+	if !c.dirty {
+		c.dirty = true
+		s.dirty = append(s.dirty, c)
+	}
+	return c
+}
+
+// load reads client id from the store, or starts it empty.
+func (s *State) load(id string) *ClientState {
+	c := &ClientState{state: s, id: strings.Clone(id)}
+	if s.db != nil {
+		stored, ok, err := s.db.Client(id)
+		if err != nil {
+			if s.err == nil {
+				s.err = err // names the store and, when damaged, says what to do
+			}
+			return &ClientState{state: s, id: c.id, dirty: true} // written by no checkpoint
+		}
+		if ok {
+			s.fill(c, stored)
+			s.loads++
+		}
+	}
+	s.clients[c.id] = c
+	return c
+}
+
+// Load installs a stored client, read at start, unless the State holds it
+// already or is full.
+func (s *State) Load(stored Client) {
+	if len(s.clients) >= s.max {
+		return // read back on demand
+	}
+	if _, ok := s.clients[stored.ID]; ok {
+		return
+	}
+	c := &ClientState{state: s, id: stored.ID}
+	s.fill(c, stored)
+	s.clients[c.id] = c
+}
+
+// fill sets c from a stored record.
+func (s *State) fill(c *ClientState, stored Client) {
+	c.Seen, c.Issued = tallyOf(stored.Seen), tallyOf(stored.Issued)
+	c.scopes = make([]scopeTally, 0, len(stored.Scopes))
+	for name, u := range stored.Scopes {
+		c.scopes = append(c.scopes, scopeTally{id: s.scopeID(name), u: Usage{
+			Requested: tallyOf(u.Requested), Granted: tallyOf(u.Granted), Used: tallyOf(u.Used),
+		}})
+	}
+	slices.SortFunc(c.scopes, func(x, y scopeTally) int { return strings.Compare(s.names[x.id], s.names[y.id]) })
+	for text, n := range stored.IPs {
+		addr, err := netip.ParseAddr(text)
+		if err != nil {
+			continue // not written by this version: dropped with the next checkpoint
+		}
+		c.ips = append(c.ips, ipTally{addr: addr, t: tallyOf(n)})
+	}
+	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareAddrText(x.addr, y.addr) })
+	for cc, n := range stored.Countries {
+		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
+	}
+	slices.SortFunc(c.countries, func(x, y nameTally) int { return strings.Compare(x.name, y.name) })
+}
+
+// scopeID interns a scope name.
+func (s *State) scopeID(name string) uint32 {
+	if id, ok := s.ids[name]; ok {
+		return id
+	}
+	id := uint32(len(s.names))
+	name = strings.Clone(name)
+	s.names = append(s.names, name)
+	s.ids[name] = id
+	return id
+}
+
+// Scope returns the usage of scope name in c, adding it on first use; the
+// pointer is valid until the next Scope call on c.
+func (c *ClientState) Scope(name string) *Usage {
+	s := c.state
+	id := s.scopeID(name)
+	for i := range c.scopes {
+		if c.scopes[i].id == id {
+			return &c.scopes[i].u
+		}
+	}
+	i, _ := slices.BinarySearchFunc(c.scopes, name, func(e scopeTally, name string) int {
+		return strings.Compare(s.names[e.id], name)
+	})
+	c.scopes = slices.Insert(c.scopes, i, scopeTally{id: id})
+	return &c.scopes[i].u
+}
+
+// SawIP records a sighting of addr at t, keeping the MaxIPs most recently
+// seen addresses.
+func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
+	for i := range c.ips {
+		if c.ips[i].addr == addr {
+			c.ips[i].t.Add(1, t)
+			return
+		}
+	}
+	i, _ := slices.BinarySearchFunc(c.ips, addr, func(e ipTally, a netip.Addr) int { return compareAddrText(e.addr, a) })
+	c.ips = slices.Insert(c.ips, i, ipTally{addr: addr})
+	c.ips[i].t.Add(1, t)
+	if len(c.ips) > MaxIPs {
+		// The least recently seen goes; among equal times the greater
+		// address, as the store's merge of older versions chose.
+		drop := 0
+		for j := 1; j < len(c.ips); j++ {
+			a, b := &c.ips[j], &c.ips[drop]
+			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareAddrText(a.addr, b.addr) > 0) {
+				drop = j
+			}
+		}
+		c.ips = slices.Delete(c.ips, drop, drop+1)
+	}
+}
+
+// SawCountry records a sighting of an ISO country code at t, keeping the
+// MaxCountries most recently seen.
+func (c *ClientState) SawCountry(cc string, t time.Time) {
+	for i := range c.countries {
+		if c.countries[i].name == cc {
+			c.countries[i].t.Add(1, t)
+			return
+		}
+	}
+	i, _ := slices.BinarySearchFunc(c.countries, cc, func(e nameTally, cc string) int { return strings.Compare(e.name, cc) })
+	c.countries = slices.Insert(c.countries, i, nameTally{name: strings.Clone(cc)})
+	c.countries[i].t.Add(1, t)
+	if len(c.countries) > MaxCountries {
+		drop := 0
+		for j := 1; j < len(c.countries); j++ {
+			a, b := &c.countries[j], &c.countries[drop]
+			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && a.name > b.name) {
+				drop = j
+			}
+		}
+		c.countries = slices.Delete(c.countries, drop, drop+1)
+	}
+}
+
+// compareAddrText orders addresses as their text sorts, the order of a
+// client record's address list.
+func compareAddrText(a, b netip.Addr) int {
+	var ab, bb [64]byte
+	return strings.Compare(string(a.AppendTo(ab[:0])), string(b.AppendTo(bb[:0])))
+}
+
+// Forget drops client id from memory and from the next checkpoint: its
+// record is being deleted (pruned).
+func (s *State) Forget(id string) {
+	c := s.clients[id]
+	if c == nil {
+		return
+	}
+	delete(s.clients, id)
+	if c.dirty {
+		c.dirty = false
+		s.dirty = slices.DeleteFunc(s.dirty, func(d *ClientState) bool { return d == c })
+	}
+}
+
+// Dirty returns how many clients changed since the last checkpoint.
+func (s *State) Dirty() int { return len(s.dirty) }
+
+// Len returns how many clients are held in memory.
+func (s *State) Len() int { return len(s.clients) }
+
+// Pressed reports whether the clients changed since the last checkpoint
+// are so many that a checkpoint should be taken now, so that they can be
+// evicted once it is durable.
+func (s *State) Pressed() bool { return len(s.dirty) >= max(s.max/4, 1) }
+
+// Stats returns the evictions and loads on demand since the State was made.
+func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }
+
+// Err returns the first error loading a client from the store.
+func (s *State) Err() error { return s.err }
+
+// Checkpoint encodes every dirty client into b, whole, and marks them
+// clean as of the checkpoint's generation, which b carries (b.Gen): once b
+// is committed, pass that generation to Durable.
+func (s *State) Checkpoint(b *Batch) {
+	if len(s.dirty) == 0 {
+		return
+	}
+	s.gen++
+	b.Gen = s.gen
+	for _, c := range s.dirty {
+		start := len(b.arena)
+		b.arena = s.appendRecord(b.arena, c)
+		end := len(b.arena)
+		b.Records = append(b.Records, Record{ID: c.id, Value: b.arena[start:end:end]})
+		c.dirty = false
+		c.wrote = s.gen
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+}
+
+// appendRecord appends c's client record (format 3).
+func (s *State) appendRecord(b []byte, c *ClientState) []byte {
+	b = append(b, formatClient)
+	seen, issued := c.Seen.Counter(), c.Issued.Counter()
+	b = appendCounter(b, &seen)
+	b = appendCounter(b, &issued)
+	b = appendUvarint(b, uint64(len(c.scopes)))
+	for i := range c.scopes {
+		e := &c.scopes[i]
+		b = appendString(b, s.names[e.id])
+		b = appendTally(b, &e.u.Requested)
+		b = appendTally(b, &e.u.Granted)
+		b = appendTally(b, &e.u.Used)
+	}
+	b = appendUvarint(b, uint64(len(c.ips)))
+	for i := range c.ips {
+		e := &c.ips[i]
+		var text [64]byte
+		b = appendString(b, e.addr.AppendTo(text[:0]))
+		b = appendTally(b, &e.t)
+	}
+	b = appendUvarint(b, uint64(len(c.countries)))
+	for i := range c.countries {
+		e := &c.countries[i]
+		b = appendString(b, e.name)
+		b = appendTally(b, &e.t)
+	}
+	return b
+}
+
+func appendTally(b []byte, t *Tally) []byte {
+	c := t.Counter()
+	return appendCounter(b, &c)
+}
+
+// Durable says that the checkpoint of generation gen, and every one
+// before it, is committed: the clients it wrote may be evicted.
+func (s *State) Durable(gen uint64) {
+	if gen > s.durable {
+		s.durable = gen
+	}
+}
+
+// Evict drops the least recently active clients whose state is durable
+// until at most nine tenths of MaxClients are held, and returns how many
+// it dropped. Clients changed since the last durable checkpoint stay.
+func (s *State) Evict() int {
+	if len(s.clients) <= s.max {
+		return 0
+	}
+	keep := s.max - s.max/10
+	var cold []*ClientState
+	for _, c := range s.clients {
+		if !c.dirty && c.wrote <= s.durable {
+			cold = append(cold, c)
+		}
+	}
+	slices.SortFunc(cold, func(x, y *ClientState) int {
+		switch {
+		case x.tick < y.tick:
+			return -1
+		case x.tick > y.tick:
+			return 1
+		}
+		return 0
+	})
+	n := 0
+	for _, c := range cold {
+		if len(s.clients) <= keep {
+			break
+		}
+		delete(s.clients, c.id)
+		n++
+	}
+	s.evicted += uint64(n)
+	return n
+}
+
+// Record is one client record a checkpoint writes whole.
+type Record struct {
+	ID    string
+	Value []byte // encoded, in the batch's arena
+}
