@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/scopewatch/scopewatch/internal/failpoint"
 )
 
 // Commit applies everything in b in one bbolt transaction: the clients in
@@ -50,6 +52,9 @@ func (db *DB) Commit(b *Batch) error {
 		}
 		if err := putWindows(tx, b.Windows); err != nil {
 			return err
+		}
+		if len(b.Records) > 0 {
+			failpoint.Hit("checkpoint") // everything is written, nothing committed
 		}
 		if db.beforeCommit != nil {
 			return db.beforeCommit(tx)

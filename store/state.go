@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/scopewatch/scopewatch/internal/failpoint"
 )
 
 // State is the authoritative usage of the clients, held in memory: events
@@ -71,6 +73,7 @@ type scopeTally struct {
 
 type ipTally struct {
 	addr netip.Addr
+	text string // addr as the record spells it, made once
 	t    Tally
 }
 
@@ -225,9 +228,9 @@ func (s *State) fill(c *ClientState, stored Client) {
 		if err != nil {
 			continue // not written by this version: dropped with the next checkpoint
 		}
-		c.ips = append(c.ips, ipTally{addr: addr, t: tallyOf(n)})
+		c.ips = append(c.ips, ipTally{addr: addr, text: addr.String(), t: tallyOf(n)})
 	}
-	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareAddrText(x.addr, y.addr) })
+	slices.SortFunc(c.ips, func(x, y ipTally) int { return strings.Compare(x.text, y.text) })
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
 	}
@@ -272,8 +275,9 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 			return
 		}
 	}
-	i, _ := slices.BinarySearchFunc(c.ips, addr, func(e ipTally, a netip.Addr) int { return compareAddrText(e.addr, a) })
-	c.ips = slices.Insert(c.ips, i, ipTally{addr: addr})
+	text := addr.String()
+	i, _ := slices.BinarySearchFunc(c.ips, text, func(e ipTally, text string) int { return strings.Compare(e.text, text) })
+	c.ips = slices.Insert(c.ips, i, ipTally{addr: addr, text: text})
 	c.ips[i].t.Add(1, t)
 	if len(c.ips) > MaxIPs {
 		// The least recently seen goes; among equal times the greater
@@ -281,7 +285,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		drop := 0
 		for j := 1; j < len(c.ips); j++ {
 			a, b := &c.ips[j], &c.ips[drop]
-			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareAddrText(a.addr, b.addr) > 0) {
+			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && a.text > b.text) {
 				drop = j
 			}
 		}
@@ -313,13 +317,6 @@ func (c *ClientState) SawCountry(cc string, t time.Time) {
 	}
 }
 
-// compareAddrText orders addresses as their text sorts, the order of a
-// client record's address list.
-func compareAddrText(a, b netip.Addr) int {
-	var ab, bb [64]byte
-	return strings.Compare(string(a.AppendTo(ab[:0])), string(b.AppendTo(bb[:0])))
-}
-
 // Forget drops client id from memory and from the next checkpoint: its
 // record is being deleted (pruned).
 func (s *State) Forget(id string) {
@@ -340,10 +337,11 @@ func (s *State) Dirty() int { return len(s.dirty) }
 // Len returns how many clients are held in memory.
 func (s *State) Len() int { return len(s.clients) }
 
-// Pressed reports whether the clients changed since the last checkpoint
-// are so many that a checkpoint should be taken now, so that they can be
-// evicted once it is durable.
-func (s *State) Pressed() bool { return len(s.dirty) >= max(s.max/4, 1) }
+// Pressed reports whether the State holds a quarter more clients than
+// MaxClients: the clients changed since the last checkpoint cannot be
+// evicted, so a checkpoint should be taken now to let them go once it is
+// durable.
+func (s *State) Pressed() bool { return len(s.clients) >= s.max+s.max/4 }
 
 // Stats returns the evictions and loads on demand since the State was made.
 func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }
@@ -389,8 +387,7 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
 		e := &c.ips[i]
-		var text [64]byte
-		b = appendString(b, e.addr.AppendTo(text[:0]))
+		b = appendString(b, e.text)
 		b = appendTally(b, &e.t)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
@@ -444,7 +441,9 @@ func (s *State) Evict() int {
 			break
 		}
 		delete(s.clients, c.id)
-		n++
+		if n++; n == 1 {
+			failpoint.Hit("evict") // some clients evicted, the others not yet
+		}
 	}
 	s.evicted += uint64(n)
 	return n

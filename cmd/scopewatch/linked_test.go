@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -34,5 +35,13 @@ func TestShippedBinaryLinksNoTooling(t *testing.T) {
 		if strings.Contains(string(syms), pkg) {
 			t.Errorf("the shipped binary links %s", strings.TrimSuffix(pkg, "."))
 		}
+	}
+	// The crash tests' failpoints are built in with -tags failpoints only.
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "SCOPEWATCH_FAILPOINTS") {
+		t.Error("the shipped binary reads SCOPEWATCH_FAILPOINTS: built with the failpoints tag")
 	}
 }
