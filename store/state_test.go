@@ -1,0 +1,99 @@
+package store
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestTallyMatchesCounter adds the same increments to a Tally and a
+// Counter, the zero time and times before the epoch among them.
+func TestTallyMatchesCounter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	times := []time.Time{{}, time.Unix(-1e10, 7).UTC(), time.Unix(0, 0).UTC(), at(0), at(time.Nanosecond), at(time.Hour)}
+	for range 200 {
+		var c Counter
+		var tl Tally
+		for range 1 + rng.IntN(6) {
+			n, when := uint64(rng.IntN(3)), times[rng.IntN(len(times))]
+			c.Add(n, when)
+			tl.Add(n, when)
+		}
+		if got := tl.Counter(); !counterEqual(got, c) || got.First.IsZero() != c.First.IsZero() {
+			t.Fatalf("Tally %+v, Counter %+v", got, c)
+		}
+		if back := tallyOf(c); back != tl {
+			t.Fatalf("tallyOf(%+v) = %+v, want %+v", c, back, tl)
+		}
+	}
+}
+
+// TestStateEvictsDurableOnly checks that only clients whose state is in a
+// committed checkpoint leave memory, the least recently active first, and
+// that one read back encodes to the bytes it was written as.
+func TestStateEvictsDurableOnly(t *testing.T) {
+	db, _ := newTestDB(t)
+	st := NewState(db, 10)
+	for i := range 12 {
+		c := st.Client(name(i))
+		c.Seen.Add(1, at(time.Duration(i)*time.Minute))
+		c.Scope("openid").Granted.Add(2, at(0))
+		c.SawIP(ipOf(i), at(0))
+		c.SawCountry("US", at(0))
+	}
+	b := NewBatch()
+	st.Checkpoint(b)
+	if len(b.Records) != 12 || st.Dirty() != 0 {
+		t.Fatalf("checkpoint of %d records, %d dirty after; want 12, 0", len(b.Records), st.Dirty())
+	}
+	written := map[string][]byte{}
+	for _, r := range b.Records {
+		written[r.ID] = bytes.Clone(r.Value)
+	}
+	if n := st.Evict(); n != 0 {
+		t.Fatalf("evicted %d clients before their checkpoint was committed", n)
+	}
+	commit(t, db, b)
+	st.Client(name(0)).Seen.Add(1, at(time.Hour)) // the least recent is active again, and dirty
+	st.Durable(b.Gen)
+	if n := st.Evict(); n != 3 || st.Len() != 9 {
+		t.Fatalf("evicted %d, holding %d; want 3 evicted down to 9", n, st.Len())
+	}
+	if _, ok := st.clients[name(0)]; !ok {
+		t.Fatal("the dirty client was evicted")
+	}
+	for i := 1; i <= 3; i++ {
+		if _, ok := st.clients[name(i)]; ok {
+			t.Errorf("%s, among the least recent, is still held", name(i))
+		}
+	}
+	st.Client(name(1)) // read back
+	if _, loaded := st.Stats(); loaded != 1 {
+		t.Errorf("loads = %d, want 1", loaded)
+	}
+	b2 := NewBatch()
+	st.Checkpoint(b2)
+	for _, r := range b2.Records {
+		if r.ID == name(1) && !bytes.Equal(r.Value, written[r.ID]) {
+			t.Errorf("%s read back encodes to\n%x\nwritten as\n%x", r.ID, r.Value, written[r.ID])
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStateForget drops a client from memory and from the next checkpoint.
+func TestStateForget(t *testing.T) {
+	st := NewState(nil, 0)
+	st.Client("a").Seen.Add(1, at(0))
+	st.Client("b").SawIP(netip.MustParseAddr("2001:db8::1"), at(0))
+	st.Forget("a")
+	b := NewBatch()
+	st.Checkpoint(b)
+	if len(b.Records) != 1 || b.Records[0].ID != "b" || st.Len() != 1 {
+		t.Fatalf("records %+v, holding %d; want b only", b.Records, st.Len())
+	}
+}
