@@ -51,7 +51,8 @@ func TestLoadExample(t *testing.T) {
 		{"RulesAt", c.RulesAt, in("rules.yaml")},
 		{"Privacy.PseudonymiseSubjects", c.Privacy.PseudonymiseSubjects, true},
 		{"Privacy.KeyFile", c.Privacy.KeyFile, in("pseudonym.key")},
-		{"Batch.MaxEvents", c.Batch.MaxEvents, 1000},
+		{"Batch.MaxEvents", c.Batch.MaxEvents, 50_000},
+		{"Batch.MaxClients", c.Batch.MaxClients, 50_000},
 		{"Batch.MaxDelay", c.Batch.MaxDelay.Std(), 250 * time.Millisecond},
 		{"Detect.UnusedScope.Window", c.Detect.UnusedScope.Window.Std(), 90 * 24 * time.Hour},
 		{"Detect.UnusedScope.MinObservation", c.Detect.UnusedScope.MinObservation.Std(), 30 * 24 * time.Hour},
@@ -66,7 +67,7 @@ func TestLoadExample(t *testing.T) {
 		{"Sources[0].Location", c.Sources[0].Location.String(), "Europe/Berlin"},
 		{"Sources[0].TimeFormat", c.Sources[0].TimeFormat, ""},
 		{"Sources[0].Kind", c.Sources[0].Kind, ""},
-		{"Sources[0].Line", c.Sources[0].Line, 16},
+		{"Sources[0].Line", c.Sources[0].Line, 17},
 
 		{"Sources[1].Name", c.Sources[1].Name, "fhir-gw"},
 		{"Sources[1].Format", c.Sources[1].Format, "json"},
@@ -77,7 +78,7 @@ func TestLoadExample(t *testing.T) {
 		{"Sources[1].TimeZone", c.Sources[1].TimeZone, "UTC"},
 		{"Sources[1].Fields.Client", c.Sources[1].Fields.Client, "client_id"},
 		{"Sources[1].Fields.Path", c.Sources[1].Fields.Path, "request_uri"},
-		{"Sources[1].Line", c.Sources[1].Line, 21},
+		{"Sources[1].Line", c.Sources[1].Line, 22},
 
 		{"Rules.File", c.Rules.File, in("rules.yaml")},
 		{"len(Rules.Scopes)", len(c.Rules.Scopes), 6},
