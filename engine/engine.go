@@ -39,8 +39,8 @@ type Options struct {
 	// up to MaxEvents lines. Defaults: 50,000 and 250ms.
 	MaxEvents int
 	MaxDelay  time.Duration
-	Metrics *Metrics
-	Logger  *slog.Logger
+	Metrics   *Metrics
+	Logger    *slog.Logger
 	// NewTimer makes the batch-delay timer; tests inject one they fire.
 	// Default: time.NewTimer.
 	NewTimer func(time.Duration) Timer
@@ -272,16 +272,16 @@ type run struct {
 	free      chan *store.Batch
 	commitErr <-chan error
 
-	state  *store.State // the clients' usage, checkpointed into the batches
+	state *store.State // the clients' usage, checkpointed into the batches
 	// evicted and loaded are the State's figures as last exported.
 	evicted, loaded uint64
-	b      *store.Batch // the batch being filled
-	lines  int          // lines in b
-	timer  Timer        // MaxDelay after b's first line; nil while b is empty
-	timerC <-chan time.Time
-	cur    *sourceState // the state of the source of the last line
-	asks   []*barrier   // barriers not yet taken by the parse stage
-	states map[string]*sourceState
+	b               *store.Batch // the batch being filled
+	lines           int          // lines in b
+	timer           Timer        // MaxDelay after b's first line; nil while b is empty
+	timerC          <-chan time.Time
+	cur             *sourceState // the state of the source of the last line
+	asks            []*barrier   // barriers not yet taken by the parse stage
+	states          map[string]*sourceState
 
 	det     *Detection
 	judging bool // det sweeps and raises findings

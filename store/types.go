@@ -93,10 +93,10 @@ type Batch struct {
 	Events int // events folded into the batch (for sizing decisions)
 	// Records are the client records of a State's checkpoint, written
 	// whole; Gen is that checkpoint's generation (State.Checkpoint).
-	Records []Record
-	Gen     uint64
-	arena   []byte // Records' values
-	Sources map[string]*SourceDelta
+	Records   []Record
+	Gen       uint64
+	arena     []byte // Records' values
+	Sources   map[string]*SourceDelta
 	Positions map[PositionKey]Position
 	// Findings are the findings the batch's events created or changed,
 	// stored whole; DropFindings are deleted (resolved ones past their
