@@ -24,29 +24,163 @@ import (
 // not locate. The key is the subject as the event carries it, pseudonymised
 // when privacy.pseudonymise_subjects is set.
 type impossibleTravel struct {
-	d         *Detectors
-	cfg       rules.ImpossibleTravel
-	baseline  rules.Baseline // unfamiliar_geo's: which networks are familiar
-	bySubject map[string]*lastPlace
-	byClient  map[string]*lastPlace
+	d        *Detectors
+	cfg      rules.ImpossibleTravel
+	baseline rules.Baseline // unfamiliar_geo's: which networks are familiar
+	subjects travellers
+	clients  travellers // clients seen without a subject
 }
 
 var _ netDetector = (*impossibleTravel)(nil)
 
-// lastPlace is where and when a subject was last seen.
+// lastPlace is where and when a subject was last seen, packed: 24 bytes.
 type lastPlace struct {
-	t        time.Time
-	lat, lon float64
+	t        int64 // Unix nanoseconds
+	lat, lon float32
 	radius   uint16
-	country  string
+	country  [2]byte // ISO code; zero when unknown or not two letters
+}
+
+// travellers holds last places by a 64-bit FNV-1a hash of the subject (or
+// client id), never the key itself, in 256 shards by the hash's top byte.
+// A shard changed since the last flush is saved whole, as one window
+// record, with the batch whose lines changed it.
+type travellers struct {
+	prefix string // of the shards' window keys
+	shards [256]map[uint64]lastPlace
+	n      int
+	dirty  []uint8
+	marked [256]bool
 }
 
 // maxTravellers bounds the subjects, and apart the clients, whose last
 // place is kept; a full table forgets one to take another.
 const maxTravellers = 1 << 16
 
+// Window keys of the travellers' shards: the prefix and the shard as two
+// hex digits.
+const (
+	winTravelSubject = "travel\x00s\x00"
+	winTravelClient  = "travel\x00c\x00"
+)
+
 func newImpossibleTravel(d *Detectors, cfg rules.ImpossibleTravel, baseline rules.Baseline) *impossibleTravel {
-	return &impossibleTravel{d: d, cfg: cfg, baseline: baseline, bySubject: make(map[string]*lastPlace), byClient: make(map[string]*lastPlace)}
+	return &impossibleTravel{d: d, cfg: cfg, baseline: baseline,
+		subjects: travellers{prefix: winTravelSubject}, clients: travellers{prefix: winTravelClient}}
+}
+
+// travelKey hashes a subject or client id (FNV-1a, 64 bits).
+func travelKey(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (ts *travellers) get(h uint64) (lastPlace, bool) {
+	p, ok := ts.shards[h>>56][h]
+	return p, ok
+}
+
+// put stores p under h, forgetting another entry of its shard when the
+// table is full.
+func (ts *travellers) put(h uint64, p lastPlace) {
+	i := uint8(h >> 56)
+	m := ts.shards[i]
+	if m == nil {
+		m = make(map[uint64]lastPlace)
+		ts.shards[i] = m
+	}
+	if _, ok := m[h]; !ok {
+		if ts.n >= maxTravellers {
+			ts.forgetOne(i)
+		}
+		ts.n++
+	}
+	m[h] = p
+	ts.mark(i)
+}
+
+// forgetOne drops an entry of shard i, or of the next shard that has one.
+func (ts *travellers) forgetOne(i uint8) {
+	for range 256 {
+		for k := range ts.shards[i] {
+			delete(ts.shards[i], k)
+			ts.n--
+			ts.mark(i)
+			return
+		}
+		i++
+	}
+}
+
+func (ts *travellers) mark(i uint8) {
+	if !ts.marked[i] {
+		ts.marked[i] = true
+		ts.dirty = append(ts.dirty, i)
+	}
+}
+
+// flush moves the changed shards into b: five numbers an entry (hash,
+// time, latitude and longitude bits, radius and country), nil for an
+// emptied shard.
+func (ts *travellers) flush(b *store.Batch) {
+	for _, i := range ts.dirty {
+		ts.marked[i] = false
+		key := ts.prefix + strconv.FormatUint(uint64(i)|0x100, 16)[1:]
+		m := ts.shards[i]
+		if len(m) == 0 {
+			b.Windows[key] = nil
+			continue
+		}
+		v := make([]int64, 0, 5*len(m))
+		for h, p := range m {
+			v = append(v, int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon)),
+				int64(p.radius)|int64(p.country[0])<<16|int64(p.country[1])<<24)
+		}
+		b.Windows[key] = v
+	}
+	ts.dirty = ts.dirty[:0]
+}
+
+// restore loads one stored shard; it reports false for a record it cannot
+// read, which is then deleted.
+func (ts *travellers) restore(shard string, v []int64) bool {
+	i, err := strconv.ParseUint(shard, 16, 8)
+	if err != nil || len(shard) != 2 || len(v)%5 != 0 {
+		return false
+	}
+	for j := 0; j < len(v); j += 5 {
+		h := uint64(v[j])
+		if h>>56 != i || ts.n >= maxTravellers {
+			continue
+		}
+		if ts.shards[i] == nil {
+			ts.shards[i] = make(map[uint64]lastPlace)
+		}
+		if _, ok := ts.shards[i][h]; !ok {
+			ts.n++
+		}
+		ts.shards[i][h] = lastPlace{t: v[j+1], lat: math.Float32frombits(uint32(v[j+2])), lon: math.Float32frombits(uint32(v[j+3])),
+			radius: uint16(v[j+4]), country: [2]byte{byte(v[j+4] >> 16), byte(v[j+4] >> 24)}}
+	}
+	return true
+}
+
+func packCountry(cc string) (c [2]byte) {
+	if len(cc) == 2 {
+		c[0], c[1] = cc[0], cc[1]
+	}
+	return c
+}
+
+func (p *lastPlace) countryCode() string {
+	if p.country == ([2]byte{}) {
+		return ""
+	}
+	return string(p.country[:])
 }
 
 // sighted compares the event's place with the subject's last one.
@@ -55,30 +189,32 @@ func (it *impossibleTravel) sighted(ev *ingest.Event, st *clientState, s *sighti
 	if !p.Located || it.cfg.SpeedKmh <= 0 {
 		return
 	}
-	m, key := it.bySubject, ev.Subject
+	ts, key := &it.subjects, ev.Subject
 	if key == "" {
-		m, key = it.byClient, ev.Client
+		ts, key = &it.clients, ev.Client
 	}
-	last := m[key]
-	if last == nil {
-		if len(m) >= maxTravellers {
-			for k := range m {
-				delete(m, k)
-				break
-			}
-		}
-		m[key] = &lastPlace{t: ev.Time, lat: p.Lat, lon: p.Lon, radius: p.RadiusKm, country: s.country}
+	h := travelKey(key)
+	now := lastPlace{t: ev.Time.UnixNano(), lat: float32(p.Lat), lon: float32(p.Lon), radius: p.RadiusKm, country: packCountry(s.country)}
+	last, ok := ts.get(h)
+	if !ok {
+		ts.put(h, now)
 		return
 	}
-	if !ev.Time.After(last.t) {
+	if now.t <= last.t {
 		return // an older event: the newer place stands
 	}
 	newNet := st.formed(it.baseline, ev.Time) && !st.learnedBefore(it.baseline, s.state.first)
-	km := greatCircleKm(last.lat, last.lon, p.Lat, p.Lon) - float64(last.radius) - float64(p.RadiusKm)
-	if hours := ev.Time.Sub(last.t).Hours(); newNet && km > 0 && km/hours > float64(it.cfg.SpeedKmh) {
-		it.raise(ev, last, s, km)
+	km := greatCircleKm(float64(last.lat), float64(last.lon), float64(now.lat), float64(now.lon)) - float64(last.radius) - float64(now.radius)
+	if hours := float64(now.t-last.t) / float64(time.Hour); newNet && km > 0 && km/hours > float64(it.cfg.SpeedKmh) {
+		it.raise(ev, &last, s, km)
 	}
-	last.t, last.lat, last.lon, last.radius, last.country = ev.Time, p.Lat, p.Lon, p.RadiusKm, s.country
+	ts.put(h, now)
+}
+
+// flush moves the last places changed since the last flush into b.
+func (it *impossibleTravel) flush(b *store.Batch) {
+	it.subjects.flush(b)
+	it.clients.flush(b)
 }
 
 // raise reports the trip from from to to; the finding's subject is the
@@ -89,7 +225,7 @@ func (it *impossibleTravel) raise(ev *ingest.Event, from *lastPlace, to *sightin
 	if subject == "" {
 		subject = "client " + ev.Client
 	}
-	dt := ev.Time.Sub(from.t)
+	dt := ev.Time.Sub(time.Unix(0, from.t))
 	speed := km / dt.Hours()
 	k := store.FindingKey{Kind: rules.KindImpossibleTravel, Client: ev.Client, Subject: subject}
 	f := it.d.findings.Raise(k, store.SeverityHigh, ev.Time, ev.Pos)
@@ -99,11 +235,11 @@ func (it *impossibleTravel) raise(ev *ingest.Event, from *lastPlace, to *sightin
 		}
 		return c
 	}
-	f.Summary = "Seen in " + where(from.country) + " and " + humanDuration(dt) + " later in " + where(to.country) +
+	f.Summary = "Seen in " + where(from.countryCode()) + " and " + humanDuration(dt) + " later in " + where(to.country) +
 		", at least " + strconv.Itoa(int(km)) + " km away: " + strconv.Itoa(int(speed)) + " km/h, more than the " +
 		strconv.Itoa(it.cfg.SpeedKmh) + " km/h anyone travels."
 	f.Evidence.Detail = strconv.Itoa(int(km)) + " km in " + humanDuration(dt) + " (" + strconv.Itoa(int(speed)) + " km/h) from " +
-		where(from.country) + " to " + where(to.country)
+		where(from.countryCode()) + " to " + where(to.country)
 	f.Evidence.Country = to.country
 	fillPlace(&f.Evidence, ev, to.place)
 }

@@ -20,6 +20,7 @@ const (
 	winProbeAddr   = "probe\x00a\x00" // + address: refusals from an address
 	winBurstNet    = "burst\x00n\x00" // + client + "\x00" + network: requests from a new network
 	winBurstAcross = "burst\x00c\x00" // + client: requests from all its new networks
+	// impossible travel: winTravelSubject and winTravelClient (travel.go)
 )
 
 // markWindow records that the window under key changed; nil deletes it.
@@ -40,6 +41,7 @@ func (d *Detectors) FlushWindows(b *store.Batch) {
 		b.Windows[k] = r.times()
 	}
 	clear(d.windows)
+	d.geo.travel.flush(b)
 }
 
 // LoadWindows restores stored windows, after the clients are loaded.
@@ -101,6 +103,14 @@ func (d *Detectors) LoadWindows(windows map[string][]int64, now time.Time) {
 			ns.recent = newRing(d.cfg.UnfamiliarBurst.Requests + 1)
 			ns.recent.restore(times)
 			ns.wkey = key
+		case strings.HasPrefix(key, winTravelSubject):
+			if !d.geo.travel.subjects.restore(key[len(winTravelSubject):], times) {
+				d.markWindow(key, nil)
+			}
+		case strings.HasPrefix(key, winTravelClient):
+			if !d.geo.travel.clients.restore(key[len(winTravelClient):], times) {
+				d.markWindow(key, nil)
+			}
 		default:
 			d.markWindow(key, nil) // a window this version does not keep
 		}

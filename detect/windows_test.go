@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,45 @@ func TestWindowsExpireAndForget(t *testing.T) {
 	if v, ok := b3.Windows[winProbeClient+"lab-portal"]; !ok || v != nil {
 		t.Errorf("a forgotten client's window: %v, %v; want it deleted", v, ok)
 	}
+}
+
+// TestWindowsResumeTravel sees a subject in Boston, restarts, and sees it
+// in Frankfurt an hour later: the last place was saved, by a hash of the
+// subject, not the subject, and the trip is judged.
+func TestWindowsResumeTravel(t *testing.T) {
+	cfg := testDetect()
+	cfg.ImpossibleTravel.SpeedKmh = rules.DefaultTravelSpeedKmh
+	h, at := travelHarness(t, cfg)
+	seen(h, "p-3f2a", "mychart-app", "198.51.100.7", at)
+	b := store.NewBatch()
+	h.d.FlushWindows(b)
+	for k := range b.Windows {
+		if strings.Contains(k, "p-3f2a") {
+			t.Fatalf("window %q names the subject", k)
+		}
+	}
+	h2, _ := travelHarness(t, cfg)
+	h2.d.LoadWindows(b.Windows, time.Time{})
+	h2.d.FlushWindows(store.NewBatch()) // what the warm-up changed
+	seen(h2, "p-3f2a", "mychart-app", "203.0.113.9", at.Add(time.Hour))
+	if f := h2.fs.Get(store.FindingKey{Kind: rules.KindImpossibleTravel, Client: "mychart-app", Subject: "p-3f2a"}); f == nil {
+		t.Fatalf("the trip across the restart raised nothing: %v", h2.keys())
+	}
+	// The next flush writes only the shard that changed.
+	b2 := store.NewBatch()
+	h2.d.FlushWindows(b2)
+	var travel []string
+	for k := range b2.Windows {
+		if strings.HasPrefix(k, winTravelSubject) || strings.HasPrefix(k, winTravelClient) {
+			travel = append(travel, k)
+		}
+	}
+	if len(travel) != 1 {
+		t.Errorf("the flush after one sighting wrote travel records %q, want the 1 shard it changed", travel)
+	}
+
+	// Without the saved place, Frankfurt alone raises nothing.
+	h3, _ := travelHarness(t, cfg)
+	seen(h3, "p-3f2a", "mychart-app", "203.0.113.9", at.Add(time.Hour))
+	h3.wantNo(t, rules.KindImpossibleTravel)
 }

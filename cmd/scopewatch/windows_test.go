@@ -122,3 +122,38 @@ func TestBurstWindowSurvivesKill(t *testing.T) {
 		return f["lab-portal/192.0.2.0/24"], fmt.Sprint(f)
 	})
 }
+
+// TestTravelSurvivesKill has the real daemon see a user in the United
+// States, kills it with SIGKILL once that is committed, and starts it again
+// on a line from Brazil minutes later: the last place was saved with the
+// line that set it, so the trip is judged impossible.
+func TestTravelSurvivesKill(t *testing.T) {
+	t.Parallel()
+	bin := scopewatchBinary(t)
+	cfg, gt := windowConfig(t, "detect:\n  unfamiliar_geo: {learning_period: 1h, min_events: 5}\n")
+	city := filepath.Join(gt.dir, "GeoLite2-City.mmdb")
+	geoWriteCity(t, city, geoUSNet, geoBRNet)
+	appendFile(t, cfg, "geoip: {city: "+city+"}\n")
+	now := time.Now().UTC()
+	for i := range 6 { // the baseline: the United States, three hours ago
+		gt.token(t, now.Add(-3*time.Hour+time.Duration(i)*time.Minute), "lab-portal", "198.51.100.7")
+	}
+	gt.token(t, now.Add(-10*time.Minute), "lab-portal", "198.51.100.9")
+	d := startGeoDaemon(t, bin, cfg)
+	d.waitCommitted(t, gt.lines)
+	if f := standing(t, d, "impossible_travel"); len(f) != 0 {
+		t.Fatalf("travel within one country raised %v", f)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+
+	gt.token(t, now.Add(-5*time.Minute), "lab-portal", "203.0.113.200")
+	d = startGeoDaemon(t, bin, cfg)
+	d.waitCommitted(t, gt.lines)
+	d.poll(t, "the impossible trip", func() (bool, string) {
+		f := standing(t, d, "impossible_travel")
+		return f["lab-portal/svc-lab-portal"], fmt.Sprint(f)
+	})
+}
