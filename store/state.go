@@ -25,6 +25,9 @@ type State struct {
 	max     int
 	clients map[string]*ClientState
 	dirty   []*ClientState
+	// dirtyBytes estimates the encoded size of the dirty clients as they
+	// became dirty: what the next checkpoint will hold in memory.
+	dirtyBytes int
 	ids     map[string]uint32 // scope name → id
 	names   []string          // id → scope name
 	tick    uint64            // advanced at each Client call, for eviction order
@@ -175,8 +178,14 @@ func (s *State) Client(id string) *ClientState {
 	if !c.dirty {
 		c.dirty = true
 		s.dirty = append(s.dirty, c)
+		s.dirtyBytes += c.sizeEstimate()
 	}
 	return c
+}
+
+// sizeEstimate is about the size of c's encoded record.
+func (c *ClientState) sizeEstimate() int {
+	return 32 + 56*len(c.scopes) + 30*len(c.ips) + 18*len(c.countries)
 }
 
 // load reads client id from the store, or starts it empty.
@@ -328,6 +337,7 @@ func (s *State) Forget(id string) {
 	if c.dirty {
 		c.dirty = false
 		s.dirty = slices.DeleteFunc(s.dirty, func(d *ClientState) bool { return d == c })
+		s.dirtyBytes -= min(c.sizeEstimate(), s.dirtyBytes)
 	}
 }
 
@@ -337,11 +347,20 @@ func (s *State) Dirty() int { return len(s.dirty) }
 // Len returns how many clients are held in memory.
 func (s *State) Len() int { return len(s.clients) }
 
-// Pressed reports whether the State holds a quarter more clients than
-// MaxClients: the clients changed since the last checkpoint cannot be
-// evicted, so a checkpoint should be taken now to let them go once it is
-// durable.
-func (s *State) Pressed() bool { return len(s.clients) >= s.max+s.max/4 }
+// Pressed reports whether a checkpoint should be taken now, before its
+// time: the clients changed since the last one would encode to more than
+// CheckpointBytes (a checkpoint is encoded in memory, and bbolt copies it
+// into pages: both grow with it), or the State holds a quarter more clients
+// than MaxClients (the changed ones cannot be evicted until a checkpoint
+// holding them is durable).
+func (s *State) Pressed() bool {
+	return s.dirtyBytes >= CheckpointBytes || len(s.clients) >= s.max+s.max/4
+}
+
+// CheckpointBytes bounds the encoded client records of one checkpoint, and
+// so the memory a commit takes (about three times it, with bbolt's pages
+// and the next checkpoint filling meanwhile).
+const CheckpointBytes = 8 << 20
 
 // Stats returns the evictions and loads on demand since the State was made.
 func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }
@@ -368,6 +387,7 @@ func (s *State) Checkpoint(b *Batch) {
 	}
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
+	s.dirtyBytes = 0
 }
 
 // appendRecord appends c's client record (format 3).

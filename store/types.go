@@ -144,8 +144,8 @@ func (b *Batch) Reset() {
 	clear(b.Records) // no reference to a client id outlives the batch
 	b.Records = b.Records[:0]
 	b.Gen = 0
-	if cap(b.arena) > maxRetainedArena {
-		b.arena = nil
+	if cap(b.arena) > 2*CheckpointBytes {
+		b.arena = nil // an unusual checkpoint: do not keep its memory
 	}
 	b.arena = b.arena[:0]
 	clear(b.Sources)
