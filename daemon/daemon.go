@@ -374,9 +374,10 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 	// same rate).
 	lines := make(chan ingest.Line, 1024)
 	cfg := d.Config()
+	// The clients' usage is read from the store as events name them.
 	state := store.NewState(d.db, cfg.Batch.MaxClients)
 	acc := detect.NewAccountant(cfg.Rules, fhirBases(cfg), state)
-	det, err := d.detection(oneShot, acc.Known(), state)
+	det, err := d.detection(oneShot, acc.Known())
 	if err != nil {
 		return err
 	}
@@ -479,13 +480,12 @@ func (d *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 }
 
 // detection builds the detectors from the stored findings, silences,
-// coverage and client baselines, loads the stored clients into state (up
-// to its bound), and loads the stored clients that get full state into
-// known (only those are kept: a store holding sprayed
+// coverage and client baselines, and loads the stored clients that get
+// full state into known (only those are kept: a store holding sprayed
 // ids costs a pass over them, not memory). A one-shot scan judges as of
 // the newest event it has seen rather than the wall clock, and does not
 // judge sources stale.
-func (d *Daemon) detection(oneShot bool, known *detect.KnownClients, state *store.State) (*engine.Detection, error) {
+func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.Detection, error) {
 	cfg := d.Config()
 	spans, err := d.db.Coverage()
 	if err != nil {
@@ -493,7 +493,7 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients, state *stor
 	}
 	cov := detect.NewCoverage(spans, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
 	if d.o.NoDetect {
-		if err := d.db.ForEachClient(func(c store.Client) error { known.Load(c); state.Load(c); return nil }); err != nil {
+		if err := d.db.ForEachClient(func(c store.Client) error { known.Load(c); return nil }); err != nil {
 			return nil, err
 		}
 		return &engine.Detection{Coverage: cov}, nil
@@ -521,7 +521,7 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients, state *stor
 	dets := detect.NewDetectors(detect.DetectorOptions{
 		Config: cfg.Detect, Rules: cfg.Rules, Locator: d.locator(), ByASN: cfg.GeoIP.ASN != "", Known: known,
 	}, fs)
-	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); state.Load(c); return nil }); err != nil {
+	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
 	}
 	windows, err := d.db.Windows()

@@ -16,10 +16,10 @@ import (
 // store is therefore always the state as of a committed checkpoint, and a
 // crash replays from there.
 //
-// Memory is bounded: beyond MaxClients residents, the least recently
-// active clients whose state is durable are evicted (Evict) and loaded
-// back from the store when an event names them again. A State is used
-// from one goroutine.
+// A client is read from the store when an event first names it. Memory is
+// bounded: beyond MaxClients residents, the least recently active clients
+// whose state is durable are evicted (Evict) and read back when an event
+// names them again. A State is used from one goroutine.
 type State struct {
 	db      *DB // where evicted and not yet loaded clients are read from
 	max     int
@@ -206,20 +206,6 @@ func (s *State) load(id string) *ClientState {
 	}
 	s.clients[c.id] = c
 	return c
-}
-
-// Load installs a stored client, read at start, unless the State holds it
-// already or is full.
-func (s *State) Load(stored Client) {
-	if len(s.clients) >= s.max {
-		return // read back on demand
-	}
-	if _, ok := s.clients[stored.ID]; ok {
-		return
-	}
-	c := &ClientState{state: s, id: stored.ID}
-	s.fill(c, stored)
-	s.clients[c.id] = c
 }
 
 // fill sets c from a stored record.
