@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 	"strings"
@@ -76,8 +77,36 @@ type scopeTally struct {
 
 type ipTally struct {
 	addr netip.Addr
-	text string // addr as the record spells it, made once
 	t    Tally
+	// short is addr as the record spells it when that takes at most 15
+	// bytes (every IPv4 address), n its length; 0 for a longer text,
+	// spelled when needed. Inline, the text is written without a pointer
+	// to follow per address.
+	short [15]byte
+	n     uint8
+}
+
+func newIPTally(addr netip.Addr) ipTally {
+	e := ipTally{addr: addr}
+	var buf [64]byte
+	if text := addr.AppendTo(buf[:0]); len(text) <= len(e.short) {
+		e.n = uint8(copy(e.short[:], text))
+	}
+	return e
+}
+
+// text returns the address as the record spells it, in buf if need be.
+func (e *ipTally) text(buf *[64]byte) []byte {
+	if e.n > 0 {
+		return e.short[:e.n]
+	}
+	return e.addr.AppendTo(buf[:0])
+}
+
+// compareText orders entries as their texts sort.
+func compareText(a, b *ipTally) int {
+	var ab, bb [64]byte
+	return bytes.Compare(a.text(&ab), b.text(&bb))
 }
 
 type nameTally struct {
@@ -223,9 +252,11 @@ func (s *State) fill(c *ClientState, stored Client) {
 		if err != nil {
 			continue // not written by this version: dropped with the next checkpoint
 		}
-		c.ips = append(c.ips, ipTally{addr: addr, text: addr.String(), t: tallyOf(n)})
+		e := newIPTally(addr)
+		e.t = tallyOf(n)
+		c.ips = append(c.ips, e)
 	}
-	slices.SortFunc(c.ips, func(x, y ipTally) int { return strings.Compare(x.text, y.text) })
+	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareText(&x, &y) })
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
 	}
@@ -270,9 +301,9 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 			return
 		}
 	}
-	text := addr.String()
-	i, _ := slices.BinarySearchFunc(c.ips, text, func(e ipTally, text string) int { return strings.Compare(e.text, text) })
-	c.ips = slices.Insert(c.ips, i, ipTally{addr: addr, text: text})
+	n := newIPTally(addr)
+	i, _ := slices.BinarySearchFunc(c.ips, &n, func(e ipTally, n *ipTally) int { return compareText(&e, n) })
+	c.ips = slices.Insert(c.ips, i, n)
 	c.ips[i].t.Add(1, t)
 	if len(c.ips) > MaxIPs {
 		// The least recently seen goes; among equal times the greater
@@ -280,7 +311,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		drop := 0
 		for j := 1; j < len(c.ips); j++ {
 			a, b := &c.ips[j], &c.ips[drop]
-			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && a.text > b.text) {
+			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareText(a, b) > 0) {
 				drop = j
 			}
 		}
@@ -363,6 +394,7 @@ func (s *State) Checkpoint(b *Batch) {
 	}
 	s.gen++
 	b.Gen = s.gen
+	b.arena = slices.Grow(b.arena, s.dirtyBytes+s.dirtyBytes/4) // growing it as it fills copies it
 	for _, c := range s.dirty {
 		start := len(b.arena)
 		b.arena = s.appendRecord(b.arena, c)
@@ -379,9 +411,8 @@ func (s *State) Checkpoint(b *Batch) {
 // appendRecord appends c's client record (format 3).
 func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = append(b, formatClient)
-	seen, issued := c.Seen.Counter(), c.Issued.Counter()
-	b = appendCounter(b, &seen)
-	b = appendCounter(b, &issued)
+	b = appendTally(b, &c.Seen)
+	b = appendTally(b, &c.Issued)
 	b = appendUvarint(b, uint64(len(c.scopes)))
 	for i := range c.scopes {
 		e := &c.scopes[i]
@@ -393,7 +424,8 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
 		e := &c.ips[i]
-		b = appendString(b, e.text)
+		var buf [64]byte
+		b = appendString(b, e.text(&buf))
 		b = appendTally(b, &e.t)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
@@ -405,9 +437,30 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	return b
 }
 
+// appendTally appends t as appendCounter appends its Counter.
 func appendTally(b []byte, t *Tally) []byte {
-	c := t.Counter()
-	return appendCounter(b, &c)
+	b = appendUvarint(b, t.N)
+	if t.N == 0 {
+		return b
+	}
+	return appendInstant(appendInstant(b, t.firstSec, t.firstNsec), t.lastSec, t.lastNsec)
+}
+
+// appendInstant appends a Tally's instant as appendTime appends the
+// time.Time it stands for.
+func appendInstant(b []byte, sec int64, nsec uint32) []byte {
+	if sec == 0 && nsec == 0 {
+		return append(b, 0)
+	}
+	unix := sec - unixToAbs
+	if unix >= 0 {
+		unix++
+	}
+	b = appendVarint(b, unix)
+	if nsec%1e6 == 0 {
+		return appendUvarint(b, uint64(nsec/1e6)<<1)
+	}
+	return appendUvarint(b, uint64(nsec)<<1|1)
 }
 
 // Durable says that the checkpoint of generation gen, and every one

@@ -27,6 +27,9 @@ func TestTallyMatchesCounter(t *testing.T) {
 		if back := tallyOf(c); back != tl {
 			t.Fatalf("tallyOf(%+v) = %+v, want %+v", c, back, tl)
 		}
+		if got, want := appendTally(nil, &tl), appendCounter(nil, &c); !bytes.Equal(got, want) {
+			t.Fatalf("Tally of %+v encodes to %x, the Counter to %x", c, got, want)
+		}
 	}
 }
 
