@@ -136,9 +136,6 @@ type realTimer struct{ *time.Timer }
 
 func (t realTimer) C() <-chan time.Time { return t.Timer.C }
 
-// DefaultMaxEvents is how many lines a batch holds at most unless told.
-const DefaultMaxEvents = 50_000
-
 // Engine turns lines into committed usage: it parses each line with its
 // source's parser, folds the events into the accountant's State and a
 // batch together with the line's position, and commits the batch, with
@@ -153,7 +150,7 @@ type Engine struct {
 // New returns an engine; it starts nothing.
 func New(opt Options) *Engine {
 	if opt.MaxEvents <= 0 {
-		opt.MaxEvents = DefaultMaxEvents
+		opt.MaxEvents = rules.DefaultMaxEvents
 	}
 	if opt.MaxDelay <= 0 {
 		opt.MaxDelay = 250 * time.Millisecond

@@ -101,7 +101,7 @@ type Batch struct {
 	MaxDelay  Duration `yaml:"max_delay"`  // from a line read to its transaction; default 250ms
 	// MaxClients bounds the clients held in memory once durable; the
 	// least recently active beyond it are evicted and read back from the
-	// store on demand. Default 50,000.
+	// store on demand. Default 20,000.
 	MaxClients int `yaml:"max_clients"`
 }
 

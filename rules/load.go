@@ -26,7 +26,7 @@ const (
 	DefaultListen         = "127.0.0.1:9464"
 	DefaultControlSocket  = "/run/scopewatch/control.sock"
 	DefaultMaxEvents      = 50_000
-	DefaultMaxClients     = 50_000
+	DefaultMaxClients     = 20_000
 	DefaultMaxDelay       = Duration(250 * time.Millisecond)
 	DefaultWindow         = Duration(90 * day)
 	DefaultMinObservation = Duration(30 * day)

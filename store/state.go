@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -39,16 +40,14 @@ type State struct {
 	err     error
 }
 
-// DefaultMaxClients is how many clients a State holds in memory unless told
-// otherwise: about 50 to 200 MiB, by how many scopes and addresses each has.
-const DefaultMaxClients = 50_000
-
 // NewState returns an empty State that loads the clients it does not hold
 // from db (nil: every client starts empty) and holds at most maxClients
-// of them once their state is durable (<= 0: DefaultMaxClients).
+// of them once their state is durable (<= 0: no bound). A client takes
+// about 1 KiB with a few scopes and addresses, and up to 10 KiB with 30
+// scopes and a full set of addresses (BenchmarkStateMemory).
 func NewState(db *DB, maxClients int) *State {
 	if maxClients <= 0 {
-		maxClients = DefaultMaxClients
+		maxClients = math.MaxInt / 2
 	}
 	return &State{db: db, max: maxClients, clients: make(map[string]*ClientState), ids: make(map[string]uint32)}
 }
@@ -302,21 +301,31 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		}
 	}
 	n := newIPTally(addr)
-	i, _ := slices.BinarySearchFunc(c.ips, &n, func(e ipTally, n *ipTally) int { return compareText(&e, n) })
-	c.ips = slices.Insert(c.ips, i, n)
-	c.ips[i].t.Add(1, t)
-	if len(c.ips) > MaxIPs {
-		// The least recently seen goes; among equal times the greater
-		// address, as the store's merge of older versions chose.
+	n.t.Add(1, t)
+	if len(c.ips) >= MaxIPs {
+		// The least recently seen goes, the new one included; among equal
+		// times the greater address, as the store's merge of older
+		// versions chose. Choosing before inserting keeps the set at its
+		// capacity.
 		drop := 0
 		for j := 1; j < len(c.ips); j++ {
-			a, b := &c.ips[j], &c.ips[drop]
-			if a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareText(a, b) > 0) {
+			if lessRecentIP(&c.ips[j], &c.ips[drop]) {
 				drop = j
 			}
 		}
+		if lessRecentIP(&n, &c.ips[drop]) {
+			return // older than everything kept: gone at once
+		}
 		c.ips = slices.Delete(c.ips, drop, drop+1)
 	}
+	i, _ := slices.BinarySearchFunc(c.ips, &n, func(e ipTally, n *ipTally) int { return compareText(&e, n) })
+	c.ips = slices.Insert(c.ips, i, n)
+}
+
+// lessRecentIP orders addresses for eviction: the earlier last sighting
+// first, and among equal times the greater address.
+func lessRecentIP(a, b *ipTally) bool {
+	return a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareText(a, b) > 0)
 }
 
 // SawCountry records a sighting of an ISO country code at t, keeping the

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -181,5 +182,39 @@ func BenchmarkCommit(b *testing.B) {
 			io := st.TxStats.GetWriteTime() - io0
 			b.ReportMetric(float64(io.Nanoseconds())/float64(events), "io-ns/event")
 		})
+	}
+}
+
+// BenchmarkStateMemory reports the Go heap a State holds for 10,000
+// clients, each with 30 scopes and a full set of MaxIPs addresses and
+// three countries: the worst case of the bench's 10,000-client traffic.
+func BenchmarkStateMemory(b *testing.B) {
+	const clients, scopes = 10_000, 30
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		st := NewState(nil, 0)
+		now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		for i := range clients {
+			c := st.Client(fmt.Sprintf("client-%05d-ehr-integration", i))
+			c.Seen.Add(1, now)
+			for s := range scopes {
+				u := c.Scope(fmt.Sprintf("patient/Resource%d.rs", (i+s)%60))
+				u.Requested.Add(1, now)
+				u.Granted.Add(1, now)
+			}
+			for j := range MaxIPs {
+				c.SawIP(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j)}), now)
+			}
+			for _, cc := range []string{"US", "CA", "GB"} {
+				c.SawCountry(cc, now)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/clients, "B/client")
+		runtime.KeepAlive(st)
 	}
 }
