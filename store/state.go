@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -63,6 +65,7 @@ type ClientState struct {
 	id        string
 	scopes    []scopeTally // sorted by scope name
 	ips       []ipTally    // sorted by textual address
+	ipKeys    []uint64     // ipKey of each of ips, in the same order: scanned to find one
 	countries []nameTally  // sorted by country code
 	tick      uint64       // State.tick at the last Client call
 	wrote     uint64       // generation of the checkpoint that last wrote it
@@ -256,6 +259,10 @@ func (s *State) fill(c *ClientState, stored Client) {
 		c.ips = append(c.ips, e)
 	}
 	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareText(&x, &y) })
+	c.ipKeys = make([]uint64, len(c.ips))
+	for i := range c.ips {
+		c.ipKeys[i] = ipKey(c.ips[i].addr)
+	}
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
 	}
@@ -294,8 +301,9 @@ func (c *ClientState) Scope(name string) *Usage {
 // SawIP records a sighting of addr at t, keeping the MaxIPs most recently
 // seen addresses.
 func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
-	for i := range c.ips {
-		if c.ips[i].addr == addr {
+	k := ipKey(addr)
+	for i, ki := range c.ipKeys {
+		if ki == k && c.ips[i].addr == addr {
 			c.ips[i].t.Add(1, t)
 			return
 		}
@@ -317,9 +325,18 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 			return // older than everything kept: gone at once
 		}
 		c.ips = slices.Delete(c.ips, drop, drop+1)
+		c.ipKeys = slices.Delete(c.ipKeys, drop, drop+1)
 	}
-	i, _ := slices.BinarySearchFunc(c.ips, &n, func(e ipTally, n *ipTally) int { return compareText(&e, n) })
+	i := sort.Search(len(c.ips), func(j int) bool { return compareText(&c.ips[j], &n) >= 0 })
 	c.ips = slices.Insert(c.ips, i, n)
+	c.ipKeys = slices.Insert(c.ipKeys, i, k)
+}
+
+// ipKey folds an address into 64 bits for a quick scan: exact for IPv4,
+// and a match is confirmed on the address.
+func ipKey(a netip.Addr) uint64 {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]) ^ binary.BigEndian.Uint64(b[8:])*0x9e3779b97f4a7c15
 }
 
 // lessRecentIP orders addresses for eviction: the earlier last sighting
