@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -47,10 +48,58 @@ type lastPlace struct {
 // record, with the batch whose lines changed it.
 type travellers struct {
 	prefix string // of the shards' window keys
-	shards [256]map[uint64]lastPlace
+	shards [256]travelShard
 	n      int
 	dirty  []uint8
 	marked [256]bool
+}
+
+// travelShard is one shard: the places, and their keys in the order they
+// came (a full table forgets the oldest of the shard).
+type travelShard struct {
+	m     map[uint64]lastPlace
+	order []uint64 // a queue: order[head:] then order[:head] hold the keys of m, oldest first
+	head  int
+}
+
+func (sh *travelShard) add(h uint64, p lastPlace) {
+	if sh.m == nil {
+		sh.m = make(map[uint64]lastPlace)
+	}
+	sh.m[h] = p
+	if sh.head == 0 {
+		sh.order = append(sh.order, h)
+		return
+	}
+	// The queue wrapped: insert at its end, just before head.
+	sh.order = slices.Insert(sh.order, sh.head, h)
+	sh.head++
+}
+
+// replaceOldest forgets the shard's oldest key for h; false if the shard
+// is empty.
+func (sh *travelShard) replaceOldest(h uint64, p lastPlace) bool {
+	if len(sh.order) == 0 {
+		return false
+	}
+	delete(sh.m, sh.order[sh.head])
+	sh.m[h] = p
+	sh.order[sh.head] = h
+	sh.head = (sh.head + 1) % len(sh.order)
+	return true
+}
+
+// dropOldest forgets the shard's oldest key; false if it is empty.
+func (sh *travelShard) dropOldest() bool {
+	if len(sh.order) == 0 {
+		return false
+	}
+	delete(sh.m, sh.order[sh.head])
+	sh.order = slices.Delete(sh.order, sh.head, sh.head+1)
+	if sh.head >= len(sh.order) {
+		sh.head = 0
+	}
+	return true
 }
 
 // maxTravellers bounds the subjects, and apart the clients, whose last
@@ -69,50 +118,56 @@ func newImpossibleTravel(d *Detectors, cfg rules.ImpossibleTravel, baseline rule
 		subjects: travellers{prefix: winTravelSubject}, clients: travellers{prefix: winTravelClient}}
 }
 
-// travelKey hashes a subject or client id (FNV-1a, 64 bits).
+// travelKey hashes a subject or client id: FNV-1a, 64 bits, then
+// murmur3's finaliser, so that the top byte (the shard) of similar ids
+// spreads evenly.
 func travelKey(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= 1099511628211
 	}
-	return h
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
 }
 
 func (ts *travellers) get(h uint64) (lastPlace, bool) {
-	p, ok := ts.shards[h>>56][h]
+	p, ok := ts.shards[h>>56].m[h]
 	return p, ok
 }
 
-// put stores p under h, forgetting another entry of its shard when the
-// table is full.
+// put stores p under h; a full table forgets the oldest entry of h's
+// shard for it.
 func (ts *travellers) put(h uint64, p lastPlace) {
 	i := uint8(h >> 56)
-	m := ts.shards[i]
-	if m == nil {
-		m = make(map[uint64]lastPlace)
-		ts.shards[i] = m
-	}
-	if _, ok := m[h]; !ok {
-		if ts.n >= maxTravellers {
-			ts.forgetOne(i)
-		}
-		ts.n++
-	}
-	m[h] = p
+	sh := &ts.shards[i]
 	ts.mark(i)
+	if _, ok := sh.m[h]; ok {
+		sh.m[h] = p
+		return
+	}
+	if ts.n >= maxTravellers {
+		if sh.replaceOldest(h, p) {
+			return
+		}
+		ts.forgetOne(i) // the shard is empty: another gives way
+	}
+	sh.add(h, p)
+	ts.n++
 }
 
-// forgetOne drops an entry of shard i, or of the next shard that has one.
+// forgetOne drops the oldest entry of the first shard after i that has one.
 func (ts *travellers) forgetOne(i uint8) {
 	for range 256 {
-		for k := range ts.shards[i] {
-			delete(ts.shards[i], k)
+		i++
+		if ts.shards[i].dropOldest() {
 			ts.n--
 			ts.mark(i)
 			return
 		}
-		i++
 	}
 }
 
@@ -130,13 +185,16 @@ func (ts *travellers) flush(b *store.Batch) {
 	for _, i := range ts.dirty {
 		ts.marked[i] = false
 		key := ts.prefix + strconv.FormatUint(uint64(i)|0x100, 16)[1:]
-		m := ts.shards[i]
-		if len(m) == 0 {
+		sh := &ts.shards[i]
+		if len(sh.m) == 0 {
 			b.Windows[key] = nil
 			continue
 		}
-		v := make([]int64, 0, 5*len(m))
-		for h, p := range m {
+		// Oldest first, so that a restart forgets in the same order.
+		v := make([]int64, 0, 5*len(sh.m))
+		for j := range sh.order {
+			h := sh.order[(sh.head+j)%len(sh.order)]
+			p := sh.m[h]
 			v = append(v, int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon)),
 				int64(p.radius)|int64(p.country[0])<<16|int64(p.country[1])<<24)
 		}
@@ -152,19 +210,15 @@ func (ts *travellers) restore(shard string, v []int64) bool {
 	if err != nil || len(shard) != 2 || len(v)%5 != 0 {
 		return false
 	}
+	sh := &ts.shards[i]
 	for j := 0; j < len(v); j += 5 {
 		h := uint64(v[j])
-		if h>>56 != i || ts.n >= maxTravellers {
+		if _, dup := sh.m[h]; dup || h>>56 != i || ts.n >= maxTravellers {
 			continue
 		}
-		if ts.shards[i] == nil {
-			ts.shards[i] = make(map[uint64]lastPlace)
-		}
-		if _, ok := ts.shards[i][h]; !ok {
-			ts.n++
-		}
-		ts.shards[i][h] = lastPlace{t: v[j+1], lat: math.Float32frombits(uint32(v[j+2])), lon: math.Float32frombits(uint32(v[j+3])),
-			radius: uint16(v[j+4]), country: [2]byte{byte(v[j+4] >> 16), byte(v[j+4] >> 24)}}
+		sh.add(h, lastPlace{t: v[j+1], lat: math.Float32frombits(uint32(v[j+2])), lon: math.Float32frombits(uint32(v[j+3])),
+			radius: uint16(v[j+4]), country: [2]byte{byte(v[j+4] >> 16), byte(v[j+4] >> 24)}})
+		ts.n++
 	}
 	return true
 }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,54 @@ func (h *harness) wantNo(t *testing.T, kind string) {
 	for k := range h.keys() {
 		if strings.HasPrefix(k, kind+"/") {
 			t.Errorf("unexpected %s", k)
+		}
+	}
+}
+
+// TestTravellersBounded fills the table past maxTravellers: it holds
+// maxTravellers, forgets the oldest of a shard first, and a flush and
+// restore give back the same table, oldest first.
+func TestTravellersBounded(t *testing.T) {
+	ts := travellers{prefix: winTravelSubject}
+	key := func(i int) uint64 { return travelKey("subject-" + strconv.Itoa(i)) }
+	var inserted [256][]uint64
+	for i := range maxTravellers + 1000 {
+		ts.put(key(i), lastPlace{t: int64(i)})
+		inserted[key(i)>>56] = append(inserted[key(i)>>56], key(i))
+	}
+	if ts.n != maxTravellers {
+		t.Fatalf("holding %d, want %d", ts.n, maxTravellers)
+	}
+	for i, keys := range inserted {
+		sh := &ts.shards[i]
+		// The shard holds the newest of its keys, as many as it has.
+		newest := keys[len(keys)-len(sh.order):]
+		for j, k := range newest {
+			if got := sh.order[(sh.head+j)%len(sh.order)]; got != k {
+				t.Fatalf("shard %d: position %d holds %x, want %x (the oldest are forgotten first)", i, j, got, k)
+			}
+		}
+	}
+	b := store.NewBatch()
+	ts.flush(b)
+	if len(b.Windows) != 256 {
+		t.Fatalf("flushed %d shards, want 256", len(b.Windows))
+	}
+	back := travellers{prefix: winTravelSubject}
+	for k, v := range b.Windows {
+		if !back.restore(strings.TrimPrefix(k, winTravelSubject), v) {
+			t.Fatalf("shard %q not restored", k)
+		}
+	}
+	if back.n != ts.n {
+		t.Fatalf("restored %d, want %d", back.n, ts.n)
+	}
+	for i := range ts.shards {
+		a, r := &ts.shards[i], &back.shards[i]
+		for j := range a.order {
+			if x, y := a.order[(a.head+j)%len(a.order)], r.order[(r.head+j)%len(r.order)]; x != y || a.m[x] != r.m[y] {
+				t.Fatalf("shard %d differs at %d after a restore", i, j)
+			}
 		}
 	}
 }
