@@ -97,6 +97,11 @@ func appendLatency(ctx context.Context, self, dir, logPath string, geo traffic.G
 	}
 	stopPoll()
 	wg.Wait()
+	// The last commit may have come after the poller's last look: one
+	// more look, now that every line is committed, bounds the last writes.
+	if n, err := probe.Counter(addr, "scopewatch_lines_committed_total"); err == nil {
+		committed = append(committed, written{time.Now(), int(n)})
+	}
 
 	var lat []time.Duration
 	j := 0
