@@ -20,6 +20,7 @@ import (
 	"github.com/scopewatch/scopewatch/detect/geoip"
 	"github.com/scopewatch/scopewatch/engine"
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/ingest/kafka"
 	"github.com/scopewatch/scopewatch/report"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -35,6 +36,7 @@ type Daemon struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	ingestM *ingest.Metrics
+	kafkaM  *kafka.Metrics
 	engineM *engine.Metrics
 	findM   *detect.FindingMetrics
 	senderM *alert.SenderMetrics
@@ -173,6 +175,7 @@ func New(cfg *rules.Config, o Options) (*Daemon, error) {
 		o:  o,
 		db: db, log: log, reg: reg,
 		ingestM:  ingest.NewMetrics(reg),
+		kafkaM:   kafka.NewMetrics(reg),
 		engineM:  engine.NewMetrics(reg),
 		findM:    detect.NewFindingMetrics(reg),
 		senderM:  alert.NewSenderMetrics(reg),
@@ -343,6 +346,13 @@ func (d *Daemon) liveSources() []ingest.Source {
 	gen := &readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})}
 	d.attach.Store(gen)
 	for _, s := range cfg.Sources {
+		if s.Kafka != nil {
+			out = append(out, kafka.New(kafka.Options{
+				Name: s.Name, Config: *s.Kafka, MaxLineSize: s.MaxLineBytes,
+				Positions: d.db, Metrics: d.kafkaM, Logger: d.log, Started: gen.started,
+			}))
+			continue
+		}
 		out = append(out, ingest.NewFile(ingest.FileOptions{
 			Name: s.Name, Path: s.Path, Glob: s.Glob, Poll: s.Poll,
 			RotateWait: time.Duration(s.RotateWait), MaxLineSize: s.MaxLineBytes,
@@ -448,6 +458,9 @@ func (d *Daemon) Scan(ctx context.Context, files []ScanFiles) error {
 			return fmt.Errorf("no source %q in %s", f.Source, cfg.File)
 		}
 		src := cfg.Sources[i]
+		if src.Kafka != nil {
+			return fmt.Errorf("source %q reads Kafka topics; scan reads files of file sources (run reads the topics)", f.Source)
+		}
 		// Check: a file none of whose lines yields an event and some of
 		// which are malformed is the wrong format for the source; it is
 		// not read, so that a scan after the fix reads it whole.

@@ -47,6 +47,10 @@ func tooLongLine(n int64, limit int, pos Position) Line {
 	return Line{Text: text, Pos: pos}
 }
 
+// TooLongLine returns the line that stands for a line of n bytes over its
+// source's limit, for readers outside this package (a Kafka record).
+func TooLongLine(n int64, limit int, pos Position) Line { return tooLongLine(n, limit, pos) }
+
 // TooLong reports whether ln stands for a line longer than its source's
 // limit, and if so the line's length and the limit.
 func TooLong(ln Line) (n int64, limit int, ok bool) {

@@ -108,7 +108,8 @@ type Batch struct {
 // Source is one log to read.
 type Source struct {
 	Name   string `yaml:"name"`
-	Path   string `yaml:"path"`   // the live file
+	Path   string `yaml:"path"`   // the live file; or Kafka
+	Kafka  *Kafka `yaml:"kafka"`  // topics to read instead of a file
 	Glob   string `yaml:"glob"`   // rotated siblings to finish after a restart; default Path + ".*"
 	Format string `yaml:"format"` // one of the Formats Load is given: keycloak, okta, auth0, entra, json, nginx, envoy, ...
 	Poll   bool   `yaml:"poll"`   // poll for changes instead of inotify (network file systems)

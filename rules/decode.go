@@ -143,6 +143,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyLine int
 			m.SetMapIndex(reflect.ValueOf(k.Value), elem)
 		})
 		v.Set(m)
+	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
+		// An optional section (sources[i].kafka): set when written.
+		e := reflect.New(v.Type().Elem())
+		d.decode(n, e.Elem(), path, keyLine)
+		v.Set(e)
 	case v.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.add(n.Line, path, "want a mapping, got %s", describe(n))

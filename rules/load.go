@@ -172,6 +172,9 @@ func (c *Config) resolvePaths(dir string) {
 		s := &c.Sources[i]
 		s.Path = abs(s.Path)
 		s.Glob = abs(s.Glob)
+		if s.Kafka != nil {
+			s.Kafka.absPaths(abs)
+		}
 		if s.Glob == "" && s.Path != "" {
 			s.Glob = s.Path + ".*"
 		}
@@ -407,12 +410,21 @@ func (c *Config) checkSource(i int, lines map[string]int, p *problems, names map
 		names[s.Name] = i
 	}
 
-	if s.Path == "" {
+	switch {
+	case s.Kafka != nil && s.Path != "":
+		line, fp := f("kafka")
+		p.add(line, fp, "a source reads a file (path) or Kafka topics (kafka), not both: make two sources")
+	case s.Kafka != nil:
+		c.checkKafka(s.Kafka, at, lines, p)
+	case s.Path == "":
 		line, fp := f("path")
-		p.add(line, fp, "required: the log file to read")
-	} else if msg := checkLogPath(s.Path); msg != "" {
-		line, fp := f("path")
-		p.add(line, fp, "%s", msg)
+		p.add(line, fp, "required: the log file to read (or kafka: the topics to read)")
+	}
+	if s.Path != "" {
+		if msg := checkLogPath(s.Path); msg != "" {
+			line, fp := f("path")
+			p.add(line, fp, "%s", msg)
+		}
 	}
 	if s.Glob != "" {
 		if _, err := filepath.Match(s.Glob, ""); err != nil {

@@ -54,6 +54,10 @@ func (c *Config) Summary() string {
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  NAME\tFORMAT\tPATH\tNOW\tGLOB\tROTATED")
 	for _, s := range c.Sources {
+		if k := s.Kafka; k != nil {
+			fmt.Fprintf(w, "  %s\t%s\tkafka:%s\tgroup %s\t-\t-\n", s.Name, s.Format, strings.Join(k.Topics, ","), k.Group)
+			continue
+		}
 		rotated := "-"
 		if m, err := filepath.Glob(s.Glob); err == nil {
 			rotated = fmt.Sprint(len(m))

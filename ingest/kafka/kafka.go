@@ -1,0 +1,427 @@
+// Package kafka reads a source's lines from Kafka topics: each record's
+// value is one log line, parsed like a file's. A partition's position is
+// the offset after its last line, saved in the store with the counts its
+// lines produced, as a file's is: exactly once across restarts and kill
+// -9. The consumer group shares the partitions among scopewatch instances
+// and, after each store commit, receives the same offsets, for lag
+// monitoring only.
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// Options configures a Source.
+type Options struct {
+	Name   string // the source's
+	Config rules.Kafka
+	// MaxLineSize is the longest record value read as a line; a longer
+	// one is a too_long line at its offset. Default ingest.DefaultMaxLineSize.
+	MaxLineSize int
+	// Positions are the store's: where each partition resumes.
+	Positions ingest.PositionStore
+	Metrics   *Metrics
+	Logger    *slog.Logger
+	// Started, when set, is called once the client has reached a broker.
+	Started func()
+	// CommitEvery is how often the stored offsets are committed to the
+	// group, for lag monitoring; default 5s.
+	CommitEvery time.Duration
+	// Extra are client options added last (tests: shorter timeouts).
+	Extra []kgo.Opt
+}
+
+// Source is a Kafka source; see the package documentation.
+type Source struct {
+	opt Options
+	log *slog.Logger
+
+	mu       sync.Mutex
+	assigned map[string]map[int32]bool
+	sent     map[tp]int64 // the offset after the last record handed on, per partition
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// New returns a Source; it connects when run.
+func New(opt Options) *Source {
+	if opt.MaxLineSize <= 0 {
+		opt.MaxLineSize = ingest.DefaultMaxLineSize
+	}
+	if opt.CommitEvery <= 0 {
+		opt.CommitEvery = 5 * time.Second
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = NewMetrics(nil)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{}}
+}
+
+// Name returns the source's name.
+func (s *Source) Name() string { return s.opt.Name }
+
+// FileID is the position key of a partition in the store: a device number
+// no file has, and the partition under a hash of the topic. The position's
+// path names the topic and partition, and is checked on resume.
+func FileID(topic string, partition int32) store.FileID {
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	return store.FileID{Dev: math.MaxUint64, Ino: uint64(h.Sum32())<<32 | uint64(uint32(partition))}
+}
+
+// PositionPath is the path a partition's position is saved under.
+func PositionPath(topic string, partition int32) string {
+	return "kafka:" + topic + "/" + strconv.Itoa(int(partition))
+}
+
+// Run consumes the topics until ctx ends, handing each record on as a
+// line. Errors of the brokers, topics or partitions are logged, counted and
+// retried; Run returns only when ctx ends or the client cannot be built.
+func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
+	opts, err := s.clientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("source %s: kafka client: %w", s.opt.Name, err)
+	}
+	defer cl.Close()
+	go s.reach(ctx, cl)
+
+	commit := time.NewTicker(s.opt.CommitEvery)
+	defer commit.Stop()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			s.commitGroup(context.WithoutCancel(ctx), cl)
+			return nil
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, errorReason(err)).Inc()
+			s.log.Warn("kafka fetch failed; retrying", "topic", topic, "partition", partition, "err", err)
+		})
+		var stopped bool
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if stopped {
+				return
+			}
+			for _, r := range p.Records {
+				select {
+				case out <- s.line(r):
+				case <-ctx.Done():
+					stopped = true
+					return
+				}
+			}
+			if n := len(p.Records); n > 0 {
+				next := p.Records[n-1].Offset + 1
+				s.mu.Lock()
+				s.sent[tp{p.Topic, p.Partition}] = next
+				s.mu.Unlock()
+				s.opt.Metrics.Records.WithLabelValues(s.opt.Name).Add(float64(n))
+				s.opt.Metrics.Lag.WithLabelValues(s.opt.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-next, 0)))
+			}
+		})
+		select {
+		case <-commit.C:
+			s.commitGroup(ctx, cl)
+		default:
+		}
+	}
+}
+
+// reach calls Started once a broker answers.
+func (s *Source) reach(ctx context.Context, cl *kgo.Client) {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		err := cl.Ping(ctx)
+		if err == nil {
+			if s.opt.Started != nil {
+				s.opt.Started()
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "unreachable").Inc()
+		s.log.Warn("no kafka broker answers; retrying", "brokers", strings.Join(s.opt.Config.Brokers, ","), "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// line turns a record into the source's line: its value without a
+// trailing newline, at the offset after it.
+func (s *Source) line(r *kgo.Record) ingest.Line {
+	v := r.Value
+	if n := len(v); n > 0 && v[n-1] == '\n' {
+		v = v[:n-1]
+	}
+	pos := ingest.Position{
+		Source: s.opt.Name, Path: PositionPath(r.Topic, r.Partition), File: FileID(r.Topic, r.Partition),
+		Offset: r.Offset + 1, Line: r.Offset + 1,
+	}
+	if len(v) > s.opt.MaxLineSize {
+		return ingest.TooLongLine(int64(len(v)), s.opt.MaxLineSize, pos)
+	}
+	if len(v) == 0 || v[0] == '\n' {
+		v = []byte(" ") // an empty record is a line like an empty line of a file; a newline first is no marker
+	}
+	return ingest.Line{Text: v, Pos: pos}
+}
+
+// clientOpts returns the franz-go options of the source.
+func (s *Source) clientOpts() ([]kgo.Opt, error) {
+	c := s.opt.Config
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeTopics(c.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(s.resume),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(int32(min(s.opt.MaxLineSize+1<<20, math.MaxInt32))),
+	}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	if c.TLS != nil {
+		cfg, err := TLSConfig(*c.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.opt.Name, err)
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if c.SASL != nil {
+		m, err := Mechanism(*c.SASL, c.Password)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.opt.Name, err)
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return append(opts, s.opt.Extra...), nil
+}
+
+// resume sets where each assigned partition is read from: the offset
+// saved in the store, or, when this process has handed on lines of it
+// since (a partition revoked and given back), the offset after those, so
+// that no line is handed on twice; the start of the partition when
+// neither is known.
+func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	stored := map[store.FileID]store.Position{}
+	if s.opt.Positions != nil {
+		ps, err := s.opt.Positions.Positions(s.opt.Name)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: read saved offsets: %w", s.opt.Name, err)
+		}
+		for _, p := range ps {
+			stored[p.File] = p
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, parts := range assigned {
+		for partition := range parts {
+			next, known := int64(0), false
+			if p, ok := stored[FileID(topic, partition)]; ok && p.Path == PositionPath(topic, partition) {
+				next, known = p.Offset, true
+			}
+			if sent, ok := s.sent[tp{topic, partition}]; ok && sent > next {
+				next, known = sent, true
+			}
+			if known {
+				parts[partition] = kgo.NewOffset().At(next).WithEpoch(-1)
+			} else {
+				parts[partition] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	return assigned, nil
+}
+
+// assign records the partitions this member holds.
+func (s *Source) assign(m map[string][]int32, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, parts := range m {
+		if s.assigned[topic] == nil {
+			s.assigned[topic] = map[int32]bool{}
+		}
+		for _, p := range parts {
+			if add {
+				s.assigned[topic][p] = true
+			} else {
+				delete(s.assigned[topic], p)
+			}
+		}
+	}
+	n := 0
+	for _, parts := range s.assigned {
+		n += len(parts)
+	}
+	s.opt.Metrics.Assigned.WithLabelValues(s.opt.Name).Set(float64(n))
+	if add {
+		s.opt.Metrics.Rebalances.WithLabelValues(s.opt.Name).Inc()
+	}
+}
+
+// commitGroup commits the stored offsets of the assigned partitions to
+// the group: what is durable, not what was handed on.
+func (s *Source) commitGroup(ctx context.Context, cl *kgo.Client) {
+	if s.opt.Positions == nil {
+		return
+	}
+	ps, err := s.opt.Positions.Positions(s.opt.Name)
+	if err != nil {
+		s.log.Warn("saved offsets not read for the group commit", "err", err)
+		return
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	s.mu.Lock()
+	for topic, parts := range s.assigned {
+		for partition := range parts {
+			for _, p := range ps {
+				if p.File == FileID(topic, partition) && p.Path == PositionPath(topic, partition) {
+					if offsets[topic] == nil {
+						offsets[topic] = map[int32]kgo.EpochOffset{}
+					}
+					offsets[topic][partition] = kgo.EpochOffset{Epoch: -1, Offset: p.Offset}
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "commit").Inc()
+			s.log.Warn("group offsets not committed (they serve lag monitoring only)", "err", err)
+		}
+	})
+}
+
+// errorReason is the bounded label of a fetch error.
+func errorReason(err error) string {
+	var ke interface{ Code() int16 }
+	switch {
+	case errors.As(err, &ke):
+		return "broker"
+	case errors.Is(err, kgo.ErrClientClosed):
+		return "closed"
+	}
+	return "fetch"
+}
+
+// TLSConfig builds the TLS configuration of a source.
+func TLSConfig(t rules.KafkaTLS) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka tls ca %s: no PEM certificate in it", t.CA)
+		}
+	}
+	if t.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls cert %s and key %s: %w", t.Cert, t.Key, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// Mechanism builds the SASL mechanism of a source.
+func Mechanism(c rules.KafkaSASL, password string) (sasl.Mechanism, error) {
+	switch c.Mechanism {
+	case "plain":
+		return plain.Auth{User: c.User, Pass: password}.AsMechanism(), nil
+	case "scram-sha-256":
+		return scram.Auth{User: c.User, Pass: password}.AsSha256Mechanism(), nil
+	case "scram-sha-512":
+		return scram.Auth{User: c.User, Pass: password}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("kafka sasl: unknown mechanism %q", c.Mechanism)
+}
+
+// Metrics are the Kafka sources' metrics; no label carries a client id.
+type Metrics struct {
+	Records    *prometheus.CounterVec // source
+	Lag        *prometheus.GaugeVec   // source, topic, partition: records after the last one handed on
+	Assigned   *prometheus.GaugeVec   // source
+	Rebalances *prometheus.CounterVec // source
+	Errors     *prometheus.CounterVec // source, reason
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_records_total", Help: "Kafka records read and handed on as lines.",
+		}, []string{"source"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scopewatch_kafka_lag", Help: "Records of a partition after the last one read (its high watermark less the next offset).",
+		}, []string{"source", "topic", "partition"}),
+		Assigned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scopewatch_kafka_partitions_assigned", Help: "Partitions the consumer group gives this instance.",
+		}, []string{"source"}),
+		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_rebalances_total", Help: "Assignments received from the consumer group.",
+		}, []string{"source"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_errors_total", Help: "Errors reaching brokers, fetching or committing group offsets, by reason; each is retried.",
+		}, []string{"source", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors)
+	}
+	return m
+}

@@ -1,0 +1,116 @@
+package rules
+
+import (
+	"os"
+	"slices"
+	"strings"
+)
+
+// Kafka is a source read from Kafka topics instead of a file: each
+// record's value is one log line in the source's format.
+type Kafka struct {
+	Brokers []string `yaml:"brokers"` // host:port of some brokers of the cluster
+	Topics  []string `yaml:"topics"`
+	// Group is the consumer group; its members share the topics'
+	// partitions. The offsets that count are those in the store,
+	// committed with the counts they produced; the group's are committed
+	// after them, for lag monitoring.
+	Group string `yaml:"group"`
+	// InstanceID makes the member static (group.instance.id), so a
+	// restart within the session timeout keeps its partitions; default
+	// the host name.
+	InstanceID string     `yaml:"instance_id"`
+	TLS        *KafkaTLS  `yaml:"tls"`
+	SASL       *KafkaSASL `yaml:"sasl"`
+	// Password is read from SASL.PasswordFile by Load.
+	Password string `yaml:"-"`
+}
+
+// KafkaTLS configures TLS to the brokers; every path is a PEM file.
+type KafkaTLS struct {
+	CA   string `yaml:"ca"`   // CA bundle; default the system's
+	Cert string `yaml:"cert"` // client certificate, with key
+	Key  string `yaml:"key"`
+	// ServerName overrides the name checked in the brokers' certificates.
+	ServerName string `yaml:"server_name"`
+}
+
+// KafkaSASL configures SASL authentication to the brokers.
+type KafkaSASL struct {
+	Mechanism    string `yaml:"mechanism"` // plain, scram-sha-256 or scram-sha-512
+	User         string `yaml:"user"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// KafkaMechanisms are the SASL mechanisms a Kafka source supports.
+func KafkaMechanisms() []string { return []string{"plain", "scram-sha-256", "scram-sha-512"} }
+
+// absKafka makes the Kafka source's file paths absolute.
+func (k *Kafka) absPaths(abs func(string) string) {
+	if k.TLS != nil {
+		k.TLS.CA, k.TLS.Cert, k.TLS.Key = abs(k.TLS.CA), abs(k.TLS.Cert), abs(k.TLS.Key)
+	}
+	if k.SASL != nil {
+		k.SASL.PasswordFile = abs(k.SASL.PasswordFile)
+	}
+}
+
+// checkKafka checks the kafka section of source at (a config path such as
+// sources[2]) and reads its password.
+func (c *Config) checkKafka(k *Kafka, at string, lines map[string]int, p *problems) {
+	kat := at + ".kafka"
+	f := func(name string) (int, string) {
+		fp := joinField(kat, name)
+		return lineOf(lines, fp, kat, at), fp
+	}
+	if len(k.Brokers) == 0 {
+		line, fp := f("brokers")
+		p.add(line, fp, "required: host:port of one or more brokers, e.g. [kafka-1:9092]")
+	}
+	for i, b := range k.Brokers {
+		if host, port, ok := strings.Cut(b, ":"); !ok || host == "" || port == "" {
+			line, fp := f("brokers")
+			p.add(line, joinIndex(fp, i), "broker %q is not host:port", b)
+		}
+	}
+	if len(k.Topics) == 0 {
+		line, fp := f("topics")
+		p.add(line, fp, "required: the topics whose records are this source's lines")
+	}
+	if k.Group == "" {
+		line, fp := f("group")
+		p.add(line, fp, "required: the consumer group the scopewatch instances share, e.g. scopewatch")
+	}
+	if k.InstanceID == "" {
+		k.InstanceID, _ = os.Hostname()
+	}
+	if t := k.TLS; t != nil {
+		if (t.Cert == "") != (t.Key == "") {
+			line, fp := f("tls")
+			p.add(line, fp+".cert", "cert and key go together: set both for a client certificate, or neither")
+		}
+		for _, pf := range []struct{ name, path string }{{"ca", t.CA}, {"cert", t.Cert}, {"key", t.Key}} {
+			if pf.path == "" {
+				continue
+			}
+			if _, err := os.Stat(pf.path); err != nil {
+				fp := kat + ".tls." + pf.name
+				p.add(lineOf(lines, fp, kat+".tls", kat), fp, "cannot read: %v", err)
+			}
+		}
+	}
+	if s := k.SASL; s != nil {
+		sat := kat + ".sasl"
+		if !slices.Contains(KafkaMechanisms(), s.Mechanism) {
+			p.add(lineOf(lines, sat+".mechanism", sat), sat+".mechanism", "unknown mechanism %q; use %s", s.Mechanism, strings.Join(KafkaMechanisms(), ", "))
+		}
+		if s.User == "" {
+			p.add(lineOf(lines, sat+".user", sat), sat+".user", "required with sasl")
+		}
+		if s.PasswordFile == "" {
+			p.add(lineOf(lines, sat+".password_file", sat), sat+".password_file", "required with sasl: a file holding the password, mode 0600")
+		} else if pw, ok := c.readSecret(lines, p, sat+".password_file", s.PasswordFile, "cannot read the password file: %v"); ok {
+			k.Password = strings.TrimSpace(string(pw))
+		}
+	}
+}
