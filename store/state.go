@@ -32,14 +32,14 @@ type State struct {
 	// dirtyBytes estimates the encoded size of the dirty clients as they
 	// became dirty: what the next checkpoint will hold in memory.
 	dirtyBytes int
-	ids     map[string]uint32 // scope name → id
-	names   []string          // id → scope name
-	tick    uint64            // advanced at each Client call, for eviction order
-	gen     uint64            // generation of the last checkpoint taken
-	durable uint64            // newest checkpoint generation known to be committed
-	evicted uint64            // clients evicted since the State was made
-	loads   uint64            // clients loaded back on demand
-	err     error
+	ids        map[string]uint32 // scope name → id
+	names      []string          // id → scope name
+	tick       uint64            // advanced at each Client call, for eviction order
+	gen        uint64            // generation of the last checkpoint taken
+	durable    uint64            // newest checkpoint generation known to be committed
+	evicted    uint64            // clients evicted since the State was made
+	loads      uint64            // clients loaded back on demand
+	err        error
 }
 
 // NewState returns an empty State that loads the clients it does not hold
