@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -149,5 +150,33 @@ func TestOversizedAndEmptyRecords(t *testing.T) {
 	}
 	if string(got[2].Text) != "ok" || got[2].Pos.Offset != 3 {
 		t.Errorf("record: %q at %+v", got[2].Text, got[2].Pos)
+	}
+}
+
+// TestUnreachableBroker: a source whose brokers do not answer counts it
+// and keeps trying; it returns only when stopped.
+func TestUnreachableBroker(t *testing.T) {
+	m := NewMetrics(nil)
+	src := New(Options{
+		Name: "kc", Metrics: m,
+		Config: rules.Kafka{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"logs"}, Group: "scopewatch"},
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, make(chan ingest.Line)) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(m.Errors.WithLabelValues("kc", "unreachable")) < 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v while the broker was unreachable", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an unreachable broker was not counted")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after stop = %v", err)
 	}
 }
