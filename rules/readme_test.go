@@ -96,6 +96,7 @@ var readmeBlocks = map[string]int{
 	"- name: hapi":           asSources,
 	"# static configuration": asOther, // Traefik
 	"- name: traefik":        asSources,
+	"- name: keycloak-fleet": asSources,
 	"store: /var/lib/scopewatch/scopewatch.db   # bbolt file, created 0600": asConfig,
 }
 
@@ -127,8 +128,10 @@ func readmeRoot(t *testing.T, text, rules string) string {
 			content = "https://hooks.slack.com/services/T0/B0/readme\n"
 		case "rules":
 			content, mode = rules, 0o644
-		case "city", "country", "asn":
-			content, mode = "", 0o644 // Load only checks that the database is there
+		case "city", "country", "asn", "ca", "cert":
+			content, mode = "", 0o644 // Load only checks that the file is there
+		case "password_file":
+			content = "readme-password\n"
 		default:
 			continue // a log, the store, a directory: its directory is enough
 		}
