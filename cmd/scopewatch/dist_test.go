@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scopewatch/scopewatch/rules"
@@ -425,6 +427,30 @@ func TestDistMetricsExposed(t *testing.T) {
 	dir := t.TempDir()
 	cfg := distFullConfig(t, dir)
 
+	// Kafka: a source whose broker holds a record, and goes away once it
+	// is read (the error metrics).
+	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "kc-events"))
+	defer cluster.Close()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("kc-events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	line := fmt.Sprintf(`%s DEBUG [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN", realmId="clinic", `+
+		`clientId="lab-portal", userId="svc-lab", ipAddress="198.51.100.13", grant_type="client_credentials", scope="openid"`,
+		time.Now().UTC().Add(-time.Hour).Format("2006-01-02 15:04:05,000"))
+	if err := producer.ProduceSync(t.Context(), &kgo.Record{Key: []byte("lab-portal"), Value: []byte(line)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withKafka := strings.Replace(string(text), "sources:\n", fmt.Sprintf(`sources:
+  - {name: kc-kafka, format: keycloak, kafka: {brokers: [%s], topics: [kc-events], group: scopewatch}}
+`, cluster.ListenAddrs()[0]), 1)
+	write(t, cfg, withKafka)
+
 	// An open finding about a client nobody knows any more: the first
 	// sweep resolves it.
 	db, err := store.Open(filepath.Join(dir, "scopewatch.db"), store.Options{})
@@ -489,6 +515,8 @@ func TestDistMetricsExposed(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitMetric(t, `scopewatch_read_errors_total{reason="io",source="keycloak"}`, 1)
+	d.waitMetric(t, `scopewatch_kafka_records_total{source="kc-kafka"}`, 1)
+	cluster.Close()
 
 	// Everything else is exposed at start or appears with the traffic
 	// above; poll until the exposition has every referenced name.
