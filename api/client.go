@@ -32,6 +32,11 @@ func NewClient(cfg *rules.Config) *Client {
 	return &Client{socket: cfg.ControlSocket, listen: cfg.Listen}
 }
 
+// NewPeer returns a client for another instance of a fleet, at its
+// listen address, asked over TCP with the credentials of the environment
+// (see tcpDaemon).
+func NewPeer(addr string) *Client { return &Client{listen: addr} }
+
 // ErrNoClient is the daemon's answer for a client id it has not seen.
 var ErrNoClient = errors.New("no such client")
 

@@ -19,6 +19,7 @@ type Config struct {
 	GeoIP   GeoIP    `yaml:"geoip"` // MaxMind-format databases for unfamiliar_geo
 	Alert   Alert    `yaml:"alert"` // scheduled reports
 	Log     Log      `yaml:"log"`   // the daemon's own log
+	Cluster Cluster  `yaml:"cluster"`
 
 	// WebConfig is an exporter-toolkit web configuration file that turns on
 	// TLS and basic auth for every HTTP endpoint; empty serves plain HTTP.
@@ -376,4 +377,14 @@ type Route struct {
 	Path   string   `yaml:"path"`
 	Scopes []string `yaml:"scopes"`
 	Line   int      `yaml:"-"`
+}
+
+// Cluster names the other instances of a fleet that share Kafka sources,
+// each client's events going to one instance: the reports and listings
+// ask every one of them and merge their answers.
+type Cluster struct {
+	// Peers are the listen addresses (host:port) of the other instances.
+	// They are asked with the same credentials as this one
+	// (SCOPEWATCH_API_USER, SCOPEWATCH_API_PASSWORD, SCOPEWATCH_API_CA).
+	Peers []string `yaml:"peers"`
 }

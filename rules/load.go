@@ -224,6 +224,7 @@ func (c *Config) check(lines map[string]int, p *problems, formats Formats) {
 		}
 		p.add(lineOf(lines, "listen"), "listen", "listen %s exposes the API without %s: configure web_config, or set listen_insecure: true to accept it", c.Listen, missing)
 	}
+	c.checkCluster(lines, p)
 	if c.ControlSocket == "" {
 		c.ControlSocket = DefaultControlSocket
 	} else if len(c.ControlSocket) > maxSocketPath {
@@ -580,6 +581,25 @@ func ReadWebConfig(path string) (WebSecurity, error) {
 	}
 	slices.Sort(ws.Users)
 	return ws, nil
+}
+
+// checkCluster checks the peers of the cluster section: addresses,
+// each named once, none of them this instance's own.
+func (c *Config) checkCluster(lines map[string]int, p *problems) {
+	seen := map[string]bool{}
+	for i, peer := range c.Cluster.Peers {
+		at := fmt.Sprintf("cluster.peers[%d]", i)
+		line := lineOf(lines, at, "cluster.peers", "cluster")
+		switch host, _, _ := net.SplitHostPort(peer); {
+		case checkListen(peer) != "" || host == "" || strings.HasSuffix(peer, ":0"):
+			p.add(line, at, "peer %q: want a host and a port another instance listens on, e.g. scopewatch-b:9464", peer)
+		case peer == c.Listen:
+			p.add(line, at, "peer %q is this instance's own listen address: list only the other instances", peer)
+		case seen[peer]:
+			p.add(line, at, "peer %q is listed twice", peer)
+		}
+		seen[peer] = true
+	}
 }
 
 // checkListen says what is wrong with a listen address, or "" when

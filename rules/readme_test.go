@@ -64,9 +64,9 @@ const (
 	asConfig = iota
 	// asRules: the block is a whole rules file; LoadRules must take it.
 	asRules
-	// asAlert: the block is a configuration's alert section; Load must
-	// take it inside a minimal configuration.
-	asAlert
+	// asSection: the block is top-level sections of a configuration
+	// (alert, cluster); Load must take it inside a minimal configuration.
+	asSection
 	// asSources: the block is items of a configuration's sources list;
 	// Load must take them as the sources of a minimal configuration.
 	asSources
@@ -82,7 +82,7 @@ const (
 // listed here.
 var readmeBlocks = map[string]int{
 	"identity_scopes: [openid, profile, fhirUser, offline_access, launch/patient]  # used when issued": asRules,
-	"alert:":                    asAlert,
+	"alert:":                    asSection,
 	"# /etc/scopewatch/web.yml": asOther, // exporter-toolkit's web configuration
 	"- name: keycloak":          asSources,
 	"- {name: okta, path: /var/log/okta/system-log.json, format: okta}": asSources,
@@ -97,6 +97,8 @@ var readmeBlocks = map[string]int{
 	"# static configuration": asOther, // Traefik
 	"- name: traefik":        asSources,
 	"- name: keycloak-fleet": asSources,
+	"# on scopewatch-a; scopewatch-b and -c name the other two":             asSection,
+	"# /etc/vector/vector.yaml":                                             asOther, // Vector
 	"store: /var/lib/scopewatch/scopewatch.db   # bbolt file, created 0600": asConfig,
 }
 
@@ -202,7 +204,7 @@ func TestReadmeYAML(t *testing.T) {
 			switch how {
 			case asConfig:
 				config = b.text
-			case asAlert:
+			case asSection:
 				config = "store: state.db\nsources:\n  - {name: keycloak, path: keycloak.log, format: keycloak}\n" + b.text
 			case asSources:
 				config = "store: state.db\nsources:\n" + indent(b.text, "  ")

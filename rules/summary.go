@@ -49,6 +49,9 @@ func (c *Config) Summary() string {
 		d.UnusedScope.Window, d.UnusedScope.MinObservation, d.UnfamiliarGeo.LearningPeriod, d.UnfamiliarGeo.MinEvents,
 		count(len(d.Silences), "silence"))
 	fmt.Fprintf(&b, "alert    %s\n", c.Alert.describe())
+	if len(c.Cluster.Peers) > 0 {
+		fmt.Fprintf(&b, "cluster  reports merge this instance with %s\n", strings.Join(c.Cluster.Peers, ", "))
+	}
 	fmt.Fprintf(&b, "sources  %d\n", len(c.Sources))
 
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)

@@ -18,6 +18,7 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	kind := fs.String("kind", "", "only this kind of finding: "+strings.Join(rules.FindingKinds(), ", "))
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table or json")
+	local := fs.Bool("local", false, localUsage)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -36,7 +37,8 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	var views []report.FindingView
-	err = readState(ctx, cfg, "/api/v1/findings?"+filter.Query().Encode(), &views, func(db *store.DB) error {
+	path := "/api/v1/findings?" + filter.Query().Encode()
+	err = readState(ctx, cfg, path, &views, func(db *store.DB) error {
 		found, err := report.Findings(cfg, db, time.Now())
 		if err != nil {
 			return err
@@ -47,8 +49,14 @@ func cmdFindings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	fleet := fleetOn(cfg, *local)
+	if fleet {
+		if views, err = fleetFindings(ctx, cfg, path, views); err != nil {
+			return err
+		}
+	}
 	if *client != "" && len(views) == 0 {
-		if err := checkClient(ctx, cfg, *client); err != nil {
+		if err := checkClient(ctx, cfg, *client, fleet); err != nil {
 			return err
 		}
 	}

@@ -33,6 +33,7 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table, json, csv or markdown")
 	at := fs.String("at", "", "judge as of this time (RFC 3339 or date) instead of now")
+	local := fs.Bool("local", false, localUsage)
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
 	}
@@ -58,10 +59,18 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *client != "" {
 		q.Set("client", *client)
 	}
-	if *at != "" {
-		q.Set("at", now().Format(time.RFC3339))
+	fleet := fleetOn(cfg, *local)
+	if fleet && *at == "" {
+		// Every instance judges at the same moment.
+		t := now()
+		now = func() time.Time { return t }
+		*at = t.Format(time.RFC3339Nano)
 	}
-	err = readState(ctx, cfg, "/api/v1/reports/unused?"+q.Encode(), &rep, func(db *store.DB) error {
+	if *at != "" {
+		q.Set("at", now().Format(time.RFC3339Nano))
+	}
+	path := "/api/v1/reports/unused?" + q.Encode()
+	err = readState(ctx, cfg, path, &rep, func(db *store.DB) error {
 		var err error
 		if rep, err = report.Unused(cfg, db, now); err != nil {
 			return err
@@ -74,8 +83,13 @@ func reportUnused(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if fleet {
+		if rep, err = fleetUnused(ctx, cfg, path, rep); err != nil {
+			return err
+		}
+	}
 	if *client != "" && len(rep.Unused) == 0 && len(rep.Pending) == 0 {
-		if err := checkClient(ctx, cfg, *client); err != nil {
+		if err := checkClient(ctx, cfg, *client, fleet); err != nil {
 			return err
 		}
 	}
@@ -88,6 +102,7 @@ func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlags("report scope")
 	configPath := fs.String("config", "", configUsage)
 	format := fs.String("format", "table", "table, json, csv or markdown")
+	local := fs.Bool("local", false, localUsage)
 	// The name may come before or after the flags.
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -116,13 +131,19 @@ func reportScope(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	var rep report.ScopeReport
-	err = readState(ctx, cfg, "/api/v1/reports/scope/"+url.PathEscape(name), &rep, func(db *store.DB) error {
+	path := "/api/v1/reports/scope/" + url.PathEscape(name)
+	err = readState(ctx, cfg, path, &rep, func(db *store.DB) error {
 		var err error
 		rep, err = report.Scope(cfg, db, name, time.Now)
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if fleetOn(cfg, *local) {
+		if rep, err = fleetScope(ctx, cfg, path, rep); err != nil {
+			return err
+		}
 	}
 	return report.WriteScope(stdout, rep, *format)
 }
@@ -132,6 +153,7 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	configPath := fs.String("config", "", configUsage)
 	client := fs.String("client", "", "only this client")
 	format := fs.String("format", "table", "table or json")
+	local := fs.Bool("local", false, localUsage)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -142,9 +164,13 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	fleet := fleetOn(cfg, *local)
 	var views []report.ClientView
 	if *client != "" {
 		one, err := seenClient(ctx, cfg, *client)
+		if fleet {
+			one, err = fleetClient(ctx, cfg, *client)
+		}
 		if err != nil {
 			return err
 		}
@@ -160,6 +186,11 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		})
 		if err != nil {
 			return err
+		}
+		if fleet {
+			if views, err = fleetClients(ctx, cfg, views); err != nil {
+				return err
+			}
 		}
 	}
 	return report.WriteClients(stdout, views, *format)
@@ -182,21 +213,42 @@ func seenClient(ctx context.Context, cfg *rules.Config, id string) (report.Clien
 		return nil
 	})
 	if errors.Is(err, api.ErrNoClient) {
-		if registered(cfg, id) {
-			return one, fmt.Errorf("client %q has not been seen: the rules register it, but no log line has named it yet", id)
-		}
-		return one, fmt.Errorf("unknown client %q: no log line has named it and the rules do not register it; `scopewatch clients` lists the clients seen", id)
+		return one, unseen(cfg, id, "")
 	}
 	return one, err
 }
 
-// checkClient returns an error unless the store has seen client id or the
-// rules register it. A command filtered by --client that has nothing to
+// errUnseen is what the error of a client no log line has named is.
+var errUnseen = errors.New("client not seen")
+
+type unseenError struct{ msg string }
+
+func (e unseenError) Error() string      { return e.msg }
+func (unseenError) Is(target error) bool { return target == errUnseen }
+
+// unseen returns the error for client id, which no log line has named
+// (where says where, when not in this instance's store).
+func unseen(cfg *rules.Config, id, where string) error {
+	if where != "" {
+		where = " (" + where + ")"
+	}
+	if registered(cfg, id) {
+		return unseenError{fmt.Sprintf("client %q has not been seen%s: the rules register it, but no log line has named it yet", id, where)}
+	}
+	return unseenError{fmt.Sprintf("unknown client %q: no log line has named it%s and the rules do not register it; `scopewatch clients` lists the clients seen", id, where)}
+}
+
+// checkClient returns an error unless the store (of an instance of the
+// fleet, when fleet) has seen client id or the rules register it. A command filtered by --client that has nothing to
 // show calls it: a misspelled client would otherwise print an empty
 // report, which reads as a clean bill.
-func checkClient(ctx context.Context, cfg *rules.Config, id string) error {
+func checkClient(ctx context.Context, cfg *rules.Config, id string, fleet bool) error {
 	if registered(cfg, id) {
 		return nil
+	}
+	if fleet {
+		_, err := fleetClient(ctx, cfg, id)
+		return err
 	}
 	_, err := seenClient(ctx, cfg, id)
 	return err

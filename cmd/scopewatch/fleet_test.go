@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/scopewatch/scopewatch/internal/probe"
+	"github.com/scopewatch/scopewatch/internal/traffic"
+	"github.com/scopewatch/scopewatch/report"
+)
+
+// fleetConfig is one instance of a fleet reading the topic keycloak of
+// brokers %[4]s: %[1]s is the directory, %[2]s the instance's name, %[3]s
+// its listen address, %[5]s its web config and %[6]s its cluster section.
+const fleetConfig = `store: %[1]s/%[2]s.db
+listen: %[3]s
+web_config: %[5]s
+control_socket: %[1]s/%[2]s.sock
+rules: %[1]s/rules.yaml
+batch: {max_events: 1000, max_delay: 100ms}
+sources:
+  - name: keycloak
+    format: keycloak
+    kafka: {brokers: [%[4]s], topics: [keycloak], group: scopewatch, instance_id: %[2]s}
+detect: {client_retention: 3650d}
+%[6]s`
+
+// fleetInstance is one scopewatch daemon of the fleet test.
+type fleetInstance struct {
+	name, addr, cfg string
+	cmd             *exec.Cmd
+	exited          chan error
+	stderr          *bytes.Buffer
+}
+
+// TestKafkaFleet runs three instances of one consumer group on a
+// twelve-partition topic of an in-process Kafka (kfake), events keyed by
+// client. Asked from one instance, the unused-scope report, the client
+// listing, the scope report and the per-client findings merged over the
+// three must equal those of a single instance that scanned the same lines.
+// Then a fourth instance joins: partitions move to it, it reads them from
+// their start, and their clients are held twice; the merge must refuse
+// rather than answer wrong.
+func TestKafkaFleet(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("three daemons and a broker: slow")
+	}
+	bin := scopewatchBinary(t)
+	dir := t.TempDir()
+	webConfig, err := filepath.Abs(filepath.Join("..", "..", "testdata", "webconfig", "basic_auth.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(12, "keycloak"))
+	defer cluster.Close()
+	broker := cluster.ListenAddrs()[0]
+	clients := traffic.GeneratedClients(23, 300)
+	write(t, filepath.Join(dir, "rules.yaml"), registering(traffic.DemoRules, clients))
+
+	var fleet []*fleetInstance
+	for _, name := range []string{"a", "b", "c", "d"} {
+		addr, err := probe.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet = append(fleet, &fleetInstance{name: name, addr: addr, cfg: filepath.Join(dir, name+".yaml"), stderr: &bytes.Buffer{}})
+	}
+	a, b, c, d := fleet[0], fleet[1], fleet[2], fleet[3]
+	for _, in := range fleet {
+		var cluster string
+		if in == a {
+			cluster = fmt.Sprintf("cluster: {peers: [%s, %s]}\n", b.addr, c.addr)
+		}
+		write(t, in.cfg, fmt.Sprintf(fleetConfig, dir, in.name, in.addr, broker, webConfig, cluster))
+	}
+	// a4 is instance a's configuration once d has joined.
+	a4 := filepath.Join(dir, "a4.yaml")
+	write(t, a4, fmt.Sprintf(fleetConfig, dir, "a", a.addr, broker, webConfig,
+		fmt.Sprintf("cluster: {peers: [%s, %s, %s]}\n", b.addr, c.addr, d.addr)))
+	t.Cleanup(func() {
+		for _, in := range fleet {
+			if in.cmd != nil {
+				in.cmd.Process.Kill()
+			}
+			if t.Failed() {
+				t.Logf("instance %s logs:\n%s", in.name, in.stderr.Bytes())
+			}
+		}
+	})
+	start := func(in *fleetInstance) {
+		in.cmd = exec.Command(bin, "run", "--config", in.cfg)
+		in.cmd.Stderr = in.stderr
+		if err := in.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		in.exited = make(chan error, 1)
+		go func() { in.exited <- in.cmd.Wait() }()
+	}
+	// waitFor polls the instances until cond holds.
+	waitFor := func(what string, cond func() (bool, string)) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			ok, state := cond()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 2 minutes; %s", what, state)
+			}
+			for _, in := range fleet {
+				select {
+				case err := <-in.exited:
+					t.Fatalf("instance %s exited: %v", in.name, err)
+				default:
+				}
+			}
+			time.Sleep(50 * time.Millisecond) // polling another process's state
+		}
+	}
+	assigned := func(in *fleetInstance) int {
+		n, _ := fleetMetric(filepath.Join(dir, in.name+".sock"), "scopewatch_kafka_partitions_assigned")
+		return int(n)
+	}
+
+	// The three join before any record is produced, so that no partition
+	// moves after it has been read.
+	for _, in := range fleet[:3] {
+		start(in)
+	}
+	waitFor("four partitions each", func() (bool, string) {
+		na, nb, nc := assigned(a), assigned(b), assigned(c)
+		return na == 4 && nb == 4 && nc == 4, fmt.Sprintf("assigned a %d, b %d, c %d", na, nb, nc)
+	})
+
+	const events = 30_000
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	gen := traffic.New(23, clients, t0, t0.Add(30*24*time.Hour), events)
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("keycloak"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	kc, err := os.Create(filepath.Join(dir, "kc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	var recs []*kgo.Record
+	for i := range events {
+		ev := gen.Next(i)
+		ev.Grant = true
+		line := gen.KeycloakQuarkusJSON(nil, ev)
+		if _, err := kc.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(ev.Client.ID), Value: line})
+	}
+	if err := producer.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	committed := func(in *fleetInstance) int {
+		n, _ := storedLines(filepath.Join(dir, in.name+".sock"))
+		return n
+	}
+	waitFor("every record committed", func() (bool, string) {
+		na, nb, nc := committed(a), committed(b), committed(c)
+		return na+nb+nc == events, fmt.Sprintf("committed a %d, b %d, c %d of %d", na, nb, nc, events)
+	})
+	for _, in := range fleet[:3] {
+		if committed(in) == 0 {
+			t.Fatalf("instance %s committed nothing: the test would not show a merge", in.name)
+		}
+	}
+
+	ref := filepath.Join(dir, "file.yaml")
+	write(t, ref, fmt.Sprintf(fileConfig, dir, "reference"))
+	runChild(t, bin, "scan", "--quiet", "--config", ref, filepath.Join(dir, "kc.log"))
+
+	cli := func(cfg string, args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, append(args, "--config", cfg)...)
+		cmd.Env = append(os.Environ(), "SCOPEWATCH_API_USER=prometheus", "SCOPEWATCH_API_PASSWORD=test-password")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return out, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, stderr.Bytes())
+		}
+		return out, nil
+	}
+	at := t0.Add(40 * 24 * time.Hour).Format(time.RFC3339)
+	for _, args := range [][]string{
+		{"report", "unused", "--format", "json", "--at", at},
+		{"clients", "--format", "json"},
+		{"report", "scope", "patient/*.read", "--format", "json"},
+	} {
+		want, err := cli(ref, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := cli(a.cfg, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if args[1] == "scope" {
+			// Each instance stamps the moment it answered.
+			want, got = withoutField(t, want, "generated_at"), withoutField(t, got, "generated_at")
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: merged over the fleet differs from one instance's scan:\n%s", strings.Join(args, " "), firstDifference(got, want))
+		}
+		local, err := cli(a.cfg, append(args, "--local")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(local, want) {
+			t.Errorf("%s --local: equal to the whole fleet's, so the test shows no merge", strings.Join(args, " "))
+		}
+	}
+	// Findings about one client are raised where the client lives.
+	var wantF, gotF []report.FindingView
+	for cfg, into := range map[string]*[]report.FindingView{ref: &wantF, a.cfg: &gotF} {
+		out, err := cli(cfg, "findings", "--state", "all", "--format", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(out, into); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perClient := func(fs []report.FindingView) []string {
+		var out []string
+		for _, f := range fs {
+			if f.Client != "" {
+				out = append(out, fmt.Sprintf("%s %s %s %s %d %s %s", f.Kind, f.Client, f.Subject, f.State, f.Count,
+					f.First.Format(time.RFC3339Nano), f.Last.Format(time.RFC3339Nano)))
+			}
+		}
+		return out
+	}
+	if len(perClient(wantF)) == 0 {
+		t.Error("the reference raised no finding about a client: the comparison shows nothing")
+	}
+	compareSnapshots(t, perClient(gotF), perClient(wantF))
+
+	// A fourth instance joins: partitions move to it and it reads them
+	// from their start, while their former owners still hold their clients.
+	start(d)
+	waitFor("d holding partitions and their clients", func() (bool, string) {
+		nd := assigned(d)
+		return nd > 0 && committed(d) > 0, fmt.Sprintf("d assigned %d, committed %d", nd, committed(d))
+	})
+	_, err = cli(a4, "report", "unused", "--format", "json", "--at", at)
+	if err == nil || !strings.Contains(err.Error(), "is held by both") {
+		t.Fatalf("merge over a fleet whose partitions moved: %v; want a refusal naming a client held twice", err)
+	}
+	t.Logf("refused as it should: %v", err)
+
+	for _, in := range fleet {
+		in.cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-in.exited; err != nil {
+			t.Errorf("instance %s did not stop cleanly on SIGTERM: %v", in.name, err)
+		}
+		in.cmd = nil
+	}
+}
+
+// fleetMetric returns the sum of the samples of metric name that the
+// daemon on control socket sock exposes.
+func fleetMetric(sock, name string) (float64, error) {
+	resp, err := socketClient(sock).Get("http://localhost/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", line, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// withoutField returns the JSON object b without its top-level field name.
+func withoutField(t *testing.T, b []byte, name string) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	delete(m, name)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// firstDifference shows where got and want part.
+func firstDifference(got, want []byte) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	from := max(0, i-200)
+	return fmt.Sprintf("at byte %d of %d (want %d):\n got: …%s…\nwant: …%s…", i, len(got), len(want),
+		got[from:min(len(got), i+200)], want[from:min(len(want), i+200)])
+}
