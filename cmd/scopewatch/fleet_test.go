@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/internal/traffic"
@@ -150,29 +149,7 @@ func TestKafkaFleet(t *testing.T) {
 	const events = 30_000
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	gen := traffic.New(23, clients, t0, t0.Add(30*24*time.Hour), events)
-	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("keycloak"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	kc, err := os.Create(filepath.Join(dir, "kc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	var recs []*kgo.Record
-	for i := range events {
-		ev := gen.Next(i)
-		ev.Grant = true
-		line := gen.KeycloakQuarkusJSON(nil, ev)
-		if _, err := kc.Write(line); err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, &kgo.Record{Key: []byte(ev.Client.ID), Value: line})
-	}
-	if err := producer.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	keycloakProducer(t, broker, filepath.Join(dir, "kc.log"), gen)(0, events)
 	committed := func(in *fleetInstance) int {
 		n, _ := storedLines(filepath.Join(dir, in.name+".sock"))
 		return n

@@ -63,32 +63,7 @@ func TestKafkaCrash(t *testing.T) {
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	gen := traffic.New(19, clients, start, start.Add(30*24*time.Hour), events)
 
-	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("keycloak"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	kc, err := os.Create(filepath.Join(dir, "kc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	produce := func(from, to int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for i := from; i < to; i++ {
-			ev := gen.Next(i)
-			ev.Grant = true
-			line := gen.KeycloakQuarkusJSON(nil, ev)
-			if _, err := kc.Write(line); err != nil {
-				t.Fatal(err)
-			}
-			recs = append(recs, &kgo.Record{Key: []byte(ev.Client.ID), Value: line})
-		}
-		if err := producer.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produce := keycloakProducer(t, broker, filepath.Join(dir, "kc.log"), gen)
 
 	addr, err := probe.FreeAddr()
 	if err != nil {
@@ -157,4 +132,37 @@ func TestKafkaCrash(t *testing.T) {
 	write(t, ref, fmt.Sprintf(fileConfig, dir, "reference"))
 	runChild(t, bin, "scan", "--quiet", "--config", ref, filepath.Join(dir, "kc.log"))
 	compareSnapshots(t, snapshot(t, filepath.Join(dir, "kafka.db")), snapshot(t, filepath.Join(dir, "reference.db")))
+}
+
+// keycloakProducer returns a function that produces the events from to
+// to of gen as Keycloak token lines, keyed by client, to the topic
+// keycloak of broker, and appends the same lines to the file at logPath.
+func keycloakProducer(t *testing.T, broker, logPath string, gen *traffic.Generator) func(from, to int) {
+	t.Helper()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("keycloak"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	kc, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kc.Close() })
+	return func(from, to int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			ev := gen.Next(i)
+			ev.Grant = true
+			line := gen.KeycloakQuarkusJSON(nil, ev)
+			if _, err := kc.Write(line); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, &kgo.Record{Key: []byte(ev.Client.ID), Value: line})
+		}
+		if err := producer.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
