@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/internal/traffic"
+	"github.com/scopewatch/scopewatch/store"
 )
 
 // kafkaConfig reads Keycloak lines from the topic keycloak of the brokers
@@ -92,9 +94,9 @@ func TestKafkaCrash(t *testing.T) {
 	t.Logf("kill schedule seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	cmd, exited := startDaemon()
-	kills := 0
+	kills, records := 0, 0
 	for c := range chunks {
-		produce(c*events/chunks, (c+1)*events/chunks)
+		records += produce(c*events/chunks, (c+1)*events/chunks)
 		if rng.IntN(2) == 0 {
 			select {
 			case <-time.After(time.Duration(rng.IntN(600)) * time.Millisecond):
@@ -110,11 +112,11 @@ func TestKafkaCrash(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		got, err := storedLines(filepath.Join(dir, "kafka.sock"))
-		if err == nil && got >= events {
+		if err == nil && got >= records {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not catch up: %d of %d records committed (%v)", got, events, err)
+			t.Fatalf("daemon did not catch up: %d of %d records committed (%v)", got, records, err)
 		}
 		select {
 		case err := <-exited:
@@ -126,18 +128,58 @@ func TestKafkaCrash(t *testing.T) {
 	if err := <-exited; err != nil {
 		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
 	}
-	t.Logf("killed %d times over %d records", kills, events)
+	t.Logf("killed %d times over %d records", kills, records)
 
 	ref := filepath.Join(dir, "file.yaml")
 	write(t, ref, fmt.Sprintf(fileConfig, dir, "reference"))
 	runChild(t, bin, "scan", "--quiet", "--config", ref, filepath.Join(dir, "kc.log"))
 	compareSnapshots(t, snapshot(t, filepath.Join(dir, "kafka.db")), snapshot(t, filepath.Join(dir, "reference.db")))
+	src := storedSource(t, filepath.Join(dir, "kafka.db"), "keycloak")
+	t.Logf("poison: %d malformed, %d ignored", src.Malformed, src.Ignored)
+	if src.Malformed+src.Ignored != uint64(records-events) {
+		t.Errorf("%d poison records, but %d lines malformed and %d ignored", records-events, src.Malformed, src.Ignored)
+	}
+}
+
+// storedSource returns the counts of the source name in the store at path.
+func storedSource(t *testing.T, path, name string) store.Source {
+	t.Helper()
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srcs, err := db.Sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srcs {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no source %s in %s", name, path)
+	return store.Source{}
+}
+
+// poison are records no parser reads: bytes that are not UTF-8, a JSON
+// record cut short, a client id of the wrong type, a JSON null and a line
+// of another format. Each is a malformed line of its partition, counted
+// like the same line of a file, and stops nothing.
+var poison = [][]byte{
+	{0xff, 0xfe, 0x00, 0x01, 'k', 'c', 0xc3, 0x28},
+	[]byte(`{"timestamp":"2026-05-01T00:00:00Z","loggerName":"org.keycloak.events","message":"type=CODE_TO_TOKEN`),
+	[]byte(`{"timestamp":"2026-05-01T00:00:00Z","loggerName":"org.keycloak.events","mdc":{"clientId":12},"message":"type=\"CODE_TO_TOKEN\""}`),
+	[]byte(`null`),
+	[]byte(`10.0.0.1 - - [01/May/2026:00:00:00 +0000] "GET /fhir/Patient HTTP/1.1" 200 12 "-" "curl"`),
 }
 
 // keycloakProducer returns a function that produces the events from to
 // to of gen as Keycloak token lines, keyed by client, to the topic
 // keycloak of broker, and appends the same lines to the file at logPath.
-func keycloakProducer(t *testing.T, broker, logPath string, gen *traffic.Generator) func(from, to int) {
+// Among them, after every 1,000th event, goes a poison record without a
+// key; the function returns how many records it produced.
+func keycloakProducer(t *testing.T, broker, logPath string, gen *traffic.Generator) func(from, to int) int {
 	t.Helper()
 	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("keycloak"))
 	if err != nil {
@@ -149,20 +191,26 @@ func keycloakProducer(t *testing.T, broker, logPath string, gen *traffic.Generat
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { kc.Close() })
-	return func(from, to int) {
+	add := func(recs []*kgo.Record, key, line []byte) []*kgo.Record {
+		if _, err := kc.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		return append(recs, &kgo.Record{Key: key, Value: line})
+	}
+	return func(from, to int) int {
 		t.Helper()
 		var recs []*kgo.Record
 		for i := from; i < to; i++ {
 			ev := gen.Next(i)
 			ev.Grant = true
-			line := gen.KeycloakQuarkusJSON(nil, ev)
-			if _, err := kc.Write(line); err != nil {
-				t.Fatal(err)
+			recs = add(recs, []byte(ev.Client.ID), gen.KeycloakQuarkusJSON(nil, ev))
+			if i%1000 == 999 {
+				recs = add(recs, nil, append(slices.Clone(poison[i/1000%len(poison)]), '\n'))
 			}
-			recs = append(recs, &kgo.Record{Key: []byte(ev.Client.ID), Value: line})
 		}
 		if err := producer.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+		return len(recs)
 	}
 }
