@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -50,6 +51,9 @@ type Options struct {
 	// CommitEvery is how often the stored offsets are committed to the
 	// group, for lag monitoring; default 5s.
 	CommitEvery time.Duration
+	// CheckEvery is how often the brokers are asked whether every topic
+	// of the source still exists; default 30s.
+	CheckEvery time.Duration
 	// Extra are client options added last (tests: shorter timeouts).
 	Extra []kgo.Opt
 }
@@ -59,9 +63,10 @@ type Source struct {
 	opt Options
 	log *slog.Logger
 
-	mu       sync.Mutex
-	assigned map[string]map[int32]bool
-	sent     map[tp]int64 // the offset after the last record handed on, per partition
+	mu        sync.Mutex
+	assigned  map[string]map[int32]bool
+	sent      map[tp]int64    // the offset after the last record handed on, per partition
+	recreated map[string]bool // topics deleted and created again since their offsets were saved
 }
 
 type tp struct {
@@ -77,13 +82,16 @@ func New(opt Options) *Source {
 	if opt.CommitEvery <= 0 {
 		opt.CommitEvery = 5 * time.Second
 	}
+	if opt.CheckEvery <= 0 {
+		opt.CheckEvery = 30 * time.Second
+	}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{}}
+	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{}, recreated: map[string]bool{}}
 }
 
 // Name returns the source's name.
@@ -116,7 +124,9 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 		return fmt.Errorf("source %s: kafka client: %w", s.opt.Name, err)
 	}
 	defer cl.Close()
-	go s.reach(ctx, cl)
+	var watching sync.WaitGroup
+	defer watching.Wait()
+	watching.Go(func() { s.watch(ctx, cl) })
 
 	commit := time.NewTicker(s.opt.CommitEvery)
 	defer commit.Stop()
@@ -163,15 +173,19 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 	}
 }
 
-// reach calls Started once a broker answers.
-func (s *Source) reach(ctx context.Context, cl *kgo.Client) {
+// watch calls Started once a broker answers, then asks the brokers every
+// CheckEvery whether each topic of the source exists. The client goes on
+// reading the other topics of a deleted or never-created one without a
+// word, so this is where it is seen: a gauge per topic, an error counted
+// and a warning logged when it goes missing, a line when it is back.
+func (s *Source) watch(ctx context.Context, cl *kgo.Client) {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 		err := cl.Ping(ctx)
 		if err == nil {
 			if s.opt.Started != nil {
 				s.opt.Started()
 			}
-			return
+			break
 		}
 		if ctx.Err() != nil {
 			return
@@ -184,6 +198,82 @@ func (s *Source) reach(ctx context.Context, cl *kgo.Client) {
 			return
 		}
 	}
+	missing, ids := map[string]bool{}, map[string][16]byte{}
+	tick := time.NewTicker(s.opt.CheckEvery)
+	defer tick.Stop()
+	for {
+		s.checkTopics(ctx, cl, missing, ids)
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// checkTopics asks the brokers for the source's topics and updates
+// missing and ids, what the check before found: the topics missing, and
+// the id of each one present. A topic that is back, or has a new id, was
+// created again: the client would go on asking for the old one, so it is
+// dropped from the client and added back, and read from its start.
+func (s *Source) checkTopics(ctx context.Context, cl *kgo.Client, missing map[string]bool, ids map[string][16]byte) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range s.opt.Config.Topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "metadata").Inc()
+			s.log.Warn("kafka topics not checked; retrying", "err", err)
+		}
+		return
+	}
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil {
+			continue
+		}
+		topic := *rt.Topic
+		err := kerr.ErrorForCode(rt.ErrorCode)
+		gone := errors.Is(err, kerr.UnknownTopicOrPartition) || (err == nil && len(rt.Partitions) == 0)
+		switch {
+		case gone && !missing[topic]:
+			missing[topic] = true
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "topic_missing").Inc()
+			s.opt.Metrics.Lag.DeletePartialMatch(prometheus.Labels{"source": s.opt.Name, "topic": topic})
+			s.log.Warn("kafka topic does not exist: nothing of it is read until it is created again", "topic", topic)
+		case !gone && (missing[topic] || ids[topic] != [16]byte{} && ids[topic] != rt.TopicID):
+			delete(missing, topic)
+			s.log.Info("kafka topic created again: reading it from its start", "topic", topic)
+			s.mu.Lock()
+			s.recreated[topic] = true
+			for k := range s.sent {
+				if k.topic == topic {
+					delete(s.sent, k)
+				}
+			}
+			s.mu.Unlock()
+			cl.PurgeTopicsFromClient(topic)
+			cl.AddConsumeTopics(topic)
+		case err != nil && !gone:
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "metadata").Inc()
+			s.log.Warn("kafka topic not checked", "topic", topic, "err", err)
+		}
+		if !gone {
+			ids[topic] = rt.TopicID
+		}
+		s.opt.Metrics.TopicMissing.WithLabelValues(s.opt.Name, topic).Set(b2f(missing[topic]))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // line turns a record into the source's line: its value without a
@@ -246,7 +336,7 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 // saved in the store, or, when this process has handed on lines of it
 // since (a partition revoked and given back), the offset after those, so
 // that no line is handed on twice; the start of the partition when
-// neither is known.
+// neither is known, or when its topic was created again since.
 func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	stored := map[store.FileID]store.Position{}
 	if s.opt.Positions != nil {
@@ -261,6 +351,13 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for topic, parts := range assigned {
+		if s.recreated[topic] {
+			delete(s.recreated, topic)
+			for partition := range parts {
+				parts[partition] = kgo.NewOffset().AtStart()
+			}
+			continue
+		}
 		for partition := range parts {
 			next, known := int64(0), false
 			if p, ok := stored[FileID(topic, partition)]; ok && p.Path == PositionPath(topic, partition) {
@@ -399,6 +496,8 @@ type Metrics struct {
 	Assigned   *prometheus.GaugeVec   // source
 	Rebalances *prometheus.CounterVec // source
 	Errors     *prometheus.CounterVec // source, reason
+	// TopicMissing is 1 for a topic of a source the brokers do not have.
+	TopicMissing *prometheus.GaugeVec // source, topic
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: none).
@@ -417,11 +516,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "scopewatch_kafka_rebalances_total", Help: "Assignments received from the consumer group.",
 		}, []string{"source"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scopewatch_kafka_errors_total", Help: "Errors reaching brokers, fetching or committing group offsets, by reason; each is retried.",
+			Name: "scopewatch_kafka_errors_total", Help: "Errors reaching brokers, fetching, checking topics (topic_missing: a topic went missing) or committing group offsets, by reason; each is retried.",
 		}, []string{"source", "reason"}),
+		TopicMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scopewatch_kafka_topic_missing", Help: "1 for a topic of a source that the brokers do not have (deleted, or never created), 0 for one they have.",
+		}, []string{"source", "topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors)
+		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing)
 	}
 	return m
 }
