@@ -52,7 +52,7 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 	}
 	fk := store.FindingKey{Kind: rules.KindUnfamiliarBurst, Client: ev.Client, Subject: k.String()}
 	sev := store.SeverityWarning
-	if first, ok := st.countrys[country]; ok && country != "" && !st.learnedBefore(bc.Baseline, first) && !d.expected(ev.Client, country) {
+	if first, ok := st.country(country); ok && country != "" && !st.learnedBefore(bc.Baseline, first) && !d.expected(ev.Client, country) {
 		sev = store.SeverityHigh // a new network in a new country
 	}
 	f := d.findings.Raise(fk, sev, ev.Time, ev.Pos)
@@ -61,7 +61,7 @@ func (u *unfamiliarBurst) sighted(ev *ingest.Event, st *clientState, s *sighting
 	f.Evidence.Requests, f.Evidence.Window, f.Evidence.Network = bc.Requests+1, humanDuration(time.Duration(bc.Window)), k.String()
 	f.Evidence.Country = country
 	fillPlace(&f.Evidence, ev, place)
-	if k.asn == 0 {
+	if !k.isASN() {
 		f.Evidence.Network = k.String()
 	}
 }

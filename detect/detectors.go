@@ -108,7 +108,7 @@ type clientState struct {
 	scopes []uint32 // every scope requested or granted, by scopeInfo id, sorted
 	clean  uint64   // scope lists of the last request, when it raised nothing
 	// unfamiliarGeo's, and unfamiliarBurst's in netState
-	countrys map[string]time.Time // country → first seen
+	countrys []countrySeen        // few: a linear search beats a map's hash
 	nets     map[netKey]*netState // network → first seen, bounded
 	across   *acrossNets          // events from all new networks, for spread bursts
 	// probing's
@@ -153,7 +153,7 @@ func (d *Detectors) Load(c store.Client) {
 		}
 	}
 	for cc, n := range c.Countries {
-		st.countrys[cc] = n.First
+		st.sawCountry(cc, n.First)
 	}
 	for ip, n := range c.IPs {
 		a, err := netip.ParseAddr(ip)
@@ -173,13 +173,36 @@ func (d *Detectors) Load(c store.Client) {
 func (d *Detectors) client(id string) *clientState {
 	st := d.clients[id]
 	if st == nil {
-		st = &clientState{
-			countrys: make(map[string]time.Time),
-			nets:     make(map[netKey]*netState),
-		}
+		st = &clientState{nets: make(map[netKey]*netState)}
 		d.clients[strings.Clone(id)] = st
 	}
 	return st
+}
+
+// countrySeen is a country a client was seen in, and when first.
+type countrySeen struct {
+	code  string
+	first time.Time
+}
+
+// country returns when the client was first seen in country code.
+func (st *clientState) country(code string) (time.Time, bool) {
+	for i := range st.countrys {
+		if st.countrys[i].code == code {
+			return st.countrys[i].first, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// sawCountry returns when the client was first seen in country code, at
+// t when it was not before.
+func (st *clientState) sawCountry(code string, t time.Time) (first time.Time, known bool) {
+	if first, ok := st.country(code); ok {
+		return first, true
+	}
+	st.countrys = append(st.countrys, countrySeen{strings.Clone(code), t})
+	return t, false
 }
 
 // formed reports whether a client's history at t is long enough for

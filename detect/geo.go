@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -58,19 +59,14 @@ func newUnfamiliarGeo(d *Detectors, cfg rules.UnfamiliarGeo, burst *unfamiliarBu
 func (d *Detectors) network(ip netip.Addr) (netKey, bool) {
 	ip = ip.Unmap()
 	if geoip.Internal(ip) {
-		return netKey{}, false
+		return 0, false
 	}
 	if d.byASN && d.loc != nil {
 		if p := d.locate(ip); p.ASN != 0 {
-			return netKey{asn: p.ASN}, true
+			return asnKey(p.ASN), true
 		}
 	}
-	bits := 24
-	if ip.Is6() {
-		bits = 48
-	}
-	pfx, _ := ip.Prefix(bits)
-	return netKey{pfx: pfx}, true
+	return prefixKey(ip), true
 }
 
 // observe judges where an event came from: a denied country, a country
@@ -106,11 +102,7 @@ func (g *unfamiliarGeo) observe(ev *ingest.Event, st *clientState) {
 	}
 	gc := g.cfg
 	if country != "" {
-		first, known := st.countrys[country]
-		if !known {
-			first = ev.Time
-			st.countrys[country] = first
-		}
+		first, _ := st.sawCountry(country, ev.Time)
 		switch {
 		case g.deny[country]:
 			g.raiseGeo(ev, st, country, place, store.SeverityHigh, "a denied country")
@@ -197,17 +189,47 @@ func fillPlace(e *store.Evidence, ev *ingest.Event, place Place) {
 	}
 }
 
-// netKey is a client's network: an AS number, or an address prefix.
-type netKey struct {
-	asn uint32
-	pfx netip.Prefix
+// netKey is a client's network: an AS number, or the /24 (IPv4) or /48
+// (IPv6) prefix of an address, packed in one word that hashes fast (it is
+// looked up on every event): a tag in the top two bits, the AS number or
+// the prefix's bits below.
+type netKey uint64
+
+const (
+	netASN netKey = 1 << 62
+	netV4  netKey = 2 << 62
+	netV6  netKey = 3 << 62
+	netTag netKey = 3 << 62
+)
+
+func asnKey(asn uint32) netKey { return netASN | netKey(asn) }
+
+// prefixKey returns the key of ip's /24 (IPv4) or /48 (IPv6) network.
+func prefixKey(ip netip.Addr) netKey {
+	if ip.Is4() {
+		a := ip.As4()
+		return netV4 | netKey(a[0])<<16 | netKey(a[1])<<8 | netKey(a[2])
+	}
+	a := ip.As16()
+	return netV6 | netKey(binary.BigEndian.Uint64(a[:8])>>16)
 }
 
+// isASN reports whether k is an AS number rather than a prefix.
+func (k netKey) isASN() bool { return k&netTag == netASN }
+
 func (k netKey) String() string {
-	if k.asn != 0 {
-		return "AS" + strconv.FormatUint(uint64(k.asn), 10)
+	v := uint64(k &^ netTag)
+	switch k & netTag {
+	case netASN:
+		return "AS" + strconv.FormatUint(v, 10)
+	case netV4:
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 16), byte(v >> 8), byte(v)}), 24).String()
+	case netV6:
+		var a [16]byte
+		binary.BigEndian.PutUint64(a[:8], v<<16)
+		return netip.PrefixFrom(netip.AddrFrom16(a), 48).String()
 	}
-	return k.pfx.String()
+	return "invalid/0"
 }
 
 type netState struct {

@@ -139,6 +139,13 @@ func (ts *travellers) get(h uint64) (lastPlace, bool) {
 	return p, ok
 }
 
+// update replaces the place stored under h, which get found.
+func (ts *travellers) update(h uint64, p lastPlace) {
+	i := uint8(h >> 56)
+	ts.mark(i)
+	ts.shards[i].m[h] = p
+}
+
 // put stores p under h; a full table forgets the oldest entry of h's
 // shard for it.
 func (ts *travellers) put(h uint64, p lastPlace) {
@@ -257,12 +264,13 @@ func (it *impossibleTravel) sighted(ev *ingest.Event, st *clientState, s *sighti
 	if now.t <= last.t {
 		return // an older event: the newer place stands
 	}
-	newNet := st.formed(it.baseline, ev.Time) && !st.learnedBefore(it.baseline, s.state.first)
-	km := greatCircleKm(float64(last.lat), float64(last.lon), float64(now.lat), float64(now.lon)) - float64(last.radius) - float64(now.radius)
-	if hours := float64(now.t-last.t) / float64(time.Hour); newNet && km > 0 && km/hours > float64(it.cfg.SpeedKmh) {
-		it.raise(ev, &last, s, km)
+	if st.formed(it.baseline, ev.Time) && !st.learnedBefore(it.baseline, s.state.first) { // a new network
+		km := greatCircleKm(float64(last.lat), float64(last.lon), float64(now.lat), float64(now.lon)) - float64(last.radius) - float64(now.radius)
+		if hours := float64(now.t-last.t) / float64(time.Hour); km > 0 && km/hours > float64(it.cfg.SpeedKmh) {
+			it.raise(ev, &last, s, km)
+		}
 	}
-	ts.put(h, now)
+	ts.update(h, now)
 }
 
 // flush moves the last places changed since the last flush into b.
