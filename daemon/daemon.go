@@ -347,8 +347,14 @@ func (d *Daemon) liveSources() []ingest.Source {
 	d.attach.Store(gen)
 	for _, s := range cfg.Sources {
 		if s.Kafka != nil {
+			var stage ingest.Parser
+			if s.Kafka.Repartition != nil {
+				// The stage's own parser: the engine's serves the
+				// engine's goroutine. It builds as the engine's did.
+				stage, _ = ingest.NewParser(s) // without one, Run says why
+			}
 			out = append(out, kafka.New(kafka.Options{
-				Name: s.Name, Config: *s.Kafka, MaxLineSize: s.MaxLineBytes,
+				Name: s.Name, Config: *s.Kafka, MaxLineSize: s.MaxLineBytes, Parser: stage,
 				Positions: d.db, Metrics: d.kafkaM, Logger: d.log, Started: gen.started,
 			}))
 			continue

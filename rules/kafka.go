@@ -19,11 +19,34 @@ type Kafka struct {
 	// InstanceID makes the member static (group.instance.id), so a
 	// restart within the session timeout keeps its partitions; default
 	// the host name.
-	InstanceID string     `yaml:"instance_id"`
-	TLS        *KafkaTLS  `yaml:"tls"`
-	SASL       *KafkaSASL `yaml:"sasl"`
+	InstanceID string `yaml:"instance_id"`
+	// Repartition, when set, reads Topics as shippers write them, not
+	// keyed by client, and produces each record again to its own topic
+	// keyed by the client the line names; the source reads that topic.
+	Repartition *KafkaRepartition `yaml:"repartition"`
+	TLS         *KafkaTLS         `yaml:"tls"`
+	SASL        *KafkaSASL        `yaml:"sasl"`
 	// Password is read from SASL.PasswordFile by Load.
 	Password string `yaml:"-"`
+}
+
+// KafkaRepartition is the repartition stage of a Kafka source: every
+// instance takes its share of the raw topics' partitions (in Group) and
+// produces their records, in Kafka transactions with the offsets they
+// come from, to Topic, keyed by client. A record is produced there once,
+// whatever crashes; the source reads Topic like an input topic.
+type KafkaRepartition struct {
+	Topic string `yaml:"topic"`
+	// Group is the consumer group of the stage; default the source's
+	// group with "-repartition" appended.
+	Group string `yaml:"group"`
+}
+
+// TransactionalID is the Kafka transactional id of an instance's
+// repartition stage: stable across its restarts, so that a restarted
+// instance fences the transaction its predecessor left open.
+func (k *Kafka) TransactionalID() string {
+	return k.Repartition.Group + "/" + k.InstanceID
 }
 
 // KafkaTLS configures TLS to the brokers; every path is a PEM file.
@@ -83,6 +106,21 @@ func (c *Config) checkKafka(k *Kafka, at string, lines map[string]int, p *proble
 	}
 	if k.InstanceID == "" {
 		k.InstanceID, _ = os.Hostname()
+	}
+	if r := k.Repartition; r != nil {
+		rat := kat + ".repartition"
+		if r.Group == "" && k.Group != "" {
+			r.Group = k.Group + "-repartition"
+		}
+		switch {
+		case r.Topic == "":
+			p.add(lineOf(lines, rat+".topic", rat), rat+".topic", "required: the topic the records go to keyed by client, e.g. scopewatch-by-client")
+		case slices.Contains(k.Topics, r.Topic):
+			p.add(lineOf(lines, rat+".topic", rat), rat+".topic", "%q is one of topics: the stage would read its own records; name a topic of its own", r.Topic)
+		}
+		if r.Group == k.Group && k.Group != "" {
+			p.add(lineOf(lines, rat+".group", rat), rat+".group", "the stage needs a consumer group of its own, not the source's %q", k.Group)
+		}
 	}
 	if t := k.TLS; t != nil {
 		if (t.Cert == "") != (t.Key == "") {

@@ -58,7 +58,11 @@ func (c *Config) Summary() string {
 	fmt.Fprintln(w, "  NAME\tFORMAT\tPATH\tNOW\tGLOB\tROTATED")
 	for _, s := range c.Sources {
 		if k := s.Kafka; k != nil {
-			fmt.Fprintf(w, "  %s\t%s\tkafka:%s\tgroup %s\t-\t-\n", s.Name, s.Format, strings.Join(k.Topics, ","), k.Group)
+			topics := strings.Join(k.Topics, ",")
+			if r := k.Repartition; r != nil {
+				topics += " -> " + r.Topic // keyed by client there
+			}
+			fmt.Fprintf(w, "  %s\t%s\tkafka:%s\tgroup %s\t-\t-\n", s.Name, s.Format, topics, k.Group)
 			continue
 		}
 		rotated := "-"

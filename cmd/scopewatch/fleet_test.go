@@ -21,9 +21,11 @@ import (
 	"github.com/scopewatch/scopewatch/report"
 )
 
-// fleetConfig is one instance of a fleet reading the topic keycloak of
+// fleetConfig is one instance of a fleet reading Keycloak lines from
 // brokers %[4]s: %[1]s is the directory, %[2]s the instance's name, %[3]s
-// its listen address, %[5]s its web config and %[6]s its cluster section.
+// its listen address, %[5]s its web config, %[6]s its cluster section and
+// %[7]s the topics of its kafka section (keyedTopics or
+// repartitionedTopics).
 const fleetConfig = `store: %[1]s/%[2]s.db
 listen: %[3]s
 web_config: %[5]s
@@ -33,7 +35,7 @@ batch: {max_events: 1000, max_delay: 100ms}
 sources:
   - name: keycloak
     format: keycloak
-    kafka: {brokers: [%[4]s], topics: [keycloak], group: scopewatch, instance_id: %[2]s}
+    kafka: {brokers: [%[4]s], group: scopewatch, instance_id: %[2]s, %[7]s}
 detect: {client_retention: 3650d}
 %[6]s`
 
@@ -47,7 +49,9 @@ type fleetInstance struct {
 
 // TestKafkaFleet runs three instances of one consumer group on a
 // twelve-partition topic of an in-process Kafka (kfake), events keyed by
-// client. Asked from one instance, the unused-scope report, the client
+// client: by the producer (keyed), or by the instances' repartition stage
+// from a raw topic of five partitions the producer writes without keys
+// (repartitioned). Asked from one instance, the unused-scope report, the client
 // listing, the scope report and the per-client findings merged over the
 // three must equal those of a single instance that scanned the same lines.
 // Then a fourth instance joins: partitions move to it, it reads them from
@@ -59,12 +63,27 @@ func TestKafkaFleet(t *testing.T) {
 		t.Skip("three daemons and a broker: slow")
 	}
 	bin := scopewatchBinary(t)
+	t.Run("keyed", func(t *testing.T) {
+		t.Parallel()
+		kafkaFleet(t, bin, false)
+	})
+	t.Run("repartitioned", func(t *testing.T) {
+		t.Parallel()
+		kafkaFleet(t, bin, true)
+	})
+}
+
+func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
+	topic, topics := "keycloak", keyedTopics
+	if repartitioned {
+		topic, topics = "keycloak-raw", repartitionedTopics
+	}
 	dir := t.TempDir()
 	webConfig, err := filepath.Abs(filepath.Join("..", "..", "testdata", "webconfig", "basic_auth.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(12, "keycloak"))
+	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(12, "keycloak"), kfake.SeedTopics(5, "keycloak-raw"))
 	defer cluster.Close()
 	broker := cluster.ListenAddrs()[0]
 	clients := traffic.GeneratedClients(23, 300)
@@ -84,12 +103,12 @@ func TestKafkaFleet(t *testing.T) {
 		if in == a {
 			cluster = fmt.Sprintf("cluster: {peers: [%s, %s]}\n", b.addr, c.addr)
 		}
-		write(t, in.cfg, fmt.Sprintf(fleetConfig, dir, in.name, in.addr, broker, webConfig, cluster))
+		write(t, in.cfg, fmt.Sprintf(fleetConfig, dir, in.name, in.addr, broker, webConfig, cluster, topics))
 	}
 	// a4 is instance a's configuration once d has joined.
 	a4 := filepath.Join(dir, "a4.yaml")
 	write(t, a4, fmt.Sprintf(fleetConfig, dir, "a", a.addr, broker, webConfig,
-		fmt.Sprintf("cluster: {peers: [%s, %s, %s]}\n", b.addr, c.addr, d.addr)))
+		fmt.Sprintf("cluster: {peers: [%s, %s, %s]}\n", b.addr, c.addr, d.addr), topics))
 	t.Cleanup(func() {
 		for _, in := range fleet {
 			if in.cmd != nil {
@@ -149,7 +168,7 @@ func TestKafkaFleet(t *testing.T) {
 	const events = 30_000
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	gen := traffic.New(23, clients, t0, t0.Add(30*24*time.Hour), events)
-	records := keycloakProducer(t, broker, filepath.Join(dir, "kc.log"), gen)(0, events)
+	records := keycloakProducer(t, broker, topic, !repartitioned, filepath.Join(dir, "kc.log"), gen)(0, events)
 	committed := func(in *fleetInstance) int {
 		n, _ := storedLines(filepath.Join(dir, in.name+".sock"))
 		return n

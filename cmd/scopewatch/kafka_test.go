@@ -20,8 +20,9 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
-// kafkaConfig reads Keycloak lines from the topic keycloak of the brokers
-// %[4]s; %[1]s is the directory, %[2]s the name, %[3]s the listen address.
+// kafkaConfig reads Keycloak lines from Kafka, the brokers %[4]s; %[1]s is
+// the directory, %[2]s the name, %[3]s the listen address, %[5]s the
+// topics of the kafka section.
 const kafkaConfig = `store: %[1]s/%[2]s.db
 listen: %[3]s
 control_socket: %[1]s/%[2]s.sock
@@ -30,9 +31,17 @@ batch: {max_events: 1000, max_delay: 250ms}
 sources:
   - name: keycloak
     format: keycloak
-    kafka: {brokers: [%[4]s], topics: [keycloak], group: scopewatch, instance_id: scopewatch-a}
+    kafka: {brokers: [%[4]s], group: scopewatch, instance_id: scopewatch-a, %[5]s}
 detect: {client_retention: 3650d}
 `
+
+// The topics of kafkaConfig: the topic keycloak, keyed by client; or the
+// raw topic keycloak-raw through the repartition stage, which produces to
+// keycloak.
+const (
+	keyedTopics         = `topics: [keycloak]`
+	repartitionedTopics = `topics: [keycloak-raw], repartition: {topic: keycloak}`
+)
 
 // fileConfig reads the same lines from the file kc.log.
 const fileConfig = `store: %[1]s/%[2]s.db
@@ -43,20 +52,35 @@ sources:
 detect: {client_retention: 3650d}
 `
 
-// TestKafkaCrash produces Keycloak token events, keyed by client, to a
-// six-partition topic of an in-process Kafka (kfake, which speaks the real
-// protocol) while a scopewatch daemon consumes it, killing the daemon with
-// SIGKILL at random moments and starting it again. Once it has committed
-// every record, its store must equal one uninterrupted scan of the same
-// lines from a file: offsets and counts commit together.
+// TestKafkaCrash produces Keycloak token events to an in-process Kafka
+// (kfake, which speaks the real protocol) while a scopewatch daemon
+// consumes them, killing the daemon with SIGKILL at random moments and
+// starting it again. Once it has committed every record, its store must
+// equal one uninterrupted scan of the same lines from a file: offsets and
+// counts commit together. keyed: the events go keyed by client to a
+// six-partition topic. repartitioned: they go without a key to a
+// three-partition raw topic, and the daemon's repartition stage produces
+// them keyed by client to the six-partition one, in transactions that the
+// kills abort: exactly once across both hops.
 func TestKafkaCrash(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("crash loop: slow")
 	}
 	bin := scopewatchBinary(t)
+	t.Run("keyed", func(t *testing.T) {
+		t.Parallel()
+		kafkaCrash(t, bin, false)
+	})
+	t.Run("repartitioned", func(t *testing.T) {
+		t.Parallel()
+		kafkaCrash(t, bin, true)
+	})
+}
+
+func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 	dir := t.TempDir()
-	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "keycloak"))
+	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "keycloak"), kfake.SeedTopics(3, "keycloak-raw"))
 	defer cluster.Close()
 	broker := cluster.ListenAddrs()[0]
 	clients := traffic.GeneratedClients(19, 200)
@@ -65,14 +89,18 @@ func TestKafkaCrash(t *testing.T) {
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	gen := traffic.New(19, clients, start, start.Add(30*24*time.Hour), events)
 
-	produce := keycloakProducer(t, broker, filepath.Join(dir, "kc.log"), gen)
+	topic, topics := "keycloak", keyedTopics
+	if repartitioned {
+		topic, topics = "keycloak-raw", repartitionedTopics
+	}
+	produce := keycloakProducer(t, broker, topic, !repartitioned, filepath.Join(dir, "kc.log"), gen)
 
 	addr, err := probe.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "kafka.yaml")
-	write(t, cfg, fmt.Sprintf(kafkaConfig, dir, "kafka", addr, broker))
+	write(t, cfg, fmt.Sprintf(kafkaConfig, dir, "kafka", addr, broker, topics))
 	var stderr bytes.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -175,13 +203,13 @@ var poison = [][]byte{
 }
 
 // keycloakProducer returns a function that produces the events from to
-// to of gen as Keycloak token lines, keyed by client, to the topic
-// keycloak of broker, and appends the same lines to the file at logPath.
+// to of gen as Keycloak token lines, keyed by client when keyed is set, to
+// topic of broker, and appends the same lines to the file at logPath.
 // Among them, after every 1,000th event, goes a poison record without a
 // key; the function returns how many records it produced.
-func keycloakProducer(t *testing.T, broker, logPath string, gen *traffic.Generator) func(from, to int) int {
+func keycloakProducer(t *testing.T, broker, topic string, keyed bool, logPath string, gen *traffic.Generator) func(from, to int) int {
 	t.Helper()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("keycloak"))
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +231,11 @@ func keycloakProducer(t *testing.T, broker, logPath string, gen *traffic.Generat
 		for i := from; i < to; i++ {
 			ev := gen.Next(i)
 			ev.Grant = true
-			recs = add(recs, []byte(ev.Client.ID), gen.KeycloakQuarkusJSON(nil, ev))
+			var key []byte
+			if keyed {
+				key = []byte(ev.Client.ID)
+			}
+			recs = add(recs, key, gen.KeycloakQuarkusJSON(nil, ev))
 			if i%1000 == 999 {
 				recs = add(recs, nil, append(slices.Clone(poison[i/1000%len(poison)]), '\n'))
 			}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ type Options struct {
 	// MaxLineSize is the longest record value read as a line; a longer
 	// one is a too_long line at its offset. Default ingest.DefaultMaxLineSize.
 	MaxLineSize int
+	// Parser reads lines for the repartition stage, to find their
+	// client: a parser of its own (a parser serves one goroutine), for
+	// the source's format. Needed with Config.Repartition only.
+	Parser ingest.Parser
 	// Positions are the store's: where each partition resumes.
 	Positions ingest.PositionStore
 	Metrics   *Metrics
@@ -119,6 +124,9 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 	if err != nil {
 		return err
 	}
+	if s.opt.Config.Repartition != nil && s.opt.Parser == nil {
+		return fmt.Errorf("source %s: no parser for the repartition stage", s.opt.Name)
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("source %s: kafka client: %w", s.opt.Name, err)
@@ -127,6 +135,9 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 	var watching sync.WaitGroup
 	defer watching.Wait()
 	watching.Go(func() { s.watch(ctx, cl) })
+	if s.opt.Config.Repartition != nil {
+		watching.Go(func() { s.repartition(ctx) })
+	}
 
 	commit := time.NewTicker(s.opt.CommitEvery)
 	defer commit.Stop()
@@ -218,7 +229,11 @@ func (s *Source) watch(ctx context.Context, cl *kgo.Client) {
 // dropped from the client and added back, and read from its start.
 func (s *Source) checkTopics(ctx context.Context, cl *kgo.Client, missing map[string]bool, ids map[string][16]byte) {
 	req := kmsg.NewPtrMetadataRequest()
-	for _, topic := range s.opt.Config.Topics {
+	topics := s.opt.Config.Topics
+	if r := s.opt.Config.Repartition; r != nil {
+		topics = append(slices.Clip(topics), r.Topic)
+	}
+	for _, topic := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(topic)
 		req.Topics = append(req.Topics, rt)
@@ -296,25 +311,44 @@ func (s *Source) line(r *kgo.Record) ingest.Line {
 	return ingest.Line{Text: v, Pos: pos}
 }
 
-// clientOpts returns the franz-go options of the source.
+// clientOpts returns the franz-go options of the source's consumer: of
+// its topics, or of its repartition topic when it has one.
 func (s *Source) clientOpts() ([]kgo.Opt, error) {
 	c := s.opt.Config
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
+	opts, err := s.connOpts()
+	if err != nil {
+		return nil, err
+	}
+	topics := c.Topics
+	if c.Repartition != nil {
+		topics = []string{c.Repartition.Topic}
+	}
+	opts = append(opts,
 		kgo.ConsumerGroup(c.Group),
-		kgo.ConsumeTopics(c.Topics...),
+		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Records of a transaction only once it committed: the
+		// repartition stage's, or a transactional shipper's.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.AdjustFetchOffsetsFn(s.resume),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
-		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxBytes(16<<20),
 		kgo.FetchMaxPartitionBytes(int32(min(s.opt.MaxLineSize+1<<20, math.MaxInt32))),
-	}
+	)
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
+	return append(opts, s.opt.Extra...), nil
+}
+
+// connOpts returns the options that reach the brokers: addresses, TLS and
+// SASL.
+func (s *Source) connOpts() ([]kgo.Opt, error) {
+	c := s.opt.Config
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
 	if c.TLS != nil {
 		cfg, err := TLSConfig(*c.TLS)
 		if err != nil {
@@ -329,7 +363,7 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 		}
 		opts = append(opts, kgo.SASL(m))
 	}
-	return append(opts, s.opt.Extra...), nil
+	return opts, nil
 }
 
 // resume sets where each assigned partition is read from: the offset
@@ -498,6 +532,9 @@ type Metrics struct {
 	Errors     *prometheus.CounterVec // source, reason
 	// TopicMissing is 1 for a topic of a source the brokers do not have.
 	TopicMissing *prometheus.GaugeVec // source, topic
+	// Repartitioned counts the raw records the repartition stage
+	// produced to the repartition topic, in committed transactions.
+	Repartitioned *prometheus.CounterVec // source
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: none).
@@ -521,9 +558,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		TopicMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "scopewatch_kafka_topic_missing", Help: "1 for a topic of a source that the brokers do not have (deleted, or never created), 0 for one they have.",
 		}, []string{"source", "topic"}),
+		Repartitioned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_repartitioned_total", Help: "Raw records the repartition stage produced again keyed by client, in committed transactions.",
+		}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing)
+		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing, m.Repartitioned)
 	}
 	return m
 }
