@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scopewatch/scopewatch/ingest"
 )
@@ -66,6 +68,7 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.TransactionalID(s.opt.Config.TransactionalID()),
+		kgo.TransactionTimeout(transactionTimeout),
 		kgo.DefaultProduceTopic(r.Topic),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerBatchMaxBytes(int32(min(s.opt.MaxLineSize+1<<20, 1<<30))),
@@ -80,6 +83,9 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		return false, fmt.Errorf("kafka repartition client: %w", err)
 	}
 	defer sess.Close()
+	if err := s.fence(ctx, sess.Client()); err != nil {
+		return false, err
+	}
 	var dst []ingest.Event
 	for {
 		fetches := sess.PollFetches(ctx)
@@ -123,6 +129,45 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		}
 	}
 }
+
+// fence takes the transactional id over, as a Kafka client's
+// initTransactions does: the transaction a crashed predecessor left open
+// is aborted now, rather than when it times out, which would hold up the
+// raw offsets (and the repartition topic's read_committed readers) until
+// then. The client initialises its own producer epoch on its first
+// transaction, bumping this one.
+func (s *Source) fence(ctx context.Context, cl *kgo.Client) error {
+	id := s.opt.Config.TransactionalID()
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID = &id
+		req.TransactionTimeoutMillis = int32(transactionTimeout / time.Millisecond)
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, kerr.ConcurrentTransactions), errors.Is(err, kerr.CoordinatorLoadInProgress),
+			errors.Is(err, kerr.CoordinatorNotAvailable), errors.Is(err, kerr.NotCoordinator):
+			// The open transaction is being aborted.
+		default:
+			return fmt.Errorf("take transactional id %s over: %w", id, err)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// transactionTimeout bounds a transaction of the stage (one poll's
+// records): the broker aborts one left open longer, by an instance that
+// died and did not come back to fence it.
+const transactionTimeout = 30 * time.Second
 
 // clientKey returns the key of a raw record in the repartition topic: the
 // client of the first event its line holds, or nil.

@@ -1,0 +1,145 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
+)
+
+// clientParser reads the lines of produce ("p<partition>-<i>") as events
+// of client "c<i mod 7>", and any other line as malformed.
+type clientParser struct{}
+
+func (clientParser) Parse(line []byte, pos ingest.Position, dst []ingest.Event) ([]ingest.Event, error) {
+	var p, i int
+	if _, err := fmt.Sscanf(string(line), "p%d-%d", &p, &i); err != nil {
+		return dst, &ingest.ParseError{Source: pos.Source, Reason: "bad_format", Err: errors.New("not p<n>-<n>")}
+	}
+	return append(dst, ingest.Event{Client: fmt.Sprintf("c%d", i%7)}), nil
+}
+
+// TestRepartitionExactlyOnce: the raw topic's records, unkeyed, reach the
+// repartition topic keyed by client, and the source hands each on once,
+// the lines of one client from one partition, though the first commit of
+// the stage's transactions fails after its records were written.
+func TestRepartitionExactlyOnce(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "raw"), kfake.SeedTopics(4, "by-client"))
+	defer c.Close()
+	const perPartition = 100
+	produce(t, c, "raw", 3, perPartition)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Value: []byte("poison")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	want := 3*perPartition + 1
+
+	var failed atomic.Bool
+	c.ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.EndTxnRequest)
+		if !r.Commit || failed.Swap(true) {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+
+	m := NewMetrics(nil)
+	src := New(Options{
+		Name: "kc", Metrics: m, Parser: clientParser{}, MaxLineSize: 64,
+		Config: rules.Kafka{
+			Brokers: c.ListenAddrs(), Topics: []string{"raw"}, Group: "scopewatch", InstanceID: "a",
+			Repartition: &rules.KafkaRepartition{Topic: "by-client", Group: "scopewatch-repartition"},
+		},
+		Extra: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.RebalanceTimeout(6 * time.Second)},
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	out := make(chan ingest.Line)
+	var wg sync.WaitGroup
+	wg.Go(func() { src.Run(ctx, out) })
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	seen := map[string]int{}
+	handed := map[string]string{} // line → where it was read
+	partitionOf := map[string]string{}
+	for len(seen) < want {
+		select {
+		case ln := <-out:
+			text := string(ln.Text)
+			seen[text]++
+			if seen[text] > 1 {
+				t.Fatalf("%q handed on twice", text)
+			}
+			handed[text] = fmt.Sprintf("%s@%d", ln.Pos.Path, ln.Pos.Offset)
+			var p, i int
+			if _, err := fmt.Sscanf(text, "p%d-%d", &p, &i); err != nil {
+				continue
+			}
+			client := fmt.Sprintf("c%d", i%7)
+			if was, ok := partitionOf[client]; ok && was != ln.Pos.Path {
+				t.Errorf("client %s came from %s and from %s", client, was, ln.Pos.Path)
+			}
+			partitionOf[client] = ln.Pos.Path
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d lines after 30s; commit failed once: %v", len(seen), want, failed.Load())
+		}
+	}
+	if !failed.Load() {
+		t.Fatal("no transaction commit failed: the test did not test the abort")
+	}
+	// The failed commit came after its records were written: their
+	// aborted copies are in the topic, before the committed ones. What
+	// was handed on must be the committed ones, as a consumer of its own
+	// reads them.
+	committed := committedRecords(t, c, "by-client", want)
+	for text, at := range handed {
+		if committed[text] != at {
+			t.Errorf("%q handed on from %s; committed at %s", text, at, committed[text])
+		}
+	}
+}
+
+// committedRecords reads the n committed records of topic, and returns
+// where each value is, as a Source's position names it.
+func committedRecords(t *testing.T, c *kfake.Cluster, topic string, n int) map[string]string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out := map[string]string{}
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d committed records of %s read", len(out), n, topic)
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			out[strings.TrimSuffix(string(r.Value), "\n")] = fmt.Sprintf("%s@%d", PositionPath(r.Topic, r.Partition), r.Offset+1)
+		})
+	}
+	return out
+}
