@@ -162,15 +162,16 @@ func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 	write(t, ref, fmt.Sprintf(fileConfig, dir, "reference"))
 	runChild(t, bin, "scan", "--quiet", "--config", ref, filepath.Join(dir, "kc.log"))
 	compareSnapshots(t, snapshot(t, filepath.Join(dir, "kafka.db")), snapshot(t, filepath.Join(dir, "reference.db")))
-	src := storedSource(t, filepath.Join(dir, "kafka.db"), "keycloak")
+	src := storedSources(t, filepath.Join(dir, "kafka.db"))["keycloak"]
 	t.Logf("poison: %d malformed, %d ignored", src.Malformed, src.Ignored)
 	if src.Malformed+src.Ignored != uint64(records-events) {
 		t.Errorf("%d poison records, but %d lines malformed and %d ignored", records-events, src.Malformed, src.Ignored)
 	}
 }
 
-// storedSource returns the counts of the source name in the store at path.
-func storedSource(t *testing.T, path, name string) store.Source {
+// storedSources returns the counts of each source in the store at path,
+// by name.
+func storedSources(t *testing.T, path string) map[string]store.Source {
 	t.Helper()
 	db, err := store.Open(path, store.Options{ReadOnly: true})
 	if err != nil {
@@ -181,13 +182,11 @@ func storedSource(t *testing.T, path, name string) store.Source {
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := map[string]store.Source{}
 	for _, s := range srcs {
-		if s.Name == name {
-			return s
-		}
+		out[s.Name] = s
 	}
-	t.Fatalf("no source %s in %s", name, path)
-	return store.Source{}
+	return out
 }
 
 // poison are records no parser reads: bytes that are not UTF-8, a JSON

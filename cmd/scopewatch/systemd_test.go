@@ -213,22 +213,18 @@ func TestReloadKeepsPositionsAndCounts(t *testing.T) {
 	}
 	d.stop(t)
 
+	got := map[string]uint64{}
+	for name, s := range storedSources(t, filepath.Join(dir, "scopewatch.db")) {
+		got[name] = s.Lines
+	}
+	if got["keycloak"] != 26 || got["api-gateway"] != 2 {
+		t.Errorf("committed lines %v, want keycloak 26 and api-gateway 2: a line lost or counted twice", got)
+	}
 	db, err := store.Open(filepath.Join(dir, "scopewatch.db"), store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srcs, err := db.Sources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]uint64{}
-	for _, s := range srcs {
-		got[s.Name] = s.Lines
-	}
-	if got["keycloak"] != 26 || got["api-gateway"] != 2 {
-		t.Errorf("committed lines %v, want keycloak 26 and api-gateway 2: a line lost or counted twice", got)
-	}
 	c, found, err := db.Client("lab-portal")
 	if err != nil || !found {
 		t.Fatalf("client lab-portal: found %v, %v", found, err)

@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 )
 
@@ -29,14 +26,7 @@ func TestDeletedTopic(t *testing.T) {
 		Config: rules.Kafka{Brokers: c.ListenAddrs(), Topics: []string{"logs", "gone"}, Group: "scopewatch"},
 		Extra:  []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.RebalanceTimeout(6 * time.Second)},
 	})
-	ctx, cancel := context.WithCancel(t.Context())
-	out := make(chan ingest.Line)
-	var wg sync.WaitGroup
-	wg.Go(func() { src.Run(ctx, out) })
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
+	out := start(t, src)
 	receive := func(n int) map[string]int {
 		t.Helper()
 		got := map[string]int{}

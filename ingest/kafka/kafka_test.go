@@ -39,6 +39,20 @@ func produce(t *testing.T, c *kfake.Cluster, topic string, partitions, n int) {
 	}
 }
 
+// start runs src until the test ends, and returns the lines it hands on.
+func start(t *testing.T, src *Source) <-chan ingest.Line {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	out := make(chan ingest.Line)
+	var wg sync.WaitGroup
+	wg.Go(func() { src.Run(ctx, out) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return out
+}
+
 // run runs a Source until it handed on want lines, and returns them.
 func run(t *testing.T, c *kfake.Cluster, db ingest.PositionStore, want int) []ingest.Line {
 	t.Helper()

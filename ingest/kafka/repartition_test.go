@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,14 +70,7 @@ func TestRepartitionExactlyOnce(t *testing.T) {
 		},
 		Extra: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.RebalanceTimeout(6 * time.Second)},
 	})
-	ctx, cancel := context.WithCancel(t.Context())
-	out := make(chan ingest.Line)
-	var wg sync.WaitGroup
-	wg.Go(func() { src.Run(ctx, out) })
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
+	out := start(t, src)
 	seen := map[string]int{}
 	handed := map[string]string{} // line → where it was read
 	partitionOf := map[string]string{}
