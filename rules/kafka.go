@@ -44,9 +44,64 @@ type KafkaRepartition struct {
 
 // TransactionalID is the Kafka transactional id of an instance's
 // repartition stage: stable across its restarts, so that a restarted
-// instance fences the transaction its predecessor left open.
+// instance fences the transaction its predecessor left open, and its own
+// (checkKafkaGroups keeps the stages' groups apart, instance_id the
+// instances).
 func (k *Kafka) TransactionalID() string {
 	return k.Repartition.Group + "/" + k.InstanceID
+}
+
+// checkKafkaGroups refuses two Kafka sources in one consumer group, or a
+// repartition stage in a source's group: the instance is one static
+// member (instance_id) of each group, so they would fence each other,
+// and two stages would share a transactional id. It refuses a repartition
+// topic that another source reads as well.
+func (c *Config) checkKafkaGroups(lines map[string]int, p *problems) {
+	type use struct {
+		at, what string
+	}
+	groups, topics := map[string]use{}, map[string]use{}
+	claim := func(m map[string]use, key, at, what, field string) {
+		if key == "" {
+			return
+		}
+		if first, ok := m[key]; ok {
+			p.add(lineOf(lines, at+"."+field, at), at+"."+field, "%q is also the %s of %s: give each its own", key, first.what, first.at)
+			return
+		}
+		m[key] = use{at, what}
+	}
+	for i, s := range c.Sources {
+		k := s.Kafka
+		if k == nil {
+			continue
+		}
+		at := joinIndex("sources", i) + ".kafka"
+		claim(groups, k.Group, at, "consumer group", "group")
+		if r := k.Repartition; r != nil && r.Group != k.Group {
+			claim(groups, r.Group, at+".repartition", "consumer group", "group")
+		}
+	}
+	for i, s := range c.Sources {
+		if k := s.Kafka; k != nil {
+			for _, t := range k.Topics {
+				topics[t] = use{joinIndex("sources", i) + ".kafka", "topic"}
+			}
+		}
+	}
+	stages := map[string]use{}
+	for i, s := range c.Sources {
+		k := s.Kafka
+		if k == nil || k.Repartition == nil || slices.Contains(k.Topics, k.Repartition.Topic) {
+			continue // none, or refused by checkKafka
+		}
+		at := joinIndex("sources", i) + ".kafka.repartition"
+		if first, ok := topics[k.Repartition.Topic]; ok {
+			p.add(lineOf(lines, at+".topic", at), at+".topic", "%q is a topic %s reads as well: the stage's records would be counted twice; give the stage a topic of its own", k.Repartition.Topic, first.at)
+			continue
+		}
+		claim(stages, k.Repartition.Topic, at, "repartition topic", "topic")
+	}
 }
 
 // KafkaTLS configures TLS to the brokers; every path is a PEM file.

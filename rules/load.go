@@ -272,6 +272,7 @@ func (c *Config) check(lines map[string]int, p *problems, formats Formats) {
 	for i := range c.Sources {
 		c.checkSource(i, lines, p, names, formats)
 	}
+	c.checkKafkaGroups(lines, p)
 }
 
 // readSecret reads the file of a secret (the pseudonym key, a Slack token

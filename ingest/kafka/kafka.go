@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,8 +58,10 @@ type Options struct {
 	// group, for lag monitoring; default 5s.
 	CommitEvery time.Duration
 	// CheckEvery is how often the brokers are asked whether every topic
-	// of the source still exists; default 30s.
+	// of the source still exists; default 30s. CheckTick, when set,
+	// replaces its ticker (tests: a check when they say).
 	CheckEvery time.Duration
+	CheckTick  <-chan time.Time
 	// Extra are client options added last (tests: shorter timeouts).
 	Extra []kgo.Opt
 }
@@ -68,10 +71,18 @@ type Source struct {
 	opt Options
 	log *slog.Logger
 
-	mu        sync.Mutex
-	assigned  map[string]map[int32]bool
-	sent      map[tp]int64    // the offset after the last record handed on, per partition
-	recreated map[string]bool // topics deleted and created again since their offsets were saved
+	mu       sync.Mutex
+	assigned map[string]map[int32]bool
+	sent     map[tp]int64 // the offset after the last record handed on, per partition
+	// recreated counts, per topic this consumer reads, its creations
+	// again since this process started; restarted is the count at which
+	// each partition of such a topic was last read from its start.
+	recreated map[string]int
+	restarted map[tp]int
+
+	// stageRestarts counts the raw topics created again: the repartition
+	// stage's session, asking for the old ones, is built again.
+	stageRestarts atomic.Int64
 }
 
 type tp struct {
@@ -96,7 +107,8 @@ func New(opt Options) *Source {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{}, recreated: map[string]bool{}}
+	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{},
+		recreated: map[string]int{}, restarted: map[tp]int{}}
 }
 
 // Name returns the source's name.
@@ -159,6 +171,9 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 			if stopped {
 				return
 			}
+			s.mu.Lock()
+			gen := s.recreated[p.Topic]
+			s.mu.Unlock()
 			for _, r := range p.Records {
 				select {
 				case out <- s.line(r):
@@ -170,7 +185,9 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 			if n := len(p.Records); n > 0 {
 				next := p.Records[n-1].Offset + 1
 				s.mu.Lock()
-				s.sent[tp{p.Topic, p.Partition}] = next
+				if s.recreated[p.Topic] == gen { // else these were the deleted topic's
+					s.sent[tp{p.Topic, p.Partition}] = next
+				}
 				s.mu.Unlock()
 				s.opt.Metrics.Records.WithLabelValues(s.opt.Name).Add(float64(n))
 				s.opt.Metrics.Lag.WithLabelValues(s.opt.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-next, 0)))
@@ -210,12 +227,16 @@ func (s *Source) watch(ctx context.Context, cl *kgo.Client) {
 		}
 	}
 	missing, ids := map[string]bool{}, map[string][16]byte{}
-	tick := time.NewTicker(s.opt.CheckEvery)
-	defer tick.Stop()
+	tick := s.opt.CheckTick
+	if tick == nil {
+		t := time.NewTicker(s.opt.CheckEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		s.checkTopics(ctx, cl, missing, ids)
 		select {
-		case <-tick.C:
+		case <-tick:
 		case <-ctx.Done():
 			return
 		}
@@ -254,34 +275,66 @@ func (s *Source) checkTopics(ctx context.Context, cl *kgo.Client, missing map[st
 		topic := *rt.Topic
 		err := kerr.ErrorForCode(rt.ErrorCode)
 		gone := errors.Is(err, kerr.UnknownTopicOrPartition) || (err == nil && len(rt.Partitions) == 0)
+		// Created again: a topic id seen before, and now another. A
+		// topic missing since the start is not, nor is an answer without
+		// ids (a broker older than Kafka 2.8).
+		prev, seen := ids[topic]
+		again := !gone && seen && rt.TopicID != [16]byte{} && rt.TopicID != prev
 		switch {
 		case gone && !missing[topic]:
 			missing[topic] = true
 			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "topic_missing").Inc()
 			s.opt.Metrics.Lag.DeletePartialMatch(prometheus.Labels{"source": s.opt.Name, "topic": topic})
 			s.log.Warn("kafka topic does not exist: nothing of it is read until it is created again", "topic", topic)
-		case !gone && (missing[topic] || ids[topic] != [16]byte{} && ids[topic] != rt.TopicID):
+		case !gone && missing[topic]:
 			delete(missing, topic)
-			s.log.Info("kafka topic created again: reading it from its start", "topic", topic)
-			s.mu.Lock()
-			s.recreated[topic] = true
-			for k := range s.sent {
-				if k.topic == topic {
-					delete(s.sent, k)
-				}
+			if !again {
+				s.log.Info("kafka topic exists now", "topic", topic)
 			}
-			s.mu.Unlock()
-			cl.PurgeTopicsFromClient(topic)
-			cl.AddConsumeTopics(topic)
 		case err != nil && !gone:
 			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "metadata").Inc()
 			s.log.Warn("kafka topic not checked", "topic", topic, "err", err)
 		}
-		if !gone {
+		if again {
+			s.log.Info("kafka topic created again: reading it from its start", "topic", topic)
+			s.topicRecreated(cl, topic)
+		}
+		if !gone && rt.TopicID != [16]byte{} {
 			ids[topic] = rt.TopicID
 		}
 		s.opt.Metrics.TopicMissing.WithLabelValues(s.opt.Name, topic).Set(b2f(missing[topic]))
 	}
+}
+
+// topicRecreated makes a topic created again be read from its start. The
+// client would go on asking for the deleted one: a topic cl reads is
+// dropped from it and added back, each partition read from its start on
+// its next assignment; a raw topic of the repartition stage has the
+// stage's session built again.
+func (s *Source) topicRecreated(cl *kgo.Client, topic string) {
+	if !slices.Contains(s.consumed(), topic) {
+		s.stageRestarts.Add(1)
+		return
+	}
+	s.mu.Lock()
+	s.recreated[topic]++
+	for k := range s.sent {
+		if k.topic == topic {
+			delete(s.sent, k)
+		}
+	}
+	s.mu.Unlock()
+	cl.PurgeTopicsFromClient(topic)
+	cl.AddConsumeTopics(topic)
+}
+
+// consumed returns the topics the source's consumer reads: its topics, or
+// its repartition topic.
+func (s *Source) consumed() []string {
+	if r := s.opt.Config.Repartition; r != nil {
+		return []string{r.Topic}
+	}
+	return s.opt.Config.Topics
 }
 
 func b2f(b bool) float64 {
@@ -305,6 +358,17 @@ func (s *Source) line(r *kgo.Record) ingest.Line {
 	if len(v) > s.opt.MaxLineSize {
 		return ingest.TooLongLine(int64(len(v)), s.opt.MaxLineSize, pos)
 	}
+	if len(v) == 0 {
+		for _, h := range r.Headers {
+			var n int64
+			var limit int
+			if h.Key == tooLongHeader {
+				if _, err := fmt.Sscanf(string(h.Value), "%d %d", &n, &limit); err == nil {
+					return ingest.TooLongLine(n, limit, pos) // the repartition stage's stand-in
+				}
+			}
+		}
+	}
 	if len(v) == 0 || v[0] == '\n' {
 		v = []byte(" ") // an empty record is a line like an empty line of a file; a newline first is no marker
 	}
@@ -319,13 +383,9 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 	if err != nil {
 		return nil, err
 	}
-	topics := c.Topics
-	if c.Repartition != nil {
-		topics = []string{c.Repartition.Topic}
-	}
 	opts = append(opts,
 		kgo.ConsumerGroup(c.Group),
-		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeTopics(s.consumed()...),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Records of a transaction only once it committed: the
@@ -385,14 +445,13 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for topic, parts := range assigned {
-		if s.recreated[topic] {
-			delete(s.recreated, topic)
-			for partition := range parts {
-				parts[partition] = kgo.NewOffset().AtStart()
-			}
-			continue
-		}
 		for partition := range parts {
+			if g := s.recreated[topic]; g > 0 && s.restarted[tp{topic, partition}] != g {
+				// The saved offset is the deleted topic's.
+				s.restarted[tp{topic, partition}] = g
+				parts[partition] = kgo.NewOffset().AtStart()
+				continue
+			}
 			next, known := int64(0), false
 			if p, ok := stored[FileID(topic, partition)]; ok && p.Path == PositionPath(topic, partition) {
 				next, known = p.Offset, true

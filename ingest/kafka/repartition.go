@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,7 +29,8 @@ import (
 //
 // A line that names no client (malformed, too long, or an event of
 // nobody) goes without a key, to any partition, where its instance counts
-// it as it would count it from a file. A line holding events of several
+// it as it would count it from a file; one too long to go on goes as a
+// stand-in that the source reads as a too_long line. A line holding events of several
 // clients (a JSON array of records) goes whole to its first client's
 // partition.
 
@@ -71,7 +73,6 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		kgo.TransactionTimeout(transactionTimeout),
 		kgo.DefaultProduceTopic(r.Topic),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.ProducerBatchMaxBytes(int32(min(s.opt.MaxLineSize+1<<20, 1<<30))),
 		kgo.FetchMaxBytes(16<<20),
 		kgo.FetchMaxPartitionBytes(int32(min(s.opt.MaxLineSize+1<<20, 1<<30))),
 	)
@@ -87,7 +88,11 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		return false, err
 	}
 	var dst []ingest.Event
+	restarts := s.stageRestarts.Load()
 	for {
+		if s.stageRestarts.Load() != restarts {
+			return ran, errRawRecreated
+		}
 		fetches := sess.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return ran, nil
@@ -105,28 +110,55 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		if err := sess.Begin(); err != nil {
 			return ran, fmt.Errorf("begin transaction: %w", err)
 		}
-		produced := 0
+		produced, first := 0, kgo.AbortingFirstErrPromise(sess.Client())
 		fetches.EachRecord(func(rec *kgo.Record) {
-			var key []byte
-			key, dst = s.clientKey(rec, dst[:0])
-			sess.Produce(ctx, &kgo.Record{Key: key, Value: rec.Value, Headers: rec.Headers}, nil)
+			var out *kgo.Record
+			out, dst = s.rekeyed(rec, dst[:0])
+			sess.Produce(ctx, out, first.Promise())
 			produced++
 		})
+		// End does not look at the records' outcomes: a record that
+		// failed would be lost with its offset committed. So flush
+		// first, and abort on any failure.
+		flushErr := sess.Client().Flush(ctx)
+		if err := first.Err(); err != nil || flushErr != nil || ctx.Err() != nil {
+			s.abort(ctx, sess)
+			if ctx.Err() != nil {
+				return ran, nil
+			}
+			return ran, fmt.Errorf("produce to %s: %w", r.Topic, errors.Join(err, flushErr))
+		}
 		committed, err := sess.End(ctx, kgo.TryCommit)
 		switch {
 		case ctx.Err() != nil:
+			s.abort(ctx, sess)
 			return ran, nil
 		case err != nil:
 			return ran, fmt.Errorf("end transaction: %w", err)
 		case !committed:
-			// A rebalance moved partitions mid-transaction, or a
-			// record failed: it was aborted, and its records go
-			// again from the committed offsets, here or elsewhere.
+			// A rebalance moved partitions mid-transaction: it was
+			// aborted, and its records go again from the committed
+			// offsets, here or elsewhere.
 			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "transaction_aborted").Inc()
 		default:
 			ran = true
 			s.opt.Metrics.Repartitioned.WithLabelValues(s.opt.Name).Add(float64(produced))
 		}
+	}
+}
+
+// errRawRecreated ends a session whose client would go on asking for a raw
+// topic that was deleted and created again.
+var errRawRecreated = errors.New("a raw topic was created again")
+
+// abort ends the open transaction of sess without committing, also when
+// ctx has ended (shutting down): left open, it would hold up the readers
+// of the repartition topic until it times out.
+func (s *Source) abort(ctx context.Context, sess *kgo.GroupTransactSession) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
+		s.log.Warn("kafka repartition transaction not aborted; the broker aborts it when it times out", "err", err, "timeout", transactionTimeout)
 	}
 }
 
@@ -169,18 +201,39 @@ func (s *Source) fence(ctx context.Context, cl *kgo.Client) error {
 // died and did not come back to fence it.
 const transactionTimeout = 30 * time.Second
 
-// clientKey returns the key of a raw record in the repartition topic: the
-// client of the first event its line holds, or nil.
-func (s *Source) clientKey(rec *kgo.Record, dst []ingest.Event) ([]byte, []ingest.Event) {
+// maxForwarded is the longest raw value the stage produces as it is; a
+// longer one (past max_line_bytes, or too large for a producer batch) goes
+// on as a stand-in with no value and, in the header tooLongHeader, its
+// length and the limit it passed, which the source reads as a too_long
+// line.
+const maxForwarded = 900 << 10
+
+// tooLongHeader is the header of a stand-in for a value too long to go on.
+const tooLongHeader = "scopewatch-too-long"
+
+// rekeyed returns the record the stage produces for a raw one: its value
+// keyed by the client of the first event its line holds, or without a
+// key; a stand-in for one too long.
+func (s *Source) rekeyed(rec *kgo.Record, dst []ingest.Event) (*kgo.Record, []ingest.Event) {
+	n := len(rec.Value)
+	if n > 0 && rec.Value[n-1] == '\n' {
+		n-- // not the line's, as line has it
+	}
+	if limit := min(s.opt.MaxLineSize, maxForwarded); n > limit {
+		v := strconv.Itoa(n) + " " + strconv.Itoa(limit)
+		return &kgo.Record{Headers: []kgo.RecordHeader{{Key: tooLongHeader, Value: []byte(v)}}}, dst
+	}
+	out := &kgo.Record{Value: rec.Value, Headers: rec.Headers}
 	ln := s.line(rec)
 	if _, _, long := ingest.TooLong(ln); long {
-		return nil, dst
+		return out, dst
 	}
 	evs, _ := ingest.ParseLine(s.opt.Parser, ln, dst)
 	for i := range evs {
 		if c := evs[i].Client; c != "" {
-			return []byte(c), evs
+			out.Key = []byte(c)
+			break
 		}
 	}
-	return nil, evs
+	return out, evs
 }

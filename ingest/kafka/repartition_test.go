@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -134,4 +135,60 @@ func committedRecords(t *testing.T, c *kfake.Cluster, topic string, n int) map[s
 		})
 	}
 	return out
+}
+
+// TestRepartitionTopicMissing: while the repartition topic does not
+// exist, the stage's records fail and its transactions are aborted, so
+// its raw offsets are not committed; once the topic is created, every raw
+// record comes, once; one too long to go on comes as a too_long line.
+func TestRepartitionTopicMissing(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw"))
+	defer c.Close()
+	produce(t, c, "raw", 2, 10)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("raw"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Partition: 1, Value: []byte(strings.Repeat("x", 100) + "\n")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(nil)
+	w := &topicWatch{t: t, c: c, m: m}
+	out := start(t, New(Options{
+		Name: "kc", Metrics: m, Parser: clientParser{}, MaxLineSize: 64,
+		Config: rules.Kafka{
+			Brokers: c.ListenAddrs(), Topics: []string{"raw"}, Group: "scopewatch", InstanceID: "a",
+			Repartition: &rules.KafkaRepartition{Topic: "by-client", Group: "scopewatch-repartition"},
+		},
+		Extra: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.RebalanceTimeout(6 * time.Second),
+			kgo.RecordDeliveryTimeout(time.Second)},
+	}))
+	w.waitFor("a failed transaction", func() bool { return testutil.ToFloat64(m.Errors.WithLabelValues("kc", "transaction")) >= 1 })
+	w.create("by-client", 3)
+	seen := map[string]int{}
+	for n := 0; n < 21; n++ {
+		select {
+		case ln := <-out:
+			if n, limit, long := ingest.TooLong(ln); long {
+				if n != 100 || limit != 64 {
+					t.Errorf("too long line of %d bytes over %d, want 100 over 64", n, limit)
+				}
+				seen["too long"]++
+				continue
+			}
+			seen[string(ln.Text)]++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of 21 lines after 30s", len(seen))
+		}
+	}
+	for text, n := range seen {
+		if n != 1 {
+			t.Errorf("%q came %d times", text, n)
+		}
+	}
+	if len(seen) != 21 {
+		t.Errorf("%d distinct lines, want 21: %v", len(seen), seen)
+	}
 }
