@@ -11,7 +11,14 @@
 // RSS is measured. With --runs above 1 every measurement is repeated (the
 // scans alternating which goes first) and medians are printed.
 //
+// With --kafka-instances, the same lines are also produced to an
+// in-process Kafka (kfake) topic of 12 partitions, keyed by client id, and
+// read by groups of that many daemons, each on its own store: lines/s of
+// the group and per instance, CPU time of them all and the largest
+// instance's peak RSS.
+//
 //	go run ./cmd/scopewatch-bench --lines 1000000 --runs 3
+//	go run ./cmd/scopewatch-bench --lines 1000000 --runs 3 --kafka-instances 1,2,3
 package main
 
 import (
@@ -84,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 1, "times to repeat each measurement; medians are printed")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	latencyRate := fs.Int("latency-rate", 50_000, "lines/s appended to a followed file to measure append-to-commit latency, for up to 10 s (0: not measured)")
+	kafkaInstances := fs.String("kafka-instances", "", "comma-separated numbers of instances reading the lines from an in-process Kafka topic of 12 partitions, such as 1,2,3 (empty: not measured)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -95,6 +103,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *latencyRate < 0 {
 		return usagef("--latency-rate must be 0 (not measured) or positive")
+	}
+	sizes, err := parseInstances(*kafkaInstances)
+	if err != nil {
+		return usageError{err}
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "scopewatch-bench-")
@@ -261,6 +273,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "append to commit, %d lines appended at %.0f lines/s to a followed file: p50 %s, p99 %s (target at most 1s), max %s\n",
 			min(*lines, 10**latencyRate), lat.rate, lat.p50.Round(time.Millisecond), lat.p99.Round(time.Millisecond), lat.max.Round(time.Millisecond))
 	}
+	if len(sizes) > 0 {
+		if err := kafkaBenchmark(ctx, stdout, self, *dir, logPath, geo, sizes, *runs); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -275,15 +292,7 @@ type benchRun struct {
 // medianRun returns the median of each measure of runs, each taken
 // apart.
 func medianRun(runs []benchRun) benchRun {
-	med := func(v func(benchRun) float64) float64 {
-		xs := make([]float64, len(runs))
-		for i, r := range runs {
-			xs[i] = v(r)
-		}
-		slices.Sort(xs)
-		n := len(xs)
-		return (xs[(n-1)/2] + xs[n/2]) / 2
-	}
+	med := func(v func(benchRun) float64) float64 { return medianOf(runs, v) }
 	return benchRun{
 		d:    time.Duration(med(func(r benchRun) float64 { return float64(r.d) })),
 		cpu:  time.Duration(med(func(r benchRun) float64 { return float64(r.cpu) })),
@@ -291,6 +300,17 @@ func medianRun(runs []benchRun) benchRun {
 		anon: med(func(r benchRun) float64 { return r.anon }),
 		file: med(func(r benchRun) float64 { return r.file }),
 	}
+}
+
+// medianOf returns the median of v over runs.
+func medianOf[R any](runs []R, v func(R) float64) float64 {
+	xs := make([]float64, len(runs))
+	for i, r := range runs {
+		xs[i] = v(r)
+	}
+	slices.Sort(xs)
+	n := len(xs)
+	return (xs[(n-1)/2] + xs[n/2]) / 2
 }
 
 // timeChild runs the scopewatch binary self with args and returns its wall time, CPU

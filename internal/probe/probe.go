@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -48,6 +49,27 @@ func SampleResident(pid int) func() (anon, file float64) {
 
 // ResidentEvery is the interval at which a child's resident sizes are sampled.
 const ResidentEvery = 100 * time.Millisecond
+
+// PeakResident returns the peak resident size of process pid in MiB
+// (VmHWM in /proc): of its own memory since it started its program. The
+// peak a wait reports (ru_maxrss) is at least the parent's resident size
+// when it forked, so it overstates a child of a large parent.
+func PeakResident(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM of process %d: %w", pid, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for process %d", pid)
+}
 
 // residentSizes returns the anonymous and the file-backed resident size
 // of a process in MiB, from /proc.
