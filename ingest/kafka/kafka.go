@@ -375,6 +375,15 @@ func (s *Source) line(r *kgo.Record) ingest.Line {
 	return ingest.Line{Text: v, Pos: pos}
 }
 
+// The bounds of a fetch, compressed: what a fetch holds decompressed in
+// memory, until its lines are handed on, is a few times more. A record
+// batch larger than them still comes whole, first of its fetch (Kafka's
+// fetch semantics since 0.10.1), so they bound no line's length.
+const (
+	fetchMaxBytes          = 4 << 20
+	fetchMaxPartitionBytes = 1 << 20
+)
+
 // clientOpts returns the franz-go options of the source's consumer: of
 // its topics, or of its repartition topic when it has one.
 func (s *Source) clientOpts() ([]kgo.Opt, error) {
@@ -395,8 +404,8 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(int32(min(s.opt.MaxLineSize+1<<20, math.MaxInt32))),
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	)
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))

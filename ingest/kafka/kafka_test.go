@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -192,5 +194,37 @@ func TestUnreachableBroker(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after stop = %v", err)
+	}
+}
+
+// TestRecordLargerThanFetchBounds: a record larger than a fetch's bounds
+// still comes whole, then the next: the bounds limit memory, not lines.
+func TestRecordLargerThanFetchBounds(t *testing.T) {
+	const size = fetchMaxBytes + fetchMaxBytes/2
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "logs"),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(2 * size)}))
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("logs"), kgo.ProducerBatchMaxBytes(2*size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Value: bytes.Repeat([]byte("y"), size)}, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out := start(t, New(Options{
+		Name: "kc", MaxLineSize: 2 * size,
+		Config: rules.Kafka{Brokers: c.ListenAddrs(), Topics: []string{"logs"}, Group: "scopewatch"},
+		Extra:  []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.RebalanceTimeout(6 * time.Second)},
+	}))
+	for _, want := range []int{size, len("after")} {
+		select {
+		case ln := <-out:
+			if len(ln.Text) != want {
+				t.Errorf("a line of %d bytes, want %d", len(ln.Text), want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no line of %d bytes after 30s", want)
+		}
 	}
 }

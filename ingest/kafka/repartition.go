@@ -73,8 +73,8 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		kgo.TransactionTimeout(transactionTimeout),
 		kgo.DefaultProduceTopic(r.Topic),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(int32(min(s.opt.MaxLineSize+1<<20, 1<<30))),
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	)
 	if id := s.opt.Config.InstanceID; id != "" {
 		opts = append(opts, kgo.InstanceID(id))
