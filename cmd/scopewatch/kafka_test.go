@@ -113,9 +113,15 @@ func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() { cmd.Process.Kill() })
+		exited, done := make(chan error, 1), make(chan struct{})
+		go func() {
+			exited <- cmd.Wait()
+			close(done)
+		}()
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-done // its standard error is written no more
+		})
 		return cmd, exited
 	}
 	seed := uint64(time.Now().UnixNano())
