@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -190,5 +191,48 @@ func TestRepartitionTopicMissing(t *testing.T) {
 	}
 	if len(seen) != 21 {
 		t.Errorf("%d distinct lines, want 21: %v", len(seen), seen)
+	}
+}
+
+// TestRepartitionRawTopicRecreated: a raw topic deleted and created again
+// while the stage reads it: the stage's session, which would go on asking
+// for the deleted topic, is built again, and the new topic's records come.
+func TestRepartitionRawTopicRecreated(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "raw"), kfake.SeedTopics(2, "by-client"))
+	defer c.Close()
+	produce(t, c, "raw", 1, 5)
+	m := NewMetrics(nil)
+	w := &topicWatch{t: t, c: c, m: m}
+	out := start(t, New(Options{
+		Name: "kc", Metrics: m, Parser: clientParser{}, CheckEvery: 20 * time.Millisecond,
+		Config: rules.Kafka{
+			Brokers: c.ListenAddrs(), Topics: []string{"raw"}, Group: "scopewatch", InstanceID: "a",
+			Repartition: &rules.KafkaRepartition{Topic: "by-client", Group: "scopewatch-repartition"},
+		},
+		Extra: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.RebalanceTimeout(6 * time.Second)},
+	}))
+	take := func(n int) []string {
+		t.Helper()
+		var got []string
+		for range n {
+			select {
+			case ln := <-out:
+				got = append(got, string(ln.Text))
+			case <-time.After(30 * time.Second):
+				t.Fatalf("after %v, no line came", got)
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	take(5)
+	w.waitFor("the raw topic checked", func() bool { return testutil.CollectAndCount(m.TopicMissing) == 2 })
+	w.delete("raw")
+	w.waitFor("the raw topic shown missing", func() bool { return w.missing("raw") == 1 })
+	w.create("raw", 1)
+	w.waitFor("the raw topic shown present", func() bool { return w.missing("raw") == 0 })
+	produce(t, c, "raw", 1, 3)
+	if got := fmt.Sprint(take(3)); got != "[p0-0 p0-1 p0-2]" {
+		t.Errorf("the raw topic created again gave %s", got)
 	}
 }
