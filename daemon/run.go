@@ -55,12 +55,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if o.Started != nil {
 		o.Started(ln.Addr().String())
 	}
-	stopping := context.AfterFunc(ctx, func() {
-		if err := sd.notify("STOPPING=1\nSTATUS=draining and committing"); err != nil {
-			log.Warn("systemd notification", "err", err)
+	// STOPPING=1 as soon as the stop is asked, and surely sent before Run
+	// returns: a notification left to a goroutine of its own could be
+	// lost with the process.
+	returning, notified := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(notified)
+		select {
+		case <-ctx.Done():
+		case <-returning:
 		}
-	})
-	defer stopping()
+		if ctx.Err() != nil { // asked to stop, also when both are so
+			if err := sd.notify("STOPPING=1\nSTATUS=draining and committing"); err != nil {
+				log.Warn("systemd notification", "err", err)
+			}
+		}
+	}()
+	defer func() {
+		close(returning)
+		<-notified
+	}()
 
 	// The watchdog and the reloader live as long as the process.
 	daemonCtx, stopDaemon := context.WithCancel(context.WithoutCancel(ctx))
