@@ -81,9 +81,10 @@ type encoder struct {
 	order []int // of the batch's records, by client id
 }
 
-// maxRetainedArena bounds the buffer kept between commits, so that one
-// unusually large batch does not pin its memory for the process lifetime.
-const maxRetainedArena = 16 << 20
+// maxRetainedArena bounds an arena kept between commits (the encoder's,
+// and a batch's records'): a larger one is let go, rather than held idle
+// until the next large commit.
+const maxRetainedArena = 1 << 20
 
 func (e *encoder) reset() {
 	e.arena = e.arena[:0]
