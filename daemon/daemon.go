@@ -577,10 +577,11 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.De
 // loadSilences returns the configured silences followed by the stored ones.
 func (d *Daemon) loadSilences() ([]store.Silence, error) { return report.Silences(d.Config(), d.db) }
 
-// Ready reports whether the engine runs and every live source has
-// attached to its file (or is waiting for it to appear).
+// Ready reports whether the engine runs, every live source has attached
+// to its file (or is waiting for it to appear), and no Kafka partition
+// taken over is still being rebuilt from its start.
 func (d *Daemon) Ready() bool {
-	if !d.running.Load() || d.commitFailing.Load() {
+	if !d.running.Load() || d.commitFailing.Load() || d.kafkaM.PartitionsRestoring() > 0 {
 		return false
 	}
 	gen := d.attach.Load()

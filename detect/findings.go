@@ -225,6 +225,30 @@ func (fs *Findings) Prune(cutoff time.Time) {
 	}
 }
 
+// DropClients forgets the findings about the clients ids, deleting them
+// from the store with the next batch: the clients' state has left this
+// instance.
+func (fs *Findings) DropClients(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	drop := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		drop[id] = struct{}{}
+	}
+	for k, f := range fs.all {
+		if _, ok := drop[k.Client]; !ok || k.Client == "" {
+			continue
+		}
+		if f.State != store.StateResolved {
+			fs.m.Open.WithLabelValues(f.Kind, f.Severity).Dec()
+		}
+		delete(fs.all, k)
+		delete(fs.dirty, k)
+		fs.dropped[k] = struct{}{}
+	}
+}
+
 // Flush copies every finding changed since the last flush into b.
 func (fs *Findings) Flush(b *store.Batch) {
 	for k := range fs.dirty {

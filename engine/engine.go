@@ -396,7 +396,10 @@ func (r *run) takeChunk(c *chunk) error {
 // take handles one parsed line and commits the batch once it holds
 // MaxEvents lines or events, or once the State is pressed for memory.
 func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error) error {
-	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det)
+	if ln.Release != nil {
+		return r.release(ln.Pos, ln.Release)
+	}
+	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det, r.state)
 	if r.lines == 0 {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
 		r.timerC = r.timer.C()
@@ -409,6 +412,34 @@ func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error) error 
 		return r.flush()
 	}
 	return nil
+}
+
+// release lets go of the partition at pos (ingest.Release): what came
+// before commits, then the partition's clients leave memory and the
+// store, with their findings and windows, together with its position, in
+// one transaction.
+func (r *run) release(pos ingest.Position, rel *ingest.Release) error {
+	err := r.flush()
+	if err == nil {
+		key := store.PositionKey{Source: pos.Source, File: pos.File}
+		ids := r.state.Owned(key)
+		for _, id := range ids {
+			r.state.Forget(id)
+			r.b.DropClients[id] = struct{}{}
+			if r.det != nil && r.det.Detectors != nil {
+				r.det.Detectors.Forget(id)
+			}
+		}
+		if r.det != nil && r.det.Findings != nil {
+			r.det.Findings.DropClients(ids)
+		}
+		r.b.DropPositions = append(r.b.DropPositions, key)
+		if err = r.commitIdle(); err == nil {
+			r.opt.Metrics.Released.Add(float64(len(ids)))
+		}
+	}
+	rel.Done <- err
+	return err
 }
 
 // stopTimer stops the batch-delay timer.
@@ -724,7 +755,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 // handle counts one parsed line, with its events and parse outcome, and
 // folds the events into b. It never fails: a malformed line is counted and
 // skipped.
-func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, err error, b *store.Batch, acc *detect.Accountant, det *Detection) {
+func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, err error, b *store.Batch, acc *detect.Accountant, det *Detection, state *store.State) {
 	if ln.Pos.AfterLoss && det != nil {
 		det.Coverage.Break(st.name) // the lost lines are a gap in what was observed
 	}
@@ -804,6 +835,9 @@ func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, err error, 
 			if k := int(ev.Kind); k < len(st.m.unknown) {
 				st.m.unknown[k].Inc()
 			}
+		}
+		if ln.Pos.Partition && ev.Client != "" {
+			state.Own(ev.Client, store.PositionKey{Source: ln.Pos.Source, File: ln.Pos.File})
 		}
 		if det != nil {
 			if det.DataClock != nil {

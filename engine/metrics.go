@@ -35,6 +35,9 @@ type Metrics struct {
 	ClientsInMemory prometheus.Gauge
 	Evicted         prometheus.Counter
 	Loaded          prometheus.Counter
+	// Released counts the clients deleted with the partitions another
+	// instance now reads.
+	Released prometheus.Counter
 	// Newest holds each source's newest committed event time, exported
 	// as a timestamp and as the lag behind the clock.
 	Newest *NewestEvents
@@ -100,6 +103,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Loaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scopewatch_clients_loaded_total", Help: "Evicted or not yet loaded clients read back from the store when an event named them.",
 		}),
+		Released: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scopewatch_clients_released_total", Help: "Clients deleted from memory and the store because the partition of their events moved to another instance, which rebuilds them.",
+		}),
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scopewatch_store_commit_errors_total", Help: "Attempts at committing a batch that failed.",
 		}),
@@ -111,7 +117,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
 			m.UnknownClients, m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.BatchRecords, m.CommitErrors, m.CommitFailing,
-			m.ClientsInMemory, m.Evicted, m.Loaded, m.Newest)
+			m.ClientsInMemory, m.Evicted, m.Loaded, m.Released, m.Newest)
 	}
 	return m
 }

@@ -270,7 +270,9 @@ func (ps *parseStage) parse(name string, p ingest.Parser, items <-chan item) {
 			c.source, c.lines = name, it.lines
 			for _, ln := range it.lines {
 				var err error
-				if p == nil {
+				if ln.Release != nil {
+					// not a line: passed on, in its place, untouched
+				} else if p == nil {
 					err = errNoParser
 				} else {
 					c.events, err = ingest.ParseLine(p, ln, c.events)

@@ -57,6 +57,11 @@ type Position struct {
 	// lost (truncated or copied away before they could be read), so the
 	// record of what was observed can show the gap.
 	AfterLoss bool
+	// Partition marks the position of a partition whose lines carry
+	// whole clients (a Kafka topic keyed by client): each client's state
+	// belongs to the partition its events came from, and leaves with it
+	// (Release).
+	Partition bool
 }
 
 // Record returns the store record that resumes reading just after this line.
@@ -73,6 +78,20 @@ func (p Position) Record() store.Position {
 type Line struct {
 	Text []byte
 	Pos  Position
+	// Release, set on a line without text, hands the partition at Pos
+	// back: see Release.
+	Release *Release
+}
+
+// Release asks the engine to let go of a partition another instance now
+// reads: once every line before it is committed, every client whose
+// events came from the partition is deleted from memory and from the
+// store, with its findings and windows, together with the partition's
+// position, in one transaction. Done receives the outcome, nil once that
+// is durable. The partition's next owner rebuilds those clients by
+// reading it from its start.
+type Release struct {
+	Done chan<- error
 }
 
 // Event is one normalised fact read from a log line.

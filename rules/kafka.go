@@ -20,6 +20,11 @@ type Kafka struct {
 	// restart within the session timeout keeps its partitions; default
 	// the host name.
 	InstanceID string `yaml:"instance_id"`
+	// SessionTimeout is how long the group waits for a member that
+	// stopped answering before its partitions go to the others
+	// (session.timeout.ms); default 45s, the brokers bounding it
+	// (group.min/max.session.timeout.ms).
+	SessionTimeout Duration `yaml:"session_timeout"`
 	// Repartition, when set, reads Topics as shippers write them, not
 	// keyed by client, and produces each record again to its own topic
 	// keyed by the client the line names; the source reads that topic.
@@ -161,6 +166,10 @@ func (c *Config) checkKafka(k *Kafka, at string, lines map[string]int, p *proble
 	}
 	if k.InstanceID == "" {
 		k.InstanceID, _ = os.Hostname()
+	}
+	if k.SessionTimeout < 0 {
+		line, fp := f("session_timeout")
+		p.add(line, fp, "must be positive, e.g. 45s")
 	}
 	if r := k.Repartition; r != nil {
 		rat := kat + ".repartition"

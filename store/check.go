@@ -214,6 +214,7 @@ func layout() []bucketSpec {
 		{bucketOutbox, 3, seqKeyString, decodeJSON[Message]()},
 		{bucketDeadLetter, 3, seqKeyString, decodeJSON[DeadLetter]()},
 		{bucketWindows, 5, quoteKey, func(_, v []byte) error { _, err := decodeWindow(v); return err }},
+		{bucketOwners, 6, quoteKey, func(_, v []byte) error { _, err := decodeOwner(v); return err }},
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 // b.DropClients are deleted, then each record of b.Records (a State's
 // checkpoint) replaces its client's, each source delta is added to the
 // stored statistics, and each position replaces the stored one for its
-// file. When Commit returns nil, all of it is on disk; otherwise none of
+// file; the positions of b.DropPositions are deleted, and b.Owners
+// recorded. When Commit returns nil, all of it is on disk; otherwise none of
 // it is. An empty batch commits nothing and starts no transaction.
 //
 // Client ids, scope names and source names must be non-empty, and client
@@ -32,7 +33,7 @@ func (db *DB) Commit(b *Batch) error {
 	e := &db.enc
 	e.reset()
 	err := db.update(func(tx *bolt.Tx) error {
-		if err := dropClients(tx.Bucket(bucketClients), b.DropClients); err != nil {
+		if err := dropClients(tx.Bucket(bucketClients), tx.Bucket(bucketOwners), b.DropClients); err != nil {
 			return err
 		}
 		if err := e.records(tx.Bucket(bucketClients), b.Records); err != nil {
@@ -51,6 +52,9 @@ func (db *DB) Commit(b *Batch) error {
 			return err
 		}
 		if err := putWindows(tx, b.Windows); err != nil {
+			return err
+		}
+		if err := writeOwners(tx, b); err != nil {
 			return err
 		}
 		if len(b.Records) > 0 {

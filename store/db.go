@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -150,6 +150,14 @@ func migrations() []func(tx *bolt.Tx) error {
 		4: func(tx *bolt.Tx) error {
 			if _, err := tx.CreateBucketIfNotExists(bucketWindows); err != nil {
 				return fmt.Errorf("create bucket %s: %w", bucketWindows, err)
+			}
+			return nil
+		},
+		// Version 6 adds the partition each client of a keyed Kafka
+		// topic belongs to.
+		5: func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketOwners); err != nil {
+				return fmt.Errorf("create bucket %s: %w", bucketOwners, err)
 			}
 			return nil
 		},

@@ -40,6 +40,14 @@ type State struct {
 	evicted    uint64            // clients evicted since the State was made
 	loads      uint64            // clients loaded back on demand
 	err        error
+
+	// The partition each client belongs to (Own), for every client with
+	// one, held or not: an index into ownerKeys, plus one. Loaded from
+	// the store on first use.
+	owners       map[string]uint32
+	ownerKeys    []PositionKey
+	ownersLoaded bool
+	ownerChanged []*ClientState // since the last checkpoint
 }
 
 // NewState returns an empty State that loads the clients it does not hold
@@ -68,6 +76,7 @@ type ClientState struct {
 	ipKeys    []uint64     // ipKey of each of ips, in the same order: scanned to find one
 	countries []nameTally  // sorted by country code
 	tick      uint64       // State.tick at the last Client call
+	owner     uint32       // the partition it belongs to (State.owners)
 	wrote     uint64       // generation of the checkpoint that last wrote it
 	size      int          // bytes of the record the last checkpoint wrote; 0 before
 	dirty     bool
@@ -228,6 +237,9 @@ func (c *ClientState) sizeEstimate() int {
 // load reads client id from the store, or starts it empty.
 func (s *State) load(id string) *ClientState {
 	c := &ClientState{state: s, id: strings.Clone(id)}
+	if s.loadOwners() {
+		c.owner = s.owners[id]
+	}
 	if s.db != nil {
 		stored, ok, err := s.db.Client(id)
 		if err != nil {
@@ -383,11 +395,89 @@ func (s *State) Forget(id string) {
 		return
 	}
 	delete(s.clients, id)
+	delete(s.owners, id) // the store's entry goes with the record
 	if c.dirty {
 		c.dirty = false
 		s.dirty = slices.DeleteFunc(s.dirty, func(d *ClientState) bool { return d == c })
 		s.dirtyBytes -= min(c.sizeEstimate(), s.dirtyBytes)
 	}
+	if c.owner != 0 {
+		s.ownerChanged = slices.DeleteFunc(s.ownerChanged, func(d *ClientState) bool { return d == c })
+	}
+}
+
+// loadOwners reads the clients' partitions from the store once; it
+// reports false, keeping the error for Err, when they cannot be read.
+func (s *State) loadOwners() bool {
+	if s.ownersLoaded {
+		return s.owners != nil
+	}
+	s.ownersLoaded = true
+	stored := map[string]PositionKey{}
+	if s.db != nil {
+		var err error
+		if stored, err = s.db.Owners(); err != nil {
+			if s.err == nil {
+				s.err = err
+			}
+			return false
+		}
+	}
+	s.owners = make(map[string]uint32, len(stored))
+	for id, k := range stored {
+		s.owners[id] = s.ownerIndex(k)
+	}
+	return true
+}
+
+// ownerIndex returns the index of partition k in ownerKeys, plus one,
+// adding it on first use.
+func (s *State) ownerIndex(k PositionKey) uint32 {
+	for i := len(s.ownerKeys) - 1; i >= 0; i-- {
+		if s.ownerKeys[i] == k {
+			return uint32(i + 1)
+		}
+	}
+	s.ownerKeys = append(s.ownerKeys, k)
+	return uint32(len(s.ownerKeys))
+}
+
+// Own records that the events of client id come from the partition at k,
+// so that the client leaves with it (Owned). A client the State does not
+// hold has no record, and is passed over.
+func (s *State) Own(id string, k PositionKey) {
+	c := s.clients[id]
+	if c == nil || !s.loadOwners() {
+		return
+	}
+	idx := c.owner
+	if idx == 0 || s.ownerKeys[idx-1] != k {
+		idx = s.ownerIndex(k)
+	}
+	if c.owner == idx {
+		return
+	}
+	if c.owner == 0 || !slices.Contains(s.ownerChanged, c) {
+		s.ownerChanged = append(s.ownerChanged, c)
+	}
+	c.owner = idx
+	s.owners[c.id] = idx
+}
+
+// Owned returns the clients whose events came from the partition at k,
+// held or not.
+func (s *State) Owned(k PositionKey) []string {
+	if !s.loadOwners() {
+		return nil
+	}
+	var out []string
+	for id, idx := range s.owners {
+		if s.ownerKeys[idx-1] == k {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Dirty returns how many clients changed since the last checkpoint.
@@ -426,6 +516,11 @@ func (s *State) Err() error { return s.err }
 // clean as of the checkpoint's generation, which b carries (b.Gen): once b
 // is committed, pass that generation to Durable.
 func (s *State) Checkpoint(b *Batch) {
+	for _, c := range s.ownerChanged {
+		b.Owners[c.id] = s.ownerKeys[c.owner-1]
+	}
+	clear(s.ownerChanged)
+	s.ownerChanged = s.ownerChanged[:0]
 	if len(s.dirty) == 0 {
 		return
 	}

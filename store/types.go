@@ -116,6 +116,10 @@ type Batch struct {
 	// Windows replaces the detectors' time windows it names (Unix
 	// nanoseconds, oldest first); an empty one is deleted.
 	Windows map[string][]int64
+	// Owners records the partition each client named belongs to now;
+	// DropPositions are positions to delete (partitions released).
+	Owners        map[string]PositionKey
+	DropPositions []PositionKey
 }
 
 // PositionKey identifies one file of one source.
@@ -135,6 +139,7 @@ func NewBatch() *Batch {
 		Notify:       make(map[GroupKey]time.Time),
 		DropClients:  make(map[string]struct{}),
 		Windows:      make(map[string][]int64),
+		Owners:       make(map[string]PositionKey),
 	}
 }
 
@@ -159,13 +164,15 @@ func (b *Batch) Reset() {
 	clear(b.Notify)
 	clear(b.DropClients)
 	clear(b.Windows)
+	clear(b.Owners)
+	b.DropPositions = b.DropPositions[:0]
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Records) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
 		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0 &&
-		len(b.DropClients) == 0 && len(b.Windows) == 0
+		len(b.DropClients) == 0 && len(b.Windows) == 0 && len(b.Owners) == 0 && len(b.DropPositions) == 0
 }
 
 // Source returns the statistics delta for source name, creating it on first use.

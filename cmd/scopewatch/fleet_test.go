@@ -35,7 +35,7 @@ batch: {max_events: 1000, max_delay: 100ms}
 sources:
   - name: keycloak
     format: keycloak
-    kafka: {brokers: [%[4]s], group: scopewatch, instance_id: %[2]s, %[7]s}
+    kafka: {brokers: [%[4]s], group: scopewatch, instance_id: %[2]s, session_timeout: 6s, %[7]s}
 detect: {client_retention: 3650d}
 %[6]s`
 
@@ -55,9 +55,11 @@ type fleetInstance struct {
 // (repartitioned). Asked from one instance, the unused-scope report, the client
 // listing, the scope report and the per-client findings merged over the
 // three must equal those of a single instance that scanned the same lines.
-// Then a fourth instance joins: partitions move to it, it reads them from
-// their start, and their clients are held twice; the merge must refuse
-// rather than answer wrong.
+// Then the partitions move, and the merge must stay exact: a fourth
+// instance joins (partitions move to it, their former owners release
+// them, it rebuilds them from their start), one is killed with SIGKILL
+// (the others take its partitions once its session times out) and is
+// started again (it releases what it held, and rebuilds what it gets).
 func TestKafkaFleet(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -252,22 +254,80 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 	}
 	compareSnapshots(t, perClient(gotF), perClient(wantF))
 
-	// A fourth instance joins: partitions move to it and it reads them
-	// from their start, while their former owners still hold their clients.
-	start(d)
-	// a4 is instance a's configuration once d has joined.
-	a4 := filepath.Join(dir, "a4.yaml")
-	write(t, a4, fmt.Sprintf(fleetConfig, dir, "a", a.addr, broker, webConfig,
-		fmt.Sprintf("cluster: {peers: [%s, %s, %s]}\n", b.addr, c.addr, d.addr), topics))
-	waitFor("d holding partitions and their clients", func() (bool, string) {
-		nd := assigned(d)
-		return nd > 0 && committed(d) > 0, fmt.Sprintf("d assigned %d, committed %d", nd, committed(d))
-	})
-	_, err = cli(a4, "report", "unused", "--format", "json", "--at", at)
-	if err == nil || !strings.Contains(err.Error(), "is held by both") {
-		t.Fatalf("merge over a fleet whose partitions moved: %v; want a refusal naming a client held twice", err)
+	// merged waits until the reports merged over the instances of cfg
+	// (a, with the peers it names) equal the reference's, and fails
+	// after two minutes with the last difference.
+	merged := func(what, cfg string) {
+		t.Helper()
+		var last string
+		waitFor(what, func() (bool, string) {
+			for _, args := range [][]string{
+				{"report", "unused", "--format", "json", "--at", at},
+				{"clients", "--format", "json"},
+			} {
+				want, err := cli(ref, args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := cli(cfg, args...)
+				if err != nil {
+					last = err.Error()
+					return false, last
+				}
+				if !bytes.Equal(got, want) {
+					last = strings.Join(args, " ") + ": " + firstDifference(got, want)
+					return false, last
+				}
+			}
+			return true, ""
+		})
 	}
-	t.Logf("refused as it should: %v", err)
+	peersOf := func(name string, peers ...*fleetInstance) string {
+		var addrs []string
+		for _, p := range peers {
+			addrs = append(addrs, p.addr)
+		}
+		cfg := filepath.Join(dir, "a-"+name+".yaml")
+		write(t, cfg, fmt.Sprintf(fleetConfig, dir, "a", a.addr, broker, webConfig,
+			fmt.Sprintf("cluster: {peers: [%s]}\n", strings.Join(addrs, ", ")), topics))
+		return cfg
+	}
+	released := func(in *fleetInstance) int {
+		n, _ := fleetMetric(filepath.Join(dir, in.name+".sock"), "scopewatch_kafka_partitions_released_total")
+		return int(n)
+	}
+
+	// A fourth instance joins: partitions move to it, their former
+	// owners release them, and it rebuilds them from their start.
+	before := released(a) + released(b) + released(c) // as the three joined
+	start(d)
+	waitFor("d holding partitions, released by the others", func() (bool, string) {
+		nd, r := assigned(d), released(a)+released(b)+released(c)-before
+		return nd > 0 && r == nd, fmt.Sprintf("d assigned %d; a, b and c released %d", nd, r)
+	})
+	merged("merged over four instances after partitions moved", peersOf("4", b, c, d))
+
+	// b is killed: once its session times out, a, c and d take its
+	// partitions and rebuild them.
+	held := assigned(b)
+	b.cmd.Process.Kill()
+	<-b.exited // not an exit waitFor should fail on
+	<-b.done
+	b.cmd = nil
+	waitFor("b's partitions taken by the others", func() (bool, string) {
+		na, nc, nd := assigned(a), assigned(c), assigned(d)
+		return na+nc+nd == 12, fmt.Sprintf("assigned a %d, c %d, d %d (b held %d)", na, nc, nd, held)
+	})
+	merged("merged over three instances after one was killed", peersOf("3", c, d))
+
+	// b starts again on its store: it releases what it held and no
+	// longer gets, and rebuilds what it gets.
+	start(b)
+	waitFor("b back with partitions", func() (bool, string) {
+		nb := assigned(b)
+		return nb > 0 && assigned(a)+nb+assigned(c)+assigned(d) == 12, fmt.Sprintf("b assigned %d", nb)
+	})
+	merged("merged over four instances after the killed one came back", peersOf("4", b, c, d))
 
 	for _, in := range fleet {
 		in.cmd.Process.Signal(syscall.SIGTERM)

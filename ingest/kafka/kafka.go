@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -83,6 +84,20 @@ type Source struct {
 	// stageRestarts counts the raw topics created again: the repartition
 	// stage's session, asking for the old ones, is built again.
 	stageRestarts atomic.Int64
+
+	// restoring holds, per partition being rebuilt from an offset before
+	// its end, the offset that ends its restore: the end it had when it
+	// was assigned.
+	restoring map[tp]int64
+	// kept are the topics dropped from the client to be read again
+	// (created again): the rebalance that follows revokes their
+	// partitions, but their clients' history stays. Until assigned again.
+	kept map[string]bool
+
+	// Set by Run before the client starts, for the group's callbacks.
+	runCtx context.Context
+	out    chan<- ingest.Line
+	cl     *kgo.Client
 }
 
 type tp struct {
@@ -108,7 +123,7 @@ func New(opt Options) *Source {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{},
-		recreated: map[string]int{}, restarted: map[tp]int{}}
+		recreated: map[string]int{}, restarted: map[tp]int{}, restoring: map[tp]int64{}, kept: map[string]bool{}}
 }
 
 // Name returns the source's name.
@@ -139,11 +154,18 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 	if s.opt.Config.Repartition != nil && s.opt.Parser == nil {
 		return fmt.Errorf("source %s: no parser for the repartition stage", s.opt.Name)
 	}
+	s.runCtx, s.out = ctx, out
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("source %s: kafka client: %w", s.opt.Name, err)
 	}
-	defer cl.Close()
+	s.mu.Lock()
+	s.cl = cl
+	s.mu.Unlock()
+	defer func() {
+		cl.Close()
+		s.restored(nil) // none restores any more
+	}()
 	var watching sync.WaitGroup
 	defer watching.Wait()
 	watching.Go(func() { s.watch(ctx, cl) })
@@ -156,6 +178,7 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
+			cl.AllowRebalance()
 			s.commitGroup(context.WithoutCancel(ctx), cl)
 			return nil
 		}
@@ -170,6 +193,9 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if stopped {
 				return
+			}
+			if len(p.Records) == 0 && p.Err == nil {
+				s.caughtUp(p)
 			}
 			s.mu.Lock()
 			gen := s.recreated[p.Topic]
@@ -188,11 +214,17 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 				if s.recreated[p.Topic] == gen { // else these were the deleted topic's
 					s.sent[tp{p.Topic, p.Partition}] = next
 				}
+				if end, ok := s.restoring[tp{p.Topic, p.Partition}]; ok && next >= end {
+					s.restoredLocked(tp{p.Topic, p.Partition})
+				}
 				s.mu.Unlock()
 				s.opt.Metrics.Records.WithLabelValues(s.opt.Name).Add(float64(n))
 				s.opt.Metrics.Lag.WithLabelValues(s.opt.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-next, 0)))
 			}
 		})
+		// Every line of the fetch is handed on: the group may rebalance,
+		// and a partition released follows its last line.
+		cl.AllowRebalance()
 		select {
 		case <-commit.C:
 			s.commitGroup(ctx, cl)
@@ -323,6 +355,7 @@ func (s *Source) topicRecreated(cl *kgo.Client, topic string) {
 			delete(s.sent, k)
 		}
 	}
+	s.kept[topic] = true
 	s.mu.Unlock()
 	cl.PurgeTopicsFromClient(topic)
 	cl.AddConsumeTopics(topic)
@@ -353,7 +386,7 @@ func (s *Source) line(r *kgo.Record) ingest.Line {
 	}
 	pos := ingest.Position{
 		Source: s.opt.Name, Path: PositionPath(r.Topic, r.Partition), File: FileID(r.Topic, r.Partition),
-		Offset: r.Offset + 1, Line: r.Offset + 1,
+		Offset: r.Offset + 1, Line: r.Offset + 1, Partition: true,
 	}
 	if len(v) > s.opt.MaxLineSize {
 		return ingest.TooLongLine(int64(len(v)), s.opt.MaxLineSize, pos)
@@ -401,14 +434,23 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 		// repartition stage's, or a transactional shipper's.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.AdjustFetchOffsetsFn(s.resume),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, true) }),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
+		// The group's callbacks run between two polls, once every line
+		// polled is handed on: a partition released follows its lines.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.onAssigned(m) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.onRevoked(m) }),
+		// Lost with the session (the brokers out of reach, say): they
+		// may come back to this member, which then resumes them; the
+		// next assignment releases those that went to another.
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	)
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	if c.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(time.Duration(c.SessionTimeout)))
 	}
 	return append(opts, s.opt.Extra...), nil
 }
@@ -452,7 +494,7 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var rebuild []tp
 	for topic, parts := range assigned {
 		for partition := range parts {
 			if g := s.recreated[topic]; g > 0 && s.restarted[tp{topic, partition}] != g {
@@ -472,10 +514,237 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 				parts[partition] = kgo.NewOffset().At(next).WithEpoch(-1)
 			} else {
 				parts[partition] = kgo.NewOffset().AtStart()
+				rebuild = append(rebuild, tp{topic, partition})
 			}
 		}
 	}
+	cl := s.cl
+	s.mu.Unlock()
+	s.startRestores(cl, rebuild)
 	return assigned, nil
+}
+
+// startRestores marks the partitions read from their start, this
+// instance holding nothing of them, as restoring until they reach the
+// end they have now: their clients' state is being rebuilt. A partition
+// whose first records are gone (retention) is rebuilt from what is left,
+// with a warning: its clients' usage before is missing.
+func (s *Source) startRestores(cl *kgo.Client, parts []tp) {
+	if len(parts) == 0 || cl == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.runCtx, 10*time.Second)
+	defer cancel()
+	ends, err := listOffsets(ctx, cl, parts, -1)
+	if err != nil {
+		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "metadata").Inc()
+		s.log.Warn("kafka partitions' ends not read: their restore is not tracked", "err", err)
+		return
+	}
+	starts, err := listOffsets(ctx, cl, parts, -2)
+	if err != nil {
+		starts = nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		if starts[p] > 0 {
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "history_truncated").Inc()
+			s.log.Warn("kafka partition rebuilt from what retention kept: the usage its clients had before is missing",
+				"topic", p.topic, "partition", p.partition, "first_offset", starts[p])
+		}
+		if _, ok := s.restoring[p]; !ok && ends[p] > starts[p] && s.sent[p] < ends[p] {
+			s.restoring[p] = ends[p]
+			s.opt.Metrics.restoring.Add(1)
+			s.log.Info("kafka partition restoring: rebuilding its clients from its start", "topic", p.topic, "partition", p.partition, "records", ends[p]-starts[p])
+		}
+	}
+	s.exportRestoringLocked()
+}
+
+// caughtUp ends the restore of a partition that a fetch found with no
+// record to hand on, at an end past the one its restore runs to: the
+// records left below it were transaction markers, which take offsets of
+// their own and are never handed on.
+func (s *Source) caughtUp(p kgo.FetchTopicPartition) {
+	end := p.LastStableOffset
+	if end < 0 {
+		end = p.HighWatermark
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if target, ok := s.restoring[tp{p.Topic, p.Partition}]; ok && end >= target {
+		s.restoredLocked(tp{p.Topic, p.Partition})
+	}
+}
+
+// restoredLocked ends the restore of p; s.mu is held.
+func (s *Source) restoredLocked(p tp) {
+	if _, ok := s.restoring[p]; !ok {
+		return
+	}
+	delete(s.restoring, p)
+	s.opt.Metrics.restoring.Add(-1)
+	s.opt.Metrics.Restored.WithLabelValues(s.opt.Name).Inc()
+	s.log.Info("kafka partition restored", "topic", p.topic, "partition", p.partition)
+	s.exportRestoringLocked()
+}
+
+// restored ends the restores of parts (nil: all of them), which this
+// instance no longer reads.
+func (s *Source) restored(parts []tp) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.restoring {
+		if parts == nil || slices.Contains(parts, p) {
+			delete(s.restoring, p)
+			s.opt.Metrics.restoring.Add(-1)
+		}
+	}
+	s.exportRestoringLocked()
+}
+
+func (s *Source) exportRestoringLocked() {
+	s.opt.Metrics.Restoring.WithLabelValues(s.opt.Name).Set(float64(len(s.restoring)))
+}
+
+// listOffsets asks the brokers for an offset of each partition: its end
+// (timestamp -1, of committed transactions) or its start (-2).
+func listOffsets(ctx context.Context, cl *kgo.Client, parts []tp, timestamp int64) (map[tp]int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	req.IsolationLevel = 1
+	byTopic := map[string]int{}
+	for _, p := range parts {
+		i, ok := byTopic[p.topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[p.topic] = i
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = p.topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.partition, timestamp, -1
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	out := map[tp]int64{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return nil, fmt.Errorf("topic %s partition %d: %w", rt.Topic, rp.Partition, err)
+			}
+			out[tp{rt.Topic, rp.Partition}] = rp.Offset
+		}
+	}
+	return out, nil
+}
+
+// onAssigned records the partitions the group gives this member, then
+// releases those whose clients this instance still holds from an earlier
+// assignment (before a restart) and another member reads now.
+func (s *Source) onAssigned(m map[string][]int32) {
+	s.assign(m, true)
+	if s.opt.Positions == nil || s.runCtx.Err() != nil {
+		return
+	}
+	ps, err := s.opt.Positions.Positions(s.opt.Name)
+	if err != nil {
+		s.log.Warn("saved offsets not read: partitions held before are not released", "err", err)
+		return
+	}
+	var stale []tp
+	s.mu.Lock()
+	for topic := range m {
+		delete(s.kept, topic)
+	}
+	for _, p := range ps {
+		topic, partition, ok := parsePositionPath(p.Path)
+		if ok && p.File == FileID(topic, partition) && !s.assigned[topic][partition] && !s.kept[topic] {
+			stale = append(stale, tp{topic, partition})
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range stale {
+		s.release(p)
+	}
+}
+
+// onRevoked releases the partitions the group takes from this member,
+// unless the process is stopping: then they stay, for this instance to
+// resume (static membership).
+func (s *Source) onRevoked(m map[string][]int32) {
+	s.assign(m, false)
+	if s.runCtx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	kept := maps.Clone(s.kept)
+	s.mu.Unlock()
+	for topic, parts := range m {
+		if kept[topic] {
+			continue
+		}
+		for _, partition := range parts {
+			s.release(tp{topic, partition})
+		}
+	}
+}
+
+// release hands partition p back: the engine deletes the clients its
+// lines made, after committing every line handed on before, and the
+// partition's next owner rebuilds them from its start. An error leaves
+// them here, where the fleet's merge will refuse them as held twice.
+func (s *Source) release(p tp) {
+	s.restored([]tp{p})
+	done := make(chan error, 1)
+	ln := ingest.Line{
+		Pos:     ingest.Position{Source: s.opt.Name, Path: PositionPath(p.topic, p.partition), File: FileID(p.topic, p.partition), Partition: true},
+		Release: &ingest.Release{Done: done},
+	}
+	var err error
+	select {
+	case s.out <- ln:
+		select {
+		case err = <-done:
+		case <-s.runCtx.Done():
+			err = s.runCtx.Err()
+		}
+	case <-s.runCtx.Done():
+		err = s.runCtx.Err()
+	}
+	if err != nil {
+		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "release").Inc()
+		s.log.Warn("kafka partition not released: its clients stay here as well as on its new owner", "topic", p.topic, "partition", p.partition, "err", err)
+		return
+	}
+	s.mu.Lock()
+	delete(s.sent, p)
+	s.mu.Unlock()
+	s.opt.Metrics.Released.WithLabelValues(s.opt.Name).Inc()
+	s.log.Info("kafka partition released to another instance: its clients are deleted here", "topic", p.topic, "partition", p.partition)
+}
+
+// parsePositionPath reads the topic and partition a position's path
+// names (PositionPath).
+func parsePositionPath(path string) (topic string, partition int32, ok bool) {
+	rest, ok := strings.CutPrefix(path, "kafka:")
+	if !ok {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(rest[i+1:], 10, 32)
+	if err != nil {
+		return "", 0, false
+	}
+	return rest[:i], int32(n), true
 }
 
 // assign records the partitions this member holds.
@@ -603,7 +872,19 @@ type Metrics struct {
 	// Repartitioned counts the raw records the repartition stage
 	// produced to the repartition topic, in committed transactions.
 	Repartitioned *prometheus.CounterVec // source
+	// Restoring is the partitions being rebuilt from their start (taken
+	// over without their clients' state), Restored those done, Released
+	// those handed back to another instance.
+	Restoring *prometheus.GaugeVec   // source
+	Restored  *prometheus.CounterVec // source
+	Released  *prometheus.CounterVec // source
+	restoring atomic.Int64           // Restoring over every source
 }
+
+// PartitionsRestoring returns how many partitions, over every source,
+// are being rebuilt from their start: the instance is not ready until
+// none is.
+func (m *Metrics) PartitionsRestoring() int64 { return m.restoring.Load() }
 
 // NewMetrics creates the metrics and registers them with reg (nil: none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -629,9 +910,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Repartitioned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_kafka_repartitioned_total", Help: "Raw records the repartition stage produced again keyed by client, in committed transactions.",
 		}, []string{"source"}),
+		Restoring: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scopewatch_kafka_partitions_restoring", Help: "Partitions taken over without their clients' state, being read from their start until they reach the end they had then.",
+		}, []string{"source"}),
+		Restored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_partitions_restored_total", Help: "Partitions whose clients' state was rebuilt from their start.",
+		}, []string{"source"}),
+		Released: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_partitions_released_total", Help: "Partitions handed to another instance, their clients deleted here.",
+		}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing, m.Repartitioned)
+		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing, m.Repartitioned, m.Restoring, m.Restored, m.Released)
 	}
 	return m
 }

@@ -79,6 +79,9 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 	if id := s.opt.Config.InstanceID; id != "" {
 		opts = append(opts, kgo.InstanceID(id))
 	}
+	if t := s.opt.Config.SessionTimeout; t > 0 {
+		opts = append(opts, kgo.SessionTimeout(time.Duration(t)))
+	}
 	sess, err := kgo.NewGroupTransactSession(append(opts, s.opt.Extra...)...)
 	if err != nil {
 		return false, fmt.Errorf("kafka repartition client: %w", err)
