@@ -122,6 +122,10 @@ func New(opt Options) *Source {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Series at zero from the start, for rate() and the dashboard.
+	opt.Metrics.Restoring.WithLabelValues(opt.Name)
+	opt.Metrics.Restored.WithLabelValues(opt.Name)
+	opt.Metrics.Released.WithLabelValues(opt.Name)
 	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{},
 		recreated: map[string]int{}, restarted: map[tp]int{}, restoring: map[tp]int64{}, kept: map[string]bool{}}
 }
