@@ -56,3 +56,95 @@ func TestEngineBoundsClientsInMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineReleasesAPartition reads grants of five clients from two
+// partitions, app-1 to app-3 from the first, app-4 and app-5 from the
+// second, through a State that holds two clients (so that owned clients
+// are evicted), then releases the first: its clients and its position
+// leave the store, the others stay. A second run on the same store, its
+// owners read back, releases the second.
+func TestEngineReleasesAPartition(t *testing.T) {
+	db := openTestDB(t)
+	part := func(ino uint64, n int64, client string) ingest.Line {
+		ln := line("idp", ino, 100*n, n, fmt.Sprintf(
+			`{"ts":"2026-10-01T10:00:%02dZ","type":"token","client":"%s","scope":"openid view_lab_results"}`, n, client))
+		ln.Pos.Partition = true
+		return ln
+	}
+	release := func(ino uint64) (ingest.Line, chan error) {
+		done := make(chan error, 1)
+		return ingest.Line{Pos: ingest.Position{Source: "idp", File: store.FileID{Dev: 1, Ino: ino}, Partition: true},
+			Release: &ingest.Release{Done: done}}, done
+	}
+	run := func(lines ...ingest.Line) {
+		t.Helper()
+		state := store.NewState(db, 2)
+		e := New(Options{
+			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, state), Store: db,
+			MaxEvents: 3, MaxDelay: time.Hour, Metrics: NewMetrics(nil),
+		})
+		in := make(chan ingest.Line, len(lines))
+		for _, ln := range lines {
+			in <- ln
+		}
+		close(in)
+		if err := e.Run(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func() (ids []string, positions []uint64) {
+		t.Helper()
+		cs, err := db.Clients()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			ids = append(ids, c.ID)
+		}
+		ps, err := db.Positions("idp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			positions = append(positions, p.File.Ino)
+		}
+		return ids, positions
+	}
+
+	rel1, done1 := release(1)
+	var lines []ingest.Line
+	for n, c := range []string{"app-1", "app-4", "app-2", "app-5", "app-3", "app-1", "app-4"} {
+		ino := uint64(1)
+		if c == "app-4" || c == "app-5" {
+			ino = 2
+		}
+		lines = append(lines, part(ino, int64(n+1), c))
+	}
+	run(append(lines, rel1, part(2, 8, "app-5"))...)
+	if err := <-done1; err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	ids, positions := stored()
+	if fmt.Sprint(ids) != "[app-4 app-5]" || fmt.Sprint(positions) != "[2]" {
+		t.Errorf("after releasing the first partition: clients %v, positions of partitions %v; want [app-4 app-5] and [2]", ids, positions)
+	}
+	owners, err := db.Owners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) != 2 || owners["app-4"].File.Ino != 2 || owners["app-5"].File.Ino != 2 {
+		t.Errorf("owners %v; want app-4 and app-5 of the second partition", owners)
+	}
+
+	rel2, done2 := release(2)
+	run(rel2)
+	if err := <-done2; err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if ids, positions := stored(); len(ids) != 0 || len(positions) != 0 || len(owners) == 0 {
+		t.Errorf("after releasing the second partition in a new run: clients %v, positions %v; want none", ids, positions)
+	}
+	if owners, _ := db.Owners(); len(owners) != 0 {
+		t.Errorf("owners %v left; want none", owners)
+	}
+}
