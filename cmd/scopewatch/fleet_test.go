@@ -58,8 +58,9 @@ type fleetInstance struct {
 // Then the partitions move, and the merge must stay exact: a fourth
 // instance joins (partitions move to it, their former owners release
 // them, it rebuilds them from their start), one is killed with SIGKILL
-// (the others take its partitions once its session times out) and is
-// started again (it releases what it held, and rebuilds what it gets).
+// while it reads (the others take its partitions once its session times
+// out) and is started again (it releases what it held, and rebuilds what
+// it gets), records coming all along.
 func TestKafkaFleet(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -169,7 +170,8 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 	const events = 30_000
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	gen := traffic.New(23, clients, t0, t0.Add(30*24*time.Hour), events)
-	records := keycloakProducer(t, broker, topic, !repartitioned, filepath.Join(dir, "kc.log"), gen)(0, events)
+	produce := keycloakProducer(t, broker, topic, !repartitioned, filepath.Join(dir, "kc.log"), gen)
+	records := produce(0, events)
 	committed := func(in *fleetInstance) int {
 		n, _ := storedLines(filepath.Join(dir, in.name+".sock"))
 		return n
@@ -254,10 +256,20 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 	}
 	compareSnapshots(t, perClient(gotF), perClient(wantF))
 
+	// rescan makes a new reference: one instance's scan of every line
+	// produced so far.
+	refs := 0
+	rescan := func() string {
+		refs++
+		cfg := filepath.Join(dir, fmt.Sprintf("file%d.yaml", refs))
+		write(t, cfg, fmt.Sprintf(fileConfig, dir, fmt.Sprintf("reference%d", refs)))
+		runChild(t, bin, "scan", "--quiet", "--config", cfg, filepath.Join(dir, "kc.log"))
+		return cfg
+	}
 	// merged waits until the reports merged over the instances of cfg
-	// (a, with the peers it names) equal the reference's, and fails
-	// after two minutes with the last difference.
-	merged := func(what, cfg string) {
+	// (a, with the peers it names) equal those of ref, and fails after
+	// two minutes with the last difference.
+	merged := func(what, cfg, ref string) {
 		t.Helper()
 		var last string
 		waitFor(what, func() (bool, string) {
@@ -296,38 +308,49 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		n, _ := fleetMetric(filepath.Join(dir, in.name+".sock"), "scopewatch_kafka_partitions_released_total")
 		return int(n)
 	}
+	produced := events
+	more := func(n int) {
+		produce(produced, produced+n)
+		produced += n
+	}
 
-	// A fourth instance joins: partitions move to it, their former
-	// owners release them, and it rebuilds them from their start.
+	// A fourth instance joins while records come: partitions move to it,
+	// their former owners release them, and it rebuilds them from their
+	// start.
 	before := released(a) + released(b) + released(c) // as the three joined
 	start(d)
+	more(3000)
 	waitFor("d holding partitions, released by the others", func() (bool, string) {
 		nd, r := assigned(d), released(a)+released(b)+released(c)-before
 		return nd > 0 && r == nd, fmt.Sprintf("d assigned %d; a, b and c released %d", nd, r)
 	})
-	merged("merged over four instances after partitions moved", peersOf("4", b, c, d))
+	merged("merged over four instances after partitions moved", peersOf("4", b, c, d), rescan())
 
-	// b is killed: once its session times out, a, c and d take its
-	// partitions and rebuild them.
-	held := assigned(b)
+	// b is killed with SIGKILL while it reads: once its session times
+	// out, a, c and d take its partitions and rebuild them.
+	was := committed(b)
+	more(3000)
+	waitFor("b reading", func() (bool, string) { return committed(b) > was, fmt.Sprintf("b committed %d", committed(b)) })
 	b.cmd.Process.Kill()
 	<-b.exited // not an exit waitFor should fail on
 	<-b.done
 	b.cmd = nil
+	more(3000)
 	waitFor("b's partitions taken by the others", func() (bool, string) {
 		na, nc, nd := assigned(a), assigned(c), assigned(d)
-		return na+nc+nd == 12, fmt.Sprintf("assigned a %d, c %d, d %d (b held %d)", na, nc, nd, held)
+		return na+nc+nd == 12, fmt.Sprintf("assigned a %d, c %d, d %d", na, nc, nd)
 	})
-	merged("merged over three instances after one was killed", peersOf("3", c, d))
+	merged("merged over three instances after one was killed", peersOf("3", c, d), rescan())
 
-	// b starts again on its store: it releases what it held and no
-	// longer gets, and rebuilds what it gets.
+	// b starts again on its store while records come: it releases what
+	// it held and no longer gets, and rebuilds what it gets.
 	start(b)
+	more(3000)
 	waitFor("b back with partitions", func() (bool, string) {
 		nb := assigned(b)
 		return nb > 0 && assigned(a)+nb+assigned(c)+assigned(d) == 12, fmt.Sprintf("b assigned %d", nb)
 	})
-	merged("merged over four instances after the killed one came back", peersOf("4", b, c, d))
+	merged("merged over four instances after the killed one came back", peersOf("4", b, c, d), rescan())
 
 	for _, in := range fleet {
 		in.cmd.Process.Signal(syscall.SIGTERM)
