@@ -390,12 +390,12 @@ func (c *ClientState) SawCountry(cc string, t time.Time) {
 // Forget drops client id from memory and from the next checkpoint: its
 // record is being deleted (pruned).
 func (s *State) Forget(id string) {
+	delete(s.owners, id) // the store's entry goes with the record, held or not
 	c := s.clients[id]
 	if c == nil {
 		return
 	}
 	delete(s.clients, id)
-	delete(s.owners, id) // the store's entry goes with the record
 	if c.dirty {
 		c.dirty = false
 		s.dirty = slices.DeleteFunc(s.dirty, func(d *ClientState) bool { return d == c })

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"maps"
 	"math"
 	"os"
 	"slices"
@@ -686,11 +685,11 @@ func (s *Source) onRevoked(m map[string][]int32) {
 	if s.runCtx.Err() != nil {
 		return
 	}
-	s.mu.Lock()
-	kept := maps.Clone(s.kept)
-	s.mu.Unlock()
 	for topic, parts := range m {
-		if kept[topic] {
+		s.mu.Lock()
+		kept := s.kept[topic]
+		s.mu.Unlock()
+		if kept {
 			continue
 		}
 		for _, partition := range parts {
