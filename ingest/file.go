@@ -628,7 +628,10 @@ func (r *fileRun) checkLive(ctx context.Context) error {
 // that the file the path names cannot change again unseen in between;
 // then old is finished and the files missed between two looks are read,
 // before any line of the new file. An error opening the new file (a pipe
-// in its place, say) is returned once old is finished.
+// in its place, say) is returned once old, and every file retired before
+// it, is read to its end: an event can find the path changed again after
+// the live file left it, before any check has read what was appended to
+// the file since.
 func (r *fileRun) replace(ctx context.Context, old *openFile, reason string) error {
 	r.cur, r.live = nil, nil
 	attachErr := r.attach(false)
@@ -639,6 +642,13 @@ func (r *fileRun) replace(ctx context.Context, old *openFile, reason string) err
 	}
 	if err := r.missed(ctx); err != nil {
 		return err
+	}
+	if attachErr != nil {
+		for _, rf := range r.rotated {
+			if err := r.drainRotated(ctx, rf); err != nil {
+				return err
+			}
+		}
 	}
 	return attachErr
 }
