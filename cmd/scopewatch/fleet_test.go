@@ -308,6 +308,33 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		n, _ := fleetMetric(filepath.Join(dir, in.name+".sock"), "scopewatch_kafka_partitions_released_total")
 		return int(n)
 	}
+	metric := func(in *fleetInstance, name string) int {
+		n, _ := fleetMetric(filepath.Join(dir, in.name+".sock"), name)
+		return int(n)
+	}
+	// restoresEnd waits until the running instances have finished at
+	// least n more restores than before and none is restoring: a
+	// partition taken over is rebuilt to the end it had, on the keyed
+	// topic and on the repartition topic (whose transaction markers take
+	// offsets no record has).
+	restoresEnd := func(what string, before, n int, running ...*fleetInstance) {
+		t.Helper()
+		waitFor(what, func() (bool, string) {
+			restoring, restored := 0, 0
+			for _, in := range running {
+				restoring += metric(in, "scopewatch_kafka_partitions_restoring")
+				restored += metric(in, "scopewatch_kafka_partitions_restored_total")
+			}
+			return restoring == 0 && restored-before >= n, fmt.Sprintf("%d restoring, %d of %d restored", restoring, restored-before, n)
+		})
+	}
+	restoredBy := func(running ...*fleetInstance) int {
+		n := 0
+		for _, in := range running {
+			n += metric(in, "scopewatch_kafka_partitions_restored_total")
+		}
+		return n
+	}
 	produced := events
 	more := func(n int) {
 		produce(produced, produced+n)
@@ -318,6 +345,7 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 	// their former owners release them, and it rebuilds them from their
 	// start.
 	before := released(a) + released(b) + released(c) // as the three joined
+	restoredBefore := restoredBy(a, b, c)
 	start(d)
 	more(3000)
 	waitFor("d holding partitions, released by the others", func() (bool, string) {
@@ -325,10 +353,12 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		return nd > 0 && r == nd, fmt.Sprintf("d assigned %d; a, b and c released %d", nd, r)
 	})
 	merged("merged over four instances after partitions moved", peersOf("4", b, c, d), rescan())
+	restoresEnd("d's partitions restored", restoredBefore, assigned(d), a, b, c, d)
 
 	// b is killed with SIGKILL while it reads: once its session times
 	// out, a, c and d take its partitions and rebuild them.
-	was := committed(b)
+	was, held := committed(b), assigned(b)
+	restoredBefore = restoredBy(a, c, d)
 	more(3000)
 	waitFor("b reading", func() (bool, string) { return committed(b) > was, fmt.Sprintf("b committed %d", committed(b)) })
 	b.cmd.Process.Kill()
@@ -341,9 +371,11 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		return na+nc+nd == 12, fmt.Sprintf("assigned a %d, c %d, d %d", na, nc, nd)
 	})
 	merged("merged over three instances after one was killed", peersOf("3", c, d), rescan())
+	restoresEnd("b's partitions restored by the others", restoredBefore, held, a, c, d)
 
 	// b starts again on its store while records come: it releases what
 	// it held and no longer gets, and rebuilds what it gets.
+	restoredBefore = restoredBy(a, c, d) // b starts again with its counters at zero
 	start(b)
 	more(3000)
 	waitFor("b back with partitions", func() (bool, string) {
@@ -351,6 +383,7 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		return nb > 0 && assigned(a)+nb+assigned(c)+assigned(d) == 12, fmt.Sprintf("b assigned %d", nb)
 	})
 	merged("merged over four instances after the killed one came back", peersOf("4", b, c, d), rescan())
+	restoresEnd("b's new partitions restored", restoredBefore, assigned(b), a, b, c, d)
 
 	for _, in := range fleet {
 		in.cmd.Process.Signal(syscall.SIGTERM)

@@ -86,7 +86,9 @@ type Source struct {
 
 	// restoring holds, per partition being rebuilt from an offset before
 	// its end, the offset that ends its restore: the end it had when it
-	// was assigned.
+	// was assigned. A read past it ends the restore; a transaction's
+	// marker, at the end of a partition written in transactions, is a
+	// record read like the others (KeepControlRecords), never handed on.
 	restoring map[tp]int64
 	// kept are the topics dropped from the client to be read again
 	// (created again): the rebalance that follows revokes their
@@ -197,19 +199,21 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 			if stopped {
 				return
 			}
-			if len(p.Records) == 0 && p.Err == nil {
-				s.caughtUp(p)
-			}
 			s.mu.Lock()
 			gen := s.recreated[p.Topic]
 			s.mu.Unlock()
+			lines := 0
 			for _, r := range p.Records {
+				if r.Attrs.IsControl() {
+					continue // a transaction's marker: no line, but its offset counts below
+				}
 				select {
 				case out <- s.line(r):
 				case <-ctx.Done():
 					stopped = true
 					return
 				}
+				lines++
 			}
 			if n := len(p.Records); n > 0 {
 				next := p.Records[n-1].Offset + 1
@@ -221,7 +225,7 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 					s.restoredLocked(tp{p.Topic, p.Partition})
 				}
 				s.mu.Unlock()
-				s.opt.Metrics.Records.WithLabelValues(s.opt.Name).Add(float64(n))
+				s.opt.Metrics.Records.WithLabelValues(s.opt.Name).Add(float64(lines))
 				s.opt.Metrics.Lag.WithLabelValues(s.opt.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-next, 0)))
 			}
 		})
@@ -436,6 +440,10 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 		// Records of a transaction only once it committed: the
 		// repartition stage's, or a transactional shipper's.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A transaction's markers take offsets of their own: kept, they
+		// show a partition read to its end, its last record being the
+		// marker of its last transaction (see restoring).
+		kgo.KeepControlRecords(),
 		kgo.AdjustFetchOffsetsFn(s.resume),
 		// The group's callbacks run between two polls, once every line
 		// polled is handed on: a partition released follows its lines.
@@ -563,22 +571,6 @@ func (s *Source) startRestores(cl *kgo.Client, parts []tp) {
 		}
 	}
 	s.exportRestoringLocked()
-}
-
-// caughtUp ends the restore of a partition that a fetch found with no
-// record to hand on, at an end past the one its restore runs to: the
-// records left below it were transaction markers, which take offsets of
-// their own and are never handed on.
-func (s *Source) caughtUp(p kgo.FetchTopicPartition) {
-	end := p.LastStableOffset
-	if end < 0 {
-		end = p.HighWatermark
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if target, ok := s.restoring[tp{p.Topic, p.Partition}]; ok && end >= target {
-		s.restoredLocked(tp{p.Topic, p.Partition})
-	}
 }
 
 // restoredLocked ends the restore of p; s.mu is held.
