@@ -91,10 +91,7 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 			return
 		}
 		si := b.scopeInfo(s)
-		seenBefore := si.id != noScope && st.has(si.id)
-		if !refused {
-			st.learn(si.id)
-		}
+		seenBefore := st.sawScope(si.id, !refused)
 		sev, reasons := si.severity, si.reasons
 		if refused {
 			reasons = slices.Clip(reasons) // outside the role or new: moot for a refusal
@@ -102,7 +99,7 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 				return
 			}
 		}
-		if !refused && role != nil && !d.rules.IsIdentityScope(s) && !si.allows(reg.Role, role, s) {
+		if !refused && role != nil && !si.identity && !si.allows(reg.Role, role, s) {
 			reasons = append(slices.Clip(reasons), "outside role "+reg.Role)
 			if sev == "" {
 				sev = store.SeverityWarning
@@ -178,6 +175,7 @@ type scopeInfo struct {
 	severity string // of the broadest reason, "" when none
 	reasons  []string
 	smart    *rules.SMARTScope
+	identity bool            // an identity scope (rules.IsIdentityScope): in every role
 	inRole   map[string]bool // role name → whether the role allows the scope
 }
 
@@ -194,7 +192,7 @@ func (b *broadRequest) scopeInfo(s string) *scopeInfo {
 	if si, ok := b.scopes[s]; ok {
 		return si
 	}
-	si := &scopeInfo{id: noScope}
+	si := &scopeInfo{id: noScope, identity: b.d.rules.IsIdentityScope(s)}
 	raise := func(sev, reason string) {
 		if store.SeverityRank(sev) > store.SeverityRank(si.severity) || si.severity == "" {
 			si.severity = sev

@@ -149,7 +149,7 @@ func (d *Detectors) Load(c store.Client) {
 	st.first, st.events = c.Seen.First, c.Seen.N
 	for s, u := range c.Scopes {
 		if u.Requested.N > 0 || u.Granted.N > 0 {
-			st.learn(d.broad.scopeInfo(s).id)
+			st.sawScope(d.broad.scopeInfo(s).id, true)
 		}
 	}
 	for cc, n := range c.Countries {
@@ -266,18 +266,15 @@ func (d *Detectors) locate(ip netip.Addr) Place {
 	return d.memoPlace
 }
 
-// has reports whether the client has asked for or been issued the scope.
-func (st *clientState) has(id uint32) bool {
-	_, ok := slices.BinarySearch(st.scopes, id)
-	return ok
-}
-
-// learn adds the scope to the client's set.
-func (st *clientState) learn(id uint32) {
+// sawScope reports whether the client had asked for or been issued the
+// scope before, and adds it to the client's set when learn is set.
+func (st *clientState) sawScope(id uint32, learn bool) bool {
 	if id == noScope {
-		return
+		return false
 	}
-	if i, ok := slices.BinarySearch(st.scopes, id); !ok {
+	i, ok := slices.BinarySearch(st.scopes, id)
+	if !ok && learn {
 		st.scopes = slices.Insert(st.scopes, i, id)
 	}
+	return ok
 }

@@ -57,16 +57,13 @@ type travellers struct {
 // travelShard is one shard: the places, and their keys in the order they
 // came (a full table forgets the oldest of the shard).
 type travelShard struct {
-	m     map[uint64]lastPlace
+	m     placeTable
 	order []uint64 // a queue: order[head:] then order[:head] hold the keys of m, oldest first
 	head  int
 }
 
 func (sh *travelShard) add(h uint64, p lastPlace) {
-	if sh.m == nil {
-		sh.m = make(map[uint64]lastPlace)
-	}
-	sh.m[h] = p
+	sh.m.set(h, p)
 	if sh.head == 0 {
 		sh.order = append(sh.order, h)
 		return
@@ -82,8 +79,8 @@ func (sh *travelShard) replaceOldest(h uint64, p lastPlace) bool {
 	if len(sh.order) == 0 {
 		return false
 	}
-	delete(sh.m, sh.order[sh.head])
-	sh.m[h] = p
+	sh.m.del(sh.order[sh.head])
+	sh.m.set(h, p)
 	sh.order[sh.head] = h
 	sh.head = (sh.head + 1) % len(sh.order)
 	return true
@@ -94,7 +91,7 @@ func (sh *travelShard) dropOldest() bool {
 	if len(sh.order) == 0 {
 		return false
 	}
-	delete(sh.m, sh.order[sh.head])
+	sh.m.del(sh.order[sh.head])
 	sh.order = slices.Delete(sh.order, sh.head, sh.head+1)
 	if sh.head >= len(sh.order) {
 		sh.head = 0
@@ -131,31 +128,30 @@ func travelKey(s string) uint64 {
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
 	h *= 0xc4ceb9fe1a85ec53
-	return h ^ h>>33
+	h ^= h >> 33
+	if h == 0 {
+		return 1 // the empty slot's key (placeTable)
+	}
+	return h
 }
 
 func (ts *travellers) get(h uint64) (lastPlace, bool) {
-	p, ok := ts.shards[h>>56].m[h]
-	return p, ok
+	return ts.shards[h>>56].m.get(h)
 }
 
 // update replaces the place stored under h, which get found.
 func (ts *travellers) update(h uint64, p lastPlace) {
 	i := uint8(h >> 56)
 	ts.mark(i)
-	ts.shards[i].m[h] = p
+	ts.shards[i].m.set(h, p)
 }
 
-// put stores p under h; a full table forgets the oldest entry of h's
-// shard for it.
+// put stores p under h, which get did not find; a full table forgets
+// the oldest entry of h's shard for it.
 func (ts *travellers) put(h uint64, p lastPlace) {
 	i := uint8(h >> 56)
 	sh := &ts.shards[i]
 	ts.mark(i)
-	if _, ok := sh.m[h]; ok {
-		sh.m[h] = p
-		return
-	}
 	if ts.n >= maxTravellers {
 		if sh.replaceOldest(h, p) {
 			return
@@ -193,15 +189,15 @@ func (ts *travellers) flush(b *store.Batch) {
 		ts.marked[i] = false
 		key := ts.prefix + strconv.FormatUint(uint64(i)|0x100, 16)[1:]
 		sh := &ts.shards[i]
-		if len(sh.m) == 0 {
+		if sh.m.n == 0 {
 			b.Windows[key] = nil
 			continue
 		}
 		// Oldest first, so that a restart forgets in the same order.
-		v := make([]int64, 0, 5*len(sh.m))
+		v := make([]int64, 0, 5*sh.m.n)
 		for j := range sh.order {
 			h := sh.order[(sh.head+j)%len(sh.order)]
-			p := sh.m[h]
+			p, _ := sh.m.get(h)
 			v = append(v, int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon)),
 				int64(p.radius)|int64(p.country[0])<<16|int64(p.country[1])<<24)
 		}
@@ -220,7 +216,7 @@ func (ts *travellers) restore(shard string, v []int64) bool {
 	sh := &ts.shards[i]
 	for j := 0; j < len(v); j += 5 {
 		h := uint64(v[j])
-		if _, dup := sh.m[h]; dup || h>>56 != i || ts.n >= maxTravellers {
+		if _, dup := sh.m.get(h); dup || h == 0 || h>>56 != i || ts.n >= maxTravellers {
 			continue
 		}
 		sh.add(h, lastPlace{t: v[j+1], lat: math.Float32frombits(uint32(v[j+2])), lon: math.Float32frombits(uint32(v[j+3])),
