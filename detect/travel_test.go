@@ -178,3 +178,27 @@ func place(t *placeTable, h uint64) lastPlace {
 	p, _ := t.get(h)
 	return p
 }
+
+// BenchmarkTravellersChurn measures the table of last places when every
+// event brings a subject not seen before, as in the bench's traffic: a
+// lookup that misses, then a put that forgets the oldest of a full table.
+func BenchmarkTravellersChurn(b *testing.B) {
+	ts := travellers{prefix: winTravelSubject}
+	keys := make([]uint64, 1<<20)
+	for i := range keys {
+		keys[i] = travelKey("subject-" + strconv.Itoa(i))
+	}
+	for i := range maxTravellers {
+		ts.put(keys[i], lastPlace{t: int64(i)})
+	}
+	i := maxTravellers
+	for b.Loop() {
+		h := keys[i%len(keys)]
+		if p, ok := ts.get(h); ok {
+			ts.update(h, lastPlace{t: p.t + 1})
+		} else {
+			ts.put(h, lastPlace{t: int64(i)})
+		}
+		i++
+	}
+}
