@@ -181,46 +181,69 @@ func (ts *travellers) mark(i uint8) {
 	}
 }
 
-// flush moves the changed shards into b: five numbers an entry (hash,
-// time, latitude and longitude bits, radius and country), nil for an
-// emptied shard.
+// travelColumns opens a shard's record in the column layout: the tag,
+// then the entries' hashes, times, latitude bits, longitude bits, and
+// radius-and-country words, each column oldest first. The store encodes a
+// record as varints of the differences between consecutive numbers, so
+// columns of like numbers (times close together, the same places again)
+// take about half the bytes of entries written one after the other, the
+// row layout of earlier versions, which restore still reads.
+const travelColumns = 2
+
+// flush moves the changed shards into b, nil for an emptied shard.
 func (ts *travellers) flush(b *store.Batch) {
 	for _, i := range ts.dirty {
 		ts.marked[i] = false
 		key := ts.prefix + strconv.FormatUint(uint64(i)|0x100, 16)[1:]
 		sh := &ts.shards[i]
-		if sh.m.n == 0 {
+		n := sh.m.n
+		if n == 0 {
 			b.Windows[key] = nil
 			continue
 		}
 		// Oldest first, so that a restart forgets in the same order.
-		v := make([]int64, 0, 5*sh.m.n)
+		v := make([]int64, 1+5*n)
+		v[0] = travelColumns
 		for j := range sh.order {
 			h := sh.order[(sh.head+j)%len(sh.order)]
 			p, _ := sh.m.get(h)
-			v = append(v, int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon)),
-				int64(p.radius)|int64(p.country[0])<<16|int64(p.country[1])<<24)
+			v[1+j], v[1+n+j], v[1+2*n+j], v[1+3*n+j] = int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon))
+			v[1+4*n+j] = int64(p.radius) | int64(p.country[0])<<16 | int64(p.country[1])<<24
 		}
 		b.Windows[key] = v
 	}
 	ts.dirty = ts.dirty[:0]
 }
 
-// restore loads one stored shard; it reports false for a record it cannot
-// read, which is then deleted.
+// restore loads one stored shard, in either layout; it reports false for
+// a record it cannot read, which is then deleted.
 func (ts *travellers) restore(shard string, v []int64) bool {
 	i, err := strconv.ParseUint(shard, 16, 8)
-	if err != nil || len(shard) != 2 || len(v)%5 != 0 {
+	if err != nil || len(shard) != 2 {
+		return false
+	}
+	// entry returns field f of entry j.
+	var entry func(j, f int) int64
+	var n int
+	switch {
+	case len(v)%5 == 1 && v[0] == travelColumns:
+		n = len(v) / 5
+		entry = func(j, f int) int64 { return v[1+f*n+j] }
+	case len(v)%5 == 0:
+		n = len(v) / 5
+		entry = func(j, f int) int64 { return v[5*j+f] }
+	default:
 		return false
 	}
 	sh := &ts.shards[i]
-	for j := 0; j < len(v); j += 5 {
-		h := uint64(v[j])
+	for j := range n {
+		h := uint64(entry(j, 0))
 		if _, dup := sh.m.get(h); dup || h == 0 || h>>56 != i || ts.n >= maxTravellers {
 			continue
 		}
-		sh.add(h, lastPlace{t: v[j+1], lat: math.Float32frombits(uint32(v[j+2])), lon: math.Float32frombits(uint32(v[j+3])),
-			radius: uint16(v[j+4]), country: [2]byte{byte(v[j+4] >> 16), byte(v[j+4] >> 24)}})
+		rc := entry(j, 4)
+		sh.add(h, lastPlace{t: entry(j, 1), lat: math.Float32frombits(uint32(entry(j, 2))), lon: math.Float32frombits(uint32(entry(j, 3))),
+			radius: uint16(rc), country: [2]byte{byte(rc >> 16), byte(rc >> 24)}})
 		ts.n++
 	}
 	return true

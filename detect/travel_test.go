@@ -155,20 +155,36 @@ func TestTravellersBounded(t *testing.T) {
 	if len(b.Windows) != 256 {
 		t.Fatalf("flushed %d shards, want 256", len(b.Windows))
 	}
-	back := travellers{prefix: winTravelSubject}
+	// The row layout of earlier versions: each entry's five numbers
+	// after one another.
+	rows := map[string][]int64{}
 	for k, v := range b.Windows {
-		if !back.restore(strings.TrimPrefix(k, winTravelSubject), v) {
-			t.Fatalf("shard %q not restored", k)
+		if v[0] != travelColumns || len(v)%5 != 1 {
+			t.Fatalf("shard %q flushed in %d numbers starting %d, not in the column layout", k, len(v), v[0])
+		}
+		n := len(v) / 5
+		for j := range n {
+			for f := range 5 {
+				rows[k] = append(rows[k], v[1+f*n+j])
+			}
 		}
 	}
-	if back.n != ts.n {
-		t.Fatalf("restored %d, want %d", back.n, ts.n)
-	}
-	for i := range ts.shards {
-		a, r := &ts.shards[i], &back.shards[i]
-		for j := range a.order {
-			if x, y := a.order[(a.head+j)%len(a.order)], r.order[(r.head+j)%len(r.order)]; x != y || place(&a.m, x) != place(&r.m, y) {
-				t.Fatalf("shard %d differs at %d after a restore", i, j)
+	for layout, windows := range map[string]map[string][]int64{"column": b.Windows, "row": rows} {
+		back := travellers{prefix: winTravelSubject}
+		for k, v := range windows {
+			if !back.restore(strings.TrimPrefix(k, winTravelSubject), v) {
+				t.Fatalf("%s layout: shard %q not restored", layout, k)
+			}
+		}
+		if back.n != ts.n {
+			t.Fatalf("%s layout: restored %d, want %d", layout, back.n, ts.n)
+		}
+		for i := range ts.shards {
+			a, r := &ts.shards[i], &back.shards[i]
+			for j := range a.order {
+				if x, y := a.order[(a.head+j)%len(a.order)], r.order[(r.head+j)%len(r.order)]; x != y || place(&a.m, x) != place(&r.m, y) {
+					t.Fatalf("%s layout: shard %d differs at %d after a restore", layout, i, j)
+				}
 			}
 		}
 	}
