@@ -178,8 +178,18 @@ func TestScheduledReportPostedToSlack(t *testing.T) {
 	if len(ms) != 1 || !strings.Contains(ms[0].Text, "Unused-scope report") {
 		t.Errorf("summary messages = %+v", ms)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "reports", files[0].Name)); err != nil {
-		t.Errorf("the posted report is not on disk: %v", err)
+	// The report is posted before it is written (a crash between posts
+	// it twice rather than never), so the upload can come before the
+	// file: wait for the file too.
+	path := filepath.Join(dir, "reports", files[0].Name)
+	for deadline := time.Now().Add(geoPollFor); ; <-tick.C {
+		_, err := os.Stat(path)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the posted report is not on disk: %v", err)
+		}
 	}
 }
 
