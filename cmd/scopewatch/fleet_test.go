@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/internal/traffic"
@@ -60,7 +63,9 @@ type fleetInstance struct {
 // them, it rebuilds them from their start), one is killed with SIGKILL
 // while it reads (the others take its partitions once its session times
 // out) and is started again (it releases what it held, and rebuilds what
-// it gets), records coming all along.
+// it gets), records coming all along. After each move every restore must
+// end. Last, one is killed and started again at once: a static member, it
+// gets its partitions back, and nothing moves.
 func TestKafkaFleet(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -387,12 +392,83 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 	// that none is left restoring is certain.
 	restoresEnd("b's new partitions restored", restoredBefore, 0, a, b, c, d)
 
+	// c is killed and starts again within its session timeout: a static
+	// member (instance_id) gets its partitions back, so no other
+	// instance is given or releases any, and c resumes them from its
+	// store, restoring none. (Kafka skips the rebalance when the member's
+	// protocol is unchanged; kfake compares the protocols' metadata,
+	// which holds the partitions a member owns, and runs one in which
+	// every member keeps what it has.)
+	others := func(name string) int {
+		n := 0
+		for _, in := range []*fleetInstance{a, b, d} {
+			n += metric(in, name)
+		}
+		return n
+	}
+	heldC := assigned(c)
+	holding := fmt.Sprint(assigned(a), assigned(b), assigned(d))
+	staticMembers(t, broker, "scopewatch", "a", "b", "c", "d")
+	releases := others("scopewatch_kafka_partitions_released_total")
+	c.cmd.Process.Kill()
+	<-c.exited
+	<-c.done
+	c.cmd = nil
+	start(c)
+	more(3000)
+	waitFor("c back with its partitions", func() (bool, string) {
+		n := assigned(c)
+		return n == heldC, fmt.Sprintf("c assigned %d, held %d", n, heldC)
+	})
+	merged("merged over four instances after a restart within the session", peersOf("4s", b, c, d), rescan())
+	staticMembers(t, broker, "scopewatch", "a", "b", "c", "d")
+	if now := fmt.Sprint(assigned(a), assigned(b), assigned(d)); now != holding {
+		t.Errorf("a, b and d hold %s partitions after c restarted within its session, held %s", now, holding)
+	}
+	if n := others("scopewatch_kafka_partitions_released_total"); n != releases {
+		t.Errorf("the others released %d partitions while c restarted within its session, want none", n-releases)
+	}
+	if n := metric(c, "scopewatch_kafka_partitions_restored_total") + metric(c, "scopewatch_kafka_partitions_restoring"); n != 0 {
+		t.Errorf("c restored %d partitions after a restart within its session, want none: it resumes them from its store", n)
+	}
+
 	for _, in := range fleet {
 		in.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-in.exited; err != nil {
 			t.Errorf("instance %s did not stop cleanly on SIGTERM: %v", in.name, err)
 		}
 		in.cmd = nil
+	}
+}
+
+// staticMembers checks that the consumer group has one member for each
+// of the instance ids, and no other.
+func staticMembers(t *testing.T, broker, group string, ids ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range resp.Groups {
+		for _, m := range g.Members {
+			id := "(dynamic " + m.MemberID + ")"
+			if m.InstanceID != nil {
+				id = *m.InstanceID
+			}
+			got = append(got, id)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, ids) {
+		t.Errorf("group %s has members %q, want the static members %q", group, got, ids)
 	}
 }
 
