@@ -422,6 +422,9 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 	})
 	merged("merged over four instances after a restart within the session", peersOf("4s", b, c, d), rescan())
 	staticMembers(t, broker, "scopewatch", "a", "b", "c", "d")
+	if repartitioned {
+		staticMembers(t, broker, "scopewatch-repartition", "a", "b", "c", "d") // the stage's own group
+	}
 	if now := fmt.Sprint(assigned(a), assigned(b), assigned(d)); now != holding {
 		t.Errorf("a, b and d hold %s partitions after c restarted within its session, held %s", now, holding)
 	}
