@@ -173,7 +173,7 @@ func (p *auth0Parser) event(v []jsonValue, pos Position, dst []Event) ([]Event, 
 	if !ok {
 		return dst, lineError(pos, p.name, "user_id", ReasonBadField, "user_id is not a string")
 	}
-	e.Subject = p.strs.bytes(user)
+	e.Subject = p.strs.subject(user)
 	// ip and country_code are optional: a value that cannot be read (a
 	// placeholder, garbage, a country that is no code) is left out and
 	// counted, and the event is kept.

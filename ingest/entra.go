@@ -145,7 +145,7 @@ func (p *entraParser) record(pos Position, dst []Event) ([]Event, error) {
 	if !ok {
 		return dst, lineError(pos, p.name, "properties.userId", ReasonBadField, "userId is not a string")
 	}
-	e.Subject = p.strs.bytes(user)
+	e.Subject = p.strs.subject(user)
 	ipField, iv := "callerIpAddress", v[sl.callerIP]
 	if !iv.present() || (iv.kind == jsonString && len(iv.raw) == 0) {
 		ipField, iv = "properties.ipAddress", v[sl.ip]

@@ -10,6 +10,12 @@ package ingest
 const (
 	// internMaxEntries bounds each intern table.
 	internMaxEntries = 1 << 16
+	// subjectMaxEntries bounds the table of subjects, apart: users come
+	// and go by the thousand, and in the main table they would push out
+	// the client ids, types and reasons that repeat on every line, and
+	// make it large enough that each lookup misses the processor's
+	// caches.
+	subjectMaxEntries = 1 << 12
 	// internMaxLen is the longest value worth interning; longer values are
 	// copied each time so that one odd line cannot pin much memory.
 	internMaxLen = 256
@@ -19,29 +25,42 @@ const (
 	scopeListMaxLen = 4096
 )
 
-// interner maps byte strings to shared string values.
+// interner maps byte strings to shared string values: subjects in a
+// table of their own, everything else in m.
 type interner struct {
-	m map[string]string
+	m, subjects map[string]string
 }
 
 // bytes returns b as a string, shared with earlier calls for equal b.
 func (t *interner) bytes(b []byte) string {
+	return intern(&t.m, b, internMaxEntries)
+}
+
+// subject returns a subject (a user id or name) as a string, shared with
+// earlier calls for equal b.
+func (t *interner) subject(b []byte) string {
+	return intern(&t.subjects, b, subjectMaxEntries)
+}
+
+// intern looks b up in *m, a table of at most max entries emptied when
+// full.
+func intern(m *map[string]string, b []byte, max int) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := t.m[string(b)]; ok {
+	if s, ok := (*m)[string(b)]; ok {
 		return s
 	}
 	if len(b) > internMaxLen {
 		return string(b)
 	}
-	if t.m == nil {
-		t.m = make(map[string]string, 256)
-	} else if len(t.m) >= internMaxEntries {
-		clear(t.m)
+	if *m == nil {
+		*m = make(map[string]string, 256)
+	} else if len(*m) >= max {
+		clear(*m)
 	}
 	s := string(b)
-	t.m[s] = s
+	(*m)[s] = s
 	return s
 }
 

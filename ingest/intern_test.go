@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestInternerShares(t *testing.T) {
@@ -46,5 +47,25 @@ func TestScopeListsBounded(t *testing.T) {
 	}
 	if n := len(c.m); n > scopeListMaxEntries {
 		t.Errorf("table holds %d entries, want at most %d", n, scopeListMaxEntries)
+	}
+}
+
+// TestSubjectsApart checks that a stream of users seen once each neither
+// grows the subjects' table past its bound nor pushes the client ids out
+// of the main one.
+func TestSubjectsApart(t *testing.T) {
+	var in interner
+	client := in.bytes([]byte("lab-app"))
+	for i := range internMaxEntries + 10 {
+		in.subject([]byte("user-" + strconv.Itoa(i)))
+	}
+	if n := len(in.subjects); n > subjectMaxEntries {
+		t.Errorf("subjects' table holds %d entries, want at most %d", n, subjectMaxEntries)
+	}
+	if again := in.bytes([]byte("lab-app")); unsafe.StringData(again) != unsafe.StringData(client) {
+		t.Error("the client id was pushed out of the table by subjects")
+	}
+	if a, b := in.subject([]byte("u1")), in.subject([]byte("u1")); unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Error("a repeated subject is not shared")
 	}
 }

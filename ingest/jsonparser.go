@@ -275,7 +275,7 @@ func (p *jsonParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if b, ok = p.text(p.val(p.slot.subject)); !ok {
 		return dst, p.fail(pos, "subject", f.Subject, ReasonBadField, "subject is not a string")
 	}
-	e.Subject = p.strs.bytes(dashless(b))
+	e.Subject = p.strs.subject(dashless(b))
 	if e.IP, ok = p.ip(p.val(p.slot.ip)); !ok {
 		return dst, p.fail(pos, "ip", f.IP, ReasonBadField, "no valid IP address")
 	}

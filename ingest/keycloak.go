@@ -796,9 +796,9 @@ func (p *keycloakParser) emit(ev *kcEvent, pos Position, dst []Event) ([]Event, 
 		e.IP = a
 	}
 	if user := nonNull(ev.user); len(user) > 0 {
-		e.Subject = p.strs.bytes(user)
+		e.Subject = p.strs.subject(user)
 	} else {
-		e.Subject = p.strs.bytes(nonNull(ev.username))
+		e.Subject = p.strs.subject(nonNull(ev.username))
 	}
 	switch kind {
 	case KindAdmin:

@@ -249,7 +249,7 @@ func (p *nginxParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	e.Method = p.strs.bytes(method)
 	setTarget(&e, target)
 	e.Status = status
-	e.Subject = p.strs.bytes(dashless(user))
+	e.Subject = p.strs.subject(dashless(user))
 	e.IP = p.clientIP(xff, remote)
 	return append(dst, e), nil
 }

@@ -248,7 +248,7 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 	if b, bad = p.str(&p.subject); bad != "" {
 		return dst, p.fail(pos, "subject", bad, ReasonBadField, "subject is not a string")
 	}
-	e.Subject = p.strs.bytes(b)
+	e.Subject = p.strs.subject(b)
 	for i, slot := range p.grant.slots {
 		l, ok := p.scopeList(p.scan.vals[slot])
 		if !ok {

@@ -254,7 +254,7 @@ func (p *oktaParser) subject(pos Position) (string, error) {
 			return "", lineError(pos, p.name, "debugContext.debugData.userId", ReasonBadField, "userId is not a string")
 		}
 	}
-	return p.strs.bytes(user), nil
+	return p.strs.subject(user), nil
 }
 
 // ip returns client.ipAddress, else the first address of
