@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"math"
 	"net/netip"
@@ -117,8 +118,28 @@ func (e *ipTally) text(buf *[64]byte) []byte {
 
 // compareText orders entries as their texts sort.
 func compareText(a, b *ipTally) int {
+	if a.n > 0 && b.n > 0 {
+		// Both spelled inline: compared as two words each, the text
+		// padded with zeros (no address text holds a zero byte, so a
+		// text sorts before the longer ones it begins).
+		ah, al := a.textKey()
+		bh, bl := b.textKey()
+		if c := cmp.Compare(ah, bh); c != 0 {
+			return c
+		}
+		return cmp.Compare(al, bl)
+	}
 	var ab, bb [64]byte
 	return bytes.Compare(a.text(&ab), b.text(&bb))
+}
+
+// textKey returns the inline text, zero-padded, with its length last, as
+// two big-endian words.
+func (e *ipTally) textKey() (hi, lo uint64) {
+	var b [16]byte
+	copy(b[:], e.short[:])
+	b[15] = e.n
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
 type nameTally struct {
@@ -342,8 +363,19 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		if lessRecentIP(&n, &c.ips[drop]) {
 			return // older than everything kept: gone at once
 		}
-		c.ips = slices.Delete(c.ips, drop, drop+1)
-		c.ipKeys = slices.Delete(c.ipKeys, drop, drop+1)
+		// The new address takes the dropped one's place in the order:
+		// only the entries between the two move.
+		i := sort.Search(len(c.ips), func(j int) bool { return compareText(&c.ips[j], &n) >= 0 })
+		if i > drop {
+			i--
+			copy(c.ips[drop:i], c.ips[drop+1:i+1])
+			copy(c.ipKeys[drop:i], c.ipKeys[drop+1:i+1])
+		} else {
+			copy(c.ips[i+1:drop+1], c.ips[i:drop])
+			copy(c.ipKeys[i+1:drop+1], c.ipKeys[i:drop])
+		}
+		c.ips[i], c.ipKeys[i] = n, k
+		return
 	}
 	i := sort.Search(len(c.ips), func(j int) bool { return compareText(&c.ips[j], &n) >= 0 })
 	c.ips = slices.Insert(c.ips, i, n)

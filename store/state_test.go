@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,5 +101,69 @@ func TestStateForget(t *testing.T) {
 	st.Checkpoint(b)
 	if len(b.Records) != 1 || b.Records[0].ID != "b" || st.Len() != 1 {
 		t.Fatalf("records %+v, holding %d; want b only", b.Records, st.Len())
+	}
+}
+
+// TestSawIPKeepsOrder checks the address set against a plain model: the
+// MaxIPs most recently seen (among equal times, the smaller text stays),
+// sorted by text. Addresses come from a small pool, IPv4 and IPv6 (whose
+// text is too long to be held inline), at times that go back now and then.
+func TestSawIPKeepsOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var pool []netip.Addr
+	for i := range 150 {
+		pool = append(pool, netip.AddrFrom4([4]byte{10, byte(rng.IntN(3)), byte(i), byte(rng.IntN(256))}))
+		// Texts of 15 bytes, the longest held inline, that differ late.
+		pool = append(pool, netip.AddrFrom4([4]byte{192, 168, byte(100 + rng.IntN(3)), byte(100 + rng.IntN(20))}))
+	}
+	for i := range 50 {
+		pool = append(pool, netip.MustParseAddr("2001:db8:85a3:1234:5678:8a2e:370:"+strconv.FormatInt(int64(7000+i), 16)))
+	}
+	st := NewState(nil, 0)
+	c := st.Client("lab-app")
+	type seen struct {
+		text string
+		t    Tally
+	}
+	var model []seen
+	for step := range 20000 {
+		a := pool[rng.IntN(len(pool))]
+		when := at(time.Duration(step-rng.IntN(50)) * time.Second)
+		c.SawIP(a, when)
+		text := a.String()
+		found := false
+		for i := range model {
+			if model[i].text == text {
+				model[i].t.Add(1, when)
+				found = true
+			}
+		}
+		if !found {
+			n := seen{text: text}
+			n.t.Add(1, when)
+			model = append(model, n)
+			if len(model) > MaxIPs {
+				// The least recently seen goes; among equal times the
+				// greater text.
+				drop := 0
+				for j := range model {
+					x, y := &model[j].t, &model[drop].t
+					if x.lastBefore(y) || (x.lastEqual(y) && model[j].text > model[drop].text) {
+						drop = j
+					}
+				}
+				model = slices.Delete(model, drop, drop+1)
+			}
+		}
+		slices.SortFunc(model, func(x, y seen) int { return strings.Compare(x.text, y.text) })
+		if len(c.ips) != len(model) {
+			t.Fatalf("step %d: %d addresses, the model %d", step, len(c.ips), len(model))
+		}
+		for i := range model {
+			var buf [64]byte
+			if got := string(c.ips[i].text(&buf)); got != model[i].text || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(c.ips[i].addr) {
+				t.Fatalf("step %d: address %d is %s %+v, the model's %s %+v", step, i, got, c.ips[i].t, model[i].text, model[i].t)
+			}
+		}
 	}
 }

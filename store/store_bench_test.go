@@ -218,3 +218,22 @@ func BenchmarkStateMemory(b *testing.B) {
 		runtime.KeepAlive(st)
 	}
 }
+
+// BenchmarkSawIPChurn measures a client's address set when every event
+// brings an address not seen before to a full set, as with clients whose
+// users come from many hosts: the least recently seen goes, and the new
+// one takes its place in the order.
+func BenchmarkSawIPChurn(b *testing.B) {
+	st := NewState(nil, 0)
+	cs := make([]*ClientState, 1000)
+	for i := range cs {
+		cs[i] = st.Client(fmt.Sprintf("client-%04d", i))
+	}
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	i := 0
+	for b.Loop() {
+		c := cs[i%len(cs)]
+		c.SawIP(netip.AddrFrom4([4]byte{byte(20 + i%3), byte(i >> 16), byte(i >> 8), byte(i)}), t.Add(time.Duration(i)*time.Millisecond))
+		i++
+	}
+}
