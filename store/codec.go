@@ -107,6 +107,18 @@ func appendPositionKey(b []byte, k PositionKey) []byte {
 	return binary.BigEndian.AppendUint64(b, k.File.Ino)
 }
 
+// decodePositionKey reads a key appendPositionKey wrote; false when b is
+// not one.
+func decodePositionKey(b []byte) (PositionKey, bool) {
+	n := len(b) - 17
+	if n < 0 || b[n] != 0 {
+		return PositionKey{}, false
+	}
+	return PositionKey{Source: string(b[:n]), File: FileID{
+		Dev: binary.BigEndian.Uint64(b[n+1:]), Ino: binary.BigEndian.Uint64(b[n+9:]),
+	}}, true
+}
+
 func appendPosition(b []byte, p *Position) []byte {
 	b = append(b, formatV1)
 	b = appendUvarint(b, uint64(p.HeadLen))
@@ -338,18 +350,15 @@ func decodeSource(name string, v []byte) (Source, error) {
 }
 
 func decodePosition(k, v []byte) (Position, error) {
-	if len(k) < 17 || k[len(k)-17] != 0 {
+	key, ok := decodePositionKey(k)
+	if !ok {
 		return Position{}, fmt.Errorf("position key %q: %w", k, ErrCorrupt)
 	}
-	src := k[:len(k)-17]
 	d := decoder{b: v}
 	d.format(formatV1)
 	p := Position{
-		Source: string(src),
-		File: FileID{
-			Dev: binary.BigEndian.Uint64(k[len(k)-16:]),
-			Ino: binary.BigEndian.Uint64(k[len(k)-8:]),
-		},
+		Source:   key.Source,
+		File:     key.File,
 		HeadLen:  int(d.uvarint()),
 		HeadHash: d.fixed64(),
 		Offset:   d.varint(),

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,14 +20,12 @@ func appendOwner(b []byte, k PositionKey) []byte {
 }
 
 func decodeOwner(v []byte) (PositionKey, error) {
-	if len(v) < 1+1+16 || v[0] != ownerFormat || v[len(v)-17] != 0 {
-		return PositionKey{}, fmt.Errorf("owner record of %d bytes: %w", len(v), ErrCorrupt)
+	if len(v) > 0 && v[0] == ownerFormat {
+		if k, ok := decodePositionKey(v[1:]); ok {
+			return k, nil
+		}
 	}
-	v = v[1:]
-	n := len(v) - 17
-	return PositionKey{Source: string(v[:n]), File: FileID{
-		Dev: binary.BigEndian.Uint64(v[n+1:]), Ino: binary.BigEndian.Uint64(v[n+9:]),
-	}}, nil
+	return PositionKey{}, fmt.Errorf("owner record of %d bytes: %w", len(v), ErrCorrupt)
 }
 
 // Owners returns the partition each client with one belongs to.

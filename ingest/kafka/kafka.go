@@ -384,6 +384,11 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// position returns the position of partition p, before its first record.
+func (s *Source) position(p tp) ingest.Position {
+	return ingest.Position{Source: s.opt.Name, Path: PositionPath(p.topic, p.partition), File: FileID(p.topic, p.partition), Partition: true}
+}
+
 // line turns a record into the source's line: its value without a
 // trailing newline, at the offset after it.
 func (s *Source) line(r *kgo.Record) ingest.Line {
@@ -391,10 +396,8 @@ func (s *Source) line(r *kgo.Record) ingest.Line {
 	if n := len(v); n > 0 && v[n-1] == '\n' {
 		v = v[:n-1]
 	}
-	pos := ingest.Position{
-		Source: s.opt.Name, Path: PositionPath(r.Topic, r.Partition), File: FileID(r.Topic, r.Partition),
-		Offset: r.Offset + 1, Line: r.Offset + 1, Partition: true,
-	}
+	pos := s.position(tp{r.Topic, r.Partition})
+	pos.Offset, pos.Line = r.Offset+1, r.Offset+1
 	if len(v) > s.opt.MaxLineSize {
 		return ingest.TooLongLine(int64(len(v)), s.opt.MaxLineSize, pos)
 	}
@@ -457,13 +460,23 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	)
+	opts = append(opts, s.memberOpts()...)
+	return append(opts, s.opt.Extra...), nil
+}
+
+// memberOpts returns the options of this instance as a member of a
+// consumer group, the source's own or its repartition stage's: static
+// (instance_id) and its session timeout.
+func (s *Source) memberOpts() []kgo.Opt {
+	c := s.opt.Config
+	var opts []kgo.Opt
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
 	if c.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(time.Duration(c.SessionTimeout)))
 	}
-	return append(opts, s.opt.Extra...), nil
+	return opts
 }
 
 // connOpts returns the options that reach the brokers: addresses, TLS and
@@ -698,7 +711,7 @@ func (s *Source) release(p tp) {
 	s.restored([]tp{p})
 	done := make(chan error, 1)
 	ln := ingest.Line{
-		Pos:     ingest.Position{Source: s.opt.Name, Path: PositionPath(p.topic, p.partition), File: FileID(p.topic, p.partition), Partition: true},
+		Pos:     s.position(p),
 		Release: &ingest.Release{Done: done},
 	}
 	var err error

@@ -76,12 +76,7 @@ func (s *Source) repartitionSession(ctx context.Context) (ran bool, err error) {
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	)
-	if id := s.opt.Config.InstanceID; id != "" {
-		opts = append(opts, kgo.InstanceID(id))
-	}
-	if t := s.opt.Config.SessionTimeout; t > 0 {
-		opts = append(opts, kgo.SessionTimeout(time.Duration(t)))
-	}
+	opts = append(opts, s.memberOpts()...)
 	sess, err := kgo.NewGroupTransactSession(append(opts, s.opt.Extra...)...)
 	if err != nil {
 		return false, fmt.Errorf("kafka repartition client: %w", err)
