@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -215,6 +216,12 @@ func layout() []bucketSpec {
 		{bucketDeadLetter, 3, seqKeyString, decodeJSON[DeadLetter]()},
 		{bucketWindows, 5, quoteKey, func(_, v []byte) error { _, err := decodeWindow(v); return err }},
 		{bucketOwners, 6, quoteKey, func(_, v []byte) error { _, err := decodeOwner(v); return err }},
+		{bucketChangelog, 7, quoteKey, func(k, v []byte) error {
+			if _, n := binary.Uvarint(v); n <= 0 && !bytes.HasSuffix(k, []byte(seededSuffix)) {
+				return fmt.Errorf("changelog entry of %d bytes: %w", len(v), ErrCorrupt)
+			}
+			return nil
+		}},
 	}
 }
 

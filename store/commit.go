@@ -16,7 +16,9 @@ import (
 // stored statistics, and each position replaces the stored one for its
 // file; the positions of b.DropPositions are deleted, and b.Owners
 // recorded. When Commit returns nil, all of it is on disk; otherwise none of
-// it is. An empty batch commits nothing and starts no transaction.
+// it is. b.Restore, a partition's state read from its changelog, is
+// written after the deletions and before the records. An empty batch
+// commits nothing and starts no transaction.
 //
 // Client ids, scope names and source names must be non-empty, and client
 // ids and source names must not contain a 0 byte; a batch breaking these
@@ -33,8 +35,18 @@ func (db *DB) Commit(b *Batch) error {
 	e := &db.enc
 	e.reset()
 	err := db.update(func(tx *bolt.Tx) error {
+		if db.changelog != nil {
+			if err := markChanges(tx, b, db.changelog); err != nil {
+				return err
+			}
+		}
 		if err := dropClients(tx.Bucket(bucketClients), tx.Bucket(bucketOwners), b.DropClients); err != nil {
 			return err
+		}
+		if b.Restore != nil {
+			if err := restore(tx, b.Restore); err != nil {
+				return err
+			}
 		}
 		if err := e.records(tx.Bucket(bucketClients), b.Records); err != nil {
 			return err

@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -88,8 +88,11 @@ type DB struct {
 	readOnly bool
 	now      func() time.Time
 
-	mu  sync.Mutex // serialises Commit and guards enc
+	mu  sync.Mutex // serialises Commit and guards enc and changelog
 	enc encoder
+	// changelog names the sources whose partitions keep a changelog
+	// (KeepChangelog); nil when none does.
+	changelog *changelogKeep
 
 	// beforeCommit, when set (by tests), runs inside Commit's transaction
 	// after every write; an error from it rolls the transaction back.
@@ -158,6 +161,13 @@ func migrations() []func(tx *bolt.Tx) error {
 		5: func(tx *bolt.Tx) error {
 			if _, err := tx.CreateBucketIfNotExists(bucketOwners); err != nil {
 				return fmt.Errorf("create bucket %s: %w", bucketOwners, err)
+			}
+			return nil
+		},
+		// Version 7 adds what the partitions' changelogs lack.
+		6: func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketChangelog); err != nil {
+				return fmt.Errorf("create bucket %s: %w", bucketChangelog, err)
 			}
 			return nil
 		},

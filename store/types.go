@@ -120,6 +120,9 @@ type Batch struct {
 	// DropPositions are positions to delete (partitions released).
 	Owners        map[string]PositionKey
 	DropPositions []PositionKey
+	// Restore, when set, is a partition's state read from its changelog,
+	// to write into the store.
+	Restore *Snapshot
 }
 
 // PositionKey identifies one file of one source.
@@ -166,13 +169,15 @@ func (b *Batch) Reset() {
 	clear(b.Windows)
 	clear(b.Owners)
 	b.DropPositions = b.DropPositions[:0]
+	b.Restore = nil
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Records) == 0 && len(b.Sources) == 0 && len(b.Positions) == 0 &&
 		len(b.Findings) == 0 && len(b.DropFindings) == 0 && len(b.Coverage) == 0 && len(b.Notify) == 0 &&
-		len(b.DropClients) == 0 && len(b.Windows) == 0 && len(b.Owners) == 0 && len(b.DropPositions) == 0
+		len(b.DropClients) == 0 && len(b.Windows) == 0 && len(b.Owners) == 0 && len(b.DropPositions) == 0 &&
+		b.Restore == nil
 }
 
 // Source returns the statistics delta for source name, creating it on first use.

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// testWindowClient names the client of the test's windows: "w\x00" and
+// the client id.
+func testWindowClient(k string) (string, bool) { return strings.CutPrefix(k, "w\x00") }
+
+// partitionKey is the position key of partition n of source "kc".
+func partitionKey(n uint64) PositionKey {
+	return PositionKey{Source: "kc", File: FileID{Dev: math.MaxUint64, Ino: n}}
+}
+
+// changelogCommit commits, on db, usage of the clients ids through st,
+// each owned by partition k, with a finding and a window of each, and k's
+// position at offset.
+func changelogCommit(t *testing.T, db *DB, st *State, k PositionKey, offset int64, ids ...string) {
+	t.Helper()
+	b := NewBatch()
+	for _, id := range ids {
+		c := st.Client(id)
+		c.Seen.Add(1, at(time.Duration(offset)*time.Second))
+		c.Scope("openid").Granted.Add(1, at(0))
+		st.Own(id, k)
+		fk := FindingKey{Kind: "broad_request", Client: id, Subject: "admin"}
+		b.Findings[fk] = Finding{FindingKey: fk, Severity: "high", State: StateOpen, Count: uint64(offset)}
+		b.Windows["w\x00"+id] = []int64{offset, offset + 1}
+	}
+	b.Windows["address\x00203.0.113.1"] = []int64{offset} // of no client: never shipped
+	b.SetPosition(Position{Source: k.Source, File: k.File, Offset: offset, Line: offset, Path: "kafka:t/0"})
+	st.Checkpoint(b)
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	st.Durable(b.Gen)
+}
+
+// restoreChanges writes what a changelog holding chs, in order, would
+// give a restore, as a compacted topic keeps it: the newest value of each
+// client, deletions gone.
+func restoreChanges(t *testing.T, chs ...*Changes) *Snapshot {
+	t.Helper()
+	clients := map[string][]byte{}
+	var partition []byte
+	var k PositionKey
+	for _, ch := range chs {
+		for _, c := range ch.Clients {
+			if c.Value == nil {
+				delete(clients, c.ID)
+			} else {
+				clients[c.ID] = c.Value
+			}
+		}
+		var err error
+		if partition, err = EncodePartition(ch.Position, ch.Coverage); err != nil {
+			t.Fatal(err)
+		}
+		k = ch.Key
+	}
+	s, err := DecodeSnapshot(k, partition, clients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestChangelogRoundTrip ships a partition's changes and restores them
+// into another store: the clients' records, findings and windows, their
+// partition and its position arrive as they were; a client deleted is
+// deleted there too; what was shipped is not shipped again, what changed
+// since is; a released partition's entries go; and a source that keeps
+// no changelog records nothing.
+func TestChangelogRoundTrip(t *testing.T) {
+	db, _ := newTestDB(t)
+	db.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient})
+	st := NewState(db, 100)
+	k0, k1 := partitionKey(0), partitionKey(1)
+	changelogCommit(t, db, st, k0, 10, "a", "b")
+	changelogCommit(t, db, st, k1, 5, "z")
+
+	first, err := db.Changes(k0)
+	if err != nil || first == nil {
+		t.Fatalf("Changes = %v, %v", first, err)
+	}
+	if !first.Seed || len(first.Clients) != 2 || first.Clients[0].ID != "a" || first.Position.Offset != 10 {
+		t.Fatalf("first changes: seed %v, %d clients, offset %d; want a seed of a and b at 10", first.Seed, len(first.Clients), first.Position.Offset)
+	}
+	// A commit between the read and its shipping is shipped next time.
+	changelogCommit(t, db, st, k0, 20, "b")
+	if err := db.Shipped(first); err != nil {
+		t.Fatal(err)
+	}
+	second, err := db.Changes(k0)
+	if err != nil || second == nil || second.Seed || len(second.Clients) != 1 || second.Clients[0].ID != "b" || second.Position.Offset != 20 {
+		t.Fatalf("second changes = %+v, %v; want b alone at 20", second, err)
+	}
+	if err := db.Shipped(second); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := db.Changes(k0); err != nil || ch != nil {
+		t.Fatalf("after shipping everything, Changes = %+v, %v; want nil", ch, err)
+	}
+
+	// a is pruned: its deletion is shipped.
+	drop := NewBatch()
+	drop.DropClients["a"] = struct{}{}
+	st.Forget("a")
+	if err := db.Commit(drop); err != nil {
+		t.Fatal(err)
+	}
+	third, err := db.Changes(k0)
+	if err != nil || third == nil || len(third.Clients) != 1 || third.Clients[0].ID != "a" || third.Clients[0].Value != nil {
+		t.Fatalf("after a deletion, Changes = %+v, %v; want a deleted", third, err)
+	}
+
+	snap := restoreChanges(t, first, second, third)
+	other, _ := newTestDB(t)
+	rb := NewBatch()
+	rb.Restore = snap
+	rb.SetPosition(snap.Position)
+	if err := other.Commit(rb); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		want, wok, _ := db.Client(id)
+		got, gok, err := other.Client(id)
+		if err != nil || gok != wok || !reflect.DeepEqual(got, want) {
+			t.Errorf("client %s restored = %+v (%v), want %+v (%v)", id, got, gok, want, wok)
+		}
+	}
+	owners, _ := other.Owners()
+	if !reflect.DeepEqual(owners, map[string]PositionKey{"b": k0}) {
+		t.Errorf("restored owners = %v, want b of partition 0", owners)
+	}
+	findings, _ := other.Findings()
+	if len(findings) != 1 || findings[0].Client != "b" || findings[0].Count != 20 {
+		t.Errorf("restored findings = %+v, want b's of count 20", findings)
+	}
+	if len(snap.Findings) != 1 || len(snap.Clients) != 1 || snap.Clients[0].ID != "b" {
+		t.Errorf("snapshot: %d findings, clients %+v; want b's", len(snap.Findings), snap.Clients)
+	}
+	windows, _ := other.Windows()
+	if !reflect.DeepEqual(windows, map[string][]int64{"w\x00b": {20, 21}}) {
+		t.Errorf("restored windows = %v, want b's alone", windows)
+	}
+	if ps, _ := other.Positions("kc"); len(ps) != 1 || ps[0].Offset != 20 {
+		t.Errorf("restored positions = %+v, want offset 20", ps)
+	}
+	// The restored changelog is whole: no seed is shipped from it.
+	other.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient})
+	if ch, err := other.Changes(k0); err != nil || ch != nil {
+		t.Errorf("after a restore, Changes = %+v, %v; want nil", ch, err)
+	}
+	ost := NewState(other, 100)
+	changelogCommit(t, other, ost, k0, 30, "c")
+	if ch, err := other.Changes(k0); err != nil || ch == nil || ch.Seed || len(ch.Clients) != 1 || ch.Clients[0].ID != "c" {
+		t.Errorf("after a restore and a commit, Changes = %+v, %v; want c alone", ch, err)
+	}
+
+	// Partition 1 released: its entries go with it, nothing is shipped.
+	rel := NewBatch()
+	rel.DropClients["z"] = struct{}{}
+	rel.DropPositions = append(rel.DropPositions, k1)
+	if err := db.Commit(rel); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := db.Changes(k1); err != nil || ch != nil {
+		t.Errorf("after a release, Changes = %+v, %v; want nil", ch, err)
+	}
+	if n := bucketLen(t, db, bucketChangelog, partitionKey(1)); n != 0 {
+		t.Errorf("%d changelog entries of the released partition left", n)
+	}
+
+	// A source without a changelog records nothing.
+	plain, _ := newTestDB(t)
+	pst := NewState(plain, 100)
+	changelogCommit(t, plain, pst, k0, 1, "a")
+	if n := bucketLen(t, plain, bucketChangelog, k0); n != 0 {
+		t.Errorf("a store keeping no changelog holds %d entries", n)
+	}
+}
+
+// TestDecodeSnapshotRefusesDamage checks that a changelog record cut
+// short, or a finding filed under another client, is an error, not a
+// restore of part of it.
+func TestDecodeSnapshotRefusesDamage(t *testing.T) {
+	db, _ := newTestDB(t)
+	db.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient})
+	st := NewState(db, 100)
+	k := partitionKey(0)
+	changelogCommit(t, db, st, k, 10, "a", "b")
+	ch, err := db.Changes(k)
+	if err != nil || ch == nil {
+		t.Fatal(ch, err)
+	}
+	part, _ := EncodePartition(ch.Position, ch.Coverage)
+	a := ch.Clients[0].Value
+	for name, c := range map[string]struct {
+		part    []byte
+		clients map[string][]byte
+	}{
+		"record cut short":        {part, map[string][]byte{"a": a[:len(a)-3]}},
+		"finding of another":      {part, map[string][]byte{"b": a}},
+		"partition cut short":     {part[:len(part)-2], map[string][]byte{"a": a}},
+		"client id with a 0 byte": {part, map[string][]byte{"a\x00": a}},
+	} {
+		if _, err := DecodeSnapshot(k, c.part, c.clients); err == nil {
+			t.Errorf("%s: DecodeSnapshot gave no error", name)
+		}
+	}
+}
+
+// bucketLen counts the keys of bucket name under k's prefix.
+func bucketLen(t *testing.T, db *DB, name []byte, k PositionKey) int {
+	t.Helper()
+	n := 0
+	prefix := appendPositionKey(nil, k)
+	err := db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(name).Cursor()
+		for key, _ := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
