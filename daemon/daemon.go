@@ -345,6 +345,17 @@ func (d *Daemon) liveSources() []ingest.Source {
 	out := make([]ingest.Source, 0, len(cfg.Sources))
 	gen := &readiness{live: int64(len(cfg.Sources)), done: make(chan struct{})}
 	d.attach.Store(gen)
+	var changelogs []string
+	for _, s := range cfg.Sources {
+		if s.Kafka != nil && s.Kafka.Changelog != "" {
+			changelogs = append(changelogs, s.Name)
+		}
+	}
+	// Before any source reads: every commit from now on records what
+	// their changelogs lack.
+	if err := d.db.KeepChangelog(store.ChangelogOptions{Sources: changelogs, WindowClient: detect.WindowClient}); err != nil {
+		d.log.Error("what the store held for changelogs no source keeps now was not deleted: keep them off until this is fixed", "err", err)
+	}
 	for _, s := range cfg.Sources {
 		if s.Kafka != nil {
 			var stage ingest.Parser
@@ -355,7 +366,7 @@ func (d *Daemon) liveSources() []ingest.Source {
 			}
 			out = append(out, kafka.New(kafka.Options{
 				Name: s.Name, Config: *s.Kafka, MaxLineSize: s.MaxLineBytes, Parser: stage,
-				Positions: d.db, Metrics: d.kafkaM, Logger: d.log, Started: gen.started,
+				Positions: d.db, Changelog: d.db, Metrics: d.kafkaM, Logger: d.log, Started: gen.started,
 			}))
 			continue
 		}

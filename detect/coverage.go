@@ -111,6 +111,34 @@ func (sc *SourceCoverage) insert(t time.Time, gap time.Duration) {
 	sc.dirty = true
 }
 
+// Merge adds spans, another instance's coverage of source (a partition
+// restored from its changelog), to source's: the union, spans as near as
+// the gap joined.
+func (c *Coverage) Merge(source string, spans []store.Span) {
+	if len(spans) == 0 {
+		return
+	}
+	sc := c.Source(source)
+	all := append(slices.Clone(sc.spans), spans...)
+	slices.SortFunc(all, func(a, b store.Span) int { return a.Start.Compare(b.Start) })
+	out := all[:1]
+	for _, s := range all[1:] {
+		last := &out[len(out)-1]
+		if s.Start.Sub(last.End) <= sc.gap {
+			if s.End.After(last.End) {
+				last.End = s.End
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	if !slices.Equal(out, sc.spans) {
+		sc.spans = out
+		sc.bound()
+		sc.dirty = true
+	}
+}
+
 // Newest returns the time of the newest event of source, zero when none
 // was seen.
 func (c *Coverage) Newest(source string) time.Time {

@@ -52,6 +52,23 @@ func NewFindings(existing []store.Finding, silences []store.Silence, now func() 
 	return fs
 }
 
+// Adopt takes the findings of clients restored from a partition's
+// changelog, as they are stored: they replace any held under their keys.
+func (fs *Findings) Adopt(findings []store.Finding) {
+	for i := range findings {
+		f := findings[i].Clone()
+		if old := fs.all[f.FindingKey]; old != nil && old.State != store.StateResolved {
+			fs.m.Open.WithLabelValues(old.Kind, old.Severity).Dec()
+		}
+		fs.all[f.FindingKey] = &f
+		delete(fs.dirty, f.FindingKey)
+		delete(fs.dropped, f.FindingKey)
+		if f.State != store.StateResolved {
+			fs.m.Open.WithLabelValues(f.Kind, f.Severity).Inc()
+		}
+	}
+}
+
 // Get returns the finding with key k, or nil.
 func (fs *Findings) Get(k store.FindingKey) *store.Finding { return fs.all[k] }
 

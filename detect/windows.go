@@ -23,6 +23,22 @@ const (
 	// impossible travel: winTravelSubject and winTravelClient (travel.go)
 )
 
+// WindowClient returns the client whose window key is key, false for a
+// window of no one client (an address's refusals, a shard of travellers):
+// a partition's changelog carries its clients' windows.
+func WindowClient(key string) (string, bool) {
+	for _, prefix := range []string{winProbeClient, winBurstAcross} {
+		if id, ok := strings.CutPrefix(key, prefix); ok {
+			return id, id != ""
+		}
+	}
+	if rest, ok := strings.CutPrefix(key, winBurstNet); ok {
+		id, _, ok := strings.Cut(rest, "\x00")
+		return id, ok && id != ""
+	}
+	return "", false
+}
+
 // markWindow records that the window under key changed; nil deletes it.
 func (d *Detectors) markWindow(key string, r *ring) {
 	if d.windows == nil {

@@ -399,6 +399,9 @@ func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error) error 
 	if ln.Release != nil {
 		return r.release(ln.Pos, ln.Release)
 	}
+	if ln.Restore != nil {
+		return r.restore(ln.Restore)
+	}
 	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det, r.state)
 	if r.lines == 0 {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
@@ -422,23 +425,75 @@ func (r *run) release(pos ingest.Position, rel *ingest.Release) error {
 	err := r.flush()
 	if err == nil {
 		key := store.PositionKey{Source: pos.Source, File: pos.File}
-		ids := r.state.Owned(key)
-		for _, id := range ids {
-			r.state.Forget(id)
-			r.b.DropClients[id] = struct{}{}
-			if r.det != nil && r.det.Detectors != nil {
-				r.det.Detectors.Forget(id)
-			}
-		}
-		if r.det != nil && r.det.Findings != nil {
-			r.det.Findings.DropClients(ids)
-		}
+		ids := r.dropOwned(key)
 		r.b.DropPositions = append(r.b.DropPositions, key)
 		if err = r.commitIdle(); err == nil {
 			r.opt.Metrics.Released.Add(float64(len(ids)))
 		}
 	}
 	rel.Done <- err
+	return err
+}
+
+// dropOwned deletes, from memory and in the next batch, the clients of
+// the partition at key, with their findings and windows, and returns
+// their ids.
+func (r *run) dropOwned(key store.PositionKey) []string {
+	ids := r.state.Owned(key)
+	for _, id := range ids {
+		r.state.Forget(id)
+		r.b.DropClients[id] = struct{}{}
+		if r.det != nil && r.det.Detectors != nil {
+			r.det.Detectors.Forget(id)
+		}
+	}
+	if r.det != nil && r.det.Findings != nil {
+		r.det.Findings.DropClients(ids)
+	}
+	return ids
+}
+
+// restore takes on a partition's state read from its changelog
+// (ingest.Restore): what came before commits, with whatever this
+// instance still held of the partition deleted, then the snapshot's
+// clients are written into the store with the partition's position and
+// the detectors take them on, in one transaction.
+func (r *run) restore(rs *ingest.Restore) error {
+	s := rs.Snapshot
+	err := r.flush()
+	if err == nil && len(r.dropOwned(s.Key)) > 0 {
+		err = r.commitIdle()
+	}
+	if err == nil {
+		r.b.Restore = s
+		r.b.SetPosition(s.Position)
+		known := r.opt.Accountant.Known()
+		for _, c := range s.Clients {
+			r.state.Adopt(c.ID, s.Key)
+			if r.det != nil && r.det.Detectors != nil {
+				r.det.Detectors.Load(c) // and into known
+			} else {
+				known.Load(c)
+			}
+		}
+		if r.det != nil {
+			if r.det.Detectors != nil {
+				var now time.Time
+				if r.det.DataClock == nil && r.det.Now != nil {
+					now = r.det.Now() // the daemon drops windows that ended; a scan reads no partition
+				}
+				r.det.Detectors.LoadWindows(s.Windows, now)
+			}
+			if r.det.Findings != nil {
+				r.det.Findings.Adopt(s.Findings)
+			}
+			if r.det.Coverage != nil {
+				r.det.Coverage.Merge(s.Key.Source, s.Coverage)
+			}
+		}
+		err = r.commitIdle()
+	}
+	rs.Done <- err
 	return err
 }
 

@@ -270,7 +270,7 @@ func (ps *parseStage) parse(name string, p ingest.Parser, items <-chan item) {
 			c.source, c.lines = name, it.lines
 			for _, ln := range it.lines {
 				var err error
-				if ln.Release != nil {
+				if ln.Request() {
 					// not a line: passed on, in its place, untouched
 				} else if p == nil {
 					err = errNoParser

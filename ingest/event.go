@@ -81,6 +81,25 @@ type Line struct {
 	// Release, set on a line without text, hands the partition at Pos
 	// back: see Release.
 	Release *Release
+	// Restore, set on a line without text, gives the engine the state of
+	// the partition at Pos read from its changelog: see Restore.
+	Restore *Restore
+}
+
+// Request reports whether ln is no line of a log but a request to the
+// engine (Release, Restore), passed on in its place.
+func (ln *Line) Request() bool { return ln.Release != nil || ln.Restore != nil }
+
+// Restore asks the engine to take on the state of a partition this
+// instance now reads, as the partition's changelog holds it: once every
+// line before it is committed, the clients, findings and windows of
+// Snapshot are written into the store with the partition's position and
+// taken into memory, in one transaction. Done receives the outcome, nil
+// once that is durable; the partition's records are then read from
+// Snapshot's position.
+type Restore struct {
+	Snapshot *store.Snapshot
+	Done     chan<- error
 }
 
 // Release asks the engine to let go of a partition another instance now

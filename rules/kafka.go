@@ -29,6 +29,11 @@ type Kafka struct {
 	// keyed by client, and produces each record again to its own topic
 	// keyed by the client the line names; the source reads that topic.
 	Repartition *KafkaRepartition `yaml:"repartition"`
+	// Changelog, when set, is a compacted topic that carries the state of
+	// each partition's clients: the instance a partition moves to restores
+	// them from it instead of reading the partition from its start. It
+	// needs at least as many partitions as the topic the source reads.
+	Changelog string `yaml:"changelog"`
 	TLS         *KafkaTLS         `yaml:"tls"`
 	SASL        *KafkaSASL        `yaml:"sasl"`
 	// Password is read from SASL.PasswordFile by Load.
@@ -60,7 +65,8 @@ func (k *Kafka) TransactionalID() string {
 // repartition stage in a source's group: the instance is one static
 // member (instance_id) of each group, so they would fence each other,
 // and two stages would share a transactional id. It refuses a repartition
-// topic that another source reads as well.
+// topic that another source reads as well, and a changelog that is
+// another's, or a topic read.
 func (c *Config) checkKafkaGroups(lines map[string]int, p *problems) {
 	type use struct {
 		at, what string
@@ -106,6 +112,23 @@ func (c *Config) checkKafkaGroups(lines map[string]int, p *problems) {
 			continue
 		}
 		claim(stages, k.Repartition.Topic, at, "repartition topic", "topic")
+	}
+	changelogs := map[string]use{}
+	for i, s := range c.Sources {
+		k := s.Kafka
+		if k == nil || k.Changelog == "" {
+			continue
+		}
+		at := joinIndex("sources", i) + ".kafka"
+		if first, ok := topics[k.Changelog]; ok && first.at != at {
+			p.add(lineOf(lines, at+".changelog", at), at+".changelog", "%q is a topic %s reads: the changelog needs a compacted topic of its own", k.Changelog, first.at)
+			continue
+		}
+		if first, ok := stages[k.Changelog]; ok {
+			p.add(lineOf(lines, at+".changelog", at), at+".changelog", "%q is the repartition topic of %s: the changelog needs a compacted topic of its own", k.Changelog, first.at)
+			continue
+		}
+		claim(changelogs, k.Changelog, at, "changelog", "changelog")
 	}
 }
 
@@ -185,6 +208,10 @@ func (c *Config) checkKafka(k *Kafka, at string, lines map[string]int, p *proble
 		if r.Group == k.Group && k.Group != "" {
 			p.add(lineOf(lines, rat+".group", rat), rat+".group", "the stage needs a consumer group of its own, not the source's %q", k.Group)
 		}
+	}
+	if cl := k.Changelog; cl != "" && (slices.Contains(k.Topics, cl) || (k.Repartition != nil && k.Repartition.Topic == cl)) {
+		line, fp := f("changelog")
+		p.add(line, fp, "%q is a topic this source reads: the changelog needs a compacted topic of its own, e.g. %s-state", cl, k.Group)
 	}
 	if t := k.TLS; t != nil {
 		if (t.Cert == "") != (t.Key == "") {

@@ -62,6 +62,9 @@ func (c *Config) Summary() string {
 			if r := k.Repartition; r != nil {
 				topics += " -> " + r.Topic // keyed by client there
 			}
+			if k.Changelog != "" {
+				topics += " (state in " + k.Changelog + ")"
+			}
 			fmt.Fprintf(w, "  %s\t%s\tkafka:%s\tgroup %s\t-\t-\n", s.Name, s.Format, topics, k.Group)
 			continue
 		}

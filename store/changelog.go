@@ -47,17 +47,48 @@ type ChangelogOptions struct {
 }
 
 // KeepChangelog makes every later commit record what the changelogs of
-// the partitions of opt.Sources lack. The empty options keep none.
-func (db *DB) KeepChangelog(opt ChangelogOptions) {
+// the partitions of opt.Sources lack; the empty options keep none. What
+// the store held for the changelogs of other sources is deleted: what
+// they lack was not recorded while they kept none, so a changelog kept
+// again is written whole first.
+func (db *DB) KeepChangelog(opt ChangelogOptions) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	db.changelog = nil
-	if len(opt.Sources) > 0 {
-		db.changelog = &changelogKeep{sources: map[string]bool{}, windowClient: opt.WindowClient}
-		for _, s := range opt.Sources {
-			db.changelog.sources[s] = true
-		}
+	keep := &changelogKeep{sources: map[string]bool{}, windowClient: opt.WindowClient}
+	for _, s := range opt.Sources {
+		keep.sources[s] = true
 	}
+	db.changelog = nil
+	if len(keep.sources) > 0 {
+		db.changelog = keep
+	}
+	if db.readOnly {
+		return nil
+	}
+	var stale [][]byte
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketChangelog).ForEach(func(k, _ []byte) error {
+			if i := bytes.IndexByte(k, 0); i >= 0 && !keep.sources[string(k[:i])] {
+				stale = append(stale, slices.Clone(k))
+			}
+			return nil
+		})
+	})
+	if err == nil && len(stale) > 0 {
+		err = db.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketChangelog)
+			for _, k := range stale {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return failed(err, fmt.Sprintf("forget the changelogs no source keeps in %s", db.path))
+	}
+	return nil
 }
 
 type changelogKeep struct {

@@ -15,6 +15,14 @@ import (
 // the client id.
 func testWindowClient(k string) (string, bool) { return strings.CutPrefix(k, "w\x00") }
 
+// keepChangelog makes db keep the changelog of source "kc".
+func keepChangelog(t *testing.T, db *DB) {
+	t.Helper()
+	if err := db.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // partitionKey is the position key of partition n of source "kc".
 func partitionKey(n uint64) PositionKey {
 	return PositionKey{Source: "kc", File: FileID{Dev: math.MaxUint64, Ino: n}}
@@ -81,7 +89,7 @@ func restoreChanges(t *testing.T, chs ...*Changes) *Snapshot {
 // no changelog records nothing.
 func TestChangelogRoundTrip(t *testing.T) {
 	db, _ := newTestDB(t)
-	db.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient})
+	keepChangelog(t, db)
 	st := NewState(db, 100)
 	k0, k1 := partitionKey(0), partitionKey(1)
 	changelogCommit(t, db, st, k0, 10, "a", "b")
@@ -156,7 +164,7 @@ func TestChangelogRoundTrip(t *testing.T) {
 		t.Errorf("restored positions = %+v, want offset 20", ps)
 	}
 	// The restored changelog is whole: no seed is shipped from it.
-	other.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient})
+	keepChangelog(t, other)
 	if ch, err := other.Changes(k0); err != nil || ch != nil {
 		t.Errorf("after a restore, Changes = %+v, %v; want nil", ch, err)
 	}
@@ -180,6 +188,20 @@ func TestChangelogRoundTrip(t *testing.T) {
 		t.Errorf("%d changelog entries of the released partition left", n)
 	}
 
+	// Kept no more, the changelog is forgotten; kept again, it is
+	// written whole first.
+	if err := db.KeepChangelog(ChangelogOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changelogCommit(t, db, st, k0, 40, "b")
+	if n := bucketLen(t, db, bucketChangelog, k0); n != 0 {
+		t.Errorf("kept no more, the changelog has %d entries", n)
+	}
+	keepChangelog(t, db)
+	if ch, err := db.Changes(k0); err != nil || ch == nil || !ch.Seed || ch.Position.Offset != 40 {
+		t.Errorf("kept again, Changes = %+v, %v; want a seed at 40", ch, err)
+	}
+
 	// A source without a changelog records nothing.
 	plain, _ := newTestDB(t)
 	pst := NewState(plain, 100)
@@ -194,7 +216,7 @@ func TestChangelogRoundTrip(t *testing.T) {
 // restore of part of it.
 func TestDecodeSnapshotRefusesDamage(t *testing.T) {
 	db, _ := newTestDB(t)
-	db.KeepChangelog(ChangelogOptions{Sources: []string{"kc"}, WindowClient: testWindowClient})
+	keepChangelog(t, db)
 	st := NewState(db, 100)
 	k := partitionKey(0)
 	changelogCommit(t, db, st, k, 10, "a", "b")

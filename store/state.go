@@ -496,6 +496,15 @@ func (s *State) Own(id string, k PositionKey) {
 	s.owners[c.id] = idx
 }
 
+// Adopt records that client id, restored into the store from the
+// changelog of the partition at k, belongs to it: the State reads its
+// record from the store when an event names it.
+func (s *State) Adopt(id string, k PositionKey) {
+	if s.loadOwners() {
+		s.owners[id] = s.ownerIndex(k)
+	}
+}
+
 // Owned returns the clients whose events came from the partition at k,
 // held or not.
 func (s *State) Owned(k PositionKey) []string {

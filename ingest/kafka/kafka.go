@@ -50,6 +50,9 @@ type Options struct {
 	Parser ingest.Parser
 	// Positions are the store's: where each partition resumes.
 	Positions ingest.PositionStore
+	// Changelog is the store, for a source with Config.Changelog: what
+	// each partition's changelog lacks.
+	Changelog ChangelogStore
 	Metrics   *Metrics
 	Logger    *slog.Logger
 	// Started, when set, is called once the client has reached a broker.
@@ -95,6 +98,10 @@ type Source struct {
 	// partitions, but their clients' history stays. Until assigned again.
 	kept map[string]bool
 
+	// changelog writes and reads the partitions' changelog; nil without
+	// one (Config.Changelog).
+	changelog *changelog
+
 	// Set by Run before the client starts, for the group's callbacks.
 	runCtx context.Context
 	out    chan<- ingest.Line
@@ -127,8 +134,13 @@ func New(opt Options) *Source {
 	opt.Metrics.Restoring.WithLabelValues(opt.Name)
 	opt.Metrics.Restored.WithLabelValues(opt.Name)
 	opt.Metrics.Released.WithLabelValues(opt.Name)
-	return &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{},
+	opt.Metrics.Changelog.WithLabelValues(opt.Name)
+	s := &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{},
 		recreated: map[string]int{}, restarted: map[tp]int{}, restoring: map[tp]int64{}, kept: map[string]bool{}}
+	if opt.Config.Changelog != "" && opt.Changelog != nil {
+		s.changelog = &changelog{s: s, topic: opt.Config.Changelog, store: opt.Changelog, producers: map[tp]*kgo.Client{}}
+	}
+	return s
 }
 
 // Name returns the source's name.
@@ -174,6 +186,10 @@ func (s *Source) Run(ctx context.Context, out chan<- ingest.Line) error {
 	var watching sync.WaitGroup
 	defer watching.Wait()
 	watching.Go(func() { s.watch(ctx, cl) })
+	if c := s.changelog; c != nil {
+		defer c.close()
+		watching.Go(func() { c.run(ctx) })
+	}
 	if s.opt.Config.Repartition != nil {
 		watching.Go(func() { s.repartition(ctx) })
 	}
@@ -456,7 +472,7 @@ func (s *Source) clientOpts() ([]kgo.Opt, error) {
 		// Lost with the session (the brokers out of reach, say): they
 		// may come back to this member, which then resumes them; the
 		// next assignment releases those that went to another.
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m, false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.lost(m) }),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	)
@@ -544,8 +560,44 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 	}
 	cl := s.cl
 	s.mu.Unlock()
+	if c := s.changelog; c != nil {
+		rebuild = s.restoreChangelogs(assigned, rebuild)
+	}
 	s.startRestores(cl, rebuild)
 	return assigned, nil
+}
+
+// restoreChangelogs claims the changelog of every partition assigned,
+// then restores from its changelog each partition of rebuild (held by
+// none here) whose changelog holds its state, setting the offset it is
+// read from in assigned. It returns the partitions left to rebuild from
+// their start.
+func (s *Source) restoreChangelogs(assigned map[string]map[int32]kgo.Offset, rebuild []tp) []tp {
+	c := s.changelog
+	for topic, parts := range assigned {
+		for partition := range parts {
+			if err := c.claim(s.runCtx, tp{topic, partition}); err != nil {
+				return rebuild // stopping
+			}
+		}
+	}
+	var left []tp
+	for _, p := range rebuild {
+		s.mu.Lock()
+		s.restoring[p] = math.MaxInt64 // until restored; for /readyz
+		s.opt.Metrics.restoring.Add(1)
+		s.exportRestoringLocked()
+		s.mu.Unlock()
+		offset, ok := c.restore(s.runCtx, p)
+		s.restored([]tp{p})
+		if !ok {
+			left = append(left, p)
+			continue
+		}
+		s.opt.Metrics.Restored.WithLabelValues(s.opt.Name).Inc()
+		assigned[p.topic][p.partition] = kgo.NewOffset().At(offset).WithEpoch(-1)
+	}
+	return left
 }
 
 // startRestores marks the partitions read from their start, this
@@ -698,7 +750,12 @@ func (s *Source) onRevoked(m map[string][]int32) {
 			continue
 		}
 		for _, partition := range parts {
-			s.release(tp{topic, partition})
+			p := tp{topic, partition}
+			if c := s.changelog; c != nil {
+				c.ship(s.runCtx, p) // the new owner restores the newest state
+				c.forget(p)
+			}
+			s.release(p)
 		}
 	}
 }
@@ -753,6 +810,27 @@ func parsePositionPath(path string) (topic string, partition int32, ok bool) {
 		return "", 0, false
 	}
 	return rest[:i], int32(n), true
+}
+
+// lost forgets the partitions lost with the session: they are not this
+// member's any more, and their changelogs are not written until the
+// group gives them back.
+func (s *Source) lost(m map[string][]int32) {
+	s.assign(m, false)
+	if c := s.changelog; c != nil {
+		for topic, parts := range m {
+			for _, partition := range parts {
+				c.forget(tp{topic, partition})
+			}
+		}
+	}
+}
+
+// client returns the source's consumer client.
+func (s *Source) client() *kgo.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cl
 }
 
 // assign records the partitions this member holds.
@@ -886,6 +964,9 @@ type Metrics struct {
 	Restoring *prometheus.GaugeVec   // source
 	Restored  *prometheus.CounterVec // source
 	Released  *prometheus.CounterVec // source
+	// Changelog counts the records written to the changelogs of the
+	// partitions, in committed transactions.
+	Changelog *prometheus.CounterVec // source
 	restoring atomic.Int64           // Restoring over every source
 }
 
@@ -922,14 +1003,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "scopewatch_kafka_partitions_restoring", Help: "Partitions taken over without their clients' state, being read from their start until they reach the end they had then.",
 		}, []string{"source"}),
 		Restored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scopewatch_kafka_partitions_restored_total", Help: "Partitions whose clients' state was rebuilt from their start.",
+			Name: "scopewatch_kafka_partitions_restored_total", Help: "Partitions whose clients' state was rebuilt, from their changelog or from their start.",
+		}, []string{"source"}),
+		Changelog: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopewatch_kafka_changelog_records_total", Help: "Records written to the partitions' changelogs, in committed transactions.",
 		}, []string{"source"}),
 		Released: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scopewatch_kafka_partitions_released_total", Help: "Partitions handed to another instance, their clients deleted here.",
 		}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing, m.Repartitioned, m.Restoring, m.Restored, m.Released)
+		reg.MustRegister(m.Records, m.Lag, m.Assigned, m.Rebalances, m.Errors, m.TopicMissing, m.Repartitioned, m.Restoring, m.Restored, m.Released, m.Changelog)
 	}
 	return m
 }

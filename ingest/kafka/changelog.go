@@ -1,0 +1,368 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// ChangelogStore is what a source with a changelog needs of the store:
+// what each partition's changelog lacks, and a way to say it was written.
+type ChangelogStore interface {
+	Changes(k store.PositionKey) (*store.Changes, error)
+	Shipped(ch *store.Changes) error
+}
+
+// The changelog (Config.Changelog) is a compacted topic whose partition
+// n carries the state of the clients of partition n of every topic the
+// source reads, as Kafka Streams keeps a table's changelog:
+//
+//   - key topic, 0, "c", 0, client id: the client's state, its record,
+//     findings and windows (store.ClientChange); an empty value deletes it;
+//   - key topic, 0, "p": where that state stands, the partition's
+//     position and the source's coverage then (store.EncodePartition).
+//
+// Every few seconds (CommitEvery), and when the group takes a partition
+// away, what the store says the changelog lacks is written in one Kafka
+// transaction, with a transactional id of the partition's own: the
+// instance that gets the partition takes that id over before it reads
+// the changelog, which aborts a transaction the previous owner left open
+// and fences it, so that a restore reads the state of one commit, never
+// a mix of two owners'. The restore writes that state into the store
+// with the position, and the partition is read from there.
+type changelog struct {
+	s     *Source
+	topic string
+	store ChangelogStore
+
+	mu        sync.Mutex // one transaction at a time; guards producers
+	producers map[tp]*kgo.Client
+}
+
+// changelogKey returns the key of client id (or, for "", the partition's
+// record) of topic in the changelog.
+func changelogKey(topic, id string) []byte {
+	if id == "" {
+		return []byte(topic + "\x00p")
+	}
+	return []byte(topic + "\x00c\x00" + id)
+}
+
+// transactionalID is the changelog's transactional id for partition p.
+func (c *changelog) transactionalID(p tp) string {
+	return "scopewatch-changelog/" + c.topic + "/" + p.topic + "/" + strconv.Itoa(int(p.partition))
+}
+
+// key returns the store's position key of partition p.
+func (c *changelog) key(p tp) store.PositionKey {
+	return store.PositionKey{Source: c.s.opt.Name, File: FileID(p.topic, p.partition)}
+}
+
+// claim takes partition p's changelog on, for this instance that the
+// group gives p: it fences p's previous owner (see fence) and builds the
+// transactional producer that writes p's changelog from now on. Only a
+// claimed partition's changelog is written: a producer built later, by
+// an instance that has lost p without knowing it yet, would fence p's
+// new owner in turn. It tries until it succeeds or ctx ends.
+func (c *changelog) claim(ctx context.Context, p tp) error {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		err := c.fence(ctx, p)
+		if err == nil {
+			err = c.produceTo(p)
+		}
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
+		c.s.log.Warn("kafka changelog not taken over; retrying", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// produceTo builds the transactional producer of partition p's changelog.
+func (c *changelog) produceTo(p tp) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.producers[p] != nil {
+		return nil
+	}
+	opts, err := c.s.connOpts()
+	if err != nil {
+		return err
+	}
+	opts = append(opts,
+		kgo.TransactionalID(c.transactionalID(p)),
+		kgo.TransactionTimeout(time.Minute),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("changelog producer: %w", err)
+	}
+	c.producers[p] = cl
+	return nil
+}
+
+// forget closes the producer of p: the partition went to another
+// instance, or was lost with the session; it is claimed again when the
+// group gives it back.
+func (c *changelog) forget(p tp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetLocked(p)
+}
+
+func (c *changelog) forgetLocked(p tp) {
+	if cl := c.producers[p]; cl != nil {
+		cl.Close()
+		delete(c.producers, p)
+	}
+}
+
+// close closes every producer.
+func (c *changelog) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.producers {
+		c.forgetLocked(p)
+	}
+}
+
+// claimed returns the partitions whose changelog this instance writes.
+func (c *changelog) claimed() []tp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]tp, 0, len(c.producers))
+	for p := range c.producers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// run writes what the changelogs of the claimed partitions lack every
+// CommitEvery, until ctx ends.
+func (c *changelog) run(ctx context.Context) {
+	t := time.NewTicker(c.s.opt.CommitEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range c.claimed() {
+			c.ship(ctx, p)
+		}
+	}
+}
+
+// ship writes what partition p's changelog lacks in one transaction, and
+// tells the store once it committed. A failure is logged and counted; the
+// store keeps what is lacking for the next try.
+func (c *changelog) ship(ctx context.Context, p tp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.producers[p]
+	if cl == nil {
+		return // not claimed (any more)
+	}
+	n, err := c.shipLocked(ctx, cl, p)
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		// Another instance has taken p over: this one writes no more of
+		// its changelog until the group gives it back.
+		c.forgetLocked(p)
+		c.s.log.Warn("kafka changelog taken over by another instance", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
+			c.s.log.Warn("kafka changelog not written; retrying", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+		}
+		return
+	}
+	c.s.opt.Metrics.Changelog.WithLabelValues(c.s.opt.Name).Add(float64(n))
+}
+
+func (c *changelog) shipLocked(ctx context.Context, cl *kgo.Client, p tp) (int, error) {
+	ch, err := c.store.Changes(c.key(p))
+	if err != nil || ch == nil {
+		return 0, err
+	}
+	part, err := store.EncodePartition(ch.Position, ch.Coverage)
+	if err != nil {
+		return 0, err
+	}
+	records := make([]*kgo.Record, 0, len(ch.Clients)+1)
+	for _, cc := range ch.Clients {
+		records = append(records, &kgo.Record{Topic: c.topic, Partition: p.partition, Key: changelogKey(p.topic, cc.ID), Value: cc.Value})
+	}
+	records = append(records, &kgo.Record{Topic: c.topic, Partition: p.partition, Key: changelogKey(p.topic, ""), Value: part})
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		return 0, err
+	}
+	produced := cl.ProduceSync(ctx, records...).FirstErr()
+	end := kgo.TryCommit
+	if produced != nil {
+		end = kgo.TryAbort
+	}
+	if err := cl.EndTransaction(ctx, end); err != nil {
+		return 0, errors.Join(produced, err)
+	}
+	if produced != nil {
+		return 0, produced
+	}
+	return len(records), c.store.Shipped(ch)
+}
+
+// restore reads partition p's changelog, claimed, and hands the state it holds to the engine. It returns the
+// offset to read p from, and false when the changelog holds nothing of p
+// (p is then rebuilt from its start). It tries until it succeeds or ctx
+// ends: the partition's records are not read before.
+func (c *changelog) restore(ctx context.Context, p tp) (int64, bool) {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		offset, ok, err := c.restoreOnce(ctx, p)
+		if err == nil {
+			return offset, ok
+		}
+		if ctx.Err() != nil {
+			return 0, false
+		}
+		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
+		c.s.log.Warn("kafka changelog not read; retrying", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
+
+func (c *changelog) restoreOnce(ctx context.Context, p tp) (int64, bool, error) {
+	partition, clients, err := c.read(ctx, p)
+	if err != nil {
+		return 0, false, err
+	}
+	if partition == nil {
+		return 0, false, nil
+	}
+	snap, err := store.DecodeSnapshot(c.key(p), partition, clients)
+	if err != nil {
+		// Not retried: the same records would be read again.
+		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
+		c.s.log.Error("kafka changelog unreadable: the partition is rebuilt from its start instead", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+		return 0, false, nil
+	}
+	done := make(chan error, 1)
+	ln := ingest.Line{Pos: c.s.position(p), Restore: &ingest.Restore{Snapshot: snap, Done: done}}
+	select {
+	case c.s.out <- ln:
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("restore into the store: %w", err)
+	}
+	c.s.log.Info("kafka partition restored from its changelog", "topic", p.topic, "partition", p.partition,
+		"clients", len(snap.Clients), "offset", snap.Position.Offset)
+	return snap.Position.Offset, true, nil
+}
+
+// fence takes partition p's transactional id over: the brokers abort a
+// transaction its previous owner left open and refuse that owner's
+// next one, so the changelog read next holds one owner's commits only.
+func (c *changelog) fence(ctx context.Context, p tp) error {
+	req := kmsg.NewPtrInitProducerIDRequest()
+	id := c.transactionalID(p)
+	req.TransactionalID = &id
+	req.TransactionTimeoutMillis = int32(time.Minute / time.Millisecond)
+	req.ProducerID, req.ProducerEpoch = -1, -1
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, c.s.client())
+	if err != nil {
+		return err
+	}
+	return kerr.ErrorForCode(resp.ErrorCode)
+}
+
+// read returns the newest value of each key of topic p.topic in
+// partition p.partition of the changelog, up to its committed end: the
+// partition's record (nil when there is none) and each client's state.
+func (c *changelog) read(ctx context.Context, p tp) (partition []byte, clients map[string][]byte, err error) {
+	cp := tp{c.topic, p.partition}
+	ends, err := listOffsets(ctx, c.s.client(), []tp{cp}, -1)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the changelog's end: %w", err)
+	}
+	end := ends[cp]
+	clients = map[string][]byte{}
+	if end <= 0 {
+		return nil, clients, nil
+	}
+	opts, err := c.s.connOpts()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topic: {p.partition: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // the last transaction's marker ends the read
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("changelog reader: %w", err)
+	}
+	defer cl.Close()
+	prefix := []byte(p.topic + "\x00")
+	for next := int64(0); next < end; {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, nil, fmt.Errorf("read the changelog: %w", ferr)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			next = r.Offset + 1
+			if r.Attrs.IsControl() || !bytes.HasPrefix(r.Key, prefix) {
+				return
+			}
+			rest := string(r.Key[len(prefix):])
+			switch {
+			case rest == "p":
+				partition = r.Value
+			case len(rest) > 2 && rest[:2] == "c\x00":
+				if len(r.Value) == 0 {
+					delete(clients, rest[2:])
+				} else {
+					clients[rest[2:]] = r.Value
+				}
+			}
+		})
+	}
+	return partition, clients, nil
+}
