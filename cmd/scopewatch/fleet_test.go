@@ -15,13 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/scopewatch/scopewatch/ingest/kafka"
 	"github.com/scopewatch/scopewatch/internal/probe"
 	"github.com/scopewatch/scopewatch/internal/traffic"
 	"github.com/scopewatch/scopewatch/report"
+	"github.com/scopewatch/scopewatch/store"
 )
 
 // fleetConfig is one instance of a fleet reading Keycloak lines from
@@ -73,21 +76,32 @@ func TestKafkaFleet(t *testing.T) {
 	}
 	bin := scopewatchBinary(t)
 	// One after the other: eight daemons at once would crowd two cores.
-	t.Run("keyed", func(t *testing.T) { kafkaFleet(t, bin, false) })
-	t.Run("repartitioned", func(t *testing.T) { kafkaFleet(t, bin, true) })
+	t.Run("keyed", func(t *testing.T) { kafkaFleet(t, bin, "keyed") })
+	t.Run("repartitioned", func(t *testing.T) { kafkaFleet(t, bin, "repartitioned") })
+	t.Run("changelog", func(t *testing.T) { kafkaFleet(t, bin, "changelog") })
 }
 
-func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
+// kafkaFleet runs the fleet test in mode keyed, repartitioned, or
+// changelog: keyed with a changelog, whose topic loses its first 30,000
+// records (as retention would delete them) once the changelog holds their
+// state, so that every partition that moves after is restored from the
+// changelog, never from the partition's start.
+func kafkaFleet(t *testing.T, bin string, mode string) {
+	repartitioned, changelog := mode == "repartitioned", mode == "changelog"
 	topic, topics := "keycloak", keyedTopics
-	if repartitioned {
+	switch mode {
+	case "repartitioned":
 		topic, topics = "keycloak-raw", repartitionedTopics
+	case "changelog":
+		topics += ", changelog: keycloak-state"
 	}
 	dir := t.TempDir()
 	webConfig, err := filepath.Abs(filepath.Join("..", "..", "testdata", "webconfig", "basic_auth.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(12, "keycloak"), kfake.SeedTopics(5, "keycloak-raw"))
+	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(12, "keycloak"), kfake.SeedTopics(5, "keycloak-raw"),
+		kfake.SeedTopics(12, "keycloak-state"))
 	defer cluster.Close()
 	broker := cluster.ListenAddrs()[0]
 	clients := traffic.GeneratedClients(23, 300)
@@ -260,6 +274,16 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		t.Error("the reference raised no finding about a client: the comparison shows nothing")
 	}
 	compareSnapshots(t, perClient(gotF), perClient(wantF))
+
+	if changelog {
+		// Once the changelog holds every partition's state as of its
+		// end, the records are deleted: what moves now is restored
+		// from the changelog or not at all.
+		waitFor("the changelog at every partition's end", func() (bool, string) {
+			return changelogAtEnd(t, broker, "keycloak", "keycloak-state")
+		})
+		deleteRecords(t, broker, "keycloak")
+	}
 
 	// rescan makes a new reference: one instance's scan of every line
 	// produced so far.
@@ -435,6 +459,16 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		t.Errorf("c restored %d partitions after a restart within its session, want none: it resumes them from its store", n)
 	}
 
+	if changelog {
+		truncated, written := 0, 0
+		for _, in := range fleet {
+			truncated += int(fleetMetricWith(t, filepath.Join(dir, in.name+".sock"), "scopewatch_kafka_errors_total", `reason="history_truncated"`))
+			written += metric(in, "scopewatch_kafka_changelog_records_total")
+		}
+		if truncated != 0 || written == 0 {
+			t.Errorf("%d partitions rebuilt from what retention kept, %d changelog records written: want every move restored from the changelog", truncated, written)
+		}
+	}
 	for _, in := range fleet {
 		in.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-in.exited; err != nil {
@@ -442,6 +476,151 @@ func kafkaFleet(t *testing.T, bin string, repartitioned bool) {
 		}
 		in.cmd = nil
 	}
+}
+
+// changelogAtEnd reports whether, for every partition of topic, the
+// newest record of changelog about it stands at the partition's end.
+func changelogAtEnd(t *testing.T, broker, topic, changelog string) (bool, string) {
+	t.Helper()
+	ends := partitionOffsets(t, broker, topic, -1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(changelog), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	clEnds := partitionOffsets(t, broker, changelog, -1)
+	at := map[int32]int64{}
+	read := map[int32]int64{}
+	for {
+		done := true
+		for p, end := range clEnds {
+			if read[p] < end {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		fetches := cl.PollFetches(t.Context())
+		fetches.EachRecord(func(r *kgo.Record) {
+			read[r.Partition] = r.Offset + 1
+			if string(r.Key) != topic+"\x00p" {
+				return
+			}
+			k := store.PositionKey{Source: "keycloak", File: kafka.FileID(topic, r.Partition)}
+			snap, err := store.DecodeSnapshot(k, r.Value, nil)
+			if err != nil {
+				t.Fatalf("changelog partition %d: %v", r.Partition, err)
+			}
+			at[r.Partition] = snap.Position.Offset
+		})
+	}
+	for p, end := range ends {
+		if at[p] != end {
+			return false, fmt.Sprintf("partition %d: changelog at %d, end %d", p, at[p], end)
+		}
+	}
+	return true, ""
+}
+
+// partitionOffsets returns the end (timestamp -1, of committed
+// transactions) or the start (-2) of each of the twelve partitions of
+// topic.
+func partitionOffsets(t *testing.T, broker, topic string, timestamp int64) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID, req.IsolationLevel = -1, 1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range int32(12) {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, timestamp, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("offsets of %s/%d: %v", topic, rp.Partition, err)
+			}
+			out[rp.Partition] = rp.Offset
+		}
+	}
+	return out
+}
+
+// deleteRecords deletes every record of the twelve partitions of topic,
+// as retention does: they then start at their ends.
+func deleteRecords(t *testing.T, broker, topic string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends := partitionOffsets(t, broker, topic, -1)
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10_000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	for p, end := range ends {
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Partition, rp.Offset = p, end
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("delete the records of %s/%d: %v", topic, rp.Partition, err)
+			}
+		}
+	}
+	starts := partitionOffsets(t, broker, topic, -2)
+	for p, end := range ends {
+		if starts[p] != end || end == 0 {
+			t.Fatalf("partition %d starts at %d after its records were deleted, ends at %d", p, starts[p], end)
+		}
+	}
+}
+
+// fleetMetricWith returns the sum of the samples of metric name whose
+// labels hold label, on the daemon of control socket sock.
+func fleetMetricWith(t *testing.T, sock, name, label string) float64 {
+	t.Helper()
+	resp, err := socketClient(sock).Get("http://localhost/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += v
+		}
+	}
+	return sum
 }
 
 // staticMembers checks that the consumer group has one member for each
