@@ -33,9 +33,9 @@ type Kafka struct {
 	// each partition's clients: the instance a partition moves to restores
 	// them from it instead of reading the partition from its start. It
 	// needs at least as many partitions as the topic the source reads.
-	Changelog string `yaml:"changelog"`
-	TLS         *KafkaTLS         `yaml:"tls"`
-	SASL        *KafkaSASL        `yaml:"sasl"`
+	Changelog string     `yaml:"changelog"`
+	TLS       *KafkaTLS  `yaml:"tls"`
+	SASL      *KafkaSASL `yaml:"sasl"`
 	// Password is read from SASL.PasswordFile by Load.
 	Password string `yaml:"-"`
 }
