@@ -1,0 +1,138 @@
+package kafka
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/scopewatch/scopewatch/rules"
+	"github.com/scopewatch/scopewatch/store"
+)
+
+// changelogSource returns a source of topic logs with the changelog
+// state, on a store of its own, ready for its changelog's methods (Run
+// sets the same fields).
+func changelogSource(t *testing.T, c *kfake.Cluster, name string) (*Source, *store.DB) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), name+".db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.KeepChangelog(store.ChangelogOptions{Sources: []string{"kc"}}); err != nil {
+		t.Fatal(err)
+	}
+	src := New(Options{Name: "kc", Positions: db, Changelog: db,
+		Config: rules.Kafka{Brokers: c.ListenAddrs(), Topics: []string{"logs"}, Group: "g", Changelog: "state"}})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	t.Cleanup(src.changelog.close)
+	src.cl, src.runCtx = cl, t.Context()
+	return src, db
+}
+
+// commitClient commits client id's use at offset of partition 0 of logs.
+func commitClient(t *testing.T, db *store.DB, st *store.State, id string, offset int64) {
+	t.Helper()
+	k := store.PositionKey{Source: "kc", File: FileID("logs", 0)}
+	c := st.Client(id)
+	c.Seen.Add(1, time.Date(2026, 5, 1, 0, 0, int(offset), 0, time.UTC))
+	st.Own(id, k)
+	b := store.NewBatch()
+	b.SetPosition(store.Position{Source: "kc", File: k.File, Offset: offset, Line: offset, Path: PositionPath("logs", 0)})
+	st.Checkpoint(b)
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	st.Durable(b.Gen)
+}
+
+// TestChangelogFencesFormerOwner checks the handover of a partition's
+// changelog: the former owner, not knowing yet that it lost the
+// partition, can write no more of it, nor take it back by itself; the
+// new owner writes it; and an instance that claims it after its owner
+// died while writing reads past the transaction left open, the state of
+// the last one committed.
+func TestChangelogFencesFormerOwner(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p := tp{"logs", 0}
+
+	a, adb := changelogSource(t, c, "a")
+	ast := store.NewState(adb, 100)
+	commitClient(t, adb, ast, "x", 10)
+	if err := a.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	a.changelog.ship(ctx, p)
+	commitClient(t, adb, ast, "y", 20) // not written yet
+
+	b, bdb := changelogSource(t, c, "b")
+	if err := b.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	state := func(by *Source, what string, want int64, clients ...string) {
+		t.Helper()
+		part, got, err := by.changelog.read(ctx, p)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		snap, err := store.DecodeSnapshot(store.PositionKey{Source: "kc", File: FileID("logs", 0)}, part, got)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var ids []string
+		for _, c := range snap.Clients {
+			ids = append(ids, c.ID)
+		}
+		if snap.Position.Offset != want || !slices.Equal(ids, clients) {
+			t.Fatalf("%s: the changelog stands at %d with clients %v; want %d with %v", what, snap.Position.Offset, ids, want, clients)
+		}
+	}
+	state(b, "claimed by b", 10, "x")
+
+	// a goes on writing: refused, it lets the partition go.
+	a.changelog.ship(ctx, p)
+	if n := len(a.changelog.claimed()); n != 0 {
+		t.Errorf("a still writes %d changelogs after b claimed its partition", n)
+	}
+	a.changelog.ship(ctx, p) // no producer: nothing, b not fenced
+	state(b, "after a tried to write", 10, "x")
+	if n := b.changelog.claimed(); len(n) != 1 {
+		t.Fatalf("b writes %d changelogs, want 1", len(n))
+	}
+	// b, the owner, writes it (here without having restored x: a
+	// compacted topic keeps x's newest value beside b's z).
+	bst := store.NewState(bdb, 100)
+	commitClient(t, bdb, bst, "z", 30)
+	b.changelog.ship(ctx, p)
+	state(b, "written by b", 30, "x", "z")
+
+	// b then starts another transaction and dies in it: c, claiming
+	// the partition, reads past it, as of b's last commit.
+	commitClient(t, bdb, bst, "w", 40)
+	b.changelog.mu.Lock()
+	half := b.changelog.producers[p]
+	b.changelog.mu.Unlock()
+	if err := half.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := half.ProduceSync(ctx, &kgo.Record{Topic: "state", Partition: 0, Key: changelogKey("logs", "w"), Value: []byte("half")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := changelogSource(t, c, "c")
+	if err := cs.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	state(cs, "claimed by c", 30, "x", "z")
+}
