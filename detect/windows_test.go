@@ -170,3 +170,41 @@ func TestWindowsResumeTravel(t *testing.T) {
 	seen(h3, "p-3f2a", "mychart-app", "203.0.113.9", at.Add(time.Hour))
 	h3.wantNo(t, rules.KindImpossibleTravel)
 }
+
+// TestWindowClient checks that every window the detectors write for a
+// client names it (a partition's changelog carries them with the
+// client), and that those of an address or of the travellers' shards
+// name none.
+func TestWindowClient(t *testing.T) {
+	cfg := testDetect()
+	cfg.UnfamiliarBurst.Requests = 10
+	h := newHarness(t, cfg, nil)
+	h.observe(use("lab-portal", "198.51.100.7", t0))
+	at := h.warm("lab-portal")
+	for i := range 4 {
+		h.observe(use("lab-portal", "192.0.2.1", at.Add(time.Duration(i)*time.Second)))
+	}
+	h.observe(ingest.Event{Kind: ingest.KindDeny, Client: "lab-portal", Time: at, Reason: "invalid_scope",
+		IP: netip.MustParseAddr("203.0.113.9"), Requested: []string{"openid"}})
+	b := store.NewBatch()
+	h.d.FlushWindows(b)
+	clients := map[string]int{}
+	for k := range b.Windows {
+		id, ok := WindowClient(k)
+		switch {
+		case ok:
+			clients[id]++
+		case strings.HasPrefix(k, winProbeClient), strings.HasPrefix(k, winBurstNet), strings.HasPrefix(k, winBurstAcross):
+			t.Errorf("window %q of a client names none", k)
+		}
+	}
+	// Refusals, requests from the new network, and across new networks.
+	if len(clients) != 1 || clients["lab-portal"] != 3 {
+		t.Errorf("windows by client %v (of %d windows), want 3 of lab-portal", clients, len(b.Windows))
+	}
+	for _, k := range []string{winProbeAddr + "203.0.113.9", winTravelSubject + "3f", winTravelClient + "3f", winBurstNet + "lab-portal"} {
+		if id, ok := WindowClient(k); ok {
+			t.Errorf("WindowClient(%q) = %q: a window of no one client", k, id)
+		}
+	}
+}

@@ -250,16 +250,19 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		}
 	}
 	// Findings about one client are raised where the client lives.
-	var wantF, gotF []report.FindingView
-	for cfg, into := range map[string]*[]report.FindingView{ref: &wantF, a.cfg: &gotF} {
+	findings := func(cfg string) []report.FindingView {
+		t.Helper()
 		out, err := cli(cfg, "findings", "--state", "all", "--format", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(out, into); err != nil {
+		var fs []report.FindingView
+		if err := json.Unmarshal(out, &fs); err != nil {
 			t.Fatal(err)
 		}
+		return fs
 	}
+	wantF, gotF := findings(ref), findings(a.cfg)
 	perClient := func(fs []report.FindingView) []string {
 		var out []string
 		for _, f := range fs {
@@ -460,6 +463,9 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 	}
 
 	if changelog {
+		// The findings of the clients that moved came with them.
+		final := peersOf("4f", b, c, d)
+		compareSnapshots(t, perClient(findings(final)), perClient(findings(rescan())))
 		truncated, written := 0, 0
 		for _, in := range fleet {
 			truncated += int(fleetMetricWith(t, filepath.Join(dir, in.name+".sock"), "scopewatch_kafka_errors_total", `reason="history_truncated"`))
