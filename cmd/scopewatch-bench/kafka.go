@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -60,6 +61,7 @@ type kafkaRun struct {
 	cpu    time.Duration // user and system time of all the instances, over their lives
 	broker time.Duration // user and system time of this process, the in-process Kafka's, during the drain
 	rss    float64       // the largest instance's peak RSS, MiB
+	move   time.Duration // of one instance: from a second joining to half the partitions moved to it and restored
 }
 
 // medianKafka returns the median of each measure of runs, each taken
@@ -72,6 +74,7 @@ func medianKafka(runs []kafkaRun) kafkaRun {
 		cpu:    time.Duration(med(func(r kafkaRun) float64 { return float64(r.cpu) })),
 		broker: time.Duration(med(func(r kafkaRun) float64 { return float64(r.broker) })),
 		rss:    med(func(r kafkaRun) float64 { return r.rss }),
+		move:   time.Duration(med(func(r kafkaRun) float64 { return float64(r.move) })),
 	}
 }
 
@@ -82,6 +85,33 @@ type kafkaBench struct {
 	broker  string
 	records int           // records produced to the topic
 	produce time.Duration // how long producing them took
+	// changelogs are the changelog topics of the groups measured with one.
+	changelogs map[string]string
+}
+
+// createTopic creates topic, of kafkaPartitions partitions, in the
+// in-process Kafka.
+func (k *kafkaBench) createTopic(ctx context.Context, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.broker))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, kafkaPartitions, 1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10_000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return fmt.Errorf("create topic %s: %w", topic, err)
+		}
+	}
+	return nil
 }
 
 // newKafkaBench starts an in-process Kafka of one broker with the topic
@@ -94,7 +124,7 @@ func newKafkaBench(ctx context.Context, logPath string) (_ *kafkaBench, err erro
 	if err != nil {
 		return nil, fmt.Errorf("start the in-process Kafka: %w", err)
 	}
-	k := &kafkaBench{cluster: cluster, broker: cluster.ListenAddrs()[0]}
+	k := &kafkaBench{cluster: cluster, broker: cluster.ListenAddrs()[0], changelogs: map[string]string{}}
 	defer func() {
 		if err != nil {
 			cluster.Close()
@@ -236,12 +266,17 @@ func (in *kafkaInstance) failure() error {
 // writeKafkaConfig writes dir/name.yaml: the bench's configuration (as
 // traffic.WriteConfig writes it) with one Keycloak source reading the
 // topic of broker in group with instance id name, the store dir/name.db,
-// the HTTP API at listen and the control socket dir/name.sock. It returns
-// the configuration's path.
-func writeKafkaConfig(dir, name, listen, broker, group string, geo traffic.GeoIP) (string, error) {
+// the HTTP API at listen and the control socket dir/name.sock, writing
+// the partitions' state to the topic changelog unless it is "". It
+// returns the configuration's path.
+func writeKafkaConfig(dir, name, listen, broker, group, changelog string, geo traffic.GeoIP) (string, error) {
+	var extra string
+	if changelog != "" {
+		extra = ", changelog: " + changelog
+	}
 	cfg := fmt.Sprintf("store: %s\nlisten: %s\ncontrol_socket: %s\nsources:\n  - name: keycloak\n    format: keycloak\n"+
-		"    kafka: {brokers: [%s], topics: [%s], group: %s, instance_id: %s}\n",
-		filepath.Join(dir, name+".db"), listen, filepath.Join(dir, name+".sock"), broker, kafkaTopic, group, name)
+		"    kafka: {brokers: [%s], topics: [%s], group: %s, instance_id: %s%s}\n",
+		filepath.Join(dir, name+".db"), listen, filepath.Join(dir, name+".sock"), broker, kafkaTopic, group, name, extra)
 	if geo.City != "" {
 		cfg += fmt.Sprintf("geoip: {city: %s, asn: %s}\n", geo.City, geo.ASN)
 	}
@@ -282,8 +317,9 @@ func (k *kafkaBench) holdFetches() (release func()) {
 // once the group has settled, each instance holding its share of the
 // partitions; the measurement ends when the instances have committed
 // every record between them, and they are then stopped with SIGTERM. Every
-// instance is stopped when measure returns, also on an error.
-func (k *kafkaBench) measure(ctx context.Context, self, dir, group string, n int, geo traffic.GeoIP) (_ kafkaRun, err error) {
+// instance is stopped when measure returns, also on an error. With
+// changelog, the instances write their partitions' changelog.
+func (k *kafkaBench) measure(ctx context.Context, self, dir, group string, n int, changelog bool, geo traffic.GeoIP) (_ kafkaRun, err error) {
 	release := k.holdFetches()
 	defer release()
 	var fleet []*kafkaInstance
@@ -297,6 +333,13 @@ func (k *kafkaBench) measure(ctx context.Context, self, dir, group string, n int
 			}
 		}
 	}()
+	if changelog {
+		// A topic of the group's own: a changelog holds a group's state.
+		if err := k.createTopic(ctx, group+"-state"); err != nil {
+			return kafkaRun{}, err
+		}
+		k.changelogs[group] = group + "-state"
+	}
 	var cfgs []string
 	for i := range n {
 		in := &kafkaInstance{name: fmt.Sprintf("%s-%d", group, i+1)}
@@ -306,7 +349,7 @@ func (k *kafkaBench) measure(ctx context.Context, self, dir, group string, n int
 		if err := freshStore(dir, in.name); err != nil {
 			return kafkaRun{}, err
 		}
-		cfg, err := writeKafkaConfig(dir, in.name, in.addr, k.broker, group, geo)
+		cfg, err := writeKafkaConfig(dir, in.name, in.addr, k.broker, group, k.changelogs[group], geo)
 		if err != nil {
 			return kafkaRun{}, fmt.Errorf("instance %s: %w", in.name, err)
 		}
@@ -389,6 +432,13 @@ func (k *kafkaBench) measure(ctx context.Context, self, dir, group string, n int
 			return kafkaRun{}, fmt.Errorf("instance %s: %w", in.name, err)
 		}
 		r.rss = max(r.rss, rss)
+	}
+	if n == 1 {
+		if r.move, err = k.move(ctx, self, dir, group, geo, fleet[0]); err != nil {
+			return kafkaRun{}, err
+		}
+	}
+	for _, in := range fleet {
 		in.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	for _, in := range fleet {
@@ -400,6 +450,48 @@ func (k *kafkaBench) measure(ctx context.Context, self, dir, group string, n int
 		os.Remove(filepath.Join(dir, in.name+".db"))
 	}
 	return r, nil
+}
+
+// move starts a second instance in the group of first, which has read
+// every record, and returns the time from its start until it holds half
+// the partitions, each restored: rebuilt from the partition's start, or
+// from its changelog. The second instance is stopped before move returns.
+func (k *kafkaBench) move(ctx context.Context, self, dir, group string, geo traffic.GeoIP, first *kafkaInstance) (time.Duration, error) {
+	in := &kafkaInstance{name: group + "-joining"}
+	var err error
+	if in.addr, err = probe.FreeAddr(); err != nil {
+		return 0, err
+	}
+	if err := freshStore(dir, in.name); err != nil {
+		return 0, err
+	}
+	cfg, err := writeKafkaConfig(dir, in.name, in.addr, k.broker, group, k.changelogs[group], geo)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(filepath.Join(dir, in.name+".db"))
+	start := time.Now()
+	in.cmd = exec.CommandContext(ctx, self, "run", "--config", cfg)
+	in.cmd.Stderr = &in.stderr
+	if err := in.cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start instance %s: %w", in.name, err)
+	}
+	in.exited = make(chan error, 1)
+	go func() { in.exited <- in.cmd.Wait() }()
+	defer in.stop(os.Kill)
+	half := kafkaPartitions / 2
+	err = waitFleet(ctx, []*kafkaInstance{first, in}, 5*time.Minute, "half the partitions moved and restored", func() (bool, string) {
+		var v [3]float64
+		for i, m := range []string{"scopewatch_kafka_partitions_assigned", "scopewatch_kafka_partitions_restoring", "scopewatch_kafka_partitions_restored_total"} {
+			var err error
+			if v[i], err = probe.Counter(in.addr, m); err != nil {
+				return false, err.Error()
+			}
+		}
+		return int(v[0]) == half && v[1] == 0 && int(v[2]) >= half,
+			fmt.Sprintf("assigned %.0f, restoring %.0f, restored %.0f", v[0], v[1], v[2])
+	})
+	return time.Since(start), err
 }
 
 // waitFleet calls cond every kafkaPoll until it holds. It fails when ctx
@@ -452,7 +544,7 @@ func sumInts(xs []int) int {
 // logPath to an in-process Kafka, then, runs times, measures a group of
 // each size in sizes reading them, and prints the medians to stdout. The
 // in-process Kafka is stopped when it returns.
-func kafkaBenchmark(ctx context.Context, stdout io.Writer, self, dir, logPath string, geo traffic.GeoIP, sizes []int, runs int) error {
+func kafkaBenchmark(ctx context.Context, stdout io.Writer, self, dir, logPath string, geo traffic.GeoIP, sizes []int, runs int, changelog bool) error {
 	k, err := newKafkaBench(ctx, logPath)
 	if err != nil {
 		return err
@@ -460,29 +552,51 @@ func kafkaBenchmark(ctx context.Context, stdout io.Writer, self, dir, logPath st
 	defer k.Close()
 	fmt.Fprintf(stdout, "\nproduced the %d lines to an in-process Kafka (kfake) topic of %d partitions, keyed by client id, in snappy batches, in %.2f s\n",
 		k.records, kafkaPartitions, k.produce.Seconds())
-	measured := make([][]kafkaRun, len(sizes))
+	type row struct {
+		n         int
+		changelog bool
+	}
+	var rows []row
+	for _, n := range sizes {
+		rows = append(rows, row{n, false})
+		if changelog {
+			rows = append(rows, row{n, true})
+		}
+	}
+	measured := make([][]kafkaRun, len(rows))
 	for r := range runs {
-		for i, n := range sizes {
-			group := fmt.Sprintf("bench-r%d-s%d-n%d", r, i, n)
-			run, err := k.measure(ctx, self, dir, group, n, geo)
+		for i, rw := range rows {
+			group := fmt.Sprintf("bench-r%d-s%d-n%d", r, i, rw.n)
+			run, err := k.measure(ctx, self, dir, group, rw.n, rw.changelog, geo)
 			if err != nil {
-				return fmt.Errorf("%d instance(s), run %d: %w", n, r+1, err)
+				return fmt.Errorf("%d instance(s), run %d: %w", rw.n, r+1, err)
 			}
 			measured[i] = append(measured[i], run)
 		}
 	}
 
-	fmt.Fprintf(stdout, "\n%-48s %9s %12s %8s %8s %10s %8s %11s\n", "reader", "lines/s", "per instance", "seconds", "CPU s", "peak RSS", "join s", "Kafka CPU s")
-	for i, n := range sizes {
+	fmt.Fprintf(stdout, "\n%-48s %9s %12s %8s %8s %10s %8s %11s %7s\n", "reader", "lines/s", "per instance", "seconds", "CPU s", "peak RSS", "join s", "Kafka CPU s", "move s")
+	for i, rw := range rows {
+		n := rw.n
 		m := medianKafka(measured[i])
 		rate := float64(k.records) / m.drain.Seconds()
-		fmt.Fprintf(stdout, "%-48s %9.0f %12.0f %8.2f %8.2f %10s %8.2f %11.2f\n",
-			fmt.Sprintf("scopewatch run from Kafka, %d instance(s)", n), rate, rate/float64(n),
-			m.drain.Seconds(), m.cpu.Seconds(), fmt.Sprintf("%.1f MiB", m.rss), m.join.Seconds(), m.broker.Seconds())
+		name := fmt.Sprintf("scopewatch run from Kafka, %d instance(s)", n)
+		if rw.changelog {
+			name = "  the same, with a changelog"
+		}
+		move := "-"
+		if n == 1 {
+			move = fmt.Sprintf("%.2f", m.move.Seconds())
+		}
+		fmt.Fprintf(stdout, "%-48s %9.0f %12.0f %8.2f %8.2f %10s %8.2f %11.2f %7s\n",
+			name, rate, rate/float64(n),
+			m.drain.Seconds(), m.cpu.Seconds(), fmt.Sprintf("%.1f MiB", m.rss), m.join.Seconds(), m.broker.Seconds(), move)
 	}
 	fmt.Fprintf(stdout, "(seconds: from releasing the records, once the group has settled, to every one committed; join s: from starting\n"+
 		" the instances to their group settled, each holding its share of the partitions, not counted in lines/s; CPU s: all\n"+
-		" the instances over their lives; peak RSS: the largest instance's; Kafka CPU s: this process during the drain)\n")
+		" the instances over their lives; peak RSS: the largest instance's; Kafka CPU s: this process during the drain;\n"+
+		" move s: with one instance, from a second one starting to half the partitions moved to it and restored, from\n"+
+		" their start or from the changelog)\n")
 	fmt.Fprintf(stdout, "the in-process Kafka shares the machine's %d cores with the instances\n", runtime.NumCPU())
 	return nil
 }

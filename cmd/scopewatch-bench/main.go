@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 1, "times to repeat each measurement; medians are printed")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	latencyRate := fs.Int("latency-rate", 50_000, "lines/s appended to a followed file to measure append-to-commit latency, for up to 10 s (0: not measured)")
+	kafkaChangelog := fs.Bool("kafka-changelog", false, "with --kafka-instances, measure each number of instances again writing the partitions' state to a changelog topic")
 	kafkaInstances := fs.String("kafka-instances", "", "comma-separated numbers of instances reading the lines from an in-process Kafka topic of 12 partitions, such as 1,2,3 (empty: not measured)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -274,7 +275,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			min(*lines, 10**latencyRate), lat.rate, lat.p50.Round(time.Millisecond), lat.p99.Round(time.Millisecond), lat.max.Round(time.Millisecond))
 	}
 	if len(sizes) > 0 {
-		if err := kafkaBenchmark(ctx, stdout, self, *dir, logPath, geo, sizes, *runs); err != nil {
+		if err := kafkaBenchmark(ctx, stdout, self, *dir, logPath, geo, sizes, *runs, *kafkaChangelog); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
 	}

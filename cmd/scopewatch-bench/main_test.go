@@ -115,21 +115,25 @@ func TestLineClientID(t *testing.T) {
 }
 
 // TestBenchKafka runs the Kafka measurement on a small file with groups
-// of one and two instances and checks that their rows were printed.
+// of one and two instances, each without and with a changelog, and
+// checks that their rows were printed, the move of one instance's
+// partitions with them.
 func TestBenchKafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary against an in-process Kafka")
 	}
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"--lines", "2000", "--clients", "50", "--networks", "16", "--runs", "1",
-		"--latency-rate", "0", "--kafka-instances", "1,2", "--dir", t.TempDir()}, &out, &errOut)
+		"--latency-rate", "0", "--kafka-instances", "1,2", "--kafka-changelog", "--dir", t.TempDir()}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	for _, row := range []string{
 		`produced the 2000 lines to an in-process Kafka \(kfake\) topic of 12 partitions`,
-		`scopewatch run from Kafka, 1 instance\(s\) +\d+ +\d+ +\d+\.\d+ +\d+\.\d+ +\d+\.\d MiB +\d+\.\d+ +\d+\.\d+\n`,
-		`scopewatch run from Kafka, 2 instance\(s\) +\d+ +\d+ +\d+\.\d+ +\d+\.\d+ +\d+\.\d MiB +\d+\.\d+ +\d+\.\d+\n`,
+		`scopewatch run from Kafka, 1 instance\(s\) +\d+ +\d+ +\d+\.\d+ +\d+\.\d+ +\d+\.\d MiB +\d+\.\d+ +\d+\.\d+ +\d+\.\d+\n` +
+			` +the same, with a changelog +\d+ +\d+ +\d+\.\d+ +\d+\.\d+ +\d+\.\d MiB +\d+\.\d+ +\d+\.\d+ +\d+\.\d+\n`,
+		`scopewatch run from Kafka, 2 instance\(s\) +\d+ +\d+ +\d+\.\d+ +\d+\.\d+ +\d+\.\d MiB +\d+\.\d+ +\d+\.\d+ +-\n` +
+			` +the same, with a changelog +\d+ +\d+ +\d+\.\d+ +\d+\.\d+ +\d+\.\d MiB +\d+\.\d+ +\d+\.\d+ +-\n`,
 		fmt.Sprintf(`the in-process Kafka shares the machine's %d cores with the instances`, runtime.NumCPU()),
 	} {
 		if !regexp.MustCompile(row).MatchString(out.String()) {
