@@ -29,6 +29,10 @@ import (
 //   - nothing: the partition's position changed;
 //   - a 0 byte (seededSuffix): the changelog holds every client of the
 //     partition; until it is written, the next Changes ships them all.
+//     Its value is the nonce of the changelog's newest record of the
+//     partition that this store wrote or restored (8 bytes, big-endian):
+//     when the changelog's newest record has another, another instance
+//     wrote the changelog since, and it is newer than this store's copy.
 //
 // Values are the uvarint sequence of the commit that wrote the entry, so
 // that Shipped deletes only entries no commit has written since.
@@ -340,10 +344,11 @@ func clientStates(tx *bolt.Tx, ids map[string]bool, windowClient func(string) (s
 // bytes, the values as the store holds them.
 const clientStateFormat = 1
 
-// Shipped records that the changelog now holds ch: its entries are
-// deleted, unless a commit wrote them again since ch was read, and a
-// seed marks the changelog as holding every client.
-func (db *DB) Shipped(ch *Changes) error {
+// Shipped records that the changelog now holds ch, written with the
+// partition record of nonce: its entries are deleted, unless a commit
+// wrote them again since ch was read, and the changelog is marked as
+// holding every client, its newest record of nonce.
+func (db *DB) Shipped(ch *Changes, nonce uint64) error {
 	if db.readOnly {
 		return fmt.Errorf("record the changelog of %s in %s: %w", ch.Key.Source, db.path, ErrReadOnly)
 	}
@@ -356,8 +361,9 @@ func (db *DB) Shipped(ch *Changes) error {
 				}
 			}
 		}
-		if ch.Seed && tx.Bucket(bucketPositions).Get(appendPositionKey(nil, ch.Key)) != nil {
-			return cb.Put(changeKey(ch.Key, seededSuffix), []byte{0})
+		seeded := cb.Get(changeKey(ch.Key, seededSuffix)) != nil
+		if (seeded || ch.Seed) && tx.Bucket(bucketPositions).Get(appendPositionKey(nil, ch.Key)) != nil {
+			return cb.Put(changeKey(ch.Key, seededSuffix), binary.BigEndian.AppendUint64(nil, nonce))
 		}
 		return nil
 	})
@@ -368,14 +374,35 @@ func (db *DB) Shipped(ch *Changes) error {
 }
 
 // EncodePartition encodes a partition's position and its source's
-// coverage, the changelog's record of where its clients' state stands.
-func EncodePartition(p Position, coverage []Span) ([]byte, error) {
+// coverage, the changelog's record of where its clients' state stands,
+// with nonce, a number drawn at random for the transaction that writes
+// it (see ChangelogNonce).
+func EncodePartition(p Position, coverage []Span, nonce uint64) ([]byte, error) {
 	cov, err := json.Marshal(coverage)
 	if err != nil {
 		return nil, fmt.Errorf("encode coverage of %s: %w", p.Source, err)
 	}
 	b := append([]byte{partitionFormat}, appendString(nil, appendPosition(nil, &p))...)
-	return appendString(b, cov), nil
+	b = appendString(b, cov)
+	return binary.LittleEndian.AppendUint64(b, nonce), nil
+}
+
+// ChangelogNonce returns the nonce of the newest record of the partition
+// at k that this store wrote to its changelog or restored from it; false
+// when it has none.
+func (db *DB) ChangelogNonce(k PositionKey) (uint64, bool, error) {
+	var nonce uint64
+	var ok bool
+	err := db.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketChangelog).Get(changeKey(k, seededSuffix)); len(v) == 8 {
+			nonce, ok = binary.BigEndian.Uint64(v), true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, failed(err, fmt.Sprintf("read the changelog of %s from %s", k.Source, db.path))
+	}
+	return nonce, ok, nil
 }
 
 const partitionFormat = 1
@@ -386,6 +413,7 @@ const partitionFormat = 1
 // holding it (Batch.Restore) writes it into the store.
 type Snapshot struct {
 	Key      PositionKey
+	Nonce    uint64 // of the partition record
 	Position Position
 	Coverage []Span
 	Clients  []Client
@@ -407,7 +435,7 @@ type rawState struct {
 func DecodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte) (*Snapshot, error) {
 	d := decoder{b: partition}
 	d.format(partitionFormat)
-	pos, cov := d.bytes(), d.bytes()
+	pos, cov, nonce := d.bytes(), d.bytes(), d.fixed64()
 	if err := d.end("changelog partition"); err != nil {
 		return nil, err
 	}
@@ -416,7 +444,7 @@ func DecodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Key: k, Position: p, Windows: map[string][]int64{}}
+	s := &Snapshot{Key: k, Nonce: nonce, Position: p, Windows: map[string][]int64{}}
 	if err := json.Unmarshal(cov, &s.Coverage); err != nil {
 		return nil, fmt.Errorf("changelog coverage: %w: %v", ErrCorrupt, err)
 	}
@@ -474,7 +502,7 @@ func decodeState(id string, v []byte) (rawState, error) {
 
 // restore writes s into the store: every client's record, findings and
 // windows, each client owned by s's partition, and the changelog marked
-// as holding them all.
+// as holding them all, its newest record s's.
 func restore(tx *bolt.Tx, s *Snapshot) error {
 	cb, ob, fb, wb := tx.Bucket(bucketClients), tx.Bucket(bucketOwners), tx.Bucket(bucketFindings), tx.Bucket(bucketWindows)
 	owner := appendOwner(nil, s.Key)
@@ -499,5 +527,5 @@ func restore(tx *bolt.Tx, s *Snapshot) error {
 	if strings.IndexByte(s.Key.Source, 0) >= 0 {
 		return fmt.Errorf("restore source %q: %w", s.Key.Source, ErrInvalid)
 	}
-	return tx.Bucket(bucketChangelog).Put(changeKey(s.Key, seededSuffix), []byte{0})
+	return tx.Bucket(bucketChangelog).Put(changeKey(s.Key, seededSuffix), binary.BigEndian.AppendUint64(nil, s.Nonce))
 }

@@ -69,7 +69,7 @@ func restoreChanges(t *testing.T, chs ...*Changes) *Snapshot {
 			}
 		}
 		var err error
-		if partition, err = EncodePartition(ch.Position, ch.Coverage); err != nil {
+		if partition, err = EncodePartition(ch.Position, ch.Coverage, uint64(len(ch.Clients))); err != nil {
 			t.Fatal(err)
 		}
 		k = ch.Key
@@ -104,18 +104,24 @@ func TestChangelogRoundTrip(t *testing.T) {
 	}
 	// A commit between the read and its shipping is shipped next time.
 	changelogCommit(t, db, st, k0, 20, "b")
-	if err := db.Shipped(first); err != nil {
+	if err := db.Shipped(first, 1); err != nil {
 		t.Fatal(err)
 	}
 	second, err := db.Changes(k0)
 	if err != nil || second == nil || second.Seed || len(second.Clients) != 1 || second.Clients[0].ID != "b" || second.Position.Offset != 20 {
 		t.Fatalf("second changes = %+v, %v; want b alone at 20", second, err)
 	}
-	if err := db.Shipped(second); err != nil {
+	if err := db.Shipped(second, 2); err != nil {
 		t.Fatal(err)
 	}
 	if ch, err := db.Changes(k0); err != nil || ch != nil {
 		t.Fatalf("after shipping everything, Changes = %+v, %v; want nil", ch, err)
+	}
+	if n, ok, err := db.ChangelogNonce(k0); err != nil || !ok || n != 2 {
+		t.Errorf("ChangelogNonce = %d, %v, %v; want the last shipped, 2", n, ok, err)
+	}
+	if _, ok, _ := db.ChangelogNonce(k1); ok {
+		t.Error("a nonce of partition 1, never shipped")
 	}
 
 	// a is pruned: its deletion is shipped.
@@ -144,6 +150,9 @@ func TestChangelogRoundTrip(t *testing.T) {
 		if err != nil || gok != wok || !reflect.DeepEqual(got, want) {
 			t.Errorf("client %s restored = %+v (%v), want %+v (%v)", id, got, gok, want, wok)
 		}
+	}
+	if n, ok, err := other.ChangelogNonce(k0); err != nil || !ok || n != snap.Nonce || n != 1 {
+		t.Errorf("restored, ChangelogNonce = %d, %v, %v; want the snapshot's, 1", n, ok, err)
 	}
 	owners, _ := other.Owners()
 	if !reflect.DeepEqual(owners, map[string]PositionKey{"b": k0}) {
@@ -224,7 +233,7 @@ func TestDecodeSnapshotRefusesDamage(t *testing.T) {
 	if err != nil || ch == nil {
 		t.Fatal(ch, err)
 	}
-	part, _ := EncodePartition(ch.Position, ch.Coverage)
+	part, _ := EncodePartition(ch.Position, ch.Coverage, uint64(len(ch.Clients)))
 	a := ch.Clients[0].Value
 	for name, c := range map[string]struct {
 		part    []byte

@@ -112,6 +112,7 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		fleet = append(fleet, &fleetInstance{name: name, cfg: filepath.Join(dir, name+".yaml"), stderr: &bytes.Buffer{}})
 	}
 	a, b, c, d := fleet[0], fleet[1], fleet[2], fleet[3]
+	solo := false
 	t.Cleanup(func() {
 		for _, in := range fleet {
 			if in.cmd != nil {
@@ -124,7 +125,7 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		}
 	})
 	// start gives in a free address, writes its configuration (a's
-	// names b and c as peers) and starts it. An address is taken only
+	// names b and c as peers, unless solo) and starts it. An address is taken only
 	// just before its daemon listens on it: taken earlier, another test's
 	// daemon could listen on it first.
 	start := func(in *fleetInstance) {
@@ -134,7 +135,7 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		}
 		in.addr = addr
 		var cluster string
-		if in == a {
+		if in == a && !solo {
 			cluster = fmt.Sprintf("cluster: {peers: [%s, %s]}\n", b.addr, c.addr)
 		}
 		write(t, in.cfg, fmt.Sprintf(fleetConfig, dir, in.name, in.addr, broker, webConfig, cluster, topics))
@@ -476,6 +477,41 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		}
 	}
 	for _, in := range fleet {
+		in.cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-in.exited; err != nil {
+			t.Errorf("instance %s did not stop cleanly on SIGTERM: %v", in.name, err)
+		}
+		in.cmd = nil
+	}
+	if !changelog {
+		return
+	}
+	// The changelog alone, and the records after the positions it
+	// holds, rebuild the fleet: d, alone in the group, resumes its own
+	// partitions from its store and restores the others' from the
+	// changelog, which it then writes for all twelve. Then a, alone,
+	// finds that another instance wrote the changelog of the partitions
+	// its store still holds since it did: it restores every partition
+	// rather than resume those (the changes it would write from its older
+	// copy would mix two states in the changelog). Each must report what
+	// one scan of every line does.
+	solo = true
+	for _, in := range []*fleetInstance{d, a} {
+		start(in) // its counters start at zero
+		waitFor(in.name+" holding every partition", func() (bool, string) {
+			n, r := assigned(in), metric(in, "scopewatch_kafka_partitions_restored_total")
+			return n == 12 && metric(in, "scopewatch_kafka_partitions_restoring") == 0, fmt.Sprintf("%s assigned %d, restored %d", in.name, n, r)
+		})
+		more(3000)
+		merged("one instance alone after the fleet stopped", in.cfg, rescan())
+		if in == a {
+			if r := metric(a, "scopewatch_kafka_partitions_restored_total"); r != 12 {
+				t.Errorf("a restored %d partitions, want all 12: those its store holds were written by d since", r)
+			}
+		}
+		waitFor("the changelog at every partition's end", func() (bool, string) {
+			return changelogAtEnd(t, broker, "keycloak", "keycloak-state")
+		})
 		in.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-in.exited; err != nil {
 			t.Errorf("instance %s did not stop cleanly on SIGTERM: %v", in.name, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ import (
 // what each partition's changelog lacks, and a way to say it was written.
 type ChangelogStore interface {
 	Changes(k store.PositionKey) (*store.Changes, error)
-	Shipped(ch *store.Changes) error
+	Shipped(ch *store.Changes, nonce uint64) error
+	ChangelogNonce(k store.PositionKey) (uint64, bool, error)
 }
 
 // The changelog (Config.Changelog) is a compacted topic whose partition
@@ -203,7 +205,8 @@ func (c *changelog) shipLocked(ctx context.Context, cl *kgo.Client, p tp) (int, 
 	if err != nil || ch == nil {
 		return 0, err
 	}
-	part, err := store.EncodePartition(ch.Position, ch.Coverage)
+	nonce := rand.Uint64()
+	part, err := store.EncodePartition(ch.Position, ch.Coverage, nonce)
 	if err != nil {
 		return 0, err
 	}
@@ -228,7 +231,7 @@ func (c *changelog) shipLocked(ctx context.Context, cl *kgo.Client, p tp) (int, 
 	if produced != nil {
 		return 0, produced
 	}
-	return len(records), c.store.Shipped(ch)
+	return len(records), c.store.Shipped(ch, nonce)
 }
 
 // restore reads partition p's changelog, claimed, and hands the state it holds to the engine. It returns the
@@ -311,58 +314,118 @@ func (c *changelog) fence(ctx context.Context, p tp) error {
 // partition p.partition of the changelog, up to its committed end: the
 // partition's record (nil when there is none) and each client's state.
 func (c *changelog) read(ctx context.Context, p tp) (partition []byte, clients map[string][]byte, err error) {
+	clients = map[string][]byte{}
+	err = c.scan(ctx, p, 0, func(rest string, v []byte) {
+		switch {
+		case rest == "p":
+			partition = v
+		case len(rest) > 2 && rest[:2] == "c\x00":
+			if len(v) == 0 {
+				delete(clients, rest[2:])
+			} else {
+				clients[rest[2:]] = v
+			}
+		}
+	})
+	return partition, clients, err
+}
+
+// tail is how many records before its end latest reads of a changelog
+// partition first: the newest partition record is among the last ones
+// unless the partition's other topics wrote after it.
+const tail = 64
+
+// latest returns the newest record of partition p in the changelog, nil
+// when there is none.
+func (c *changelog) latest(ctx context.Context, p tp) ([]byte, error) {
+	var part []byte
+	keep := func(rest string, v []byte) {
+		if rest == "p" {
+			part = v
+		}
+	}
+	from, err := c.end(ctx, p)
+	if err != nil || from <= 0 {
+		return nil, err
+	}
+	from = max(from-tail, 0)
+	if err := c.scan(ctx, p, from, keep); err != nil || part != nil || from == 0 {
+		return part, err
+	}
+	return part, c.scan(ctx, p, 0, keep)
+}
+
+// end returns the committed end of partition p of the changelog.
+func (c *changelog) end(ctx context.Context, p tp) (int64, error) {
 	cp := tp{c.topic, p.partition}
 	ends, err := listOffsets(ctx, c.s.client(), []tp{cp}, -1)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the changelog's end: %w", err)
+		return 0, fmt.Errorf("the changelog's end: %w", err)
 	}
-	end := ends[cp]
-	clients = map[string][]byte{}
-	if end <= 0 {
-		return nil, clients, nil
+	return ends[cp], nil
+}
+
+// scan calls fn, in order, with the key (after the topic and its 0 byte)
+// and value of each record about topic p.topic in partition p.partition
+// of the changelog, from offset from to the committed end.
+func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest string, v []byte)) error {
+	end, err := c.end(ctx, p)
+	if err != nil || end <= from {
+		return err
 	}
 	opts, err := c.s.connOpts()
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	opts = append(opts,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topic: {p.partition: kgo.NewOffset().AtStart()}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topic: {p.partition: kgo.NewOffset().At(from)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // the last transaction's marker ends the read
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("changelog reader: %w", err)
+		return fmt.Errorf("changelog reader: %w", err)
 	}
 	defer cl.Close()
 	prefix := []byte(p.topic + "\x00")
-	for next := int64(0); next < end; {
+	for next := from; next < end; {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return err
 		}
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return nil, nil, fmt.Errorf("read the changelog: %w", ferr)
+			return fmt.Errorf("read the changelog: %w", ferr)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			next = r.Offset + 1
-			if r.Attrs.IsControl() || !bytes.HasPrefix(r.Key, prefix) {
-				return
-			}
-			rest := string(r.Key[len(prefix):])
-			switch {
-			case rest == "p":
-				partition = r.Value
-			case len(rest) > 2 && rest[:2] == "c\x00":
-				if len(r.Value) == 0 {
-					delete(clients, rest[2:])
-				} else {
-					clients[rest[2:]] = r.Value
-				}
+			if !r.Attrs.IsControl() && bytes.HasPrefix(r.Key, prefix) {
+				fn(string(r.Key[len(prefix):]), r.Value)
 			}
 		})
 	}
-	return partition, clients, nil
+	return nil
+}
+
+// moved reports whether another instance has written partition p's
+// changelog since this store last wrote it or restored from it: its
+// newest partition record is not the one the store knows. The store's
+// copy of p is then older than the changelog's, and its changes since,
+// written to the changelog, would mix two states: p is restored instead.
+func (c *changelog) moved(ctx context.Context, p tp) (bool, error) {
+	part, err := c.latest(ctx, p)
+	if err != nil || part == nil {
+		return false, err // none wrote it: this store's copy is the only one
+	}
+	k := c.key(p)
+	snap, err := store.DecodeSnapshot(k, part, nil)
+	if err != nil {
+		return false, err
+	}
+	mine, ok, err := c.store.ChangelogNonce(k)
+	if err != nil {
+		return false, err
+	}
+	return !ok || mine != snap.Nonce, nil
 }

@@ -60,7 +60,8 @@ func commitClient(t *testing.T, db *store.DB, st *store.State, id string, offset
 // partition, can write no more of it, nor take it back by itself; the
 // new owner writes it; and an instance that claims it after its owner
 // died while writing reads past the transaction left open, the state of
-// the last one committed.
+// the last one committed. Given the partition back, the former owner
+// sees that another wrote the changelog since.
 func TestChangelogFencesFormerOwner(t *testing.T) {
 	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
 	defer c.Close()
@@ -117,6 +118,17 @@ func TestChangelogFencesFormerOwner(t *testing.T) {
 	commitClient(t, bdb, bst, "z", 30)
 	b.changelog.ship(ctx, p)
 	state(b, "written by b", 30, "x", "z")
+	// Given the partition back, a must not resume it from its store: b
+	// wrote the changelog since. b, given it again, may.
+	for _, c := range []struct {
+		name string
+		src  *Source
+		want bool
+	}{{"a", a, true}, {"b", b, false}} {
+		if moved, err := c.src.changelog.moved(ctx, p); err != nil || moved != c.want {
+			t.Errorf("%s: moved = %v, %v; want %v", c.name, moved, err, c.want)
+		}
+	}
 
 	// b then starts another transaction and dies in it: c, claiming
 	// the partition, reads past it, as of b's last commit.

@@ -534,7 +534,7 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 		}
 	}
 	s.mu.Lock()
-	var rebuild []tp
+	var rebuild, held []tp
 	for topic, parts := range assigned {
 		for partition := range parts {
 			if g := s.recreated[topic]; g > 0 && s.restarted[tp{topic, partition}] != g {
@@ -552,6 +552,7 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 			}
 			if known {
 				parts[partition] = kgo.NewOffset().At(next).WithEpoch(-1)
+				held = append(held, tp{topic, partition})
 			} else {
 				parts[partition] = kgo.NewOffset().AtStart()
 				rebuild = append(rebuild, tp{topic, partition})
@@ -561,7 +562,7 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 	cl := s.cl
 	s.mu.Unlock()
 	if c := s.changelog; c != nil {
-		rebuild = s.restoreChangelogs(assigned, rebuild)
+		rebuild = s.restoreChangelogs(assigned, held, rebuild)
 	}
 	s.startRestores(cl, rebuild)
 	return assigned, nil
@@ -569,10 +570,11 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 
 // restoreChangelogs claims the changelog of every partition assigned,
 // then restores from its changelog each partition of rebuild (held by
-// none here) whose changelog holds its state, setting the offset it is
-// read from in assigned. It returns the partitions left to rebuild from
-// their start.
-func (s *Source) restoreChangelogs(assigned map[string]map[int32]kgo.Offset, rebuild []tp) []tp {
+// none here), and each of held (resumed from this store) whose changelog
+// another instance has written since this store did, setting the offset
+// it is read from in assigned. It returns the partitions of rebuild left
+// to rebuild from their start: their changelog holds nothing of them.
+func (s *Source) restoreChangelogs(assigned map[string]map[int32]kgo.Offset, held, rebuild []tp) []tp {
 	c := s.changelog
 	for topic, parts := range assigned {
 		for partition := range parts {
@@ -581,8 +583,24 @@ func (s *Source) restoreChangelogs(assigned map[string]map[int32]kgo.Offset, reb
 			}
 		}
 	}
+	restore := slices.Clone(rebuild)
+	for _, p := range held {
+		moved, err := c.moved(s.runCtx, p)
+		if err != nil {
+			if s.runCtx.Err() != nil {
+				return rebuild
+			}
+			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "changelog").Inc()
+			s.log.Warn("kafka changelog not read: the partition resumes from this store", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+			continue
+		}
+		if moved {
+			s.log.Info("kafka partition written by another instance since this one held it: restoring it from its changelog", "topic", p.topic, "partition", p.partition)
+			restore = append(restore, p)
+		}
+	}
 	var left []tp
-	for _, p := range rebuild {
+	for _, p := range restore {
 		s.mu.Lock()
 		s.restoring[p] = math.MaxInt64 // until restored; for /readyz
 		s.opt.Metrics.restoring.Add(1)
@@ -591,11 +609,16 @@ func (s *Source) restoreChangelogs(assigned map[string]map[int32]kgo.Offset, reb
 		offset, ok := c.restore(s.runCtx, p)
 		s.restored([]tp{p})
 		if !ok {
-			left = append(left, p)
-			continue
+			if slices.Contains(rebuild, p) {
+				left = append(left, p)
+			}
+			continue // held: resumed from this store
 		}
 		s.opt.Metrics.Restored.WithLabelValues(s.opt.Name).Inc()
 		assigned[p.topic][p.partition] = kgo.NewOffset().At(offset).WithEpoch(-1)
+		s.mu.Lock()
+		s.sent[p] = offset // what was handed on before is replaced
+		s.mu.Unlock()
 	}
 	return left
 }
