@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
 
@@ -146,5 +148,108 @@ func TestEngineReleasesAPartition(t *testing.T) {
 	}
 	if owners, _ := db.Owners(); len(owners) != 0 {
 		t.Errorf("owners %v left; want none", owners)
+	}
+}
+
+// TestEngineRestoresAPartition reads, on one store, a grant that raises
+// a finding from a partition, ships the partition's changelog, and
+// restores it through a Restore line into an engine on another store,
+// which then reads the next grant of the partition: the client's counts
+// go on from the restored ones, its partition is recorded, and the
+// finding goes on counting, opened when it first was and not told again.
+// Released at once after a restore, the restored client leaves.
+func TestEngineRestoresAPartition(t *testing.T) {
+	r := loadTestRules(t)
+	cfg := &rules.Config{Detect: testDetect(), Rules: r, Sources: []rules.Source{{Name: "idp", Format: "json", Kind: "grant"}}}
+	grant := func(n int64) ingest.Line {
+		ln := line("idp", 1, 100*n, n, fmt.Sprintf(
+			`{"ts":"2026-10-01T10:00:%02dZ","type":"token","client":"lab","scope":"openid system/*.rs"}`, n))
+		ln.Pos.Partition = true
+		return ln
+	}
+	notified := 0
+	run := func(db *store.DB, lines ...ingest.Line) {
+		t.Helper()
+		clock := &DataClock{}
+		fs := detect.NewFindings(nil, nil, clock.Now, nil)
+		cov := detect.NewCoverage(nil, time.Duration(cfg.Detect.UnusedScope.CoverageGap))
+		state := store.NewState(db, 100)
+		e := New(Options{
+			Parsers: testParsers(t), Accountant: detect.NewAccountant(r, nil, state), Store: db, MaxEvents: 1,
+			MaxDelay: time.Hour, Metrics: NewMetrics(nil),
+			Committed: func(b *store.Batch) { notified += len(b.Notify) },
+			Detection: &Detection{
+				Detectors: detect.NewDetectors(detect.DetectorOptions{Config: cfg.Detect, Rules: r}, fs),
+				Findings:  fs, Coverage: cov, Clients: db, Now: clock.Now, DataClock: clock,
+			},
+		})
+		in := make(chan ingest.Line, len(lines))
+		for _, ln := range lines {
+			in <- ln
+		}
+		close(in)
+		if err := e.Run(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := store.PositionKey{Source: "idp", File: store.FileID{Dev: 1, Ino: 1}}
+
+	from := openTestDB(t)
+	if err := from.KeepChangelog(store.ChangelogOptions{Sources: []string{"idp"}, WindowClient: detect.WindowClient}); err != nil {
+		t.Fatal(err)
+	}
+	run(from, grant(1))
+	if notified == 0 {
+		t.Fatal("the first grant told nothing: the test would show nothing")
+	}
+	ch, err := from.Changes(k)
+	if err != nil || ch == nil || len(ch.Clients) != 1 {
+		t.Fatalf("Changes = %+v, %v; want lab's", ch, err)
+	}
+	part, err := store.EncodePartition(ch.Position, ch.Coverage, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := store.DecodeSnapshot(k, part, map[string][]byte{"lab": ch.Clients[0].Value})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	to := openTestDB(t)
+	notified = 0
+	done := make(chan error, 1)
+	run(to, ingest.Line{Pos: grant(1).Pos, Restore: &ingest.Restore{Snapshot: snap, Done: done}}, grant(2))
+	if err := <-done; err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	c, ok, err := to.Client("lab")
+	if err != nil || !ok || c.Issued.N != 2 {
+		t.Errorf("restored lab = %+v, %v, %v; want 2 tokens issued", c, ok, err)
+	}
+	if owners, _ := to.Owners(); owners["lab"] != k {
+		t.Errorf("owners %v, want lab of the partition", owners)
+	}
+	fs, err := to.Findings()
+	if err != nil || len(fs) != 1 || fs[0].Count != 2 || !fs[0].Opened.Equal(time.Date(2026, 10, 1, 10, 0, 1, 0, time.UTC)) {
+		t.Errorf("findings after the restore = %+v, %v; want one, seen twice, opened at the first grant", fs, err)
+	}
+	if notified != 0 {
+		t.Errorf("%d notifications after the restore, want none: the finding was told by the partition's former owner", notified)
+	}
+	if ps, _ := to.Positions("idp"); len(ps) != 1 || ps[0].Offset != 200 {
+		t.Errorf("positions %+v, want the second grant's", ps)
+	}
+
+	// Restored and released at once, before any event names it: the
+	// client leaves with the partition.
+	again := openTestDB(t)
+	restored, released := make(chan error, 1), make(chan error, 1)
+	run(again, ingest.Line{Pos: grant(1).Pos, Restore: &ingest.Restore{Snapshot: snap, Done: restored}},
+		ingest.Line{Pos: grant(1).Pos, Release: &ingest.Release{Done: released}})
+	if err := errors.Join(<-restored, <-released); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := again.Clients(); len(cs) != 0 {
+		t.Errorf("after a restore and a release, clients %+v stored; want none", cs)
 	}
 }
