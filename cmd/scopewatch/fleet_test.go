@@ -144,10 +144,12 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		if err := in.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		in.exited, in.done = make(chan error, 1), make(chan struct{})
+		// The goroutine keeps its own channels: a restart replaces in's.
+		exited, done, cmd := make(chan error, 1), make(chan struct{}), in.cmd
+		in.exited, in.done = exited, done
 		go func() {
-			in.exited <- in.cmd.Wait()
-			close(in.done)
+			exited <- cmd.Wait()
+			close(done)
 		}()
 	}
 	// waitFor polls the instances until cond holds.
