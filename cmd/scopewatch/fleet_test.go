@@ -286,9 +286,9 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		// end, the records are deleted: what moves now is restored
 		// from the changelog or not at all.
 		waitFor("the changelog at every partition's end", func() (bool, string) {
-			return changelogAtEnd(t, broker, "keycloak", "keycloak-state")
+			return changelogAtEnd(t, broker, "keycloak", "keycloak-state", 12)
 		})
-		deleteRecords(t, broker, "keycloak")
+		deleteRecords(t, broker, "keycloak", 12)
 	}
 
 	// rescan makes a new reference: one instance's scan of every line
@@ -512,7 +512,7 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 			}
 		}
 		waitFor("the changelog at every partition's end", func() (bool, string) {
-			return changelogAtEnd(t, broker, "keycloak", "keycloak-state")
+			return changelogAtEnd(t, broker, "keycloak", "keycloak-state", 12)
 		})
 		in.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-in.exited; err != nil {
@@ -522,18 +522,19 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 	}
 }
 
-// changelogAtEnd reports whether, for every partition of topic, the
-// newest record of changelog about it stands at the partition's end.
-func changelogAtEnd(t *testing.T, broker, topic, changelog string) (bool, string) {
+// changelogAtEnd reports whether, for every partition of topic (of
+// partitions, as many as changelog's), the newest record of changelog
+// about it stands at the partition's end.
+func changelogAtEnd(t *testing.T, broker, topic, changelog string, partitions int32) (bool, string) {
 	t.Helper()
-	ends := partitionOffsets(t, broker, topic, -1)
+	ends := partitionOffsets(t, broker, topic, partitions, -1)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(changelog), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	clEnds := partitionOffsets(t, broker, changelog, -1)
+	clEnds := partitionOffsets(t, broker, changelog, partitions, -1)
 	at := map[int32]int64{}
 	read := map[int32]int64{}
 	for {
@@ -569,9 +570,8 @@ func changelogAtEnd(t *testing.T, broker, topic, changelog string) (bool, string
 }
 
 // partitionOffsets returns the end (timestamp -1, of committed
-// transactions) or the start (-2) of each of the twelve partitions of
-// topic.
-func partitionOffsets(t *testing.T, broker, topic string, timestamp int64) map[int32]int64 {
+// transactions) or the start (-2) of each of the partitions of topic.
+func partitionOffsets(t *testing.T, broker, topic string, partitions int32, timestamp int64) map[int32]int64 {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
 	if err != nil {
@@ -582,7 +582,7 @@ func partitionOffsets(t *testing.T, broker, topic string, timestamp int64) map[i
 	req.ReplicaID, req.IsolationLevel = -1, 1
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
-	for p := range int32(12) {
+	for p := range partitions {
 		rp := kmsg.NewListOffsetsRequestTopicPartition()
 		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, timestamp, -1
 		rt.Partitions = append(rt.Partitions, rp)
@@ -604,16 +604,16 @@ func partitionOffsets(t *testing.T, broker, topic string, timestamp int64) map[i
 	return out
 }
 
-// deleteRecords deletes every record of the twelve partitions of topic,
-// as retention does: they then start at their ends.
-func deleteRecords(t *testing.T, broker, topic string) {
+// deleteRecords deletes every record of the partitions of topic, as
+// retention does: they then start at their ends.
+func deleteRecords(t *testing.T, broker, topic string, partitions int32) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ends := partitionOffsets(t, broker, topic, -1)
+	ends := partitionOffsets(t, broker, topic, partitions, -1)
 	req := kmsg.NewPtrDeleteRecordsRequest()
 	req.TimeoutMillis = 10_000
 	rt := kmsg.NewDeleteRecordsRequestTopic()
@@ -635,7 +635,7 @@ func deleteRecords(t *testing.T, broker, topic string) {
 			}
 		}
 	}
-	starts := partitionOffsets(t, broker, topic, -2)
+	starts := partitionOffsets(t, broker, topic, partitions, -2)
 	for p, end := range ends {
 		if starts[p] != end || end == 0 {
 			t.Fatalf("partition %d starts at %d after its records were deleted, ends at %d", p, starts[p], end)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -70,17 +71,27 @@ func TestKafkaCrash(t *testing.T) {
 	bin := scopewatchBinary(t)
 	t.Run("keyed", func(t *testing.T) {
 		t.Parallel()
-		kafkaCrash(t, bin, false)
+		kafkaCrash(t, bin, "keyed")
 	})
 	t.Run("repartitioned", func(t *testing.T) {
 		t.Parallel()
-		kafkaCrash(t, bin, true)
+		kafkaCrash(t, bin, "repartitioned")
+	})
+	t.Run("changelog", func(t *testing.T) {
+		t.Parallel()
+		kafkaCrash(t, bin, "changelog")
 	})
 }
 
-func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
+// kafkaCrash runs the crash test in mode keyed, repartitioned or
+// changelog: keyed, writing a changelog, which must then hold, once the
+// topic's records are deleted, what a daemon on a new store restores
+// every partition's clients from.
+func kafkaCrash(t *testing.T, bin string, mode string) {
+	repartitioned := mode == "repartitioned"
 	dir := t.TempDir()
-	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "keycloak"), kfake.SeedTopics(3, "keycloak-raw"))
+	cluster := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "keycloak"), kfake.SeedTopics(3, "keycloak-raw"),
+		kfake.SeedTopics(6, "keycloak-state"))
 	defer cluster.Close()
 	broker := cluster.ListenAddrs()[0]
 	clients := traffic.GeneratedClients(19, 200)
@@ -90,8 +101,11 @@ func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 	gen := traffic.New(19, clients, start, start.Add(30*24*time.Hour), events)
 
 	topic, topics := "keycloak", keyedTopics
-	if repartitioned {
+	switch mode {
+	case "repartitioned":
 		topic, topics = "keycloak-raw", repartitionedTopics
+	case "changelog":
+		topics += ", changelog: keycloak-state"
 	}
 	produce := keycloakProducer(t, broker, topic, !repartitioned, filepath.Join(dir, "kc.log"), gen)
 
@@ -108,21 +122,7 @@ func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 		}
 	})
 	startDaemon := func() (*exec.Cmd, chan error) {
-		cmd := exec.Command(bin, "run", "--config", cfg)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited, done := make(chan error, 1), make(chan struct{})
-		go func() {
-			exited <- cmd.Wait()
-			close(done)
-		}()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-done // its standard error is written no more
-		})
-		return cmd, exited
+		return startChild(t, bin, cfg, &stderr)
 	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill schedule seed %d", seed)
@@ -158,6 +158,20 @@ func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	for mode == "changelog" {
+		// Written every 5 s: the changelog catches up with the store.
+		if ok, _ := changelogAtEnd(t, broker, "keycloak", "keycloak-state", 6); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the changelog did not reach the partitions' ends")
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("daemon exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-exited; err != nil {
 		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
@@ -173,6 +187,63 @@ func kafkaCrash(t *testing.T, bin string, repartitioned bool) {
 	if src.Malformed+src.Ignored != uint64(records-events) {
 		t.Errorf("%d poison records, but %d lines malformed and %d ignored", records-events, src.Malformed, src.Ignored)
 	}
+	if mode != "changelog" {
+		return
+	}
+	// A daemon on a new store, the topic's records deleted, restores
+	// every partition's clients from the changelog the killed one wrote.
+	deleteRecords(t, broker, "keycloak", 6)
+	cfg2 := filepath.Join(dir, "kafka2.yaml")
+	write(t, cfg2, fmt.Sprintf(kafkaConfig, dir, "kafka2", addr, broker, topics))
+	cmd, exited = startChild(t, bin, cfg2, &stderr)
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		n, _ := fleetMetric(filepath.Join(dir, "kafka2.sock"), "scopewatch_kafka_partitions_restored_total")
+		r, err := fleetMetric(filepath.Join(dir, "kafka2.sock"), "scopewatch_kafka_partitions_restoring")
+		if n == 6 && r == 0 && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new daemon restored %.0f partitions of 6", n)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("daemon exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
+	}
+	perClient := func(lines []string) []string {
+		return slices.DeleteFunc(lines, func(l string) bool {
+			return strings.HasPrefix(l, "source ") || strings.Contains(l, "//") // the instance's own counts, findings of no client
+		})
+	}
+	compareSnapshots(t, perClient(snapshot(t, filepath.Join(dir, "kafka2.db"))), perClient(snapshot(t, filepath.Join(dir, "reference.db"))))
+}
+
+// startChild starts the daemon bin on cfg, its standard error to stderr,
+// and returns it with the channel its exit is sent on; the test's end
+// kills it.
+func startChild(t *testing.T, bin, cfg string, stderr *bytes.Buffer) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		exited <- cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done // its standard error is written no more
+	})
+	return cmd, exited
 }
 
 // storedSources returns the counts of each source in the store at path,
