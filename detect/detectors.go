@@ -105,7 +105,11 @@ type clientState struct {
 	first  time.Time
 	events uint64
 	// broadRequest's
-	scopes []uint32 // every scope requested or granted, by scopeInfo id, sorted
+	// The scopes requested or granted, by scopeInfo id: the first 128
+	// ids (a deployment's catalog, mostly) in a bit set held in the
+	// state, the others sorted in scopes.
+	lowScopes [2]uint64
+	scopes    []uint32
 	clean  uint64   // scope lists of the last request, when it raised nothing
 	// unfamiliarGeo's, and unfamiliarBurst's in netState
 	countrys []countrySeen        // few: a linear search beats a map's hash
@@ -271,6 +275,14 @@ func (d *Detectors) locate(ip netip.Addr) Place {
 func (st *clientState) sawScope(id uint32, learn bool) bool {
 	if id == noScope {
 		return false
+	}
+	if id < 128 {
+		w, bit := &st.lowScopes[id>>6], uint64(1)<<(id&63)
+		ok := *w&bit != 0
+		if learn {
+			*w |= bit
+		}
+		return ok
 	}
 	i, ok := slices.BinarySearch(st.scopes, id)
 	if !ok && learn {

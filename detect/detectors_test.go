@@ -581,3 +581,22 @@ func TestProbingSurvivesAnAddressSpray(t *testing.T) {
 		}
 	}
 }
+
+// TestSawScope checks the client's scope set on both sides of its bit
+// set's bound, against a map: learning adds, looking does not.
+func TestSawScope(t *testing.T) {
+	var st clientState
+	model := map[uint32]bool{}
+	for i, id := range []uint32{0, 63, 64, 127, 128, 129, 1000, 5, 127, 1000, 200, 0} {
+		learn := i%3 != 2
+		if got := st.sawScope(id, learn); got != model[id] {
+			t.Fatalf("step %d: sawScope(%d) = %v, want %v", i, id, got, model[id])
+		}
+		if learn {
+			model[id] = true
+		}
+	}
+	if st.sawScope(noScope, true) || st.sawScope(noScope, false) {
+		t.Error("noScope counted as seen")
+	}
+}
