@@ -363,25 +363,11 @@ func TestCrashTail(t *testing.T) {
 	// Wait until the daemon has committed every line of the live files and
 	// the rotated ones.
 	total := committedTarget(t, dir)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	awaitChild(t, exited, 3*time.Minute, "the daemon to catch up", func() (bool, string) {
 		got, err := storedLines(filepath.Join(dir, "crashed.sock"))
-		if err == nil && got >= total {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not catch up: %d of %d lines committed (%v)", got, total, err)
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("daemon exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
-	}
+		return err == nil && got >= total, fmt.Sprintf("%d of %d lines committed (%v)", got, total, err)
+	})
+	stopChild(t, cmd, exited)
 	t.Logf("killed %d times over %d lines", kills, total)
 
 	// Reference: one uninterrupted scan of every file the daemon saw.
@@ -396,6 +382,38 @@ func TestCrashTail(t *testing.T) {
 
 // storedLines asks the daemon on the control socket sock how many lines
 // its store has consumed.
+// awaitChild polls cond every 50 ms until it holds, and fails the test
+// when timeout has passed, with what cond last said, or when the daemon
+// whose exit exited receives has exited.
+func awaitChild(t *testing.T, exited <-chan error, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: not within %s; %s", what, timeout, state)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("waiting for %s: the daemon exited: %v", what, err)
+		case <-time.After(50 * time.Millisecond): // polling another process's state
+		}
+	}
+}
+
+// stopChild stops the daemon cmd with SIGTERM and fails the test unless
+// it exits cleanly.
+func stopChild(t *testing.T, cmd *exec.Cmd, exited <-chan error) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
+	}
+}
+
 func storedLines(sock string) (int, error) {
 	resp, err := socketClient(sock).Get("http://localhost/api/v1/sources")
 	if err != nil {

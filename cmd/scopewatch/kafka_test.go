@@ -143,39 +143,17 @@ func kafkaCrash(t *testing.T, bin string, mode string) {
 			cmd, exited = startDaemon()
 		}
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	awaitChild(t, exited, 2*time.Minute, "the daemon to catch up", func() (bool, string) {
 		got, err := storedLines(filepath.Join(dir, "kafka.sock"))
-		if err == nil && got >= records {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not catch up: %d of %d records committed (%v)", got, records, err)
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("daemon exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	for mode == "changelog" {
+		return err == nil && got >= records, fmt.Sprintf("%d of %d records committed (%v)", got, records, err)
+	})
+	if mode == "changelog" {
 		// Written every 5 s: the changelog catches up with the store.
-		if ok, _ := changelogAtEnd(t, broker, "keycloak", "keycloak-state", 6); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the changelog did not reach the partitions' ends")
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("daemon exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
+		awaitChild(t, exited, 2*time.Minute, "the changelog at the partitions' ends", func() (bool, string) {
+			return changelogAtEnd(t, broker, "keycloak", "keycloak-state", 6)
+		})
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
-	}
+	stopChild(t, cmd, exited)
 	t.Logf("killed %d times over %d records", kills, records)
 
 	ref := filepath.Join(dir, "file.yaml")
@@ -196,26 +174,12 @@ func kafkaCrash(t *testing.T, bin string, mode string) {
 	cfg2 := filepath.Join(dir, "kafka2.yaml")
 	write(t, cfg2, fmt.Sprintf(kafkaConfig, dir, "kafka2", addr, broker, topics))
 	cmd, exited = startChild(t, bin, cfg2, &stderr)
-	deadline = time.Now().Add(2 * time.Minute)
-	for {
+	awaitChild(t, exited, 2*time.Minute, "every partition restored", func() (bool, string) {
 		n, _ := fleetMetric(filepath.Join(dir, "kafka2.sock"), "scopewatch_kafka_partitions_restored_total")
 		r, err := fleetMetric(filepath.Join(dir, "kafka2.sock"), "scopewatch_kafka_partitions_restoring")
-		if n == 6 && r == 0 && err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the new daemon restored %.0f partitions of 6", n)
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("daemon exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Fatalf("daemon did not stop cleanly on SIGTERM: %v", err)
-	}
+		return n == 6 && r == 0 && err == nil, fmt.Sprintf("%.0f of 6 restored, %.0f restoring (%v)", n, r, err)
+	})
+	stopChild(t, cmd, exited)
 	perClient := func(lines []string) []string {
 		return slices.DeleteFunc(lines, func(l string) bool {
 			return strings.HasPrefix(l, "source ") || strings.Contains(l, "//") // the instance's own counts, findings of no client
