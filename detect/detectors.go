@@ -110,7 +110,7 @@ type clientState struct {
 	// state, the others sorted in scopes.
 	lowScopes [2]uint64
 	scopes    []uint32
-	clean  uint64   // scope lists of the last request, when it raised nothing
+	clean     uint64 // scope lists of the last request, when it raised nothing
 	// unfamiliarGeo's, and unfamiliarBurst's in netState
 	countrys []countrySeen        // few: a linear search beats a map's hash
 	nets     map[netKey]*netState // network → first seen, bounded
