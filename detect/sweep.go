@@ -42,7 +42,9 @@ func NewSweeper(opt SweeperOptions) *Sweeper { return &Sweeper{opt: opt} }
 
 // ClientLister streams stored clients.
 type ClientLister interface {
-	ForEachClient(fn func(store.Client) error) error
+	// ForEachClientUsage calls fn with each stored client, without its
+	// addresses and countries, which the sweeps do not judge.
+	ForEachClientUsage(fn func(store.Client) error) error
 }
 
 // eventKinds are the finding kinds raised by events, which resolve when
@@ -127,7 +129,7 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 		}
 		rep.Unused, rep.Pending = rep.Unused[:0], rep.Pending[:0]
 	}
-	err := clients.ForEachClient(func(c store.Client) error {
+	err := clients.ForEachClientUsage(func(c store.Client) error {
 		if s.prune(c, now) {
 			return s.commitDrops() // dropped: not judged
 		}

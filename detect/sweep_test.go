@@ -73,7 +73,7 @@ func TestCovered(t *testing.T) {
 // clientList serves clients to a sweep.
 type clientList []store.Client
 
-func (l clientList) ForEachClient(fn func(store.Client) error) error {
+func (l clientList) ForEachClientUsage(fn func(store.Client) error) error {
 	for _, c := range l {
 		if err := fn(c); err != nil {
 			return err

@@ -373,6 +373,28 @@ func decodePosition(k, v []byte) (Position, error) {
 // decodeClient copies a client record out of the transaction's memory.
 func decodeClient(id string, v []byte) (Client, error) {
 	d := decoder{b: v}
+	c, err := decodeUsage(&d, id)
+	if err != nil {
+		return Client{}, err
+	}
+	c.IPs = decodeSeenSet(&d)
+	c.Countries = decodeSeenSet(&d)
+	if err := d.end("client"); err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// decodeClientUsage is decodeClient without the addresses and countries
+// that follow the scopes, which it leaves unread.
+func decodeClientUsage(id string, v []byte) (Client, error) {
+	d := decoder{b: v}
+	return decodeUsage(&d, id)
+}
+
+// decodeUsage decodes the part of a client record before its addresses:
+// its counters and scopes.
+func decodeUsage(d *decoder, id string) (Client, error) {
 	c := Client{ID: id}
 	c.Seen, c.Issued = d.clientHead()
 	if n := d.count(4); n > 0 {
@@ -388,10 +410,8 @@ func decodeClient(id string, v []byte) (Client, error) {
 			prev = k
 		}
 	}
-	c.IPs = decodeSeenSet(&d)
-	c.Countries = decodeSeenSet(&d)
-	if err := d.end("client"); err != nil {
-		return Client{}, err
+	if d.err != nil {
+		return Client{}, d.err
 	}
 	return c, nil
 }

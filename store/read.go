@@ -89,7 +89,16 @@ const clientPage = 256
 // time in separate read transactions and fn runs outside any transaction,
 // so fn may take its time and may commit; the walk is therefore not one
 // snapshot: a client committed meanwhile may or may not be seen.
-func (db *DB) ForEachClient(fn func(Client) error) error {
+func (db *DB) ForEachClient(fn func(Client) error) error { return db.forEachClient(fn, decodeClient) }
+
+// ForEachClientUsage is ForEachClient without each client's addresses
+// and countries (IPs and Countries are nil), whose decoding is most of a
+// record's: for the sweeps, which judge the scopes.
+func (db *DB) ForEachClientUsage(fn func(Client) error) error {
+	return db.forEachClient(fn, decodeClientUsage)
+}
+
+func (db *DB) forEachClient(fn func(Client) error, decode func(id string, v []byte) (Client, error)) error {
 	var next []byte // first key of the next page; nil at the start
 	page := make([]Client, 0, clientPage)
 	for {
@@ -104,7 +113,7 @@ func (db *DB) ForEachClient(fn func(Client) error) error {
 				k, v = cur.Seek(next)
 			}
 			for ; k != nil && len(page) < clientPage; k, v = cur.Next() {
-				c, err := decodeClient(string(k), v)
+				c, err := decode(string(k), v)
 				if err != nil {
 					return fmt.Errorf("client %q: %w", k, err)
 				}

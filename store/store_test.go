@@ -371,6 +371,29 @@ func TestClientsListing(t *testing.T) {
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("ForEachClient stopped after %d with %v; want 1, stop", n, err)
 	}
+
+	// Usage alone: the same clients, without addresses and countries.
+	st.Client("a").SawIP(netip.MustParseAddr("203.0.113.7"), at(0))
+	st.Client("a").SawCountry("US", at(0))
+	b = NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+	if got, err = db.Clients(); err != nil {
+		t.Fatal(err)
+	}
+	var usage []Client
+	if err := db.ForEachClientUsage(func(c Client) error { usage = append(usage, c); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i].ID == "a" && (len(got[i].IPs) != 1 || len(got[i].Countries) != 1) {
+			t.Errorf("client a = %+v, want its address and country", got[i])
+		}
+		got[i].IPs, got[i].Countries = nil, nil
+	}
+	if !reflect.DeepEqual(usage, got) {
+		t.Errorf("ForEachClientUsage differs from the clients without their addresses and countries")
+	}
 }
 
 func TestEmptyBatchStartsNoTransaction(t *testing.T) {
