@@ -33,7 +33,9 @@ type ChangelogStore interface {
 //   - key topic, 0, "c", 0, client id: the client's state, its record,
 //     findings and windows (store.ClientChange); an empty value deletes it;
 //   - key topic, 0, "p": where that state stands, the partition's
-//     position and the source's coverage then (store.EncodePartition).
+//     position and the source's coverage then, and a number drawn at
+//     random for the transaction (store.EncodePartition), by which an
+//     instance knows whether the newest state is the one it wrote.
 //
 // Every few seconds (CommitEvery), and when the group takes a partition
 // away, what the store says the changelog lacks is written in one Kafka
@@ -234,10 +236,12 @@ func (c *changelog) shipLocked(ctx context.Context, cl *kgo.Client, p tp) (int, 
 	return len(records), c.store.Shipped(ch, nonce)
 }
 
-// restore reads partition p's changelog, claimed, and hands the state it holds to the engine. It returns the
-// offset to read p from, and false when the changelog holds nothing of p
-// (p is then rebuilt from its start). It tries until it succeeds or ctx
-// ends: the partition's records are not read before.
+// restore reads partition p's changelog, claimed, and hands the state it
+// holds to the engine. It returns the offset to read p from, and false
+// when the changelog holds nothing of p, or nothing readable (p is then
+// rebuilt from its start, or resumed from the store that holds it). It
+// tries until it succeeds or ctx ends: the partition's records are not
+// read before.
 func (c *changelog) restore(ctx context.Context, p tp) (int64, bool) {
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 		offset, ok, err := c.restoreOnce(ctx, p)
