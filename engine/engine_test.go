@@ -72,6 +72,19 @@ func openTestDB(t *testing.T) *store.DB {
 	return db
 }
 
+// runLines runs e on lines until they are all committed.
+func runLines(t *testing.T, e *Engine, lines ...ingest.Line) {
+	t.Helper()
+	in := make(chan ingest.Line, len(lines))
+	for _, ln := range lines {
+		in <- ln
+	}
+	close(in)
+	if err := e.Run(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func line(src string, file uint64, off, n int64, text string) ingest.Line {
 	return ingest.Line{Text: []byte(text), Pos: ingest.Position{
 		Source: src, Path: "/var/log/" + src, File: store.FileID{Dev: 1, Ino: file}, Offset: off, Line: n,

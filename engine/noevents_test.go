@@ -38,14 +38,7 @@ func noEventsRun(t *testing.T, after int, sources []rules.Source, lines []ingest
 		Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		NoEventsAfter: after, Sources: sources,
 	})
-	in := make(chan ingest.Line, len(lines))
-	for _, ln := range lines {
-		in <- ln
-	}
-	close(in)
-	if err := e.Run(t.Context(), in); err != nil {
-		t.Fatal(err)
-	}
+	runLines(t, e, lines...)
 	return m, logs.String()
 }
 

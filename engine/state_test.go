@@ -85,14 +85,7 @@ func TestEngineReleasesAPartition(t *testing.T) {
 			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, state), Store: db,
 			MaxEvents: 3, MaxDelay: time.Hour, Metrics: NewMetrics(nil),
 		})
-		in := make(chan ingest.Line, len(lines))
-		for _, ln := range lines {
-			in <- ln
-		}
-		close(in)
-		if err := e.Run(t.Context(), in); err != nil {
-			t.Fatal(err)
-		}
+		runLines(t, e, lines...)
 	}
 	stored := func() (ids []string, positions []uint64) {
 		t.Helper()
@@ -183,14 +176,7 @@ func TestEngineRestoresAPartition(t *testing.T) {
 				Findings:  fs, Coverage: cov, Clients: db, Now: clock.Now, DataClock: clock,
 			},
 		})
-		in := make(chan ingest.Line, len(lines))
-		for _, ln := range lines {
-			in <- ln
-		}
-		close(in)
-		if err := e.Run(t.Context(), in); err != nil {
-			t.Fatal(err)
-		}
+		runLines(t, e, lines...)
 	}
 	k := store.PositionKey{Source: "idp", File: store.FileID{Dev: 1, Ino: 1}}
 
