@@ -80,16 +80,24 @@ func (c *changelog) key(p tp) store.PositionKey {
 // an instance that has lost p without knowing it yet, would fence p's
 // new owner in turn. It tries until it succeeds or ctx ends.
 func (c *changelog) claim(ctx context.Context, p tp) error {
-	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		err := c.fence(ctx, p)
-		if err == nil {
-			err = c.produceTo(p)
+	return c.retry(ctx, p, "kafka changelog not taken over; retrying", func() error {
+		if err := c.fence(ctx, p); err != nil {
+			return err
 		}
+		return c.produceTo(p)
+	})
+}
+
+// retry calls try until it succeeds or ctx ends, with a backoff from 1 s
+// to 30 s, counting and logging (as msg) each failure about partition p.
+func (c *changelog) retry(ctx context.Context, p tp, msg string, try func() error) error {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		err := try()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
 		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
-		c.s.log.Warn("kafka changelog not taken over; retrying", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+		c.s.log.Warn(msg, "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -243,22 +251,17 @@ func (c *changelog) shipLocked(ctx context.Context, cl *kgo.Client, p tp) (int, 
 // tries until it succeeds or ctx ends: the partition's records are not
 // read before.
 func (c *changelog) restore(ctx context.Context, p tp) (int64, bool) {
-	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		offset, ok, err := c.restoreOnce(ctx, p)
-		if err == nil {
-			return offset, ok
-		}
-		if ctx.Err() != nil {
-			return 0, false
-		}
-		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
-		c.s.log.Warn("kafka changelog not read; retrying", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return 0, false
-		}
+	var offset int64
+	var ok bool
+	err := c.retry(ctx, p, "kafka changelog not read; retrying", func() error {
+		var err error
+		offset, ok, err = c.restoreOnce(ctx, p)
+		return err
+	})
+	if err != nil {
+		return 0, false
 	}
+	return offset, ok
 }
 
 func (c *changelog) restoreOnce(ctx context.Context, p tp) (int64, bool, error) {
