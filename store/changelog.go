@@ -373,6 +373,41 @@ func (db *DB) Shipped(ch *Changes, nonce uint64) error {
 	return nil
 }
 
+// Reseed makes the next Changes of the partition at k ship every client
+// the store holds of it, and a deletion of each client of ids that it
+// does not hold: the changelog holds another state than the store's, or
+// none, and the store's is kept (the changelog's is older, or
+// unreadable). ids are the clients the changelog holds.
+func (db *DB) Reseed(k PositionKey, ids []string) error {
+	if db.readOnly {
+		return fmt.Errorf("reseed the changelog of %s in %s: %w", k.Source, db.path, ErrReadOnly)
+	}
+	err := db.update(func(tx *bolt.Tx) error {
+		cb := tx.Bucket(bucketChangelog)
+		if err := cb.Delete(changeKey(k, seededSuffix)); err != nil {
+			return err
+		}
+		seq, err := cb.NextSequence()
+		if err != nil {
+			return err
+		}
+		val := binary.AppendUvarint(nil, seq)
+		for _, id := range ids {
+			if !validClientID(id) {
+				continue // not a client this store could hold
+			}
+			if err := cb.Put(changeKey(k, id), val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return failed(err, fmt.Sprintf("reseed the changelog of %s in %s", k.Source, db.path))
+	}
+	return nil
+}
+
 // EncodePartition encodes a partition's position and its source's
 // coverage, the changelog's record of where its clients' state stands,
 // with nonce, a number drawn at random for the transaction that writes

@@ -267,3 +267,46 @@ func bucketLen(t *testing.T, db *DB, name []byte, k PositionKey) int {
 	}
 	return n
 }
+
+// TestReseed checks that a store kept against its changelog ships its
+// whole state next, and deletes the changelog's clients it does not hold.
+func TestReseed(t *testing.T) {
+	db, _ := newTestDB(t)
+	keepChangelog(t, db)
+	st := NewState(db, 100)
+	k0 := partitionKey(0)
+	changelogCommit(t, db, st, k0, 10, "a", "b")
+	first, err := db.Changes(k0)
+	if err != nil || first == nil {
+		t.Fatalf("Changes = %v, %v", first, err)
+	}
+	if err := db.Shipped(first, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Reseed(k0, []string{"b", "x", "bad\x00id"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := db.ChangelogNonce(k0); ok {
+		t.Error("reseeded, the store still says the changelog holds its state")
+	}
+	ch, err := db.Changes(k0)
+	if err != nil || ch == nil || !ch.Seed {
+		t.Fatalf("reseeded, Changes = %+v, %v; want a seed", ch, err)
+	}
+	got := map[string]bool{}
+	for _, c := range ch.Clients {
+		got[c.ID] = c.Value != nil
+	}
+	if want := map[string]bool{"a": true, "b": true, "x": false}; !reflect.DeepEqual(got, want) {
+		t.Errorf("reseeded, Changes ships %v (id: has a state); want %v", got, want)
+	}
+	if err := db.Shipped(ch, 8); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok, _ := db.ChangelogNonce(k0); !ok || n != 8 {
+		t.Errorf("shipped again, ChangelogNonce = %d, %v; want 8", n, ok)
+	}
+	if ch, err := db.Changes(k0); err != nil || ch != nil {
+		t.Errorf("shipped again, Changes = %+v, %v; want nil", ch, err)
+	}
+}

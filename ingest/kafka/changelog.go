@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +26,7 @@ type ChangelogStore interface {
 	Changes(k store.PositionKey) (*store.Changes, error)
 	Shipped(ch *store.Changes, nonce uint64) error
 	ChangelogNonce(k store.PositionKey) (uint64, bool, error)
+	Reseed(k store.PositionKey, ids []string) error
 }
 
 // The changelog (Config.Changelog) is a compacted topic whose partition
@@ -35,7 +38,8 @@ type ChangelogStore interface {
 //   - key topic, 0, "p": where that state stands, the partition's
 //     position and the source's coverage then, and a number drawn at
 //     random for the transaction (store.EncodePartition), by which an
-//     instance knows whether the newest state is the one it wrote.
+//     instance knows whether the changelog's newest record is one it
+//     wrote (see check).
 //
 // Every few seconds (CommitEvery), and when the group takes a partition
 // away, what the store says the changelog lacks is written in one Kafka
@@ -50,8 +54,14 @@ type changelog struct {
 	topic string
 	store ChangelogStore
 
-	mu        sync.Mutex // one transaction at a time; guards producers
+	mu        sync.Mutex // one transaction at a time; guards producers and ready
 	producers map[tp]*kgo.Client
+	// ready are the claimed partitions whose state the store holds as
+	// the changelog should have it: restored from it, or checked against
+	// it (see check). Only those are written: until then, what the store
+	// holds of a partition is a former state of this instance's, or
+	// nothing, and written it would replace the newer one.
+	ready map[tp]bool
 }
 
 // changelogKey returns the key of client id (or, for "", the partition's
@@ -78,8 +88,11 @@ func (c *changelog) key(p tp) store.PositionKey {
 // transactional producer that writes p's changelog from now on. Only a
 // claimed partition's changelog is written: a producer built later, by
 // an instance that has lost p without knowing it yet, would fence p's
-// new owner in turn. It tries until it succeeds or ctx ends.
+// new owner in turn. A producer this instance had of p goes first: the
+// fence makes it useless. It tries until it succeeds or ctx ends; p is
+// not ready (markReady) after it.
 func (c *changelog) claim(ctx context.Context, p tp) error {
+	c.forget(p)
 	return c.retry(ctx, p, "kafka changelog not taken over; retrying", func() error {
 		if err := c.fence(ctx, p); err != nil {
 			return err
@@ -144,6 +157,17 @@ func (c *changelog) forgetLocked(p tp) {
 		cl.Close()
 		delete(c.producers, p)
 	}
+	delete(c.ready, p)
+}
+
+// markReady lets partition p's changelog be written, once claimed: the
+// store holds its state as the changelog should have it.
+func (c *changelog) markReady(p tp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.producers[p] != nil {
+		c.ready[p] = true
+	}
 }
 
 // close closes every producer.
@@ -155,19 +179,20 @@ func (c *changelog) close() {
 	}
 }
 
-// claimed returns the partitions whose changelog this instance writes.
-func (c *changelog) claimed() []tp {
+// writable returns the partitions whose changelog this instance writes:
+// claimed and ready.
+func (c *changelog) writable() []tp {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]tp, 0, len(c.producers))
-	for p := range c.producers {
+	out := make([]tp, 0, len(c.ready))
+	for p := range c.ready {
 		out = append(out, p)
 	}
 	return out
 }
 
-// run writes what the changelogs of the claimed partitions lack every
-// CommitEvery, until ctx ends.
+// run writes what the writable changelogs lack every CommitEvery, until
+// ctx ends.
 func (c *changelog) run(ctx context.Context) {
 	t := time.NewTicker(c.s.opt.CommitEvery)
 	defer t.Stop()
@@ -177,7 +202,7 @@ func (c *changelog) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, p := range c.claimed() {
+		for _, p := range c.writable() {
 			c.ship(ctx, p)
 		}
 	}
@@ -190,8 +215,8 @@ func (c *changelog) ship(ctx context.Context, p tp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl := c.producers[p]
-	if cl == nil {
-		return // not claimed (any more)
+	if cl == nil || !c.ready[p] {
+		return // not claimed (any more), or not restored or checked yet
 	}
 	n, err := c.shipLocked(ctx, cl, p)
 	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
@@ -277,7 +302,7 @@ func (c *changelog) restoreOnce(ctx context.Context, p tp) (int64, bool, error) 
 		// Not retried: the same records would be read again.
 		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
 		c.s.log.Error("kafka changelog unreadable: the partition is rebuilt from its start instead", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
-		return 0, false, nil
+		return 0, false, c.store.Reseed(c.key(p), slices.Sorted(maps.Keys(clients)))
 	}
 	done := make(chan error, 1)
 	ln := ingest.Line{Pos: c.s.position(p), Restore: &ingest.Restore{Snapshot: snap, Done: done}}
@@ -415,24 +440,61 @@ func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest str
 	return nil
 }
 
-// moved reports whether another instance has written partition p's
-// changelog since this store last wrote it or restored from it: its
-// newest partition record is not the one the store knows. The store's
-// copy of p is then older than the changelog's, and its changes since,
-// written to the changelog, would mix two states: p is restored instead.
-func (c *changelog) moved(ctx context.Context, p tp) (bool, error) {
-	part, err := c.latest(ctx, p)
-	if err != nil || part == nil {
-		return false, err // none wrote it: this store's copy is the only one
-	}
+// check decides how partition p, which this store holds at offset
+// (claimed, not ready yet), goes on: restored from its changelog (true),
+// or resumed from the store (false), whose state the changelog then
+// gets whole at its next write, the clients only the changelog holds
+// deleted there (see reseed):
+//
+//   - the changelog holds nothing of p: resumed; the changelog lost what
+//     the store wrote to it, if anything, and gets it whole again;
+//   - the store wrote or restored the changelog's newest record of p
+//     (same nonce): resumed, the changelog is the store's;
+//   - the store did, but the changelog's newest record is another's:
+//     another instance wrote it since, from a newer state; restored;
+//   - the store never wrote p's changelog (kept since, or kept again):
+//     the state further along p wins, the changelog's when its offset
+//     is past the store's;
+//   - the changelog's record of p is unreadable: resumed.
+func (c *changelog) check(ctx context.Context, p tp, offset int64) (bool, error) {
 	k := c.key(p)
+	mine, wrote, err := c.store.ChangelogNonce(k)
+	if err != nil {
+		return false, err
+	}
+	part, err := c.latest(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	if part == nil {
+		if wrote {
+			return false, c.store.Reseed(k, nil)
+		}
+		return false, nil // its next write is a seed: Changes ships every client
+	}
 	snap, err := store.DecodeSnapshot(k, part, nil)
 	if err != nil {
-		return false, err
+		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
+		c.s.log.Error("kafka changelog unreadable: the partition resumes from this store, which writes it whole again", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
+		return false, c.reseed(ctx, p)
 	}
-	mine, ok, err := c.store.ChangelogNonce(k)
+	switch {
+	case wrote:
+		return snap.Nonce != mine, nil
+	case snap.Position.Offset > offset:
+		return true, nil
+	default:
+		return false, c.reseed(ctx, p)
+	}
+}
+
+// reseed makes the store write partition p's changelog whole at its next
+// write, deleting there every client the changelog holds and the store
+// does not.
+func (c *changelog) reseed(ctx context.Context, p tp) error {
+	_, clients, err := c.read(ctx, p)
 	if err != nil {
-		return false, err
+		return err
 	}
-	return !ok || mine != snap.Nonce, nil
+	return c.store.Reseed(c.key(p), slices.Sorted(maps.Keys(clients)))
 }

@@ -55,6 +55,30 @@ func commitClient(t *testing.T, db *store.DB, st *store.State, id string, offset
 	st.Durable(b.Gen)
 }
 
+// changelogState fails t unless by reads partition p's changelog at
+// offset want, holding clients.
+func changelogState(ctx context.Context, t *testing.T, by *Source, p tp, what string, want int64, clients ...string) {
+	t.Helper()
+	part, got, err := by.changelog.read(ctx, p)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if part == nil {
+		t.Fatalf("%s: the changelog holds nothing of the partition; want offset %d with %v", what, want, clients)
+	}
+	snap, err := store.DecodeSnapshot(store.PositionKey{Source: "kc", File: FileID(p.topic, p.partition)}, part, got)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var ids []string
+	for _, c := range snap.Clients {
+		ids = append(ids, c.ID)
+	}
+	if snap.Position.Offset != want || !slices.Equal(ids, clients) {
+		t.Fatalf("%s: the changelog stands at %d with clients %v; want %d with %v", what, snap.Position.Offset, ids, want, clients)
+	}
+}
+
 // TestChangelogFencesFormerOwner checks the handover of a partition's
 // changelog: the former owner, not knowing yet that it lost the
 // partition, can write no more of it, nor take it back by itself; the
@@ -75,6 +99,7 @@ func TestChangelogFencesFormerOwner(t *testing.T) {
 	if err := a.changelog.claim(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+	a.changelog.markReady(p)
 	a.changelog.ship(ctx, p)
 	commitClient(t, adb, ast, "y", 20) // not written yet
 
@@ -82,34 +107,21 @@ func TestChangelogFencesFormerOwner(t *testing.T) {
 	if err := b.changelog.claim(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+	b.changelog.markReady(p)
 	state := func(by *Source, what string, want int64, clients ...string) {
 		t.Helper()
-		part, got, err := by.changelog.read(ctx, p)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		snap, err := store.DecodeSnapshot(store.PositionKey{Source: "kc", File: FileID("logs", 0)}, part, got)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		var ids []string
-		for _, c := range snap.Clients {
-			ids = append(ids, c.ID)
-		}
-		if snap.Position.Offset != want || !slices.Equal(ids, clients) {
-			t.Fatalf("%s: the changelog stands at %d with clients %v; want %d with %v", what, snap.Position.Offset, ids, want, clients)
-		}
+		changelogState(ctx, t, by, p, what, want, clients...)
 	}
 	state(b, "claimed by b", 10, "x")
 
 	// a goes on writing: refused, it lets the partition go.
 	a.changelog.ship(ctx, p)
-	if n := len(a.changelog.claimed()); n != 0 {
+	if n := len(a.changelog.writable()); n != 0 {
 		t.Errorf("a still writes %d changelogs after b claimed its partition", n)
 	}
 	a.changelog.ship(ctx, p) // no producer: nothing, b not fenced
 	state(b, "after a tried to write", 10, "x")
-	if n := b.changelog.claimed(); len(n) != 1 {
+	if n := b.changelog.writable(); len(n) != 1 {
 		t.Fatalf("b writes %d changelogs, want 1", len(n))
 	}
 	// b, the owner, writes it (here without having restored x: a
@@ -121,12 +133,13 @@ func TestChangelogFencesFormerOwner(t *testing.T) {
 	// Given the partition back, a must not resume it from its store: b
 	// wrote the changelog since. b, given it again, may.
 	for _, c := range []struct {
-		name string
-		src  *Source
-		want bool
-	}{{"a", a, true}, {"b", b, false}} {
-		if moved, err := c.src.changelog.moved(ctx, p); err != nil || moved != c.want {
-			t.Errorf("%s: moved = %v, %v; want %v", c.name, moved, err, c.want)
+		name   string
+		src    *Source
+		offset int64
+		want   bool
+	}{{"a", a, 20, true}, {"b", b, 30, false}} {
+		if restore, err := c.src.changelog.check(ctx, p, c.offset); err != nil || restore != c.want {
+			t.Errorf("%s: restore = %v, %v; want %v", c.name, restore, err, c.want)
 		}
 	}
 
@@ -147,4 +160,82 @@ func TestChangelogFencesFormerOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	state(cs, "claimed by c", 30, "x", "z")
+}
+
+// TestChangelogWritesOnlyWhenReady checks that a partition claimed but
+// not restored or checked yet is not written: its store holds a former
+// state, or none.
+func TestChangelogWritesOnlyWhenReady(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p := tp{"logs", 0}
+	a, adb := changelogSource(t, c, "a")
+	commitClient(t, adb, store.NewState(adb, 100), "x", 10)
+	if err := a.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.changelog.writable()); n != 0 {
+		t.Errorf("claimed, %d changelogs writable; want none until ready", n)
+	}
+	a.changelog.ship(ctx, p) // the periodic write, or a revocation's
+	if part, _, err := a.changelog.read(ctx, p); err != nil || part != nil {
+		t.Fatalf("claimed, not ready: the changelog holds %q (%v); want nothing", part, err)
+	}
+	a.changelog.markReady(p)
+	a.changelog.ship(ctx, p)
+	changelogState(ctx, t, a, p, "ready", 10, "x")
+	// Claimed again (given back after a failed session), it waits again.
+	if err := a.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.changelog.writable()); n != 0 {
+		t.Errorf("claimed again, %d changelogs writable; want none until ready", n)
+	}
+}
+
+// TestChangelogCheckWithoutNonce checks a store that holds a partition
+// but never wrote its changelog (kept since, or kept again) against a
+// changelog another instance wrote: the state further along wins, and
+// when it is the store's, the changelog gets it whole, the clients it
+// held that the store does not deleted.
+func TestChangelogCheckWithoutNonce(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p := tp{"logs", 0}
+
+	b, bdb := changelogSource(t, c, "b")
+	bst := store.NewState(bdb, 100)
+	commitClient(t, bdb, bst, "x", 4)
+	commitClient(t, bdb, bst, "y", 5)
+	if err := b.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	b.changelog.markReady(p)
+	b.changelog.ship(ctx, p)
+	changelogState(ctx, t, b, p, "written by b", 5, "x", "y")
+
+	a, adb := changelogSource(t, c, "a")
+	ast := store.NewState(adb, 100)
+	commitClient(t, adb, ast, "x", 9)
+	commitClient(t, adb, ast, "z", 10)
+	if err := a.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// Behind the changelog, a would restore it.
+	if restore, err := a.changelog.check(ctx, p, 4); err != nil || !restore {
+		t.Errorf("a at 4 against the changelog at 5: restore = %v, %v; want true", restore, err)
+	}
+	if restore, err := a.changelog.check(ctx, p, 10); err != nil || restore {
+		t.Fatalf("a at 10 against the changelog at 5: restore = %v, %v; want false", restore, err)
+	}
+	a.changelog.markReady(p)
+	a.changelog.ship(ctx, p)
+	changelogState(ctx, t, a, p, "written by a", 10, "x", "z")
+	if restore, err := a.changelog.check(ctx, p, 10); err != nil || restore {
+		t.Errorf("a, having written the changelog: restore = %v, %v; want false", restore, err)
+	}
 }

@@ -138,7 +138,7 @@ func New(opt Options) *Source {
 	s := &Source{opt: opt, log: opt.Logger.With("source", opt.Name), assigned: map[string]map[int32]bool{}, sent: map[tp]int64{},
 		recreated: map[string]int{}, restarted: map[tp]int{}, restoring: map[tp]int64{}, kept: map[string]bool{}}
 	if opt.Config.Changelog != "" && opt.Changelog != nil {
-		s.changelog = &changelog{s: s, topic: opt.Config.Changelog, store: opt.Changelog, producers: map[tp]*kgo.Client{}}
+		s.changelog = &changelog{s: s, topic: opt.Config.Changelog, store: opt.Changelog, producers: map[tp]*kgo.Client{}, ready: map[tp]bool{}}
 	}
 	return s
 }
@@ -522,7 +522,12 @@ func (s *Source) connOpts() ([]kgo.Opt, error) {
 // since (a partition revoked and given back), the offset after those, so
 // that no line is handed on twice; the start of the partition when
 // neither is known, or when its topic was created again since.
-func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+//
+// With a changelog, the partitions are first claimed, and restored from
+// it where it holds a newer state than the store (restoreChangelogs);
+// ctx, canceled when the group session begins revoking, ends that wait,
+// and the session with it: the group then assigns the partitions again.
+func (s *Source) resume(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	stored := map[store.FileID]store.Position{}
 	if s.opt.Positions != nil {
 		ps, err := s.opt.Positions.Positions(s.opt.Name)
@@ -534,7 +539,8 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 		}
 	}
 	s.mu.Lock()
-	var rebuild, held []tp
+	var rebuild []tp
+	held := map[tp]int64{}
 	for topic, parts := range assigned {
 		for partition := range parts {
 			if g := s.recreated[topic]; g > 0 && s.restarted[tp{topic, partition}] != g {
@@ -552,7 +558,7 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 			}
 			if known {
 				parts[partition] = kgo.NewOffset().At(next).WithEpoch(-1)
-				held = append(held, tp{topic, partition})
+				held[tp{topic, partition}] = next
 			} else {
 				parts[partition] = kgo.NewOffset().AtStart()
 				rebuild = append(rebuild, tp{topic, partition})
@@ -561,66 +567,130 @@ func (s *Source) resume(_ context.Context, assigned map[string]map[int32]kgo.Off
 	}
 	cl := s.cl
 	s.mu.Unlock()
-	if c := s.changelog; c != nil {
-		rebuild = s.restoreChangelogs(assigned, held, rebuild)
+	if s.changelog != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.runCtx, cancel)()
+		var err error
+		if rebuild, err = s.restoreChangelogs(ctx, assigned, held, rebuild); err != nil {
+			return nil, err
+		}
 	}
 	s.startRestores(cl, rebuild)
 	return assigned, nil
 }
 
+// errInterrupted ends a group session whose partitions' changelogs were
+// not all claimed and restored: the session began revoking, or the
+// source is stopping. It is not context.Canceled, which would make the
+// client revoke, and so release, every partition this member holds.
+var errInterrupted = errors.New("kafka changelogs not restored: the group is rebalancing or the source is stopping")
+
 // restoreChangelogs claims the changelog of every partition assigned,
 // then restores from its changelog each partition of rebuild (held by
-// none here), and each of held (resumed from this store) whose changelog
-// another instance has written since this store did, setting the offset
-// it is read from in assigned. It returns the partitions of rebuild left
-// to rebuild from their start: their changelog holds nothing of them.
-func (s *Source) restoreChangelogs(assigned map[string]map[int32]kgo.Offset, held, rebuild []tp) []tp {
-	c := s.changelog
-	for topic, parts := range assigned {
-		for partition := range parts {
-			if err := c.claim(s.runCtx, tp{topic, partition}); err != nil {
-				return rebuild // stopping
-			}
+// none here), and each of held (resumed from this store, at the offset
+// given) whose changelog holds a newer state than this store (see
+// changelog.check), setting the offset it is read from in assigned.
+// It returns the partitions of rebuild left to rebuild from their start:
+// their changelog holds nothing of them. The partitions go in parallel,
+// a few at a time; each is written to its changelog only once it is
+// done. Until then a partition's claim, check or restore is tried again
+// until it succeeds or ctx ends, and then errInterrupted is returned.
+func (s *Source) restoreChangelogs(ctx context.Context, assigned map[string]map[int32]kgo.Offset, held map[tp]int64, rebuild []tp) ([]tp, error) {
+	var parts []tp
+	for topic, ps := range assigned {
+		for partition := range ps {
+			parts = append(parts, tp{topic, partition})
 		}
 	}
-	restore := slices.Clone(rebuild)
-	for _, p := range held {
-		moved, err := c.moved(s.runCtx, p)
-		if err != nil {
-			if s.runCtx.Err() != nil {
-				return rebuild
-			}
-			s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "changelog").Inc()
-			s.log.Warn("kafka changelog not read: the partition resumes from this store", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
-			continue
-		}
-		if moved {
-			s.log.Info("kafka partition written by another instance since this one held it: restoring it from its changelog", "topic", p.topic, "partition", p.partition)
-			restore = append(restore, p)
-		}
+	starts := make([]changelogStart, len(parts))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallelClaims)
+	for i, p := range parts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			off, ok := held[p]
+			starts[i] = s.startChangelog(ctx, p, off, ok, slices.Contains(rebuild, p))
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, errInterrupted
 	}
 	var left []tp
-	for _, p := range restore {
+	for i, p := range parts {
+		switch st := starts[i]; {
+		case st.restored:
+			assigned[p.topic][p.partition] = kgo.NewOffset().At(st.offset).WithEpoch(-1)
+		case st.rebuild:
+			left = append(left, p)
+		}
+	}
+	return left, nil
+}
+
+// parallelClaims is how many partitions' changelogs restoreChangelogs
+// claims and restores at once.
+const parallelClaims = 4
+
+// changelogStart is where a partition starts once its changelog is
+// claimed: restored, from offset; rebuilt from its start; or, neither
+// set, resumed from the store.
+type changelogStart struct {
+	offset   int64
+	restored bool
+	rebuild  bool
+}
+
+// startChangelog claims partition p's changelog and restores p from it
+// when it holds a newer state than the store: always when rebuilding (p
+// held by none here), and when held (at offset) as changelog.check
+// decides. It then lets the changelog be written. It tries until it
+// succeeds or ctx ends.
+func (s *Source) startChangelog(ctx context.Context, p tp, offset int64, held, rebuilding bool) changelogStart {
+	c := s.changelog
+	if c.claim(ctx, p) != nil {
+		return changelogStart{}
+	}
+	restore := rebuilding
+	if held {
+		err := c.retry(ctx, p, "kafka changelog not checked; retrying", func() error {
+			var err error
+			restore, err = c.check(ctx, p, offset)
+			return err
+		})
+		if err != nil {
+			return changelogStart{}
+		}
+		if restore {
+			s.log.Info("kafka partition written by another instance since this one held it: restoring it from its changelog", "topic", p.topic, "partition", p.partition)
+		}
+	}
+	var start changelogStart
+	if restore {
 		s.mu.Lock()
 		s.restoring[p] = math.MaxInt64 // until restored; for /readyz
 		s.opt.Metrics.restoring.Add(1)
 		s.exportRestoringLocked()
 		s.mu.Unlock()
-		offset, ok := c.restore(s.runCtx, p)
+		from, ok := c.restore(ctx, p)
 		s.restored([]tp{p})
-		if !ok {
-			if slices.Contains(rebuild, p) {
-				left = append(left, p)
-			}
-			continue // held: resumed from this store
+		switch {
+		case ctx.Err() != nil:
+			return changelogStart{}
+		case ok:
+			s.opt.Metrics.Restored.WithLabelValues(s.opt.Name).Inc()
+			start = changelogStart{offset: from, restored: true}
+			s.mu.Lock()
+			s.sent[p] = from // what was handed on before is replaced
+			s.mu.Unlock()
+		case rebuilding:
+			start.rebuild = true
 		}
-		s.opt.Metrics.Restored.WithLabelValues(s.opt.Name).Inc()
-		assigned[p.topic][p.partition] = kgo.NewOffset().At(offset).WithEpoch(-1)
-		s.mu.Lock()
-		s.sent[p] = offset // what was handed on before is replaced
-		s.mu.Unlock()
 	}
-	return left
+	c.markReady(p)
+	return start
 }
 
 // startRestores marks the partitions read from their start, this
