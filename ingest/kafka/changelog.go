@@ -111,10 +111,8 @@ func (c *changelog) retry(ctx context.Context, p tp, msg string, try func() erro
 		}
 		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
 		c.s.log.Warn(msg, "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := sleep(ctx, delay); err != nil {
+			return err
 		}
 	}
 }
@@ -398,46 +396,123 @@ func (c *changelog) end(ctx context.Context, p tp) (int64, error) {
 }
 
 // scan calls fn, in order, with the key (after the topic and its 0 byte)
-// and value of each record about topic p.topic in partition p.partition
-// of the changelog, from offset from to the committed end.
+// and value of each committed record about topic p.topic in partition
+// p.partition of the changelog, from offset from to the end it has when
+// the scan begins, its last stable offset.
+//
+// It reads with fetch requests of its own to the partition's leader, not
+// with a consumer: a consumer hands on records, and where compaction
+// removed those just before the end (an aborted transaction and then its
+// marker), it would wait for one that never comes. A fetch that returns
+// nothing before the end says the rest is gone.
 func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest string, v []byte)) error {
 	end, err := c.end(ctx, p)
 	if err != nil || end <= from {
 		return err
 	}
-	opts, err := c.s.connOpts()
+	cl := c.s.client()
+	leader, id, err := partitionLeader(ctx, cl, c.topic, p.partition)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the changelog: %w", err)
 	}
-	opts = append(opts,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topic: {p.partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // the last transaction's marker ends the read
-	)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("changelog reader: %w", err)
-	}
-	defer cl.Close()
+	br, dec := cl.Broker(int(leader)), kgo.DefaultDecompressor()
 	prefix := []byte(p.topic + "\x00")
 	for next := from; next < end; {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxBytes, req.IsolationLevel = changelogFetchBytes, 1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = c.topic, id
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p.partition, next, changelogFetchBytes
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, br)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
 		}
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
-		if ferr != nil {
-			return fmt.Errorf("read the changelog: %w", ferr)
+		if err != nil {
+			return fmt.Errorf("read the changelog at offset %d: %w", next, err)
 		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			next = r.Offset + 1
-			if !r.Attrs.IsControl() && bytes.HasPrefix(r.Key, prefix) {
+		part := fetched(resp, p.partition)
+		if part == nil {
+			return fmt.Errorf("read the changelog at offset %d: the broker answered without partition %d", next, p.partition)
+		}
+		if kerr.ErrorForCode(part.ErrorCode) == kerr.OffsetOutOfRange && part.LogStartOffset > next {
+			next = part.LogStartOffset // removed by retention: read from what is left
+			continue
+		}
+		if len(part.RecordBatches) == 0 && part.ErrorCode == 0 && resp.ThrottleMillis > 0 {
+			if err := sleep(ctx, time.Duration(resp.ThrottleMillis)*time.Millisecond); err != nil {
+				return err // a broker over its quota may answer empty
+			}
+			continue
+		}
+		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+			Offset: next, IsolationLevel: kgo.ReadCommitted(), Topic: c.topic, Partition: p.partition,
+		}, part, dec, nil)
+		if fp.Err != nil {
+			return fmt.Errorf("read the changelog at offset %d: %w", next, fp.Err)
+		}
+		for _, r := range fp.Records {
+			if bytes.HasPrefix(r.Key, prefix) {
 				fn(string(r.Key[len(prefix):]), r.Value)
 			}
-		})
+		}
+		switch {
+		case after > next:
+			next = after
+		case len(part.RecordBatches) == 0:
+			return nil // what lay between next and end was compacted away
+		default:
+			return fmt.Errorf("read the changelog at offset %d: the broker's answer does not move past it", next)
+		}
 	}
 	return nil
+}
+
+// changelogFetchBytes bounds what one fetch of the changelog returns;
+// the broker returns at least the first batch whatever its size.
+const changelogFetchBytes = 4 << 20
+
+// fetched returns the answer for partition of the one topic resp holds,
+// or nil.
+func fetched(resp *kmsg.FetchResponse, partition int32) *kmsg.FetchResponseTopicPartition {
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if rp := &resp.Topics[i].Partitions[j]; rp.Partition == partition {
+				return rp
+			}
+		}
+	}
+	return nil
+}
+
+// partitionLeader returns the broker that leads partition of topic, and
+// the topic's id (zero from brokers too old to have one).
+func partitionLeader(ctx context.Context, cl *kgo.Client, topic string, partition int32) (int32, [16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
+		}
+		for _, p := range t.Partitions {
+			if p.Partition != partition {
+				continue
+			}
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
+			}
+			return p.Leader, t.TopicID, nil
+		}
+	}
+	return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: the brokers do not know the partition", topic, partition)
 }
 
 // check decides how partition p, which this store holds at offset

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
@@ -237,5 +238,53 @@ func TestChangelogCheckWithoutNonce(t *testing.T) {
 	changelogState(ctx, t, a, p, "written by a", 10, "x", "z")
 	if restore, err := a.changelog.check(ctx, p, 10); err != nil || restore {
 		t.Errorf("a, having written the changelog: restore = %v, %v; want false", restore, err)
+	}
+}
+
+// TestChangelogReadsPastCompactedEnd checks a changelog whose last
+// records before its end were removed by compaction (an aborted
+// transaction, then its marker): the offsets up to the end hold nothing
+// any more, and the read ends there instead of waiting for them.
+func TestChangelogReadsPastCompactedEnd(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p := tp{"logs", 0}
+	a, adb := changelogSource(t, c, "a")
+	commitClient(t, adb, store.NewState(adb, 100), "x", 10)
+	if err := a.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	a.changelog.markReady(p)
+	a.changelog.ship(ctx, p)
+	ends, err := listOffsets(ctx, a.client(), []tp{{"state", 0}}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The broker's log ends 3 offsets past its last record, as a cleaned
+	// log does.
+	gone := ends[tp{"state", 0}] + 3
+	c.ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.ListOffsetsRequest)
+		if len(req.Topics) != 1 || req.Topics[0].Topic != "state" || len(req.Topics[0].Partitions) != 1 || req.Topics[0].Partitions[0].Timestamp != -1 {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		rt := kmsg.NewListOffsetsResponseTopic()
+		rt.Topic = "state"
+		rp := kmsg.NewListOffsetsResponseTopicPartition()
+		rp.Partition, rp.Offset = req.Topics[0].Partitions[0].Partition, gone
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	changelogState(rctx, t, a, p, "read to an end past the last record", 10, "x")
+	part, err := a.changelog.latest(rctx, p)
+	if err != nil || part == nil {
+		t.Fatalf("the newest partition record: %q, %v; want the one written", part, err)
 	}
 }

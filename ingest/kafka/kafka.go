@@ -275,9 +275,7 @@ func (s *Source) watch(ctx context.Context, cl *kgo.Client) {
 		}
 		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "unreachable").Inc()
 		s.log.Warn("no kafka broker answers; retrying", "brokers", strings.Join(s.opt.Config.Brokers, ","), "err", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
+		if sleep(ctx, delay) != nil {
 			return
 		}
 	}
@@ -916,6 +914,18 @@ func (s *Source) lost(m map[string][]int32) {
 				c.forget(tp{topic, partition})
 			}
 		}
+	}
+}
+
+// sleep waits for d, or until ctx ends, and then returns its error.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -48,9 +48,7 @@ func (s *Source) repartition(ctx context.Context) {
 		}
 		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "transaction").Inc()
 		s.log.Warn("kafka repartition stage failed; its open transaction is aborted and its records go again", "err", err, "retry_in", delay)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
+		if sleep(ctx, delay) != nil {
 			return
 		}
 	}
@@ -186,10 +184,8 @@ func (s *Source) fence(ctx context.Context, cl *kgo.Client) error {
 		default:
 			return fmt.Errorf("take transactional id %s over: %w", id, err)
 		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := sleep(ctx, delay); err != nil {
+			return err
 		}
 	}
 }
