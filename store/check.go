@@ -217,7 +217,13 @@ func layout() []bucketSpec {
 		{bucketWindows, 5, quoteKey, func(_, v []byte) error { _, err := decodeWindow(v); return err }},
 		{bucketOwners, 6, quoteKey, func(_, v []byte) error { _, err := decodeOwner(v); return err }},
 		{bucketChangelog, 7, quoteKey, func(k, v []byte) error {
-			if _, n := binary.Uvarint(v); n <= 0 && !bytes.HasSuffix(k, []byte(seededSuffix)) {
+			if bytes.HasSuffix(k, []byte(seededSuffix)) {
+				if len(v) != 8 {
+					return fmt.Errorf("changelog marker of %d bytes, not a nonce of 8: %w", len(v), ErrCorrupt)
+				}
+				return nil
+			}
+			if _, n := binary.Uvarint(v); n <= 0 {
 				return fmt.Errorf("changelog entry of %d bytes: %w", len(v), ErrCorrupt)
 			}
 			return nil

@@ -410,3 +410,47 @@ func TestPageOf(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckChangelogEntries checks that Check tells a changelog's marker
+// that holds no nonce, and an entry that holds no sequence number, from a
+// sound entry.
+func TestCheckChangelogEntries(t *testing.T) {
+	path := writeGoodStore(t, t.TempDir())
+	k := PositionKey{Source: "kc", File: FileID{Dev: 1, Ino: 2}}
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		cb := tx.Bucket(bucketChangelog)
+		for key, v := range map[string][]byte{
+			seededSuffix: {1, 2, 3},    // a marker too short
+			"good":       {5},          // a sound entry
+			"bad":        {0x80, 0x80}, // an unfinished uvarint
+		} {
+			if err := cb.Put(changeKey(k, key), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	bdb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whats []string
+	for _, p := range r.Problems {
+		if p.Bucket == "changelog" {
+			whats = append(whats, p.What)
+		}
+	}
+	slices.Sort(whats)
+	want := []string{"changelog entry of 2 bytes: " + ErrCorrupt.Error(), "changelog marker of 3 bytes, not a nonce of 8: " + ErrCorrupt.Error()}
+	if !slices.Equal(whats, want) {
+		t.Errorf("Check's problems in the changelog: %q; want %q", whats, want)
+	}
+}

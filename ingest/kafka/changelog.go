@@ -54,7 +54,7 @@ type changelog struct {
 	topic string
 	store ChangelogStore
 
-	mu        sync.Mutex // one transaction at a time; guards producers and ready
+	mu        sync.Mutex // one transaction at a time; guards producers, ready and closed
 	producers map[tp]*kgo.Client
 	// ready are the claimed partitions whose state the store holds as
 	// the changelog should have it: restored from it, or checked against
@@ -62,6 +62,9 @@ type changelog struct {
 	// holds of a partition is a former state of this instance's, or
 	// nothing, and written it would replace the newer one.
 	ready map[tp]bool
+	// closed is set by close: a claim still running builds no producer
+	// that none would close.
+	closed bool
 }
 
 // changelogKey returns the key of client id (or, for "", the partition's
@@ -121,6 +124,9 @@ func (c *changelog) retry(ctx context.Context, p tp, msg string, try func() erro
 func (c *changelog) produceTo(p tp) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("the source is stopping")
+	}
 	if c.producers[p] != nil {
 		return nil
 	}
@@ -168,10 +174,11 @@ func (c *changelog) markReady(p tp) {
 	}
 }
 
-// close closes every producer.
+// close closes every producer, and any built after.
 func (c *changelog) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	for p := range c.producers {
 		c.forgetLocked(p)
 	}

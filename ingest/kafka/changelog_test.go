@@ -288,3 +288,18 @@ func TestChangelogReadsPastCompactedEnd(t *testing.T) {
 		t.Fatalf("the newest partition record: %q, %v; want the one written", part, err)
 	}
 }
+
+// TestChangelogClosed checks that a claim still running when the source
+// stops builds no producer: none would close it.
+func TestChangelogClosed(t *testing.T) {
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
+	defer c.Close()
+	a, _ := changelogSource(t, c, "a")
+	a.changelog.close()
+	if err := a.changelog.produceTo(tp{"logs", 0}); err == nil {
+		t.Error("a producer built after close; want an error")
+	}
+	if n := len(a.changelog.producers); n != 0 {
+		t.Errorf("%d producers after close; want none", n)
+	}
+}

@@ -827,7 +827,9 @@ func (s *Source) onAssigned(m map[string][]int32) {
 
 // onRevoked releases the partitions the group takes from this member,
 // unless the process is stopping: then they stay, for this instance to
-// resume (static membership).
+// resume (static membership). Those of a topic created again (kept)
+// keep their clients too. Either way, a revoked partition's changelog
+// is not written until the group gives it back and it is claimed again.
 func (s *Source) onRevoked(m map[string][]int32) {
 	s.assign(m, false)
 	if s.runCtx.Err() != nil {
@@ -837,16 +839,17 @@ func (s *Source) onRevoked(m map[string][]int32) {
 		s.mu.Lock()
 		kept := s.kept[topic]
 		s.mu.Unlock()
-		if kept {
-			continue
-		}
 		for _, partition := range parts {
 			p := tp{topic, partition}
 			if c := s.changelog; c != nil {
-				c.ship(s.runCtx, p) // the new owner restores the newest state
-				c.forget(p)
+				if !kept {
+					c.ship(s.runCtx, p) // the new owner restores the newest state
+				}
+				c.forget(p) // claimed again when the group gives it back
 			}
-			s.release(p)
+			if !kept {
+				s.release(p)
+			}
 		}
 	}
 }
