@@ -468,6 +468,19 @@ type rawState struct {
 // EncodePartition record, clients the newest state of each client (by
 // id), as ClientChange values. The partition's position is read under k.
 func DecodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte) (*Snapshot, error) {
+	return decodeSnapshot(k, partition, clients, nil)
+}
+
+// DecodeChangelog decodes a partition's changelog for restoring it into
+// db, as DecodeSnapshot does, and also refuses a window that belongs to
+// another client than the one whose record holds it (by the
+// WindowClient of the store's ChangelogOptions): restored, it would
+// outlive that client's release.
+func (db *DB) DecodeChangelog(k PositionKey, partition []byte, clients map[string][]byte) (*Snapshot, error) {
+	return decodeSnapshot(k, partition, clients, db.changelogWindowClient())
+}
+
+func decodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte, windowClient func(string) (string, bool)) (*Snapshot, error) {
 	d := decoder{b: partition}
 	d.format(partitionFormat)
 	pos, cov, nonce := d.bytes(), d.bytes(), d.fixed64()
@@ -507,6 +520,11 @@ func DecodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte) 
 			s.Findings = append(s.Findings, fd)
 		}
 		for _, w := range r.windows {
+			if windowClient != nil {
+				if owner, ok := windowClient(string(w[0])); !ok || owner != id {
+					return nil, fmt.Errorf("changelog window %q of client %q: %w", w[0], id, ErrCorrupt)
+				}
+			}
 			times, err := decodeWindow(w[1])
 			if err != nil {
 				return nil, fmt.Errorf("changelog window %q: %w", w[0], err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -308,5 +309,38 @@ func TestReseed(t *testing.T) {
 	}
 	if ch, err := db.Changes(k0); err != nil || ch != nil {
 		t.Errorf("shipped again, Changes = %+v, %v; want nil", ch, err)
+	}
+}
+
+// TestDecodeChangelogRefusesAnothersWindow checks that a client's state
+// holding a window of another client is refused for a restore: written,
+// that window would outlive the other client's release.
+func TestDecodeChangelogRefusesAnothersWindow(t *testing.T) {
+	db, _ := newTestDB(t)
+	keepChangelog(t, db)
+	st := NewState(db, 100)
+	k := partitionKey(0)
+	b := NewBatch()
+	st.Client("c").Seen.Add(1, at(time.Second))
+	st.Own("c", k)
+	b.Windows["w\x00c"] = []int64{1, 2}
+	b.SetPosition(Position{Source: k.Source, File: k.File, Offset: 1, Line: 1, Path: "kafka:t/0"})
+	st.Checkpoint(b)
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	st.Durable(b.Gen)
+	ch, err := db.Changes(k)
+	if err != nil || ch == nil || len(ch.Clients) != 1 {
+		t.Fatal(ch, err)
+	}
+	part, _ := EncodePartition(ch.Position, ch.Coverage, 1)
+	own := map[string][]byte{"c": ch.Clients[0].Value}
+	if s, err := db.DecodeChangelog(k, part, own); err != nil || len(s.Windows["w\x00c"]) != 2 {
+		t.Fatalf("DecodeChangelog of c's own window: %v, %v", s, err)
+	}
+	anothers := map[string][]byte{"c": bytes.Replace(ch.Clients[0].Value, []byte("w\x00c"), []byte("w\x00a"), 1)}
+	if _, err := db.DecodeChangelog(k, part, anothers); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("DecodeChangelog of a window of a, held by c: %v; want an error of a corrupt changelog", err)
 	}
 }

@@ -27,6 +27,7 @@ type ChangelogStore interface {
 	Shipped(ch *store.Changes, nonce uint64) error
 	ChangelogNonce(k store.PositionKey) (uint64, bool, error)
 	Reseed(k store.PositionKey, ids []string) error
+	DecodeChangelog(k store.PositionKey, partition []byte, clients map[string][]byte) (*store.Snapshot, error)
 }
 
 // The changelog (Config.Changelog) is a compacted topic whose partition
@@ -302,7 +303,7 @@ func (c *changelog) restoreOnce(ctx context.Context, p tp) (int64, bool, error) 
 	if partition == nil {
 		return 0, false, nil
 	}
-	snap, err := store.DecodeSnapshot(c.key(p), partition, clients)
+	snap, err := c.store.DecodeChangelog(c.key(p), partition, clients)
 	if err != nil {
 		// Not retried: the same records would be read again.
 		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
