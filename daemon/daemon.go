@@ -646,7 +646,8 @@ func (d *Daemon) committed(b *store.Batch) {
 	for _, pos := range b.Positions {
 		d.lag.Committed(pos)
 	}
-	if n := d.notify.Load(); len(b.Notify) > 0 && n != nil {
+	if n := d.notify.Load(); (len(b.Notify) > 0 || b.Restore != nil) && n != nil {
+		// A restore brings its clients' notification groups, some due.
 		(*n)()
 	}
 	select {

@@ -134,13 +134,9 @@ func markChanges(tx *bolt.Tx, b *Batch, keep *changelogKeep) error {
 	mark := func(id string) error {
 		k, ok := b.Owners[id]
 		if !ok {
-			v := ob.Get([]byte(id))
-			if v == nil {
-				return nil
-			}
 			var err error
-			if k, err = decodeOwner(v); err != nil {
-				return fmt.Errorf("owner of client %q: %w", id, err)
+			if k, ok, err = ownerOf(ob, id); err != nil || !ok {
+				return err
 			}
 		}
 		if !keep.sources[k.Source] || released[k] {
@@ -189,6 +185,35 @@ func markChanges(tx *bolt.Tx, b *Batch, keep *changelogKeep) error {
 		}
 	}
 	return nil
+}
+
+// ownerOf returns the partition that owns client id, if any.
+func ownerOf(ob *bolt.Bucket, id string) (PositionKey, bool, error) {
+	v := ob.Get([]byte(id))
+	if v == nil {
+		return PositionKey{}, false, nil
+	}
+	k, err := decodeOwner(v)
+	if err != nil {
+		return PositionKey{}, false, fmt.Errorf("owner of client %q: %w", id, err)
+	}
+	return k, true, nil
+}
+
+// markNotified records, in a notifier's transaction, that client id's
+// notification groups changed, for the changelog of the partition that
+// owns it: what was told of them travels with the client.
+func markNotified(tx *bolt.Tx, keep *changelogKeep, id string) error {
+	k, ok, err := ownerOf(tx.Bucket(bucketOwners), id)
+	if err != nil || !ok || !keep.sources[k.Source] {
+		return err
+	}
+	cb := tx.Bucket(bucketChangelog)
+	seq, err := cb.NextSequence()
+	if err != nil {
+		return fmt.Errorf("changelog sequence: %w", err)
+	}
+	return cb.Put(changeKey(k, id), binary.AppendUvarint(nil, seq))
 }
 
 // Changes is what the changelog of one partition lacks, read in one
@@ -284,12 +309,17 @@ func (db *DB) Changes(k PositionKey) (*Changes, error) {
 }
 
 func (db *DB) changelogWindowClient() func(string) (string, bool) {
+	if keep := db.changelogKept(); keep != nil {
+		return keep.windowClient
+	}
+	return nil
+}
+
+// changelogKept returns what KeepChangelog set, or nil.
+func (db *DB) changelogKept() *changelogKeep {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.changelog == nil {
-		return nil
-	}
-	return db.changelog.windowClient
+	return db.changelog
 }
 
 // clientStates encodes the state of each client of ids the store holds:
@@ -297,11 +327,20 @@ func (db *DB) changelogWindowClient() func(string) (string, bool) {
 // out (deleted).
 func clientStates(tx *bolt.Tx, ids map[string]bool, windowClient func(string) (string, bool)) (map[string][]byte, error) {
 	type kv struct{ k, v []byte }
-	findings, windows := map[string][]kv{}, map[string][]kv{}
+	findings, windows, groups := map[string][]kv{}, map[string][]kv{}, map[string][]kv{}
 	err := tx.Bucket(bucketFindings).ForEach(func(k, v []byte) error {
 		parts := bytes.SplitN(k, []byte{0}, 3)
 		if len(parts) == 3 && ids[string(parts[1])] {
 			findings[string(parts[1])] = append(findings[string(parts[1])], kv{k, v})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
+		if _, id, ok := bytes.Cut(k, []byte{0}); ok && ids[string(id)] {
+			groups[string(id)] = append(groups[string(id)], kv{k, v})
 		}
 		return nil
 	})
@@ -327,7 +366,7 @@ func clientStates(tx *bolt.Tx, ids map[string]bool, windowClient func(string) (s
 			continue
 		}
 		b := append([]byte{clientStateFormat}, appendString(nil, rec)...)
-		for _, set := range [][]kv{findings[id], windows[id]} {
+		for _, set := range [][]kv{findings[id], windows[id], groups[id]} {
 			b = appendUvarint(b, uint64(len(set)))
 			for _, e := range set {
 				b = appendString(appendString(b, e.k), e.v)
@@ -339,10 +378,11 @@ func clientStates(tx *bolt.Tx, ids map[string]bool, windowClient func(string) (s
 }
 
 // clientStateFormat is the encoding of a client's state in a changelog:
-// the format byte, the client record, then the findings and the windows,
-// each a count and key-value pairs, every part a uvarint length and
-// bytes, the values as the store holds them.
-const clientStateFormat = 1
+// the format byte, the client record, then the findings, the windows and
+// the notification groups, each a count and key-value pairs, every part
+// a uvarint length and bytes, the values as the store holds them. Format
+// 1, still read, has no groups.
+const clientStateFormat = 2
 
 // Shipped records that the changelog now holds ch, written with the
 // partition record of nonce: its entries are deleted, unless a commit
@@ -462,6 +502,7 @@ type rawState struct {
 	record   []byte
 	findings [][2][]byte
 	windows  [][2][]byte
+	groups   [][2][]byte // notification groups (GroupKey bytes, Group JSON)
 }
 
 // DecodeSnapshot decodes a partition's changelog: partition is its
@@ -531,6 +572,16 @@ func decodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte, 
 			}
 			s.Windows[string(w[0])] = times
 		}
+		for _, g := range r.groups {
+			kind, client, ok := bytes.Cut(g[0], []byte{0})
+			if !ok || len(kind) == 0 || string(client) != id {
+				return nil, fmt.Errorf("changelog notification group %q of client %q: %w", g[0], id, ErrCorrupt)
+			}
+			var gd Group
+			if err := json.Unmarshal(g[1], &gd); err != nil {
+				return nil, fmt.Errorf("changelog notification group %q: %w: %v", g[0], ErrCorrupt, err)
+			}
+		}
 		s.raw = append(s.raw, r)
 	}
 	return s, nil
@@ -538,9 +589,17 @@ func decodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte, 
 
 func decodeState(id string, v []byte) (rawState, error) {
 	d := decoder{b: v}
-	d.format(clientStateFormat)
+	format := byte(clientStateFormat)
+	if len(v) > 0 && v[0] == 1 {
+		format = 1 // without groups
+	}
+	d.format(format)
 	r := rawState{id: id, record: d.bytes()}
-	for _, set := range []*[][2][]byte{&r.findings, &r.windows} {
+	sets := []*[][2][]byte{&r.findings, &r.windows, &r.groups}
+	if format == 1 {
+		sets = sets[:2]
+	}
+	for _, set := range sets {
 		n := d.count(2)
 		for range n {
 			k, v := d.bytes(), d.bytes()
@@ -553,12 +612,16 @@ func decodeState(id string, v []byte) (rawState, error) {
 	return r, d.end("client state")
 }
 
-// restore writes s into the store: every client's record, findings and
-// windows, each client owned by s's partition, and the changelog marked
+// restore writes s into the store: every client's record, findings,
+// windows and notification groups (those this store had of them
+// deleted), each client owned by s's partition, and the changelog marked
 // as holding them all, its newest record s's.
 func restore(tx *bolt.Tx, s *Snapshot) error {
-	cb, ob, fb, wb := tx.Bucket(bucketClients), tx.Bucket(bucketOwners), tx.Bucket(bucketFindings), tx.Bucket(bucketWindows)
+	cb, ob, fb, wb, gb := tx.Bucket(bucketClients), tx.Bucket(bucketOwners), tx.Bucket(bucketFindings), tx.Bucket(bucketWindows), tx.Bucket(bucketGroups)
 	owner := appendOwner(nil, s.Key)
+	if err := dropGroups(gb, s.raw); err != nil {
+		return err
+	}
 	for _, r := range s.raw {
 		if err := cb.Put([]byte(r.id), r.record); err != nil {
 			return fmt.Errorf("restore client %q: %w", r.id, err)
@@ -576,9 +639,40 @@ func restore(tx *bolt.Tx, s *Snapshot) error {
 				return fmt.Errorf("restore window %q: %w", w[0], err)
 			}
 		}
+		for _, g := range r.groups {
+			if err := gb.Put(g[0], g[1]); err != nil {
+				return fmt.Errorf("restore notification group %q: %w", g[0], err)
+			}
+		}
 	}
 	if strings.IndexByte(s.Key.Source, 0) >= 0 {
 		return fmt.Errorf("restore source %q: %w", s.Key.Source, ErrInvalid)
 	}
 	return tx.Bucket(bucketChangelog).Put(changeKey(s.Key, seededSuffix), binary.BigEndian.AppendUint64(nil, s.Nonce))
+}
+
+// dropGroups deletes the notification groups of the clients of raw: what
+// this store told of them when it held them before is not what their
+// changelog says was told since.
+func dropGroups(gb *bolt.Bucket, raw []rawState) error {
+	ids := make(map[string]bool, len(raw))
+	for _, r := range raw {
+		ids[r.id] = true
+	}
+	var stale [][]byte
+	err := gb.ForEach(func(k, _ []byte) error {
+		if _, id, ok := bytes.Cut(k, []byte{0}); ok && ids[string(id)] {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read notification groups: %w", err)
+	}
+	for _, k := range stale {
+		if err := gb.Delete(k); err != nil {
+			return fmt.Errorf("delete notification group %q: %w", k, err)
+		}
+	}
+	return nil
 }

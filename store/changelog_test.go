@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,82 @@ func TestDecodeChangelogRefusesAnothersWindow(t *testing.T) {
 	anothers := map[string][]byte{"c": bytes.Replace(ch.Clients[0].Value, []byte("w\x00c"), []byte("w\x00a"), 1)}
 	if _, err := db.DecodeChangelog(k, part, anothers); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("DecodeChangelog of a window of a, held by c: %v; want an error of a corrupt changelog", err)
+	}
+}
+
+// TestChangelogCarriesNotificationGroups checks that a client's
+// notification groups travel with it: what a notifier tells is shipped
+// (Notified marks the client), a restore brings the groups, and replaces
+// those the restoring store had of the client from before; a format 1
+// client state, without groups, is still read.
+func TestChangelogCarriesNotificationGroups(t *testing.T) {
+	db, _ := newTestDB(t)
+	keepChangelog(t, db)
+	st := NewState(db, 100)
+	k := partitionKey(0)
+	changelogCommit(t, db, st, k, 10, "a")
+	ch, err := db.Changes(k)
+	if err != nil || ch == nil {
+		t.Fatal(ch, err)
+	}
+	if err := db.Shipped(ch, 1); err != nil {
+		t.Fatal(err)
+	}
+	g := Group{GroupKey: GroupKey{Kind: "broad_request", Client: "a"}, Sent: at(time.Minute), Channel: "#sec",
+		Told: []Told{{ID: "broad_request\x00a\x00admin", Severity: "high"}}}
+	if _, err := db.Notified(g, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	told, err := db.Changes(k)
+	if err != nil || told == nil || len(told.Clients) != 1 || told.Clients[0].ID != "a" {
+		t.Fatalf("after a notification, Changes = %+v, %v; want a", told, err)
+	}
+
+	other, _ := newTestDB(t)
+	stale := NewBatch()
+	stale.Notify[GroupKey{Kind: "unused_scope", Client: "a"}] = at(0) // told when other held a before
+	stale.Notify[GroupKey{Kind: "unused_scope", Client: "b"}] = at(0) // another client's: stays
+	if err := other.Commit(stale); err != nil {
+		t.Fatal(err)
+	}
+	snap := restoreChanges(t, ch, told)
+	rb := NewBatch()
+	rb.Restore = snap
+	rb.SetPosition(snap.Position)
+	if err := other.Commit(rb); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := other.Groups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, gr := range groups {
+		got = append(got, gr.Kind+"/"+gr.Client)
+		if gr.GroupKey == g.GroupKey && (gr.Channel != "#sec" || !reflect.DeepEqual(gr.Told, g.Told) || !gr.Sent.Equal(g.Sent)) {
+			t.Errorf("restored group = %+v; want %+v", gr, g)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"broad_request/a", "unused_scope/b"}; !slices.Equal(got, want) {
+		t.Errorf("restored, the groups are %v; want %v", got, want)
+	}
+
+	// The same state in format 1: no groups, the rest as it was.
+	r, err := decodeState("a", told.Clients[0].Value)
+	if err != nil || len(r.groups) != 1 {
+		t.Fatalf("format 2 state: %d groups, %v", len(r.groups), err)
+	}
+	v1 := append([]byte{1}, appendString(nil, r.record)...)
+	for _, set := range [][][2][]byte{r.findings, r.windows} {
+		v1 = appendUvarint(v1, uint64(len(set)))
+		for _, e := range set {
+			v1 = appendString(appendString(v1, e[0]), e[1])
+		}
+	}
+	part, _ := EncodePartition(told.Position, told.Coverage, 2)
+	s1, err := DecodeSnapshot(k, part, map[string][]byte{"a": v1})
+	if err != nil || len(s1.Clients) != 1 || len(s1.Findings) != 1 || len(s1.Windows) != 1 || len(s1.raw[0].groups) != 0 {
+		t.Errorf("format 1 state: %+v, %v; want a with its finding and window, no groups", s1, err)
 	}
 }

@@ -209,13 +209,17 @@ func (db *DB) GroupFindings(k GroupKey) ([]Finding, error) {
 // Notified records that a notifier told about group g as read at version:
 // it stores g's Sent, Channel and Told, clears the waiting change unless a
 // newer one arrived since, and queues msgs in the outbox, all in one
-// transaction. It returns the messages with their sequence numbers.
+// transaction, in which the group's client is also marked for the
+// changelog of its partition, when the store keeps one: what was told
+// travels with the client. It returns the messages with their sequence
+// numbers.
 func (db *DB) Notified(g Group, version uint64, msgs []Message) ([]Message, error) {
 	if db.readOnly {
 		return nil, fmt.Errorf("queue notification in %s: %w", db.path, ErrReadOnly)
 	}
 	out := make([]Message, len(msgs))
 	copy(out, msgs)
+	keep := db.changelogKept()
 	err := db.update(func(tx *bolt.Tx) error {
 		gb := tx.Bucket(bucketGroups)
 		cur, err := getGroup(gb, g.GroupKey)
@@ -228,6 +232,11 @@ func (db *DB) Notified(g Group, version uint64, msgs []Message) ([]Message, erro
 		cur.Sent, cur.Channel, cur.Told = g.Sent, g.Channel, g.Told
 		if err := putGroup(gb, cur); err != nil {
 			return err
+		}
+		if keep != nil && g.Client != "" {
+			if err := markNotified(tx, keep, g.Client); err != nil {
+				return err
+			}
 		}
 		return queue(tx, out)
 	})
