@@ -51,7 +51,7 @@ func Supervise(ctx context.Context, sources []Source, out chan<- Line, opts Supe
 		opts.ResetAfter = opts.MaxBackoff
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
+		opts.Sleep = Sleep
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -126,7 +126,8 @@ func backoff(minDelay, maxDelay time.Duration, n int, jitter float64) time.Durat
 	return d/2 + time.Duration(jitter*float64(d/2))
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+// Sleep waits for d, or until ctx ends, and reports whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

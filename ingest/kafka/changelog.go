@@ -115,8 +115,8 @@ func (c *changelog) retry(ctx context.Context, p tp, msg string, try func() erro
 		}
 		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
 		c.s.log.Warn(msg, "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
-		if err := sleep(ctx, delay); err != nil {
-			return err
+		if !ingest.Sleep(ctx, delay) {
+			return ctx.Err()
 		}
 	}
 }
@@ -450,8 +450,8 @@ func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest str
 			continue
 		}
 		if len(part.RecordBatches) == 0 && part.ErrorCode == 0 && resp.ThrottleMillis > 0 {
-			if err := sleep(ctx, time.Duration(resp.ThrottleMillis)*time.Millisecond); err != nil {
-				return err // a broker over its quota may answer empty
+			if !ingest.Sleep(ctx, time.Duration(resp.ThrottleMillis)*time.Millisecond) {
+				return ctx.Err() // a broker over its quota may answer empty
 			}
 			continue
 		}

@@ -15,6 +15,29 @@ import (
 	"github.com/scopewatch/scopewatch/store"
 )
 
+// changelogCluster returns a Kafka of topics logs and state, of two
+// partitions each, closed when t ends, and a context that ends within a
+// minute.
+func changelogCluster(t *testing.T) (*kfake.Cluster, context.Context) {
+	t.Helper()
+	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return c, ctx
+}
+
+// shipClaimed claims partition p's changelog for src, lets it be
+// written, and writes what it lacks.
+func shipClaimed(ctx context.Context, t *testing.T, src *Source, p tp) {
+	t.Helper()
+	if err := src.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	src.changelog.markReady(p)
+	src.changelog.ship(ctx, p)
+}
+
 // changelogSource returns a source of topic logs with the changelog
 // state, on a store of its own, ready for its changelog's methods (Run
 // sets the same fields).
@@ -88,20 +111,13 @@ func changelogState(ctx context.Context, t *testing.T, by *Source, p tp, what st
 // the last one committed. Given the partition back, the former owner
 // sees that another wrote the changelog since.
 func TestChangelogFencesFormerOwner(t *testing.T) {
-	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
+	c, ctx := changelogCluster(t)
 	p := tp{"logs", 0}
 
 	a, adb := changelogSource(t, c, "a")
 	ast := store.NewState(adb, 100)
 	commitClient(t, adb, ast, "x", 10)
-	if err := a.changelog.claim(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	a.changelog.markReady(p)
-	a.changelog.ship(ctx, p)
+	shipClaimed(ctx, t, a, p)
 	commitClient(t, adb, ast, "y", 20) // not written yet
 
 	b, bdb := changelogSource(t, c, "b")
@@ -167,10 +183,7 @@ func TestChangelogFencesFormerOwner(t *testing.T) {
 // not restored or checked yet is not written: its store holds a former
 // state, or none.
 func TestChangelogWritesOnlyWhenReady(t *testing.T) {
-	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
+	c, ctx := changelogCluster(t)
 	p := tp{"logs", 0}
 	a, adb := changelogSource(t, c, "a")
 	commitClient(t, adb, store.NewState(adb, 100), "x", 10)
@@ -202,21 +215,14 @@ func TestChangelogWritesOnlyWhenReady(t *testing.T) {
 // when it is the store's, the changelog gets it whole, the clients it
 // held that the store does not deleted.
 func TestChangelogCheckWithoutNonce(t *testing.T) {
-	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
+	c, ctx := changelogCluster(t)
 	p := tp{"logs", 0}
 
 	b, bdb := changelogSource(t, c, "b")
 	bst := store.NewState(bdb, 100)
 	commitClient(t, bdb, bst, "x", 4)
 	commitClient(t, bdb, bst, "y", 5)
-	if err := b.changelog.claim(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	b.changelog.markReady(p)
-	b.changelog.ship(ctx, p)
+	shipClaimed(ctx, t, b, p)
 	changelogState(ctx, t, b, p, "written by b", 5, "x", "y")
 
 	a, adb := changelogSource(t, c, "a")
@@ -246,18 +252,11 @@ func TestChangelogCheckWithoutNonce(t *testing.T) {
 // transaction, then its marker): the offsets up to the end hold nothing
 // any more, and the read ends there instead of waiting for them.
 func TestChangelogReadsPastCompactedEnd(t *testing.T) {
-	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
+	c, ctx := changelogCluster(t)
 	p := tp{"logs", 0}
 	a, adb := changelogSource(t, c, "a")
 	commitClient(t, adb, store.NewState(adb, 100), "x", 10)
-	if err := a.changelog.claim(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	a.changelog.markReady(p)
-	a.changelog.ship(ctx, p)
+	shipClaimed(ctx, t, a, p)
 	ends, err := listOffsets(ctx, a.client(), []tp{{"state", 0}}, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -292,8 +291,7 @@ func TestChangelogReadsPastCompactedEnd(t *testing.T) {
 // TestChangelogClosed checks that a claim still running when the source
 // stops builds no producer: none would close it.
 func TestChangelogClosed(t *testing.T) {
-	c := kfake.MustCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"), kfake.SeedTopics(2, "state"))
-	defer c.Close()
+	c, _ := changelogCluster(t)
 	a, _ := changelogSource(t, c, "a")
 	a.changelog.close()
 	if err := a.changelog.produceTo(tp{"logs", 0}); err == nil {

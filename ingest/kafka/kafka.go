@@ -275,7 +275,7 @@ func (s *Source) watch(ctx context.Context, cl *kgo.Client) {
 		}
 		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "unreachable").Inc()
 		s.log.Warn("no kafka broker answers; retrying", "brokers", strings.Join(s.opt.Config.Brokers, ","), "err", err)
-		if sleep(ctx, delay) != nil {
+		if !ingest.Sleep(ctx, delay) {
 			return
 		}
 	}
@@ -917,18 +917,6 @@ func (s *Source) lost(m map[string][]int32) {
 				c.forget(tp{topic, partition})
 			}
 		}
-	}
-}
-
-// sleep waits for d, or until ctx ends, and then returns its error.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

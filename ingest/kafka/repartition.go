@@ -48,7 +48,7 @@ func (s *Source) repartition(ctx context.Context) {
 		}
 		s.opt.Metrics.Errors.WithLabelValues(s.opt.Name, "transaction").Inc()
 		s.log.Warn("kafka repartition stage failed; its open transaction is aborted and its records go again", "err", err, "retry_in", delay)
-		if sleep(ctx, delay) != nil {
+		if !ingest.Sleep(ctx, delay) {
 			return
 		}
 	}
@@ -184,8 +184,8 @@ func (s *Source) fence(ctx context.Context, cl *kgo.Client) error {
 		default:
 			return fmt.Errorf("take transactional id %s over: %w", id, err)
 		}
-		if err := sleep(ctx, delay); err != nil {
-			return err
+		if !ingest.Sleep(ctx, delay) {
+			return ctx.Err()
 		}
 	}
 }
