@@ -25,6 +25,15 @@ func keepChangelog(t *testing.T, db *DB) {
 	}
 }
 
+// changelogDB returns a store keeping the changelog of source "kc", a
+// State on it, and the key of partition 0.
+func changelogDB(t *testing.T) (*DB, *State, PositionKey) {
+	t.Helper()
+	db, _ := newTestDB(t)
+	keepChangelog(t, db)
+	return db, NewState(db, 100), partitionKey(0)
+}
+
 // partitionKey is the position key of partition n of source "kc".
 func partitionKey(n uint64) PositionKey {
 	return PositionKey{Source: "kc", File: FileID{Dev: math.MaxUint64, Ino: n}}
@@ -226,10 +235,7 @@ func TestChangelogRoundTrip(t *testing.T) {
 // short, or a finding filed under another client, is an error, not a
 // restore of part of it.
 func TestDecodeSnapshotRefusesDamage(t *testing.T) {
-	db, _ := newTestDB(t)
-	keepChangelog(t, db)
-	st := NewState(db, 100)
-	k := partitionKey(0)
+	db, st, k := changelogDB(t)
 	changelogCommit(t, db, st, k, 10, "a", "b")
 	ch, err := db.Changes(k)
 	if err != nil || ch == nil {
@@ -317,10 +323,7 @@ func TestReseed(t *testing.T) {
 // holding a window of another client is refused for a restore: written,
 // that window would outlive the other client's release.
 func TestDecodeChangelogRefusesAnothersWindow(t *testing.T) {
-	db, _ := newTestDB(t)
-	keepChangelog(t, db)
-	st := NewState(db, 100)
-	k := partitionKey(0)
+	db, st, k := changelogDB(t)
 	b := NewBatch()
 	st.Client("c").Seen.Add(1, at(time.Second))
 	st.Own("c", k)
@@ -352,10 +355,7 @@ func TestDecodeChangelogRefusesAnothersWindow(t *testing.T) {
 // those the restoring store had of the client from before; a format 1
 // client state, without groups, is still read.
 func TestChangelogCarriesNotificationGroups(t *testing.T) {
-	db, _ := newTestDB(t)
-	keepChangelog(t, db)
-	st := NewState(db, 100)
-	k := partitionKey(0)
+	db, st, k := changelogDB(t)
 	changelogCommit(t, db, st, k, 10, "a")
 	ch, err := db.Changes(k)
 	if err != nil || ch == nil {
