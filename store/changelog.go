@@ -503,6 +503,7 @@ type rawState struct {
 	findings [][2][]byte
 	windows  [][2][]byte
 	groups   [][2][]byte // notification groups (GroupKey bytes, Group JSON)
+	format   byte        // clientStateFormat, or 1: written without groups
 }
 
 // DecodeSnapshot decodes a partition's changelog: partition is its
@@ -594,7 +595,7 @@ func decodeState(id string, v []byte) (rawState, error) {
 		format = 1 // without groups
 	}
 	d.format(format)
-	r := rawState{id: id, record: d.bytes()}
+	r := rawState{id: id, record: d.bytes(), format: format}
 	sets := []*[][2][]byte{&r.findings, &r.windows, &r.groups}
 	if format == 1 {
 		sets = sets[:2]
@@ -619,7 +620,8 @@ func decodeState(id string, v []byte) (rawState, error) {
 func restore(tx *bolt.Tx, s *Snapshot) error {
 	cb, ob, fb, wb, gb := tx.Bucket(bucketClients), tx.Bucket(bucketOwners), tx.Bucket(bucketFindings), tx.Bucket(bucketWindows), tx.Bucket(bucketGroups)
 	owner := appendOwner(nil, s.Key)
-	if err := dropGroups(gb, s.raw); err != nil {
+	versions, err := dropGroups(gb, s.raw)
+	if err != nil {
 		return err
 	}
 	for _, r := range s.raw {
@@ -640,7 +642,18 @@ func restore(tx *bolt.Tx, s *Snapshot) error {
 			}
 		}
 		for _, g := range r.groups {
-			if err := gb.Put(g[0], g[1]); err != nil {
+			var gr Group
+			if err := json.Unmarshal(g[1], &gr); err != nil {
+				return fmt.Errorf("restore notification group %q: %w: %v", g[0], ErrCorrupt, err)
+			}
+			// Past any version a notifier may have read here before: its
+			// write then keeps the change the restore brings waiting.
+			gr.Version += versions[string(g[0])] + 1
+			v, err := json.Marshal(&gr)
+			if err != nil {
+				return fmt.Errorf("restore notification group %q: %w", g[0], err)
+			}
+			if err := gb.Put(g[0], v); err != nil {
 				return fmt.Errorf("restore notification group %q: %w", g[0], err)
 			}
 		}
@@ -651,28 +664,35 @@ func restore(tx *bolt.Tx, s *Snapshot) error {
 	return tx.Bucket(bucketChangelog).Put(changeKey(s.Key, seededSuffix), binary.BigEndian.AppendUint64(nil, s.Nonce))
 }
 
-// dropGroups deletes the notification groups of the clients of raw: what
-// this store told of them when it held them before is not what their
-// changelog says was told since.
-func dropGroups(gb *bolt.Bucket, raw []rawState) error {
+// dropGroups deletes the notification groups of the clients of raw,
+// those written with theirs (not format 1): what this store told of them
+// when it held them before is not what their changelog says was told
+// since. It returns the version each group deleted had.
+func dropGroups(gb *bolt.Bucket, raw []rawState) (map[string]uint64, error) {
 	ids := make(map[string]bool, len(raw))
 	for _, r := range raw {
-		ids[r.id] = true
+		if r.format != 1 {
+			ids[r.id] = true
+		}
 	}
-	var stale [][]byte
-	err := gb.ForEach(func(k, _ []byte) error {
+	versions := map[string]uint64{}
+	err := gb.ForEach(func(k, v []byte) error {
 		if _, id, ok := bytes.Cut(k, []byte{0}); ok && ids[string(id)] {
-			stale = append(stale, bytes.Clone(k))
+			var g Group
+			if err := json.Unmarshal(v, &g); err != nil {
+				return fmt.Errorf("notification group %q: %w: %v", k, ErrCorrupt, err)
+			}
+			versions[string(k)] = g.Version
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read notification groups: %w", err)
+		return nil, fmt.Errorf("read notification groups: %w", err)
 	}
-	for _, k := range stale {
-		if err := gb.Delete(k); err != nil {
-			return fmt.Errorf("delete notification group %q: %w", k, err)
+	for k := range versions {
+		if err := gb.Delete([]byte(k)); err != nil {
+			return nil, fmt.Errorf("delete notification group %q: %w", k, err)
 		}
 	}
-	return nil
+	return versions, nil
 }

@@ -376,8 +376,9 @@ func TestChangelogCarriesNotificationGroups(t *testing.T) {
 
 	other, _ := newTestDB(t)
 	stale := NewBatch()
-	stale.Notify[GroupKey{Kind: "unused_scope", Client: "a"}] = at(0) // told when other held a before
-	stale.Notify[GroupKey{Kind: "unused_scope", Client: "b"}] = at(0) // another client's: stays
+	stale.Notify[GroupKey{Kind: "unused_scope", Client: "a"}] = at(0)  // told when other held a before
+	stale.Notify[GroupKey{Kind: "broad_request", Client: "a"}] = at(0) // version 1, which a notifier may have read
+	stale.Notify[GroupKey{Kind: "unused_scope", Client: "b"}] = at(0)  // another client's: stays
 	if err := other.Commit(stale); err != nil {
 		t.Fatal(err)
 	}
@@ -395,13 +396,27 @@ func TestChangelogCarriesNotificationGroups(t *testing.T) {
 	var got []string
 	for _, gr := range groups {
 		got = append(got, gr.Kind+"/"+gr.Client)
-		if gr.GroupKey == g.GroupKey && (gr.Channel != "#sec" || !reflect.DeepEqual(gr.Told, g.Told) || !gr.Sent.Equal(g.Sent)) {
-			t.Errorf("restored group = %+v; want %+v", gr, g)
+		if gr.GroupKey == g.GroupKey && (gr.Channel != "#sec" || !reflect.DeepEqual(gr.Told, g.Told) || !gr.Sent.Equal(g.Sent) || gr.Version <= 1) {
+			t.Errorf("restored group = %+v; want %+v at a version past the one it replaced, 1", gr, g)
 		}
 	}
 	slices.Sort(got)
 	if want := []string{"broad_request/a", "unused_scope/b"}; !slices.Equal(got, want) {
 		t.Errorf("restored, the groups are %v; want %v", got, want)
+	}
+
+	// A notifier that read the group replaced: its write keeps the change
+	// that arrived since waiting.
+	mark := NewBatch()
+	mark.Notify[g.GroupKey] = at(2 * time.Minute)
+	if err := other.Commit(mark); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Notified(g, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if groups, _ := other.Groups(); !slices.ContainsFunc(groups, func(gr Group) bool { return gr.GroupKey == g.GroupKey && !gr.Changed.IsZero() }) {
+		t.Errorf("a notifier's write of version 1 cleared the change after the restore: %+v", groups)
 	}
 
 	// The same state in format 1: no groups, the rest as it was.
@@ -419,6 +434,17 @@ func TestChangelogCarriesNotificationGroups(t *testing.T) {
 	part, _ := EncodePartition(told.Position, told.Coverage, 2)
 	s1, err := DecodeSnapshot(k, part, map[string][]byte{"a": v1})
 	if err != nil || len(s1.Clients) != 1 || len(s1.Findings) != 1 || len(s1.Windows) != 1 || len(s1.raw[0].groups) != 0 {
-		t.Errorf("format 1 state: %+v, %v; want a with its finding and window, no groups", s1, err)
+		t.Fatalf("format 1 state: %+v, %v; want a with its finding and window, no groups", s1, err)
+	}
+	// Restored, it leaves the groups the store has of a: it has none.
+	before, _ := other.Groups()
+	rb1 := NewBatch()
+	rb1.Restore = s1
+	rb1.SetPosition(s1.Position)
+	if err := other.Commit(rb1); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := other.Groups(); len(after) != len(before) {
+		t.Errorf("a format 1 restore left %d groups of %d", len(after), len(before))
 	}
 }

@@ -101,7 +101,7 @@ func (c *changelog) claim(ctx context.Context, p tp) error {
 		if err := c.fence(ctx, p); err != nil {
 			return err
 		}
-		return c.produceTo(p)
+		return c.produceTo(ctx, p)
 	})
 }
 
@@ -121,14 +121,19 @@ func (c *changelog) retry(ctx context.Context, p tp, msg string, try func() erro
 	}
 }
 
-// produceTo builds the transactional producer of partition p's changelog.
-func (c *changelog) produceTo(p tp) error {
+// produceTo builds the transactional producer of partition p's
+// changelog and has it take its producer id and epoch at once: a client
+// gets them at its first write otherwise, and one that had written
+// nothing yet when another instance claimed p would take p back then,
+// fencing the new owner.
+func (c *changelog) produceTo(ctx context.Context, p tp) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return errors.New("the source is stopping")
+	closed, have := c.closed, c.producers[p] != nil
+	c.mu.Unlock()
+	if closed {
+		return errClosed
 	}
-	if c.producers[p] != nil {
+	if have {
 		return nil
 	}
 	opts, err := c.s.connOpts()
@@ -144,9 +149,28 @@ func (c *changelog) produceTo(p tp) error {
 	if err != nil {
 		return fmt.Errorf("changelog producer: %w", err)
 	}
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, _, err := cl.ProducerID(ictx); err != nil {
+		cl.Close()
+		return fmt.Errorf("changelog producer's id: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cl.Close()
+		return errClosed
+	}
+	if c.producers[p] != nil {
+		cl.Close()
+		return nil
+	}
 	c.producers[p] = cl
 	return nil
 }
+
+// errClosed is produceTo's error once the source closed its producers.
+var errClosed = errors.New("the source is stopping")
 
 // forget closes the producer of p: the partition went to another
 // instance, or was lost with the session; it is claimed again when the
@@ -317,6 +341,12 @@ func (c *changelog) restoreOnce(ctx context.Context, p tp) (int64, bool, error) 
 	case <-ctx.Done():
 		return 0, false, ctx.Err()
 	}
+	// The engine commits what was handed on before it takes the restore:
+	// from now on the store's position of p is the one to resume from,
+	// the restore's if it commits, even if this wait is cut short.
+	c.s.mu.Lock()
+	delete(c.s.sent, p)
+	c.s.mu.Unlock()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -419,7 +449,7 @@ func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest str
 		return err
 	}
 	cl := c.s.client()
-	leader, id, err := partitionLeader(ctx, cl, c.topic, p.partition)
+	leader, epoch, id, err := partitionLeader(ctx, cl, c.topic, p.partition)
 	if err != nil {
 		return fmt.Errorf("read the changelog: %w", err)
 	}
@@ -432,6 +462,7 @@ func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest str
 		rt.Topic, rt.TopicID = c.topic, id
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p.partition, next, changelogFetchBytes
+		rp.CurrentLeaderEpoch = epoch // a broker that no longer leads refuses
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx, br)
@@ -462,6 +493,9 @@ func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest str
 			return fmt.Errorf("read the changelog at offset %d: %w", next, fp.Err)
 		}
 		for _, r := range fp.Records {
+			if r.Offset >= end {
+				break // a later transaction's, maybe not whole in this answer
+			}
 			if bytes.HasPrefix(r.Key, prefix) {
 				fn(string(r.Key[len(prefix):]), r.Value)
 			}
@@ -469,8 +503,10 @@ func (c *changelog) scan(ctx context.Context, p tp, from int64, fn func(rest str
 		switch {
 		case after > next:
 			next = after
-		case len(part.RecordBatches) == 0:
+		case len(part.RecordBatches) == 0 && part.LastStableOffset >= end:
 			return nil // what lay between next and end was compacted away
+		case len(part.RecordBatches) == 0:
+			return fmt.Errorf("read the changelog at offset %d: its leader answers nothing before its end, %d (its last stable offset %d)", next, end, part.LastStableOffset)
 		default:
 			return fmt.Errorf("read the changelog at offset %d: the broker's answer does not move past it", next)
 		}
@@ -495,32 +531,33 @@ func fetched(resp *kmsg.FetchResponse, partition int32) *kmsg.FetchResponseTopic
 	return nil
 }
 
-// partitionLeader returns the broker that leads partition of topic, and
-// the topic's id (zero from brokers too old to have one).
-func partitionLeader(ctx context.Context, cl *kgo.Client, topic string, partition int32) (int32, [16]byte, error) {
+// partitionLeader returns the broker that leads partition of topic, its
+// leader epoch (-1 from brokers too old to tell), and the topic's id
+// (zero from brokers too old to have one).
+func partitionLeader(ctx context.Context, cl *kgo.Client, topic string, partition int32) (leader, epoch int32, id [16]byte, err error) {
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
+		return 0, 0, id, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
 	}
 	for _, t := range resp.Topics {
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
+			return 0, 0, id, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
 		}
 		for _, p := range t.Partitions {
 			if p.Partition != partition {
 				continue
 			}
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
+				return 0, 0, id, fmt.Errorf("the leader of %s partition %d: %w", topic, partition, err)
 			}
-			return p.Leader, t.TopicID, nil
+			return p.Leader, p.LeaderEpoch, t.TopicID, nil
 		}
 	}
-	return 0, [16]byte{}, fmt.Errorf("the leader of %s partition %d: the brokers do not know the partition", topic, partition)
+	return 0, 0, id, fmt.Errorf("the leader of %s partition %d: the brokers do not know the partition", topic, partition)
 }
 
 // check decides how partition p, which this store holds at offset

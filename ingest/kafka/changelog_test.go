@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/scopewatch/scopewatch/ingest"
 	"github.com/scopewatch/scopewatch/rules"
 	"github.com/scopewatch/scopewatch/store"
 )
@@ -279,6 +280,23 @@ func TestChangelogReadsPastCompactedEnd(t *testing.T) {
 		resp.Topics = append(resp.Topics, rt)
 		return resp, nil, true
 	})
+	// Its leader answers a fetch past the last record with nothing, and
+	// its last stable offset at that end.
+	c.ControlKey(int16(kmsg.Fetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.FetchRequest)
+		if len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 || req.Topics[0].Partitions[0].FetchOffset < ends[tp{"state", 0}] {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic, rt.TopicID = req.Topics[0].Topic, req.Topics[0].TopicID
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition, rp.HighWatermark, rp.LastStableOffset = req.Topics[0].Partitions[0].Partition, gone, gone
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
 	changelogState(rctx, t, a, p, "read to an end past the last record", 10, "x")
@@ -294,10 +312,92 @@ func TestChangelogClosed(t *testing.T) {
 	c, _ := changelogCluster(t)
 	a, _ := changelogSource(t, c, "a")
 	a.changelog.close()
-	if err := a.changelog.produceTo(tp{"logs", 0}); err == nil {
+	if err := a.changelog.produceTo(t.Context(), tp{"logs", 0}); err == nil {
 		t.Error("a producer built after close; want an error")
 	}
 	if n := len(a.changelog.producers); n != 0 {
 		t.Errorf("%d producers after close; want none", n)
+	}
+}
+
+// TestChangelogFencesIdleOwner checks a former owner that had nothing to
+// write while it held the partition: its first write, after another
+// instance claimed the partition, is refused too, and does not fence the
+// new owner.
+func TestChangelogFencesIdleOwner(t *testing.T) {
+	c, ctx := changelogCluster(t)
+	p := tp{"logs", 0}
+	a, adb := changelogSource(t, c, "a")
+	if err := a.changelog.claim(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	a.changelog.markReady(p)
+	a.changelog.ship(ctx, p) // nothing to write
+
+	b, bdb := changelogSource(t, c, "b")
+	commitClient(t, bdb, store.NewState(bdb, 100), "y", 5)
+	shipClaimed(ctx, t, b, p)
+	changelogState(ctx, t, b, p, "claimed and written by b", 5, "y")
+
+	commitClient(t, adb, store.NewState(adb, 100), "x", 10)
+	a.changelog.ship(ctx, p)
+	if n := len(a.changelog.writable()); n != 0 {
+		t.Errorf("a still writes %d changelogs after b claimed its partition", n)
+	}
+	changelogState(ctx, t, b, p, "after a tried to write", 5, "y")
+	commitClient(t, bdb, store.NewState(bdb, 100), "z", 7)
+	b.changelog.ship(ctx, p)
+	changelogState(ctx, t, b, p, "written by b again", 7, "y", "z")
+}
+
+// TestChangelogRestoreBookkeeping checks what a restore of a held
+// partition leaves of the source's own records: a partition counted as
+// rebuilding counts once while restored and not after; and a restore
+// the engine took before a rebalance cut the wait short leaves no offset
+// handed on, so that the next session resumes from the store's.
+func TestChangelogRestoreBookkeeping(t *testing.T) {
+	c, ctx := changelogCluster(t)
+	p := tp{"logs", 0}
+	b, bdb := changelogSource(t, c, "b")
+	commitClient(t, bdb, store.NewState(bdb, 100), "y", 5)
+	shipClaimed(ctx, t, b, p)
+
+	a, _ := changelogSource(t, c, "a")
+	out := make(chan ingest.Line)
+	a.out = out
+	a.mu.Lock()
+	a.restoring[p] = 100 // rebuilding from its start when the session ended
+	a.opt.Metrics.restoring.Add(1)
+	a.sent[p] = 4
+	a.mu.Unlock()
+	go func() {
+		ln := <-out
+		ln.Restore.Done <- nil // taken and committed
+	}()
+	if st := a.startChangelog(ctx, p, 4, true, false); !st.restored || st.offset != 5 {
+		t.Fatalf("held at 4 with the changelog at 5: %+v; want restored from 5", st)
+	}
+	if n := a.opt.Metrics.PartitionsRestoring(); n != 0 {
+		t.Errorf("restored, %d partitions count as restoring; want 0", n)
+	}
+
+	a.mu.Lock()
+	a.sent[p] = 4
+	a.mu.Unlock()
+	a.changelog.forget(p)
+	cut, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-out // taken; the session ends before the commit is told
+		cancel()
+	}()
+	if st := a.startChangelog(cut, p, 4, true, false); st.restored {
+		t.Fatalf("cut short: %+v; want not restored", st)
+	}
+	a.mu.Lock()
+	sent, ok := a.sent[p]
+	a.mu.Unlock()
+	if ok {
+		t.Errorf("after a restore the engine took, offset %d counts as handed on; want none, the store's position rules", sent)
 	}
 }

@@ -665,11 +665,20 @@ func (s *Source) startChangelog(ctx context.Context, p tp, offset int64, held, r
 			s.log.Info("kafka partition written by another instance since this one held it: restoring it from its changelog", "topic", p.topic, "partition", p.partition)
 		}
 	}
+	if !held && !rebuilding {
+		// Read again from the start of a topic created again, whose
+		// clients this store keeps: the changelog gets them whole.
+		if c.retry(ctx, p, "kafka changelog not read; retrying", func() error { return c.reseed(ctx, p) }) != nil {
+			return changelogStart{}
+		}
+	}
 	var start changelogStart
 	if restore {
 		s.mu.Lock()
+		if _, ok := s.restoring[p]; !ok {
+			s.opt.Metrics.restoring.Add(1)
+		}
 		s.restoring[p] = math.MaxInt64 // until restored; for /readyz
-		s.opt.Metrics.restoring.Add(1)
 		s.exportRestoringLocked()
 		s.mu.Unlock()
 		from, ok := c.restore(ctx, p)
@@ -911,6 +920,13 @@ func parsePositionPath(path string) (topic string, partition int32, ok bool) {
 // group gives them back.
 func (s *Source) lost(m map[string][]int32) {
 	s.assign(m, false)
+	var parts []tp
+	for topic, ps := range m {
+		for _, partition := range ps {
+			parts = append(parts, tp{topic, partition})
+		}
+	}
+	s.restored(parts) // not read here any more, whatever the next assignment
 	if c := s.changelog; c != nil {
 		for topic, parts := range m {
 			for _, partition := range parts {
