@@ -140,7 +140,8 @@ type geoLocator struct{ db *geoip.DB }
 
 func (g geoLocator) Locate(ip netip.Addr) Place {
 	i := g.db.Lookup(ip)
-	return Place{Country: i.Country, ASN: i.ASN, Network: i.Network, Internal: i.Internal}
+	return Place{Country: i.Country, ASN: i.ASN, Network: i.Network, Internal: i.Internal,
+		Lat: i.Lat, Lon: i.Lon, RadiusKm: i.RadiusKm, Located: i.Located}
 }
 
 // detectors returns detectors with every client's baseline loaded.
@@ -183,6 +184,29 @@ func (w *benchWorld) events(n int, kind ingest.Kind) []ingest.Event {
 	return evs
 }
 
+// mmdb returns a locator reading generated GeoIP City and ASN databases
+// of the world's networks.
+func (w *benchWorld) mmdb(b *testing.B) Locator {
+	entries := make([]geoiptest.Entry, len(w.nets))
+	for i, n := range w.nets {
+		entries[i] = geoiptest.Entry{Network: n.pfx.String(), Country: n.country, ASN: n.asn, Org: "Example Networks " + strconv.Itoa(int(n.asn))}
+	}
+	dir := b.TempDir()
+	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
+	if err := geoiptest.WriteCity(city, entries); err != nil {
+		b.Fatal(err)
+	}
+	if err := geoiptest.WriteASN(asn, entries); err != nil {
+		b.Fatal(err)
+	}
+	db, err := geoip.Open(geoip.Options{Country: city, ASN: asn})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return geoLocator{db}
+}
+
 // BenchmarkObserve measures the detectors' cost per event, as the engine
 // pays it (Enrich, then Observe), on 1,000 clients with formed baselines
 // and events from their familiar networks: the steady state.
@@ -194,26 +218,7 @@ func BenchmarkObserve(b *testing.B) {
 	for i := range flagged {
 		flagged[i].Granted = append(flagged[i].Granted, "admin") // a finding raised on every grant
 	}
-	mmdb := func(b *testing.B) Locator {
-		entries := make([]geoiptest.Entry, len(w.nets))
-		for i, n := range w.nets {
-			entries[i] = geoiptest.Entry{Network: n.pfx.String(), Country: n.country, ASN: n.asn, Org: "Example Networks " + strconv.Itoa(int(n.asn))}
-		}
-		dir := b.TempDir()
-		city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
-		if err := geoiptest.WriteCity(city, entries); err != nil {
-			b.Fatal(err)
-		}
-		if err := geoiptest.WriteASN(asn, entries); err != nil {
-			b.Fatal(err)
-		}
-		db, err := geoip.Open(geoip.Options{Country: city, ASN: asn})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		return geoLocator{db}
-	}
+	mmdb := func(b *testing.B) Locator { return w.mmdb(b) }
 	for _, bc := range []struct {
 		name string
 		evs  []ingest.Event
@@ -297,4 +302,50 @@ func BenchmarkBaselineMemory(b *testing.B) {
 			b.ReportMetric(float64(dets)/float64(bc.clients), "B/client")
 		})
 	}
+}
+
+// BenchmarkObserveMany measures the detectors' cost per grant on 10,000
+// clients holding 30 scopes each, with a GeoIP City and ASN database and
+// impossible travel on: tokens carry openid and 3 to 7 of the client's
+// other scopes, drawn afresh each time, and a user of their own, so no
+// request repeats the last and every user is new to impossible travel.
+// The clients' state does not fit the processor's caches.
+func BenchmarkObserveMany(b *testing.B) {
+	w := newBenchWorld(10_000, 30, 1024)
+	r := rand.New(rand.NewPCG(11, 13))
+	evs := make([]ingest.Event, 1<<16)
+	for i := range evs {
+		c := &w.clients[r.IntN(len(w.clients))]
+		ev := ingest.Event{
+			Kind: ingest.KindGrant, Type: "CODE_TO_TOKEN", Source: "keycloak", Client: c.id,
+			Subject: fmt.Sprintf("%08x-4c1d-4e2a-9b7f-%012x", i, r.Uint64()>>16),
+			IP:      w.addr(c.homes[r.IntN(len(c.homes))], r.IntN(254)),
+			Granted: []string{c.scopes[0]},
+			Pos:     ingest.Position{Source: "keycloak", Path: "/var/log/keycloak/keycloak.log", Line: int64(i + 1), Offset: int64(i+1) * 783},
+		}
+		for _, j := range r.Perm(len(c.scopes) - 1)[:3+r.IntN(5)] {
+			ev.Granted = append(ev.Granted, c.scopes[1+j])
+		}
+		evs[i] = ev
+	}
+	cfg := testDetect()
+	cfg.ImpossibleTravel.SpeedKmh = rules.DefaultTravelSpeedKmh
+	loc := w.mmdb(b)
+	now := t0.Add(61 * day)
+	fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
+	d := NewDetectors(DetectorOptions{Config: cfg, Rules: w.rules, Locator: loc, ByASN: true}, fs)
+	for i := range w.clients {
+		d.Load(w.record(i))
+	}
+	at := t0.Add(61 * day)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ev := evs[i%len(evs)]
+		ev.Time = at.Add(time.Duration(i) * time.Millisecond)
+		d.Enrich(&ev)
+		d.Observe(&ev)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
