@@ -64,6 +64,7 @@ type Detectors struct {
 	findings *Findings
 	clients  map[string]*clientState
 	known    *KnownClients
+	holds    bool // known keeps these detectors' client states (KnownClients.holder)
 	seed     maphash.Seed
 	// memo is the address of the event being judged, placed once for
 	// enrichment and reused by the geography detector; it is forgotten
@@ -100,7 +101,9 @@ var (
 	_ detector = (*unfamiliarGeo)(nil)
 )
 
-// clientState is what the detectors know of one client.
+// clientState is what the detectors know of one client. The fields every
+// grant reads come first, so that they share the fewest cache lines: with
+// thousands of clients a client's state is seldom in the caches.
 type clientState struct {
 	first  time.Time
 	events uint64
@@ -109,12 +112,17 @@ type clientState struct {
 	// ids (a deployment's catalog, mostly) in a bit set held in the
 	// state, the others sorted in scopes.
 	lowScopes [2]uint64
-	scopes    []uint32
 	clean     uint64 // scope lists of the last request, when it raised nothing
 	// unfamiliarGeo's, and unfamiliarBurst's in netState
-	countrys []countrySeen        // few: a linear search beats a map's hash
-	nets     map[netKey]*netState // network → first seen, bounded
-	across   *acrossNets          // events from all new networks, for spread bursts
+	countrys []countrySeen // few: a linear search beats a map's hash
+	nets     netSet        // network → first seen, bounded
+	// The first country and networks are held in the state itself, on
+	// the cache lines next to the fields above, rather than in arrays
+	// of their own that a grant would read from memory.
+	countryBuf [1]countrySeen
+	netBuf     [4]netEntry
+	scopes     []uint32
+	across     *acrossNets // events from all new networks, for spread bursts
 	// probing's
 	denials    *ring
 	denialFrom []netip.Addr // the latest distinct addresses refused, at most maxDenialFrom
@@ -134,6 +142,12 @@ func NewDetectors(opt DetectorOptions, findings *Findings) *Detectors {
 	if d.known == nil {
 		d.known = NewKnownClients(d.rules)
 	}
+	if d.known.holder == nil {
+		// The first detectors sharing the set keep their states in it;
+		// other detectors sharing it look theirs up in clients only.
+		d.known.holder = d
+	}
+	d.holds = d.known.holder == d
 	d.broad = &broadRequest{d: d, cfg: opt.Config.BroadRequest, scopes: make(map[string]*scopeInfo)}
 	d.probes = newProbing(d, opt.Config.BroadRequest.Probing)
 	d.spray = &clientIDSpray{d: d, cfg: opt.Config.ClientIDSpray, meters: make(map[string]*sprayMeter)}
@@ -149,7 +163,7 @@ func (d *Detectors) Load(c store.Client) {
 	if !d.known.Load(c) {
 		return
 	}
-	st := d.client(c.ID)
+	st := d.client(c.ID, d.known.isIssued(c.ID))
 	st.first, st.events = c.Seen.First, c.Seen.N
 	for s, u := range c.Scopes {
 		if u.Requested.N > 0 || u.Granted.N > 0 {
@@ -168,29 +182,93 @@ func (d *Detectors) Load(c store.Client) {
 		if !ok {
 			continue
 		}
-		if ns := st.nets[k]; ns == nil || n.First.Before(ns.first) {
-			st.nets[k] = &netState{first: n.First}
+		if ns := st.nets.find(k); ns == nil {
+			st.nets.add(k, n.First)
+		} else if n.First.Before(ns.first) {
+			*ns = netState{first: n.First}
 		}
 	}
 }
 
-func (d *Detectors) client(id string) *clientState {
+// client returns the state of client id, made when it has none; issued
+// says the client was issued a token, so that known keeps the state with
+// it when these detectors are its holder.
+func (d *Detectors) client(id string, issued bool) *clientState {
 	st := d.clients[id]
 	if st == nil {
-		st = &clientState{nets: make(map[netKey]*netState)}
-		d.clients[strings.Clone(id)] = st
+		st = newClientState()
+		key := strings.Clone(id)
+		d.clients[key] = st
+		if issued && d.holds {
+			d.known.hold(key, st)
+		}
+		return st
+	}
+	if issued && d.holds {
+		d.known.hold(strings.Clone(id), st) // made before the client's first token
 	}
 	return st
 }
 
-// countrySeen is a country a client was seen in, and when first.
+// admit returns the state of ev's client, nil when it gets none (see
+// KnownClients); ev.Client must not be empty. It learns the client from a
+// grant. As known's holder it finds the state in the lookup that admits
+// the client, without a lookup of clients.
+func (d *Detectors) admit(ev *ingest.Event) *clientState {
+	if !d.holds {
+		if !d.known.Admit(ev) {
+			return nil
+		}
+		return d.client(ev.Client, false)
+	}
+	st, issued, ok := d.known.admitHeld(ev)
+	if !ok {
+		return nil
+	}
+	if st == nil {
+		st = d.client(ev.Client, issued)
+	}
+	return st
+}
+
+// newClientState returns an empty state whose countrys and nets start in
+// its own buffers.
+func newClientState() *clientState {
+	st := &clientState{}
+	st.countrys = st.countryBuf[:0]
+	st.nets = st.netBuf[:0]
+	return st
+}
+
+// countrySeen is a country a client was seen in, and when first. A code
+// of two bytes (an ISO code, nearly always) is also held in pair, so that
+// a search compares it there rather than reading each entry's string,
+// which lies elsewhere in memory.
 type countrySeen struct {
-	code  string
 	first time.Time
+	code  string
+	pair  [2]byte // code when it has two bytes, else zero
+}
+
+// codePair returns the two bytes of a country code of two bytes.
+func codePair(code string) (p [2]byte) {
+	if len(code) == 2 {
+		p[0], p[1] = code[0], code[1]
+	}
+	return p
 }
 
 // country returns when the client was first seen in country code.
 func (st *clientState) country(code string) (time.Time, bool) {
+	if len(code) == 2 {
+		p := codePair(code)
+		for i := range st.countrys {
+			if c := &st.countrys[i]; c.pair == p && len(c.code) == 2 {
+				return c.first, true
+			}
+		}
+		return time.Time{}, false
+	}
 	for i := range st.countrys {
 		if st.countrys[i].code == code {
 			return st.countrys[i].first, true
@@ -205,7 +283,7 @@ func (st *clientState) sawCountry(code string, t time.Time) (first time.Time, kn
 	if first, ok := st.country(code); ok {
 		return first, true
 	}
-	st.countrys = append(st.countrys, countrySeen{strings.Clone(code), t})
+	st.countrys = append(st.countrys, countrySeen{first: t, code: strings.Clone(code), pair: codePair(code)})
 	return t, false
 }
 
@@ -234,8 +312,10 @@ func (d *Detectors) Observe(ev *ingest.Event) {
 	// and no findings of its own, only the address's probing and the
 	// source's client-id spray.
 	var st *clientState
-	if ev.Client != "" && d.known.Admit(ev) {
-		st = d.client(ev.Client)
+	if ev.Client != "" {
+		st = d.admit(ev)
+	}
+	if st != nil {
 		if st.first.IsZero() || ev.Time.Before(st.first) {
 			st.first = ev.Time
 		}

@@ -61,12 +61,18 @@ func (d *Detectors) network(ip netip.Addr) (netKey, bool) {
 	if geoip.Internal(ip) {
 		return 0, false
 	}
+	return d.publicNetwork(ip), true
+}
+
+// publicNetwork returns the client network of an unmapped address that
+// is not internal.
+func (d *Detectors) publicNetwork(ip netip.Addr) netKey {
 	if d.byASN && d.loc != nil {
 		if p := d.locate(ip); p.ASN != 0 {
-			return asnKey(p.ASN), true
+			return asnKey(p.ASN)
 		}
 	}
-	return prefixKey(ip), true
+	return prefixKey(ip)
 }
 
 // observe judges where an event came from: a denied country, a country
@@ -114,17 +120,13 @@ func (g *unfamiliarGeo) observe(ev *ingest.Event, st *clientState) {
 	if !ip.IsValid() {
 		return
 	}
-	k, ok := d.network(ip)
-	if !ok {
-		return
-	}
-	ns := st.nets[k]
+	k := d.publicNetwork(ip) // ip is unmapped and not internal (above)
+	ns := st.nets.find(k)
 	if ns == nil {
 		if len(st.nets) >= maxNets {
-			forgetOldest(st.nets)
+			st.nets.forgetOldest()
 		}
-		ns = &netState{first: ev.Time}
-		st.nets[k] = ns
+		ns = st.nets.add(k, ev.Time)
 		if d.byASN && country != "" && st.formed(gc.Baseline, ev.Time) && !st.learnedBefore(gc.Baseline, ns.first) &&
 			!d.expected(ev.Client, country) && !g.allow[country] && !g.deny[country] {
 			g.raiseNetwork(ev, k, country, place)
@@ -243,14 +245,59 @@ type netState struct {
 // back-end service never does).
 const maxNets = 256
 
-// forgetOldest drops the network seen first.
-func forgetOldest(m map[netKey]*netState) {
-	var oldest netKey
-	var at time.Time
-	for k, ns := range m {
-		if at.IsZero() || ns.first.Before(at) {
-			oldest, at = k, ns.first
+// netSet is a client's networks with their states, sorted by key in one
+// slice: a client has a few, and a binary search of them touches a cache
+// line or two where a map's lookup (its groups, then the state behind a
+// pointer) touches several. A *netState from find or add holds until the
+// set next changes.
+type netSet []netEntry
+
+type netEntry struct {
+	key netKey
+	netState
+}
+
+// search returns where k is or would be inserted, and whether it is there.
+func (s netSet) search(k netKey) (int, bool) {
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].key < k {
+			lo = m + 1
+		} else {
+			hi = m
 		}
 	}
-	delete(m, oldest)
+	return lo, lo < len(s) && s[lo].key == k
+}
+
+// find returns the state of network k, nil when the set lacks it.
+func (s netSet) find(k netKey) *netState {
+	if i, ok := s.search(k); ok {
+		return &s[i].netState
+	}
+	return nil
+}
+
+// add adds network k, which the set lacks, first seen at first, and
+// returns its state.
+func (s *netSet) add(k netKey, first time.Time) *netState {
+	i, _ := s.search(k)
+	*s = slices.Insert(*s, i, netEntry{key: k, netState: netState{first: first}})
+	return &(*s)[i].netState
+}
+
+// forgetOldest drops the network seen first (one whose time is zero only
+// when all are).
+func (s *netSet) forgetOldest() {
+	oldest := -1
+	var at time.Time
+	for i := range *s {
+		if first := (*s)[i].first; at.IsZero() || first.Before(at) {
+			oldest, at = i, first
+		}
+	}
+	if oldest >= 0 {
+		*s = slices.Delete(*s, oldest, oldest+1)
+	}
 }

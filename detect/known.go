@@ -27,14 +27,20 @@ var _ Registry = (*rules.Rules)(nil)
 // before that grant count as unknown. It is used from the engine's
 // goroutine only.
 type KnownClients struct {
-	reg    Registry
-	issued map[string]struct{}
+	reg Registry
+	// issued are the clients issued a token, each with the state that
+	// holder, the detectors sharing the set, keep of it (nil until they
+	// keep one, and always without detectors): the detectors find it in
+	// the lookup that admits the client's event, where the accountant's
+	// lookup of the same event has just brought the map into the caches.
+	issued map[string]*clientState
+	holder *Detectors
 }
 
 // NewKnownClients returns a set that knows the clients reg registers
 // (none when reg is nil) and those later issued a token.
 func NewKnownClients(reg Registry) *KnownClients {
-	return &KnownClients{reg: reg, issued: make(map[string]struct{})}
+	return &KnownClients{reg: reg, issued: make(map[string]*clientState)}
 }
 
 // Known reports whether client id gets full state.
@@ -42,6 +48,10 @@ func (k *KnownClients) Known(id string) bool {
 	if _, ok := k.issued[id]; ok {
 		return true
 	}
+	return k.registered(id)
+}
+
+func (k *KnownClients) registered(id string) bool {
 	if k.reg == nil {
 		return false
 	}
@@ -52,9 +62,34 @@ func (k *KnownClients) Known(id string) bool {
 // Issue records that the IdP issued client id a token.
 func (k *KnownClients) Issue(id string) {
 	if _, ok := k.issued[id]; !ok {
-		k.issued[strings.Clone(id)] = struct{}{}
+		k.issued[strings.Clone(id)] = nil
 	}
 }
+
+// admitHeld is Admit for the holder: it also returns the state kept with
+// the client (nil when none is) and whether the client was issued a
+// token, so that a state can be kept with it (hold).
+func (k *KnownClients) admitHeld(ev *ingest.Event) (st *clientState, issued, ok bool) {
+	if st, ok := k.issued[ev.Client]; ok {
+		return st, true, true
+	}
+	if ev.Kind == ingest.KindGrant {
+		k.issued[strings.Clone(ev.Client)] = nil
+		return nil, true, true
+	}
+	return nil, false, k.registered(ev.Client)
+}
+
+// isIssued reports whether client id was issued a token.
+func (k *KnownClients) isIssued(id string) bool {
+	_, ok := k.issued[id]
+	return ok
+}
+
+// hold keeps the holder's state st with client id, which was issued a
+// token. key must be a string of its own: a map assignment keeps the
+// key it is given.
+func (k *KnownClients) hold(key string, st *clientState) { k.issued[key] = st }
 
 // Admit reports whether ev's client gets full state, learning it from a
 // grant; ev.Client must not be empty.

@@ -90,9 +90,9 @@ func (d *Detectors) Forget(id string) {
 		if st.across != nil {
 			d.markWindow(st.across.key, nil)
 		}
-		for _, ns := range st.nets {
-			if ns.wkey != "" {
-				d.markWindow(ns.wkey, nil)
+		for i := range st.nets {
+			if wkey := st.nets[i].wkey; wkey != "" {
+				d.markWindow(wkey, nil)
 			}
 		}
 	}

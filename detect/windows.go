@@ -105,9 +105,9 @@ func (d *Detectors) LoadWindows(windows map[string][]int64, now time.Time) {
 			st := d.clients[client]
 			var ns *netState
 			if st != nil && !stale(burstWin) {
-				for k, s := range st.nets {
-					if k.String() == network {
-						ns = s
+				for i := range st.nets {
+					if st.nets[i].key.String() == network {
+						ns = &st.nets[i].netState
 						break
 					}
 				}
