@@ -54,7 +54,7 @@ type State struct {
 // NewState returns an empty State that loads the clients it does not hold
 // from db (nil: every client starts empty) and holds at most maxClients
 // of them once their state is durable (<= 0: no bound). A client takes
-// about 1 KiB with a few scopes and addresses, and up to 10 KiB with 30
+// about 1 KiB with a few scopes and addresses, and up to 8.5 KiB with 30
 // scopes and a full set of addresses (BenchmarkStateMemory).
 func NewState(db *DB, maxClients int) *State {
 	if maxClients <= 0 {
@@ -88,22 +88,27 @@ type scopeTally struct {
 	u  Usage
 }
 
+// ipTally is one address of a client's set: 56 bytes. An address whose
+// text takes at most 15 bytes (every IPv4 address) is held as that text
+// alone, which is what the record spells, what the set is sorted by and,
+// being unique to the address, what identifies it; a longer one (IPv6) is
+// held as the address, and spelled when needed.
 type ipTally struct {
-	addr netip.Addr
-	t    Tally
-	// short is addr as the record spells it when that takes at most 15
-	// bytes (every IPv4 address), n its length; 0 for a longer text,
-	// spelled when needed. Inline, the text is written without a pointer
-	// to follow per address.
+	t Tally
+	// short is the address as the record spells it, n its length; 0 for
+	// an address held in long.
 	short [15]byte
 	n     uint8
+	long  *netip.Addr // the address whose text is longer than short, else nil
 }
 
 func newIPTally(addr netip.Addr) ipTally {
-	e := ipTally{addr: addr}
+	var e ipTally
 	var buf [64]byte
 	if text := addr.AppendTo(buf[:0]); len(text) <= len(e.short) {
 		e.n = uint8(copy(e.short[:], text))
+	} else {
+		e.long = &addr
 	}
 	return e
 }
@@ -113,7 +118,16 @@ func (e *ipTally) text(buf *[64]byte) []byte {
 	if e.n > 0 {
 		return e.short[:e.n]
 	}
-	return e.addr.AppendTo(buf[:0])
+	return e.long.AppendTo(buf[:0])
+}
+
+// is reports whether e holds addr, whose text is in text when it fits
+// short, and empty otherwise.
+func (e *ipTally) is(addr netip.Addr, text []byte) bool {
+	if e.long != nil {
+		return len(text) == 0 && *e.long == addr
+	}
+	return len(text) > 0 && string(e.short[:e.n]) == string(text)
 }
 
 // compareText orders entries as their texts sort.
@@ -288,6 +302,11 @@ func (s *State) fill(c *ClientState, stored Client) {
 		}})
 	}
 	slices.SortFunc(c.scopes, func(x, y scopeTally) int { return strings.Compare(s.names[x.id], s.names[y.id]) })
+	type keyed struct {
+		e ipTally
+		k uint64
+	}
+	ips := make([]keyed, 0, len(stored.IPs))
 	for text, n := range stored.IPs {
 		addr, err := netip.ParseAddr(text)
 		if err != nil {
@@ -295,12 +314,13 @@ func (s *State) fill(c *ClientState, stored Client) {
 		}
 		e := newIPTally(addr)
 		e.t = tallyOf(n)
-		c.ips = append(c.ips, e)
+		ips = append(ips, keyed{e, ipKey(addr)})
 	}
-	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareText(&x, &y) })
-	c.ipKeys = make([]uint64, len(c.ips))
-	for i := range c.ips {
-		c.ipKeys[i] = ipKey(c.ips[i].addr)
+	slices.SortFunc(ips, func(x, y keyed) int { return compareText(&x.e, &y.e) })
+	c.ips = make([]ipTally, len(ips))
+	c.ipKeys = make([]uint64, len(ips))
+	for i := range ips {
+		c.ips[i], c.ipKeys[i] = ips[i].e, ips[i].k
 	}
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
@@ -333,7 +353,7 @@ func (c *ClientState) Scope(name string) *Usage {
 	i, _ := slices.BinarySearchFunc(c.scopes, name, func(e scopeTally, name string) int {
 		return strings.Compare(s.names[e.id], name)
 	})
-	c.scopes = slices.Insert(c.scopes, i, scopeTally{id: id})
+	c.scopes = insertGrowing(c.scopes, i, scopeTally{id: id}, math.MaxInt)
 	return &c.scopes[i].u
 }
 
@@ -341,8 +361,19 @@ func (c *ClientState) Scope(name string) *Usage {
 // seen addresses.
 func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 	k := ipKey(addr)
+	var buf [64]byte
+	var text []byte // addr's text when it fits an entry's short; spelled at the first key that matches
+	spelled := false
 	for i, ki := range c.ipKeys {
-		if ki == k && c.ips[i].addr == addr {
+		if ki != k {
+			continue
+		}
+		if !spelled {
+			if text, spelled = addr.AppendTo(buf[:0]), true; len(text) > len(c.ips[i].short) {
+				text = nil
+			}
+		}
+		if c.ips[i].is(addr, text) {
 			c.ips[i].t.Add(1, t)
 			return
 		}
@@ -378,8 +409,23 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		return
 	}
 	i := sort.Search(len(c.ips), func(j int) bool { return compareText(&c.ips[j], &n) >= 0 })
-	c.ips = slices.Insert(c.ips, i, n)
-	c.ipKeys = slices.Insert(c.ipKeys, i, k)
+	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
+	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
+}
+
+// insertGrowing inserts v at index i of s, as slices.Insert does, but
+// grows a full s by about an eighth, never beyond limit elements, where
+// append would double it. A client's sets grow one entry at a time and
+// then stay about their size: doubled, a set of 33 addresses held room
+// for 64. The few more copies happen only while a set grows.
+func insertGrowing[S ~[]E, E any](s S, i int, v E, limit int) S {
+	if len(s) == cap(s) {
+		n := min(len(s)+len(s)/8+4, max(limit, len(s)+1))
+		grown := make(S, len(s), n)
+		copy(grown, s)
+		s = grown
+	}
+	return slices.Insert(s, i, v)
 }
 
 // ipKey folds an address into 64 bits for a quick scan: exact for IPv4,
@@ -405,7 +451,7 @@ func (c *ClientState) SawCountry(cc string, t time.Time) {
 		}
 	}
 	i, _ := slices.BinarySearchFunc(c.countries, cc, func(e nameTally, cc string) int { return strings.Compare(e.name, cc) })
-	c.countries = slices.Insert(c.countries, i, nameTally{name: strings.Clone(cc)})
+	c.countries = insertGrowing(c.countries, i, nameTally{name: strings.Clone(cc)}, MaxCountries+1)
 	c.countries[i].t.Add(1, t)
 	if len(c.countries) > MaxCountries {
 		drop := 0
@@ -547,6 +593,14 @@ func (s *State) Pressed() bool {
 // MiB more at peak (README, Performance).
 const CheckpointBytes = 32 << 20
 
+// arenaChunk is the size of the chunks a checkpoint's records are encoded
+// into. A record never spans two, so the chunks hold the checkpoint's
+// bytes with little room to spare, and none is copied as the checkpoint
+// grows; one arena reserved for the whole checkpoint from the clients'
+// estimated sizes held a quarter more than the records (about 6 MiB with
+// 10,000 clients × 30 scopes), as a single allocation.
+const arenaChunk = 1 << 20
+
 // Stats returns the evictions and loads on demand since the State was made.
 func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }
 
@@ -567,8 +621,10 @@ func (s *State) Checkpoint(b *Batch) {
 	}
 	s.gen++
 	b.Gen = s.gen
-	b.arena = slices.Grow(b.arena, s.dirtyBytes+s.dirtyBytes/4) // growing it as it fills copies it
 	for _, c := range s.dirty {
+		if est := c.sizeEstimate(); cap(b.arena)-len(b.arena) < est {
+			b.arena = make([]byte, 0, max(est, min(arenaChunk, s.dirtyBytes+s.dirtyBytes/8)))
+		}
 		start := len(b.arena)
 		b.arena = s.appendRecord(b.arena, c)
 		end := len(b.arena)

@@ -161,7 +161,7 @@ func TestSawIPKeepsOrder(t *testing.T) {
 		}
 		for i := range model {
 			var buf [64]byte
-			if got := string(c.ips[i].text(&buf)); got != model[i].text || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(c.ips[i].addr) {
+			if got := string(c.ips[i].text(&buf)); got != model[i].text || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(netip.MustParseAddr(model[i].text)) {
 				t.Fatalf("step %d: address %d is %s %+v, the model's %s %+v", step, i, got, c.ips[i].t, model[i].text, model[i].t)
 			}
 		}

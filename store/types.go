@@ -95,7 +95,7 @@ type Batch struct {
 	// whole; Gen is that checkpoint's generation (State.Checkpoint).
 	Records   []Record
 	Gen       uint64
-	arena     []byte // Records' values
+	arena     []byte // the chunk of Records' values being filled (State.Checkpoint)
 	Sources   map[string]*SourceDelta
 	Positions map[PositionKey]Position
 	// Findings are the findings the batch's events created or changed,
