@@ -642,19 +642,17 @@ func restore(tx *bolt.Tx, s *Snapshot) error {
 			}
 		}
 		for _, g := range r.groups {
-			var gr Group
+			kind, client, _ := bytes.Cut(g[0], []byte{0}) // checked by decodeSnapshot
+			gr := Group{}
 			if err := json.Unmarshal(g[1], &gr); err != nil {
 				return fmt.Errorf("restore notification group %q: %w: %v", g[0], ErrCorrupt, err)
 			}
+			gr.GroupKey = GroupKey{Kind: string(kind), Client: string(client)}
 			// Past any version a notifier may have read here before: its
 			// write then keeps the change the restore brings waiting.
 			gr.Version += versions[string(g[0])] + 1
-			v, err := json.Marshal(&gr)
-			if err != nil {
-				return fmt.Errorf("restore notification group %q: %w", g[0], err)
-			}
-			if err := gb.Put(g[0], v); err != nil {
-				return fmt.Errorf("restore notification group %q: %w", g[0], err)
+			if err := putGroup(gb, gr); err != nil {
+				return fmt.Errorf("restore: %w", err)
 			}
 		}
 	}

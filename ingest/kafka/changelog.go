@@ -332,7 +332,7 @@ func (c *changelog) restoreOnce(ctx context.Context, p tp) (int64, bool, error) 
 		// Not retried: the same records would be read again.
 		c.s.opt.Metrics.Errors.WithLabelValues(c.s.opt.Name, "changelog").Inc()
 		c.s.log.Error("kafka changelog unreadable: the partition is rebuilt from its start instead", "topic", p.topic, "partition", p.partition, "changelog", c.topic, "err", err)
-		return 0, false, c.store.Reseed(c.key(p), slices.Sorted(maps.Keys(clients)))
+		return 0, false, c.reseedOver(p, clients)
 	}
 	done := make(chan error, 1)
 	ln := ingest.Line{Pos: c.s.position(p), Restore: &ingest.Restore{Snapshot: snap, Done: done}}
@@ -616,5 +616,10 @@ func (c *changelog) reseed(ctx context.Context, p tp) error {
 	if err != nil {
 		return err
 	}
+	return c.reseedOver(p, clients)
+}
+
+// reseedOver is reseed with the clients the changelog holds, as read.
+func (c *changelog) reseedOver(p tp, clients map[string][]byte) error {
 	return c.store.Reseed(c.key(p), slices.Sorted(maps.Keys(clients)))
 }
