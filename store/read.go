@@ -123,6 +123,7 @@ func (db *DB) forEachClient(fn func(Client) error, decode func(id string, v []by
 			if !done {
 				next = append(next[:0], k...)
 			}
+			releaseMapped(tx) // the page is copied: a walk of every client maps no more than a page of them
 			return nil
 		})
 		if err != nil {
