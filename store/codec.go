@@ -3,12 +3,13 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
 // Record encodings. Every value starts with a format byte so that a later
 // schema can change one record kind without rewriting the others. Integers
-// are varints. A time is a zigzag varint s followed, unless s is 0, by a
+// are varints. A time t is a zigzag varint s followed, unless s is 0, by a
 // varint f:
 //
 //	s = 0      the zero time.Time
@@ -19,24 +20,40 @@ import (
 //
 // A Counter is N, followed by First and Last only when N > 0.
 //
-//	client    3 counter(Seen) counter(Issued) s {string counter(Requested) counter(Granted) counter(Used)}×s
-//	            n {string counter}×n m {string counter}×m
+//	client    4 t(Base) rcounter(Seen) rcounter(Issued) s {string rcounter(Requested) rcounter(Granted) rcounter(Used)}×s
+//	            n {addr rcounter}×n m {string rcounter}×m
 //	source    1 Lines Malformed Ignored Unattributed counter(Events)
 //	position  1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
 //
 // A string is its length then its bytes. A client record holds everything
 // known about one client: its scopes, then its addresses (at most MaxIPs),
-// then its countries (at most MaxCountries), each list sorted by name with
-// no name twice, so equal clients encode to equal bytes.
+// then its countries (at most MaxCountries), each list sorted by its
+// strings' bytes with none twice, so equal clients encode to equal bytes.
+// An addr is a string of the address's 4 bytes (IPv4) or 16 (IPv6), or of
+// its 16 bytes followed by its zone.
+//
+// An rcounter is N, then, when N > 0, Last relative to the record's Base
+// and First relative to Last. A relative time is one uvarint u:
+//
+//	u = 0      the zero time.Time
+//	u = 4z+1   the reference plus d milliseconds, z the zigzag encoding of d
+//	u = 4z+3   the reference plus d nanoseconds
+//	u = 2      followed by the time t, absolute (the reference is the zero
+//	           time, or too far)
+//
+// The times of a client are near one another, so a relative time takes 3
+// to 5 bytes where an absolute one takes 7.
 //
 // Keys of the clients bucket are client ids; one client is one key, so a
 // commit reads and writes each client it touches once. Keys of the
 // positions bucket are the source name, a 0 byte, then device and inode as
 // 8-byte big-endian integers.
 //
-// Format 2 in the clients bucket is format 3 without the Issued counter
-// (schema 3 and earlier); it is read with Issued zero, and rewritten as
-// format 3 by the next commit that touches the client.
+// Format 3 in the clients bucket is format 4 with absolute times (plain
+// counters, no Base) and addresses spelled as text (schema 7 and earlier);
+// format 2 is format 3 without the Issued counter (schema 3 and earlier).
+// Both are read as they are, and rewritten as format 4 by the next commit
+// that touches the client.
 //
 // Format 1 in the clients bucket belonged to an unreleased layout with one
 // key per client summary ("id" and a 0 byte) and one per scope ("id", 0,
@@ -44,7 +61,8 @@ import (
 const (
 	formatV1       = 1 // sources and positions
 	formatClientV2 = 2 // one record per client, without Issued (schema 3)
-	formatClient   = 3 // one record per client
+	formatClientV3 = 3 // one record per client, times absolute, addresses as text (schema 7)
+	formatClient   = 4 // one record per client
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
@@ -81,14 +99,6 @@ func appendCounter(b []byte, c *Counter) []byte {
 		return b
 	}
 	return appendTime(appendTime(b, c.First), c.Last)
-}
-
-// appendScopeUsage appends the three counters of a scope, the part of a
-// client record after the scope's name.
-func appendScopeUsage(b []byte, u *ScopeUsage) []byte {
-	b = appendCounter(b, &u.Requested)
-	b = appendCounter(b, &u.Granted)
-	return appendCounter(b, &u.Used)
 }
 
 func appendSource(b []byte, s *Source) []byte {
@@ -135,6 +145,10 @@ func appendPosition(b []byte, p *Position) []byte {
 type decoder struct {
 	b   []byte
 	err error
+	// relative says that the record is a client record of format 4, whose
+	// counters are relative to base and whose addresses are bytes.
+	relative bool
+	base     time.Time
 }
 
 func (d *decoder) fail(what string) {
@@ -160,15 +174,21 @@ func (d *decoder) format(want byte) {
 	d.b = d.b[1:]
 }
 
-// clientHead consumes the format byte of a client record (format 2 or
-// 3) and the counters before its scopes: Seen, and Issued (zero in
-// format 2).
+// clientHead consumes the format byte of a client record (format 2, 3 or
+// 4), its Base, and the counters before its scopes: Seen, and Issued
+// (zero in format 2).
 func (d *decoder) clientHead() (seen, issued Counter) {
-	if len(d.b) > 0 && d.b[0] == formatClientV2 {
+	switch {
+	case len(d.b) > 0 && d.b[0] == formatClientV2:
 		d.format(formatClientV2)
 		return d.counter(), Counter{}
+	case len(d.b) > 0 && d.b[0] == formatClientV3:
+		d.format(formatClientV3)
+	default:
+		d.format(formatClient)
+		d.base = d.time()
+		d.relative = true
 	}
-	d.format(formatClient)
 	seen = d.counter()
 	return seen, d.counter()
 }
@@ -240,55 +260,61 @@ func (d *decoder) time() time.Time {
 
 func (d *decoder) counter() Counter {
 	c := Counter{N: d.uvarint()}
-	if c.N > 0 {
-		c.First = d.time()
-		c.Last = d.time()
+	if c.N == 0 {
+		return c
 	}
+	if d.relative {
+		c.Last = d.relativeTime(d.base)
+		c.First = d.relativeTime(c.Last)
+		return c
+	}
+	c.First = d.time()
+	c.Last = d.time()
 	return c
 }
 
-// counterRaw returns the encoded bytes of the next counter without
-// decoding its times; it only finds where the varints end.
-func (d *decoder) counterRaw() []byte {
-	b := d.b
-	i, nonzero := skipVarint(b, 0)
-	if nonzero {
-		for range 2 { // First and Last
-			var sec bool
-			if i, sec = skipVarint(b, i); sec {
-				i, _ = skipVarint(b, i)
-			}
-		}
+// relativeTime reads a time relative to ref (format 4).
+func (d *decoder) relativeTime(ref time.Time) time.Time {
+	u := d.uvarint()
+	switch {
+	case d.err != nil || u == 0:
+		return time.Time{}
+	case u == 2:
+		return d.time()
+	case u&1 == 0 || ref.IsZero():
+		d.fail("relative time")
+		return time.Time{}
 	}
-	if i < 0 {
-		d.fail("counter")
-		return nil
+	z := int64(u>>3) ^ -int64(u>>2&1) // the zigzag-decoded offset
+	if u&2 == 0 {
+		return time.Unix(ref.Unix()+z/1e3, int64(ref.Nanosecond())+z%1e3*1e6).UTC()
 	}
-	d.b = b[i:]
-	return b[:i:i]
+	return time.Unix(ref.Unix()+z/1e9, int64(ref.Nanosecond())+z%1e9).UTC()
 }
 
-// skipVarint returns the offset just past the varint at b[i:] and whether
-// its value is non-zero, or -1 if i is -1 or the varint is truncated or
-// overflows 64 bits.
-func skipVarint(b []byte, i int) (int, bool) {
-	if i < 0 {
-		return -1, false
+// appendRelative appends the instant (sec, nsec) relative to (rsec,
+// rnsec), both as a Tally holds them (seconds since January 1, year 1;
+// zero the zero time): in milliseconds when the two differ by whole ones,
+// else in nanoseconds when within 68 years, else absolute.
+func appendRelative(b []byte, sec int64, nsec uint32, rsec int64, rnsec uint32) []byte {
+	if sec == 0 && nsec == 0 {
+		return append(b, 0)
 	}
-	var or byte
-	for n := 0; i < len(b) && n < binary.MaxVarintLen64; n++ {
-		c := b[i]
-		i++
-		or |= c & 0x7f
-		if c < 0x80 {
-			if n == binary.MaxVarintLen64-1 && c > 1 {
-				return -1, false
-			}
-			return i, or != 0
+	if rsec != 0 || rnsec != 0 {
+		ds, dns := sec-rsec, int64(nsec)-int64(rnsec)
+		if dns%1e6 == 0 && ds > -1<<50 && ds < 1<<50 {
+			return appendUvarint(b, zigzag(ds*1e3+dns/1e6)<<2|1)
+		}
+		if ds > -1<<31 && ds < 1<<31 {
+			return appendUvarint(b, zigzag(ds*1e9+dns)<<2|3)
 		}
 	}
-	return -1, false
+	return appendInstant(append(b, 2), sec, nsec)
 }
+
+// zigzag maps signed integers to unsigned ones, small magnitudes to small
+// values, as binary.AppendVarint does.
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
 func (d *decoder) end(what string) error {
 	if d.err == nil && len(d.b) != 0 {
@@ -299,19 +325,6 @@ func (d *decoder) end(what string) error {
 
 func (d *decoder) scopeUsage() ScopeUsage {
 	return ScopeUsage{Requested: d.counter(), Granted: d.counter(), Used: d.counter()}
-}
-
-// scopeUsageRaw returns the encoded bytes of the next scope usage without
-// decoding its times.
-func (d *decoder) scopeUsageRaw() []byte {
-	start := d.b
-	d.counterRaw()
-	d.counterRaw()
-	d.counterRaw()
-	if d.err != nil {
-		return nil
-	}
-	return start[:len(start)-len(d.b)]
 }
 
 // name returns the next name of a list sorted by name: unless first, it
@@ -377,8 +390,8 @@ func decodeClient(id string, v []byte) (Client, error) {
 	if err != nil {
 		return Client{}, err
 	}
-	c.IPs = decodeSeenSet(&d)
-	c.Countries = decodeSeenSet(&d)
+	c.IPs = decodeSeenSet(&d, d.relative)
+	c.Countries = decodeSeenSet(&d, false)
 	if err := d.end("client"); err != nil {
 		return Client{}, err
 	}
@@ -416,7 +429,9 @@ func decodeUsage(d *decoder, id string) (Client, error) {
 	return c, nil
 }
 
-func decodeSeenSet(d *decoder) map[string]Counter {
+// decodeSeenSet decodes a list of names with their counters; with addrs,
+// each name is an addr and is keyed by the address's text.
+func decodeSeenSet(d *decoder, addrs bool) map[string]Counter {
 	n := d.count(2)
 	if d.err != nil || n == 0 {
 		return nil
@@ -429,8 +444,43 @@ func decodeSeenSet(d *decoder) map[string]Counter {
 		if d.err != nil {
 			return nil
 		}
-		m[string(k)] = c
 		prev = k
+		if !addrs {
+			m[string(k)] = c
+			continue
+		}
+		addr, ok := decodeAddr(k)
+		if !ok {
+			d.fail("address")
+			return nil
+		}
+		m[addr.String()] = c
 	}
 	return m
+}
+
+// appendAddr appends a's addr: its 4 or 16 bytes, then its zone.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		return append(append(b, 4), v[:]...)
+	}
+	v, zone := a.As16(), a.Zone()
+	b = appendUvarint(b, uint64(len(v)+len(zone)))
+	return append(append(b, v[:]...), zone...)
+}
+
+// decodeAddr reads the bytes of an addr.
+func decodeAddr(k []byte) (netip.Addr, bool) {
+	switch {
+	case len(k) == 4:
+		return netip.AddrFrom4([4]byte(k)), true
+	case len(k) >= 16:
+		a := netip.AddrFrom16([16]byte(k[:16]))
+		if len(k) > 16 {
+			a = a.WithZone(string(k[16:]))
+		}
+		return a, true
+	}
+	return netip.Addr{}, false
 }

@@ -161,7 +161,7 @@ func corruptRecords(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 	for _, kv := range kvs {
-		klen := bytes.IndexByte(kv, formatClient) // keys are "client-NNN": no byte 3
+		klen := bytes.IndexByte(kv, formatClient) // keys are "client-NNN": no byte 4
 		found := 0
 		for off := 0; ; {
 			i := bytes.Index(data[off:], kv)
@@ -253,7 +253,7 @@ func TestDamagedStore(t *testing.T) {
 					t.Errorf("Check found %d problems (page check %v), want %d: %v", len(r.Problems), r.PageCheck, dm.records, r.Problems)
 				}
 				for _, p := range r.Problems {
-					if p.Bucket != "clients" || !strings.HasPrefix(p.Key, `"client-`) || !strings.Contains(p.What, "record format 126, want 3") {
+					if p.Bucket != "clients" || !strings.HasPrefix(p.Key, `"client-`) || !strings.Contains(p.What, "record format 126, want 4") {
 						t.Errorf("problem %q; want a client record of format 126", p)
 					}
 				}

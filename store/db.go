@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -171,6 +171,12 @@ func migrations() []func(tx *bolt.Tx) error {
 			}
 			return nil
 		},
+		// Version 8 writes client records with times relative to one
+		// another and addresses as bytes (format 4). Records of formats
+		// 2 and 3 are read as they are and rewritten when next touched;
+		// the version keeps an older scopewatch, which cannot read format
+		// 4, from opening the file.
+		7: func(*bolt.Tx) error { return nil },
 	}
 }
 

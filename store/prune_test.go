@@ -86,7 +86,9 @@ func TestClientFormat2(t *testing.T) {
 	v = appendCounter(v, &Counter{N: 4, First: t0, Last: t0.Add(time.Minute)})
 	v = appendUvarint(v, 1)
 	v = appendString(v, "openid")
-	v = appendScopeUsage(v, &ScopeUsage{Granted: Counter{N: 4, First: t0, Last: t0}})
+	v = appendCounter(v, &Counter{})
+	v = appendCounter(v, &Counter{N: 4, First: t0, Last: t0})
+	v = appendCounter(v, &Counter{})
 	v = appendUvarint(v, 0)
 	v = appendUvarint(v, 0)
 	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketClients).Put([]byte("old"), v) }); err != nil {
@@ -110,6 +112,67 @@ func TestClientFormat2(t *testing.T) {
 	if err := db.bolt.View(func(tx *bolt.Tx) error {
 		if got := tx.Bucket(bucketClients).Get([]byte("old"))[0]; got != formatClient {
 			t.Errorf("record rewritten in format %d, want %d", got, formatClient)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClientFormat3 reads a record as schema 7 wrote it (absolute times,
+// addresses spelled as text, IPv6 with a zone among them), checks that a
+// commit rewrites it as format 4, and that the rewritten record reads back
+// to the same client with the new event added.
+func TestClientFormat3(t *testing.T) {
+	db, _ := newTestDB(t)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 123_000_000, time.UTC)
+	ns := t0.Add(-time.Hour + 7) // a time of nanosecond precision
+	var v []byte
+	v = append(v, formatClientV3)
+	v = appendCounter(v, &Counter{N: 4, First: ns, Last: t0})
+	v = appendCounter(v, &Counter{N: 2, First: ns, Last: t0})
+	v = appendUvarint(v, 1)
+	v = appendString(v, "openid")
+	v = appendCounter(v, &Counter{})
+	v = appendCounter(v, &Counter{N: 4, First: t0.Add(-90 * 24 * time.Hour), Last: t0})
+	v = appendCounter(v, &Counter{})
+	ips := []string{"10.0.0.9", "2001:db8::1", "::ffff:10.0.0.1", "fe80::1%eth0"} // sorted by text, as format 3 is
+	v = appendUvarint(v, uint64(len(ips)))
+	for i, ip := range ips {
+		v = appendString(v, ip)
+		v = appendCounter(v, &Counter{N: uint64(i + 1), First: ns, Last: t0})
+	}
+	v = appendUvarint(v, 1)
+	v = appendString(v, "US")
+	v = appendCounter(v, &Counter{N: 4, First: ns, Last: t0})
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketClients).Put([]byte("old"), v) }); err != nil {
+		t.Fatal(err)
+	}
+	before, ok, err := db.Client("old")
+	if err != nil || !ok || before.Seen.N != 4 || before.Issued.N != 2 || len(before.IPs) != len(ips) || before.IPs["fe80::1%eth0"].N != 4 {
+		t.Fatalf("format 3 record read as %+v, %v, %v", before, ok, err)
+	}
+	st := NewState(db, 0)
+	later := t0.Add(time.Minute)
+	st.Client("old").Seen.Add(1, later)
+	b := NewBatch()
+	st.Checkpoint(b)
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := db.Client("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := before
+	want.Seen.Add(1, later)
+	if !clientEqual(after, want) {
+		t.Errorf("after a commit:\n got %+v\nwant %+v", after, want)
+	}
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(bucketClients).Get([]byte("old"))
+		if rec[0] != formatClient || len(rec) >= len(v) {
+			t.Errorf("record rewritten in format %d, %d bytes; want %d, fewer than the %d of format 3", rec[0], len(rec), formatClient, len(v))
 		}
 		return nil
 	}); err != nil {

@@ -73,8 +73,8 @@ type ClientState struct {
 	state     *State
 	id        string
 	scopes    []scopeTally // sorted by scope name
-	ips       []ipTally    // sorted by textual address
-	ipKeys    []uint64     // ipKey of each of ips, in the same order: scanned to find one
+	ips       []ipTally    // sorted by address (compareIP)
+	ipKeys    []uint32     // ipKey of each of ips, in the same order: scanned to find one
 	countries []nameTally  // sorted by country code
 	tick      uint64       // State.tick at the last Client call
 	owner     uint32       // the partition it belongs to (State.owners)
@@ -88,72 +88,49 @@ type scopeTally struct {
 	u  Usage
 }
 
-// ipTally is one address of a client's set: 56 bytes. An address whose
-// text takes at most 15 bytes (every IPv4 address) is held as that text
-// alone, which is what the record spells, what the set is sorted by and,
-// being unique to the address, what identifies it; a longer one (IPv6) is
-// held as the address, and spelled when needed.
+// ipTally is one address of a client's set: 48 bytes. An IPv4 address is
+// held as its four bytes, any other (IPv6, or one with a zone) as the
+// address. The set is sorted by the bytes the record spells each address
+// as (appendAddr): by address, IPv4 as a number.
 type ipTally struct {
-	t Tally
-	// short is the address as the record spells it, n its length; 0 for
-	// an address held in long.
-	short [15]byte
-	n     uint8
-	long  *netip.Addr // the address whose text is longer than short, else nil
+	t    Tally
+	long *netip.Addr // the address unless it is IPv4, else nil
+	v4   uint32      // the IPv4 address, big-endian, when long is nil
 }
 
 func newIPTally(addr netip.Addr) ipTally {
-	var e ipTally
-	var buf [64]byte
-	if text := addr.AppendTo(buf[:0]); len(text) <= len(e.short) {
-		e.n = uint8(copy(e.short[:], text))
-	} else {
-		e.long = &addr
+	if addr.Is4() {
+		v := addr.As4()
+		return ipTally{v4: binary.BigEndian.Uint32(v[:])}
 	}
-	return e
+	return ipTally{long: &addr}
 }
 
-// text returns the address as the record spells it, in buf if need be.
-func (e *ipTally) text(buf *[64]byte) []byte {
-	if e.n > 0 {
-		return e.short[:e.n]
-	}
-	return e.long.AppendTo(buf[:0])
-}
-
-// is reports whether e holds addr, whose text is in text when it fits
-// short, and empty otherwise.
-func (e *ipTally) is(addr netip.Addr, text []byte) bool {
+// addr returns the address e holds.
+func (e *ipTally) addr() netip.Addr {
 	if e.long != nil {
-		return len(text) == 0 && *e.long == addr
+		return *e.long
 	}
-	return len(text) > 0 && string(e.short[:e.n]) == string(text)
+	var v [4]byte
+	binary.BigEndian.PutUint32(v[:], e.v4)
+	return netip.AddrFrom4(v)
 }
 
-// compareText orders entries as their texts sort.
-func compareText(a, b *ipTally) int {
-	if a.n > 0 && b.n > 0 {
-		// Both spelled inline: compared as two words each, the text
-		// padded with zeros (no address text holds a zero byte, so a
-		// text sorts before the longer ones it begins).
-		ah, al := a.textKey()
-		bh, bl := b.textKey()
-		if c := cmp.Compare(ah, bh); c != 0 {
-			return c
-		}
-		return cmp.Compare(al, bl)
+// is reports whether e holds addr.
+func (e *ipTally) is(addr netip.Addr) bool {
+	if e.long != nil {
+		return *e.long == addr
+	}
+	return addr.Is4() && e.v4 == ipKey(addr)
+}
+
+// compareIP orders entries as the record's bytes of their addresses sort.
+func compareIP(a, b *ipTally) int {
+	if a.long == nil && b.long == nil {
+		return cmp.Compare(a.v4, b.v4)
 	}
 	var ab, bb [64]byte
-	return bytes.Compare(a.text(&ab), b.text(&bb))
-}
-
-// textKey returns the inline text, zero-padded, with its length last, as
-// two big-endian words.
-func (e *ipTally) textKey() (hi, lo uint64) {
-	var b [16]byte
-	copy(b[:], e.short[:])
-	b[15] = e.n
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return bytes.Compare(appendAddr(ab[:0], a.addr())[1:], appendAddr(bb[:0], b.addr())[1:])
 }
 
 type nameTally struct {
@@ -266,7 +243,7 @@ func (c *ClientState) sizeEstimate() int {
 	if c.size > 0 {
 		return c.size + 64
 	}
-	return 32 + 56*len(c.scopes) + 30*len(c.ips) + 18*len(c.countries)
+	return 32 + 48*len(c.scopes) + 20*len(c.ips) + 14*len(c.countries)
 }
 
 // load reads client id from the store, or starts it empty.
@@ -302,11 +279,7 @@ func (s *State) fill(c *ClientState, stored Client) {
 		}})
 	}
 	slices.SortFunc(c.scopes, func(x, y scopeTally) int { return strings.Compare(s.names[x.id], s.names[y.id]) })
-	type keyed struct {
-		e ipTally
-		k uint64
-	}
-	ips := make([]keyed, 0, len(stored.IPs))
+	c.ips = make([]ipTally, 0, len(stored.IPs))
 	for text, n := range stored.IPs {
 		addr, err := netip.ParseAddr(text)
 		if err != nil {
@@ -314,13 +287,12 @@ func (s *State) fill(c *ClientState, stored Client) {
 		}
 		e := newIPTally(addr)
 		e.t = tallyOf(n)
-		ips = append(ips, keyed{e, ipKey(addr)})
+		c.ips = append(c.ips, e)
 	}
-	slices.SortFunc(ips, func(x, y keyed) int { return compareText(&x.e, &y.e) })
-	c.ips = make([]ipTally, len(ips))
-	c.ipKeys = make([]uint64, len(ips))
-	for i := range ips {
-		c.ips[i], c.ipKeys[i] = ips[i].e, ips[i].k
+	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareIP(&x, &y) })
+	c.ipKeys = make([]uint32, len(c.ips))
+	for i := range c.ips {
+		c.ipKeys[i] = ipKey(c.ips[i].addr())
 	}
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
@@ -361,19 +333,8 @@ func (c *ClientState) Scope(name string) *Usage {
 // seen addresses.
 func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 	k := ipKey(addr)
-	var buf [64]byte
-	var text []byte // addr's text when it fits an entry's short; spelled at the first key that matches
-	spelled := false
 	for i, ki := range c.ipKeys {
-		if ki != k {
-			continue
-		}
-		if !spelled {
-			if text, spelled = addr.AppendTo(buf[:0]), true; len(text) > len(c.ips[i].short) {
-				text = nil
-			}
-		}
-		if c.ips[i].is(addr, text) {
+		if ki == k && c.ips[i].is(addr) {
 			c.ips[i].t.Add(1, t)
 			return
 		}
@@ -396,7 +357,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		}
 		// The new address takes the dropped one's place in the order:
 		// only the entries between the two move.
-		i := sort.Search(len(c.ips), func(j int) bool { return compareText(&c.ips[j], &n) >= 0 })
+		i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
 		if i > drop {
 			i--
 			copy(c.ips[drop:i], c.ips[drop+1:i+1])
@@ -408,7 +369,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		c.ips[i], c.ipKeys[i] = n, k
 		return
 	}
-	i := sort.Search(len(c.ips), func(j int) bool { return compareText(&c.ips[j], &n) >= 0 })
+	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
 	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
 	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
 }
@@ -428,17 +389,23 @@ func insertGrowing[S ~[]E, E any](s S, i int, v E, limit int) S {
 	return slices.Insert(s, i, v)
 }
 
-// ipKey folds an address into 64 bits for a quick scan: exact for IPv4,
-// and a match is confirmed on the address.
-func ipKey(a netip.Addr) uint64 {
+// ipKey folds an address into 32 bits for a quick scan: an IPv4 address
+// is its number (ipTally.v4), and a match on another is confirmed on the
+// address.
+func ipKey(a netip.Addr) uint32 {
+	if a.Is4() {
+		v := a.As4()
+		return binary.BigEndian.Uint32(v[:])
+	}
 	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]) ^ binary.BigEndian.Uint64(b[8:])*0x9e3779b97f4a7c15
+	h := (binary.BigEndian.Uint64(b[:8]) ^ binary.BigEndian.Uint64(b[8:])*0x9e3779b97f4a7c15) * 0x9e3779b97f4a7c15
+	return uint32(h >> 32)
 }
 
 // lessRecentIP orders addresses for eviction: the earlier last sighting
 // first, and among equal times the greater address.
 func lessRecentIP(a, b *ipTally) bool {
-	return a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareText(a, b) > 0)
+	return a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareIP(a, b) > 0)
 }
 
 // SawCountry records a sighting of an ISO country code at t, keeping the
@@ -638,42 +605,52 @@ func (s *State) Checkpoint(b *Batch) {
 	s.dirtyBytes = 0
 }
 
-// appendRecord appends c's client record (format 3).
+// appendRecord appends c's client record (format 4). Its Base is the
+// last event attributed to the client, which the other last times are
+// near.
 func (s *State) appendRecord(b []byte, c *ClientState) []byte {
+	base := &c.Seen
 	b = append(b, formatClient)
-	b = appendTally(b, &c.Seen)
-	b = appendTally(b, &c.Issued)
+	b = appendInstant(b, base.lastSec, base.lastNsec)
+	b = appendTally(b, &c.Seen, base)
+	b = appendTally(b, &c.Issued, base)
 	b = appendUvarint(b, uint64(len(c.scopes)))
 	for i := range c.scopes {
 		e := &c.scopes[i]
 		b = appendString(b, s.names[e.id])
-		b = appendTally(b, &e.u.Requested)
-		b = appendTally(b, &e.u.Granted)
-		b = appendTally(b, &e.u.Used)
+		b = appendTally(b, &e.u.Requested, base)
+		b = appendTally(b, &e.u.Granted, base)
+		b = appendTally(b, &e.u.Used, base)
 	}
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
 		e := &c.ips[i]
-		var buf [64]byte
-		b = appendString(b, e.text(&buf))
-		b = appendTally(b, &e.t)
+		if e.long == nil {
+			b = append(b, 4)
+			b = binary.BigEndian.AppendUint32(b, e.v4)
+		} else {
+			b = appendAddr(b, *e.long)
+		}
+		b = appendTally(b, &e.t, base)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
 	for i := range c.countries {
 		e := &c.countries[i]
 		b = appendString(b, e.name)
-		b = appendTally(b, &e.t)
+		b = appendTally(b, &e.t, base)
 	}
 	return b
 }
 
-// appendTally appends t as appendCounter appends its Counter.
-func appendTally(b []byte, t *Tally) []byte {
+// appendTally appends t as an rcounter of a record whose Base is base's
+// last instant.
+func appendTally(b []byte, t, base *Tally) []byte {
 	b = appendUvarint(b, t.N)
 	if t.N == 0 {
 		return b
 	}
-	return appendInstant(appendInstant(b, t.firstSec, t.firstNsec), t.lastSec, t.lastNsec)
+	b = appendRelative(b, t.lastSec, t.lastNsec, base.lastSec, base.lastNsec)
+	return appendRelative(b, t.firstSec, t.firstNsec, t.lastSec, t.lastNsec)
 }
 
 // appendInstant appends a Tally's instant as appendTime appends the

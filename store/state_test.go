@@ -12,11 +12,15 @@ import (
 )
 
 // TestTallyMatchesCounter adds the same increments to a Tally and a
-// Counter, the zero time and times before the epoch among them.
+// Counter, the zero time and times before the epoch among them, and checks
+// that the Tally's encoding relative to each of those times as a Base
+// decodes to the Counter.
 func TestTallyMatchesCounter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	times := []time.Time{{}, time.Unix(-1e10, 7).UTC(), time.Unix(0, 0).UTC(), at(0), at(time.Nanosecond), at(time.Hour)}
-	for range 200 {
+	times := []time.Time{{}, time.Unix(-1e10, 7).UTC(), time.Unix(0, 0).UTC(), at(0), at(time.Nanosecond), at(time.Hour),
+		at(-90 * 24 * time.Hour), time.Unix(1<<40, 999_999_999).UTC(), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)}
+	for range 2000 {
 		var c Counter
 		var tl Tally
 		for range 1 + rng.IntN(6) {
@@ -30,8 +34,12 @@ func TestTallyMatchesCounter(t *testing.T) {
 		if back := tallyOf(c); back != tl {
 			t.Fatalf("tallyOf(%+v) = %+v, want %+v", c, back, tl)
 		}
-		if got, want := appendTally(nil, &tl), appendCounter(nil, &c); !bytes.Equal(got, want) {
-			t.Fatalf("Tally of %+v encodes to %x, the Counter to %x", c, got, want)
+		var base Tally
+		base.Add(1, times[rng.IntN(len(times))])
+		enc := appendTally(nil, &tl, &base)
+		d := decoder{b: enc, relative: true, base: base.Last()}
+		if got := d.counter(); d.end("counter") != nil || !counterEqual(got, c) || got.First.IsZero() != c.First.IsZero() || got.Last.IsZero() != c.Last.IsZero() {
+			t.Fatalf("Tally %+v relative to %v encodes to %x, decoded as %+v (%v)", c, base.Last(), enc, got, d.err)
 		}
 	}
 }
@@ -105,64 +113,67 @@ func TestStateForget(t *testing.T) {
 }
 
 // TestSawIPKeepsOrder checks the address set against a plain model: the
-// MaxIPs most recently seen (among equal times, the smaller text stays),
-// sorted by text. Addresses come from a small pool, IPv4 and IPv6 (whose
-// text is too long to be held inline), at times that go back now and then.
+// MaxIPs most recently seen (among equal times, the smaller address
+// stays), sorted by the bytes the record spells them as. Addresses come
+// from a small pool, IPv4, IPv6, IPv4-mapped IPv6 and zoned, at times
+// that go back now and then.
 func TestSawIPKeepsOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var pool []netip.Addr
 	for i := range 150 {
 		pool = append(pool, netip.AddrFrom4([4]byte{10, byte(rng.IntN(3)), byte(i), byte(rng.IntN(256))}))
-		// Texts of 15 bytes, the longest held inline, that differ late.
 		pool = append(pool, netip.AddrFrom4([4]byte{192, 168, byte(100 + rng.IntN(3)), byte(100 + rng.IntN(20))}))
 	}
 	for i := range 50 {
 		pool = append(pool, netip.MustParseAddr("2001:db8:85a3:1234:5678:8a2e:370:"+strconv.FormatInt(int64(7000+i), 16)))
 	}
+	for i := range 10 {
+		pool = append(pool, netip.MustParseAddr("::ffff:10.0.0."+strconv.Itoa(i)), netip.MustParseAddr("fe80::"+strconv.Itoa(i+1)+"%eth"+strconv.Itoa(i%2)))
+	}
 	st := NewState(nil, 0)
 	c := st.Client("lab-app")
 	type seen struct {
-		text string
-		t    Tally
+		key string // the record's bytes of the address
+		t   Tally
 	}
 	var model []seen
 	for step := range 20000 {
 		a := pool[rng.IntN(len(pool))]
 		when := at(time.Duration(step-rng.IntN(50)) * time.Second)
 		c.SawIP(a, when)
-		text := a.String()
+		key := string(appendAddr(nil, a)[1:])
 		found := false
 		for i := range model {
-			if model[i].text == text {
+			if model[i].key == key {
 				model[i].t.Add(1, when)
 				found = true
 			}
 		}
 		if !found {
-			n := seen{text: text}
+			n := seen{key: key}
 			n.t.Add(1, when)
 			model = append(model, n)
 			if len(model) > MaxIPs {
 				// The least recently seen goes; among equal times the
-				// greater text.
+				// greater address.
 				drop := 0
 				for j := range model {
 					x, y := &model[j].t, &model[drop].t
-					if x.lastBefore(y) || (x.lastEqual(y) && model[j].text > model[drop].text) {
+					if x.lastBefore(y) || (x.lastEqual(y) && model[j].key > model[drop].key) {
 						drop = j
 					}
 				}
 				model = slices.Delete(model, drop, drop+1)
 			}
 		}
-		slices.SortFunc(model, func(x, y seen) int { return strings.Compare(x.text, y.text) })
+		slices.SortFunc(model, func(x, y seen) int { return strings.Compare(x.key, y.key) })
 		if len(c.ips) != len(model) {
 			t.Fatalf("step %d: %d addresses, the model %d", step, len(c.ips), len(model))
 		}
 		for i := range model {
-			var buf [64]byte
-			if got := string(c.ips[i].text(&buf)); got != model[i].text || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(netip.MustParseAddr(model[i].text)) {
-				t.Fatalf("step %d: address %d is %s %+v, the model's %s %+v", step, i, got, c.ips[i].t, model[i].text, model[i].t)
+			a := c.ips[i].addr()
+			if got := string(appendAddr(nil, a)[1:]); got != model[i].key || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(a) {
+				t.Fatalf("step %d: address %d is %v %+v, the model's %x %+v", step, i, a, c.ips[i].t, model[i].key, model[i].t)
 			}
 		}
 	}
