@@ -25,7 +25,7 @@ func TestCommitReleasesMappedPages(t *testing.T) {
 			c := st.Client(name(i))
 			c.Seen.Add(1, at(time.Duration(round)*time.Hour))
 			for s := range 30 {
-				c.Scope("scope/" + strconv.Itoa(s)).Used.Add(1, at(time.Duration(round)*time.Hour))
+				c.Scope("scope/"+strconv.Itoa(s)).Used.Add(1, at(time.Duration(round)*time.Hour))
 			}
 			for a := range 40 {
 				c.SawIP(ipOf(a+round), at(time.Duration(round)*time.Hour))
