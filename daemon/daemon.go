@@ -414,6 +414,7 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 		Store:      d.db,
 		MaxEvents:  cfg.Batch.MaxEvents,
 		MaxDelay:   time.Duration(cfg.Batch.MaxDelay),
+		Backfill:   oneShot,
 		Metrics:    d.engineM,
 		Logger:     d.log,
 		Committed:  d.committed,

@@ -39,8 +39,14 @@ type Options struct {
 	// up to MaxEvents lines. Defaults: 50,000 and 250ms.
 	MaxEvents int
 	MaxDelay  time.Duration
-	Metrics   *Metrics
-	Logger    *slog.Logger
+	// Backfill says the lines are a backlog read once (a scan), which no
+	// one waits to see committed: a checkpoint waits for MaxEvents or
+	// memory pressure, not MaxDelay. Every checkpoint writes each client
+	// it dirtied whole, so with many clients one every MaxDelay rewrote
+	// every client several times a second (README, Performance).
+	Backfill bool
+	Metrics  *Metrics
+	Logger   *slog.Logger
 	// NewTimer makes the batch-delay timer; tests inject one they fire.
 	// Default: time.NewTimer.
 	NewTimer func(time.Duration) Timer
@@ -403,7 +409,7 @@ func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error) error 
 		return r.restore(ln.Restore)
 	}
 	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det, r.state)
-	if r.lines == 0 {
+	if r.lines == 0 && !r.opt.Backfill {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
 		r.timerC = r.timer.C()
 	}

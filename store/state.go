@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -72,7 +71,8 @@ type ClientState struct {
 
 	state     *State
 	id        string
-	scopes    []scopeTally // sorted by scope name
+	scopes    []Usage  // sorted by scope name
+	scopeIDs  []uint32 // the scope id of each of scopes, in the same order: scanned to find one
 	ips       []ipTally    // sorted by address (compareIP)
 	ipKeys    []uint32     // ipKey of each of ips, in the same order: scanned to find one
 	countries []nameTally  // sorted by country code
@@ -81,11 +81,6 @@ type ClientState struct {
 	wrote     uint64       // generation of the checkpoint that last wrote it
 	size      int          // bytes of the record the last checkpoint wrote; 0 before
 	dirty     bool
-}
-
-type scopeTally struct {
-	id uint32
-	u  Usage
 }
 
 // ipTally is one address of a client's set: 48 bytes. An IPv4 address is
@@ -272,13 +267,16 @@ func (s *State) load(id string) *ClientState {
 // fill sets c from a stored record.
 func (s *State) fill(c *ClientState, stored Client) {
 	c.Seen, c.Issued = tallyOf(stored.Seen), tallyOf(stored.Issued)
-	c.scopes = make([]scopeTally, 0, len(stored.Scopes))
-	for name, u := range stored.Scopes {
-		c.scopes = append(c.scopes, scopeTally{id: s.scopeID(name), u: Usage{
-			Requested: tallyOf(u.Requested), Granted: tallyOf(u.Granted), Used: tallyOf(u.Used),
-		}})
+	c.scopeIDs = make([]uint32, 0, len(stored.Scopes))
+	for name := range stored.Scopes {
+		c.scopeIDs = append(c.scopeIDs, s.scopeID(name))
 	}
-	slices.SortFunc(c.scopes, func(x, y scopeTally) int { return strings.Compare(s.names[x.id], s.names[y.id]) })
+	slices.SortFunc(c.scopeIDs, func(x, y uint32) int { return strings.Compare(s.names[x], s.names[y]) })
+	c.scopes = make([]Usage, len(c.scopeIDs))
+	for i, id := range c.scopeIDs {
+		u := stored.Scopes[s.names[id]]
+		c.scopes[i] = Usage{Requested: tallyOf(u.Requested), Granted: tallyOf(u.Granted), Used: tallyOf(u.Used)}
+	}
 	c.ips = make([]ipTally, 0, len(stored.IPs))
 	for text, n := range stored.IPs {
 		addr, err := netip.ParseAddr(text)
@@ -317,16 +315,17 @@ func (s *State) scopeID(name string) uint32 {
 func (c *ClientState) Scope(name string) *Usage {
 	s := c.state
 	id := s.scopeID(name)
-	for i := range c.scopes {
-		if c.scopes[i].id == id {
-			return &c.scopes[i].u
+	for i, e := range c.scopeIDs {
+		if e == id {
+			return &c.scopes[i]
 		}
 	}
-	i, _ := slices.BinarySearchFunc(c.scopes, name, func(e scopeTally, name string) int {
-		return strings.Compare(s.names[e.id], name)
+	i, _ := slices.BinarySearchFunc(c.scopeIDs, name, func(e uint32, name string) int {
+		return strings.Compare(s.names[e], name)
 	})
-	c.scopes = insertGrowing(c.scopes, i, scopeTally{id: id}, math.MaxInt)
-	return &c.scopes[i].u
+	c.scopes = insertGrowing(c.scopes, i, Usage{}, math.MaxInt)
+	c.scopeIDs = insertGrowing(c.scopeIDs, i, id, math.MaxInt)
+	return &c.scopes[i]
 }
 
 // SawIP records a sighting of addr at t, keeping the MaxIPs most recently
@@ -357,7 +356,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		}
 		// The new address takes the dropped one's place in the order:
 		// only the entries between the two move.
-		i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
+		i := searchIP(c.ips, &n)
 		if i > drop {
 			i--
 			copy(c.ips[drop:i], c.ips[drop+1:i+1])
@@ -369,7 +368,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		c.ips[i], c.ipKeys[i] = n, k
 		return
 	}
-	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
+	i := searchIP(c.ips, &n)
 	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
 	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
 }
@@ -387,6 +386,28 @@ func insertGrowing[S ~[]E, E any](s S, i int, v E, limit int) S {
 		s = grown
 	}
 	return slices.Insert(s, i, v)
+}
+
+// searchIP returns the index at which n belongs in ips, sorted by
+// compareIP: sort.Search, with two IPv4 addresses compared inline.
+func searchIP(ips []ipTally, n *ipTally) int {
+	lo, hi := 0, len(ips)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		e := &ips[m]
+		var before bool
+		if e.long == nil && n.long == nil {
+			before = e.v4 < n.v4
+		} else {
+			before = compareIP(e, n) < 0
+		}
+		if before {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // ipKey folds an address into 32 bits for a quick scan: an IPv4 address
@@ -616,11 +637,11 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendTally(b, &c.Issued, base)
 	b = appendUvarint(b, uint64(len(c.scopes)))
 	for i := range c.scopes {
-		e := &c.scopes[i]
-		b = appendString(b, s.names[e.id])
-		b = appendTally(b, &e.u.Requested, base)
-		b = appendTally(b, &e.u.Granted, base)
-		b = appendTally(b, &e.u.Used, base)
+		u := &c.scopes[i]
+		b = appendString(b, s.names[c.scopeIDs[i]])
+		b = appendTally(b, &u.Requested, base)
+		b = appendTally(b, &u.Granted, base)
+		b = appendTally(b, &u.Used, base)
 	}
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
