@@ -98,7 +98,9 @@ func newIPTally(addr netip.Addr) ipTally {
 		v := addr.As4()
 		return ipTally{v4: binary.BigEndian.Uint32(v[:])}
 	}
-	return ipTally{long: &addr}
+	long := new(netip.Addr) // not &addr, which would move addr to the heap on every call
+	*long = addr
+	return ipTally{long: long}
 }
 
 // addr returns the address e holds.
