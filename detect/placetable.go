@@ -48,7 +48,7 @@ func (t *placeTable) get(h uint64) (lastPlace, bool) {
 
 // set stores p under h, replacing what was there.
 func (t *placeTable) set(h uint64, p lastPlace) {
-	if 2*(t.n+1) > len(t.slots) {
+	if 4*(t.n+1) > 3*len(t.slots) { // at most three quarters full
 		t.grow()
 	}
 	mask := uint64(len(t.slots) - 1)

@@ -104,8 +104,7 @@ func newLineReader(src io.Reader, maxLine, chunkSize int) *lineReader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLineSize
 	}
-	chunkSize = max(chunkSize, 2*(maxLine+2), 4096)
-	return &lineReader{src: src, size: chunkSize, max: maxLine}
+	return &lineReader{src: src, size: max(chunkSize, 4096), max: maxLine}
 }
 
 // next returns the next complete line without its terminator (and without
@@ -154,7 +153,15 @@ func (lr *lineReader) fill() bool {
 		return false
 	}
 	if lr.chunk == nil || lr.w == len(lr.chunk) {
-		fresh := make([]byte, lr.size)
+		// A line longer than half a chunk moves to one twice its size,
+		// for as long as it grows (up to past max, when it is skipped):
+		// the chunks held by the lines in flight stay of the usual size,
+		// 256 KiB, not twice max_line_bytes.
+		size := lr.size
+		if part := lr.w - lr.r; 2*part > size {
+			size = 2 * part
+		}
+		fresh := make([]byte, size)
 		lr.w = copy(fresh, lr.chunk[lr.r:lr.w])
 		lr.r = 0
 		lr.chunk = fresh

@@ -241,6 +241,35 @@ func TestScanTooLongLast(t *testing.T) {
 	}
 }
 
+// TestScanLinesLongerThanChunks reads lines of several chunks each, up to
+// the default limit (a chunk grows for them and the next is of the usual
+// size again), between short ones, and checks every text and position.
+func TestScanLinesLongerThanChunks(t *testing.T) {
+	var b bytes.Buffer
+	var want [][]byte
+	var ends []int64
+	for i, n := range []int{10, 300_000, 20, ingest.DefaultMaxLineSize, 5, 700_000, 700_000, 30} {
+		line := bytes.Repeat([]byte{byte('a' + i)}, n)
+		want = append(want, line)
+		b.Write(line)
+		b.WriteByte('\n')
+		ends = append(ends, int64(b.Len()))
+	}
+	path := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{path}})
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines, want %d", len(got), len(want))
+	}
+	for i, ln := range got {
+		if !bytes.Equal(ln.Text, want[i]) || ln.Pos.Offset != ends[i] || ln.Pos.Line != int64(i+1) {
+			t.Errorf("line %d: %d bytes ending at %d (line %d); want %d bytes of %q ending at %d", i+1, len(ln.Text), ln.Pos.Offset, ln.Pos.Line, len(want[i]), want[i][0], ends[i])
+		}
+	}
+}
+
 // TestLineReaderTooLong reads the same lines as a scan through the reader
 // validate uses, plain and compressed.
 func TestLineReaderTooLong(t *testing.T) {
