@@ -26,7 +26,9 @@ type Place struct {
 	Located  bool
 }
 
-// Locator places addresses. Implementations must answer from memory.
+// Locator places addresses. Implementations must answer from memory and
+// be safe for concurrent use: the engine places the addresses of the
+// events it parses on the parsing goroutines (Detectors.Placer).
 type Locator interface {
 	Locate(ip netip.Addr) Place
 }
@@ -342,6 +344,30 @@ func (d *Detectors) Enrich(ev *ingest.Event) {
 }
 
 func (d *Detectors) forgetPlace() { d.memoIP = netip.Addr{} }
+
+// Placer returns a function that places an address as the detectors
+// would, for use off their goroutine, or nil when they have no Locator.
+// ok is false for an address they never place (invalid, or internal).
+// The engine calls it on the goroutines that parse the lines, so that the
+// lookups leave the goroutine that accounts and detects, and hands each
+// place to Placed before the event's Enrich and Observe.
+func (d *Detectors) Placer() func(ip netip.Addr) (p Place, ok bool) {
+	loc := d.loc
+	if loc == nil {
+		return nil
+	}
+	return func(ip netip.Addr) (Place, bool) {
+		ip = ip.Unmap()
+		if !ip.IsValid() || geoip.Internal(ip) {
+			return Place{}, false
+		}
+		return loc.Locate(ip), true
+	}
+}
+
+// Placed gives the place of ip that Placer found, for the next event's
+// Enrich and Observe, which then do not look ip up.
+func (d *Detectors) Placed(ip netip.Addr, p Place) { d.memoIP, d.memoPlace = ip.Unmap(), p }
 
 func (d *Detectors) locate(ip netip.Addr) Place {
 	if ip != d.memoIP {

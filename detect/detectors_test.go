@@ -2,6 +2,7 @@ package detect
 
 import (
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -598,5 +599,55 @@ func TestSawScope(t *testing.T) {
 	}
 	if st.sawScope(noScope, true) || st.sawScope(noScope, false) {
 		t.Error("noScope counted as seen")
+	}
+}
+
+// guardedLocator fails the test when an address is looked up while
+// allowed is false.
+type guardedLocator struct {
+	t       *testing.T
+	loc     Locator
+	allowed bool
+}
+
+func (g *guardedLocator) Locate(ip netip.Addr) Place {
+	if !g.allowed {
+		g.t.Errorf("%v looked up by the detectors, whose events came placed", ip)
+	}
+	return g.loc.Locate(ip)
+}
+
+// TestPlacedEventsNeedNoLookup drives the same events through detectors
+// that look the addresses up and through detectors whose events come
+// placed by their Placer, as the engine's parse stage places them: the
+// second look nothing up themselves, and raise the same findings.
+func TestPlacedEventsNeedNoLookup(t *testing.T) {
+	cfg := testDetect()
+	cfg.UnfamiliarGeo.DenyCountries = []string{"KP"}
+	events := []ingest.Event{grant("billing", t0), use("billing", "198.51.100.7", t0), use("billing", "203.0.113.5", t0.Add(day))}
+	at := t0.Add(time.Duration(rules.DefaultLearningPeriod) + day)
+	for i := range rules.DefaultMinEvents {
+		events = append(events, use("billing", "198.51.100.9", t0.Add(day+time.Duration(i)*time.Minute)))
+	}
+	for _, ip := range []string{"175.45.176.1", "192.0.2.10", "10.1.2.3", "::ffff:198.51.100.8", "93.184.216.34"} {
+		events = append(events, use("billing", ip, at))
+	}
+
+	looking := newHarness(t, cfg, world)
+	guard := &guardedLocator{t: t, loc: world}
+	placed := newHarness(t, cfg, guard)
+	placer := placed.d.Placer()
+	for _, ev := range events {
+		looking.observe(ev)
+		guard.allowed = true
+		p, ok := placer(ev.IP)
+		guard.allowed = false
+		if ok {
+			placed.d.Placed(ev.IP, p)
+		}
+		placed.observe(ev)
+	}
+	if got, want := placed.keys(), looking.keys(); !maps.Equal(got, want) || len(want) == 0 {
+		t.Errorf("findings of placed events %v, looked up %v", got, want)
 	}
 }

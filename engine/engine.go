@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -213,7 +214,11 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 		e.commitLoop(ctx, batches, free, commitErr)
 	}()
 	stop, stopParse := context.WithCancel(context.WithoutCancel(ctx))
-	ps := startParse(stop, e.opt.Parsers, in)
+	var placer func(netip.Addr) (detect.Place, bool)
+	if d := e.opt.Detection; d != nil && d.Detectors != nil {
+		placer = d.Detectors.Placer()
+	}
+	ps := startParse(stop, e.opt.Parsers, placer, in)
 	r := &run{
 		e: e, opt: &e.opt, in: in, parse: ps, batches: batches, free: free, commitErr: commitErr,
 		b: <-free, states: make(map[string]*sourceState), det: e.opt.Detection,
@@ -390,8 +395,8 @@ func (r *run) takeChunk(c *chunk) error {
 		}
 	}
 	for i := range c.lines {
-		events, err := c.lineEvents(i)
-		if err := r.take(c.lines[i], events, err); err != nil {
+		events, places, err := c.lineEvents(i)
+		if err := r.take(c.lines[i], events, places, err); err != nil {
 			return err
 		}
 	}
@@ -401,14 +406,14 @@ func (r *run) takeChunk(c *chunk) error {
 
 // take handles one parsed line and commits the batch once it holds
 // MaxEvents lines or events, or once the State is pressed for memory.
-func (r *run) take(ln ingest.Line, events []ingest.Event, parseErr error) error {
+func (r *run) take(ln ingest.Line, events []ingest.Event, places []place, parseErr error) error {
 	if ln.Release != nil {
 		return r.release(ln.Pos, ln.Release)
 	}
 	if ln.Restore != nil {
 		return r.restore(ln.Restore)
 	}
-	r.cur.handle(ln, events, parseErr, r.b, r.opt.Accountant, r.det, r.state)
+	r.cur.handle(ln, events, places, parseErr, r.b, r.opt.Accountant, r.det, r.state)
 	if r.lines == 0 && !r.opt.Backfill {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
 		r.timerC = r.timer.C()
@@ -816,7 +821,7 @@ func (e *Engine) newSourceState(name string) *sourceState {
 // handle counts one parsed line, with its events and parse outcome, and
 // folds the events into b. It never fails: a malformed line is counted and
 // skipped.
-func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, err error, b *store.Batch, acc *detect.Accountant, det *Detection, state *store.State) {
+func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, places []place, err error, b *store.Batch, acc *detect.Accountant, det *Detection, state *store.State) {
 	if ln.Pos.AfterLoss && det != nil {
 		det.Coverage.Break(st.name) // the lost lines are a gap in what was observed
 	}
@@ -880,6 +885,9 @@ func (st *sourceState) handle(ln ingest.Line, events []ingest.Event, err error, 
 				ev.Subject = det.Pseudonymise(ev.Subject)
 			}
 			if det.Detectors != nil {
+				if i < len(places) && places[i].ok {
+					det.Detectors.Placed(ev.IP, places[i].p)
+				}
 				det.Detectors.Enrich(ev)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -623,5 +624,38 @@ func TestEngineDrainsDespiteCancel(t *testing.T) {
 	}
 	if ps, _ := db.Positions("idp"); len(ps) != 1 || ps[0].Offset != 300 {
 		t.Errorf("positions %+v, want the third line's", ps)
+	}
+}
+
+// TestParseStagePlacesAddresses checks that the parse stage places each
+// event's address with the detectors' placer, off the accounting
+// goroutine, and hands the places on beside the events: an event without
+// an address, or with one the detectors do not place, has none.
+func TestParseStagePlacesAddresses(t *testing.T) {
+	placed := map[netip.Addr]detect.Place{netip.MustParseAddr("203.0.113.4"): {Country: "NZ", ASN: 64501}}
+	placer := func(ip netip.Addr) (detect.Place, bool) {
+		p, ok := placed[ip]
+		return p, ok
+	}
+	in := make(chan ingest.Line, 4)
+	in <- line("api", 20, 100, 1, `{"ts":"2026-10-01T10:00:00Z","client":"lab","method":"GET","path":"/api/labs/9","status":200,"ip":"203.0.113.4"}`)
+	in <- line("api", 20, 200, 2, `{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9","status":200,"ip":"10.0.0.1"}`)
+	in <- line("api", 20, 300, 3, `{"ts":"2026-10-01T10:00:02Z","client":"lab","method":"GET","path":"/api/labs/9","status":200}`)
+	close(in)
+	ps := startParse(t.Context(), testParsers(t), placer, in)
+	var got []place
+	for c := range ps.out {
+		for i := range c.lines {
+			events, places, err := c.lineEvents(i)
+			if err != nil || len(events) != 1 || len(places) != 1 {
+				t.Fatalf("line %d: %d events, %d places, %v", i+1, len(events), len(places), err)
+			}
+			got = append(got, places[0])
+		}
+	}
+	ps.wait()
+	want := []place{{p: detect.Place{Country: "NZ", ASN: 64501}, ok: true}, {}, {}}
+	if !slices.Equal(got, want) {
+		t.Errorf("places %+v, want %+v", got, want)
 	}
 }

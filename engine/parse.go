@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 
+	"github.com/scopewatch/scopewatch/detect"
 	"github.com/scopewatch/scopewatch/ingest"
 )
 
@@ -32,28 +34,47 @@ var errNoParser = errors.New("no parser for the source")
 // outcomes, or one copy of a barrier. The events of line i are
 // events[ends[i-1]:ends[i]].
 type chunk struct {
-	source  string
-	lines   []ingest.Line
-	errs    []error // per line: nil, an ingest.Skip, a *ingest.ParseError or errNoParser
-	ends    []int
-	events  []ingest.Event
+	source string
+	lines  []ingest.Line
+	errs   []error // per line: nil, an ingest.Skip, a *ingest.ParseError or errNoParser
+	ends   []int
+	events []ingest.Event
+	// places holds the place of each event's address, found by the
+	// stage's placer; nil without one.
+	places  []place
 	barrier *barrier // set on a barrier's copy, which holds no lines
 }
 
-// lineEvents returns the events and parse outcome of line i.
-func (c *chunk) lineEvents(i int) ([]ingest.Event, error) {
+// place is where an event's address is, found off the accounting
+// goroutine; ok is false when the detectors do not place the address.
+type place struct {
+	p  detect.Place
+	ok bool
+}
+
+// lineEvents returns the events, their places (nil without a placer) and
+// the parse outcome of line i.
+func (c *chunk) lineEvents(i int) ([]ingest.Event, []place, error) {
 	from := 0
 	if i > 0 {
 		from = c.ends[i-1]
 	}
-	return c.events[from:c.ends[i]:c.ends[i]], c.errs[i]
+	var places []place
+	if c.places != nil {
+		places = c.places[from:c.ends[i]:c.ends[i]]
+	}
+	return c.events[from:c.ends[i]:c.ends[i]], places, c.errs[i]
 }
 
 func (c *chunk) reset() {
 	clear(c.lines) // drop the lines' texts
 	clear(c.errs)
 	clear(c.events)
+	clear(c.places)
 	c.lines, c.errs, c.ends, c.events = c.lines[:0], c.errs[:0], c.ends[:0], c.events[:0]
+	if c.places != nil {
+		c.places = c.places[:0]
+	}
 }
 
 // barrier is what the accounting does once every line read before it is
@@ -74,7 +95,10 @@ type item struct {
 
 // parseStage is the running parse stage of one Run.
 type parseStage struct {
-	parsers  map[string]ingest.Parser
+	parsers map[string]ingest.Parser
+	// placer places the events' addresses for the detectors (see
+	// detect.Detectors.Placer); nil without detectors or a Locator.
+	placer   func(netip.Addr) (detect.Place, bool)
 	in       <-chan ingest.Line
 	barriers chan *barrier      // asked by the accounting
 	out      chan *chunk        // closed once every line of in is parsed
@@ -87,9 +111,9 @@ type parseStage struct {
 // startParse starts the stage on in. It ends once in is closed and every
 // line is parsed, or when stop ends (the accounting gave up: what is in
 // flight is dropped, and a restart reads it again).
-func startParse(stop context.Context, parsers map[string]ingest.Parser, in <-chan ingest.Line) *parseStage {
+func startParse(stop context.Context, parsers map[string]ingest.Parser, placer func(netip.Addr) (detect.Place, bool), in <-chan ingest.Line) *parseStage {
 	ps := &parseStage{
-		parsers: parsers, in: in, stop: stop,
+		parsers: parsers, placer: placer, in: in, stop: stop,
 		barriers: make(chan *barrier),
 		out:      make(chan *chunk, 8),
 		free:     make(chan *chunk, 16),
@@ -279,6 +303,9 @@ func (ps *parseStage) parse(name string, p ingest.Parser, items <-chan item) {
 				}
 				c.errs = append(c.errs, err)
 				c.ends = append(c.ends, len(c.events))
+				if ps.placer != nil {
+					c.places = ps.placeEvents(c.places, c.events[len(c.places):])
+				}
 			}
 		}
 		select {
@@ -287,6 +314,18 @@ func (ps *parseStage) parse(name string, p ingest.Parser, items <-chan item) {
 			return
 		}
 	}
+}
+
+// placeEvents appends the place of each event's address to places.
+func (ps *parseStage) placeEvents(places []place, events []ingest.Event) []place {
+	for i := range events {
+		var pl place
+		if events[i].IP.IsValid() {
+			pl.p, pl.ok = ps.placer(events[i].IP)
+		}
+		places = append(places, pl)
+	}
+	return places
 }
 
 // chunk returns a spare chunk or a new one.
