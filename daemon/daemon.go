@@ -527,7 +527,7 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.De
 		if err := d.db.ForEachClient(func(c store.Client) error { known.Load(c); return nil }); err != nil {
 			return nil, err
 		}
-		return &engine.Detection{Coverage: cov}, nil
+		return &engine.Detection{Coverage: cov, Place: detect.NewPlacer(d.locator())}, nil
 	}
 	existing, err := d.db.Findings()
 	if err != nil {
@@ -549,8 +549,9 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.De
 		now = clock.Now
 	}
 	fs := detect.NewFindings(existing, silences, now, d.findM)
+	loc := d.locator()
 	dets := detect.NewDetectors(detect.DetectorOptions{
-		Config: cfg.Detect, Rules: cfg.Rules, Locator: d.locator(), ByASN: cfg.GeoIP.ASN != "", Known: known,
+		Config: cfg.Detect, Rules: cfg.Rules, Locator: loc, ByASN: cfg.GeoIP.ASN != "", Known: known,
 	}, fs)
 	if err := d.db.ForEachClient(func(c store.Client) error { dets.Load(c); return nil }); err != nil {
 		return nil, err
@@ -567,6 +568,7 @@ func (d *Daemon) detection(oneShot bool, known *detect.KnownClients) (*engine.De
 	}
 	dets.LoadWindows(windows, windowsNow)
 	det := &engine.Detection{
+		Place:     detect.NewPlacer(loc),
 		Detectors: dets,
 		Findings:  fs,
 		Coverage:  cov,

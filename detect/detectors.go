@@ -28,7 +28,7 @@ type Place struct {
 
 // Locator places addresses. Implementations must answer from memory and
 // be safe for concurrent use: the engine places the addresses of the
-// events it parses on the parsing goroutines (Detectors.Placer).
+// events it parses on the parsing goroutines (NewPlacer).
 type Locator interface {
 	Locate(ip netip.Addr) Place
 }
@@ -345,14 +345,13 @@ func (d *Detectors) Enrich(ev *ingest.Event) {
 
 func (d *Detectors) forgetPlace() { d.memoIP = netip.Addr{} }
 
-// Placer returns a function that places an address as the detectors
-// would, for use off their goroutine, or nil when they have no Locator.
-// ok is false for an address they never place (invalid, or internal).
-// The engine calls it on the goroutines that parse the lines, so that the
-// lookups leave the goroutine that accounts and detects, and hands each
-// place to Placed before the event's Enrich and Observe.
-func (d *Detectors) Placer() func(ip netip.Addr) (p Place, ok bool) {
-	loc := d.loc
+// NewPlacer returns a function that places an address as detectors with
+// loc do, for use off their goroutine, or nil when loc is nil. ok is false
+// for an address detectors never place (invalid, or internal). The engine
+// calls it on the goroutines that parse the lines, so that the lookups
+// leave the goroutine that accounts and detects, and hands each place to
+// Detectors.Placed before the event's Enrich and Observe.
+func NewPlacer(loc Locator) func(ip netip.Addr) (p Place, ok bool) {
 	if loc == nil {
 		return nil
 	}
@@ -365,7 +364,7 @@ func (d *Detectors) Placer() func(ip netip.Addr) (p Place, ok bool) {
 	}
 }
 
-// Placed gives the place of ip that Placer found, for the next event's
+// Placed gives the place of ip that a NewPlacer found, for the next event's
 // Enrich and Observe, which then do not look ip up.
 func (d *Detectors) Placed(ip netip.Addr, p Place) { d.memoIP, d.memoPlace = ip.Unmap(), p }
 

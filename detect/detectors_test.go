@@ -619,7 +619,7 @@ func (g *guardedLocator) Locate(ip netip.Addr) Place {
 
 // TestPlacedEventsNeedNoLookup drives the same events through detectors
 // that look the addresses up and through detectors whose events come
-// placed by their Placer, as the engine's parse stage places them: the
+// placed by NewPlacer, as the engine's parse stage places them: the
 // second look nothing up themselves, and raise the same findings.
 func TestPlacedEventsNeedNoLookup(t *testing.T) {
 	cfg := testDetect()
@@ -636,7 +636,7 @@ func TestPlacedEventsNeedNoLookup(t *testing.T) {
 	looking := newHarness(t, cfg, world)
 	guard := &guardedLocator{t: t, loc: world}
 	placed := newHarness(t, cfg, guard)
-	placer := placed.d.Placer()
+	placer := NewPlacer(guard)
 	for _, ev := range events {
 		looking.observe(ev)
 		guard.allowed = true

@@ -98,6 +98,13 @@ type Options struct {
 // Detectors, Findings and Sweeper all nil the engine records coverage and
 // raises nothing.
 type Detection struct {
+	// Place, when set, places the events' addresses on the goroutines
+	// that parse the lines (detect.NewPlacer, over the Locator the
+	// Detectors have): an event whose line names no country gets the
+	// place's, so that usage records where clients come from with or
+	// without Detectors, and the Detectors get the place (Placed) instead
+	// of looking the address up on the accounting goroutine.
+	Place     func(netip.Addr) (detect.Place, bool)
 	Detectors *detect.Detectors
 	Findings  *detect.Findings
 	Coverage  *detect.Coverage
@@ -215,8 +222,8 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 	}()
 	stop, stopParse := context.WithCancel(context.WithoutCancel(ctx))
 	var placer func(netip.Addr) (detect.Place, bool)
-	if d := e.opt.Detection; d != nil && d.Detectors != nil {
-		placer = d.Detectors.Placer()
+	if d := e.opt.Detection; d != nil {
+		placer = d.Place
 	}
 	ps := startParse(stop, e.opt.Parsers, placer, in)
 	r := &run{

@@ -628,9 +628,10 @@ func TestEngineDrainsDespiteCancel(t *testing.T) {
 }
 
 // TestParseStagePlacesAddresses checks that the parse stage places each
-// event's address with the detectors' placer, off the accounting
-// goroutine, and hands the places on beside the events: an event without
-// an address, or with one the detectors do not place, has none.
+// event's address with the Detection's placer, off the accounting
+// goroutine, hands the places on beside the events (an event without an
+// address, or with one the detectors do not place, has none), and gives
+// each event without a country the place's.
 func TestParseStagePlacesAddresses(t *testing.T) {
 	placed := map[netip.Addr]detect.Place{netip.MustParseAddr("203.0.113.4"): {Country: "NZ", ASN: 64501}}
 	placer := func(ip netip.Addr) (detect.Place, bool) {
@@ -644,6 +645,7 @@ func TestParseStagePlacesAddresses(t *testing.T) {
 	close(in)
 	ps := startParse(t.Context(), testParsers(t), placer, in)
 	var got []place
+	var countries []string
 	for c := range ps.out {
 		for i := range c.lines {
 			events, places, err := c.lineEvents(i)
@@ -651,11 +653,12 @@ func TestParseStagePlacesAddresses(t *testing.T) {
 				t.Fatalf("line %d: %d events, %d places, %v", i+1, len(events), len(places), err)
 			}
 			got = append(got, places[0])
+			countries = append(countries, events[0].Country)
 		}
 	}
 	ps.wait()
 	want := []place{{p: detect.Place{Country: "NZ", ASN: 64501}, ok: true}, {}, {}}
-	if !slices.Equal(got, want) {
-		t.Errorf("places %+v, want %+v", got, want)
+	if !slices.Equal(got, want) || !slices.Equal(countries, []string{"NZ", "", ""}) {
+		t.Errorf("places %+v, countries %q; want %+v, NZ only", got, countries, want)
 	}
 }

@@ -96,8 +96,8 @@ type item struct {
 // parseStage is the running parse stage of one Run.
 type parseStage struct {
 	parsers map[string]ingest.Parser
-	// placer places the events' addresses for the detectors (see
-	// detect.Detectors.Placer); nil without detectors or a Locator.
+	// placer places the events' addresses (Detection.Place); nil
+	// without one.
 	placer   func(netip.Addr) (detect.Place, bool)
 	in       <-chan ingest.Line
 	barriers chan *barrier      // asked by the accounting
@@ -316,12 +316,16 @@ func (ps *parseStage) parse(name string, p ingest.Parser, items <-chan item) {
 	}
 }
 
-// placeEvents appends the place of each event's address to places.
+// placeEvents appends the place of each event's address to places, and
+// gives an event whose line named no country the place's.
 func (ps *parseStage) placeEvents(places []place, events []ingest.Event) []place {
 	for i := range events {
+		ev := &events[i]
 		var pl place
-		if events[i].IP.IsValid() {
-			pl.p, pl.ok = ps.placer(events[i].IP)
+		if ev.IP.IsValid() {
+			if pl.p, pl.ok = ps.placer(ev.IP); pl.ok && ev.Country == "" {
+				ev.Country = pl.p.Country
+			}
 		}
 		places = append(places, pl)
 	}

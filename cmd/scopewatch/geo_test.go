@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -604,4 +605,68 @@ func checkGeoMetrics(t *testing.T, body []byte, client string) {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)
 		}
 	})
+}
+
+// TestGeoIPScanNoDetectRecordsCountries backfills a client's traffic from
+// the US with scan --no-detect, then scans a later call from the US with
+// the detectors on: the backfill must have recorded the country the
+// GeoIP databases place the addresses in (Keycloak lines carry none), so
+// that the client's usual country is in its baseline and raises nothing.
+func TestGeoIPScanNoDetectRecordsCountries(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "rules.yaml"), traffic.DemoRules)
+	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
+	geoWriteCity(t, city, geoUSNet, geoBRNet)
+	if err := geoiptest.WriteASN(asn, []geoiptest.Entry{geoUSNet, geoBRNet}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "scopewatch.yaml")
+	write(t, cfg, fmt.Sprintf(geoConfig, dir, city, asn, "1h"))
+	const client = "lab-portal"
+	t0 := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	gt := &geoTraffic{dir: dir}
+	for i := range 13 {
+		at := t0.Add(time.Duration(i) * 4 * time.Hour)
+		gt.token(t, at, client, "198.51.100.10")
+		gt.call(t, at.Add(time.Minute), client, "198.51.100.11")
+	}
+	kc, api := filepath.Join(dir, "kc.log"), filepath.Join(dir, "api.log")
+	if code, _, errOut := runCmd(t, "scan", "--config", cfg, "--no-detect", "--quiet", kc, api); code != exitOK {
+		t.Fatalf("scan --no-detect: exit %d\n%s", code, errOut)
+	}
+	db, err := store.Open(filepath.Join(dir, "scopewatch.db"), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok, err := db.Client(client)
+	db.Close()
+	if err != nil || !ok || c.Countries["US"].N != 26 {
+		t.Fatalf("after scan --no-detect the client's countries are %v (%v, %v); want US 26 times", c.Countries, ok, err)
+	}
+
+	later := filepath.Join(dir, "api-later.log")
+	if err := os.Rename(api, later); err != nil {
+		t.Fatal(err)
+	}
+	gt.call(t, t0.Add(60*time.Hour), client, "198.51.100.12")
+	gt.call(t, t0.Add(61*time.Hour), client, "203.0.113.200") // BR, and its AS: outside the baseline
+	if code, _, errOut := runCmd(t, "scan", "--config", cfg, "--quiet", api); code != exitOK {
+		t.Fatalf("scan: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := runCmd(t, "findings", "--config", cfg, "--local", "--kind", "unfamiliar_geo", "--format", "json")
+	if code != exitOK {
+		t.Fatalf("findings: exit %d\n%s", code, errOut)
+	}
+	var fs []report.FindingView
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		t.Fatalf("findings output %q: %v", out, err)
+	}
+	var subjects []string
+	for _, f := range fs {
+		subjects = append(subjects, f.Subject)
+	}
+	slices.Sort(subjects)
+	if want := []string{"AS64530", "BR"}; !slices.Equal(subjects, want) {
+		t.Errorf("unfamiliar_geo findings about %v; want %v, not US: the backfill learned it", subjects, want)
+	}
 }
