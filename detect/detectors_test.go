@@ -651,3 +651,35 @@ func TestPlacedEventsNeedNoLookup(t *testing.T) {
 		t.Errorf("findings of placed events %v, looked up %v", got, want)
 	}
 }
+
+// TestAdmissionFollowsChanges checks that the holder's admission of an
+// event takes the outcome of the accountant's Admit of it only while no
+// change to the known clients came between.
+func TestAdmissionFollowsChanges(t *testing.T) {
+	k := NewKnownClients(nil)
+	st := newClientState()
+	a := grant("a", t0)
+	if !k.Admit(&a) {
+		t.Fatal("a grant's client not admitted")
+	}
+	k.hold("a", st)
+	if got, issued, ok := k.admitHeld(&a); got != st || !issued || !ok {
+		t.Errorf("after hold: %p, %v, %v; want the held state", got, issued, ok)
+	}
+	b := use("b", "198.51.100.7", t0)
+	if k.Admit(&b) {
+		t.Fatal("a client never issued a token admitted")
+	}
+	k.Issue("b")
+	if _, issued, ok := k.admitHeld(&b); !issued || !ok {
+		t.Errorf("after Issue: issued %v, ok %v; want both", issued, ok)
+	}
+	u := use("a", "198.51.100.7", t0)
+	if !k.Admit(&u) {
+		t.Fatal("an issued client's use not admitted")
+	}
+	k.Forget("a")
+	if got, issued, ok := k.admitHeld(&u); got != nil || issued || ok {
+		t.Errorf("after Forget: %p, %v, %v; want nothing", got, issued, ok)
+	}
+}

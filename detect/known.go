@@ -35,6 +35,18 @@ type KnownClients struct {
 	// lookup of the same event has just brought the map into the caches.
 	issued map[string]*clientState
 	holder *Detectors
+	// admitted is the outcome of the last Admit, which the holder's
+	// admission of the same event takes instead of a lookup of its own
+	// (admitHeld). Any change to issued clears it.
+	admitted admission
+}
+
+// admission is the outcome of admitting a client's event; valid is false
+// once taken or cleared.
+type admission struct {
+	client            string
+	st                *clientState
+	issued, ok, valid bool
 }
 
 // NewKnownClients returns a set that knows the clients reg registers
@@ -63,6 +75,7 @@ func (k *KnownClients) registered(id string) bool {
 func (k *KnownClients) Issue(id string) {
 	if _, ok := k.issued[id]; !ok {
 		k.issued[strings.Clone(id)] = nil
+		k.admitted = admission{}
 	}
 }
 
@@ -70,6 +83,15 @@ func (k *KnownClients) Issue(id string) {
 // the client (nil when none is) and whether the client was issued a
 // token, so that a state can be kept with it (hold).
 func (k *KnownClients) admitHeld(ev *ingest.Event) (st *clientState, issued, ok bool) {
+	if a := k.admitted; a.valid && a.client == ev.Client {
+		k.admitted = admission{}
+		return a.st, a.issued, a.ok
+	}
+	return k.lookup(ev)
+}
+
+// lookup is admitHeld without the outcome of Admit.
+func (k *KnownClients) lookup(ev *ingest.Event) (st *clientState, issued, ok bool) {
 	if st, ok := k.issued[ev.Client]; ok {
 		return st, true, true
 	}
@@ -89,16 +111,17 @@ func (k *KnownClients) isIssued(id string) bool {
 // hold keeps the holder's state st with client id, which was issued a
 // token. key must be a string of its own: a map assignment keeps the
 // key it is given.
-func (k *KnownClients) hold(key string, st *clientState) { k.issued[key] = st }
+func (k *KnownClients) hold(key string, st *clientState) {
+	k.issued[key] = st
+	k.admitted = admission{}
+}
 
 // Admit reports whether ev's client gets full state, learning it from a
 // grant; ev.Client must not be empty.
 func (k *KnownClients) Admit(ev *ingest.Event) bool {
-	if ev.Kind == ingest.KindGrant {
-		k.Issue(ev.Client)
-		return true
-	}
-	return k.Known(ev.Client)
+	st, issued, ok := k.lookup(ev)
+	k.admitted = admission{client: ev.Client, st: st, issued: issued, ok: ok, valid: true}
+	return ok
 }
 
 // Load learns a stored client and reports whether it qualifies for full
@@ -114,7 +137,10 @@ func (k *KnownClients) Load(c store.Client) bool {
 
 // Forget drops a client pruned from the store; a registered one stays
 // known.
-func (k *KnownClients) Forget(id string) { delete(k.issued, id) }
+func (k *KnownClients) Forget(id string) {
+	delete(k.issued, id)
+	k.admitted = admission{}
+}
 
 // Len returns how many clients are known by a token issued to them.
 func (k *KnownClients) Len() int { return len(k.issued) }
