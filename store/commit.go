@@ -86,9 +86,12 @@ func (db *DB) Commit(b *Batch) error {
 	if err != nil {
 		return failed(err, fmt.Sprintf("commit batch to %s", db.path))
 	}
-	// The pages the commit read (its leaves, the branches above them)
-	// leave the resident set; a failure here changes nothing committed.
-	_ = db.view(func(tx *bolt.Tx) error { releaseMapped(tx); return nil })
+	if len(b.Records) > 0 {
+		// The pages the checkpoint read (its leaves, the branches above
+		// them) leave the resident set; a failure here changes nothing
+		// committed.
+		_ = db.view(func(tx *bolt.Tx) error { releaseMapped(tx); return nil })
+	}
 	return nil
 }
 

@@ -121,13 +121,29 @@ func (e *ipTally) is(addr netip.Addr) bool {
 	return addr.Is4() && e.v4 == ipKey(addr)
 }
 
-// compareIP orders entries as the record's bytes of their addresses sort.
+// compareIP orders entries as the record's bytes of their addresses sort
+// (appendAddr without its length): by the address's 4 or 16 bytes, then
+// by zone.
 func compareIP(a, b *ipTally) int {
 	if a.long == nil && b.long == nil {
 		return cmp.Compare(a.v4, b.v4)
 	}
-	var ab, bb [64]byte
-	return bytes.Compare(appendAddr(ab[:0], a.addr())[1:], appendAddr(bb[:0], b.addr())[1:])
+	x, y := a.addr(), b.addr()
+	var xb, yb [16]byte
+	if c := bytes.Compare(addrBytes(&xb, x), addrBytes(&yb, y)); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Zone(), y.Zone())
+}
+
+// addrBytes returns a's 4 bytes (IPv4) or 16, in buf.
+func addrBytes(buf *[16]byte, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		return append(buf[:0], v[:]...)
+	}
+	*buf = a.As16()
+	return buf[:]
 }
 
 type nameTally struct {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -112,6 +113,13 @@ func TestStateForget(t *testing.T) {
 	}
 }
 
+// recordAddr returns the bytes a record spells a as, without their length.
+func recordAddr(a netip.Addr) string {
+	b := appendAddr(nil, a)
+	_, n := binary.Uvarint(b)
+	return string(b[n:])
+}
+
 // TestSawIPKeepsOrder checks the address set against a plain model: the
 // MaxIPs most recently seen (among equal times, the smaller address
 // stays), sorted by the bytes the record spells them as. Addresses come
@@ -129,6 +137,9 @@ func TestSawIPKeepsOrder(t *testing.T) {
 	}
 	for i := range 10 {
 		pool = append(pool, netip.MustParseAddr("::ffff:10.0.0."+strconv.Itoa(i)), netip.MustParseAddr("fe80::"+strconv.Itoa(i+1)+"%eth"+strconv.Itoa(i%2)))
+		// Zones long enough that the record's length of the address takes
+		// two bytes.
+		pool = append(pool, netip.MustParseAddr("fe80::"+strconv.Itoa(i%3+1)+"%"+strings.Repeat("z", 100+i*5)))
 	}
 	st := NewState(nil, 0)
 	c := st.Client("lab-app")
@@ -141,7 +152,7 @@ func TestSawIPKeepsOrder(t *testing.T) {
 		a := pool[rng.IntN(len(pool))]
 		when := at(time.Duration(step-rng.IntN(50)) * time.Second)
 		c.SawIP(a, when)
-		key := string(appendAddr(nil, a)[1:])
+		key := recordAddr(a)
 		found := false
 		for i := range model {
 			if model[i].key == key {
@@ -172,9 +183,15 @@ func TestSawIPKeepsOrder(t *testing.T) {
 		}
 		for i := range model {
 			a := c.ips[i].addr()
-			if got := string(appendAddr(nil, a)[1:]); got != model[i].key || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(a) {
+			if got := recordAddr(a); got != model[i].key || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(a) {
 				t.Fatalf("step %d: address %d is %v %+v, the model's %x %+v", step, i, a, c.ips[i].t, model[i].key, model[i].t)
 			}
 		}
+	}
+	// The record spells them in the order its decoder checks.
+	b := NewBatch()
+	st.Checkpoint(b)
+	if got, err := decodeClient("lab-app", b.Records[0].Value); err != nil || len(got.IPs) != len(model) {
+		t.Errorf("the record decodes to %d addresses (%v), want %d", len(got.IPs), err, len(model))
 	}
 }
