@@ -476,8 +476,37 @@ func (db *DB) Compact(dst string) error {
 		_ = os.Remove(dst)
 		return failed(err, fmt.Sprintf("compact store %s into %s", db.path, dst))
 	}
+	var used int64
+	_ = out.View(func(tx *bolt.Tx) error { used = tx.Size(); return nil })
 	if err := out.Close(); err != nil {
 		return failed(err, fmt.Sprintf("compact store %s into %s", db.path, dst))
 	}
+	if err := truncateTo(dst, used); err != nil {
+		_ = os.Remove(dst)
+		return failed(err, fmt.Sprintf("compact store %s into %s", db.path, dst))
+	}
 	return nil
+}
+
+// truncateTo cuts the bbolt file at path to the used bytes of its pages,
+// durably. bbolt grows a file by doubling its map (up to 1 GiB), so a
+// compacted copy of 4 MB of records took 8 MiB; the pages past its last
+// used one hold nothing, and bbolt grows the file again as it needs.
+func truncateTo(path string, used int64) error {
+	if used <= 0 {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(used); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -636,6 +636,24 @@ func TestCompact(t *testing.T) {
 	if v, err := c.SchemaVersion(); err != nil || v != SchemaVersion {
 		t.Errorf("compacted SchemaVersion() = %d, %v", v, err)
 	}
+	// The copy holds its used pages and no more, and takes writes again.
+	var used int64
+	_ = c.bolt.View(func(tx *bolt.Tx) error { used = tx.Size(); return nil })
+	if fi, err := os.Stat(dst); err != nil || fi.Size() != used {
+		t.Errorf("compacted file of %d bytes (%v), its pages use %d", fi.Size(), err, used)
+	}
+	c.Close()
+	w := openTest(t, dst, Options{})
+	st := NewState(w, 0)
+	for i := range 2000 {
+		st.Client(name(i)).Seen.Add(1, at(0))
+	}
+	b := NewBatch()
+	st.Checkpoint(b)
+	commit(t, w, b)
+	if cs, err := w.Clients(); err != nil || len(cs) != 2001 {
+		t.Errorf("after a commit to the compacted copy: %d clients, %v; want 2001", len(cs), err)
+	}
 }
 
 // TestClientRecordDeterministic commits the same content to two stores;
