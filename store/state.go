@@ -71,15 +71,15 @@ type ClientState struct {
 
 	state     *State
 	id        string
-	scopes    []Usage  // sorted by scope name
-	scopeIDs  []uint32 // the scope id of each of scopes, in the same order: scanned to find one
-	ips       []ipTally    // sorted by address (compareIP)
-	ipKeys    []uint32     // ipKey of each of ips, in the same order: scanned to find one
-	countries []nameTally  // sorted by country code
-	tick      uint64       // State.tick at the last Client call
-	owner     uint32       // the partition it belongs to (State.owners)
-	wrote     uint64       // generation of the checkpoint that last wrote it
-	size      int          // bytes of the record the last checkpoint wrote; 0 before
+	scopes    []Usage     // sorted by scope name
+	scopeIDs  []uint32    // the scope id of each of scopes, in the same order: scanned to find one
+	ips       []ipTally   // sorted by address (compareIP)
+	ipKeys    []uint32    // ipKey of each of ips, in the same order: scanned to find one
+	countries []nameTally // sorted by country code
+	tick      uint64      // State.tick at the last Client call
+	owner     uint32      // the partition it belongs to (State.owners)
+	wrote     uint64      // generation of the checkpoint that last wrote it
+	size      int         // bytes of the record the last checkpoint wrote; 0 before
 	dirty     bool
 }
 
