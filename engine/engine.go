@@ -292,6 +292,7 @@ type run struct {
 	evicted, loaded uint64
 	b               *store.Batch // the batch being filled
 	lines           int          // lines in b
+	postponed       int          // times b's delay was over while its lines' sources were behind
 	timer           Timer        // MaxDelay after b's first line; nil while b is empty
 	timerC          <-chan time.Time
 	cur             *sourceState // the state of the source of the last line
@@ -336,10 +337,7 @@ func (r *run) consume() error {
 				return err
 			}
 		case <-r.timerC:
-			// The batch's delay is over: commit it once the lines read
-			// before now have come through the parse stage.
-			r.timer, r.timerC = nil, nil
-			r.asks = append(r.asks, &barrier{flush: true})
+			r.delayOver()
 		case askC <- ask:
 			r.asks = r.asks[1:]
 		case <-sweepC:
@@ -358,6 +356,36 @@ func (r *run) consume() error {
 			return err
 		}
 	}
+}
+
+// delayOver is the batch's delay running out: the batch commits once the
+// lines read before now have come through the parse stage, unless a
+// backlog is being read (behind). Then its lines wait on the accounting,
+// not on the commit, and every checkpoint rewrites each client it dirtied
+// whole: the delay starts again, and the batch commits at MaxEvents, once
+// its delay is over without a backlog, or after maxPostpones delays.
+func (r *run) delayOver() {
+	r.timer, r.timerC = nil, nil
+	if r.behind() && r.postponed < maxPostpones {
+		r.postponed++
+		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
+		r.timerC = r.timer.C()
+		return
+	}
+	r.asks = append(r.asks, &barrier{flush: true})
+}
+
+// maxPostpones bounds how many times a batch's delay is extended while a
+// backlog is read (run.behind): with the default MaxDelay, a batch of a
+// backlog commits within 1.25 s of its first line, or at MaxEvents. At
+// 10,000 clients × 30 scopes, a checkpoint every 250 ms rewrote every
+// client four times a second while the live tail caught up.
+const maxPostpones = 4
+
+// behind reports whether the sources are reading a backlog: half their
+// queue to the engine or more is waiting.
+func (r *run) behind() bool {
+	return cap(r.in) > 0 && 2*len(r.in) >= cap(r.in)
 }
 
 // drain takes the lines of c and of the chunks already parsed behind it
@@ -568,7 +596,7 @@ func (r *run) flush() error {
 	if err := r.send(work{batch: r.b}); err != nil {
 		return err
 	}
-	r.b, r.lines = next, 0
+	r.b, r.lines, r.postponed = next, 0, 0
 	return nil
 }
 

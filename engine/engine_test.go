@@ -662,3 +662,36 @@ func TestParseStagePlacesAddresses(t *testing.T) {
 		t.Errorf("places %+v, countries %q; want %+v, NZ only", got, countries, want)
 	}
 }
+
+// TestDelayPostponedWhileBehind checks a batch's delay running out: with
+// half the sources' queue waiting or more, the delay starts again, at
+// most maxPostpones times; then, or without a backlog, the batch is asked
+// to commit.
+func TestDelayPostponedWhileBehind(t *testing.T) {
+	timers := 0
+	opt := &Options{MaxDelay: time.Second, NewTimer: func(time.Duration) Timer {
+		timers++
+		return &manualTimer{c: make(chan time.Time, 1)}
+	}}
+	in := make(chan ingest.Line, 8)
+	r := &run{opt: opt, in: in}
+	r.delayOver()
+	if len(r.asks) != 1 || !r.asks[0].flush || timers != 0 {
+		t.Fatalf("without a backlog: %d asks, %d timers; want a flush asked", len(r.asks), timers)
+	}
+
+	r = &run{opt: opt, in: in}
+	for range 4 {
+		in <- ingest.Line{}
+	}
+	for i := range maxPostpones {
+		r.delayOver()
+		if len(r.asks) != 0 || r.timer == nil || timers != i+1 || r.postponed != i+1 {
+			t.Fatalf("behind, delay %d: %d asks, %d timers, postponed %d; want the delay started again", i+1, len(r.asks), timers, r.postponed)
+		}
+	}
+	r.delayOver()
+	if len(r.asks) != 1 || !r.asks[0].flush || r.timer != nil {
+		t.Errorf("after %d postponements: %d asks, timer %v; want a flush asked", maxPostpones, len(r.asks), r.timer)
+	}
+}
