@@ -15,7 +15,9 @@ import (
 // runs, to that source's own parsing goroutine, which sends them on as
 // chunks. Lines keep their order within a source; the accounting sees the
 // sources' chunks in the order they were parsed, and stays on one
-// goroutine.
+// goroutine. With a placer (Detection.Place), the parsing goroutine also
+// places each event's address (GeoIP) and hands the place on beside the
+// event, filling in the event's country when its line names none.
 //
 // A barrier asked by the accounting (a batch's delay is over, a liveness
 // probe) is taken by the dispatcher between two lines and follows the
