@@ -96,7 +96,7 @@ func (k *KnownClients) lookup(ev *ingest.Event) (st *clientState, issued, ok boo
 		return st, true, true
 	}
 	if ev.Kind == ingest.KindGrant {
-		k.issued[strings.Clone(ev.Client)] = nil
+		k.Issue(ev.Client)
 		return nil, true, true
 	}
 	return nil, false, k.registered(ev.Client)

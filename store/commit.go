@@ -87,12 +87,16 @@ func (db *DB) Commit(b *Batch) error {
 		return failed(err, fmt.Sprintf("commit batch to %s", db.path))
 	}
 	if len(b.Records) > 0 {
-		// The pages the checkpoint read (its leaves, the branches above
-		// them) leave the resident set; a failure here changes nothing
-		// committed.
-		_ = db.view(func(tx *bolt.Tx) error { releaseMapped(tx); return nil })
+		db.releaseAll() // the pages the checkpoint read: its leaves, the branches above them
 	}
 	return nil
+}
+
+// releaseAll releases every mapped page of the file (releaseMapped) in a
+// read transaction, which holds the map in place against a remap by a
+// commit. A failure only leaves the pages resident.
+func (db *DB) releaseAll() {
+	_ = db.bolt.View(func(tx *bolt.Tx) error { releaseMapped(tx); return nil })
 }
 
 // encoder holds Commit's reusable buffers.
@@ -134,8 +138,7 @@ func (e *encoder) put(b *bolt.Bucket, start int) error {
 // the releases to end. A large checkpoint's commit reads the header of
 // every page it frees (each leaf it rewrote) through the map, inside
 // bbolt, where records cannot release them: about 45 MiB of the file at
-// 10,000 clients × 30 scopes. Each release runs in a read transaction,
-// which holds the map in place against a remap by the commit.
+// 10,000 clients × 30 scopes.
 func (db *DB) releaseDuring() (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -147,7 +150,7 @@ func (db *DB) releaseDuring() (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = db.bolt.View(func(tx *bolt.Tx) error { releaseMapped(tx); return nil })
+				db.releaseAll()
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -374,7 +375,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		}
 		// The new address takes the dropped one's place in the order:
 		// only the entries between the two move.
-		i := searchIP(c.ips, &n)
+		i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
 		if i > drop {
 			i--
 			copy(c.ips[drop:i], c.ips[drop+1:i+1])
@@ -386,7 +387,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		c.ips[i], c.ipKeys[i] = n, k
 		return
 	}
-	i := searchIP(c.ips, &n)
+	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
 	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
 	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
 }
@@ -404,28 +405,6 @@ func insertGrowing[S ~[]E, E any](s S, i int, v E, limit int) S {
 		s = grown
 	}
 	return slices.Insert(s, i, v)
-}
-
-// searchIP returns the index at which n belongs in ips, sorted by
-// compareIP: sort.Search, with two IPv4 addresses compared inline.
-func searchIP(ips []ipTally, n *ipTally) int {
-	lo, hi := 0, len(ips)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		e := &ips[m]
-		var before bool
-		if e.long == nil && n.long == nil {
-			before = e.v4 < n.v4
-		} else {
-			before = compareIP(e, n) < 0
-		}
-		if before {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
 }
 
 // ipKey folds an address into 32 bits for a quick scan: an IPv4 address
@@ -664,12 +643,7 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
 		e := &c.ips[i]
-		if e.long == nil {
-			b = append(b, 4)
-			b = binary.BigEndian.AppendUint32(b, e.v4)
-		} else {
-			b = appendAddr(b, *e.long)
-		}
+		b = appendAddr(b, e.addr())
 		b = appendTally(b, &e.t, base)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
