@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -66,12 +68,31 @@ func TooLong(ln Line) (n int64, limit int, ok bool) {
 
 // ParseLine parses a line a Source produced with p, as every consumer of
 // lines does: a line longer than its source's limit is malformed, with
-// reason too_long, and p never sees it.
+// reason too_long, and p never sees it. So is a line with an event dated
+// outside the years 1678 to 2262, with reason bad_time:
+// no clock writes such a time, and every later stage holds an event's time
+// as Unix nanoseconds, which span exactly those years.
 func ParseLine(p Parser, ln Line, dst []Event) ([]Event, error) {
 	if len(ln.Text) > 0 && ln.Text[0] == '\n' {
 		return dst, tooLongError(ln)
 	}
-	return p.Parse(ln.Text, ln.Pos, dst)
+	n := len(dst)
+	dst, err := p.Parse(ln.Text, ln.Pos, dst)
+	for i := n; i < len(dst); i++ {
+		if t := dst[i].Time; !inNanoRange(t) {
+			return dst[:n], &ParseError{Source: ln.Pos.Source, Line: ln.Pos.Line, Offset: ln.Pos.Offset, Field: "time", Reason: ReasonBadTime,
+				Err: fmt.Errorf("time %s is outside the years 1678 to 2262", t.Format(time.RFC3339Nano))}
+		}
+	}
+	return dst, err
+}
+
+// inNanoRange reports whether a Unix time in nanoseconds holds t (from
+// late 1677 to 2262), leaving out its least value, which stores take for
+// the zero time.
+func inNanoRange(t time.Time) bool {
+	ns := t.UnixNano() // wraps around out of range
+	return ns != math.MinInt64 && time.Unix(0, ns).Equal(t)
 }
 
 func tooLongError(ln Line) error {

@@ -384,3 +384,49 @@ func TestScanCheckRefusesWrongFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestParseLineTimeOutOfRange checks that a line dated outside the years a
+// Unix time in nanoseconds spans is malformed, naming its line and the
+// time field, and that the first and last instants within are read.
+func TestParseLineTimeOutOfRange(t *testing.T) {
+	lines, err := os.ReadFile("../testdata/formats/okta/token_grants.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := bytes.Cut(lines, []byte("\n"))
+	const published = `"published":"2024-03-14T09:15:27.801Z"`
+	if !bytes.Contains(line, []byte(published)) {
+		t.Fatalf("fixture line has no %s", published)
+	}
+	p, err := ingest.NewParser(rules.Source{Name: "okta", Format: "okta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		when string
+		ok   bool
+	}{
+		{"2024-03-14T09:15:27.801Z", true},
+		{"1677-09-21T00:12:43.145224193Z", true},
+		{"2262-04-11T23:47:16.854775807Z", true},
+		{"1677-09-21T00:12:43.145224192Z", false}, // the least Unix nanosecond, which stands for no time
+		{"2262-04-11T23:47:16.854775808Z", false},
+		{"9999-12-31T23:59:59Z", false},
+		{"0001-01-01T00:00:00Z", false},
+	} {
+		text := bytes.Replace(line, []byte(published), []byte(`"published":"`+c.when+`"`), 1)
+		ln := ingest.Line{Text: text, Pos: ingest.Position{Source: "okta", Line: 7, Offset: 99}}
+		evs, err := ingest.ParseLine(p, ln, nil)
+		_, pe := ingest.Outcome(err)
+		if c.ok {
+			if err != nil || len(evs) != 1 || evs[0].Time.Format(time.RFC3339Nano) != c.when {
+				t.Errorf("%s: events %v, error %v; want one event at that time", c.when, evs, err)
+			}
+			continue
+		}
+		if len(evs) != 0 || pe == nil || pe.Reason != ingest.ReasonBadTime || pe.Field != "time" || pe.Line != 7 || pe.Source != "okta" ||
+			!strings.Contains(pe.Error(), "outside the years 1678 to 2262") {
+			t.Errorf("%s: events %v, error %v; want a bad_time error for the time field of line 7", c.when, evs, err)
+		}
+	}
+}

@@ -292,24 +292,25 @@ func (d *decoder) relativeTime(ref time.Time) time.Time {
 	return time.Unix(ref.Unix()+z/1e9, int64(ref.Nanosecond())+z%1e9).UTC()
 }
 
-// appendRelative appends the instant (sec, nsec) relative to (rsec,
-// rnsec), both as a Tally holds them (seconds since January 1, year 1;
-// zero the zero time): in milliseconds when the two differ by whole ones,
-// else in nanoseconds when within 68 years, else absolute.
-func appendRelative(b []byte, sec int64, nsec uint32, rsec int64, rnsec uint32) []byte {
-	if sec == 0 && nsec == 0 {
+// appendRelative appends the packed instant v relative to ref, both as a
+// Tally holds them (0 the zero time): in milliseconds when the two differ
+// by whole ones, else in nanoseconds when within 68 years, else absolute.
+func appendRelative(b []byte, v, ref uint64) []byte {
+	if v == 0 {
 		return append(b, 0)
 	}
-	if rsec != 0 || rnsec != 0 {
+	if ref != 0 {
+		sec, nsec := splitInstant(v)
+		rsec, rnsec := splitInstant(ref)
 		ds, dns := sec-rsec, int64(nsec)-int64(rnsec)
-		if dns%1e6 == 0 && ds > -1<<50 && ds < 1<<50 {
+		if dns%1e6 == 0 {
 			return appendUvarint(b, zigzag(ds*1e3+dns/1e6)<<2|1)
 		}
 		if ds > -1<<31 && ds < 1<<31 {
 			return appendUvarint(b, zigzag(ds*1e9+dns)<<2|3)
 		}
 	}
-	return appendInstant(append(b, 2), sec, nsec)
+	return appendInstant(append(b, 2), v)
 }
 
 // zigzag maps signed integers to unsigned ones, small magnitudes to small

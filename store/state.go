@@ -54,7 +54,7 @@ type State struct {
 // NewState returns an empty State that loads the clients it does not hold
 // from db (nil: every client starts empty) and holds at most maxClients
 // of them once their state is durable (<= 0: no bound). A client takes
-// about 1 KiB with a few scopes and addresses, and up to 8.5 KiB with 30
+// about 1 KiB with a few scopes and addresses, and up to 6 KiB with 30
 // scopes and a full set of addresses (BenchmarkStateMemory).
 func NewState(db *DB, maxClients int) *State {
 	if maxClients <= 0 {
@@ -84,7 +84,7 @@ type ClientState struct {
 	dirty     bool
 }
 
-// ipTally is one address of a client's set: 48 bytes. An IPv4 address is
+// ipTally is one address of a client's set: 40 bytes. An IPv4 address is
 // held as its four bytes, any other (IPv6, or one with a zone) as the
 // address. The set is sorted by the bytes the record spells each address
 // as (appendAddr): by address, IPv4 as a number.
@@ -158,16 +158,15 @@ type Usage struct {
 }
 
 // Tally is a Counter packed for memory: a count with the instants of its
-// first and last increment, 32 bytes against a Counter's 56.
+// first and last increment, 24 bytes against a Counter's 56. It holds
+// instants from 1678 to 2262, the years a Unix time in nanoseconds spans
+// and the only ones an event can carry (ingest.ParseLine); an instant
+// outside them, which only a record or a Counter can bring, is held as
+// the nearest one within.
 type Tally struct {
-	N                   uint64
-	firstSec, lastSec   int64 // seconds since January 1, year 1 UTC: zero is the zero time
-	firstNsec, lastNsec uint32
+	N           uint64
+	first, last uint64 // packed instants (packInstant): 0 is the zero time
 }
-
-// unixToAbs is the number of seconds from January 1, year 1 to the Unix
-// epoch, so that the zero time.Time is the zero instant.
-const unixToAbs = 62135596800
 
 // Add records n occurrences at t, as Counter.Add does.
 func (c *Tally) Add(n uint64, t time.Time) {
@@ -175,20 +174,20 @@ func (c *Tally) Add(n uint64, t time.Time) {
 		return
 	}
 	c.N += n
-	sec, nsec := t.Unix()+unixToAbs, uint32(t.Nanosecond())
-	if (c.firstSec == 0 && c.firstNsec == 0) || sec < c.firstSec || (sec == c.firstSec && nsec < c.firstNsec) {
-		c.firstSec, c.firstNsec = sec, nsec
+	v := packInstant(t)
+	if c.first == 0 || v < c.first {
+		c.first = v
 	}
-	if sec > c.lastSec || (sec == c.lastSec && nsec > c.lastNsec) {
-		c.lastSec, c.lastNsec = sec, nsec
+	if v > c.last {
+		c.last = v
 	}
 }
 
 // First returns the time of the first increment.
-func (c *Tally) First() time.Time { return instant(c.firstSec, c.firstNsec) }
+func (c *Tally) First() time.Time { return unpackInstant(c.first) }
 
 // Last returns the time of the last increment.
-func (c *Tally) Last() time.Time { return instant(c.lastSec, c.lastNsec) }
+func (c *Tally) Last() time.Time { return unpackInstant(c.last) }
 
 // Counter returns c as a Counter.
 func (c *Tally) Counter() Counter {
@@ -205,28 +204,68 @@ func tallyOf(c Counter) Tally {
 	}
 	t := Tally{N: c.N}
 	if !c.First.IsZero() {
-		t.firstSec, t.firstNsec = c.First.Unix()+unixToAbs, uint32(c.First.Nanosecond())
+		t.first = packInstant(c.First)
 	}
 	if !c.Last.IsZero() {
-		t.lastSec, t.lastNsec = c.Last.Unix()+unixToAbs, uint32(c.Last.Nanosecond())
+		t.last = packInstant(c.Last)
 	}
 	return t
 }
 
-func instant(sec int64, nsec uint32) time.Time {
-	if sec == 0 && nsec == 0 {
+// The instants a Tally holds: Unix nanoseconds from MinInt64+1 (late in
+// 1677) to MaxInt64 (in 2262). MinInt64 itself stands for the zero time.
+const (
+	minUnixSec = math.MinInt64 / 1_000_000_000 // whole seconds of the earliest instant, rounded towards zero
+	maxUnixSec = math.MaxInt64 / 1_000_000_000
+	minNsec    = math.MinInt64%1_000_000_000 + 1_000_000_000 // of MinInt64 itself, a second before minUnixSec
+	maxNsec    = math.MaxInt64 % 1_000_000_000               // of the latest instant
+)
+
+// packInstant packs t as a Tally holds it: its Unix time in nanoseconds,
+// offset so that the order of instants is that of the numbers and 0 is
+// free for the zero time. Instants out of range are moved to its ends.
+func packInstant(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	sec, nsec := t.Unix(), int64(t.Nanosecond())
+	var ns int64
+	switch {
+	case sec < minUnixSec-1 || (sec == minUnixSec-1 && nsec <= minNsec):
+		ns = math.MinInt64 + 1
+	case sec == minUnixSec-1:
+		ns = (sec+1)*1e9 + (nsec - 1e9) // sec*1e9 alone would overflow
+	case sec > maxUnixSec || (sec == maxUnixSec && nsec > maxNsec):
+		ns = math.MaxInt64
+	default:
+		ns = sec*1e9 + nsec
+	}
+	return uint64(ns) ^ 1<<63
+}
+
+func unpackInstant(v uint64) time.Time {
+	if v == 0 {
 		return time.Time{}
 	}
-	return time.Unix(sec-unixToAbs, int64(nsec)).UTC()
+	return time.Unix(0, int64(v^1<<63)).UTC()
+}
+
+// splitInstant returns the packed instant v as seconds and nanoseconds
+// since the Unix epoch (nsec in [0, 1e9)).
+func splitInstant(v uint64) (sec int64, nsec uint32) {
+	ns := int64(v ^ 1<<63)
+	sec, rem := ns/1e9, ns%1e9
+	if rem < 0 {
+		sec, rem = sec-1, rem+1e9
+	}
+	return sec, uint32(rem)
 }
 
 // lastBefore orders tallies for eviction from a bounded set: the earlier
 // last increment first.
-func (c *Tally) lastBefore(o *Tally) bool {
-	return c.lastSec < o.lastSec || (c.lastSec == o.lastSec && c.lastNsec < o.lastNsec)
-}
+func (c *Tally) lastBefore(o *Tally) bool { return c.last < o.last }
 
-func (c *Tally) lastEqual(o *Tally) bool { return c.lastSec == o.lastSec && c.lastNsec == o.lastNsec }
+func (c *Tally) lastEqual(o *Tally) bool { return c.last == o.last }
 
 // Client returns the state of client id for changing: it is loaded from
 // the store if the State does not hold it, and is written by the next
@@ -629,7 +668,7 @@ func (s *State) Checkpoint(b *Batch) {
 func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	base := &c.Seen
 	b = append(b, formatClient)
-	b = appendInstant(b, base.lastSec, base.lastNsec)
+	b = appendInstant(b, base.last)
 	b = appendTally(b, &c.Seen, base)
 	b = appendTally(b, &c.Issued, base)
 	b = appendUvarint(b, uint64(len(c.scopes)))
@@ -662,17 +701,17 @@ func appendTally(b []byte, t, base *Tally) []byte {
 	if t.N == 0 {
 		return b
 	}
-	b = appendRelative(b, t.lastSec, t.lastNsec, base.lastSec, base.lastNsec)
-	return appendRelative(b, t.firstSec, t.firstNsec, t.lastSec, t.lastNsec)
+	b = appendRelative(b, t.last, base.last)
+	return appendRelative(b, t.first, t.last)
 }
 
-// appendInstant appends a Tally's instant as appendTime appends the
-// time.Time it stands for.
-func appendInstant(b []byte, sec int64, nsec uint32) []byte {
-	if sec == 0 && nsec == 0 {
+// appendInstant appends a Tally's packed instant as appendTime appends
+// the time.Time it stands for.
+func appendInstant(b []byte, v uint64) []byte {
+	if v == 0 {
 		return append(b, 0)
 	}
-	unix := sec - unixToAbs
+	unix, nsec := splitInstant(v)
 	if unix >= 0 {
 		unix++
 	}

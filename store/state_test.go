@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -13,14 +14,14 @@ import (
 )
 
 // TestTallyMatchesCounter adds the same increments to a Tally and a
-// Counter, the zero time and times before the epoch among them, and checks
-// that the Tally's encoding relative to each of those times as a Base
-// decodes to the Counter.
+// Counter, the zero time, times before the epoch and the first and last
+// instants a Tally holds among them, and checks that the Tally's encoding
+// relative to each of those times as a Base decodes to the Counter.
 func TestTallyMatchesCounter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	times := []time.Time{{}, time.Unix(-1e10, 7).UTC(), time.Unix(0, 0).UTC(), at(0), at(time.Nanosecond), at(time.Hour),
-		at(-90 * 24 * time.Hour), time.Unix(1<<40, 999_999_999).UTC(), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
-		time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)}
+	times := []time.Time{{}, time.Unix(-1e9, 7).UTC(), time.Unix(0, 0).UTC(), at(0), at(time.Nanosecond), at(time.Hour),
+		at(-90 * 24 * time.Hour), time.Unix(1<<32, 999_999_999).UTC(), time.Unix(0, math.MinInt64+1).UTC(),
+		time.Unix(0, math.MaxInt64).UTC(), time.Unix(0, math.MaxInt64-999_999).UTC()}
 	for range 2000 {
 		var c Counter
 		var tl Tally
@@ -42,6 +43,41 @@ func TestTallyMatchesCounter(t *testing.T) {
 		if got := d.counter(); d.end("counter") != nil || !counterEqual(got, c) || got.First.IsZero() != c.First.IsZero() || got.Last.IsZero() != c.Last.IsZero() {
 			t.Fatalf("Tally %+v relative to %v encodes to %x, decoded as %+v (%v)", c, base.Last(), enc, got, d.err)
 		}
+	}
+}
+
+// TestTallyClampsInstantsOutOfRange checks that an instant a Tally cannot
+// hold, from a Counter or an Add, is held as the nearest one it can, and
+// that such a tally still encodes and decodes.
+func TestTallyClampsInstantsOutOfRange(t *testing.T) {
+	first, last := time.Unix(0, math.MinInt64+1).UTC(), time.Unix(0, math.MaxInt64).UTC()
+	for _, c := range []struct {
+		in, want time.Time
+	}{
+		{time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), first},
+		{time.Unix(0, math.MinInt64).UTC(), first},
+		{time.Date(1677, 9, 21, 0, 12, 43, 145224193, time.UTC), first},
+		{time.Date(1677, 9, 21, 0, 12, 43, 145224194, time.UTC), first.Add(time.Nanosecond)},
+		{time.Date(2262, 4, 11, 23, 47, 16, 854775806, time.UTC), last.Add(-time.Nanosecond)},
+		{time.Date(2262, 4, 11, 23, 47, 16, 854775808, time.UTC), last},
+		{time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC), last},
+	} {
+		var tl Tally
+		tl.Add(1, c.in)
+		if !tl.First().Equal(c.want) || !tl.Last().Equal(c.want) {
+			t.Errorf("Add(%v): first %v, last %v, want %v", c.in, tl.First(), tl.Last(), c.want)
+		}
+		if back := tallyOf(Counter{N: 1, First: c.in, Last: c.in}); back != tl {
+			t.Errorf("tallyOf(%v) = %+v, want %+v", c.in, back, tl)
+		}
+	}
+	var tl, base Tally
+	tl.Add(1, time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC))
+	tl.Add(1, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	base.Add(1, at(0))
+	d := decoder{b: appendTally(nil, &tl, &base), relative: true, base: base.Last()}
+	if got := d.counter(); d.end("counter") != nil || !got.First.Equal(first) || !got.Last.Equal(last) {
+		t.Fatalf("decoded %+v (%v), want %v to %v", got, d.err, first, last)
 	}
 }
 
