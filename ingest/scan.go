@@ -68,10 +68,12 @@ func TooLong(ln Line) (n int64, limit int, ok bool) {
 
 // ParseLine parses a line a Source produced with p, as every consumer of
 // lines does: a line longer than its source's limit is malformed, with
-// reason too_long, and p never sees it. So is a line with an event dated
-// outside the years 1678 to 2262, with reason bad_time:
-// no clock writes such a time, and every later stage holds an event's time
-// as Unix nanoseconds, which span exactly those years.
+// reason too_long, and p never sees it. An event dated outside the years
+// 1678 to 2262 is malformed too, with reason bad_time: no clock writes
+// such a time, and every later stage holds an event's time as Unix
+// nanoseconds, which span exactly those years. Like a malformed record of
+// a page, it loses only its own event: the line is malformed whole when
+// it had no other (ParseError.Records counts the rest).
 func ParseLine(p Parser, ln Line, dst []Event) ([]Event, error) {
 	if len(ln.Text) > 0 && ln.Text[0] == '\n' {
 		return dst, tooLongError(ln)
@@ -79,12 +81,42 @@ func ParseLine(p Parser, ln Line, dst []Event) ([]Event, error) {
 	n := len(dst)
 	dst, err := p.Parse(ln.Text, ln.Pos, dst)
 	for i := n; i < len(dst); i++ {
-		if t := dst[i].Time; !inNanoRange(t) {
-			return dst[:n], &ParseError{Source: ln.Pos.Source, Line: ln.Pos.Line, Offset: ln.Pos.Offset, Field: "time", Reason: ReasonBadTime,
-				Err: fmt.Errorf("time %s is outside the years 1678 to 2262", t.Format(time.RFC3339Nano))}
+		if !inNanoRange(dst[i].Time) {
+			return dropOutOfRange(ln, dst, n, err)
 		}
 	}
 	return dst, err
+}
+
+// dropOutOfRange removes the events of dst[n:] that inNanoRange refuses
+// and returns the line's outcome with them counted as malformed.
+func dropOutOfRange(ln Line, dst []Event, n int, err error) ([]Event, error) {
+	kept, dropped := n, 0
+	var first time.Time
+	for i := n; i < len(dst); i++ {
+		if inNanoRange(dst[i].Time) {
+			dst[kept] = dst[i]
+			kept++
+			continue
+		}
+		if dropped == 0 {
+			first = dst[i].Time
+		}
+		dropped++
+	}
+	clear(dst[kept:])
+	dst = dst[:kept]
+	var pe *ParseError
+	if errors.As(err, &pe) && pe.Records > 0 {
+		pe.Records += dropped // a page with malformed records already
+		return dst, err
+	}
+	pe = &ParseError{Source: ln.Pos.Source, Line: ln.Pos.Line, Offset: ln.Pos.Offset, Field: "time", Reason: ReasonBadTime,
+		Err: fmt.Errorf("time %s is outside the years 1678 to 2262", first.Format(time.RFC3339Nano))}
+	if kept > n {
+		pe.Records = dropped // the line's other events stand
+	}
+	return dst, pe
 }
 
 // inNanoRange reports whether a Unix time in nanoseconds holds t (from

@@ -425,8 +425,17 @@ func TestParseLineTimeOutOfRange(t *testing.T) {
 			continue
 		}
 		if len(evs) != 0 || pe == nil || pe.Reason != ingest.ReasonBadTime || pe.Field != "time" || pe.Line != 7 || pe.Source != "okta" ||
-			!strings.Contains(pe.Error(), "outside the years 1678 to 2262") {
+			pe.Records != 0 || !strings.Contains(pe.Error(), "outside the years 1678 to 2262") {
 			t.Errorf("%s: events %v, error %v; want a bad_time error for the time field of line 7", c.when, evs, err)
 		}
+	}
+
+	// In a page of records, the one out of range loses only its event.
+	late := bytes.Replace(line, []byte(published), []byte(`"published":"9999-01-01T00:00:00Z"`), 1)
+	page := slices.Concat([]byte("["), line, []byte(","), late, []byte(","), line, []byte("]"))
+	evs, err := ingest.ParseLine(p, ingest.Line{Text: page, Pos: ingest.Position{Source: "okta", Line: 8}}, nil)
+	_, pe := ingest.Outcome(err)
+	if len(evs) != 2 || pe == nil || pe.Reason != ingest.ReasonBadTime || pe.Records != 1 || pe.Count() != 1 {
+		t.Errorf("page: %d events, error %v; want 2 events and one bad_time record", len(evs), err)
 	}
 }
