@@ -28,8 +28,10 @@ type SendError struct {
 	Err    error
 }
 
+// Error says why the message was not sent.
 func (e *SendError) Error() string { return e.Reason + ": " + e.Err.Error() }
 
+// Unwrap returns the underlying error.
 func (e *SendError) Unwrap() error { return e.Err }
 
 // Slack delivers messages through the Slack Web API with a bot token, or

@@ -44,7 +44,9 @@ var ErrNoClient = errors.New("no such client")
 // one the client's settings forbid sending: the asker must change it.
 type RefusedError struct{ Err error }
 
+// Error returns the daemon's refusal.
 func (e RefusedError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error.
 func (e RefusedError) Unwrap() error { return e.Err }
 
 // Get asks the running daemon and decodes its JSON answer into into; ok is false when none answers.

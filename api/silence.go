@@ -30,6 +30,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error names the field and what is wrong with it.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Silence checks r and returns the silence it asks for, with its expiry

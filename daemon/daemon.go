@@ -107,7 +107,9 @@ type Version struct{ Version, Go, Revision string }
 // GeoIP database it names fails. The person who wrote it must change it.
 type ConfigError struct{ Err error }
 
+// Error returns the configuration problem.
 func (e ConfigError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error.
 func (e ConfigError) Unwrap() error { return e.Err }
 
 // readiness counts the live sources of one run that have attached.

@@ -208,6 +208,7 @@ type ParseError struct {
 	Hint string
 }
 
+// Error names the source, line, record and field, then what is wrong.
 func (e *ParseError) Error() string {
 	msg := e.Reason
 	if e.Err != nil {

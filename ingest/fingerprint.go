@@ -28,6 +28,7 @@ type ReadError struct {
 	Err    error
 }
 
+// Error names the source and why its file cannot be read.
 func (e *ReadError) Error() string {
 	if nr := (*NotRegularError)(nil); errors.As(e.Err, &nr) {
 		return "source " + e.Source + ": " + nr.Error() + "; a source's path must name a log file"
@@ -121,6 +122,7 @@ type NotRegularError struct {
 	Mode fs.FileMode
 }
 
+// Error names the path and what it is instead of a regular file.
 func (e *NotRegularError) Error() string {
 	return e.Path + " is " + describeMode(e.Mode) + ", not a regular file"
 }

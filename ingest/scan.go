@@ -333,6 +333,7 @@ type FormatError struct {
 	Hint   string // what would read the file, or the likely cause
 }
 
+// Error says why the file was refused and what would read it.
 func (e *FormatError) Error() string {
 	mal := e.Tally.MalformedLines()
 	top, _ := topReason(e.Tally.Malformed)

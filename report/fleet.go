@@ -34,6 +34,7 @@ type ConflictError struct {
 	Peers  [2]string
 }
 
+// Error names the client, the two instances holding it and what to do.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("client %q is held by both %s and %s: the partition of its events moved between them, so neither "+
 		"holds all of its usage and a merged answer would not be exact (README, \"Partitions that move\"); --local "+
