@@ -46,6 +46,7 @@ type RefusedError struct{ Err error }
 
 // Error returns the daemon's refusal.
 func (e RefusedError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error.
 func (e RefusedError) Unwrap() error { return e.Err }
 

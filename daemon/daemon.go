@@ -109,6 +109,7 @@ type ConfigError struct{ Err error }
 
 // Error returns the configuration problem.
 func (e ConfigError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error.
 func (e ConfigError) Unwrap() error { return e.Err }
 
