@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math/bits"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -27,6 +28,22 @@ func appendWindow(b []byte, times []int64) []byte {
 		last = t
 	}
 	return b
+}
+
+// windowSize returns the length of appendWindow's encoding of times.
+func windowSize(times []int64) int {
+	n := 1 + uvarintLen(uint64(len(times)))
+	var last int64
+	for _, t := range times {
+		n += uvarintLen(zigzag(t - last))
+		last = t
+	}
+	return n
+}
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of v.
+func uvarintLen(v uint64) int {
+	return (bits.Len64(v|1) + 6) / 7
 }
 
 // decodeWindow decodes a window record.
@@ -64,8 +81,9 @@ func putWindows(tx *bolt.Tx, windows map[string][]int64) error {
 			err = bk.Delete([]byte(k))
 		} else {
 			// bbolt keeps the value until the transaction ends: one
-			// buffer per record.
-			err = bk.Put([]byte(k), appendWindow(nil, times))
+			// buffer per record, of its size (a travellers' shard takes
+			// kilobytes, and there are hundreds).
+			err = bk.Put([]byte(k), appendWindow(make([]byte, 0, windowSize(times)), times))
 		}
 		if err != nil {
 			return fmt.Errorf("window %q: %w", k, err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"testing"
 )
@@ -40,6 +41,22 @@ func TestDecodeWindowRefusesDamage(t *testing.T) {
 	for _, v := range [][]byte{nil, {2, 1, 2}, good[:len(good)-1], append(good, 0), {windowFormat, 0xff, 0xff, 0xff, 0xff, 0x0f}} {
 		if _, err := decodeWindow(v); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("decodeWindow(%x) = %v, want ErrCorrupt", v, err)
+		}
+	}
+}
+
+// TestWindowSize checks that windowSize is the length of the encoding,
+// for increments of every varint length, negative ones and the extremes.
+func TestWindowSize(t *testing.T) {
+	cases := [][]int64{nil, {0}, {1}, {-1}, {math.MinInt64, math.MaxInt64}, {math.MaxInt64, math.MinInt64}}
+	var grow []int64
+	for i := range 64 {
+		grow = append(grow, 1<<i, -(1 << i), 1<<i-1)
+	}
+	cases = append(cases, grow, make([]int64, 300))
+	for _, times := range cases {
+		if got, want := windowSize(times), len(appendWindow(nil, times)); got != want {
+			t.Errorf("windowSize(%v) = %d, want %d", times, got, want)
 		}
 	}
 }
