@@ -179,10 +179,21 @@ func newUnwrapping(src rules.Source, inner Parser) (Parser, error) {
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
+// trimBOM removes the byte order marks at the start of s, and the blanks
+// after each: a line may carry more than one (a file that was re-encoded
+// or concatenated, a wrapper's message that repeats the BOM of the
+// record it holds), and no format's parser reads one.
+func trimBOM(s []byte) []byte {
+	for bytes.HasPrefix(s, utf8BOM) {
+		s = trimLeftSpace(s[len(utf8BOM):])
+	}
+	return s
+}
+
 // Parse implements Parser.
 func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, error) {
 	u.buf = u.buf[:0]
-	s := bytes.TrimPrefix(line, utf8BOM)
+	s := trimBOM(line)
 	if len(trimSpace(s)) == 0 {
 		return dst, SkipBlank
 	}
@@ -248,7 +259,7 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		if s, wt, err = u.unwrap(trimSpace(s), first, wt, pos); err != nil {
 			return dst, err
 		}
-		s = trimSpace(bytes.TrimPrefix(s, utf8BOM))
+		s = trimSpace(trimBOM(s))
 		if len(s) == 0 {
 			return dst, SkipBlank
 		}
@@ -613,7 +624,7 @@ func (u *unwrapping) rfc5424(s []byte) (rest []byte, wt wrapTime, ok bool) {
 	default:
 		return nil, wt, false
 	}
-	r = bytes.TrimPrefix(trimLeftSpace(r), utf8BOM)
+	r = trimBOM(trimLeftSpace(r))
 	if len(ts) == 1 && ts[0] == '-' {
 		return r, wt, true
 	}

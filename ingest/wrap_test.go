@@ -46,6 +46,8 @@ func TestUnwrap(t *testing.T) {
 	}{
 		{"none", innerText, innerText, ""},
 		{"bom", "\xef\xbb\xbf" + innerText, innerText, ""},
+		{"two boms", "\xef\xbb\xbf\xef\xbb\xbf" + innerText, innerText, ""},
+		{"docker of boms", `{"log":"\ufeff \ufeff` + strings.ReplaceAll(innerText, `"`, `\"`) + `\n","stream":"stdout"}`, innerText, ""},
 		{"docker json-file", `{"log":"` + strings.ReplaceAll(innerText, `"`, `\"`) + `\n","stream":"stdout","time":"2024-03-14T09:15:27.80412Z"}`, innerText, "2024-03-14T09:15:27.80412Z"},
 		{"docker stderr no time", `{"log":"x y\n","stream":"stderr"}`, "x y", ""},
 		{"cri", "2024-03-14T09:15:27.801234567Z stdout F " + innerText, innerText, "2024-03-14T09:15:27.801234567Z"},
@@ -115,6 +117,7 @@ func TestUnwrapFixed(t *testing.T) {
 		{WrapCompose, syslog, "", ReasonBadWrapper},
 		{WrapNone, docker, docker, ""},
 		{WrapNone, "\xef\xbb\xbfx", "x", ""},
+		{WrapNone, "\xef\xbb\xbf\xef\xbb\xbfx", "x", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wrapper+" "+tt.line, func(t *testing.T) {
