@@ -347,7 +347,11 @@ func (p *hapiParser) path(code []byte) string {
 		}
 		b = append(b, "_history"...)
 	case bytes.HasPrefix(code, []byte("extended-operation")):
-		if name := p.vals[hapiOperationName]; len(name) > 0 {
+		name := p.vals[hapiOperationName]
+		if i := bytes.IndexByte(name, '?'); i >= 0 {
+			name = name[:i] // as for the id: the parameters are not the path's
+		}
+		if len(name) > 0 {
 			if len(id) > 0 {
 				b = append(b, '/')
 			}

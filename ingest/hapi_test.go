@@ -105,3 +105,27 @@ func TestParseHAPIClientHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestParseHAPIOperationQuery checks that a query logged with the
+// operation's name stays out of the path, as it does for the id.
+func TestParseHAPIOperationQuery(t *testing.T) {
+	const prefix = "2024-01-02 10:11:14.500 [qtp1811075214-25] INFO  fhirtest.access - Path[/baseR4] Source[] Operation["
+	const suffix = "] UA[bedside-tablet/1.4] Params[?_count=100] ResponseEncoding[]"
+	tests := []struct{ op, path string }{
+		{"extended-operation-instance $everything Patient/123", "/Patient/123/$everything"},
+		{"extended-operation-instance $everything?_count=1 Patient/123", "/Patient/123/$everything"},
+		{"extended-operation-instance ?x Patient/123", "/Patient/123"},
+		{"extended-operation-server $export? ", "/$export"},
+	}
+	p := newTestGateway(t, rules.Source{Format: "hapi-fhir", Template: hapiPublicTemplate})
+	for _, tt := range tests {
+		line := prefix + tt.op + suffix
+		evs, err := p.Parse([]byte(line), Position{Source: "hapi", Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("Parse(%q) = %v, %v", line, evs, err)
+		}
+		if evs[0].Path != tt.path || evs[0].Query != "_count=100" {
+			t.Errorf("Parse(%q): path %q query %q, want %q and _count=100", line, evs[0].Path, evs[0].Query, tt.path)
+		}
+	}
+}
