@@ -386,13 +386,22 @@ func (p *keycloakParser) parseKV(msg []byte, ev *kcEvent) (field, errMsg string)
 				if k < 0 {
 					return string(key), "unterminated quoted value"
 				}
-				if b := bytes.IndexByte(msg[j:j+k], '\\'); b >= 0 {
-					// An escaped character: skip it and look again.
+				// Skip the escaped characters before that quote, without
+				// searching for it again after each (which made a value
+				// of many escapes quadratic); the last may escape it.
+				end := j + k
+				for j < end {
+					b := bytes.IndexByte(msg[j:end], '\\')
+					if b < 0 {
+						break
+					}
 					esc = true
 					j += b + 2
-					continue
 				}
-				j += k
+				if j > end {
+					continue // the quote was escaped: look for the next
+				}
+				j = end
 				// Old-style single quotes are not escaped, so a quote
 				// ends the value only where a new pair or the end follows.
 				if q == '"' || j+1 == len(msg) || pairFollows(msg, j+1) {
