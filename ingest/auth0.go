@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/binary"
 	"slices"
 	"time"
 
@@ -21,9 +22,10 @@ type auth0Parser struct {
 	inner  jsonScanner // the data object of a log-stream record
 	prompt jsonScanner // an item of details.prompts
 	slot   auth0Slots
-	grant  int    // the slot of grantInfo.scope in a prompt
-	buf    []byte // unescaped strings of the current line
-	key    []byte // the key of a merged scope list
+	grant  int      // the slot of grantInfo.scope in a prompt
+	buf    []byte   // unescaped strings of the current line
+	key    []byte   // the key of a merged scope list
+	rest   []string // the scopes of the prompts after the first
 	strs   interner
 	scopes scopeLists // space-separated strings
 	arrays scopeLists // JSON arrays, keyed by their text
@@ -237,7 +239,10 @@ func (p *auth0Parser) promptScopes(v []jsonValue, pos Position) ([]string, error
 	default:
 		return nil, lineError(pos, p.name, "details.prompts", ReasonBadField, "details.prompts is not an array")
 	}
-	var list []string
+	// The first prompt's list, and the others' scopes after it, merged
+	// once: merging prompt by prompt copied the growing list each time.
+	var first []string
+	rest := p.rest[:0]
 	bad := false
 	arrayElems(pv.raw, func(el jsonValue) bool {
 		if el.kind != jsonObject {
@@ -252,14 +257,29 @@ func (p *auth0Parser) promptScopes(v []jsonValue, pos Position) ([]string, error
 			bad = true
 			return false
 		}
-		list = p.union(list, l)
+		if len(first) == 0 {
+			first = l
+		} else {
+			rest = append(rest, l...)
+		}
 		return true
 	})
+	var list []string
+	if !bad {
+		list = p.union(first, rest)
+	}
+	clear(rest) // so as not to pin the line's scopes
+	p.rest = rest[:0]
 	if bad {
 		return nil, lineError(pos, p.name, "details.prompts.grantInfo.scope", ReasonBadField, "grantInfo.scope is neither a string nor an array of strings")
 	}
 	return list, nil
 }
+
+// unionSetMin is the size of a union from which membership is looked up
+// in a map: below it a linear search is cheaper and allocates nothing,
+// above it the search made a union of long lists quadratic.
+const unionSetMin = 32
 
 // union returns the scopes of a followed by those of b that a lacks. When
 // either adds nothing the other is returned as it is; a new list is kept
@@ -271,9 +291,16 @@ func (p *auth0Parser) union(a, b []string) []string {
 	if len(a) == 0 {
 		return b
 	}
+	var set map[string]struct{}
+	if len(a)+len(b) > unionSetMin {
+		set = make(map[string]struct{}, len(a)+len(b))
+		for _, s := range a {
+			set[s] = struct{}{}
+		}
+	}
 	extra := false
 	for _, s := range b {
-		if !slices.Contains(a, s) {
+		if !inList(set, a, s) {
 			extra = true
 			break
 		}
@@ -281,13 +308,15 @@ func (p *auth0Parser) union(a, b []string) []string {
 	if !extra {
 		return a
 	}
-	k := p.key[:0]
+	// The key spells the lists with the length of each and of each scope
+	// before it, so that no two unions share one, whatever bytes a scope
+	// of a JSON array holds.
+	k := binary.AppendUvarint(p.key[:0], uint64(len(a)))
 	for _, s := range a {
-		k = append(append(k, s...), ' ')
+		k = append(binary.AppendUvarint(k, uint64(len(s))), s...)
 	}
-	k = append(k, 0)
 	for _, s := range b {
-		k = append(append(k, s...), ' ')
+		k = append(binary.AppendUvarint(k, uint64(len(s))), s...)
 	}
 	p.key = k
 	if l, ok := p.merged.lookup(k); ok {
@@ -296,11 +325,24 @@ func (p *auth0Parser) union(a, b []string) []string {
 	l := make([]string, len(a), len(a)+len(b))
 	copy(l, a)
 	for _, s := range b {
-		if !slices.Contains(l, s) {
+		if !inList(set, l, s) {
 			l = append(l, s)
+			if set != nil {
+				set[s] = struct{}{}
+			}
 		}
 	}
 	return p.merged.store(k, l)
+}
+
+// inList reports whether s is in l, whose scopes set holds when it is
+// not nil.
+func inList(set map[string]struct{}, l []string, s string) bool {
+	if set != nil {
+		_, ok := set[s]
+		return ok
+	}
+	return slices.Contains(l, s)
 }
 
 // reason reads details.error: a string (an OAuth error code such as

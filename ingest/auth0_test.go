@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -114,6 +115,68 @@ func TestParseAuth0Requested(t *testing.T) {
 	dst := make([]Event, 0, 1)
 	if n := testing.AllocsPerRun(100, func() { p.Parse(line, Position{Line: 1}, dst[:0]) }); n != 0 {
 		t.Errorf("a repeated merge costs %v allocations", n)
+	}
+}
+
+// TestParseAuth0LongUnion checks the merge of long requested and
+// prompted lists, and of many prompts (a line under the default
+// max_line_bytes took 20–49 s when each scope was looked for in the whole
+// list and the list was copied for each prompt; it takes milliseconds).
+func TestParseAuth0LongUnion(t *testing.T) {
+	const head = `{"type":"feacft","date":"2024-03-14T09:15:27.801Z","client_id":"c1","details":{`
+	const n = 1 << 15
+	var qs, granted, wantLists, prompts, wantPrompts strings.Builder
+	for i := range n {
+		fmt.Fprintf(&qs, "a%d ", i)
+		fmt.Fprintf(&granted, "a%d b%d ", i, i)
+		fmt.Fprintf(&wantLists, "a%d ", i)
+	}
+	for i := range n {
+		fmt.Fprintf(&wantLists, "b%d ", i)
+	}
+	for i := range n / 2 {
+		if i > 0 {
+			prompts.WriteByte(',')
+		}
+		fmt.Fprintf(&prompts, `{"grantInfo":{"scope":"b%d a%d"}}`, i, i)
+		fmt.Fprintf(&wantPrompts, "b%d a%d ", i, i)
+	}
+	tests := []struct{ name, line, want string }{
+		{"long lists", head + `"qs":{"scope":"` + qs.String() + `"},"prompts":[{"grantInfo":{"scope":"` + granted.String() + `"}}]}}`, wantLists.String()},
+		{"many prompts", head + `"prompts":[` + prompts.String() + `]}}`, wantPrompts.String()},
+	}
+	p := newTestIdP(t, "auth0")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := p.Parse([]byte(tt.line), Position{Line: 1}, nil)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Parse = %d events, %v", len(evs), err)
+			}
+			if got := strings.Join(evs[0].Requested, " ") + " "; got != tt.want {
+				t.Errorf("requested %d scopes, not the %d of both lists in order", len(evs[0].Requested), strings.Count(tt.want, " "))
+			}
+		})
+	}
+}
+
+// TestParseAuth0UnionKeys checks that the cache of merged lists tells
+// apart unions whose scopes, run together, read alike.
+func TestParseAuth0UnionKeys(t *testing.T) {
+	const head = `{"type":"feacft","date":"2024-03-14T09:15:27.801Z","client_id":"c1","details":{`
+	tests := []struct{ qs, prompt, want string }{
+		{`p \u0000x`, `y`, "p|\x00x|y"},
+		{`p`, `x \u0000y`, "p|x|\x00y"},
+	}
+	p := newTestIdP(t, "auth0")
+	for _, tt := range tests {
+		line := head + `"qs":{"scope":"` + tt.qs + `"},"prompts":[{"grantInfo":{"scope":"` + tt.prompt + `"}}]}}`
+		evs, err := p.Parse([]byte(line), Position{Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+		}
+		if got := strings.Join(evs[0].Requested, "|"); got != tt.want {
+			t.Errorf("Parse(%s): requested %q, want %q", line, got, tt.want)
+		}
 	}
 }
 
