@@ -157,7 +157,7 @@ func (t *Tally) Diagnose(src rules.Source) string {
 func notJSON(sample [][]byte) (start string, ok bool) {
 	n := 0
 	for _, l := range sample {
-		s := bytes.TrimLeft(bytes.TrimPrefix(l, utf8BOM), " \t")
+		s := bytes.TrimLeft(trimBOM(l), " \t")
 		if len(s) > 0 && s[0] != '{' && s[0] != '[' {
 			n++
 			if start == "" {
@@ -175,7 +175,7 @@ func Explain(pe *ParseError, line []byte) string {
 	if pe == nil || pe.Reason != ReasonBadJSON {
 		return ""
 	}
-	s := bytes.TrimLeft(bytes.TrimPrefix(line, utf8BOM), " \t")
+	s := bytes.TrimLeft(trimBOM(line), " \t")
 	if len(s) == 0 || s[0] == '{' || s[0] == '[' {
 		return ""
 	}
