@@ -146,24 +146,28 @@ func (p *entraParser) record(pos Position, dst []Event) ([]Event, error) {
 		return dst, lineError(pos, p.name, "properties.userId", ReasonBadField, "userId is not a string")
 	}
 	e.Subject = p.strs.subject(user)
-	ipField, iv := "callerIpAddress", v[sl.callerIP]
+	iv := v[sl.callerIP]
 	if !iv.present() || (iv.kind == jsonString && len(iv.raw) == 0) {
-		ipField, iv = "properties.ipAddress", v[sl.ip]
+		iv = v[sl.ip]
 	}
-	ip, ok := idpText(&p.buf, iv)
-	if !ok {
-		return dst, lineError(pos, p.name, ipField, ReasonBadField, ipField+" is not a string")
-	}
-	if len(ip) > 0 {
-		if e.IP, ok = parseIP(ip); !ok {
-			return dst, lineError(pos, p.name, ipField, ReasonBadField, "unparsable IP address")
+	// The address and the country are optional, as in the other
+	// identity providers' records: a value that cannot be read (no
+	// string, a placeholder, garbage, no country) is left out and
+	// counted, and the sign-in is kept.
+	if ip, ok := idpText(&p.buf, iv); !ok {
+		e.Dropped |= FieldIP
+	} else if len(ip) > 0 {
+		if e.IP, ok = parseClientIP(ip); !ok {
+			e.Dropped |= FieldIP
 		}
 	}
-	country, ok := idpText(&p.buf, v[sl.country])
-	if !ok {
-		return dst, lineError(pos, p.name, "properties.location.countryOrRegion", ReasonBadField, "countryOrRegion is not a string")
+	if country, ok := idpText(&p.buf, v[sl.country]); !ok {
+		e.Dropped |= FieldCountry
+	} else if len(country) > 0 {
+		if e.Country, ok = countryLookup(country); !ok {
+			e.Dropped |= FieldCountry
+		}
 	}
-	e.Country = countryCode(country, &p.strs)
 	return append(dst, e), nil
 }
 

@@ -34,11 +34,53 @@ func TestParseEntraMalformed(t *testing.T) {
 		{"no client", `{` + head + `,` + at + `,"properties":{"appId":null}}`, ReasonNoClient, "properties.appId"},
 		{"client not a string", `{` + head + `,` + at + `,"properties":{"appId":1}}`, ReasonBadField, "properties.appId"},
 		{"user not a string", `{` + head + `,` + at + `,"properties":{"appId":"a","userId":{}}}`, ReasonBadField, "properties.userId"},
-		{"bad caller ip", `{` + head + `,` + at + `,` + app + `,"callerIpAddress":"198.51.100"}`, ReasonBadField, "callerIpAddress"},
-		{"bad ip", `{` + head + `,` + at + `,"properties":{"appId":"a","ipAddress":"x"}}`, ReasonBadField, "properties.ipAddress"},
-		{"country not a string", `{` + head + `,` + at + `,"properties":{"appId":"a","location":{"countryOrRegion":1}}}`, ReasonBadField, "properties.location.countryOrRegion"},
 		{"bad record after good one", `{"records":[{` + head + `,` + at + `,` + app + `},{` + head + `,"time":"2024-04-31T00:00:00Z",` + app + `}]}`, ReasonBadTime, "time"},
 	})
+}
+
+// TestParseEntraDropped checks that an address or a country that cannot
+// be read is left empty and marked dropped, and the sign-in kept, as for
+// the other identity providers.
+func TestParseEntraDropped(t *testing.T) {
+	const head = `"category":"SignInLogs","resultType":"0","time":"2024-03-14T09:15:27.8013406Z"`
+	tests := []struct {
+		name, caller, props string
+		wantIP, wantCtry    string
+		want                Fields
+	}{
+		{"readable", `"203.0.113.50"`, `"location":{"countryOrRegion":"DE"}`, "203.0.113.50", "DE", 0},
+		{"the record's address", `""`, `"ipAddress":"2001:db8::17"`, "2001:db8::17", "", 0},
+		{"absent", `null`, `"location":{}`, "", "", 0},
+		{"caller truncated", `"198.51.100"`, `"location":{"countryOrRegion":"US"}`, "", "US", FieldIP},
+		{"record's garbage", `""`, `"ipAddress":"x"`, "", "", FieldIP},
+		{"placeholder", `"0.0.0.0"`, ``, "", "", FieldIP},
+		{"address a number", `7`, ``, "", "", FieldIP},
+		{"country a number", `"203.0.113.50"`, `"location":{"countryOrRegion":1}`, "203.0.113.50", "", FieldCountry},
+		{"country unknown", `"203.0.113.50"`, `"location":{"countryOrRegion":"Atlantis"}`, "203.0.113.50", "", FieldCountry},
+		{"country by name", `"203.0.113.50"`, `"location":{"countryOrRegion":"Germany"}`, "203.0.113.50", "DE", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			props := `"appId":"e4b7c2d9"`
+			if tt.props != "" {
+				props += "," + tt.props
+			}
+			line := `{` + head + `,"callerIpAddress":` + tt.caller + `,"properties":{` + props + `}}`
+			evs, err := newTestIdP(t, "entra").Parse([]byte(line), Position{Line: 1}, nil)
+			if err != nil || len(evs) == 0 {
+				t.Fatalf("Parse(%s) = %d events, %v", line, len(evs), err)
+			}
+			for _, e := range evs {
+				ip := ""
+				if e.IP.IsValid() {
+					ip = e.IP.String()
+				}
+				if ip != tt.wantIP || e.Country != tt.wantCtry || e.Dropped != tt.want {
+					t.Errorf("%s: ip %q country %q dropped %b, want %q %q %b", line, ip, e.Country, e.Dropped, tt.wantIP, tt.wantCtry, tt.want)
+				}
+			}
+		})
+	}
 }
 
 func FuzzParseEntra(f *testing.F) { fuzzIdP(f, "entra") }
