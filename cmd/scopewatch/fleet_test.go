@@ -29,9 +29,9 @@ import (
 
 // fleetConfig is one instance of a fleet reading Keycloak lines from
 // brokers %[4]s: %[1]s is the directory, %[2]s the instance's name, %[3]s
-// its listen address, %[5]s its web config, %[6]s its cluster section and
+// its listen address, %[5]s its web config, %[6]s its cluster section,
 // %[7]s the topics of its kafka section (keyedTopics or
-// repartitionedTopics).
+// repartitionedTopics) and %[8]s its session timeout (see start).
 const fleetConfig = `store: %[1]s/%[2]s.db
 listen: %[3]s
 web_config: %[5]s
@@ -41,7 +41,7 @@ batch: {max_events: 1000, max_delay: 100ms}
 sources:
   - name: keycloak
     format: keycloak
-    kafka: {brokers: [%[4]s], group: scopewatch, instance_id: %[2]s, session_timeout: 6s, %[7]s}
+    kafka: {brokers: [%[4]s], group: scopewatch, instance_id: %[2]s, session_timeout: %[8]s, %[7]s}
 detect: {client_retention: 3650d}
 %[6]s`
 
@@ -128,7 +128,26 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 	// names b and c as peers, unless solo) and starts it. An address is taken only
 	// just before its daemon listens on it: taken earlier, another test's
 	// daemon could listen on it first.
+	//
+	// The broker runs in this process, under the race detector, and its
+	// one loop can stall for seconds while it serves the fleet's fetches;
+	// a session shorter than such a stall expires every member at once,
+	// and the group rebalances on its own. So only sessions the test
+	// waits out are short: b's first (it is killed, and the others take
+	// its partitions once it times out) and those of the instances
+	// started alone at the end (the fleet's stopped static members leave
+	// the group only when theirs time out). The others' must outlast a
+	// stall, or the last step, which checks that nothing moves while c
+	// restarts, sees the rebalance a stall caused.
+	bStarted := false
 	start := func(in *fleetInstance) {
+		session := "20s"
+		if solo || in == b && !bStarted {
+			session = "6s"
+		}
+		if in == b {
+			bStarted = true
+		}
 		addr, err := probe.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +157,7 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		if in == a && !solo {
 			cluster = fmt.Sprintf("cluster: {peers: [%s, %s]}\n", b.addr, c.addr)
 		}
-		write(t, in.cfg, fmt.Sprintf(fleetConfig, dir, in.name, in.addr, broker, webConfig, cluster, topics))
+		write(t, in.cfg, fmt.Sprintf(fleetConfig, dir, in.name, in.addr, broker, webConfig, cluster, topics, session))
 		in.cmd = exec.Command(bin, "run", "--config", in.cfg)
 		in.cmd.Stderr = in.stderr
 		if err := in.cmd.Start(); err != nil {
@@ -336,7 +355,7 @@ func kafkaFleet(t *testing.T, bin string, mode string) {
 		}
 		cfg := filepath.Join(dir, "a-"+name+".yaml")
 		write(t, cfg, fmt.Sprintf(fleetConfig, dir, "a", a.addr, broker, webConfig,
-			fmt.Sprintf("cluster: {peers: [%s]}\n", strings.Join(addrs, ", ")), topics))
+			fmt.Sprintf("cluster: {peers: [%s]}\n", strings.Join(addrs, ", ")), topics, "20s"))
 		return cfg
 	}
 	released := func(in *fleetInstance) int {
