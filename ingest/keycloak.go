@@ -220,13 +220,14 @@ func splitJBoss(s []byte) (jbossLine, bool) {
 }
 
 // isContinuation reports whether s continues a multi-line record: a stack
-// trace's frames, its "Caused by" and "... N more", or an indented line.
-func isContinuation(line []byte) bool {
-	if len(line) > 0 && (line[0] == '\t' || line[0] == ' ') {
-		return true
-	}
-	return bytes.HasPrefix(line, []byte("at ")) || bytes.HasPrefix(line, []byte("Caused by: ")) ||
-		bytes.HasPrefix(line, []byte("... ")) || bytes.HasPrefix(line, []byte("Suppressed: "))
+// trace's frames, its "Caused by" and "... N more", or its suppressed
+// exceptions. s is trimmed of its spaces, here and by the wrappers before
+// (a journald or syslog payload loses its indentation), so a frame is
+// told by its words, not by its indentation: an indented line of free
+// text is another logger's.
+func isContinuation(s []byte) bool {
+	return bytes.HasPrefix(s, []byte("at ")) || bytes.HasPrefix(s, []byte("Caused by: ")) ||
+		bytes.HasPrefix(s, []byte("... ")) || bytes.HasPrefix(s, []byte("Suppressed: "))
 }
 
 // parseText parses the jboss-logging text form, s being the line after

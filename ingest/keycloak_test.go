@@ -204,3 +204,29 @@ func fixturesF(f *testing.F, format string) []string {
 	}
 	return files
 }
+
+// TestParseKeycloakContinuation reads the lines of a stack trace under a
+// jboss-logging record as continuations, indented or not, and other text
+// as other loggers' lines: ignored for their reason, never malformed.
+func TestParseKeycloakContinuation(t *testing.T) {
+	p := newTestKeycloak(t, "UTC")
+	for _, tc := range []struct {
+		line string
+		want error
+	}{
+		{"2021-10-04 09:31:12,402 ERROR [org.keycloak.services.error.KeycloakErrorHandler] (executor-thread-3) Uncaught server error: java.lang.NullPointerException", SkipOtherLogger},
+		{"\tat org.keycloak.services.resources.admin.RealmAdminResource.getUsers(RealmAdminResource.java:412)", SkipContinuation},
+		{"    at io.quarkus.vertx.core.runtime.VertxCoreRecorder$14.runWith(VertxCoreRecorder.java:576)", SkipContinuation},
+		{"Caused by: java.lang.IllegalStateException: session closed", SkipContinuation},
+		{"\t... 42 more", SkipContinuation},
+		{"\tSuppressed: java.io.IOException: broken pipe", SkipContinuation},
+		{"\tCaused by: java.lang.IllegalStateException: behind a tab", SkipContinuation},
+		{"the second line of a multi-line message", SkipOtherLogger},
+		{"    an indented line of free text", SkipOtherLogger},
+	} {
+		evs, err := p.Parse([]byte(tc.line), Position{Source: "keycloak", Line: 1}, nil)
+		if err != tc.want || len(evs) != 0 {
+			t.Errorf("%q: %d events, %v; want none, %v", tc.line, len(evs), err, tc.want)
+		}
+	}
+}
