@@ -170,17 +170,17 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 			if s == "" {
 				continue // the store keys scopes by name
 			}
-			c.Scope(s).Requested.Add(1, ev.Time)
+			c.CountScope(s, store.ScopeRequested, 1, ev.Time)
 		}
 		for _, s := range ev.Granted {
 			if s == "" {
 				continue // the store keys scopes by name
 			}
-			u := c.Scope(s)
-			u.Granted.Add(1, ev.Time)
+			kinds := store.ScopeGranted
 			if a.routes.IsIdentityScope(s) {
-				u.Used.Add(1, ev.Time)
+				kinds |= store.ScopeUsed
 			}
+			c.CountScope(s, kinds, 1, ev.Time)
 		}
 	case ingest.KindDeny:
 		// A refusal grants nothing: whatever scopes its line names were
@@ -189,14 +189,14 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 			if s == "" {
 				continue // the store keys scopes by name
 			}
-			c.Scope(s).Requested.Add(1, ev.Time)
+			c.CountScope(s, store.ScopeRequested, 1, ev.Time)
 		}
 		for _, s := range ev.Granted {
 			if s == "" {
 				continue // the store keys scopes by name
 			}
 			if !slices.Contains(ev.Requested, s) {
-				c.Scope(s).Requested.Add(1, ev.Time)
+				c.CountScope(s, store.ScopeRequested, 1, ev.Time)
 			}
 		}
 	case ingest.KindUse:
@@ -207,12 +207,12 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		}
 		scopes := a.routes.MatchRoute(ev.Source, ev.Method, ev.Path)
 		for _, s := range scopes {
-			c.Scope(s).Used.Add(1, ev.Time)
+			c.CountScope(s, store.ScopeUsed, 1, ev.Time)
 		}
 		mapped := len(scopes) > 0
 		if base, ok := a.fhirBases[ev.Source]; ok {
 			if res, in, ok := rules.FHIRInteraction(ev.Method, ev.Path, base); ok {
-				c.Scope(a.useKey(res, in)).Used.Add(1, ev.Time)
+				c.CountScope(a.useKey(res, in), store.ScopeUsed, 1, ev.Time)
 				mapped = true
 			}
 		}

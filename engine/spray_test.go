@@ -309,12 +309,12 @@ func TestPruneSprayedStore(t *testing.T) {
 	for i := range sprayed {
 		c := st.Client(fmt.Sprintf("spray-%06d", i))
 		c.Seen.Add(1, at)
-		c.Scope("fhir:Patient.r").Used.Add(1, at) // an API call, as stored before
+		c.CountScope("fhir:Patient.r", store.ScopeUsed, 1, at) // an API call, as stored before
 		c.SawIP(netip.MustParseAddr("198.51.100.7"), at)
 	}
 	// A client of schema 3: granted scopes, no Issued counter.
 	st.Client("real").Seen.Add(1, at)
-	st.Client("real").Scope("openid").Granted.Add(1, at)
+	st.Client("real").CountScope("openid", store.ScopeGranted, 1, at)
 	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)

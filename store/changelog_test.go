@@ -48,7 +48,7 @@ func changelogCommit(t *testing.T, db *DB, st *State, k PositionKey, offset int6
 	for _, id := range ids {
 		c := st.Client(id)
 		c.Seen.Add(1, at(time.Duration(offset)*time.Second))
-		c.Scope("openid").Granted.Add(1, at(0))
+		c.CountScope("openid", ScopeGranted, 1, at(0))
 		st.Own(id, k)
 		fk := FindingKey{Kind: "broad_request", Client: id, Subject: "admin"}
 		b.Findings[fk] = Finding{FindingKey: fk, Severity: "high", State: StateOpen, Count: uint64(offset)}

@@ -32,7 +32,7 @@ func writeGoodStore(t *testing.T, dir string) string {
 			c := st.Client(fmt.Sprintf("client-%03d", batch*100+i))
 			c.Seen.Add(1, at(time.Duration(i)*time.Second))
 			for s := range 6 {
-				c.Scope(fmt.Sprintf("patient/Resource%d.read", s)).Granted.Add(2, at(time.Minute))
+				c.CountScope(fmt.Sprintf("patient/Resource%d.read", s), ScopeGranted, 2, at(time.Minute))
 			}
 			c.SawIP(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), at(time.Minute))
 		}

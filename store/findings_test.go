@@ -142,7 +142,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 	db := openTest(t, path, Options{})
 	b := NewBatch()
 	st := NewState(db, 0)
-	st.Client("lab-portal").Scope("openid").Granted.Add(3, t0)
+	st.Client("lab-portal").CountScope("openid", ScopeGranted, 3, t0)
 	b.SetPosition(Position{Source: "keycloak", File: FileID{1, 2}, Offset: 42, Line: 3})
 	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {

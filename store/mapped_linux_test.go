@@ -41,7 +41,7 @@ func commitReleasesMappedPages(t *testing.T, clients, scopes, addrs int) {
 			c := st.Client(name(i))
 			c.Seen.Add(1, at(time.Duration(round)*time.Hour))
 			for s := range scopes {
-				c.Scope("scope/"+strconv.Itoa(s)).Used.Add(1, at(time.Duration(round)*time.Hour))
+				c.CountScope("scope/"+strconv.Itoa(s), ScopeUsed, 1, at(time.Duration(round)*time.Hour))
 			}
 			for a := range addrs {
 				c.SawIP(ipOf(a+round), at(time.Duration(round)*time.Hour))

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sort"
@@ -54,7 +55,7 @@ type State struct {
 // NewState returns an empty State that loads the clients it does not hold
 // from db (nil: every client starts empty) and holds at most maxClients
 // of them once their state is durable (<= 0: no bound). A client takes
-// about 1 KiB with a few scopes and addresses, and up to 6 KiB with 30
+// about 1 KiB with a few scopes and addresses, and up to 5.5 KiB with 30
 // scopes and a full set of addresses (BenchmarkStateMemory).
 func NewState(db *DB, maxClients int) *State {
 	if maxClients <= 0 {
@@ -72,8 +73,9 @@ type ClientState struct {
 
 	state     *State
 	id        string
-	scopes    []Usage     // sorted by scope name
-	scopeIDs  []uint32    // the scope id of each of scopes, in the same order: scanned to find one
+	scopeIDs  []uint32    // the scopes' ids, sorted by scope name: scanned to find one
+	scopeHas  []uint8     // of each of scopeIDs, the ScopeKinds of its counters in tallies
+	tallies   []Tally     // the scopes' counters: those of scopeIDs[0] in kind order, then of the next
 	ips       []ipTally   // sorted by address (compareIP)
 	ipKeys    []uint32    // ipKey of each of ips, in the same order: scanned to find one
 	countries []nameTally // sorted by country code
@@ -156,6 +158,17 @@ type nameTally struct {
 type Usage struct {
 	Requested, Granted, Used Tally
 }
+
+// ScopeKinds selects counters of a scope's usage.
+type ScopeKinds uint8
+
+// The counters of a scope's usage, to be combined: a grant of an identity
+// scope counts it granted and used.
+const (
+	ScopeRequested ScopeKinds = 1 << iota
+	ScopeGranted
+	ScopeUsed
+)
 
 // Tally is a Counter packed for memory: a count with the instants of its
 // first and last increment, 24 bytes against a Counter's 56. It holds
@@ -296,7 +309,7 @@ func (c *ClientState) sizeEstimate() int {
 	if c.size > 0 {
 		return c.size + 64
 	}
-	return 32 + 48*len(c.scopes) + 20*len(c.ips) + 14*len(c.countries)
+	return 32 + 48*len(c.scopeIDs) + 20*len(c.ips) + 14*len(c.countries)
 }
 
 // load reads client id from the store, or starts it empty.
@@ -330,10 +343,20 @@ func (s *State) fill(c *ClientState, stored Client) {
 		c.scopeIDs = append(c.scopeIDs, s.scopeID(name))
 	}
 	slices.SortFunc(c.scopeIDs, func(x, y uint32) int { return strings.Compare(s.names[x], s.names[y]) })
-	c.scopes = make([]Usage, len(c.scopeIDs))
+	c.scopeHas = make([]uint8, len(c.scopeIDs))
+	var n uint64
+	for _, u := range stored.Scopes {
+		n += min(u.Requested.N, 1) + min(u.Granted.N, 1) + min(u.Used.N, 1)
+	}
+	c.tallies = make([]Tally, 0, int(n))
 	for i, id := range c.scopeIDs {
 		u := stored.Scopes[s.names[id]]
-		c.scopes[i] = Usage{Requested: tallyOf(u.Requested), Granted: tallyOf(u.Granted), Used: tallyOf(u.Used)}
+		for k, counter := range [...]Counter{u.Requested, u.Granted, u.Used} {
+			if counter.N > 0 {
+				c.scopeHas[i] |= 1 << k
+				c.tallies = append(c.tallies, tallyOf(counter))
+			}
+		}
 	}
 	c.ips = make([]ipTally, 0, len(stored.IPs))
 	for text, n := range stored.IPs {
@@ -368,22 +391,83 @@ func (s *State) scopeID(name string) uint32 {
 	return id
 }
 
-// Scope returns the usage of scope name in c, adding it on first use; the
-// pointer is valid until the next Scope call on c.
-func (c *ClientState) Scope(name string) *Usage {
+// CountScope adds n occurrences at t to the counters kinds of scope name
+// in c, adding the scope on first use. A client holds only the counters
+// its scopes have: most scopes of most clients are granted and used, or
+// asked for, not all three.
+func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time.Time) {
+	if n == 0 {
+		return
+	}
+	i := c.scope(name)
+	off := c.talliesBefore(i)
+	has := ScopeKinds(c.scopeHas[i])
+	for k := ScopeRequested; k <= ScopeUsed; k <<= 1 {
+		if kinds&k != 0 {
+			if has&k == 0 {
+				c.tallies = insertGrowing(c.tallies, off, Tally{}, math.MaxInt)
+				has |= k
+			}
+			c.tallies[off].Add(n, t)
+		}
+		if has&k != 0 {
+			off++
+		}
+	}
+	c.scopeHas[i] = uint8(has)
+}
+
+// Usage returns the counters of scope name in c: zero when it has none.
+func (c *ClientState) Usage(name string) Usage {
+	id, ok := c.state.ids[name]
+	if !ok {
+		return Usage{}
+	}
+	i := slices.Index(c.scopeIDs, id)
+	if i < 0 {
+		return Usage{}
+	}
+	var u Usage
+	off := c.talliesBefore(i)
+	for k, t := range [...]*Tally{&u.Requested, &u.Granted, &u.Used} {
+		if c.scopeHas[i]&(1<<k) != 0 {
+			*t = c.tallies[off]
+			off++
+		}
+	}
+	return u
+}
+
+// scope returns the index of scope name in c, adding it on first use.
+func (c *ClientState) scope(name string) int {
 	s := c.state
 	id := s.scopeID(name)
-	for i, e := range c.scopeIDs {
-		if e == id {
-			return &c.scopes[i]
-		}
+	if i := slices.Index(c.scopeIDs, id); i >= 0 {
+		return i
 	}
 	i, _ := slices.BinarySearchFunc(c.scopeIDs, name, func(e uint32, name string) int {
 		return strings.Compare(s.names[e], name)
 	})
-	c.scopes = insertGrowing(c.scopes, i, Usage{}, math.MaxInt)
 	c.scopeIDs = insertGrowing(c.scopeIDs, i, id, math.MaxInt)
-	return &c.scopes[i]
+	c.scopeHas = insertGrowing(c.scopeHas, i, 0, math.MaxInt)
+	return i
+}
+
+// talliesBefore returns how many counters the scopes before index i
+// hold: the offset of scope i's first in tallies. Each scope's ScopeKinds
+// has at most three bits, so the bits of eight of them are counted at
+// once.
+func (c *ClientState) talliesBefore(i int) int {
+	has := c.scopeHas[:i]
+	n := 0
+	for len(has) >= 8 {
+		n += bits.OnesCount64(binary.LittleEndian.Uint64(has))
+		has = has[8:]
+	}
+	for _, h := range has {
+		n += bits.OnesCount8(h)
+	}
+	return n
 }
 
 // SawIP records a sighting of addr at t, keeping the MaxIPs most recently
@@ -671,13 +755,18 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendInstant(b, base.last)
 	b = appendTally(b, &c.Seen, base)
 	b = appendTally(b, &c.Issued, base)
-	b = appendUvarint(b, uint64(len(c.scopes)))
-	for i := range c.scopes {
-		u := &c.scopes[i]
-		b = appendString(b, s.names[c.scopeIDs[i]])
-		b = appendTally(b, &u.Requested, base)
-		b = appendTally(b, &u.Granted, base)
-		b = appendTally(b, &u.Used, base)
+	b = appendUvarint(b, uint64(len(c.scopeIDs)))
+	off := 0
+	for i, id := range c.scopeIDs {
+		b = appendString(b, s.names[id])
+		for k := range 3 {
+			if c.scopeHas[i]&(1<<k) == 0 {
+				b = append(b, 0) // a zero counter (appendTally)
+				continue
+			}
+			b = appendTally(b, &c.tallies[off], base)
+			off++
+		}
 	}
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {

@@ -90,7 +90,7 @@ func TestStateEvictsDurableOnly(t *testing.T) {
 	for i := range 12 {
 		c := st.Client(name(i))
 		c.Seen.Add(1, at(time.Duration(i)*time.Minute))
-		c.Scope("openid").Granted.Add(2, at(0))
+		c.CountScope("openid", ScopeGranted, 2, at(0))
 		c.SawIP(ipOf(i), at(0))
 		c.SawCountry("US", at(0))
 	}
@@ -230,4 +230,85 @@ func TestSawIPKeepsOrder(t *testing.T) {
 	if got, err := decodeClient("lab-app", b.Records[0].Value); err != nil || len(got.IPs) != len(model) {
 		t.Errorf("the record decodes to %d addresses (%v), want %d", len(got.IPs), err, len(model))
 	}
+}
+
+// TestCountScopeKinds counts random kinds of 40 scopes (more than the
+// eight whose counters talliesBefore counts at once) in a client, added in
+// random order, against a Usage per scope, and checks each scope's counters
+// through Usage, in the checkpointed record, and once loaded back from the
+// store, which holds only the counters each scope has.
+func TestCountScopeKinds(t *testing.T) {
+	db, _ := newTestDB(t)
+	st := NewState(db, 0)
+	rng := rand.New(rand.NewPCG(5, 6))
+	want := map[string]*ScopeUsage{}
+	c := st.Client("svc")
+	for i := range 3000 {
+		name := "scope/" + strconv.Itoa(rng.IntN(40))
+		kinds := ScopeKinds(1 + rng.IntN(7))
+		n, when := uint64(rng.IntN(3)), at(time.Duration(rng.IntN(1000))*time.Second)
+		c.CountScope(name, kinds, n, when)
+		if n == 0 {
+			continue
+		}
+		u := want[name]
+		if u == nil {
+			u = &ScopeUsage{}
+			want[name] = u
+		}
+		for k, counter := range []*Counter{&u.Requested, &u.Granted, &u.Used} {
+			if kinds&(1<<k) != 0 {
+				counter.Add(n, when)
+			}
+		}
+		if i%500 == 0 || i == 2999 {
+			for name, w := range want {
+				got := c.Usage(name)
+				if g := (ScopeUsage{Requested: got.Requested.Counter(), Granted: got.Granted.Counter(), Used: got.Used.Counter()}); !usageEqual(g, *w) {
+					t.Fatalf("after %d counts, %s: %+v, want %+v", i+1, name, g, *w)
+				}
+			}
+		}
+	}
+	if u := c.Usage("scope/none"); u != (Usage{}) {
+		t.Errorf("a scope never counted: %+v", u)
+	}
+	c.Seen.Add(1, at(0))
+	b := NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+	check := func(how string, got Client) {
+		t.Helper()
+		if len(got.Scopes) != len(want) {
+			t.Fatalf("%s: %d scopes, want %d", how, len(got.Scopes), len(want))
+		}
+		for name, w := range want {
+			if !usageEqual(got.Scopes[name], *w) {
+				t.Errorf("%s, %s: %+v, want %+v", how, name, got.Scopes[name], *w)
+			}
+		}
+	}
+	stored, ok, err := db.Client("svc")
+	if err != nil || !ok {
+		t.Fatalf("client not stored: %v", err)
+	}
+	check("stored", stored)
+	// Loaded back, counted on, and written again: the record is the same
+	// but for the count.
+	again := NewState(db, 0)
+	d := again.Client("svc")
+	d.CountScope("scope/0", ScopeUsed, 1, at(2000*time.Second))
+	w := want["scope/0"]
+	if w == nil {
+		w = &ScopeUsage{}
+		want["scope/0"] = w
+	}
+	w.Used.Add(1, at(2000*time.Second))
+	b = NewBatch()
+	again.Checkpoint(b)
+	commit(t, db, b)
+	if stored, _, err = db.Client("svc"); err != nil {
+		t.Fatal(err)
+	}
+	check("loaded and stored again", stored)
 }

@@ -90,12 +90,10 @@ func (w *benchWorkload) fill(st *State, b *Batch, n int) {
 		c.SawCountry(benchCountries[ci%benchCountriesTotal], w.now)
 		if w.grants || i%2 == 0 {
 			for _, s := range w.scopes[ci] {
-				u := c.Scope(s)
-				u.Requested.Add(1, w.now)
-				u.Granted.Add(1, w.now)
+				c.CountScope(s, ScopeRequested|ScopeGranted, 1, w.now)
 			}
 		} else {
-			c.Scope(w.scopes[ci][w.rng.IntN(benchScopesPer)]).Used.Add(1, w.now)
+			c.CountScope(w.scopes[ci][w.rng.IntN(benchScopesPer)], ScopeUsed, 1, w.now)
 		}
 		src := b.Source("keycloak")
 		src.Lines++
@@ -200,9 +198,7 @@ func BenchmarkStateMemory(b *testing.B) {
 			c := st.Client(fmt.Sprintf("client-%05d-ehr-integration", i))
 			c.Seen.Add(1, now)
 			for s := range scopes {
-				u := c.Scope(fmt.Sprintf("patient/Resource%d.rs", (i+s)%60))
-				u.Requested.Add(1, now)
-				u.Granted.Add(1, now)
+				c.CountScope(fmt.Sprintf("patient/Resource%d.rs", (i+s)%60), ScopeRequested|ScopeGranted, 1, now)
 			}
 			for j := range MaxIPs {
 				c.SawIP(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j)}), now)

@@ -49,8 +49,14 @@ func addCounter(t *Tally, c Counter) {
 	t.Add(c.N-1, c.Last)
 }
 
-func usageOf(u ScopeUsage) Usage {
-	return Usage{Requested: tallyOf(u.Requested), Granted: tallyOf(u.Granted), Used: tallyOf(u.Used)}
+// countScope adds c, its first and its last occurrence, to the counter
+// kind of scope name in cs.
+func countScope(cs *ClientState, name string, kind ScopeKinds, c Counter) {
+	if c.N == 0 {
+		return
+	}
+	cs.CountScope(name, kind, 1, c.First)
+	cs.CountScope(name, kind, c.N-1, c.Last)
 }
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123_000_000, time.UTC)
@@ -67,12 +73,10 @@ func fullBatch() *Batch {
 	st := NewState(nil, 0)
 	c := st.Client("ehr-app")
 	c.Seen = tallyOf(counter(3, at(0), at(time.Hour)))
-	*c.Scope("patient/Observation.rs") = usageOf(ScopeUsage{
-		Requested: counter(1, at(0), at(0)),
-		Granted:   counter(2, at(time.Second), at(time.Minute)),
-		Used:      counter(5, at(time.Nanosecond), at(time.Hour+7)),
-	})
-	*c.Scope("openid") = Usage{Granted: tallyOf(counter(1, at(0), at(0)))}
+	countScope(c, "patient/Observation.rs", ScopeRequested, counter(1, at(0), at(0)))
+	countScope(c, "patient/Observation.rs", ScopeGranted, counter(2, at(time.Second), at(time.Minute)))
+	countScope(c, "patient/Observation.rs", ScopeUsed, counter(5, at(time.Nanosecond), at(time.Hour+7)))
+	countScope(c, "openid", ScopeGranted, counter(1, at(0), at(0)))
 	c.SawIP(netip.MustParseAddr("192.0.2.10"), at(time.Minute))
 	c.SawIP(netip.MustParseAddr("2001:db8::1"), at(2*time.Minute))
 	c.SawCountry("US", at(3*time.Minute))
@@ -219,9 +223,8 @@ func TestMergeAcrossCommits(t *testing.T) {
 		st := NewState(db, 0) // as after a restart: the client is read back
 		d := st.Client("svc")
 		addCounter(&d.Seen, c.seen)
-		u := d.Scope("user/*.read")
-		addCounter(&u.Used, c.used)
-		addCounter(&u.Granted, c.granted)
+		countScope(d, "user/*.read", ScopeUsed, c.used)
+		countScope(d, "user/*.read", ScopeGranted, c.granted)
 		d.SawIP(netip.MustParseAddr("192.0.2.1"), c.seen.First)
 		d.SawCountry("US", c.seen.First)
 		b := NewBatch()
@@ -339,7 +342,7 @@ func TestClientsListing(t *testing.T) {
 	for i := range clientPage + 10 {
 		id := name(clientPage + 10 - i)
 		ids = append(ids, id)
-		st.Client(id).Scope("s").Used.Add(1, at(0))
+		st.Client(id).CountScope("s", ScopeUsed, 1, at(0))
 	}
 	st.Client("a").Seen.Add(1, at(0)) // a prefix of no other id, sorts first
 	st.Client("a\x01").Seen.Add(1, at(0))
@@ -599,7 +602,7 @@ func TestStats(t *testing.T) {
 	db, path := newTestDB(t)
 	for i := range 20 {
 		st := NewState(db, 0)
-		st.Client(name(i)).Scope(strings.Repeat("s", 3000)).Used.Add(1, at(0))
+		st.Client(name(i)).CountScope(strings.Repeat("s", 3000), ScopeUsed, 1, at(0))
 		b := NewBatch()
 		st.Checkpoint(b)
 		commit(t, db, b)
@@ -664,7 +667,7 @@ func TestClientRecordDeterministic(t *testing.T) {
 		c := st.Client("app")
 		c.Seen.Add(1, at(0))
 		for i := range 40 {
-			c.Scope(name(i)).Granted.Add(uint64(i+1), at(time.Duration(i)*time.Second))
+			c.CountScope(name(i), ScopeGranted, uint64(i+1), at(time.Duration(i)*time.Second))
 			c.SawIP(ipOf(i*37), at(time.Duration(i%7)*time.Minute))
 		}
 		for i := range 40 {

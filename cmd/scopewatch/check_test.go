@@ -33,7 +33,7 @@ func damagedStoreConfig(t *testing.T) (cfgPath, dbPath string) {
 		c := st.Client(fmt.Sprintf("client-%03d", i))
 		c.Seen.Add(1, at)
 		for s := range 6 {
-			c.Scope(fmt.Sprintf("patient/Resource%d.read", s)).Granted.Add(2, at)
+			c.CountScope(fmt.Sprintf("patient/Resource%d.read", s), store.ScopeGranted, 2, at)
 		}
 	}
 	*b.Source("keycloak") = store.SourceDelta{Lines: 400}

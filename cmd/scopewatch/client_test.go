@@ -32,8 +32,8 @@ func TestClientFlagUnknown(t *testing.T) {
 	c := st.Client("all-used")
 	c.Seen.Add(1, now.Add(-200*24*time.Hour))
 	c.Seen.Add(1, now.Add(-time.Hour))
-	c.Scope("view_lab_results").Granted.Add(1, now.Add(-time.Hour))
-	c.Scope("view_lab_results").Used.Add(1, now.Add(-time.Hour))
+	c.CountScope("view_lab_results", store.ScopeGranted, 1, now.Add(-time.Hour))
+	c.CountScope("view_lab_results", store.ScopeUsed, 1, now.Add(-time.Hour))
 	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)

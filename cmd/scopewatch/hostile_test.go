@@ -41,9 +41,9 @@ func TestHostileClientIDsInCommands(t *testing.T) {
 		c := st.Client(id)
 		c.Seen.Add(1, now.Add(-200*24*time.Hour))
 		c.Seen.Add(1, now.Add(-time.Hour))
-		c.Scope("admin").Granted.Add(3, now.Add(-time.Hour))
-		c.Scope(id).Granted.Add(1, now.Add(-time.Hour))
-		c.Scope(id).Used.Add(1, now.Add(-time.Hour))
+		c.CountScope("admin", store.ScopeGranted, 3, now.Add(-time.Hour))
+		c.CountScope(id, store.ScopeGranted, 1, now.Add(-time.Hour))
+		c.CountScope(id, store.ScopeUsed, 1, now.Add(-time.Hour))
 		k := store.FindingKey{Kind: "unused_scope", Client: id, Subject: "admin"}
 		b.Findings[k] = store.Finding{FindingKey: k, Severity: store.SeverityWarning, State: store.StateOpen,
 			Summary: id + " holds admin and has never used it.", First: now, Last: now, Count: 1, Opened: now, Changed: now}

@@ -58,10 +58,10 @@ sources:
 		c.Seen.Add(1, old)
 		c.Seen.Add(1, recent)
 		if !granted.IsZero() {
-			c.Scope(scope).Granted.Add(3, granted)
+			c.CountScope(scope, store.ScopeGranted, 3, granted)
 		}
 		if !used.IsZero() {
-			c.Scope(scope).Used.Add(2, used)
+			c.CountScope(scope, store.ScopeUsed, 2, used)
 		}
 	}
 	saw("lab-portal", "read_all_data", recent, recent)

@@ -42,7 +42,7 @@ func TestMetricSeriesBounded(t *testing.T) {
 		c := st.Client(id)
 		c.Seen.Add(1, t0)
 		for s := range 30 {
-			c.Scope(fmt.Sprintf("scope-%02d", s)).Granted.Add(1, t0)
+			c.CountScope(fmt.Sprintf("scope-%02d", s), store.ScopeGranted, 1, t0)
 		}
 		c.SawIP(netip.AddrFrom4([4]byte{198, 51, byte(i / 256 % 256), byte(i % 256)}), t0)
 		kinds := rules.FindingKinds()
