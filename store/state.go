@@ -86,50 +86,61 @@ type ClientState struct {
 	dirty     bool
 }
 
-// ipTally is one address of a client's set: 40 bytes. An IPv4 address is
-// held as its four bytes, any other (IPv6, or one with a zone) as the
-// address. The set is sorted by the bytes the record spells each address
-// as (appendAddr): by address, IPv4 as a number.
+// ipTally is one address of a client's set: its counter and, unless it
+// is IPv4, the address; 32 bytes. An IPv4 address is its ipKey, held apart
+// in the set's ipKeys. The set is sorted by the bytes the record spells
+// each address as (appendAddr): by address, IPv4 as a number.
 type ipTally struct {
 	t    Tally
 	long *netip.Addr // the address unless it is IPv4, else nil
-	v4   uint32      // the IPv4 address, big-endian, when long is nil
 }
 
-func newIPTally(addr netip.Addr) ipTally {
-	if addr.Is4() {
-		v := addr.As4()
-		return ipTally{v4: binary.BigEndian.Uint32(v[:])}
+// ipID is an address as a set holds it: its ipKey, and the address
+// itself unless it is IPv4.
+type ipID struct {
+	key  uint32
+	long *netip.Addr
+}
+
+func newIPID(addr netip.Addr) ipID {
+	id := ipID{key: ipKey(addr)}
+	if !addr.Is4() {
+		id.long = new(netip.Addr) // not &addr, which would move addr to the heap on every call
+		*id.long = addr
 	}
-	long := new(netip.Addr) // not &addr, which would move addr to the heap on every call
-	*long = addr
-	return ipTally{long: long}
+	return id
 }
 
-// addr returns the address e holds.
-func (e *ipTally) addr() netip.Addr {
-	if e.long != nil {
-		return *e.long
+// ip returns the identity of the address at index i of c's set.
+func (c *ClientState) ip(i int) ipID { return ipID{key: c.ipKeys[i], long: c.ips[i].long} }
+
+// addr returns the address id stands for.
+func (id ipID) addr() netip.Addr {
+	if id.long != nil {
+		return *id.long
 	}
 	var v [4]byte
-	binary.BigEndian.PutUint32(v[:], e.v4)
+	binary.BigEndian.PutUint32(v[:], id.key)
 	return netip.AddrFrom4(v)
 }
 
-// is reports whether e holds addr.
-func (e *ipTally) is(addr netip.Addr) bool {
-	if e.long != nil {
-		return *e.long == addr
+// is reports whether id stands for addr, whose ipKey is k.
+func (id ipID) is(addr netip.Addr, k uint32) bool {
+	if id.key != k {
+		return false
 	}
-	return addr.Is4() && e.v4 == ipKey(addr)
+	if id.long != nil {
+		return *id.long == addr
+	}
+	return addr.Is4()
 }
 
-// compareIP orders entries as the record's bytes of their addresses sort
+// compareIP orders addresses as the record's bytes of them sort
 // (appendAddr without its length): by the address's 4 or 16 bytes, then
 // by zone.
-func compareIP(a, b *ipTally) int {
+func compareIP(a, b ipID) int {
 	if a.long == nil && b.long == nil {
-		return cmp.Compare(a.v4, b.v4)
+		return cmp.Compare(a.key, b.key)
 	}
 	x, y := a.addr(), b.addr()
 	var xb, yb [16]byte
@@ -358,20 +369,23 @@ func (s *State) fill(c *ClientState, stored Client) {
 			}
 		}
 	}
-	c.ips = make([]ipTally, 0, len(stored.IPs))
+	type sighted struct {
+		id ipID
+		t  Tally
+	}
+	ips := make([]sighted, 0, len(stored.IPs))
 	for text, n := range stored.IPs {
 		addr, err := netip.ParseAddr(text)
 		if err != nil {
 			continue // not written by this version: dropped with the next checkpoint
 		}
-		e := newIPTally(addr)
-		e.t = tallyOf(n)
-		c.ips = append(c.ips, e)
+		ips = append(ips, sighted{newIPID(addr), tallyOf(n)})
 	}
-	slices.SortFunc(c.ips, func(x, y ipTally) int { return compareIP(&x, &y) })
-	c.ipKeys = make([]uint32, len(c.ips))
-	for i := range c.ips {
-		c.ipKeys[i] = ipKey(c.ips[i].addr())
+	slices.SortFunc(ips, func(x, y sighted) int { return compareIP(x.id, y.id) })
+	c.ips = make([]ipTally, len(ips))
+	c.ipKeys = make([]uint32, len(ips))
+	for i, e := range ips {
+		c.ips[i], c.ipKeys[i] = ipTally{t: e.t, long: e.id.long}, e.id.key
 	}
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
@@ -475,12 +489,13 @@ func (c *ClientState) talliesBefore(i int) int {
 func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 	k := ipKey(addr)
 	for i, ki := range c.ipKeys {
-		if ki == k && c.ips[i].is(addr) {
+		if ki == k && c.ip(i).is(addr, k) {
 			c.ips[i].t.Add(1, t)
 			return
 		}
 	}
-	n := newIPTally(addr)
+	id := newIPID(addr)
+	n := ipTally{long: id.long}
 	n.t.Add(1, t)
 	if len(c.ips) >= MaxIPs {
 		// The least recently seen goes, the new one included; among equal
@@ -489,16 +504,16 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		// capacity.
 		drop := 0
 		for j := 1; j < len(c.ips); j++ {
-			if lessRecentIP(&c.ips[j], &c.ips[drop]) {
+			if lessRecentIP(&c.ips[j].t, c.ip(j), &c.ips[drop].t, c.ip(drop)) {
 				drop = j
 			}
 		}
-		if lessRecentIP(&n, &c.ips[drop]) {
+		if lessRecentIP(&n.t, id, &c.ips[drop].t, c.ip(drop)) {
 			return // older than everything kept: gone at once
 		}
 		// The new address takes the dropped one's place in the order:
 		// only the entries between the two move.
-		i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
+		i := sort.Search(len(c.ips), func(j int) bool { return compareIP(c.ip(j), id) >= 0 })
 		if i > drop {
 			i--
 			copy(c.ips[drop:i], c.ips[drop+1:i+1])
@@ -510,7 +525,7 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		c.ips[i], c.ipKeys[i] = n, k
 		return
 	}
-	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(&c.ips[j], &n) >= 0 })
+	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(c.ip(j), id) >= 0 })
 	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
 	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
 }
@@ -531,8 +546,8 @@ func insertGrowing[S ~[]E, E any](s S, i int, v E, limit int) S {
 }
 
 // ipKey folds an address into 32 bits for a quick scan: an IPv4 address
-// is its number (ipTally.v4), and a match on another is confirmed on the
-// address.
+// is its number, which is all a set holds of it, and a match on another
+// is confirmed on the address.
 func ipKey(a netip.Addr) uint32 {
 	if a.Is4() {
 		v := a.As4()
@@ -543,10 +558,11 @@ func ipKey(a netip.Addr) uint32 {
 	return uint32(h >> 32)
 }
 
-// lessRecentIP orders addresses for eviction: the earlier last sighting
-// first, and among equal times the greater address.
-func lessRecentIP(a, b *ipTally) bool {
-	return a.t.lastBefore(&b.t) || (a.t.lastEqual(&b.t) && compareIP(a, b) > 0)
+// lessRecentIP orders addresses for eviction, a seen as ta says and b as
+// tb: the earlier last sighting first, and among equal times the greater
+// address.
+func lessRecentIP(ta *Tally, a ipID, tb *Tally, b ipID) bool {
+	return ta.lastBefore(tb) || (ta.lastEqual(tb) && compareIP(a, b) > 0)
 }
 
 // SawCountry records a sighting of an ISO country code at t, keeping the
@@ -770,9 +786,8 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	}
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
-		e := &c.ips[i]
-		b = appendAddr(b, e.addr())
-		b = appendTally(b, &e.t, base)
+		b = appendAddr(b, c.ip(i).addr())
+		b = appendTally(b, &c.ips[i].t, base)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
 	for i := range c.countries {

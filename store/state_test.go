@@ -218,7 +218,7 @@ func TestSawIPKeepsOrder(t *testing.T) {
 			t.Fatalf("step %d: %d addresses, the model %d", step, len(c.ips), len(model))
 		}
 		for i := range model {
-			a := c.ips[i].addr()
+			a := c.ip(i).addr()
 			if got := recordAddr(a); got != model[i].key || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(a) {
 				t.Fatalf("step %d: address %d is %v %+v, the model's %x %+v", step, i, a, c.ips[i].t, model[i].key, model[i].t)
 			}
