@@ -176,23 +176,8 @@ func (p *auth0Parser) event(v []jsonValue, pos Position, dst []Event) ([]Event, 
 		return dst, lineError(pos, p.name, "user_id", ReasonBadField, "user_id is not a string")
 	}
 	e.Subject = p.strs.subject(user)
-	// ip and country_code are optional: a value that cannot be read (a
-	// placeholder, garbage, a country that is no code) is left out and
-	// counted, and the event is kept.
-	if ip, ok := idpText(&p.buf, v[sl.ip]); !ok {
-		e.Dropped |= FieldIP
-	} else if len(ip) > 0 {
-		if e.IP, ok = parseClientIP(ip); !ok {
-			e.Dropped |= FieldIP
-		}
-	}
-	if country, ok := idpText(&p.buf, v[sl.country]); !ok {
-		e.Dropped |= FieldCountry
-	} else if len(country) > 0 {
-		if e.Country, ok = countryAlpha2(country); !ok {
-			e.Dropped |= FieldCountry
-		}
-	}
+	// ip and country_code are optional; the country is a code.
+	idpPlace(&p.buf, &e, v[sl.ip], v[sl.country], countryAlpha2)
 
 	scope, ok := p.scopeList(v[sl.scope])
 	if !ok {

@@ -151,23 +151,8 @@ func (p *entraParser) record(pos Position, dst []Event) ([]Event, error) {
 		iv = v[sl.ip]
 	}
 	// The address and the country are optional, as in the other
-	// identity providers' records: a value that cannot be read (no
-	// string, a placeholder, garbage, no country) is left out and
-	// counted, and the sign-in is kept.
-	if ip, ok := idpText(&p.buf, iv); !ok {
-		e.Dropped |= FieldIP
-	} else if len(ip) > 0 {
-		if e.IP, ok = parseClientIP(ip); !ok {
-			e.Dropped |= FieldIP
-		}
-	}
-	if country, ok := idpText(&p.buf, v[sl.country]); !ok {
-		e.Dropped |= FieldCountry
-	} else if len(country) > 0 {
-		if e.Country, ok = countryLookup(country); !ok {
-			e.Dropped |= FieldCountry
-		}
-	}
+	// identity providers' records.
+	idpPlace(&p.buf, &e, iv, v[sl.country], countryLookup)
 	return append(dst, e), nil
 }
 

@@ -391,6 +391,27 @@ func (p *oktaParser) scopeList(raw []byte) []string {
 	return p.scopes.store(raw, l)
 }
 
+// idpPlace sets e's address and country from an identity provider's
+// values ip and cc, both optional: a value that cannot be read (no string,
+// a placeholder, garbage, no country) is left out and counted in
+// e.Dropped, and the event is kept. country reads the country's text.
+func idpPlace(buf *[]byte, e *Event, ip, cc jsonValue, country func([]byte) (string, bool)) {
+	if text, ok := idpText(buf, ip); !ok {
+		e.Dropped |= FieldIP
+	} else if len(text) > 0 {
+		if e.IP, ok = parseClientIP(text); !ok {
+			e.Dropped |= FieldIP
+		}
+	}
+	if text, ok := idpText(buf, cc); !ok {
+		e.Dropped |= FieldCountry
+	} else if len(text) > 0 {
+		if e.Country, ok = country(text); !ok {
+			e.Dropped |= FieldCountry
+		}
+	}
+}
+
 // idpText returns the text of a captured JSON string, unescaped into *buf
 // when it has escapes. Absent and null give nil; ok is false for any
 // other kind, which the identity-provider formats never use for the
