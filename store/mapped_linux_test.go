@@ -77,7 +77,7 @@ func commitReleasesMappedPages(t *testing.T, clients, scopes, addrs int) {
 	// release (under releaseBytes of them, about 1 MiB of leaves) and the
 	// branches above them, where the leaves of every client took 6 MiB
 	// and more.
-	if want := int64(3 << 20); inside > want {
+	if want := int64(4 << 20); inside > want {
 		t.Errorf("inside a checkpoint of every client, %d bytes of the file were resident in the map; want at most %d", inside, want)
 	}
 	if rss := mappedRSS(t, path); rss > bound {
