@@ -165,11 +165,6 @@ type nameTally struct {
 	t    Tally
 }
 
-// Usage is one scope's counters in a ClientState.
-type Usage struct {
-	Requested, Granted, Used Tally
-}
-
 // ScopeKinds selects counters of a scope's usage.
 type ScopeKinds uint8
 
@@ -429,27 +424,6 @@ func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time
 		}
 	}
 	c.scopeHas[i] = uint8(has)
-}
-
-// Usage returns the counters of scope name in c: zero when it has none.
-func (c *ClientState) Usage(name string) Usage {
-	id, ok := c.state.ids[name]
-	if !ok {
-		return Usage{}
-	}
-	i := slices.Index(c.scopeIDs, id)
-	if i < 0 {
-		return Usage{}
-	}
-	var u Usage
-	off := c.talliesBefore(i)
-	for k, t := range [...]*Tally{&u.Requested, &u.Granted, &u.Used} {
-		if c.scopeHas[i]&(1<<k) != 0 {
-			*t = c.tallies[off]
-			off++
-		}
-	}
-	return u
 }
 
 // scope returns the index of scope name in c, adding it on first use.
@@ -776,12 +750,12 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	for i, id := range c.scopeIDs {
 		b = appendString(b, s.names[id])
 		for k := range 3 {
-			if c.scopeHas[i]&(1<<k) == 0 {
-				b = append(b, 0) // a zero counter (appendTally)
-				continue
+			t := &Tally{} // a counter the scope does not have: zero
+			if c.scopeHas[i]&(1<<k) != 0 {
+				t = &c.tallies[off]
+				off++
 			}
-			b = appendTally(b, &c.tallies[off], base)
-			off++
+			b = appendTally(b, t, base)
 		}
 	}
 	b = appendUvarint(b, uint64(len(c.ips)))

@@ -235,7 +235,7 @@ func TestSawIPKeepsOrder(t *testing.T) {
 // TestCountScopeKinds counts random kinds of 40 scopes (more than the
 // eight whose counters talliesBefore counts at once) in a client, added in
 // random order, against a Usage per scope, and checks each scope's counters
-// through Usage, in the checkpointed record, and once loaded back from the
+// through usageIn, in the checkpointed record, and once loaded back from the
 // store, which holds only the counters each scope has.
 func TestCountScopeKinds(t *testing.T) {
 	db, _ := newTestDB(t)
@@ -263,14 +263,14 @@ func TestCountScopeKinds(t *testing.T) {
 		}
 		if i%500 == 0 || i == 2999 {
 			for name, w := range want {
-				got := c.Usage(name)
+				got := usageIn(c, name)
 				if g := (ScopeUsage{Requested: got.Requested.Counter(), Granted: got.Granted.Counter(), Used: got.Used.Counter()}); !usageEqual(g, *w) {
 					t.Fatalf("after %d counts, %s: %+v, want %+v", i+1, name, g, *w)
 				}
 			}
 		}
 	}
-	if u := c.Usage("scope/none"); u != (Usage{}) {
+	if u := usageIn(c, "scope/none"); u != (Usage{}) {
 		t.Errorf("a scope never counted: %+v", u)
 	}
 	c.Seen.Add(1, at(0))
@@ -311,4 +311,30 @@ func TestCountScopeKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("loaded and stored again", stored)
+}
+
+// Usage is one scope's counters in a ClientState, as usageIn reads them.
+type Usage struct {
+	Requested, Granted, Used Tally
+}
+
+// usageIn returns the counters of scope name in c: zero when it has none.
+func usageIn(c *ClientState, name string) Usage {
+	id, ok := c.state.ids[name]
+	if !ok {
+		return Usage{}
+	}
+	i := slices.Index(c.scopeIDs, id)
+	if i < 0 {
+		return Usage{}
+	}
+	var u Usage
+	off := c.talliesBefore(i)
+	for k, t := range [...]*Tally{&u.Requested, &u.Granted, &u.Used} {
+		if c.scopeHas[i]&(1<<k) != 0 {
+			*t = c.tallies[off]
+			off++
+		}
+	}
+	return u
 }
