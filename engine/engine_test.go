@@ -213,14 +213,21 @@ func TestEngineBatchSizes(t *testing.T) {
 			`{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	}
 	taken := make(chan struct{}, 1024)
-	run := func(t *testing.T, maxEvents int, in chan ingest.Line, feed func()) []uint64 {
+	run := func(t *testing.T, maxEvents int, in chan ingest.Line, feed func(), backfill ...bool) []uint64 {
 		t.Helper()
 		var sizes []uint64
 		e := New(Options{
 			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: openTestDB(t),
 			MaxEvents: maxEvents, MaxDelay: time.Hour, // only the size bound closes batches here
-			Committed: func(b *store.Batch) { sizes = append(sizes, b.Sources["api"].Lines) },
-			taken:     func() { taken <- struct{}{} },
+			Backfill: len(backfill) > 0 && backfill[0],
+			Committed: func(b *store.Batch) {
+				var n uint64
+				for _, d := range b.Sources {
+					n += d.Lines
+				}
+				sizes = append(sizes, n)
+			},
+			taken: func() { taken <- struct{}{} },
 		})
 		done := make(chan error, 1)
 		go func() { done <- e.Run(t.Context(), in) }()
@@ -251,6 +258,20 @@ func TestEngineBatchSizes(t *testing.T) {
 		got := run(t, 50, in, func() {})
 		if !slices.Equal(got, []uint64{50, 50, 20}) {
 			t.Errorf("batch sizes %v, want [50 50 20]", got)
+		}
+	})
+	// A backlog's checkpoint holds linesPerRecord lines for each client
+	// it writes, past MaxEvents; one line more than that commits.
+	t.Run("backlog of many clients", func(t *testing.T) {
+		const clients, lines = 4, 2*4*linesPerRecord + 7
+		in := make(chan ingest.Line, lines)
+		for i := range lines {
+			in <- line("idp", 10, int64(100*(i+1)), int64(i+1),
+				fmt.Sprintf(`{"ts":"2026-10-01T10:00:01Z","type":"token","client":"c%d","scope":"openid"}`, i%clients))
+		}
+		got := run(t, 10, in, func() {}, true)
+		if want := []uint64{clients * linesPerRecord, clients * linesPerRecord, 7}; !slices.Equal(got, want) {
+			t.Errorf("batch sizes %v, want %v", got, want)
 		}
 	})
 }

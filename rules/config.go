@@ -98,7 +98,7 @@ func (g GeoIP) Enabled() bool { return g.CountryDB() != "" || g.ASN != "" }
 // Batch bounds one store transaction (a checkpoint of the clients' usage,
 // which is held in memory) and the memory it is held in.
 type Batch struct {
-	MaxEvents int      `yaml:"max_events"` // lines or events per transaction at most; default 50,000
+	MaxEvents int      `yaml:"max_events"` // lines or events per transaction; default 50,000 (a backlog's may hold more: README)
 	MaxDelay  Duration `yaml:"max_delay"`  // from a line read to its transaction; default 250ms
 	// MaxClients bounds the clients held in memory once durable; the
 	// least recently active beyond it are evicted and read back from the
