@@ -32,6 +32,7 @@ import (
 // swapped whole by a reload between two runs of the engine.
 type Daemon struct {
 	o       Options
+	cgroup  cgroupFiles // where batch.memory_limit auto reads the cgroup's limits
 	db      *store.DB
 	log     *slog.Logger
 	reg     *prometheus.Registry
@@ -98,6 +99,11 @@ type Options struct {
 	// NoDetect runs the engine without detectors: usage is recorded, no
 	// finding is raised (scan --no-detect).
 	NoDetect bool
+	// SetMemoryLimit, when set, is given the soft memory limit that
+	// batch.memory_limit resolves to, at start and at each reload that
+	// changes it: the daemon's process passes runtime/debug's
+	// SetMemoryLimit; nil leaves the process's limit alone.
+	SetMemoryLimit func(int64) int64
 }
 
 // Version names the build, for scopewatch_build_info.
@@ -175,7 +181,7 @@ func New(cfg *rules.Config, o Options) (*Daemon, error) {
 	buildInfo.WithLabelValues(v.Version, v.Go, v.Revision).Set(1)
 	reg.MustRegister(buildInfo, storeCollector{db: db})
 	d := &Daemon{
-		o:  o,
+		o: o, cgroup: cgroupFiles{self: procSelfCgroup, root: cgroupMount},
 		db: db, log: log, reg: reg,
 		ingestM:  ingest.NewMetrics(reg),
 		kafkaM:   kafka.NewMetrics(reg),
@@ -303,6 +309,9 @@ func (d *Daemon) apply(s *generation) {
 	for _, src := range s.cfg.Sources {
 		d.ingestM.InitSource(src.Name)
 		d.engineM.InitSource(src.Name)
+	}
+	if cur := d.gen.Load(); cur == nil || cur.cfg.Batch.MemoryLimit != s.cfg.Batch.MemoryLimit {
+		d.applyMemoryLimit(s.cfg.Batch.MemoryLimit)
 	}
 	d.gen.Store(s)
 }

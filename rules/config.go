@@ -104,6 +104,9 @@ type Batch struct {
 	// least recently active beyond it are evicted and read back from the
 	// store on demand. Default 20,000.
 	MaxClients int `yaml:"max_clients"`
+	// MemoryLimit is the soft limit of the daemon's memory; default
+	// auto, from its cgroup (MemoryLimit).
+	MemoryLimit MemoryLimit `yaml:"memory_limit"`
 }
 
 // Source is one log to read.

@@ -91,6 +91,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyLine int
 			return
 		}
 		v.Set(reflect.ValueOf(dur))
+	case v.Type() == reflect.TypeFor[MemoryLimit]():
+		if n.Kind != yaml.ScalarNode {
+			d.add(n.Line, path, "want a size such as 512MiB, auto or none, got %s", describe(n))
+			return
+		}
+		m, err := ParseMemoryLimit(n.Value)
+		if err != nil {
+			d.add(n.Line, path, "%v", err)
+			return
+		}
+		v.Set(reflect.ValueOf(m))
 	case v.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.add(n.Line, path, "want a string, got %s", describe(n))

@@ -156,6 +156,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"Batch.MaxEvents", c.Batch.MaxEvents, 50_000},
 		{"Batch.MaxClients", c.Batch.MaxClients, DefaultMaxClients},
 		{"Batch.MaxDelay", c.Batch.MaxDelay.Std(), 250 * time.Millisecond},
+		{"Batch.MemoryLimit", c.Batch.MemoryLimit, MemoryLimit{Auto: true}},
 		{"Window", c.Detect.UnusedScope.Window.Std(), 90 * 24 * time.Hour},
 		{"MinObservation", c.Detect.UnusedScope.MinObservation.Std(), 30 * 24 * time.Hour},
 		{"ClientRetention", c.Detect.ClientRetention.Std(), 180 * 24 * time.Hour},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/scopewatch/scopewatch/daemon"
@@ -40,6 +41,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer signal.Stop(hup)
 	d, err := daemon.New(cfg, daemon.Options{
 		Logger: log, Level: level, LogJSON: *logJSON, Systemd: sd, Reload: hup, Version: readVersion(),
+		SetMemoryLimit: debug.SetMemoryLimit,
 	})
 	if err != nil {
 		return err

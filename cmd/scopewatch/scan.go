@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -42,9 +43,10 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		files[i].Paths = append(files[i].Paths, f)
 	}
 	d, err := daemon.New(cfg, daemon.Options{
-		Logger:   newLogger(stderr, cfg.Log.Format, daemon.LogLevel(cfg.Log.Level)),
-		Version:  readVersion(),
-		NoDetect: *noDetect,
+		Logger:         newLogger(stderr, cfg.Log.Format, daemon.LogLevel(cfg.Log.Level)),
+		Version:        readVersion(),
+		NoDetect:       *noDetect,
+		SetMemoryLimit: debug.SetMemoryLimit,
 	})
 	if err != nil {
 		return err
