@@ -298,6 +298,7 @@ type run struct {
 	timer           Timer        // MaxDelay after b's first line; nil while b is empty
 	timerC          <-chan time.Time
 	cur             *sourceState // the state of the source of the last line
+	lastBehind      bool         // the last line taken was read behind (ingest.Position.Behind)
 	asks            []*barrier   // barriers not yet taken by the parse stage
 	states          map[string]*sourceState
 
@@ -386,10 +387,14 @@ func (r *run) delayOver() {
 // scan's lines/s, which waits for its size alone.
 const maxPostpones = 16
 
-// behind reports whether the sources are reading a backlog: half their
-// queue to the engine or more is waiting.
+// behind reports whether the sources are reading a backlog: the last line
+// taken was read far from the end of its file (ingest.Position.Behind),
+// or half the sources' queue to the engine or more is waiting (which a
+// Kafka source, whose records do not say, shows; the queue alone, sampled
+// when the delay ran out, often found a tail catching up at 10,000
+// clients just drained by the parse stage).
 func (r *run) behind() bool {
-	return cap(r.in) > 0 && 2*len(r.in) >= cap(r.in)
+	return r.lastBehind || cap(r.in) > 0 && 2*len(r.in) >= cap(r.in)
 }
 
 // drain takes the lines of c and of the chunks already parsed behind it
@@ -452,6 +457,7 @@ func (r *run) take(ln ingest.Line, events []ingest.Event, places []place, parseE
 		return r.restore(ln.Restore)
 	}
 	r.cur.handle(ln, events, places, parseErr, r.b, r.opt.Accountant, r.det, r.state)
+	r.lastBehind = ln.Pos.Behind
 	if r.lines == 0 && !r.opt.Backfill {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
 		r.timerC = r.timer.C()

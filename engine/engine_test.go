@@ -715,4 +715,16 @@ func TestDelayPostponedWhileBehind(t *testing.T) {
 	if len(r.asks) != 1 || !r.asks[0].flush || r.timer != nil {
 		t.Errorf("after %d postponements: %d asks, timer %v; want a flush asked", maxPostpones, len(r.asks), r.timer)
 	}
+
+	// An empty queue, but the last line was read far from its file's end.
+	r = &run{opt: opt, in: make(chan ingest.Line, 8), lastBehind: true}
+	r.delayOver()
+	if len(r.asks) != 0 || r.timer == nil || r.postponed != 1 {
+		t.Errorf("last line read behind: %d asks, postponed %d; want the delay started again", len(r.asks), r.postponed)
+	}
+	r.lastBehind = false
+	r.delayOver()
+	if len(r.asks) != 1 || !r.asks[0].flush {
+		t.Errorf("last line read near the end: %d asks; want a flush asked", len(r.asks))
+	}
 }

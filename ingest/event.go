@@ -57,12 +57,23 @@ type Position struct {
 	// lost (truncated or copied away before they could be read), so the
 	// record of what was observed can show the gap.
 	AfterLoss bool
+	// Behind marks a line read while more than BehindBytes of its file
+	// were known to follow it (the file's size when last looked at): its
+	// source is reading a backlog, which the engine reads in larger
+	// checkpoints. Kafka records do not set it.
+	Behind bool
 	// Partition marks the position of a partition whose lines carry
 	// whole clients (a Kafka topic keyed by client): each client's state
 	// belongs to the partition its events came from, and leaves with it
 	// (Release).
 	Partition bool
 }
+
+// BehindBytes is how much of a file must follow a line for the line to
+// be read behind (Position.Behind): about 5,000 lines of a Keycloak log,
+// a few hundredths of a second of reading. A tail keeping up reads near
+// the end its last check saw, whatever the rate the file grows at.
+const BehindBytes = 4 << 20
 
 // Record returns the store record that resumes reading just after this line.
 func (p Position) Record() store.Position {

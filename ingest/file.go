@@ -680,6 +680,7 @@ func (r *fileRun) checkPath(ctx context.Context) error {
 		return r.attach(false)
 	}
 	r.lastSize = fi.Size()
+	cur.size = fi.Size()
 	r.metrics.OffsetBytes.WithLabelValues(r.opts.Name).Set(float64(cur.offset))
 	r.metrics.FileSizeBytes.WithLabelValues(r.opts.Name).Set(float64(r.lastSize))
 	return nil

@@ -633,3 +633,39 @@ func TestFileRestartResumesFromSent(t *testing.T) {
 		t.Errorf("first line of the second run is number %d, want 101", l)
 	}
 }
+
+// TestFileMarksBacklog checks Position.Behind: the lines of a backlog
+// read more than BehindBytes before the end its file had when last
+// looked at are behind, the rest and the lines appended later are not.
+func TestFileMarksBacklog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	const lineLen, lines = 1000, (ingest.BehindBytes + 2<<20) / 1000
+	line := append(bytes.Repeat([]byte("x"), lineLen-1), '\n')
+	if err := os.WriteFile(path, bytes.Repeat(line, lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startFile(t, fileSetup{path: path})
+	got := r.receive(lines)
+	size := int64(lineLen * lines)
+	for _, ln := range got {
+		if want := size-ln.Pos.Offset > ingest.BehindBytes; ln.Pos.Behind != want {
+			t.Fatalf("line %d (offset %d of %d): behind %v, want %v", ln.Pos.Line, ln.Pos.Offset, size, ln.Pos.Behind, want)
+		}
+	}
+	if !got[0].Pos.Behind || got[len(got)-1].Pos.Behind {
+		t.Fatalf("first line behind %v, last %v; want true, false", got[0].Pos.Behind, got[len(got)-1].Pos.Behind)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat(line, 10)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, ln := range r.receive(10) {
+		if ln.Pos.Behind {
+			t.Errorf("appended line %d read behind", ln.Pos.Line)
+		}
+	}
+}

@@ -65,13 +65,16 @@ type usageError struct{ error }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // scopewatchBinary returns the binary to measure: path when set, else one
-// built from the module in the working directory into dir.
+// built from the module in the working directory into dir, as the
+// Makefile builds the released one (static, stripped): its mapped pages
+// are part of the resident sizes measured.
 func scopewatchBinary(ctx context.Context, path, dir string, stderr io.Writer) (string, error) {
 	if path != "" {
 		return path, nil
 	}
 	out := filepath.Join(dir, "scopewatch")
-	build := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/scopewatch/scopewatch/cmd/scopewatch")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "github.com/scopewatch/scopewatch/cmd/scopewatch")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = stderr, stderr
 	if err := build.Run(); err != nil {
 		return "", fmt.Errorf("build the scopewatch binary (run from a checkout, or pass --binary): %w", err)
