@@ -31,19 +31,20 @@ import (
 // configuration builds (parsers, GeoIP, sources) is one generation,
 // swapped whole by a reload between two runs of the engine.
 type Daemon struct {
-	o       Options
-	cgroup  cgroupFiles // where batch.memory_limit auto reads the cgroup's limits
-	db      *store.DB
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	ingestM *ingest.Metrics
-	kafkaM  *kafka.Metrics
-	engineM *engine.Metrics
-	findM   *detect.FindingMetrics
-	senderM *alert.SenderMetrics
-	geoM    *geoip.Metrics // registered once GeoIP is first configured
-	reloadM *reloadMetrics
-	lag     *ingest.LagCollector
+	o        Options
+	cgroup   cgroupFiles  // where batch.memory_limit auto reads the cgroup's limits
+	memLimit appliedLimit // what applyMemoryLimit last set
+	db       *store.DB
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	ingestM  *ingest.Metrics
+	kafkaM   *kafka.Metrics
+	engineM  *engine.Metrics
+	findM    *detect.FindingMetrics
+	senderM  *alert.SenderMetrics
+	geoM     *geoip.Metrics // registered once GeoIP is first configured
+	reloadM  *reloadMetrics
+	lag      *ingest.LagCollector
 
 	// gen is the generation in force. Only the run loop swaps it, while
 	// the engine is stopped.
@@ -310,9 +311,7 @@ func (d *Daemon) apply(s *generation) {
 		d.ingestM.InitSource(src.Name)
 		d.engineM.InitSource(src.Name)
 	}
-	if cur := d.gen.Load(); cur == nil || cur.cfg.Batch.MemoryLimit != s.cfg.Batch.MemoryLimit {
-		d.applyMemoryLimit(s.cfg.Batch.MemoryLimit)
-	}
+	d.applyMemoryLimit(s.cfg.Batch.MemoryLimit)
 	d.gen.Store(s)
 }
 

@@ -298,7 +298,7 @@ type run struct {
 	timer           Timer        // MaxDelay after b's first line; nil while b is empty
 	timerC          <-chan time.Time
 	cur             *sourceState // the state of the source of the last line
-	lastBehind      bool         // the last line taken was read behind (ingest.Position.Behind)
+	behindSources   int          // sources whose last line taken was read behind (sourceState.behind)
 	asks            []*barrier   // barriers not yet taken by the parse stage
 	states          map[string]*sourceState
 
@@ -387,14 +387,28 @@ func (r *run) delayOver() {
 // scan's lines/s, which waits for its size alone.
 const maxPostpones = 16
 
-// behind reports whether the sources are reading a backlog: the last line
-// taken was read far from the end of its file (ingest.Position.Behind),
-// or half the sources' queue to the engine or more is waiting (which a
-// Kafka source, whose records do not say, shows; the queue alone, sampled
-// when the delay ran out, often found a tail catching up at 10,000
-// clients just drained by the parse stage).
+// behind reports whether the sources are reading a backlog: a source's
+// last line taken was read far from the end of its file
+// (ingest.Position.Behind), or half the sources' queue to the engine or
+// more is waiting (which a Kafka source, whose records do not say,
+// shows; the queue alone, sampled when the delay ran out, often found a
+// tail catching up at 10,000 clients just drained by the parse stage).
 func (r *run) behind() bool {
-	return r.lastBehind || cap(r.in) > 0 && 2*len(r.in) >= cap(r.in)
+	return r.behindSources > 0 || cap(r.in) > 0 && 2*len(r.in) >= cap(r.in)
+}
+
+// sawBehind records whether the line just taken from the current source
+// was read behind.
+func (r *run) sawBehind(behind bool) {
+	if r.cur.behind == behind {
+		return
+	}
+	r.cur.behind = behind
+	if behind {
+		r.behindSources++
+	} else {
+		r.behindSources--
+	}
 }
 
 // drain takes the lines of c and of the chunks already parsed behind it
@@ -457,7 +471,7 @@ func (r *run) take(ln ingest.Line, events []ingest.Event, places []place, parseE
 		return r.restore(ln.Restore)
 	}
 	r.cur.handle(ln, events, places, parseErr, r.b, r.opt.Accountant, r.det, r.state)
-	r.lastBehind = ln.Pos.Behind
+	r.sawBehind(ln.Pos.Behind)
 	if r.lines == 0 && !r.opt.Backfill {
 		r.timer = r.opt.NewTimer(r.opt.MaxDelay)
 		r.timerC = r.timer.C()
@@ -832,6 +846,9 @@ type sourceState struct {
 	cov  *detect.SourceCoverage // this source's coverage, when detecting
 	// watch is set until the source yields its first event.
 	watch *noEvents
+	// behind is set while the source's last line taken was read behind
+	// (run.behind).
+	behind bool
 }
 
 type sourceMetrics struct {

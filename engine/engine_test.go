@@ -213,13 +213,13 @@ func TestEngineBatchSizes(t *testing.T) {
 			`{"ts":"2026-10-01T10:00:01Z","client":"lab","method":"GET","path":"/api/labs/9"}`)
 	}
 	taken := make(chan struct{}, 1024)
-	run := func(t *testing.T, maxEvents int, in chan ingest.Line, feed func(), backfill ...bool) []uint64 {
+	run := func(t *testing.T, maxEvents int, in chan ingest.Line, feed func(), backfill bool) []uint64 {
 		t.Helper()
 		var sizes []uint64
 		e := New(Options{
 			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: openTestDB(t),
 			MaxEvents: maxEvents, MaxDelay: time.Hour, // only the size bound closes batches here
-			Backfill: len(backfill) > 0 && backfill[0],
+			Backfill: backfill,
 			Committed: func(b *store.Batch) {
 				var n uint64
 				for _, d := range b.Sources {
@@ -245,7 +245,7 @@ func TestEngineBatchSizes(t *testing.T) {
 				in <- apiLine(i)
 				<-taken
 			}
-		})
+		}, false)
 		if !slices.Equal(got, []uint64{10, 10, 10}) {
 			t.Errorf("batch sizes %v, want [10 10 10]", got)
 		}
@@ -255,22 +255,42 @@ func TestEngineBatchSizes(t *testing.T) {
 		for i := range 120 {
 			in <- apiLine(i) // a backlog before the engine starts
 		}
-		got := run(t, 50, in, func() {})
+		got := run(t, 50, in, func() {}, false)
 		if !slices.Equal(got, []uint64{50, 50, 20}) {
 			t.Errorf("batch sizes %v, want [50 50 20]", got)
 		}
 	})
+	const clients = 4
+	token := func(i int, behind bool) ingest.Line {
+		ln := line("idp", 10, int64(100*(i+1)), int64(i+1),
+			fmt.Sprintf(`{"ts":"2026-10-01T10:00:01Z","type":"token","client":"c%d","scope":"openid"}`, i%clients))
+		ln.Pos.Behind = behind
+		return ln
+	}
 	// A backlog's checkpoint holds linesPerRecord lines for each client
-	// it writes, past MaxEvents; one line more than that commits.
-	t.Run("backlog of many clients", func(t *testing.T) {
-		const clients, lines = 4, 2*4*linesPerRecord + 7
+	// it writes, past MaxEvents: it commits on the line that makes them.
+	t.Run("scan of many clients", func(t *testing.T) {
+		const lines = 2*clients*linesPerRecord + 7
 		in := make(chan ingest.Line, lines)
 		for i := range lines {
-			in <- line("idp", 10, int64(100*(i+1)), int64(i+1),
-				fmt.Sprintf(`{"ts":"2026-10-01T10:00:01Z","type":"token","client":"c%d","scope":"openid"}`, i%clients))
+			in <- token(i, false)
 		}
 		got := run(t, 10, in, func() {}, true)
 		if want := []uint64{clients * linesPerRecord, clients * linesPerRecord, 7}; !slices.Equal(got, want) {
+			t.Errorf("batch sizes %v, want %v", got, want)
+		}
+	})
+	// So does a tail's, while its lines are read behind, with nothing
+	// queued; then it commits at MaxEvents again.
+	t.Run("tail behind, many clients", func(t *testing.T) {
+		in := make(chan ingest.Line)
+		got := run(t, 10, in, func() {
+			for i := range 2*clients*linesPerRecord + 20 {
+				in <- token(i, i < 2*clients*linesPerRecord)
+				<-taken
+			}
+		}, false)
+		if want := []uint64{clients * linesPerRecord, clients * linesPerRecord, 10, 10}; !slices.Equal(got, want) {
 			t.Errorf("batch sizes %v, want %v", got, want)
 		}
 	})
@@ -685,9 +705,9 @@ func TestParseStagePlacesAddresses(t *testing.T) {
 }
 
 // TestDelayPostponedWhileBehind checks a batch's delay running out: with
-// half the sources' queue waiting or more, the delay starts again, at
-// most maxPostpones times; then, or without a backlog, the batch is asked
-// to commit.
+// half the sources' queue waiting or more, or a source's last line read
+// behind, the delay starts again, at most maxPostpones times; then, or
+// without a backlog, the batch is asked to commit.
 func TestDelayPostponedWhileBehind(t *testing.T) {
 	timers := 0
 	opt := &Options{MaxDelay: time.Second, NewTimer: func(time.Duration) Timer {
@@ -716,15 +736,23 @@ func TestDelayPostponedWhileBehind(t *testing.T) {
 		t.Errorf("after %d postponements: %d asks, timer %v; want a flush asked", maxPostpones, len(r.asks), r.timer)
 	}
 
-	// An empty queue, but the last line was read far from its file's end.
-	r = &run{opt: opt, in: make(chan ingest.Line, 8), lastBehind: true}
+	// An empty queue, but a source's last line was read far from its
+	// file's end: the delay starts again until that source's lines are
+	// read near the end, whatever another source's are.
+	r = &run{opt: opt, in: make(chan ingest.Line, 8)}
+	live, backlog := &sourceState{name: "live"}, &sourceState{name: "backlog"}
+	r.cur = backlog
+	r.sawBehind(true)
+	r.cur = live
+	r.sawBehind(false)
 	r.delayOver()
 	if len(r.asks) != 0 || r.timer == nil || r.postponed != 1 {
-		t.Errorf("last line read behind: %d asks, postponed %d; want the delay started again", len(r.asks), r.postponed)
+		t.Errorf("a source's last line read behind: %d asks, postponed %d; want the delay started again", len(r.asks), r.postponed)
 	}
-	r.lastBehind = false
+	r.cur = backlog
+	r.sawBehind(false)
 	r.delayOver()
 	if len(r.asks) != 1 || !r.asks[0].flush {
-		t.Errorf("last line read near the end: %d asks; want a flush asked", len(r.asks))
+		t.Errorf("every source's last line read near the end: %d asks; want a flush asked", len(r.asks))
 	}
 }

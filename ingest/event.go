@@ -60,7 +60,7 @@ type Position struct {
 	// Behind marks a line read while more than BehindBytes of its file
 	// were known to follow it (the file's size when last looked at): its
 	// source is reading a backlog, which the engine reads in larger
-	// checkpoints. Kafka records do not set it.
+	// checkpoints. Kafka records and compressed files do not set it.
 	Behind bool
 	// Partition marks the position of a partition whose lines carry
 	// whole clients (a Kafka topic keyed by client): each client's state

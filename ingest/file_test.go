@@ -669,3 +669,31 @@ func TestFileMarksBacklog(t *testing.T) {
 		}
 	}
 }
+
+// TestFileMarksBacklogAppended: a backlog appended to a followed file is
+// read behind too, measured against the size each check sees (polling
+// reads only after a check, so the first appended lines are behind).
+func TestFileMarksBacklogAppended(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	const lineLen, lines = 1000, (ingest.BehindBytes + 2<<20) / 1000
+	line := append(bytes.Repeat([]byte("x"), lineLen-1), '\n')
+	if err := os.WriteFile(path, line, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startFile(t, fileSetup{path: path, poll: true})
+	if got := r.receive(1); got[0].Pos.Behind {
+		t.Fatal("the only line read behind")
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat(line, lines)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got := r.receive(lines)
+	if !got[0].Pos.Behind || got[len(got)-1].Pos.Behind {
+		t.Errorf("first appended line behind %v, last %v; want true, false", got[0].Pos.Behind, got[len(got)-1].Pos.Behind)
+	}
+}

@@ -602,7 +602,7 @@ func (d *drainer) drainUpTo(ctx context.Context, out chan<- Line, final bool, li
 			ln = tooLongLine(d.lr.long, d.lr.max, ln.Pos)
 		}
 		ln.Pos.AfterLoss = d.afterLoss
-		ln.Pos.Behind = d.of.size-ln.Pos.Offset > BehindBytes
+		ln.Pos.Behind = !d.of.static && d.of.size-ln.Pos.Offset > BehindBytes // a compressed file's size is not its lines'
 		select {
 		case out <- ln:
 			// Consumed only once handed on: a restarted Run resumes here.

@@ -241,10 +241,9 @@ func (c *Config) check(lines map[string]int, p *problems, formats Formats) {
 	} else if c.Batch.MaxClients < 1 {
 		p.add(lines["batch.max_clients"], "batch.max_clients", "must be at least 1, got %d; leave it out for the default %d", c.Batch.MaxClients, DefaultMaxClients)
 	}
-	if _, set := lines["batch.memory_limit"]; !set {
-		c.Batch.MemoryLimit = MemoryLimit{Auto: true}
-	} else if m := c.Batch.MemoryLimit; !m.Auto && m.Bytes != 0 && m.Bytes < MinMemoryLimit {
-		p.add(lines["batch.memory_limit"], "batch.memory_limit", "%s is below the least limit of 16MiB, where the collector would run all the time; set 16MiB or more, none, or leave it out for auto", m)
+	if m := c.Batch.MemoryLimit; m.Bytes != 0 && m.Bytes < MinMemoryLimit {
+		least := MemoryLimit{Bytes: MinMemoryLimit}
+		p.add(lines["batch.memory_limit"], "batch.memory_limit", "%s is below the least limit of %s, where the collector would run all the time; set %s or more, none, or leave it out for auto", m, least, least)
 	}
 	positive(lines, p, "batch.max_delay", &c.Batch.MaxDelay, DefaultMaxDelay)
 	positive(lines, p, "detect.unused_scope.window", &c.Detect.UnusedScope.Window, DefaultWindow)

@@ -14,11 +14,16 @@ import (
 // default): nine tenths of the lowest memory.high or memory.max of the
 // daemon's cgroup and those above it (systemd's MemoryHigh= and
 // MemoryMax=), or none when no cgroup sets one. It is soft: a daemon
-// whose live data outgrows it goes on, collecting more often.
+// whose live data outgrows it goes on, collecting more often. The zero
+// value is auto, so a key left empty means the default, as a missing one
+// does.
 type MemoryLimit struct {
-	Auto  bool  // take it from the cgroup
-	Bytes int64 // the limit when not Auto; 0 for none
+	None  bool  // no limit
+	Bytes int64 // the limit; 0 (and not None) for auto
 }
+
+// Auto reports whether the limit is to be taken from the cgroup.
+func (m MemoryLimit) Auto() bool { return !m.None && m.Bytes == 0 }
 
 // MinMemoryLimit is the smallest limit batch.memory_limit may set: below
 // it the collector would run all the time for the daemon's own code and
@@ -41,9 +46,9 @@ var memoryUnits = map[string]int64{
 func ParseMemoryLimit(s string) (MemoryLimit, error) {
 	switch s {
 	case "auto":
-		return MemoryLimit{Auto: true}, nil
-	case "none", "0":
 		return MemoryLimit{}, nil
+	case "none", "0":
+		return MemoryLimit{None: true}, nil
 	case "":
 		return MemoryLimit{}, errors.New(`empty memory limit (write a size such as 512MiB, "auto" or "none")`)
 	}
@@ -72,10 +77,10 @@ func ParseMemoryLimit(s string) (MemoryLimit, error) {
 // of MiB or GiB that divides it, else in bytes.
 func (m MemoryLimit) String() string {
 	switch {
-	case m.Auto:
-		return "auto"
-	case m.Bytes == 0:
+	case m.None:
 		return "none"
+	case m.Bytes == 0:
+		return "auto"
 	case m.Bytes%(1<<30) == 0:
 		return strconv.FormatInt(m.Bytes>>30, 10) + "GiB"
 	case m.Bytes%(1<<20) == 0:

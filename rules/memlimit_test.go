@@ -1,6 +1,9 @@
 package rules
 
-import "testing"
+import (
+	"path/filepath"
+	"testing"
+)
 
 func TestParseMemoryLimit(t *testing.T) {
 	for _, tt := range []struct {
@@ -8,9 +11,9 @@ func TestParseMemoryLimit(t *testing.T) {
 		want MemoryLimit
 		str  string
 	}{
-		{"auto", MemoryLimit{Auto: true}, "auto"},
-		{"none", MemoryLimit{}, "none"},
-		{"0", MemoryLimit{}, "none"},
+		{"auto", MemoryLimit{}, "auto"},
+		{"none", MemoryLimit{None: true}, "none"},
+		{"0", MemoryLimit{None: true}, "none"},
 		{"48MiB", MemoryLimit{Bytes: 48 << 20}, "48MiB"},
 		{"48M", MemoryLimit{Bytes: 48 << 20}, "48MiB"},
 		{"768M", MemoryLimit{Bytes: 768 << 20}, "768MiB"},
@@ -36,6 +39,24 @@ func TestParseMemoryLimit(t *testing.T) {
 	for _, in := range []string{"", "MiB", "512MB", "1GB", "12 parsecs", "-5M", "1.5G", "99999999999T", "autox"} {
 		if got, err := ParseMemoryLimit(in); err == nil {
 			t.Errorf("ParseMemoryLimit(%q) = %+v, want an error", in, got)
+		}
+	}
+}
+
+// TestMemoryLimitEmptyIsAuto: a batch.memory_limit key left empty is the
+// default, auto, as a missing one is, not "none".
+func TestMemoryLimitEmptyIsAuto(t *testing.T) {
+	for _, v := range []string{"", " ~", " null"} {
+		dir := writeFiles(t, map[string]string{
+			"scopewatch.yaml": "store: sw.db\nbatch:\n  memory_limit:" + v + "\nsources:\n  - {name: api, path: logs/api.json, format: json, fields: {time: ts}}\n",
+			"logs/.keep":      "",
+		})
+		c, err := Load(filepath.Join(dir, "scopewatch.yaml"), testFormats)
+		if err != nil {
+			t.Fatalf("memory_limit:%s: %v", v, err)
+		}
+		if !c.Batch.MemoryLimit.Auto() {
+			t.Errorf("memory_limit:%s = %v, want auto", v, c.Batch.MemoryLimit)
 		}
 	}
 }
