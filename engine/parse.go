@@ -134,6 +134,7 @@ func (ps *parseStage) recycle(c *chunk) {
 	if c.barrier != nil {
 		return
 	}
+	doneTexts(c.lines)
 	c.reset()
 	select {
 	case ps.spare <- c.lines:
@@ -143,6 +144,29 @@ func (ps *parseStage) recycle(c *chunk) {
 	select {
 	case ps.free <- c:
 	default: // enough spare chunks
+	}
+}
+
+// doneTexts hands the blocks the lines' texts lie in back to their
+// readers (ingest.Buffer), once for each run of lines of one block.
+func doneTexts(lines []ingest.Line) {
+	var (
+		b *ingest.Buffer
+		n int
+	)
+	for i := range lines {
+		if lb := lines[i].Buf; lb != b {
+			if n > 0 {
+				b.Done(n)
+			}
+			b, n = lb, 0
+		}
+		if b != nil {
+			n++
+		}
+	}
+	if n > 0 {
+		b.Done(n)
 	}
 }
 

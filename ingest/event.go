@@ -89,6 +89,11 @@ func (p Position) Record() store.Position {
 type Line struct {
 	Text []byte
 	Pos  Position
+	// Buf, when set, is the block Text lies in, which its reader reuses
+	// once the line is Done (Buffer.Done); nil when Text is the line's
+	// own. A consumer that calls Done must not use Text, nor anything
+	// sliced from it, afterwards.
+	Buf *Buffer
 	// Release, set on a line without text, hands the partition at Pos
 	// back: see Release.
 	Release *Release

@@ -136,14 +136,19 @@ func tooLongError(ln Line) error {
 }
 
 // lineReader splits a stream into lines without copying each one: it reads
-// into large chunks and hands out sub-slices of them. A chunk is never
-// written again once a line from it has been handed out; a line that
-// straddles the end of a chunk is moved to the start of a fresh chunk. Lines
-// longer than max are skipped whole (never held in memory) and reported as
-// too long, with their length in long.
+// into large chunks and hands out sub-slices of them. A chunk is not
+// written again while a line from it is in use: a line that straddles the
+// end of a chunk is moved to the start of a fresh chunk, and a chunk is
+// read into again only once the reader has moved on from it and every
+// line sent from it is Done (Buffer). Lines longer than max are skipped
+// whole (never held in memory) and reported as too long, with their
+// length in long.
 type lineReader struct {
 	src     io.Reader
+	cur     *Buffer // the block chunk is, nil before the first fill
 	chunk   []byte
+	sent    int64 // lines sent from cur (hold)
+	blocks  *buffers
 	r, w    int // unread data is chunk[r:w]
 	size    int
 	max     int
@@ -157,7 +162,8 @@ func newLineReader(src io.Reader, maxLine, chunkSize int) *lineReader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLineSize
 	}
-	return &lineReader{src: src, size: max(chunkSize, 4096), max: maxLine}
+	size := max(chunkSize, 4096)
+	return &lineReader{src: src, size: size, max: maxLine, blocks: &buffers{size: size}}
 }
 
 // next returns the next complete line without its terminator (and without
@@ -214,10 +220,13 @@ func (lr *lineReader) fill() bool {
 		if part := lr.w - lr.r; 2*part > size {
 			size = 2 * part
 		}
-		fresh := make([]byte, size)
-		lr.w = copy(fresh, lr.chunk[lr.r:lr.w])
+		fresh := lr.blocks.get(size)
+		lr.w = copy(fresh.b, lr.chunk[lr.r:lr.w])
 		lr.r = 0
-		lr.chunk = fresh
+		if lr.cur != nil {
+			lr.cur.retire(lr.sent)
+		}
+		lr.cur, lr.chunk, lr.sent = fresh, fresh.b, 0
 	}
 	for range 8 {
 		n, err := lr.src.Read(lr.chunk[lr.w:])
@@ -233,6 +242,14 @@ func (lr *lineReader) fill() bool {
 		}
 	}
 	return false
+}
+
+// hold returns the block the text last returned lies in, counting one
+// more line sent from it: a caller that sends that line on with the block
+// (Line.Buf) calls it once the line is sent.
+func (lr *lineReader) hold() *Buffer {
+	lr.sent++
+	return lr.cur
 }
 
 // rest returns the buffered partial line (the final line of a file that
@@ -525,6 +542,7 @@ func (r *LineReader) Next() (Line, error) {
 	if over {
 		return tooLongLine(r.lr.long, r.lr.max, pos), nil
 	}
+	r.lr.hold() // never Done: the text stays valid
 	return Line{Text: text, Pos: pos}, nil
 }
 
@@ -597,7 +615,7 @@ func (d *drainer) drainUpTo(ctx context.Context, out chan<- Line, final bool, li
 				return false, nil
 			}
 		}
-		ln := Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1)}
+		ln := Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1), Buf: d.lr.cur}
 		if over {
 			ln = tooLongLine(d.lr.long, d.lr.max, ln.Pos)
 		}
@@ -605,6 +623,9 @@ func (d *drainer) drainUpTo(ctx context.Context, out chan<- Line, final bool, li
 		ln.Pos.Behind = !d.of.static && d.of.size-ln.Pos.Offset > BehindBytes // a compressed file's size is not its lines'
 		select {
 		case out <- ln:
+			if ln.Buf != nil {
+				d.lr.hold()
+			}
 			// Consumed only once handed on: a restarted Run resumes here.
 			d.of.offset += n
 			d.of.line++
