@@ -81,6 +81,15 @@ func (c *scopeLists) lookup(raw []byte) ([]string, bool) {
 // store remembers list as the split of raw and returns it trimmed to
 // len == cap.
 func (c *scopeLists) store(raw []byte, list []string) []string {
+	if len(raw) > scopeListMaxLen {
+		return list[:len(list):len(list)]
+	}
+	return c.keep(string(raw), list)
+}
+
+// keep is store with the raw list as a string of its own, which the
+// table keeps as its key.
+func (c *scopeLists) keep(raw string, list []string) []string {
 	list = list[:len(list):len(list)]
 	if len(raw) > scopeListMaxLen {
 		return list
@@ -90,7 +99,7 @@ func (c *scopeLists) store(raw []byte, list []string) []string {
 	} else if len(c.m) >= scopeListMaxEntries {
 		clear(c.m)
 	}
-	c.m[string(raw)] = list
+	c.m[raw] = list
 	return list
 }
 
@@ -102,12 +111,12 @@ func (c *scopeLists) split(raw []byte) []string {
 	if l, ok := c.lookup(raw); ok {
 		return l
 	}
-	s := string(raw)
+	s := string(raw) // the scopes are its substrings, and the table's key
 	l := SplitScopes(s, make([]string, 0, countFields(raw)))
 	if len(l) == 0 {
 		l = nil
 	}
-	return c.store(raw, l)
+	return c.keep(s, l)
 }
 
 func countFields(b []byte) int {
