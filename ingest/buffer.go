@@ -17,9 +17,9 @@ import (
 type Buffer struct {
 	b []byte
 	// refs is the number of lines sent from b, added once its reader
-	// moves on (retire), less those Done: b goes back to pool when it
-	// reaches zero, which it cannot do before retire (it only decreases
-	// until then).
+	// moves on (retire), less those Done: b goes back to its reader's
+	// spares when it reaches zero, which it cannot do before retire (it
+	// only decreases until then).
 	refs atomic.Int64
 	pool *buffers // nil for a block of an odd size, left to the collector
 }
