@@ -759,8 +759,10 @@ func TestDelayPostponedWhileBehind(t *testing.T) {
 
 // TestEngineHandsTextsBack scans a file of many blocks into the engine:
 // the engine hands each line's block back once done with it
-// (ingest.Buffer.Done), so the reader reuses a few blocks instead of
-// making one for each 256 KiB read, and every line still counts once.
+// (ingest.Block.Done), so the reader reuses a few blocks instead of
+// making one for each 256 KiB read, and every line still counts once,
+// parsed from its own text: a block read into while its lines are in
+// use would garble some of them, which would come out malformed.
 func TestEngineHandsTextsBack(t *testing.T) {
 	const lines = 100_000
 	var b strings.Builder
@@ -778,21 +780,24 @@ func TestEngineHandsTextsBack(t *testing.T) {
 		scanned <- ingest.NewScan(ingest.ScanOptions{Name: "api", Paths: []string{path}}).Run(t.Context(), read)
 		close(read)
 	}()
-	blocks := map[*ingest.Buffer]bool{}
+	blocks := map[*ingest.Block]bool{}
 	go func() {
 		defer close(in)
 		for ln := range read {
-			blocks[ln.Buf] = true
+			blocks[ln.Block] = true
 			in <- ln
 		}
 	}()
-	var committed uint64
+	var committed, malformed, ignored, events uint64
 	e := New(Options{
 		Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: openTestDB(t),
 		MaxEvents: 10_000, MaxDelay: time.Hour, Backfill: true,
 		Committed: func(b *store.Batch) {
 			for _, d := range b.Sources {
 				committed += d.Lines
+				malformed += d.Malformed
+				ignored += d.Ignored
+				events += d.Events.N
 			}
 		},
 	})
@@ -802,8 +807,8 @@ func TestEngineHandsTextsBack(t *testing.T) {
 	if err := <-scanned; err != nil {
 		t.Fatal(err)
 	}
-	if committed != lines {
-		t.Errorf("committed %d lines, want %d", committed, lines)
+	if committed != lines || events != lines || malformed != 0 || ignored != 0 {
+		t.Errorf("committed %d lines, %d events, %d malformed, %d ignored; want %d lines, each an event", committed, events, malformed, ignored, lines)
 	}
 	// In flight at once: the two channels' lines and the parse stage's
 	// chunks, a few thousand lines, in the blocks they lie in.

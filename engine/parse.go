@@ -148,14 +148,14 @@ func (ps *parseStage) recycle(c *chunk) {
 }
 
 // doneTexts hands the blocks the lines' texts lie in back to their
-// readers (ingest.Buffer), once for each run of lines of one block.
+// readers (ingest.Block), once for each run of lines of one block.
 func doneTexts(lines []ingest.Line) {
 	var (
-		b *ingest.Buffer
+		b *ingest.Block
 		n int
 	)
 	for i := range lines {
-		if lb := lines[i].Buf; lb != b {
+		if lb := lines[i].Block; lb != b {
 			if n > 0 {
 				b.Done(n)
 			}

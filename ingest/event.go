@@ -89,11 +89,12 @@ func (p Position) Record() store.Position {
 type Line struct {
 	Text []byte
 	Pos  Position
-	// Buf, when set, is the block Text lies in, which its reader reuses
-	// once the line is Done (Buffer.Done); nil when Text is the line's
-	// own. A consumer that calls Done must not use Text, nor anything
-	// sliced from it, afterwards.
-	Buf *Buffer
+	// Block, when set, is the block Text lies in, which its reader reads
+	// into again once every line sent from it is Done (Block.Done). A
+	// consumer that calls Done must not use Text, nor anything sliced
+	// from it, afterwards. Nil for a line whose text is its own, or that
+	// no one hands back (a LineReader's).
+	Block *Block
 	// Release, set on a line without text, hands the partition at Pos
 	// back: see Release.
 	Release *Release

@@ -140,15 +140,15 @@ func tooLongError(ln Line) error {
 // written again while a line from it is in use: a line that straddles the
 // end of a chunk is moved to the start of a fresh chunk, and a chunk is
 // read into again only once the reader has moved on from it and every
-// line sent from it is Done (Buffer). Lines longer than max are skipped
+// line sent from it is Done (Block). Lines longer than max are skipped
 // whole (never held in memory) and reported as too long, with their
 // length in long.
 type lineReader struct {
 	src     io.Reader
-	cur     *Buffer // the block chunk is, nil before the first fill
+	cur     *Block // the block chunk is, nil before the first fill
 	chunk   []byte
-	sent    int64 // lines sent from cur (hold)
-	blocks  *buffers
+	sent    int64 // lines sent from cur (countSent)
+	blocks  *blocks
 	r, w    int // unread data is chunk[r:w]
 	size    int
 	max     int
@@ -163,7 +163,7 @@ func newLineReader(src io.Reader, maxLine, chunkSize int) *lineReader {
 		maxLine = DefaultMaxLineSize
 	}
 	size := max(chunkSize, 4096)
-	return &lineReader{src: src, size: size, max: maxLine, blocks: &buffers{size: size}}
+	return &lineReader{src: src, size: size, max: maxLine, blocks: &blocks{size: size}}
 }
 
 // next returns the next complete line without its terminator (and without
@@ -244,13 +244,10 @@ func (lr *lineReader) fill() bool {
 	return false
 }
 
-// hold returns the block the text last returned lies in, counting one
-// more line sent from it: a caller that sends that line on with the block
-// (Line.Buf) calls it once the line is sent.
-func (lr *lineReader) hold() *Buffer {
-	lr.sent++
-	return lr.cur
-}
+// countSent counts one more line sent from the current block: a caller
+// that sends the text last returned on with its block (Line.Block) calls
+// it once the line is sent.
+func (lr *lineReader) countSent() { lr.sent++ }
 
 // rest returns the buffered partial line (the final line of a file that
 // does not end in a newline) and consumes it. oversized reports that it
@@ -542,7 +539,7 @@ func (r *LineReader) Next() (Line, error) {
 	if over {
 		return tooLongLine(r.lr.long, r.lr.max, pos), nil
 	}
-	r.lr.hold() // never Done: the text stays valid
+	r.lr.countSent() // never Done: the text stays valid
 	return Line{Text: text, Pos: pos}, nil
 }
 
@@ -615,7 +612,7 @@ func (d *drainer) drainUpTo(ctx context.Context, out chan<- Line, final bool, li
 				return false, nil
 			}
 		}
-		ln := Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1), Buf: d.lr.cur}
+		ln := Line{Text: text, Pos: d.of.position(d.source, d.of.offset+n, d.of.line+1), Block: d.lr.cur}
 		if over {
 			ln = tooLongLine(d.lr.long, d.lr.max, ln.Pos)
 		}
@@ -623,8 +620,8 @@ func (d *drainer) drainUpTo(ctx context.Context, out chan<- Line, final bool, li
 		ln.Pos.Behind = !d.of.static && d.of.size-ln.Pos.Offset > BehindBytes // a compressed file's size is not its lines'
 		select {
 		case out <- ln:
-			if ln.Buf != nil {
-				d.lr.hold()
+			if ln.Block != nil {
+				d.lr.countSent()
 			}
 			// Consumed only once handed on: a restarted Run resumes here.
 			d.of.offset += n

@@ -489,9 +489,11 @@ func (db *DB) Compact(dst string) error {
 }
 
 // truncateTo cuts the bbolt file at path to the used bytes of its pages,
-// durably. bbolt grows a file by doubling its map (up to 1 GiB), so a
-// compacted copy of 4 MB of records took 8 MiB; the pages past its last
-// used one hold nothing, and bbolt grows the file again as it needs.
+// durably. The copy is written without the store's reserved map
+// (mapSize), and bbolt then grows a file by doubling its map (up to 1
+// GiB), so a compacted copy of 4 MB of records took 8 MiB; the pages past
+// its last used one hold nothing, and bbolt grows the file again as it
+// needs.
 func truncateTo(path string, used int64) error {
 	if used <= 0 {
 		return nil

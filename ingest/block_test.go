@@ -9,12 +9,12 @@ import (
 	"github.com/scopewatch/scopewatch/ingest"
 )
 
-// TestScanReusesBuffers reads a file of many blocks while the consumer
-// holds the last 50,000 lines (three blocks' worth) and hands each back (Done) only after
+// TestScanReusesBlocks reads a file of many blocks while the consumer
+// holds the last 50,000 lines (2.3 blocks' worth) and hands each back (Done) only after
 // checking its text again: no text changes while it is held, and the
 // blocks go round, so far fewer are made than the file spans.
-func TestScanReusesBuffers(t *testing.T) {
-	const lines, held = 1_000_000, 50_000 // 12 MB, 46 blocks of 256 KiB; held: 600 KB
+func TestScanReusesBlocks(t *testing.T) {
+	const lines, held = 1_000_000, 50_000 // 12 MB, 46 blocks of 256 KiB; held: 600 KB, 2.3 blocks
 	path := filepath.Join(t.TempDir(), "app.log")
 	if err := os.WriteFile(path, numbered(1, lines, "\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -33,17 +33,17 @@ func TestScanReusesBuffers(t *testing.T) {
 	var (
 		ring   [held]ingest.Line
 		n      int
-		blocks = map[*ingest.Buffer]bool{}
+		blocks = map[*ingest.Block]bool{}
 	)
 	for ln := range out {
 		check(ln, "as read")
-		if ln.Buf == nil {
+		if ln.Block == nil {
 			t.Fatalf("line %d has no block", ln.Pos.Line)
 		}
-		blocks[ln.Buf] = true
-		if old := ring[n%held]; old.Buf != nil {
+		blocks[ln.Block] = true
+		if old := ring[n%held]; old.Block != nil {
 			check(old, fmt.Sprintf("when done, %d lines later", held))
-			old.Buf.Done(1)
+			old.Block.Done(1)
 		}
 		ring[n%held] = ln
 		n++
@@ -64,4 +64,23 @@ func TestScanReusesBuffers(t *testing.T) {
 		t.Errorf("%d blocks made for a file of %d, want at most 6: not reused", len(blocks), spanned)
 	}
 	t.Logf("%d blocks made for a file of %d", len(blocks), spanned)
+}
+
+// TestBlockDoneRefusesNone checks that Done(0), which would otherwise
+// hand back the block a reader is still reading into, panics.
+func TestBlockDoneRefusesNone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(path, numbered(1, 3, "\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := runScan(t, ingest.ScanOptions{Name: "s", Paths: []string{path}})
+	if len(got) != 3 || got[0].Block == nil {
+		t.Fatalf("got %d lines, the first with block %p; want 3 with one", len(got), got[0].Block)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Done(0) did not panic")
+		}
+	}()
+	got[0].Block.Done(0)
 }

@@ -1,12 +1,13 @@
 package ingest
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
 
-// Buffer is a block of bytes read from a file, in which the texts of the
-// lines a Source sends lie (Line.Buf). A file is read through a few
+// Block is a block of bytes read from a file, in which the texts of the
+// lines a Source sends lie (Line.Block). A file is read through a few
 // blocks that go round: a block is read into again once its reader has
 // moved on to another and every line sent from it is Done. Without that
 // reuse each byte read is a fresh allocation (a 256 KiB block each 300 or
@@ -14,20 +15,26 @@ import (
 //
 // Done is optional: a line never Done keeps its block from reuse, and the
 // collector frees the block once nothing refers to it.
-type Buffer struct {
+type Block struct {
 	b []byte
 	// refs is the number of lines sent from b, added once its reader
 	// moves on (retire), less those Done: b goes back to its reader's
 	// spares when it reaches zero, which it cannot do before retire (it
 	// only decreases until then).
 	refs atomic.Int64
-	pool *buffers // nil for a block of an odd size, left to the collector
+	pool *blocks // nil for a block of an odd size, left to the collector
 }
 
-// Done tells b that n of the lines sent from it (Line.Buf == b) are no
+// Done tells b that n of the lines sent from it (Line.Block == b) are no
 // longer read: their texts, and everything sliced from them, must not be
-// used after the call. A consumer that keeps a text copies it first.
-func (b *Buffer) Done(n int) {
+// used after the call. A consumer calls it at most once for each line (a
+// line Done twice lets the block be read into while another of its lines
+// is in use), from any goroutine; one that keeps a text copies it first.
+// It panics when n is not positive.
+func (b *Block) Done(n int) {
+	if n <= 0 {
+		panic(fmt.Sprintf("ingest: Block.Done(%d)", n))
+	}
 	if b.refs.Add(-int64(n)) == 0 {
 		b.reuse()
 	}
@@ -35,39 +42,39 @@ func (b *Buffer) Done(n int) {
 
 // retire records that sent lines were sent from b and that its reader
 // reads into another block from now on.
-func (b *Buffer) retire(sent int64) {
+func (b *Block) retire(sent int64) {
 	if b.refs.Add(sent) == 0 {
 		b.reuse()
 	}
 }
 
 // reuse hands b, none of whose lines is in use, back to its reader's
-// blocks; a block of an odd size has none and is left to the collector.
-func (b *Buffer) reuse() {
+// spares; a block of an odd size has none and is left to the collector.
+func (b *Block) reuse() {
 	if b.pool != nil {
 		b.pool.put(b)
 	}
 }
 
-// maxSpareBuffers is the most blocks a reader keeps for reuse: enough
-// for the lines in flight between a file and the accounting at line rate
-// (a few thousand lines: a block holds 300 to 3,000), and at most 2 MiB
-// kept by an idle reader.
-const maxSpareBuffers = 8
+// maxSpareBlocks is the most blocks a reader keeps for reuse: enough for
+// the lines in flight between a file and the accounting at line rate (a
+// few thousand lines: a block holds 300 to 3,000), and at most 2 MiB kept
+// by a reader while it lives.
+const maxSpareBlocks = 8
 
-// buffers hands out the blocks of one reader: a block whose lines are all
+// blocks hands out the blocks of one reader: a block whose lines are all
 // done, or a new one.
-type buffers struct {
+type blocks struct {
 	size  int
 	mu    sync.Mutex
-	spare []*Buffer
+	spare []*Block
 }
 
-// get returns a block of at least size bytes: a spare one when size is
-// the usual size and there is one.
-func (bs *buffers) get(size int) *Buffer {
+// get returns a block of size bytes: a spare one when size is the usual
+// size and there is one.
+func (bs *blocks) get(size int) *Block {
 	if size != bs.size {
-		return &Buffer{b: make([]byte, size)}
+		return &Block{b: make([]byte, size)}
 	}
 	bs.mu.Lock()
 	if n := len(bs.spare); n > 0 {
@@ -78,13 +85,13 @@ func (bs *buffers) get(size int) *Buffer {
 		return b
 	}
 	bs.mu.Unlock()
-	return &Buffer{b: make([]byte, size), pool: bs}
+	return &Block{b: make([]byte, size), pool: bs}
 }
 
 // put keeps b for reuse, unless enough are kept.
-func (bs *buffers) put(b *Buffer) {
+func (bs *blocks) put(b *Block) {
 	bs.mu.Lock()
-	if len(bs.spare) < maxSpareBuffers {
+	if len(bs.spare) < maxSpareBlocks {
 		bs.spare = append(bs.spare, b)
 	}
 	bs.mu.Unlock()
