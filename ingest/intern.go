@@ -25,42 +25,99 @@ const (
 	scopeListMaxLen = 4096
 )
 
+// admitPauses is how many times its capacity in lookups a table that
+// filled up with values that did not repeat goes without adding values
+// (admission).
+const admitPauses = 8
+
+// admission stops a table from keeping values that do not repeat (a new
+// user on every line, a new mix of scopes on every token). When a table
+// fills up and fewer than one lookup in eight since it was last emptied
+// found its value, the table is dropped, and nothing is added for the
+// next admitPauses times its capacity in lookups: they then cost one look
+// into an empty map, not a lookup, an insert and a table emptied again
+// and again. Then the table fills again and is judged anew when full. A
+// table that never fills is never judged: the values of a deployment's
+// clients, however many there are, stay shared.
+type admission struct {
+	lookups, hits int // since the table was last emptied
+	pause         int // lookups left during which nothing is added
+}
+
+// saw counts a lookup and whether it found its value.
+func (a *admission) saw(hit bool) {
+	if a.pause > 0 {
+		a.pause--
+		return
+	}
+	a.lookups++
+	if hit {
+		a.hits++
+	}
+}
+
+// admits reports whether a value may be added now.
+func (a *admission) admits() bool { return a.pause == 0 }
+
+// full judges a table of capacity max found full: it reports whether to
+// drop the table (and pauses) rather than empty it and go on.
+func (a *admission) full(max int) (drop bool) {
+	drop = a.hits*8 < a.lookups
+	if drop {
+		a.pause = admitPauses * max
+	}
+	a.lookups, a.hits = 0, 0
+	return drop
+}
+
+// table is an intern table of at most max entries, emptied when full.
+type table struct {
+	m     map[string]string
+	admit admission
+}
+
 // interner maps byte strings to shared string values: subjects in a
 // table of their own, everything else in m.
 type interner struct {
-	m, subjects map[string]string
+	m, subjects table
 }
 
 // bytes returns b as a string, shared with earlier calls for equal b.
 func (t *interner) bytes(b []byte) string {
-	return intern(&t.m, b, internMaxEntries)
+	return t.m.intern(b, internMaxEntries)
 }
 
 // subject returns a subject (a user id or name) as a string, shared with
 // earlier calls for equal b.
 func (t *interner) subject(b []byte) string {
-	return intern(&t.subjects, b, subjectMaxEntries)
+	return t.subjects.intern(b, subjectMaxEntries)
 }
 
-// intern looks b up in *m, a table of at most max entries emptied when
+// intern looks b up in t, a table of at most max entries emptied when
 // full.
-func intern(m *map[string]string, b []byte, max int) string {
+func (t *table) intern(b []byte, max int) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := (*m)[string(b)]; ok {
+	s, ok := t.m[string(b)]
+	t.admit.saw(ok)
+	if ok {
 		return s
 	}
-	if len(b) > internMaxLen {
-		return string(b)
+	s = string(b)
+	if len(b) > internMaxLen || !t.admit.admits() {
+		return s
 	}
-	if *m == nil {
-		*m = make(map[string]string, 256)
-	} else if len(*m) >= max {
-		clear(*m)
+	if t.m == nil {
+		t.m = make(map[string]string, 256)
+	} else if len(t.m) >= max {
+		if t.admit.full(max) {
+			t.m = nil
+			return s
+		}
+		clear(t.m)
 	}
-	s := string(b)
-	(*m)[s] = s
+	t.m[s] = s
 	return s
 }
 
@@ -69,12 +126,14 @@ func intern(m *map[string]string, b []byte, max int) string {
 // between events and have len == cap, so an append by a consumer copies;
 // consumers must not modify their elements in place.
 type scopeLists struct {
-	m map[string][]string
+	m     map[string][]string
+	admit admission
 }
 
 // lookup returns the cached split of raw.
 func (c *scopeLists) lookup(raw []byte) ([]string, bool) {
 	l, ok := c.m[string(raw)]
+	c.admit.saw(ok)
 	return l, ok
 }
 
@@ -91,12 +150,16 @@ func (c *scopeLists) store(raw []byte, list []string) []string {
 // table keeps as its key.
 func (c *scopeLists) keep(raw string, list []string) []string {
 	list = list[:len(list):len(list)]
-	if len(raw) > scopeListMaxLen {
+	if len(raw) > scopeListMaxLen || !c.admit.admits() {
 		return list
 	}
 	if c.m == nil {
 		c.m = make(map[string][]string, 64)
 	} else if len(c.m) >= scopeListMaxEntries {
+		if c.admit.full(scopeListMaxEntries) {
+			c.m = nil
+			return list
+		}
 		clear(c.m)
 	}
 	c.m[raw] = list

@@ -28,14 +28,14 @@ func TestInternerBounded(t *testing.T) {
 	for i := range internMaxEntries + 10 {
 		in.bytes([]byte("client-" + strconv.Itoa(i)))
 	}
-	if n := len(in.m); n > internMaxEntries {
+	if n := len(in.m.m); n > internMaxEntries {
 		t.Errorf("table holds %d entries, want at most %d", n, internMaxEntries)
 	}
 	long := strings.Repeat("x", internMaxLen+1)
 	if got := in.bytes([]byte(long)); got != long {
 		t.Error("long value changed")
 	}
-	if _, ok := in.m[long]; ok {
+	if _, ok := in.m.m[long]; ok {
 		t.Error("a value longer than internMaxLen was kept")
 	}
 }
@@ -59,13 +59,69 @@ func TestSubjectsApart(t *testing.T) {
 	for i := range internMaxEntries + 10 {
 		in.subject([]byte("user-" + strconv.Itoa(i)))
 	}
-	if n := len(in.subjects); n > subjectMaxEntries {
+	if n := len(in.subjects.m); n > subjectMaxEntries {
 		t.Errorf("subjects' table holds %d entries, want at most %d", n, subjectMaxEntries)
 	}
 	if again := in.bytes([]byte("lab-app")); unsafe.StringData(again) != unsafe.StringData(client) {
 		t.Error("the client id was pushed out of the table by subjects")
 	}
-	if a, b := in.subject([]byte("u1")), in.subject([]byte("u1")); unsafe.StringData(a) != unsafe.StringData(b) {
+	var fresh interner
+	if a, b := fresh.subject([]byte("u1")), fresh.subject([]byte("u1")); unsafe.StringData(a) != unsafe.StringData(b) {
 		t.Error("a repeated subject is not shared")
+	}
+}
+
+// TestAdmissionDropsValuesThatDoNotRepeat fills tables with values seen
+// once each: once full, a table is dropped and keeps nothing for
+// admitPauses times its capacity in lookups, then fills again; a table
+// whose values repeat is emptied when full and goes on, and one that
+// never fills is never judged.
+func TestAdmissionDropsValuesThatDoNotRepeat(t *testing.T) {
+	var in interner
+	for i := range subjectMaxEntries + 1 {
+		in.subject([]byte("user-" + strconv.Itoa(i)))
+	}
+	if in.subjects.m != nil {
+		t.Fatalf("after %d subjects seen once each the table holds %d, want it dropped", subjectMaxEntries+1, len(in.subjects.m))
+	}
+	for i := range admitPauses*subjectMaxEntries - 1 {
+		if s := in.subject([]byte("user-" + strconv.Itoa(i%10))); s != "user-"+strconv.Itoa(i%10) {
+			t.Fatalf("subject %q, want user-%d", s, i%10)
+		}
+	}
+	if in.subjects.m != nil {
+		t.Fatal("a value was added during the pause")
+	}
+	in.subject([]byte("user-1"))
+	if len(in.subjects.m) != 1 {
+		t.Fatalf("after the pause the table holds %d values, want the one seen", len(in.subjects.m))
+	}
+	// Values that repeat often enough: the full table is emptied, not
+	// dropped, and fills again.
+	for i := range 4 * subjectMaxEntries {
+		in.subject([]byte("user-" + strconv.Itoa(i%(subjectMaxEntries+subjectMaxEntries/8))))
+		in.subject([]byte("user-1"))
+	}
+	if in.subjects.m == nil {
+		t.Error("a table whose values repeat was dropped")
+	}
+
+	// 10,000 clients' scope lists, each repeating: the table never fills
+	// and is never judged, though a first pass finds nothing.
+	var c scopeLists
+	for i := range 10_000 {
+		c.split([]byte("openid s" + strconv.Itoa(i)))
+	}
+	if len(c.m) != 10_000 {
+		t.Errorf("10,000 lists seen once: the table holds %d, want them all", len(c.m))
+	}
+	for i := range scopeListMaxEntries {
+		c.split([]byte("openid x" + strconv.Itoa(i)))
+	}
+	if c.m != nil {
+		t.Errorf("after %d more lists seen once each the table holds %d, want it dropped", scopeListMaxEntries, len(c.m))
+	}
+	if l := c.split([]byte("openid launch")); len(l) != 2 || l[0] != "openid" || l[1] != "launch" {
+		t.Errorf("split during the pause: %q", l)
 	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,46 @@ func BenchmarkParse(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 	})
+}
+
+// BenchmarkParseVaried parses Keycloak Quarkus JSON token lines as the
+// 10,000-client bench writes them: a user of its own on every line and a
+// random 4 to 8 of 30 scopes on every token, so that neither the
+// subjects nor the scope lists repeat (the case admission is for).
+func BenchmarkParseVaried(b *testing.B) {
+	tmpl := string(fixtureLine(b, "keycloak", "quarkus_json.log", 1))
+	const user = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+	const scope = "openid fhirUser launch/patient patient/Observation.rs patient/Condition.rs offline_access"
+	if !strings.Contains(tmpl, user) || !strings.Contains(tmpl, scope) {
+		b.Fatal("the fixture line changed")
+	}
+	rng := uint64(1)
+	next := func(n int) int {
+		rng ^= rng << 13
+		rng ^= rng >> 7
+		rng ^= rng << 17
+		return int(rng % uint64(n))
+	}
+	lines := make([][]byte, 1<<16)
+	for i := range lines {
+		scopes := []string{"openid"}
+		for range 4 + next(5) {
+			scopes = append(scopes, fmt.Sprintf("patient/R%02d.rs", next(30)))
+		}
+		l := strings.Replace(tmpl, user, fmt.Sprintf("%08x-e5f6-4a7b-8c9d-0e1f2a3b4c5d", i), 1)
+		lines[i] = []byte(strings.Replace(l, scope, strings.Join(scopes, " "), 1))
+	}
+	p := newTestKeycloak(b, "")
+	pos := Position{Source: "bench", Line: 1}
+	dst := make([]Event, 0, 4)
+	var err error
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		dst, err = p.Parse(lines[i%len(lines)], pos, dst[:0])
+		if err != nil || len(dst) != 1 {
+			b.Fatalf("%v, %d events", err, len(dst))
+		}
+		i++
+	}
 }
