@@ -108,17 +108,29 @@ func (t *table) intern(b []byte, max int) string {
 	if len(b) > internMaxLen || !t.admit.admits() {
 		return s
 	}
-	if t.m == nil {
-		t.m = make(map[string]string, 256)
-	} else if len(t.m) >= max {
-		if t.admit.full(max) {
-			t.m = nil
-			return s
-		}
-		clear(t.m)
+	if !makeRoom(&t.m, max, 256, &t.admit) {
+		return s
 	}
 	t.m[s] = s
 	return s
+}
+
+// makeRoom readies *m, a table of at most max entries judged by a, for
+// one more value: it makes the map (of size hint), empties it when full,
+// or drops it when a says so, and then reports false: the value is not
+// to be kept.
+func makeRoom[V any](m *map[string]V, max, hint int, a *admission) bool {
+	switch {
+	case *m == nil:
+		*m = make(map[string]V, hint)
+	case len(*m) >= max:
+		if a.full(max) {
+			*m = nil
+			return false
+		}
+		clear(*m)
+	}
+	return true
 }
 
 // scopeLists maps a raw scope list (a space-separated string or the text
@@ -153,14 +165,8 @@ func (c *scopeLists) keep(raw string, list []string) []string {
 	if len(raw) > scopeListMaxLen || !c.admit.admits() {
 		return list
 	}
-	if c.m == nil {
-		c.m = make(map[string][]string, 64)
-	} else if len(c.m) >= scopeListMaxEntries {
-		if c.admit.full(scopeListMaxEntries) {
-			c.m = nil
-			return list
-		}
-		clear(c.m)
+	if !makeRoom(&c.m, scopeListMaxEntries, 64, &c.admit) {
+		return list
 	}
 	c.m[raw] = list
 	return list
