@@ -70,7 +70,8 @@ func (a *admission) full(max int) (drop bool) {
 	return drop
 }
 
-// table is an intern table of at most max entries, emptied when full.
+// table is an intern table of at most max entries, emptied when full or
+// dropped (admission).
 type table struct {
 	m     map[string]string
 	admit admission

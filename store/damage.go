@@ -213,9 +213,10 @@ func initialMap(readOnly bool) int {
 // (bbolt's AllocSize, 16 MiB by default, applies once the map is larger
 // than it, hence at once with mapSize): a new store's file is a few MiB,
 // most of it a hole. Each extension costs a truncate and an fsync: a
-// 50 MB store takes 13 of them growing from empty, about as many as with
-// bbolt's default (one for each doubling of its map up to 16 MiB, then
-// one every 16 MiB), and nothing beside its checkpoints' fsyncs.
+// 50 MB store takes about 13 of them growing from empty (its size over
+// 4 MiB), about as many as with bbolt's default (one for each doubling
+// of its map up to 16 MiB, then one every 16 MiB), and nothing beside
+// its checkpoints' fsyncs.
 const growStep = 4 << 20
 
 // openBolt opens the file with bbolt under guard: opening for writing (or
