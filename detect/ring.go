@@ -1,8 +1,9 @@
 package detect
 
 import (
-	"slices"
 	"time"
+
+	"github.com/scopewatch/scopewatch/store"
 )
 
 // ring holds the newest n event times.
@@ -37,14 +38,12 @@ func (r *ring) newest() time.Time {
 	return time.Unix(0, r.t[i])
 }
 
-// times returns the recorded times, oldest first, as Unix nanoseconds.
-func (r *ring) times() []int64 {
+// encode returns the recorded times, oldest first, encoded for the store.
+func (r *ring) encode() []byte {
 	if !r.full {
-		return slices.Clone(r.t[:r.next])
+		return store.EncodeWindow(r.t[:r.next])
 	}
-	out := make([]int64, 0, len(r.t))
-	out = append(out, r.t[r.next:]...)
-	return append(out, r.t[:r.next]...)
+	return store.EncodeWindow(r.t[r.next:], r.t[:r.next])
 }
 
 // restore refills an empty ring with times, oldest first, keeping the

@@ -52,6 +52,8 @@ type travellers struct {
 	n      int
 	dirty  []uint8
 	marked [256]bool
+	// scratch holds a shard's numbers while flush encodes them.
+	scratch []int64
 }
 
 // travelShard is one shard: the places, and their keys in the order they
@@ -201,8 +203,11 @@ func (ts *travellers) flush(b *store.Batch) {
 			b.Windows[key] = nil
 			continue
 		}
-		// Oldest first, so that a restart forgets in the same order.
-		v := make([]int64, 1+5*n)
+		// Oldest first, so that a restart forgets in the same order. The
+		// numbers are laid out in a scratch buffer and the batch takes
+		// only their encoding.
+		v := slices.Grow(ts.scratch[:0], 1+5*n)[:1+5*n]
+		ts.scratch = v
 		v[0] = travelColumns
 		for j := range sh.order {
 			h := sh.order[(sh.head+j)%len(sh.order)]
@@ -210,7 +215,7 @@ func (ts *travellers) flush(b *store.Batch) {
 			v[1+j], v[1+n+j], v[1+2*n+j], v[1+3*n+j] = int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon))
 			v[1+4*n+j] = int64(p.radius) | int64(p.country[0])<<16 | int64(p.country[1])<<24
 		}
-		b.Windows[key] = v
+		b.Windows[key] = store.EncodeWindow(v)
 	}
 	ts.dirty = ts.dirty[:0]
 }

@@ -157,8 +157,8 @@ func TestTravellersBounded(t *testing.T) {
 	}
 	// The row layout of earlier versions: each entry's five numbers
 	// after one another.
-	rows := map[string][]int64{}
-	for k, v := range b.Windows {
+	columns, rows := decodeWindows(t, b.Windows), map[string][]int64{}
+	for k, v := range columns {
 		if v[0] != travelColumns || len(v)%5 != 1 {
 			t.Fatalf("shard %q flushed in %d numbers starting %d, not in the column layout", k, len(v), v[0])
 		}
@@ -169,7 +169,7 @@ func TestTravellersBounded(t *testing.T) {
 			}
 		}
 	}
-	for layout, windows := range map[string]map[string][]int64{"column": b.Windows, "row": rows} {
+	for layout, windows := range map[string]map[string][]int64{"column": columns, "row": rows} {
 		back := travellers{prefix: winTravelSubject}
 		for k, v := range windows {
 			if !back.restore(strings.TrimPrefix(k, winTravelSubject), v) {

@@ -54,7 +54,7 @@ func (d *Detectors) FlushWindows(b *store.Batch) {
 			b.Windows[k] = nil
 			continue
 		}
-		b.Windows[k] = r.times()
+		b.Windows[k] = r.encode()
 	}
 	clear(d.windows)
 	d.geo.travel.flush(b)

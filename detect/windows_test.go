@@ -21,8 +21,25 @@ func restart(t *testing.T, h *harness, cfg rules.Detect, rebuild func(h *harness
 	h2 := newHarness(t, cfg, nil)
 	h2.now = h.now
 	rebuild(h2)
-	h2.d.LoadWindows(b.Windows, time.Time{})
+	h2.d.LoadWindows(decodeWindows(t, b.Windows), time.Time{})
 	return h2
+}
+
+// decodeWindows decodes a batch's windows as the store reads them back.
+func decodeWindows(t *testing.T, windows map[string][]byte) map[string][]int64 {
+	t.Helper()
+	out := make(map[string][]int64, len(windows))
+	for k, v := range windows {
+		if v == nil {
+			continue
+		}
+		times, err := store.DecodeWindow(v)
+		if err != nil {
+			t.Fatalf("window %q: %v", k, err)
+		}
+		out[k] = times
+	}
+	return out
 }
 
 // TestWindowsResumeProbing counts four refusals, restarts, and counts the
@@ -111,7 +128,7 @@ func TestWindowsExpireAndForget(t *testing.T) {
 	}
 	h2 := newHarness(t, cfg, nil)
 	h2.observe(grant("lab-portal", t0, "openid"))
-	h2.d.LoadWindows(b.Windows, t0.Add(time.Hour)) // both ended long before
+	h2.d.LoadWindows(decodeWindows(t, b.Windows), t0.Add(time.Hour)) // both ended long before
 	b2 := store.NewBatch()
 	h2.d.FlushWindows(b2)
 	for k, v := range b2.Windows {
@@ -146,7 +163,7 @@ func TestWindowsResumeTravel(t *testing.T) {
 		}
 	}
 	h2, _ := travelHarness(t, cfg)
-	h2.d.LoadWindows(b.Windows, time.Time{})
+	h2.d.LoadWindows(decodeWindows(t, b.Windows), time.Time{})
 	h2.d.FlushWindows(store.NewBatch()) // what the warm-up changed
 	seen(h2, "p-3f2a", "mychart-app", "203.0.113.9", at.Add(time.Hour))
 	if f := h2.fs.Get(store.FindingKey{Kind: rules.KindImpossibleTravel, Client: "mychart-app", Subject: "p-3f2a"}); f == nil {

@@ -567,7 +567,7 @@ func decodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte, 
 					return nil, fmt.Errorf("changelog window %q of client %q: %w", w[0], id, ErrCorrupt)
 				}
 			}
-			times, err := decodeWindow(w[1])
+			times, err := DecodeWindow(w[1])
 			if err != nil {
 				return nil, fmt.Errorf("changelog window %q: %w", w[0], err)
 			}

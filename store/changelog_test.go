@@ -52,9 +52,9 @@ func changelogCommit(t *testing.T, db *DB, st *State, k PositionKey, offset int6
 		st.Own(id, k)
 		fk := FindingKey{Kind: "broad_request", Client: id, Subject: "admin"}
 		b.Findings[fk] = Finding{FindingKey: fk, Severity: "high", State: StateOpen, Count: uint64(offset)}
-		b.Windows["w\x00"+id] = []int64{offset, offset + 1}
+		b.Windows["w\x00"+id] = EncodeWindow([]int64{offset, offset + 1})
 	}
-	b.Windows["address\x00203.0.113.1"] = []int64{offset} // of no client: never shipped
+	b.Windows["address\x00203.0.113.1"] = EncodeWindow([]int64{offset}) // of no client: never shipped
 	b.SetPosition(Position{Source: k.Source, File: k.File, Offset: offset, Line: offset, Path: "kafka:t/0"})
 	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {
@@ -327,7 +327,7 @@ func TestDecodeChangelogRefusesAnothersWindow(t *testing.T) {
 	b := NewBatch()
 	st.Client("c").Seen.Add(1, at(time.Second))
 	st.Own("c", k)
-	b.Windows["w\x00c"] = []int64{1, 2}
+	b.Windows["w\x00c"] = EncodeWindow([]int64{1, 2})
 	b.SetPosition(Position{Source: k.Source, File: k.File, Offset: 1, Line: 1, Path: "kafka:t/0"})
 	st.Checkpoint(b)
 	if err := db.Commit(b); err != nil {

@@ -214,7 +214,7 @@ func layout() []bucketSpec {
 		{bucketGroups, 3, quoteKey, decodeJSON[Group]()},
 		{bucketOutbox, 3, seqKeyString, decodeJSON[Message]()},
 		{bucketDeadLetter, 3, seqKeyString, decodeJSON[DeadLetter]()},
-		{bucketWindows, 5, quoteKey, func(_, v []byte) error { _, err := decodeWindow(v); return err }},
+		{bucketWindows, 5, quoteKey, func(_, v []byte) error { _, err := DecodeWindow(v); return err }},
 		{bucketOwners, 6, quoteKey, func(_, v []byte) error { _, err := decodeOwner(v); return err }},
 		{bucketChangelog, 7, quoteKey, func(k, v []byte) error {
 			if bytes.HasSuffix(k, []byte(seededSuffix)) {

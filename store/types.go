@@ -113,9 +113,10 @@ type Batch struct {
 	// way worth telling (opened, reopened, graver, resolved), with the
 	// time of the change.
 	Notify map[GroupKey]time.Time
-	// Windows replaces the detectors' time windows it names (Unix
-	// nanoseconds, oldest first); an empty one is deleted.
-	Windows map[string][]int64
+	// Windows replaces the detectors' time windows it names, each
+	// encoded by EncodeWindow (Unix nanoseconds, oldest first); an empty
+	// one is deleted.
+	Windows map[string][]byte
 	// Owners records the partition each client named belongs to now;
 	// DropPositions are positions to delete (partitions released).
 	Owners        map[string]PositionKey
@@ -141,7 +142,7 @@ func NewBatch() *Batch {
 		Coverage:     make(map[string][]Span),
 		Notify:       make(map[GroupKey]time.Time),
 		DropClients:  make(map[string]struct{}),
-		Windows:      make(map[string][]int64),
+		Windows:      make(map[string][]byte),
 		Owners:       make(map[string]PositionKey),
 	}
 }

@@ -18,27 +18,34 @@ var bucketWindows = []byte("windows")
 // Unix nanoseconds.
 const windowFormat = 1
 
-// appendWindow encodes times, oldest first.
-func appendWindow(b []byte, times []int64) []byte {
-	b = append(b, windowFormat)
-	b = appendUvarint(b, uint64(len(times)))
+// EncodeWindow returns the record of a window whose times, oldest first,
+// are those of parts one after the other, as Batch.Windows carries it:
+// a detector encodes a window when it flushes it, so that a batch holds
+// each window once, in its stored size, until the commit.
+func EncodeWindow(parts ...[]int64) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	size := 1 + uvarintLen(uint64(n))
 	var last int64
-	for _, t := range times {
-		b = appendVarint(b, t-last)
-		last = t
+	for _, p := range parts {
+		for _, t := range p {
+			size += uvarintLen(zigzag(t - last))
+			last = t
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, windowFormat)
+	b = appendUvarint(b, uint64(n))
+	last = 0
+	for _, p := range parts {
+		for _, t := range p {
+			b = appendVarint(b, t-last)
+			last = t
+		}
 	}
 	return b
-}
-
-// windowSize returns the length of appendWindow's encoding of times.
-func windowSize(times []int64) int {
-	n := 1 + uvarintLen(uint64(len(times)))
-	var last int64
-	for _, t := range times {
-		n += uvarintLen(zigzag(t - last))
-		last = t
-	}
-	return n
 }
 
 // uvarintLen is the length of binary.AppendUvarint's encoding of v.
@@ -46,8 +53,8 @@ func uvarintLen(v uint64) int {
 	return (bits.Len64(v|1) + 6) / 7
 }
 
-// decodeWindow decodes a window record.
-func decodeWindow(v []byte) ([]int64, error) {
+// DecodeWindow returns the times of a window record, oldest first.
+func DecodeWindow(v []byte) ([]int64, error) {
 	d := decoder{b: v}
 	d.format(windowFormat)
 	n := d.uvarint()
@@ -70,20 +77,17 @@ func decodeWindow(v []byte) ([]int64, error) {
 }
 
 // putWindows writes the batch's windows, deleting those it empties.
-func putWindows(tx *bolt.Tx, windows map[string][]int64) error {
+func putWindows(tx *bolt.Tx, windows map[string][]byte) error {
 	if len(windows) == 0 {
 		return nil
 	}
 	bk := tx.Bucket(bucketWindows)
-	for k, times := range windows {
+	for k, v := range windows {
 		var err error
-		if len(times) == 0 {
+		if len(v) == 0 {
 			err = bk.Delete([]byte(k))
 		} else {
-			// bbolt keeps the value until the transaction ends: one
-			// buffer per record, of its size (a travellers' shard takes
-			// kilobytes, and there are hundreds).
-			err = bk.Put([]byte(k), appendWindow(make([]byte, 0, windowSize(times)), times))
+			err = bk.Put([]byte(k), v) // kept by bbolt until the transaction ends
 		}
 		if err != nil {
 			return fmt.Errorf("window %q: %w", k, err)
@@ -97,7 +101,7 @@ func (db *DB) Windows() (map[string][]int64, error) {
 	out := make(map[string][]int64)
 	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketWindows).ForEach(func(k, v []byte) error {
-			times, err := decodeWindow(v)
+			times, err := DecodeWindow(v)
 			if err != nil {
 				return fmt.Errorf("window %q: %w", k, err)
 			}
