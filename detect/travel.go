@@ -56,51 +56,6 @@ type travellers struct {
 	scratch []int64
 }
 
-// travelShard is one shard: the places, and their keys in the order they
-// came (a full table forgets the oldest of the shard).
-type travelShard struct {
-	m     placeTable
-	order []uint64 // a queue: order[head:] then order[:head] hold the keys of m, oldest first
-	head  int
-}
-
-func (sh *travelShard) add(h uint64, p lastPlace) {
-	sh.m.set(h, p)
-	if sh.head == 0 {
-		sh.order = append(sh.order, h)
-		return
-	}
-	// The queue wrapped: insert at its end, just before head.
-	sh.order = slices.Insert(sh.order, sh.head, h)
-	sh.head++
-}
-
-// replaceOldest forgets the shard's oldest key for h; false if the shard
-// is empty.
-func (sh *travelShard) replaceOldest(h uint64, p lastPlace) bool {
-	if len(sh.order) == 0 {
-		return false
-	}
-	sh.m.del(sh.order[sh.head])
-	sh.m.set(h, p)
-	sh.order[sh.head] = h
-	sh.head = (sh.head + 1) % len(sh.order)
-	return true
-}
-
-// dropOldest forgets the shard's oldest key; false if it is empty.
-func (sh *travelShard) dropOldest() bool {
-	if len(sh.order) == 0 {
-		return false
-	}
-	sh.m.del(sh.order[sh.head])
-	sh.order = slices.Delete(sh.order, sh.head, sh.head+1)
-	if sh.head >= len(sh.order) {
-		sh.head = 0
-	}
-	return true
-}
-
 // maxTravellers bounds the subjects, and apart the clients, whose last
 // place is kept; a full table forgets one to take another.
 const maxTravellers = 1 << 16
@@ -132,20 +87,20 @@ func travelKey(s string) uint64 {
 	h *= 0xc4ceb9fe1a85ec53
 	h ^= h >> 33
 	if h == 0 {
-		return 1 // the empty slot's key (placeTable)
+		return 1 // zero is no hash (travelShard)
 	}
 	return h
 }
 
 func (ts *travellers) get(h uint64) (lastPlace, bool) {
-	return ts.shards[h>>56].m.get(h)
+	return ts.shards[h>>56].get(h)
 }
 
 // update replaces the place stored under h, which get found.
 func (ts *travellers) update(h uint64, p lastPlace) {
 	i := uint8(h >> 56)
 	ts.mark(i)
-	ts.shards[i].m.set(h, p)
+	ts.shards[i].update(h, p)
 }
 
 // put stores p under h, which get did not find; a full table forgets
@@ -198,7 +153,7 @@ func (ts *travellers) flush(b *store.Batch) {
 		ts.marked[i] = false
 		key := ts.prefix + strconv.FormatUint(uint64(i)|0x100, 16)[1:]
 		sh := &ts.shards[i]
-		n := sh.m.n
+		n := sh.n
 		if n == 0 {
 			b.Windows[key] = nil
 			continue
@@ -209,9 +164,9 @@ func (ts *travellers) flush(b *store.Batch) {
 		v := slices.Grow(ts.scratch[:0], 1+5*n)[:1+5*n]
 		ts.scratch = v
 		v[0] = travelColumns
-		for j := range sh.order {
-			h := sh.order[(sh.head+j)%len(sh.order)]
-			p, _ := sh.m.get(h)
+		for j := range n {
+			e := sh.at(j)
+			h, p := e.h, &e.p
 			v[1+j], v[1+n+j], v[1+2*n+j], v[1+3*n+j] = int64(h), p.t, int64(math.Float32bits(p.lat)), int64(math.Float32bits(p.lon))
 			v[1+4*n+j] = int64(p.radius) | int64(p.country[0])<<16 | int64(p.country[1])<<24
 		}
@@ -243,7 +198,7 @@ func (ts *travellers) restore(shard string, v []int64) bool {
 	sh := &ts.shards[i]
 	for j := range n {
 		h := uint64(entry(j, 0))
-		if _, dup := sh.m.get(h); dup || h == 0 || h>>56 != i || ts.n >= maxTravellers {
+		if _, dup := sh.get(h); dup || h == 0 || h>>56 != i || ts.n >= maxTravellers {
 			continue
 		}
 		rc := entry(j, 4)

@@ -143,9 +143,9 @@ func TestTravellersBounded(t *testing.T) {
 	for i, keys := range inserted {
 		sh := &ts.shards[i]
 		// The shard holds the newest of its keys, as many as it has.
-		newest := keys[len(keys)-len(sh.order):]
+		newest := keys[len(keys)-sh.n:]
 		for j, k := range newest {
-			if got := sh.order[(sh.head+j)%len(sh.order)]; got != k {
+			if got := sh.at(j).h; got != k {
 				t.Fatalf("shard %d: position %d holds %x, want %x (the oldest are forgotten first)", i, j, got, k)
 			}
 		}
@@ -181,18 +181,16 @@ func TestTravellersBounded(t *testing.T) {
 		}
 		for i := range ts.shards {
 			a, r := &ts.shards[i], &back.shards[i]
-			for j := range a.order {
-				if x, y := a.order[(a.head+j)%len(a.order)], r.order[(r.head+j)%len(r.order)]; x != y || place(&a.m, x) != place(&r.m, y) {
+			if a.n != r.n {
+				t.Fatalf("%s layout: shard %d holds %d after a restore, want %d", layout, i, r.n, a.n)
+			}
+			for j := range a.n {
+				if x, y := a.at(j), r.at(j); *x != *y {
 					t.Fatalf("%s layout: shard %d differs at %d after a restore", layout, i, j)
 				}
 			}
 		}
 	}
-}
-
-func place(t *placeTable, h uint64) lastPlace {
-	p, _ := t.get(h)
-	return p
 }
 
 // BenchmarkTravellersChurn measures the table of last places when every
