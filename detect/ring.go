@@ -38,8 +38,12 @@ func (r *ring) newest() time.Time {
 	return time.Unix(0, r.t[i])
 }
 
-// encode returns the recorded times, oldest first, encoded for the store.
+// encode returns the recorded times, oldest first, encoded for the store;
+// nil (a deletion) when there are none.
 func (r *ring) encode() []byte {
+	if !r.full && r.next == 0 {
+		return nil
+	}
 	if !r.full {
 		return store.EncodeWindow(r.t[:r.next])
 	}
