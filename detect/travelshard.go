@@ -11,8 +11,10 @@ import (
 //
 // The index is open addressing with linear probing over 4-byte slots:
 // each the ring position of an entry plus one (0 is the empty slot) under
-// a tag of 15 bits of its hash, so that a probe reads the ring only for a
-// slot whose tag matches. An entry is held once, in the ring: 32 bytes,
+// a tag, the top 15 bits of the entry's mixed hash (the bits its home
+// slot is taken from), so that a probe reads the ring only for a slot
+// whose tag matches, and an index of up to 1<<15 slots finds a slot's
+// home from its tag alone when an entry leaves. An entry is held once, in the ring: 32 bytes,
 // and about 8 more of index, where a table of entries beside a queue of
 // their keys took 72 (a Go map of them had cost impossible travel half
 // its time in the bench, whose every token has a user of its own). Zero
@@ -40,21 +42,35 @@ type placeEntry struct {
 const (
 	posBits = 17
 	posMask = 1<<posBits - 1
+	tagBits = 32 - posBits
 )
 
-func slotTag(h uint64) uint32 { return uint32(h) << posBits }
+// mix returns h mixed with the shard's seed: its top bits are the key's
+// home slot, and its tag.
+func (sh *travelShard) mix(h uint64) uint64 { return (h ^ sh.seed) * 0x9e3779b97f4a7c15 }
+
+func slotTag(m uint64) uint32 { return uint32(m>>(64-tagBits)) << posBits }
 
 // home returns the index slot a key's probe starts at.
-func (sh *travelShard) home(h uint64) uint64 {
-	return ((h ^ sh.seed) * 0x9e3779b97f4a7c15) >> sh.shift
+func (sh *travelShard) home(h uint64) uint64 { return sh.mix(h) >> sh.shift }
+
+// slotHome returns the home slot of the entry whose index slot holds v:
+// its tag's top bits while the index has no more slots than tags, else
+// its hash's.
+func (sh *travelShard) slotHome(v uint32) uint64 {
+	if sh.shift >= 64-tagBits {
+		return uint64(v>>posBits) >> (sh.shift - (64 - tagBits))
+	}
+	return sh.home(sh.ring[v&posMask-1].h)
 }
 
 // find returns the index slot holding h, or the empty slot where it
 // would go, and whether h is there.
 func (sh *travelShard) find(h uint64) (uint64, bool) {
 	mask := uint64(len(sh.index) - 1)
-	tag := slotTag(h)
-	for i := sh.home(h); ; i = (i + 1) & mask {
+	m := sh.mix(h)
+	tag := slotTag(m)
+	for i := m >> sh.shift; ; i = (i + 1) & mask {
 		v := sh.index[i]
 		if v == 0 {
 			return i, false
@@ -124,7 +140,7 @@ func (sh *travelShard) dropOldest() bool {
 // link indexes h at ring position pos.
 func (sh *travelShard) link(h uint64, pos int) {
 	i, _ := sh.find(h)
-	sh.index[i] = slotTag(h) | uint32(pos+1)
+	sh.index[i] = slotTag(sh.mix(h)) | uint32(pos+1)
 }
 
 // unlink removes h from the index, shifting back the slots of its probe
@@ -138,7 +154,7 @@ func (sh *travelShard) unlink(h uint64) {
 	for j := (i + 1) & mask; sh.index[j] != 0; j = (j + 1) & mask {
 		// The slot at j may move into the hole at i if its home slot is
 		// not in the cyclic range (i, j].
-		if home := sh.home(sh.ring[sh.index[j]&posMask-1].h); (j-home)&mask >= (j-i)&mask {
+		if home := sh.slotHome(sh.index[j]); (j-home)&mask >= (j-i)&mask {
 			sh.index[i] = sh.index[j]
 			i = j
 		}

@@ -104,3 +104,32 @@ func (sh *travelShard) linked() int {
 	}
 	return n
 }
+
+// TestTravelShardLargeIndex fills one shard past the index size whose
+// tags hold the home slot (1<<tagBits slots), where unlinking reads the
+// homes from the ring, then replaces and drops every entry it holds.
+func TestTravelShardLargeIndex(t *testing.T) {
+	sh := travelShard{seed: 0x5eed}
+	key := func(i int) uint64 { return uint64(i)*0x9e3779b97f4a7c15 | 1 }
+	const n = 40000
+	for i := range n {
+		sh.add(key(i), lastPlace{t: int64(i)})
+	}
+	if len(sh.index) <= 1<<tagBits {
+		t.Fatalf("an index of %d slots for %d entries: not past the tags' reach", len(sh.index), n)
+	}
+	for i := range n / 2 {
+		if !sh.replaceOldest(key(n+i), lastPlace{t: int64(n + i)}) || !sh.dropOldest() {
+			t.Fatalf("step %d: nothing to replace or drop", i)
+		}
+	}
+	for i := range n + n/2 {
+		p, ok := sh.get(key(i))
+		if want := i >= n; ok != want || (ok && p.t != int64(i)) {
+			t.Fatalf("get(key(%d)) = %v %v, want held %v", i, p, ok, want)
+		}
+	}
+	if sh.linked() != sh.n || sh.n != n/2 {
+		t.Fatalf("%d slots in use for %d entries, want %d", sh.linked(), sh.n, n/2)
+	}
+}
