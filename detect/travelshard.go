@@ -9,19 +9,20 @@ import (
 // in a ring, oldest first (a full table forgets a shard's oldest), and an
 // index of the ring by hash.
 //
-// The index is open addressing with linear probing over 4-byte slots:
+// The index is open addressing with linear probing over 4-byte slots,
 // each the ring position of an entry plus one (0 is the empty slot) under
-// a tag, the top 15 bits of the entry's mixed hash (the bits its home
-// slot is taken from), so that a probe reads the ring only for a slot
-// whose tag matches, and an index of up to 1<<15 slots finds a slot's
-// home from its tag alone when an entry leaves. An entry is held once, in the ring: 32 bytes,
-// and about 8 more of index, where a table of entries beside a queue of
-// their keys took 72 (a Go map of them had cost impossible travel half
-// its time in the bench, whose every token has a user of its own). Zero
-// is no hash: travelKey never returns it. The hashes are unseeded (they
-// are stored), so a key's home slot is drawn from the hash mixed with a
-// seed of the shard's own: subjects chosen to share slots cannot make
-// probes long.
+// a tag: the top 15 bits of the entry's mixed hash, the bits its home slot
+// is taken from. A probe reads the ring only for a slot whose tag
+// matches, and in an index of up to 1<<15 slots an entry that leaves finds
+// the homes of the slots after it from their tags alone.
+//
+// An entry is held once, in the ring: 32 bytes, and about 8 more of
+// index, where a table of entries beside a queue of their keys took 72 (a
+// Go map of them had cost impossible travel half its time in the bench,
+// whose every token has a user of its own). Zero is no hash: travelKey
+// never returns it. The hashes are unseeded (they are stored), so a key's
+// home slot is drawn from the hash mixed with a seed of the shard's own:
+// subjects chosen to share slots cannot make probes long.
 type travelShard struct {
 	ring  []placeEntry // its length is the capacity; entry i is ring[(head+i)%len(ring)]
 	head  int
