@@ -21,7 +21,9 @@ import (
 )
 
 // clientParser reads the lines of produce ("p<partition>-<i>") as events
-// of client "c<i mod 7>", and any other line as malformed.
+// of client "c<i mod 7>", and any other line as malformed. The events are
+// dated: ingest.ParseLine drops an event without a time (year 1) as
+// malformed, and the stage then produces its record without a key.
 type clientParser struct{}
 
 func (clientParser) Parse(line []byte, pos ingest.Position, dst []ingest.Event) ([]ingest.Event, error) {
@@ -29,7 +31,7 @@ func (clientParser) Parse(line []byte, pos ingest.Position, dst []ingest.Event) 
 	if _, err := fmt.Sscanf(string(line), "p%d-%d", &p, &i); err != nil {
 		return dst, &ingest.ParseError{Source: pos.Source, Reason: "bad_format", Err: errors.New("not p<n>-<n>")}
 	}
-	return append(dst, ingest.Event{Client: fmt.Sprintf("c%d", i%7)}), nil
+	return append(dst, ingest.Event{Client: fmt.Sprintf("c%d", i%7), Time: time.Unix(1_700_000_000+int64(i), 0)}), nil
 }
 
 // TestRepartitionExactlyOnce: the raw topic's records, unkeyed, reach the
@@ -114,7 +116,9 @@ func TestRepartitionExactlyOnce(t *testing.T) {
 }
 
 // committedRecords reads the n committed records of topic, and returns
-// where each value is, as a Source's position names it.
+// where each value is, as a Source's position names it. A record of a
+// line of produce must carry its client as key: one without lands on any
+// partition, and the lines of a client could then share one by chance.
 func committedRecords(t *testing.T, c *kfake.Cluster, topic string, n int) map[string]string {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
@@ -132,7 +136,12 @@ func committedRecords(t *testing.T, c *kfake.Cluster, topic string, n int) map[s
 			t.Fatalf("%d of %d committed records of %s read", len(out), n, topic)
 		}
 		f.EachRecord(func(r *kgo.Record) {
-			out[strings.TrimSuffix(string(r.Value), "\n")] = fmt.Sprintf("%s@%d", PositionPath(r.Topic, r.Partition), r.Offset+1)
+			text := strings.TrimSuffix(string(r.Value), "\n")
+			out[text] = fmt.Sprintf("%s@%d", PositionPath(r.Topic, r.Partition), r.Offset+1)
+			var p, i int
+			if _, err := fmt.Sscanf(text, "p%d-%d", &p, &i); err == nil && string(r.Key) != fmt.Sprintf("c%d", i%7) {
+				t.Errorf("%q produced with key %q, want its client c%d", text, r.Key, i%7)
+			}
 		})
 	}
 	return out
