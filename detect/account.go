@@ -130,6 +130,7 @@ const (
 // does no I/O unless the client's state must be read back from the store
 // (it was evicted).
 func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
+	a.known.scopes.ev = nil
 	src := b.Source(ev.Source)
 	src.Events.Add(1, ev.Time)
 	b.Events++
@@ -166,39 +167,45 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	out := Counted
 	switch ev.Kind {
 	case ingest.KindGrant:
+		ids := a.known.scopes.begin(ev)
 		for _, s := range ev.Requested {
-			if s == "" {
-				continue // the store keys scopes by name
+			id := store.NoScope
+			if s != "" { // the store keys scopes by name
+				id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
 			}
-			c.CountScope(s, store.ScopeRequested, 1, ev.Time)
+			ids = append(ids, id)
 		}
 		for _, s := range ev.Granted {
-			if s == "" {
-				continue // the store keys scopes by name
+			id := store.NoScope
+			if s != "" {
+				kinds := store.ScopeGranted
+				if a.routes.IsIdentityScope(s) {
+					kinds |= store.ScopeUsed
+				}
+				id = c.CountScope(s, kinds, 1, ev.Time)
 			}
-			kinds := store.ScopeGranted
-			if a.routes.IsIdentityScope(s) {
-				kinds |= store.ScopeUsed
-			}
-			c.CountScope(s, kinds, 1, ev.Time)
+			ids = append(ids, id)
 		}
+		a.known.scopes.ids = ids
 	case ingest.KindDeny:
 		// A refusal grants nothing: whatever scopes its line names were
 		// asked for, whichever field the format put them in.
+		ids := a.known.scopes.begin(ev)
 		for _, s := range ev.Requested {
-			if s == "" {
-				continue // the store keys scopes by name
+			id := store.NoScope
+			if s != "" {
+				id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
 			}
-			c.CountScope(s, store.ScopeRequested, 1, ev.Time)
+			ids = append(ids, id)
 		}
 		for _, s := range ev.Granted {
-			if s == "" {
-				continue // the store keys scopes by name
+			id := store.NoScope
+			if s != "" && !slices.Contains(ev.Requested, s) {
+				id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
 			}
-			if !slices.Contains(ev.Requested, s) {
-				c.CountScope(s, store.ScopeRequested, 1, ev.Time)
-			}
+			ids = append(ids, id) // a name also asked for: the detectors skip it
 		}
+		a.known.scopes.ids = ids
 	case ingest.KindUse:
 		if ev.Status >= 400 {
 			// Refused or failed: the call exercised no scope (a 403 is

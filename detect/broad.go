@@ -23,6 +23,12 @@ type broadRequest struct {
 	d      *Detectors
 	cfg    rules.BroadRequest
 	scopes map[string]*scopeInfo // per distinct scope name, at most maxScopes
+	// byNumber holds the same by the store's number of the scope
+	// (store.ClientState.CountScope), for the events whose numbers the
+	// accountant passes on: a slice index, not a string hash and compare.
+	// Numbers are dense and never reused, and only those below
+	// maxScopes are kept.
+	byNumber []*scopeInfo
 }
 
 // scopeListHash identifies a request's scope lists, to tell a repeat of a
@@ -77,7 +83,8 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 	distinct, raised := 0, false
 	// verb says how the event shows the scope: asked for (requested), or
 	// only granted (a token event that lists what it issued).
-	judge := func(s, verb string) {
+	numbers := d.known.scopes.of(ev)
+	judge := func(s, verb string, at int) {
 		if s == "" || strings.IndexByte(s, 0) >= 0 {
 			return // not a scope the store can key
 		}
@@ -90,7 +97,11 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 			// findings. Probing counts the refusals.
 			return
 		}
-		si := b.scopeInfo(s)
+		number := store.NoScope
+		if numbers != nil {
+			number = numbers[at]
+		}
+		si := b.scopeInfoNumbered(s, number)
 		seenBefore := st.sawScope(si.id, !refused)
 		sev, reasons := si.severity, si.reasons
 		if refused {
@@ -125,12 +136,12 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 	}
 	for i, s := range ev.Requested {
 		if !slices.Contains(ev.Requested[:i], s) {
-			judge(s, "asked for")
+			judge(s, "asked for", i)
 		}
 	}
-	for _, s := range ev.Granted {
+	for j, s := range ev.Granted {
 		if !slices.Contains(ev.Requested, s) {
-			judge(s, "was granted")
+			judge(s, "was granted", len(ev.Requested)+j)
 		}
 	}
 	if distinct > cfg.MaxScopes && !refused {
@@ -187,6 +198,24 @@ const noScope = ^uint32(0)
 // input (anyone can ask for any scope and be refused), so past the bound
 // a new name is judged afresh each time and never becomes familiar.
 const maxScopes = 1 << 18
+
+// scopeInfoNumbered is scopeInfo for a scope the store numbered number
+// (store.NoScope for none).
+func (b *broadRequest) scopeInfoNumbered(s string, number uint32) *scopeInfo {
+	if number < uint32(len(b.byNumber)) {
+		if si := b.byNumber[number]; si != nil {
+			return si
+		}
+	}
+	si := b.scopeInfo(s)
+	if number < maxScopes && si.id != noScope {
+		if int(number) >= len(b.byNumber) {
+			b.byNumber = slices.Grow(b.byNumber, int(number)+1-len(b.byNumber))[:number+1]
+		}
+		b.byNumber[number] = si
+	}
+	return si
+}
 
 func (b *broadRequest) scopeInfo(s string) *scopeInfo {
 	if si, ok := b.scopes[s]; ok {

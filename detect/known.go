@@ -39,6 +39,34 @@ type KnownClients struct {
 	// admission of the same event takes instead of a lookup of its own
 	// (admitHeld). Any change to issued clears it.
 	admitted admission
+	// scopes are the store's numbers of the scopes of the grant or
+	// refusal the accountant last counted, which the holder's detectors,
+	// observing the same event next, key the scopes' verdicts by.
+	scopes eventScopes
+}
+
+// eventScopes holds the store's number of each scope an event names:
+// ids[i] for ev.Requested[i], then ids[len(ev.Requested)+j] for
+// ev.Granted[j]; store.NoScope for a name not counted.
+type eventScopes struct {
+	ev  *ingest.Event
+	ids []uint32
+}
+
+// begin starts the numbers of ev's scopes, returning the buffer to append
+// them to.
+func (e *eventScopes) begin(ev *ingest.Event) []uint32 {
+	e.ev = ev
+	return e.ids[:0]
+}
+
+// of returns the numbers of ev's scopes, nil when the accountant did not
+// count ev last.
+func (e *eventScopes) of(ev *ingest.Event) []uint32 {
+	if e.ev != ev || len(e.ids) != len(ev.Requested)+len(ev.Granted) {
+		return nil
+	}
+	return e.ids
 }
 
 // admission is the outcome of admitting a client's event; valid is false

@@ -388,6 +388,9 @@ func (s *State) fill(c *ClientState, stored Client) {
 	slices.SortFunc(c.countries, func(x, y nameTally) int { return strings.Compare(x.name, y.name) })
 }
 
+// NoScope is the number of no scope (CountScope).
+const NoScope = ^uint32(0)
+
 // scopeID interns a scope name.
 func (s *State) scopeID(name string) uint32 {
 	if id, ok := s.ids[name]; ok {
@@ -401,12 +404,14 @@ func (s *State) scopeID(name string) uint32 {
 }
 
 // CountScope adds n occurrences at t to the counters kinds of scope name
-// in c, adding the scope on first use. A client holds only the counters
-// its scopes have: most scopes of most clients are granted and used, or
-// asked for, not all three.
-func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time.Time) {
+// in c, adding the scope on first use, and returns the scope's number in
+// the state (NoScope when n is 0, which counts nothing): one per distinct
+// name, the same for every client, dense from 0 and never reused. A client
+// holds only the counters its scopes have: most scopes of most clients are
+// granted and used, or asked for, not all three.
+func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time.Time) uint32 {
 	if n == 0 {
-		return
+		return NoScope
 	}
 	i := c.scope(name)
 	off := c.talliesBefore(i)
@@ -424,6 +429,7 @@ func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time
 		}
 	}
 	c.scopeHas[i] = uint8(has)
+	return c.scopeIDs[i]
 }
 
 // scope returns the index of scope name in c, adding it on first use.
