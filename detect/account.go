@@ -32,6 +32,28 @@ type Accountant struct {
 	known     *KnownClients
 	fhirBases map[string]string // source → FHIR base path
 	useKeys   map[fhirUse]string
+	// identity says, by the state's number of a scope, whether it is an
+	// identity scope: 0 not yet asked, 1 no, 2 yes. Numbers from
+	// maxScopes on are asked each time (names are input).
+	identity []uint8
+}
+
+// isIdentity reports whether the scope numbered id, named s, is an
+// identity scope, which a grant also counts as used.
+func (a *Accountant) isIdentity(id uint32, s string) bool {
+	if id >= maxScopes {
+		return a.routes.IsIdentityScope(s)
+	}
+	if int(id) >= len(a.identity) {
+		a.identity = slices.Grow(a.identity, int(id)+1-len(a.identity))[:id+1]
+	}
+	if a.identity[id] == 0 {
+		a.identity[id] = 1
+		if a.routes.IsIdentityScope(s) {
+			a.identity[id] = 2
+		}
+	}
+	return a.identity[id] == 2
 }
 
 // fhirUse is an interaction on a FHIR resource type, as seen in an API log.
@@ -178,11 +200,12 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		for _, s := range ev.Granted {
 			id := store.NoScope
 			if s != "" {
+				id = a.state.ScopeNumber(s)
 				kinds := store.ScopeGranted
-				if a.routes.IsIdentityScope(s) {
+				if a.isIdentity(id, s) {
 					kinds |= store.ScopeUsed
 				}
-				id = c.CountScope(s, kinds, 1, ev.Time)
+				c.CountScopeNumber(id, kinds, 1, ev.Time)
 			}
 			ids = append(ids, id)
 		}

@@ -413,7 +413,22 @@ func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time
 	if n == 0 {
 		return NoScope
 	}
-	i := c.scope(name)
+	id := c.state.scopeID(name)
+	c.CountScopeNumber(id, kinds, n, t)
+	return id
+}
+
+// ScopeNumber returns the number of scope name in the state, numbering a
+// name on first sight: the number CountScope returns.
+func (s *State) ScopeNumber(name string) uint32 { return s.scopeID(name) }
+
+// CountScopeNumber is CountScope for the scope the state numbered id
+// (ScopeNumber), for a caller that needs the number before it counts.
+func (c *ClientState) CountScopeNumber(id uint32, kinds ScopeKinds, n uint64, t time.Time) {
+	if n == 0 {
+		return
+	}
+	i := c.scope(id)
 	off := c.talliesBefore(i)
 	has := ScopeKinds(c.scopeHas[i])
 	for k := ScopeRequested; k <= ScopeUsed; k <<= 1 {
@@ -429,16 +444,16 @@ func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time
 		}
 	}
 	c.scopeHas[i] = uint8(has)
-	return c.scopeIDs[i]
 }
 
-// scope returns the index of scope name in c, adding it on first use.
-func (c *ClientState) scope(name string) int {
-	s := c.state
-	id := s.scopeID(name)
+// scope returns the index in c of the scope the state numbered id, adding
+// it on first use.
+func (c *ClientState) scope(id uint32) int {
 	if i := slices.Index(c.scopeIDs, id); i >= 0 {
 		return i
 	}
+	s := c.state
+	name := s.names[id]
 	i, _ := slices.BinarySearchFunc(c.scopeIDs, name, func(e uint32, name string) int {
 		return strings.Compare(s.names[e], name)
 	})
