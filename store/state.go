@@ -163,6 +163,16 @@ func addrBytes(buf *[16]byte, a netip.Addr) []byte {
 type nameTally struct {
 	name string
 	t    Tally
+	code uint16 // a two-letter name packed (shortCode): told apart without reading the name
+}
+
+// shortCode packs a two-byte name, the ISO code a country is given as;
+// 0 for any other.
+func shortCode(s string) uint16 {
+	if len(s) != 2 {
+		return 0
+	}
+	return uint16(s[0]) | uint16(s[1])<<8
 }
 
 // ScopeKinds selects counters of a scope's usage.
@@ -383,7 +393,7 @@ func (s *State) fill(c *ClientState, stored Client) {
 		c.ips[i], c.ipKeys[i] = ipTally{t: e.t, long: e.id.long}, e.id.key
 	}
 	for cc, n := range stored.Countries {
-		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n)})
+		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n), code: shortCode(cc)})
 	}
 	slices.SortFunc(c.countries, func(x, y nameTally) int { return strings.Compare(x.name, y.name) })
 }
@@ -563,14 +573,15 @@ func lessRecentIP(ta *Tally, a ipID, tb *Tally, b ipID) bool {
 // SawCountry records a sighting of an ISO country code at t, keeping the
 // MaxCountries most recently seen.
 func (c *ClientState) SawCountry(cc string, t time.Time) {
+	code := shortCode(cc)
 	for i := range c.countries {
-		if c.countries[i].name == cc {
-			c.countries[i].t.Add(1, t)
+		if e := &c.countries[i]; e.code == code && (code != 0 || e.name == cc) {
+			e.t.Add(1, t)
 			return
 		}
 	}
 	i, _ := slices.BinarySearchFunc(c.countries, cc, func(e nameTally, cc string) int { return strings.Compare(e.name, cc) })
-	c.countries = insertGrowing(c.countries, i, nameTally{name: strings.Clone(cc)}, MaxCountries+1)
+	c.countries = insertGrowing(c.countries, i, nameTally{name: strings.Clone(cc), code: code}, MaxCountries+1)
 	c.countries[i].t.Add(1, t)
 	if len(c.countries) > MaxCountries {
 		drop := 0

@@ -338,3 +338,39 @@ func usageIn(c *ClientState, name string) Usage {
 	}
 	return u
 }
+
+// TestSawCountryNames counts countries named by two letters, and by other
+// names (none, three letters, two zero bytes, which pack to no code),
+// before and after a checkpoint is read back, and wants each name held
+// once and counted once for each sighting.
+func TestSawCountryNames(t *testing.T) {
+	db, _ := newTestDB(t)
+	names := []string{"US", "CA", "USA", "", "\x00\x00", "U", "SU"}
+	st := NewState(db, 10)
+	c := st.Client("lab")
+	for i, cc := range names {
+		for range i + 1 {
+			c.SawCountry(cc, at(time.Duration(i)*time.Minute))
+		}
+	}
+	b := NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+	back := NewState(db, 10).Client("lab")
+	for i, cc := range names {
+		back.SawCountry(cc, at(time.Hour))
+		c.SawCountry(cc, at(time.Hour))
+		for _, s := range []*ClientState{c, back} {
+			var n, entries uint64
+			for _, e := range s.countries {
+				if e.name == cc {
+					n += e.t.N
+					entries++
+				}
+			}
+			if want := uint64(i + 2); n != want || entries != 1 {
+				t.Errorf("%q counted %d times in %d entries, want %d in 1", cc, n, entries, want)
+			}
+		}
+	}
+}
