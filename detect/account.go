@@ -188,7 +188,9 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 	}
 	out := Counted
 	switch ev.Kind {
-	case ingest.KindGrant:
+	case ingest.KindGrant, ingest.KindDeny:
+		// The numbers of the event's scopes go with it to the detectors
+		// (KnownClients.scopes), in the order of Requested then Granted.
 		ids := a.known.scopes.begin(ev)
 		for _, s := range ev.Requested {
 			id := store.NoScope
@@ -199,7 +201,17 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		}
 		for _, s := range ev.Granted {
 			id := store.NoScope
-			if s != "" {
+			switch {
+			case s == "":
+			case ev.Kind == ingest.KindDeny:
+				// A refusal grants nothing: whatever scopes its line
+				// names were asked for, whichever field the format put
+				// them in. A name also asked for is counted once, and the
+				// detectors skip it.
+				if !slices.Contains(ev.Requested, s) {
+					id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
+				}
+			default:
 				id = a.state.ScopeNumber(s)
 				kinds := store.ScopeGranted
 				if a.isIdentity(id, s) {
@@ -208,25 +220,6 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 				c.CountScopeNumber(id, kinds, 1, ev.Time)
 			}
 			ids = append(ids, id)
-		}
-		a.known.scopes.ids = ids
-	case ingest.KindDeny:
-		// A refusal grants nothing: whatever scopes its line names were
-		// asked for, whichever field the format put them in.
-		ids := a.known.scopes.begin(ev)
-		for _, s := range ev.Requested {
-			id := store.NoScope
-			if s != "" {
-				id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
-			}
-			ids = append(ids, id)
-		}
-		for _, s := range ev.Granted {
-			id := store.NoScope
-			if s != "" && !slices.Contains(ev.Requested, s) {
-				id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
-			}
-			ids = append(ids, id) // a name also asked for: the detectors skip it
 		}
 		a.known.scopes.ids = ids
 	case ingest.KindUse:

@@ -356,7 +356,7 @@ func (s *State) fill(c *ClientState, stored Client) {
 	c.Seen, c.Issued = tallyOf(stored.Seen), tallyOf(stored.Issued)
 	c.scopeIDs = make([]uint32, 0, len(stored.Scopes))
 	for name := range stored.Scopes {
-		c.scopeIDs = append(c.scopeIDs, s.scopeID(name))
+		c.scopeIDs = append(c.scopeIDs, s.ScopeNumber(name))
 	}
 	slices.SortFunc(c.scopeIDs, func(x, y uint32) int { return strings.Compare(s.names[x], s.names[y]) })
 	c.scopeHas = make([]uint8, len(c.scopeIDs))
@@ -401,8 +401,9 @@ func (s *State) fill(c *ClientState, stored Client) {
 // NoScope is the number of no scope (CountScope).
 const NoScope = ^uint32(0)
 
-// scopeID interns a scope name.
-func (s *State) scopeID(name string) uint32 {
+// ScopeNumber returns the number of scope name in the state, numbering a
+// name on first sight: the number CountScope returns.
+func (s *State) ScopeNumber(name string) uint32 {
 	if id, ok := s.ids[name]; ok {
 		return id
 	}
@@ -423,14 +424,10 @@ func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time
 	if n == 0 {
 		return NoScope
 	}
-	id := c.state.scopeID(name)
+	id := c.state.ScopeNumber(name)
 	c.CountScopeNumber(id, kinds, n, t)
 	return id
 }
-
-// ScopeNumber returns the number of scope name in the state, numbering a
-// name on first sight: the number CountScope returns.
-func (s *State) ScopeNumber(name string) uint32 { return s.scopeID(name) }
 
 // CountScopeNumber is CountScope for the scope the state numbered id
 // (ScopeNumber), for a caller that needs the number before it counts.
