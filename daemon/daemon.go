@@ -105,6 +105,13 @@ type Options struct {
 	// changes it: the daemon's process passes runtime/debug's
 	// SetMemoryLimit; nil leaves the process's limit alone.
 	SetMemoryLimit func(int64) int64
+	// SetGCPercent and Collect, when both set, let the daemon have the
+	// collector work harder while a large checkpoint is in memory and
+	// collect once it is committed (checkpointGC): the daemon's process
+	// passes runtime/debug's SetGCPercent and runtime.GC; nil leaves the
+	// collector alone.
+	SetGCPercent func(int) int
+	Collect      func()
 }
 
 // Version names the build, for scopewatch_build_info.
@@ -435,6 +442,7 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 		CommitFailing: func(err error) {
 			d.commitFailing.Store(err != nil)
 		},
+		Holding: d.holding(),
 	})
 	var wg sync.WaitGroup
 	var supErr error

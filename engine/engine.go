@@ -93,7 +93,25 @@ type Options struct {
 	// probe's channel once that commit and every one before it is durable.
 	// A probe that stays open means the engine or the store is stuck.
 	Probes <-chan chan<- struct{}
+
+	// Holding, when set, is called on the accounting goroutine as a
+	// checkpoint whose client records encode to LargeCheckpoint bytes or
+	// more is taken, and the function it returns is called on the
+	// committing goroutine once that checkpoint's commit has ended
+	// (committed or not). Between the two the checkpoint is in memory
+	// twice over, as its encoded records and as bbolt's pages of them,
+	// and is garbage as soon as the commit ends: the daemon has the
+	// collector work harder for that span (daemon/gc.go). Two spans may
+	// overlap: the next checkpoint is flushed while the last commits.
+	// HoldingBytes is the estimated size of the records from which a
+	// checkpoint counts as large; default LargeCheckpoint.
+	Holding      func() (released func())
+	HoldingBytes int
 }
+
+// LargeCheckpoint is the default of Options.HoldingBytes: smaller
+// checkpoints hardly move the heap.
+const LargeCheckpoint = 1 << 20
 
 // Detection is what the engine needs to raise findings. Every part is
 // used from the engine's goroutine only. Coverage is required; with
@@ -192,6 +210,9 @@ func New(opt Options) *Engine {
 	if opt.After == nil {
 		opt.After = time.After
 	}
+	if opt.HoldingBytes <= 0 {
+		opt.HoldingBytes = LargeCheckpoint
+	}
 	if d := opt.Detection; d != nil {
 		if d.SweepEvery <= 0 {
 			d.SweepEvery = time.Hour
@@ -252,8 +273,16 @@ func (e *Engine) Run(ctx context.Context, in <-chan ingest.Line) error {
 // commit, or a liveness probe to answer once everything before it is
 // committed.
 type work struct {
-	batch *store.Batch
-	probe chan<- struct{}
+	batch    *store.Batch
+	probe    chan<- struct{}
+	released func() // Options.Holding's, for a large checkpoint; else nil
+}
+
+// release ends w's span of Options.Holding, if it has one.
+func (w work) release() {
+	if w.released != nil {
+		w.released()
+	}
 }
 
 // commitLoop is the committing goroutine: it commits each batch in turn
@@ -267,9 +296,12 @@ func (e *Engine) commitLoop(ctx context.Context, batches <-chan work, free chan<
 			close(w.probe) // every batch before it is durable
 			continue
 		}
-		if err := e.commitRetrying(ctx, w.batch); err != nil {
+		err := e.commitRetrying(ctx, w.batch)
+		w.release()
+		if err != nil {
 			commitErr <- err
-			for range batches {
+			for w := range batches {
+				w.release()
 			}
 			return
 		}
@@ -603,6 +635,16 @@ func (r *run) stopTimer() {
 // hands the batch to the committing goroutine, and takes an empty one.
 func (r *run) flush() error {
 	r.stopTimer()
+	var released func()
+	if r.opt.Holding != nil && r.state.DirtyBytes() >= r.opt.HoldingBytes {
+		released = r.opt.Holding()
+	}
+	sent := false
+	defer func() {
+		if !sent && released != nil {
+			released()
+		}
+	}()
 	for _, st := range r.states {
 		st.flush(r.b)
 	}
@@ -641,9 +683,10 @@ func (r *run) flush() error {
 		r.free <- next
 		return nil
 	}
-	if err := r.send(work{batch: r.b}); err != nil {
+	if err := r.send(work{batch: r.b, released: released}); err != nil {
 		return err
 	}
+	sent = true
 	r.b, r.lines, r.postponed = next, 0, 0
 	return nil
 }

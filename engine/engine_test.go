@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -816,4 +817,87 @@ func TestEngineHandsTextsBack(t *testing.T) {
 		t.Errorf("%d blocks made for a file of %d: the engine hands too few back", len(blocks), spanned)
 	}
 	t.Logf("%d blocks made for a file of %d", len(blocks), spanned)
+}
+
+// TestEngineHoldsLargeCheckpoints checks the spans Options.Holding is
+// given: each opens before its checkpoint commits and closes once that
+// commit has ended, committed or not, and smaller checkpoints open none.
+func TestEngineHoldsLargeCheckpoints(t *testing.T) {
+	tokens := func() []ingest.Line {
+		var lines []ingest.Line
+		for i := range 40 {
+			lines = append(lines, line("idp", 10, int64(100*(i+1)), int64(i+1),
+				fmt.Sprintf(`{"ts":"2026-10-01T10:00:01Z","type":"token","client":"c%d","scope":"openid"}`, i)))
+		}
+		return lines
+	}
+	// spans counts, from both goroutines, the spans opened and closed and
+	// the commits, and checks the k-th commit comes after the k-th span
+	// opened and before the k-th closed.
+	type spans struct {
+		mu                       sync.Mutex
+		holds, releases, commits int
+		bad                      []string
+	}
+	engine := func(db *store.DB, holdingBytes int, sp *spans) *Engine {
+		return New(Options{
+			Parsers: testParsers(t), Accountant: detect.NewAccountant(loadTestRules(t), nil, nil), Store: db,
+			MaxEvents: 10, MaxDelay: time.Hour,
+			Committed: func(b *store.Batch) {
+				sp.mu.Lock()
+				defer sp.mu.Unlock()
+				sp.commits++
+				if holdingBytes == 1 && sp.holds < sp.commits {
+					sp.bad = append(sp.bad, fmt.Sprintf("commit %d before its span opened", sp.commits))
+				}
+			},
+			Holding: func() func() {
+				sp.mu.Lock()
+				sp.holds++
+				sp.mu.Unlock()
+				return func() {
+					sp.mu.Lock()
+					defer sp.mu.Unlock()
+					sp.releases++
+					if sp.releases > sp.commits && sp.commits > 0 {
+						sp.bad = append(sp.bad, fmt.Sprintf("span %d closed before its commit", sp.releases))
+					}
+				}
+			},
+			HoldingBytes: holdingBytes,
+		})
+	}
+	t.Run("large", func(t *testing.T) {
+		var sp spans
+		runLines(t, engine(openTestDB(t), 1, &sp), tokens()...)
+		if sp.holds != 4 || sp.releases != 4 || sp.commits != 4 || sp.bad != nil {
+			t.Errorf("%d spans opened, %d closed, %d commits (want 4 each); %q", sp.holds, sp.releases, sp.commits, sp.bad)
+		}
+	})
+	t.Run("small", func(t *testing.T) {
+		var sp spans
+		runLines(t, engine(openTestDB(t), 1<<30, &sp), tokens()...)
+		if sp.holds != 0 || sp.commits != 4 {
+			t.Errorf("%d spans, %d commits; want none and 4", sp.holds, sp.commits)
+		}
+	})
+	t.Run("failed commit", func(t *testing.T) {
+		db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close() // every commit now fails, for good
+		var sp spans
+		in := make(chan ingest.Line, 40)
+		for _, ln := range tokens() {
+			in <- ln
+		}
+		close(in)
+		if err := engine(db, 1, &sp).Run(t.Context(), in); err == nil {
+			t.Fatal("Run succeeded with a closed store")
+		}
+		if sp.holds == 0 || sp.holds != sp.releases {
+			t.Errorf("%d spans opened, %d closed: every one must close", sp.holds, sp.releases)
+		}
+	})
 }

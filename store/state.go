@@ -728,6 +728,10 @@ const CheckpointBytes = 32 << 20
 // 10,000 clients × 30 scopes), as a single allocation.
 const arenaChunk = 1 << 20
 
+// DirtyBytes estimates the encoded size of the clients the next
+// checkpoint will write: what it will hold in memory.
+func (s *State) DirtyBytes() int { return s.dirtyBytes }
+
 // Stats returns the evictions and loads on demand since the State was made.
 func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }
 

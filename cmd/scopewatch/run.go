@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -42,6 +43,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	d, err := daemon.New(cfg, daemon.Options{
 		Logger: log, Level: level, LogJSON: *logJSON, Systemd: sd, Reload: hup, Version: readVersion(),
 		SetMemoryLimit: debug.SetMemoryLimit,
+		SetGCPercent:   debug.SetGCPercent,
+		Collect:        runtime.GC,
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -47,6 +48,8 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Version:        readVersion(),
 		NoDetect:       *noDetect,
 		SetMemoryLimit: debug.SetMemoryLimit,
+		SetGCPercent:   debug.SetGCPercent,
+		Collect:        runtime.GC,
 	})
 	if err != nil {
 		return err
