@@ -55,7 +55,7 @@ type State struct {
 // NewState returns an empty State that loads the clients it does not hold
 // from db (nil: every client starts empty) and holds at most maxClients
 // of them once their state is durable (<= 0: no bound). A client takes
-// about 1 KiB with a few scopes and addresses, and up to 5.5 KiB with 30
+// about 1 KiB with a few scopes and addresses, and up to 4.5 KiB with 30
 // scopes and a full set of addresses (BenchmarkStateMemory).
 func NewState(db *DB, maxClients int) *State {
 	if maxClients <= 0 {
@@ -73,27 +73,25 @@ type ClientState struct {
 
 	state     *State
 	id        string
-	scopeIDs  []uint32    // the scopes' ids, sorted by scope name: scanned to find one
-	scopeHas  []uint8     // of each of scopeIDs, the ScopeKinds of its counters in tallies
-	tallies   []Tally     // the scopes' counters: those of scopeIDs[0] in kind order, then of the next
-	ips       []ipTally   // sorted by address (compareIP)
-	ipKeys    []uint32    // ipKey of each of ips, in the same order: scanned to find one
-	countries []nameTally // sorted by country code
-	tick      uint64      // State.tick at the last Client call
-	owner     uint32      // the partition it belongs to (State.owners)
-	wrote     uint64      // generation of the checkpoint that last wrote it
-	size      int         // bytes of the record the last checkpoint wrote; 0 before
+	scopeIDs  []uint32      // the scopes' ids, sorted by scope name: scanned to find one
+	scopeHas  []uint8       // of each of scopeIDs, the ScopeKinds of its counters in tallies
+	tallies   []Tally       // the scopes' counters: those of scopeIDs[0] in kind order, then of the next
+	ips       []Tally       // the address set's counters, sorted by address (compareIP)
+	ipKeys    []uint32      // ipKey of each of ips, in the same order: scanned to find one
+	ipLongs   []*netip.Addr // of each of ips, the address unless it is IPv4; nil while all are
+	countries []nameTally   // sorted by country code
+	tick      uint64        // State.tick at the last Client call
+	owner     uint32        // the partition it belongs to (State.owners)
+	wrote     uint64        // generation of the checkpoint that last wrote it
+	size      int           // bytes of the record the last checkpoint wrote; 0 before
 	dirty     bool
 }
 
-// ipTally is one address of a client's set: its counter and, unless it
-// is IPv4, the address; 32 bytes. An IPv4 address is its ipKey, held apart
-// in the set's ipKeys. The set is sorted by the bytes the record spells
-// each address as (appendAddr): by address, IPv4 as a number.
-type ipTally struct {
-	t    Tally
-	long *netip.Addr // the address unless it is IPv4, else nil
-}
+// A client's address set is three slices in step, sorted by the bytes
+// the record spells each address as (appendAddr): by address, IPv4 as a
+// number. ips holds the counters, ipKeys the keys, and ipLongs, made only
+// once the set holds an address that is not IPv4, those addresses: an
+// IPv4 address is its key. 28 bytes an address of a set of IPv4 ones.
 
 // ipID is an address as a set holds it: its ipKey, and the address
 // itself unless it is IPv4.
@@ -112,7 +110,13 @@ func newIPID(addr netip.Addr) ipID {
 }
 
 // ip returns the identity of the address at index i of c's set.
-func (c *ClientState) ip(i int) ipID { return ipID{key: c.ipKeys[i], long: c.ips[i].long} }
+func (c *ClientState) ip(i int) ipID {
+	id := ipID{key: c.ipKeys[i]}
+	if c.ipLongs != nil {
+		id.long = c.ipLongs[i]
+	}
+	return id
+}
 
 // addr returns the address id stands for.
 func (id ipID) addr() netip.Addr {
@@ -387,10 +391,16 @@ func (s *State) fill(c *ClientState, stored Client) {
 		ips = append(ips, sighted{newIPID(addr), tallyOf(n)})
 	}
 	slices.SortFunc(ips, func(x, y sighted) int { return compareIP(x.id, y.id) })
-	c.ips = make([]ipTally, len(ips))
+	c.ips = make([]Tally, len(ips))
 	c.ipKeys = make([]uint32, len(ips))
 	for i, e := range ips {
-		c.ips[i], c.ipKeys[i] = ipTally{t: e.t, long: e.id.long}, e.id.key
+		c.ips[i], c.ipKeys[i] = e.t, e.id.key
+		if e.id.long != nil {
+			if c.ipLongs == nil {
+				c.ipLongs = make([]*netip.Addr, len(ips))
+			}
+			c.ipLongs[i] = e.id.long
+		}
 	}
 	for cc, n := range stored.Countries {
 		c.countries = append(c.countries, nameTally{name: cc, t: tallyOf(n), code: shortCode(cc)})
@@ -492,13 +502,13 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 	k := ipKey(addr)
 	for i, ki := range c.ipKeys {
 		if ki == k && c.ip(i).is(addr, k) {
-			c.ips[i].t.Add(1, t)
+			c.ips[i].Add(1, t)
 			return
 		}
 	}
 	id := newIPID(addr)
-	n := ipTally{long: id.long}
-	n.t.Add(1, t)
+	var n Tally
+	n.Add(1, t)
 	if len(c.ips) >= MaxIPs {
 		// The least recently seen goes, the new one included; among equal
 		// times the greater address, as the store's merge of older
@@ -506,12 +516,15 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		// capacity.
 		drop := 0
 		for j := 1; j < len(c.ips); j++ {
-			if lessRecentIP(&c.ips[j].t, c.ip(j), &c.ips[drop].t, c.ip(drop)) {
+			if lessRecentIP(&c.ips[j], c.ip(j), &c.ips[drop], c.ip(drop)) {
 				drop = j
 			}
 		}
-		if lessRecentIP(&n.t, id, &c.ips[drop].t, c.ip(drop)) {
+		if lessRecentIP(&n, id, &c.ips[drop], c.ip(drop)) {
 			return // older than everything kept: gone at once
+		}
+		if id.long != nil && c.ipLongs == nil {
+			c.ipLongs = make([]*netip.Addr, len(c.ips))
 		}
 		// The new address takes the dropped one's place in the order:
 		// only the entries between the two move.
@@ -520,16 +533,31 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 			i--
 			copy(c.ips[drop:i], c.ips[drop+1:i+1])
 			copy(c.ipKeys[drop:i], c.ipKeys[drop+1:i+1])
+			if c.ipLongs != nil {
+				copy(c.ipLongs[drop:i], c.ipLongs[drop+1:i+1])
+			}
 		} else {
 			copy(c.ips[i+1:drop+1], c.ips[i:drop])
 			copy(c.ipKeys[i+1:drop+1], c.ipKeys[i:drop])
+			if c.ipLongs != nil {
+				copy(c.ipLongs[i+1:drop+1], c.ipLongs[i:drop])
+			}
 		}
 		c.ips[i], c.ipKeys[i] = n, k
+		if c.ipLongs != nil {
+			c.ipLongs[i] = id.long
+		}
 		return
 	}
 	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(c.ip(j), id) >= 0 })
+	if id.long != nil && c.ipLongs == nil {
+		c.ipLongs = make([]*netip.Addr, len(c.ips), cap(c.ips))
+	}
 	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
 	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
+	if c.ipLongs != nil {
+		c.ipLongs = insertGrowing(c.ipLongs, i, id.long, MaxIPs)
+	}
 }
 
 // insertGrowing inserts v at index i of s, as slices.Insert does, but
@@ -794,7 +822,7 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendUvarint(b, uint64(len(c.ips)))
 	for i := range c.ips {
 		b = appendAddr(b, c.ip(i).addr())
-		b = appendTally(b, &c.ips[i].t, base)
+		b = appendTally(b, &c.ips[i], base)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
 	for i := range c.countries {

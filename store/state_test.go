@@ -219,8 +219,8 @@ func TestSawIPKeepsOrder(t *testing.T) {
 		}
 		for i := range model {
 			a := c.ip(i).addr()
-			if got := recordAddr(a); got != model[i].key || c.ips[i].t != model[i].t || c.ipKeys[i] != ipKey(a) {
-				t.Fatalf("step %d: address %d is %v %+v, the model's %x %+v", step, i, a, c.ips[i].t, model[i].key, model[i].t)
+			if got := recordAddr(a); got != model[i].key || c.ips[i] != model[i].t || c.ipKeys[i] != ipKey(a) {
+				t.Fatalf("step %d: address %d is %v %+v, the model's %x %+v", step, i, a, c.ips[i], model[i].key, model[i].t)
 			}
 		}
 	}
