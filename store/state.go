@@ -757,8 +757,16 @@ const CheckpointBytes = 32 << 20
 const arenaChunk = 1 << 20
 
 // DirtyBytes estimates the encoded size of the clients the next
-// checkpoint will write: what it will hold in memory.
-func (s *State) DirtyBytes() int { return s.dirtyBytes }
+// checkpoint will write, what it will hold in memory, from their entries
+// now: a client new since the last checkpoint counts its size by now, not
+// its empty size when it became dirty (dirtyBytes).
+func (s *State) DirtyBytes() int {
+	n := 0
+	for _, c := range s.dirty {
+		n += c.sizeEstimate()
+	}
+	return n
+}
 
 // Stats returns the evictions and loads on demand since the State was made.
 func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }

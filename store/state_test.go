@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -372,5 +373,34 @@ func TestSawCountryNames(t *testing.T) {
 				t.Errorf("%q counted %d times in %d entries, want %d in 1", cc, n, entries, want)
 			}
 		}
+	}
+}
+
+// TestDirtyBytesCountsNewClientsAsTheyGrow checks the estimate of a
+// checkpoint's size against the records it encodes, for clients new since
+// the last one: each became dirty empty, and grew.
+func TestDirtyBytesCountsNewClientsAsTheyGrow(t *testing.T) {
+	st := NewState(nil, 0)
+	for i := range 100 {
+		c := st.Client(fmt.Sprintf("client-%d", i))
+		for s := range 30 {
+			c.CountScope(fmt.Sprintf("patient/Resource%d.rs", s), ScopeGranted|ScopeUsed, 1, at(time.Duration(s)*time.Second))
+		}
+		for a := range 64 {
+			c.SawIP(netip.AddrFrom4([4]byte{10, 1, byte(i), byte(a)}), at(time.Duration(a)*time.Second))
+		}
+	}
+	est := st.DirtyBytes()
+	b := NewBatch()
+	st.Checkpoint(b)
+	encoded := 0
+	for _, r := range b.Records {
+		encoded += len(r.Value)
+	}
+	if est < encoded/2 || est > 2*encoded {
+		t.Errorf("DirtyBytes %d for records of %d bytes: want within a factor of 2", est, encoded)
+	}
+	if n := st.DirtyBytes(); n != 0 {
+		t.Errorf("DirtyBytes %d after the checkpoint, want 0", n)
 	}
 }
