@@ -98,7 +98,8 @@ type Options struct {
 	// checkpoint whose client records encode to LargeCheckpoint bytes or
 	// more is taken, and the function it returns is called on the
 	// committing goroutine once that checkpoint's commit has ended
-	// (committed or not). Between the two the checkpoint is in memory
+	// (committed or not; a committed batch has let go of its encoded
+	// records and windows by then, store.Batch.DropEncoded). Between the two the checkpoint is in memory
 	// twice over, as its encoded records and as bbolt's pages of them,
 	// and is garbage as soon as the commit ends: the daemon has the
 	// collector work harder for that span (daemon/gc.go). Two spans may
@@ -297,6 +298,9 @@ func (e *Engine) commitLoop(ctx context.Context, batches <-chan work, free chan<
 			continue
 		}
 		err := e.commitRetrying(ctx, w.batch)
+		if err == nil && w.released != nil {
+			w.batch.DropEncoded() // before the span ends: its collection frees them
+		}
 		w.release()
 		if err != nil {
 			commitErr <- err

@@ -821,7 +821,8 @@ func TestEngineHandsTextsBack(t *testing.T) {
 
 // TestEngineHoldsLargeCheckpoints checks the spans Options.Holding is
 // given: each opens before its checkpoint commits and closes once that
-// commit has ended, committed or not, and smaller checkpoints open none.
+// commit has ended, committed or not, and the committed records let go;
+// smaller checkpoints open none.
 func TestEngineHoldsLargeCheckpoints(t *testing.T) {
 	tokens := func() []ingest.Line {
 		var lines []ingest.Line
@@ -837,6 +838,7 @@ func TestEngineHoldsLargeCheckpoints(t *testing.T) {
 	type spans struct {
 		mu                       sync.Mutex
 		holds, releases, commits int
+		last                     *store.Batch // the last committed
 		bad                      []string
 	}
 	engine := func(db *store.DB, holdingBytes int, sp *spans) *Engine {
@@ -847,6 +849,7 @@ func TestEngineHoldsLargeCheckpoints(t *testing.T) {
 				sp.mu.Lock()
 				defer sp.mu.Unlock()
 				sp.commits++
+				sp.last = b
 				if holdingBytes == 1 && sp.holds < sp.commits {
 					sp.bad = append(sp.bad, fmt.Sprintf("commit %d before its span opened", sp.commits))
 				}
@@ -861,6 +864,10 @@ func TestEngineHoldsLargeCheckpoints(t *testing.T) {
 					sp.releases++
 					if sp.releases > sp.commits && sp.commits > 0 {
 						sp.bad = append(sp.bad, fmt.Sprintf("span %d closed before its commit", sp.releases))
+					}
+					if sp.last != nil && len(sp.last.Records) > 0 {
+						// The span's collection would find them still held.
+						sp.bad = append(sp.bad, fmt.Sprintf("span %d closed with its %d records held", sp.releases, len(sp.last.Records)))
 					}
 				}
 			},

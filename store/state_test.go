@@ -404,3 +404,25 @@ func TestDirtyBytesCountsNewClientsAsTheyGrow(t *testing.T) {
 		t.Errorf("DirtyBytes %d after the checkpoint, want 0", n)
 	}
 }
+
+// TestDropEncoded checks what a committed batch lets go of before it is
+// emptied: its records and windows, and nothing the engine still reads.
+func TestDropEncoded(t *testing.T) {
+	st := NewState(nil, 0)
+	st.Client("lab").SawIP(netip.MustParseAddr("10.0.0.1"), at(0))
+	b := NewBatch()
+	st.Checkpoint(b)
+	b.Windows["probing\x00lab"] = []byte{1}
+	b.Source("idp").Lines = 3
+	gen := b.Gen
+	if len(b.Records) != 1 || gen == 0 {
+		t.Fatalf("checkpoint: %d records, generation %d", len(b.Records), gen)
+	}
+	b.DropEncoded()
+	if len(b.Records) != 0 || len(b.Windows) != 0 {
+		t.Errorf("%d records and %d windows held after DropEncoded", len(b.Records), len(b.Windows))
+	}
+	if b.Gen != gen || b.Sources["idp"] == nil || b.Sources["idp"].Lines != 3 {
+		t.Errorf("DropEncoded took more: generation %d (want %d), sources %v", b.Gen, gen, b.Sources)
+	}
+}

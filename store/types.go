@@ -150,16 +150,8 @@ func NewBatch() *Batch {
 // Reset empties b for reuse, keeping its maps' storage.
 func (b *Batch) Reset() {
 	b.Events = 0
-	clear(b.Records) // no reference to a client id outlives the batch
-	b.Records = b.Records[:0]
+	b.DropEncoded()
 	b.Gen = 0
-	if cap(b.arena) > maxRetainedArena {
-		// A large checkpoint's records: the batch waits for the next one
-		// empty, and an arena kept would hold its size for nothing until
-		// then (two batches take turns: with 10,000 clients, 27 MiB each).
-		b.arena = nil
-	}
-	b.arena = b.arena[:0]
 	clear(b.Sources)
 	clear(b.Positions)
 	clear(b.Findings)
@@ -167,10 +159,26 @@ func (b *Batch) Reset() {
 	clear(b.Coverage)
 	clear(b.Notify)
 	clear(b.DropClients)
-	clear(b.Windows)
 	clear(b.Owners)
 	b.DropPositions = b.DropPositions[:0]
 	b.Restore = nil
+}
+
+// DropEncoded lets go of the client records and the detector windows b
+// holds encoded, keeping the rest: what a large checkpoint's commit leaves
+// behind, garbage once it is committed, before the batch is emptied
+// (Reset).
+func (b *Batch) DropEncoded() {
+	clear(b.Records) // no reference to a client id outlives the batch
+	b.Records = b.Records[:0]
+	if cap(b.arena) > maxRetainedArena {
+		// A large checkpoint's records: the batch waits for the next one
+		// empty, and an arena kept would hold its size for nothing until
+		// then (two batches take turns: with 10,000 clients, 27 MiB each).
+		b.arena = nil
+	}
+	b.arena = b.arena[:0]
+	clear(b.Windows)
 }
 
 // Empty reports whether committing b would change nothing.
