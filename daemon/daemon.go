@@ -426,6 +426,11 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 	if err != nil {
 		return err
 	}
+	var holding func() func()
+	gc := d.checkpointGC()
+	if gc != nil {
+		holding = gc.hold
+	}
 	eng := engine.New(engine.Options{
 		Parsers:    d.gen.Load().parsers,
 		Accountant: acc,
@@ -442,9 +447,14 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 		CommitFailing: func(err error) {
 			d.commitFailing.Store(err != nil)
 		},
-		Holding: d.holding(),
+		Holding: holding,
 	})
 	var wg sync.WaitGroup
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	if gc != nil {
+		wg.Go(func() { gc.collector(gcCtx) })
+	}
 	var supErr error
 	wg.Go(func() {
 		supErr = ingest.Supervise(srcCtx, sources, lines, ingest.SuperviseOptions{Logger: d.log, NoRestart: oneShot})
@@ -454,6 +464,7 @@ func (d *Daemon) run(ctx context.Context, sources []ingest.Source, oneShot bool)
 	// cancelled ctx still commits everything read before it.
 	err = eng.Run(ctx, lines)
 	d.running.Store(false)
+	stopGC()
 	if err != nil {
 		cancel()
 		for range lines { // let the sources see the cancellation and return

@@ -1,6 +1,9 @@
 package daemon
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // checkpointGCPercent is the collector's target while a large checkpoint
 // is held (engine.Options.Holding): GOGC=25 for that span.
@@ -17,12 +20,13 @@ const checkpointGCPercent = 25
 // twice over. Held at checkpointGCPercent while the checkpoint lives, it
 // grows by a quarter over that instead, and a collection when the last
 // checkpoint is committed starts the next goal from what stays (README,
-// Performance).
+// Performance). The collection runs on a goroutine of its own
+// (collector), so that no commit waits for it.
 type checkpointGC struct {
 	setPercent func(int) int // runtime/debug.SetGCPercent
 	collect    func()        // runtime.GC
-
-	restore int // the process's own percent
+	restore    int           // the process's own percent
+	due        chan struct{} // a collection is due (buffered: at most one waits)
 
 	mu   sync.Mutex
 	held int // checkpoints held
@@ -37,7 +41,7 @@ func newCheckpointGC(setPercent func(int) int, collect func()) *checkpointGC {
 	if old < 0 || old <= checkpointGCPercent {
 		return nil
 	}
-	return &checkpointGC{setPercent: setPercent, collect: collect, restore: old}
+	return &checkpointGC{setPercent: setPercent, collect: collect, restore: old, due: make(chan struct{}, 1)}
 }
 
 // hold starts the span of one checkpoint and returns its end, to be
@@ -53,29 +57,38 @@ func (g *checkpointGC) hold() (released func()) {
 }
 
 // release ends the span of one checkpoint: after the last, the collector
-// gets its percent back and collects the checkpoints' garbage.
+// gets its percent back, and a collection of the checkpoints' garbage is
+// due.
 func (g *checkpointGC) release() {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.held--
-	last := g.held == 0
-	if last {
+	if g.held == 0 {
 		g.setPercent(g.restore)
-	}
-	g.mu.Unlock()
-	if last {
-		g.collect()
+		select {
+		case g.due <- struct{}{}:
+		default: // one is due already
+		}
 	}
 }
 
-// holding returns the engine's Options.Holding: checkpointGC's, when the
-// daemon may set the collector (Options.SetGCPercent and Collect).
-func (d *Daemon) holding() func() func() {
+// collector runs the collections that come due until ctx ends.
+func (g *checkpointGC) collector(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.due:
+			g.collect()
+		}
+	}
+}
+
+// checkpointGC returns the daemon's checkpointGC, nil when it may not set
+// the collector (Options.SetGCPercent and Collect) or should not.
+func (d *Daemon) checkpointGC() *checkpointGC {
 	if d.o.SetGCPercent == nil || d.o.Collect == nil {
 		return nil
 	}
-	g := newCheckpointGC(d.o.SetGCPercent, d.o.Collect)
-	if g == nil {
-		return nil
-	}
-	return g.hold
+	return newCheckpointGC(d.o.SetGCPercent, d.o.Collect)
 }
