@@ -95,17 +95,18 @@ type Options struct {
 	Probes <-chan chan<- struct{}
 
 	// Holding, when set, is called on the accounting goroutine as a
-	// checkpoint whose client records encode to LargeCheckpoint bytes or
-	// more is taken, and the function it returns is called on the
-	// committing goroutine once that checkpoint's commit has ended
-	// (committed or not; a committed batch has let go of its encoded
-	// records and windows by then, store.Batch.DropEncoded). Between the two the checkpoint is in memory
-	// twice over, as its encoded records and as bbolt's pages of them,
-	// and is garbage as soon as the commit ends: the daemon has the
-	// collector work harder for that span (daemon/gc.go). Two spans may
-	// overlap: the next checkpoint is flushed while the last commits.
-	// HoldingBytes is the estimated size of the records from which a
-	// checkpoint counts as large; default LargeCheckpoint.
+	// checkpoint whose client records encode to HoldingBytes or more is
+	// taken, and the function it returns is called on the committing
+	// goroutine once that checkpoint's commit has ended (committed or
+	// not; a committed batch has let go of its encoded records and
+	// windows by then, store.Batch.DropEncoded). Between the two the
+	// checkpoint is in memory twice over, as its encoded records and as
+	// bbolt's pages of them, and is garbage as soon as the commit ends:
+	// the daemon has the collector work harder for that span
+	// (daemon/gc.go). Two spans may overlap: the next checkpoint is
+	// flushed while the last commits. HoldingBytes is the estimated size
+	// (store.State.DirtyBytes) from which a checkpoint counts as large;
+	// default LargeCheckpoint.
 	Holding      func() (released func())
 	HoldingBytes int
 }
