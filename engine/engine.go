@@ -299,8 +299,8 @@ func (e *Engine) commitLoop(ctx context.Context, batches <-chan work, free chan<
 			continue
 		}
 		err := e.commitRetrying(ctx, w.batch)
-		if err == nil && w.released != nil {
-			w.batch.DropEncoded() // before the span ends: its collection frees them
+		if err == nil {
+			w.batch.DropEncoded() // garbage once committed: before a span ends, whose collection frees it
 		}
 		w.release()
 		if err != nil {

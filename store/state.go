@@ -109,6 +109,14 @@ func newIPID(addr netip.Addr) ipID {
 	return id
 }
 
+// holdLongs makes c.ipLongs, for a set about to hold an address that is
+// not IPv4.
+func (c *ClientState) holdLongs() {
+	if c.ipLongs == nil {
+		c.ipLongs = make([]*netip.Addr, len(c.ips), cap(c.ips))
+	}
+}
+
 // ip returns the identity of the address at index i of c's set.
 func (c *ClientState) ip(i int) ipID {
 	id := ipID{key: c.ipKeys[i]}
@@ -396,9 +404,7 @@ func (s *State) fill(c *ClientState, stored Client) {
 	for i, e := range ips {
 		c.ips[i], c.ipKeys[i] = e.t, e.id.key
 		if e.id.long != nil {
-			if c.ipLongs == nil {
-				c.ipLongs = make([]*netip.Addr, len(ips))
-			}
+			c.holdLongs()
 			c.ipLongs[i] = e.id.long
 		}
 	}
@@ -523,8 +529,8 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		if lessRecentIP(&n, id, &c.ips[drop], c.ip(drop)) {
 			return // older than everything kept: gone at once
 		}
-		if id.long != nil && c.ipLongs == nil {
-			c.ipLongs = make([]*netip.Addr, len(c.ips))
+		if id.long != nil {
+			c.holdLongs()
 		}
 		// The new address takes the dropped one's place in the order:
 		// only the entries between the two move.
@@ -550,8 +556,8 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		return
 	}
 	i := sort.Search(len(c.ips), func(j int) bool { return compareIP(c.ip(j), id) >= 0 })
-	if id.long != nil && c.ipLongs == nil {
-		c.ipLongs = make([]*netip.Addr, len(c.ips), cap(c.ips))
+	if id.long != nil {
+		c.holdLongs()
 	}
 	c.ips = insertGrowing(c.ips, i, n, MaxIPs)
 	c.ipKeys = insertGrowing(c.ipKeys, i, k, MaxIPs)
