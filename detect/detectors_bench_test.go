@@ -349,3 +349,77 @@ func BenchmarkObserveMany(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkApplyMany measures the accounting of a grant on 10,000 clients
+// holding 30 scopes each, as the engine's accounting goroutine does it:
+// Apply into the clients' state, a checkpoint encoded every 50,000
+// events (batch.max_events), and, in the detectors run, Enrich and
+// Observe after each Apply. The events are BenchmarkObserveMany's. The
+// accounting run is the engine without detectors (scan --no-detect).
+func BenchmarkApplyMany(b *testing.B) {
+	w := newBenchWorld(10_000, 30, 1024)
+	r := rand.New(rand.NewPCG(11, 13))
+	evs := make([]ingest.Event, 1<<16)
+	for i := range evs {
+		c := &w.clients[r.IntN(len(w.clients))]
+		ev := ingest.Event{
+			Kind: ingest.KindGrant, Type: "CODE_TO_TOKEN", Source: "keycloak", Client: c.id,
+			Subject: fmt.Sprintf("%08x-4c1d-4e2a-9b7f-%012x", i, r.Uint64()>>16),
+			IP:      w.addr(c.homes[r.IntN(len(c.homes))], r.IntN(254)),
+			Granted: []string{c.scopes[0]},
+			Pos:     ingest.Position{Source: "keycloak", Path: "/var/log/keycloak/keycloak.log", Line: int64(i + 1), Offset: int64(i+1) * 783},
+		}
+		for _, j := range r.Perm(len(c.scopes) - 1)[:3+r.IntN(5)] {
+			ev.Granted = append(ev.Granted, c.scopes[1+j])
+		}
+		evs[i] = ev
+	}
+	for _, detectors := range []bool{false, true} {
+		name := "accounting"
+		if detectors {
+			name = "detectors"
+		}
+		b.Run(name, func(b *testing.B) {
+			acc := NewAccountant(w.rules, nil, nil)
+			var d *Detectors
+			if detectors {
+				cfg := testDetect()
+				cfg.ImpossibleTravel.SpeedKmh = rules.DefaultTravelSpeedKmh
+				now := t0.Add(61 * day)
+				fs := NewFindings(nil, nil, func() time.Time { return now }, nil)
+				d = NewDetectors(DetectorOptions{Config: cfg, Rules: w.rules, Locator: w.mmdb(b), ByASN: true, Known: acc.Known()}, fs)
+			}
+			at := t0.Add(61 * day)
+			batch := store.NewBatch()
+			checkpoint := func() {
+				acc.State().Checkpoint(batch)
+				acc.State().Durable(batch.Gen)
+				batch.Reset()
+			}
+			// Every client once, so that the runs measure a formed state.
+			for i := range w.clients {
+				ev := ingest.Event{Kind: ingest.KindGrant, Source: "keycloak", Client: w.clients[i].id, Time: at,
+					IP: w.addr(w.clients[i].homes[0], 1), Granted: w.clients[i].scopes}
+				acc.Apply(&ev, batch)
+			}
+			checkpoint()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ev := evs[i%len(evs)]
+				ev.Time = at.Add(time.Duration(i) * time.Millisecond)
+				if d != nil {
+					d.Enrich(&ev)
+				}
+				acc.Apply(&ev, batch)
+				if d != nil {
+					d.Observe(&ev)
+				}
+				if i++; i%50_000 == 0 {
+					checkpoint()
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
