@@ -86,18 +86,26 @@ func IsFHIRUse(name string) bool { return strings.HasPrefix(name, FHIRUsePrefix)
 func FHIRUses(c store.Client) []FHIRUse {
 	var uses []FHIRUse
 	for name, u := range c.Scopes {
-		rest, ok := strings.CutPrefix(name, FHIRUsePrefix)
-		if !ok || u.Used.N == 0 {
-			continue
+		if fu, ok := decodeFHIRUse(name, u); ok {
+			uses = append(uses, fu)
 		}
-		// "Observation.r" in the SMART grammar, under any context.
-		g, err := rules.ParseSMART("patient/" + rest)
-		if err != nil {
-			continue
-		}
-		uses = append(uses, FHIRUse{Name: rest, Use: rules.Use{Resource: g.Resource, In: g.Perms}, Used: u.Used})
 	}
 	return uses
+}
+
+// decodeFHIRUse returns the FHIR interaction the usage record name holds, when
+// it holds one and it was seen.
+func decodeFHIRUse(name string, u store.ScopeUsage) (FHIRUse, bool) {
+	rest, ok := strings.CutPrefix(name, FHIRUsePrefix)
+	if !ok || u.Used.N == 0 {
+		return FHIRUse{}, false
+	}
+	// "Observation.r" in the SMART grammar, under any context.
+	g, err := rules.ParseSMART("patient/" + rest)
+	if err != nil {
+		return FHIRUse{}, false
+	}
+	return FHIRUse{Name: rest, Use: rules.Use{Resource: g.Resource, In: g.Perms}, Used: u.Used}, true
 }
 
 // NewAccountant returns an Accountant that maps API calls with routes and,

@@ -38,7 +38,7 @@ func testDetect() rules.Detect {
 	}
 }
 
-func policyRules(t *testing.T) *rules.Rules {
+func policyRules(t testing.TB) *rules.Rules {
 	t.Helper()
 	r := &rules.Rules{
 		Scopes: map[string]rules.Scope{

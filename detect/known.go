@@ -187,3 +187,16 @@ func Issued(c store.Client) bool {
 	}
 	return false
 }
+
+// issuedUsage is Issued for a client's usage read by a walk.
+func issuedUsage(c *store.ClientUsage) bool {
+	if c.Issued.N > 0 {
+		return true
+	}
+	for i := range c.Scopes {
+		if c.Scopes[i].Granted.N > 0 {
+			return true
+		}
+	}
+	return false
+}

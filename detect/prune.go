@@ -38,13 +38,13 @@ func (s *Sweeper) SweepCommitting(now time.Time, clients ClientLister, commit fu
 }
 
 // prune reports whether client c is to be dropped, and holds it to be.
-func (s *Sweeper) prune(c store.Client, now time.Time) bool {
+func (s *Sweeper) prune(c *store.ClientUsage, now time.Time) bool {
 	cfg := s.opt.Config
 	if _, ok := cfg.Rules.Registered(c.ID); ok {
 		return false
 	}
 	retention := time.Duration(cfg.Detect.ClientRetention)
-	if Issued(c) && (retention <= 0 || now.Sub(c.Seen.Last) <= retention) {
+	if issuedUsage(c) && (retention <= 0 || now.Sub(c.Seen.Last) <= retention) {
 		return false
 	}
 	s.drops = append(s.drops, c.ID)

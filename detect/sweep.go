@@ -35,6 +35,7 @@ type Sweeper struct {
 	// commit, during a sweep that may commit, makes them durable.
 	drops  []string
 	commit func() error
+	kept   int // unused-scope findings the last sweep judged again
 }
 
 // NewSweeper returns a sweeper; it starts nothing.
@@ -42,9 +43,9 @@ func NewSweeper(opt SweeperOptions) *Sweeper { return &Sweeper{opt: opt} }
 
 // ClientLister streams stored clients.
 type ClientLister interface {
-	// ForEachClientUsage calls fn with each stored client, without its
-	// addresses and countries, which the sweeps do not judge.
-	ForEachClientUsage(fn func(store.Client) error) error
+	// ForEachClientUsage calls fn with each stored client's usage
+	// (store.DB.ForEachClientUsage): fn does not keep c once it returns.
+	ForEachClientUsage(fn func(c *store.ClientUsage) error) error
 }
 
 // eventKinds are the finding kinds raised by events, which resolve when
@@ -110,18 +111,25 @@ func (s *Sweeper) stale(now time.Time) {
 func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 	cfg, fs := s.opt.Config, s.opt.Findings
 	j := NewUnusedJudge(UnusedOptionsFor(cfg, s.opt.Coverage.All(), func() time.Time { return now }))
-	keep := make(map[store.FindingKey]bool)
+	// The findings judged again, by pointer (a finding's key is three
+	// strings to hash), sized as the last sweep's: with 200,000 of them,
+	// a set grown from empty and keyed by FindingKey allocated 27 MB a
+	// sweep.
+	keep := make(map[*store.Finding]struct{}, s.kept)
 	pending := make(map[string]bool)
 	seen := make(map[string]bool)
 	rep := j.Report()
 	handle := func() {
 		for _, us := range rep.Unused {
 			k := store.FindingKey{Kind: rules.KindUnusedScope, Client: us.Client, Subject: us.Scope}
+			var f *store.Finding
 			if us.Status != StatusInsufficientCoverage {
-				s.holdUnused(k, us, now)
+				f = s.holdUnused(k, us, now)
+			} else {
+				f = fs.Get(k)
 			}
-			if fs.Get(k) != nil {
-				keep[k] = true // only findings that exist need telling apart
+			if f != nil {
+				keep[f] = struct{}{} // only findings that exist need telling apart
 			}
 		}
 		for _, p := range rep.Pending {
@@ -129,12 +137,12 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 		}
 		rep.Unused, rep.Pending = rep.Unused[:0], rep.Pending[:0]
 	}
-	err := clients.ForEachClientUsage(func(c store.Client) error {
+	err := clients.ForEachClientUsage(func(c *store.ClientUsage) error {
 		if s.prune(c, now) {
 			return s.commitDrops() // dropped: not judged
 		}
 		seen[c.ID] = true
-		j.Judge(c, &rep)
+		j.JudgeUsage(c, &rep)
 		handle()
 		return nil
 	})
@@ -144,14 +152,20 @@ func (s *Sweeper) unused(now time.Time, clients ClientLister) error {
 	j.Finish(seen, &rep)
 	handle()
 	fs.Each(func(f *store.Finding) {
-		if f.Kind == rules.KindUnusedScope && f.State != store.StateResolved && !keep[f.FindingKey] && !pending[f.Client] {
+		if f.Kind != rules.KindUnusedScope || f.State == store.StateResolved || pending[f.Client] {
+			return
+		}
+		if _, ok := keep[f]; !ok {
 			fs.Resolve(f.FindingKey)
 		}
 	})
+	s.kept = len(keep)
 	return nil
 }
 
-func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) {
+// holdUnused raises the unused-scope finding k as us judges it, or holds
+// the one that stands, and returns it.
+func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) *store.Finding {
 	fs := s.opt.Findings
 	sev := store.SeverityWarning
 	if us.Status == StatusBroader {
@@ -172,7 +186,7 @@ func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) 
 			f.Last = now
 			fs.Touch(k)
 		}
-		return
+		return f
 	}
 	if !fresh && now.After(f.Last) {
 		f.Last = now
@@ -194,4 +208,5 @@ func (s *Sweeper) holdUnused(k store.FindingKey, us UnusedScope, now time.Time) 
 	if !fresh {
 		fs.Touch(k)
 	}
+	return f
 }

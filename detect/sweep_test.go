@@ -73,16 +73,17 @@ func TestCovered(t *testing.T) {
 // clientList serves clients to a sweep.
 type clientList []store.Client
 
-func (l clientList) ForEachClientUsage(fn func(store.Client) error) error {
+func (l clientList) ForEachClientUsage(fn func(*store.ClientUsage) error) error {
 	for _, c := range l {
-		if err := fn(c); err != nil {
+		u := c.Usage()
+		if err := fn(&u); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func sweepConfig(t *testing.T) *rules.Config {
+func sweepConfig(t testing.TB) *rules.Config {
 	t.Helper()
 	cfg := &rules.Config{
 		Detect: testDetect(),

@@ -138,6 +138,45 @@ type UnusedJudge struct {
 	opt            UnusedOptions
 	now, since     time.Time
 	window, minObs time.Duration
+	// Reused from client to client: the scopes being judged, the SMART
+	// parse of each scope name (names repeat across clients), and the
+	// FHIR interactions seen.
+	cands []candidate
+	smart map[string]parsedScope
+	uses  []seenUse
+}
+
+// candidate is a scope a judge weighs, and whether the client's
+// registration names it.
+type candidate struct {
+	store.NamedScope
+	registered bool
+}
+
+// byName orders a client's scopes by name, for a search of them.
+func byName(e store.NamedScope, name string) int { return strings.Compare(e.Name, name) }
+
+// parsedScope is a scope name as rules.ParseSMART parses it.
+type parsedScope struct {
+	g   rules.SMARTScope
+	err error
+}
+
+// maxParsedScopes bounds UnusedJudge.smart: a deployment's catalog is far
+// smaller, and a store with more distinct names empties it and goes on.
+const maxParsedScopes = 4096
+
+// parse returns rules.ParseSMART(s), remembered.
+func (j *UnusedJudge) parse(s string) (rules.SMARTScope, error) {
+	if p, ok := j.smart[s]; ok {
+		return p.g, p.err
+	}
+	g, err := rules.ParseSMART(s)
+	if j.smart == nil || len(j.smart) >= maxParsedScopes {
+		j.smart = make(map[string]parsedScope)
+	}
+	j.smart[s] = parsedScope{g, err}
+	return g, err
 }
 
 // NewUnusedJudge returns a judge for the moment opt.Now() returns.
@@ -183,6 +222,13 @@ func (j *UnusedJudge) Finish(seen map[string]bool, rep *UnusedReport) {
 
 // Judge appends client c's unused scopes, or c as pending, to rep.
 func (j *UnusedJudge) Judge(c store.Client, rep *UnusedReport) {
+	u := c.Usage()
+	j.JudgeUsage(&u, rep)
+}
+
+// JudgeUsage is Judge for a client's usage read by a walk of the store
+// (store.DB.ForEachClientUsage); it keeps nothing of c but its strings.
+func (j *UnusedJudge) JudgeUsage(c *store.ClientUsage, rep *UnusedReport) {
 	opt, now, since, minObs := j.opt, j.now, j.since, j.minObs
 	id := c.ID
 	reg := opt.Registrations[id]
@@ -197,24 +243,31 @@ func (j *UnusedJudge) Judge(c store.Client, rep *UnusedReport) {
 		rep.Pending = append(rep.Pending, p)
 		return
 	}
-	granted := make(map[string]bool)
-	for s, u := range c.Scopes {
-		if u.Granted.N > 0 && !u.Granted.Last.Before(since) {
-			granted[s] = false
+	// The scopes to judge: those granted within the window, and the
+	// registered ones, granted or not.
+	cands := j.cands[:0]
+	for i := range c.Scopes {
+		u := &c.Scopes[i]
+		isReg := slices.Contains(reg.Scopes, u.Name)
+		if isReg || (u.Granted.N > 0 && !u.Granted.Last.Before(since)) {
+			cands = append(cands, candidate{*u, isReg})
 		}
 	}
-	for _, s := range reg.Scopes {
-		granted[s] = true
+	for i, s := range reg.Scopes {
+		if _, held := slices.BinarySearchFunc(c.Scopes, s, byName); !held && !slices.Contains(reg.Scopes[:i], s) {
+			cands = append(cands, candidate{store.NamedScope{Name: s}, true})
+		}
 	}
-	uses := fhirUses(c)
-	for s, isReg := range granted {
-		u := c.Scopes[s]
+	j.cands = cands
+	uses := j.fhirUses(c)
+	for _, cand := range cands {
+		s, isReg, u := cand.Name, cand.registered, cand.ScopeUsage
 		usedAt := u.Used.Last
 		if u.Used.N == 0 || usedAt.Before(since) {
 			usedAt = time.Time{}
 		}
 		var narrower []string
-		g, err := rules.ParseSMART(s)
+		g, err := j.parse(s)
 		if err != nil && rules.IsSMART(s) {
 			rep.Unused = append(rep.Unused, UnusedScope{
 				Client: id, Owner: reg.Owner, Role: reg.Role, Scope: s, Registered: isReg, Status: StatusInvalid,
@@ -324,13 +377,16 @@ type seenUse struct {
 }
 
 // fhirUses returns the FHIR interactions recorded for a client, with the
-// context left empty: access logs do not show it.
-func fhirUses(c store.Client) []seenUse {
-	var uses []seenUse
-	for _, fu := range FHIRUses(c) {
-		uses = append(uses, seenUse{use: fu.Use, count: fu.Used})
+// context left empty: access logs do not show it. The slice is the
+// judge's, filled again for the next client.
+func (j *UnusedJudge) fhirUses(c *store.ClientUsage) []seenUse {
+	j.uses = j.uses[:0]
+	for i := range c.Scopes {
+		if fu, ok := decodeFHIRUse(c.Scopes[i].Name, c.Scopes[i].ScopeUsage); ok {
+			j.uses = append(j.uses, seenUse{use: fu.Use, count: fu.Used})
+		}
 	}
-	return uses
+	return j.uses
 }
 
 // narrowerThan returns the replacement scopes for g given the uses it

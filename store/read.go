@@ -89,21 +89,59 @@ const clientPage = 256
 // time in separate read transactions and fn runs outside any transaction,
 // so fn may take its time and may commit; the walk is therefore not one
 // snapshot: a client committed meanwhile may or may not be seen.
-func (db *DB) ForEachClient(fn func(Client) error) error { return db.forEachClient(fn, decodeClient) }
-
-// ForEachClientUsage is ForEachClient without each client's addresses
-// and countries (IPs and Countries are nil), whose decoding is most of a
-// record's: for the sweeps, which judge the scopes.
-func (db *DB) ForEachClientUsage(fn func(Client) error) error {
-	return db.forEachClient(fn, decodeClientUsage)
+func (db *DB) ForEachClient(fn func(Client) error) error {
+	page := make([]Client, 0, clientPage)
+	return db.walkClients(func(k, v []byte) error {
+		c, err := decodeClient(string(k), v)
+		if err != nil {
+			return err
+		}
+		page = append(page, c)
+		return nil
+	}, func() error {
+		for _, c := range page {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		clear(page)
+		page = page[:0]
+		return nil
+	})
 }
 
-func (db *DB) forEachClient(fn func(Client) error, decode func(id string, v []byte) (Client, error)) error {
+// ForEachClientUsage is ForEachClient for each client's usage alone,
+// without its addresses and countries, whose decoding is most of a
+// record's: for the sweeps, which judge the scopes. fn must not keep c or
+// its Scopes once it returns: the walk fills them again for a later
+// client (the strings in them it may keep).
+func (db *DB) ForEachClientUsage(fn func(c *ClientUsage) error) error {
+	var w usageWalk
+	page := make([]ClientUsage, clientPage)
+	n := 0
+	return db.walkClients(func(k, v []byte) error {
+		err := w.decode(&page[n], string(k), v)
+		n++
+		return err
+	}, func() error {
+		for i := range page[:n] {
+			if err := fn(&page[i]); err != nil {
+				return err
+			}
+		}
+		n = 0
+		return nil
+	})
+}
+
+// walkClients reads the clients bucket in pages of clientPage records,
+// each in a read transaction of its own: it calls read with each record of
+// the page (k and v are the transaction's), then, outside the
+// transaction, done.
+func (db *DB) walkClients(read func(k, v []byte) error, done func() error) error {
 	var next []byte // first key of the next page; nil at the start
-	page := make([]Client, 0, clientPage)
 	for {
-		page = page[:0]
-		done := false
+		last := false
 		err := db.view(func(tx *bolt.Tx) error {
 			cur := tx.Bucket(bucketClients).Cursor()
 			var k, v []byte
@@ -112,15 +150,14 @@ func (db *DB) forEachClient(fn func(Client) error, decode func(id string, v []by
 			} else {
 				k, v = cur.Seek(next)
 			}
-			for ; k != nil && len(page) < clientPage; k, v = cur.Next() {
-				c, err := decode(string(k), v)
-				if err != nil {
+			for n := 0; k != nil && n < clientPage; k, v = cur.Next() {
+				if err := read(k, v); err != nil {
 					return fmt.Errorf("client %q: %w", k, err)
 				}
-				page = append(page, c)
+				n++
 			}
-			done = k == nil
-			if !done {
+			last = k == nil
+			if !last {
 				next = append(next[:0], k...)
 			}
 			releaseMapped(tx) // the page is copied: a walk of every client maps no more than a page of them
@@ -129,12 +166,10 @@ func (db *DB) forEachClient(fn func(Client) error, decode func(id string, v []by
 		if err != nil {
 			return failed(err, fmt.Sprintf("read clients from %s", db.path))
 		}
-		for _, c := range page {
-			if err := fn(c); err != nil {
-				return err
-			}
+		if err := done(); err != nil {
+			return err
 		}
-		if done {
+		if last {
 			return nil
 		}
 	}

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // FileID identifies a file by device and inode, independent of its path.
 type FileID struct {
@@ -213,6 +217,45 @@ type Client struct {
 	Scopes    map[string]ScopeUsage
 	IPs       map[string]Counter // bounded: the MaxIPs most recently seen
 	Countries map[string]Counter // bounded: the MaxCountries most recently seen
+}
+
+// ClientUsage is a client's counters and scopes without its addresses and
+// countries, as a walk of every client for the sweeps reads them
+// (ForEachClientUsage): the scopes in a slice sorted by name, which the
+// walk fills again for a later client, rather than a map of their own.
+type ClientUsage struct {
+	ID     string
+	Seen   Counter
+	Issued Counter
+	Scopes []NamedScope // sorted by Name, none twice
+}
+
+// NamedScope is the usage of the scope Name.
+type NamedScope struct {
+	Name string
+	ScopeUsage
+}
+
+// Scope returns the usage of scope name, zero when the client has none.
+func (c *ClientUsage) Scope(name string) ScopeUsage {
+	i, ok := slices.BinarySearchFunc(c.Scopes, name, func(e NamedScope, name string) int { return strings.Compare(e.Name, name) })
+	if !ok {
+		return ScopeUsage{}
+	}
+	return c.Scopes[i].ScopeUsage
+}
+
+// Usage returns c's counters and scopes as a ClientUsage of its own.
+func (c *Client) Usage() ClientUsage {
+	u := ClientUsage{ID: c.ID, Seen: c.Seen, Issued: c.Issued}
+	if len(c.Scopes) > 0 {
+		u.Scopes = make([]NamedScope, 0, len(c.Scopes))
+		for name, su := range c.Scopes {
+			u.Scopes = append(u.Scopes, NamedScope{name, su})
+		}
+		slices.SortFunc(u.Scopes, func(a, b NamedScope) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return u
 }
 
 // Source is the stored statistics of one configured source.
