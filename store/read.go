@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -114,24 +116,88 @@ func (db *DB) ForEachClient(fn func(Client) error) error {
 // without its addresses and countries, whose decoding is most of a
 // record's: for the sweeps, which judge the scopes. fn must not keep c or
 // its Scopes once it returns: the walk fills them again for a later
-// client (the strings in them it may keep).
+// client (the strings in them it may keep). The next page of clients is
+// read while fn takes the clients of this one, on a goroutine the call
+// owns: the halves of a sweep take two cores.
 func (db *DB) ForEachClientUsage(fn func(c *ClientUsage) error) error {
-	var w usageWalk
-	page := make([]ClientUsage, clientPage)
-	n := 0
-	return db.walkClients(func(k, v []byte) error {
-		err := w.decode(&page[n], string(k), v)
-		n++
-		return err
-	}, func() error {
-		for i := range page[:n] {
-			if err := fn(&page[i]); err != nil {
+	free := make(chan *usagePage, 2) // the two pages: one read, one in fn
+	full := make(chan *usagePage)
+	stop := make(chan struct{})
+	for range cap(free) {
+		free <- &usagePage{clients: make([]ClientUsage, clientPage)}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { db.readUsage(free, full, stop) })
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for p := range full {
+		if p.err != nil {
+			return p.err
+		}
+		for i := range p.clients[:p.n] {
+			if err := fn(&p.clients[i]); err != nil {
 				return err
 			}
 		}
-		n = 0
-		return nil
+		free <- p // never blocks: free holds every page not in use
+	}
+	return nil
+}
+
+// usagePage is a page of ForEachClientUsage: its first n clients, or the
+// error that ended the walk.
+type usagePage struct {
+	clients []ClientUsage
+	n       int
+	err     error
+}
+
+// errWalkStopped ends readUsage's walk when its caller returned.
+var errWalkStopped = errors.New("walk stopped")
+
+// readUsage reads every client's usage into pages taken from free, sends
+// each page to full, and closes full at the end of the walk, after a page
+// carrying the error that ended it, if one did; it returns once stop is
+// closed.
+func (db *DB) readUsage(free <-chan *usagePage, full chan<- *usagePage, stop <-chan struct{}) {
+	defer close(full)
+	var w usageWalk
+	var p *usagePage
+	take := func() error {
+		select {
+		case p = <-free:
+			p.n = 0
+			return nil
+		case <-stop:
+			return errWalkStopped
+		}
+	}
+	send := func(p *usagePage) error {
+		select {
+		case full <- p:
+			return nil
+		case <-stop:
+			return errWalkStopped
+		}
+	}
+	if take() != nil {
+		return
+	}
+	err := db.walkClients(func(k, v []byte) error {
+		err := w.decode(&p.clients[p.n], string(k), v)
+		p.n++
+		return err
+	}, func() error {
+		if err := send(p); err != nil {
+			return err
+		}
+		return take()
 	})
+	if err != nil && !errors.Is(err, errWalkStopped) {
+		_ = send(&usagePage{err: err})
+	}
 }
 
 // walkClients reads the clients bucket in pages of clientPage records,

@@ -810,3 +810,90 @@ func TestOldLayoutRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestForEachClientUsageStops checks the ends of a walk whose next page
+// is read while fn takes the current one: fn's error ends it at once, and
+// a record that cannot be decoded ends it after the pages before it.
+func TestForEachClientUsageStops(t *testing.T) {
+	db, _ := newTestDB(t)
+	st := NewState(db, 0)
+	const n = 3*clientPage + 1
+	for i := range n {
+		st.Client(fmt.Sprintf("c%05d", i)).CountScope("openid", ScopeGranted, 1, at(0))
+	}
+	b := NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+
+	stop := errors.New("stop")
+	seen := 0
+	err := db.ForEachClientUsage(func(c *ClientUsage) error {
+		if seen++; seen == clientPage+1 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || seen != clientPage+1 {
+		t.Errorf("walk stopped after %d clients with %v; want %d, stop", seen, err, clientPage+1)
+	}
+
+	// The first client of the third page is corrupt.
+	bad := fmt.Sprintf("c%05d", 2*clientPage)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketClients).Put([]byte(bad), []byte{formatClient, 0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	seen = 0
+	err = db.ForEachClientUsage(func(c *ClientUsage) error { seen++; return nil })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), bad) || seen != 2*clientPage {
+		t.Errorf("walk over a corrupt record: %d clients, %v; want %d, ErrCorrupt naming %s", seen, err, 2*clientPage, bad)
+	}
+}
+
+// TestForEachClientUsageCommits checks that fn may commit while the walk
+// reads its next page, as a sweep that prunes does: clients deleted and
+// others added, enough of them that bbolt maps the grown file again,
+// which waits for every read transaction to end.
+func TestForEachClientUsageCommits(t *testing.T) {
+	db, _ := newTestDB(t)
+	st := NewState(db, 0)
+	const n = 3*clientPage + 1
+	for i := range n {
+		st.Client(fmt.Sprintf("c%05d", i)).CountScope("openid", ScopeGranted, 1, at(0))
+	}
+	b := NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+
+	seen, dropped := 0, 0
+	err := db.ForEachClientUsage(func(c *ClientUsage) error {
+		seen++
+		b := NewBatch()
+		if seen == 1 {
+			// Clients sorting before the walk's: not seen by it.
+			for i := range 3000 {
+				c := st.Client(fmt.Sprintf("a%05d", i))
+				for h := range MaxIPs {
+					c.SawIP(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(h)}), at(time.Duration(h)))
+				}
+			}
+			st.Checkpoint(b)
+		}
+		if seen%10 == 0 {
+			b.DropClients[c.ID] = struct{}{}
+			dropped++
+		}
+		return db.Commit(b)
+	})
+	if err != nil || seen != n {
+		t.Fatalf("walk = %v after %d clients, want nil after %d", err, seen, n)
+	}
+	got, err := db.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := n - dropped + 3000; len(got) != want {
+		t.Errorf("%d clients stored after the walk, want %d", len(got), want)
+	}
+}
