@@ -520,10 +520,13 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 		// times the greater address, as the store's merge of older
 		// versions chose. Choosing before inserting keeps the set at its
 		// capacity.
-		drop := 0
+		// lessRecentIP over the set: the set is in address order, so the
+		// last of the entries seen least recently is the greatest of them,
+		// and the scan reads the times alone.
+		drop, last := 0, c.ips[0].last
 		for j := 1; j < len(c.ips); j++ {
-			if lessRecentIP(&c.ips[j], c.ip(j), &c.ips[drop], c.ip(drop)) {
-				drop = j
+			if l := c.ips[j].last; l <= last {
+				drop, last = j, l
 			}
 		}
 		if lessRecentIP(&n, id, &c.ips[drop], c.ip(drop)) {
