@@ -144,6 +144,7 @@ type UnusedJudge struct {
 	cands []candidate
 	smart map[string]parsedScope
 	uses  []seenUse
+	days  map[int64]string // idleFor's texts
 }
 
 // candidate is a scope a judge weighs, and whether the client's
@@ -310,7 +311,7 @@ func (j *UnusedJudge) JudgeUsage(c *store.ClientUsage, rep *UnusedReport) {
 				continue // used within the window, and no narrower set would do
 			}
 			us.Status, us.Narrower, us.LastUsed = StatusBroader, narrower, usedAt.UTC()
-			us.IdleFor = humanDuration(now.Sub(usedAt))
+			us.IdleFor = j.idleFor(now.Sub(usedAt))
 			rep.Unused = append(rep.Unused, j.covered(us))
 			continue
 		}
@@ -327,7 +328,7 @@ func (j *UnusedJudge) JudgeUsage(c *store.ClientUsage, rep *UnusedReport) {
 				us.Status = StatusNeverRequested
 			}
 		}
-		us.IdleFor = humanDuration(now.Sub(idleFrom))
+		us.IdleFor = j.idleFor(now.Sub(idleFrom))
 		rep.Unused = append(rep.Unused, j.covered(us))
 	}
 }
@@ -355,6 +356,28 @@ func (j *UnusedJudge) covered(us UnusedScope) UnusedScope {
 	}
 	return us
 }
+
+// idleFor is humanDuration for the idle times of a judge's scopes, which
+// are mostly whole days and few: each day count's text is made once, not
+// once for every scope of every client a sweep judges.
+func (j *UnusedJudge) idleFor(d time.Duration) string {
+	days := int64(d / (24 * time.Hour))
+	if days < 1 || days > maxIdleDays {
+		return humanDuration(d)
+	}
+	if j.days == nil {
+		j.days = make(map[int64]string)
+	}
+	s, ok := j.days[days]
+	if !ok {
+		s = humanDuration(d)
+		j.days[days] = s
+	}
+	return s
+}
+
+// maxIdleDays bounds the day counts idleFor keeps the text of.
+const maxIdleDays = 3660
 
 // humanDuration renders d in whole days when it is at least a day, else
 // rounded to the second, as people read report columns.
