@@ -304,14 +304,10 @@ func BenchmarkBaselineMemory(b *testing.B) {
 	}
 }
 
-// BenchmarkObserveMany measures the detectors' cost per grant on 10,000
-// clients holding 30 scopes each, with a GeoIP City and ASN database and
-// impossible travel on: tokens carry openid and 3 to 7 of the client's
-// other scopes, drawn afresh each time, and a user of their own, so no
-// request repeats the last and every user is new to impossible travel.
-// The clients' state does not fit the processor's caches.
-func BenchmarkObserveMany(b *testing.B) {
-	w := newBenchWorld(10_000, 30, 1024)
+// grants returns 65,536 grants of w's clients, drawn at random: each
+// token carries its client's first scope and 3 to 7 of the others, drawn
+// afresh each time, and a user of its own.
+func (w *benchWorld) grants() []ingest.Event {
 	r := rand.New(rand.NewPCG(11, 13))
 	evs := make([]ingest.Event, 1<<16)
 	for i := range evs {
@@ -328,6 +324,18 @@ func BenchmarkObserveMany(b *testing.B) {
 		}
 		evs[i] = ev
 	}
+	return evs
+}
+
+// BenchmarkObserveMany measures the detectors' cost per grant on 10,000
+// clients holding 30 scopes each, with a GeoIP City and ASN database and
+// impossible travel on: tokens carry openid and 3 to 7 of the client's
+// other scopes, drawn afresh each time, and a user of their own, so no
+// request repeats the last and every user is new to impossible travel.
+// The clients' state does not fit the processor's caches.
+func BenchmarkObserveMany(b *testing.B) {
+	w := newBenchWorld(10_000, 30, 1024)
+	evs := w.grants()
 	cfg := testDetect()
 	cfg.ImpossibleTravel.SpeedKmh = rules.DefaultTravelSpeedKmh
 	loc := w.mmdb(b)
@@ -358,22 +366,7 @@ func BenchmarkObserveMany(b *testing.B) {
 // accounting run is the engine without detectors (scan --no-detect).
 func BenchmarkApplyMany(b *testing.B) {
 	w := newBenchWorld(10_000, 30, 1024)
-	r := rand.New(rand.NewPCG(11, 13))
-	evs := make([]ingest.Event, 1<<16)
-	for i := range evs {
-		c := &w.clients[r.IntN(len(w.clients))]
-		ev := ingest.Event{
-			Kind: ingest.KindGrant, Type: "CODE_TO_TOKEN", Source: "keycloak", Client: c.id,
-			Subject: fmt.Sprintf("%08x-4c1d-4e2a-9b7f-%012x", i, r.Uint64()>>16),
-			IP:      w.addr(c.homes[r.IntN(len(c.homes))], r.IntN(254)),
-			Granted: []string{c.scopes[0]},
-			Pos:     ingest.Position{Source: "keycloak", Path: "/var/log/keycloak/keycloak.log", Line: int64(i + 1), Offset: int64(i+1) * 783},
-		}
-		for _, j := range r.Perm(len(c.scopes) - 1)[:3+r.IntN(5)] {
-			ev.Granted = append(ev.Granted, c.scopes[1+j])
-		}
-		evs[i] = ev
-	}
+	evs := w.grants()
 	for _, detectors := range []bool{false, true} {
 		name := "accounting"
 		if detectors {

@@ -324,6 +324,15 @@ func (d *decoder) end(what string) error {
 	return d.err
 }
 
+// scope reads the next scope of a client record, its name (aliasing the
+// record, after prev unless first) and its usage; ok is false once the
+// record is found malformed.
+func (d *decoder) scope(prev []byte, first bool) (name []byte, u ScopeUsage, ok bool) {
+	name = d.name(prev, first)
+	u = d.scopeUsage()
+	return name, u, d.err == nil
+}
+
 func (d *decoder) scopeUsage() ScopeUsage {
 	return ScopeUsage{Requested: d.counter(), Granted: d.counter(), Used: d.counter()}
 }
@@ -408,9 +417,8 @@ func decodeUsage(d *decoder, id string) (Client, error) {
 		c.Scopes = make(map[string]ScopeUsage, n)
 		var prev []byte
 		for i := range n {
-			k := d.name(prev, i == 0)
-			u := d.scopeUsage()
-			if d.err != nil {
+			k, u, ok := d.scope(prev, i == 0)
+			if !ok {
 				break
 			}
 			c.Scopes[string(k)] = u
@@ -444,9 +452,8 @@ func (w *usageWalk) decode(c *ClientUsage, id string, v []byte) error {
 	n := d.count(4)
 	var prev []byte
 	for i := range n {
-		k := d.name(prev, i == 0)
-		u := d.scopeUsage()
-		if d.err != nil {
+		k, u, ok := d.scope(prev, i == 0)
+		if !ok {
 			break
 		}
 		c.Scopes = append(c.Scopes, NamedScope{Name: w.name(k), ScopeUsage: u})

@@ -811,19 +811,30 @@ func TestOldLayoutRefused(t *testing.T) {
 	}
 }
 
-// TestForEachClientUsageStops checks the ends of a walk whose next page
-// is read while fn takes the current one: fn's error ends it at once, and
-// a record that cannot be decoded ends it after the pages before it.
-func TestForEachClientUsageStops(t *testing.T) {
+// walkClients is how many clients newWalkTestDB stores: more than three
+// pages of a walk.
+const walkClients = 3*clientPage + 1
+
+// newWalkTestDB returns a store of walkClients clients, c00000 on, each
+// granted openid, and the State that wrote them.
+func newWalkTestDB(t *testing.T) (*DB, *State) {
+	t.Helper()
 	db, _ := newTestDB(t)
 	st := NewState(db, 0)
-	const n = 3*clientPage + 1
-	for i := range n {
+	for i := range walkClients {
 		st.Client(fmt.Sprintf("c%05d", i)).CountScope("openid", ScopeGranted, 1, at(0))
 	}
 	b := NewBatch()
 	st.Checkpoint(b)
 	commit(t, db, b)
+	return db, st
+}
+
+// TestForEachClientUsageStops checks the ends of a walk whose next page
+// is read while fn takes the current one: fn's error ends it at once, and
+// a record that cannot be decoded ends it after the pages before it.
+func TestForEachClientUsageStops(t *testing.T) {
+	db, _ := newWalkTestDB(t)
 
 	stop := errors.New("stop")
 	seen := 0
@@ -856,15 +867,7 @@ func TestForEachClientUsageStops(t *testing.T) {
 // others added, enough of them that bbolt maps the grown file again,
 // which waits for every read transaction to end.
 func TestForEachClientUsageCommits(t *testing.T) {
-	db, _ := newTestDB(t)
-	st := NewState(db, 0)
-	const n = 3*clientPage + 1
-	for i := range n {
-		st.Client(fmt.Sprintf("c%05d", i)).CountScope("openid", ScopeGranted, 1, at(0))
-	}
-	b := NewBatch()
-	st.Checkpoint(b)
-	commit(t, db, b)
+	db, st := newWalkTestDB(t)
 
 	seen, dropped := 0, 0
 	err := db.ForEachClientUsage(func(c *ClientUsage) error {
@@ -886,14 +889,14 @@ func TestForEachClientUsageCommits(t *testing.T) {
 		}
 		return db.Commit(b)
 	})
-	if err != nil || seen != n {
-		t.Fatalf("walk = %v after %d clients, want nil after %d", err, seen, n)
+	if err != nil || seen != walkClients {
+		t.Fatalf("walk = %v after %d clients, want nil after %d", err, seen, walkClients)
 	}
 	got, err := db.Clients()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := n - dropped + 3000; len(got) != want {
+	if want := walkClients - dropped + 3000; len(got) != want {
 		t.Errorf("%d clients stored after the walk, want %d", len(got), want)
 	}
 }
