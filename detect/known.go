@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"iter"
+	"maps"
 	"strings"
 
 	"github.com/scopewatch/scopewatch/ingest"
@@ -176,25 +178,26 @@ func (k *KnownClients) Len() int { return len(k.issued) }
 // Issued reports whether a stored client was issued a token: its record
 // counts one, or (a record of schema 3, which did not count tokens) it
 // holds a granted scope.
-func Issued(c store.Client) bool {
-	if c.Issued.N > 0 {
-		return true
-	}
-	for _, u := range c.Scopes {
-		if u.Granted.N > 0 {
-			return true
-		}
-	}
-	return false
-}
+func Issued(c store.Client) bool { return issued(c.Issued, maps.Values(c.Scopes)) }
 
 // issuedUsage is Issued for a client's usage read by a walk.
 func issuedUsage(c *store.ClientUsage) bool {
-	if c.Issued.N > 0 {
+	return issued(c.Issued, func(yield func(store.ScopeUsage) bool) {
+		for i := range c.Scopes {
+			if !yield(c.Scopes[i].ScopeUsage) {
+				return
+			}
+		}
+	})
+}
+
+// issued is the rule of Issued, for a client's tokens and scopes.
+func issued(tokens store.Counter, scopes iter.Seq[store.ScopeUsage]) bool {
+	if tokens.N > 0 {
 		return true
 	}
-	for i := range c.Scopes {
-		if c.Scopes[i].Granted.N > 0 {
+	for u := range scopes {
+		if u.Granted.N > 0 {
 			return true
 		}
 	}

@@ -154,9 +154,6 @@ type candidate struct {
 	registered bool
 }
 
-// byName orders a client's scopes by name, for a search of them.
-func byName(e store.NamedScope, name string) int { return strings.Compare(e.Name, name) }
-
 // parsedScope is a scope name as rules.ParseSMART parses it.
 type parsedScope struct {
 	g   rules.SMARTScope
@@ -255,7 +252,7 @@ func (j *UnusedJudge) JudgeUsage(c *store.ClientUsage, rep *UnusedReport) {
 		}
 	}
 	for i, s := range reg.Scopes {
-		if _, held := slices.BinarySearchFunc(c.Scopes, s, byName); !held && !slices.Contains(reg.Scopes[:i], s) {
+		if !c.Holds(s) && !slices.Contains(reg.Scopes[:i], s) {
 			cands = append(cands, candidate{store.NamedScope{Name: s}, true})
 		}
 	}

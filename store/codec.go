@@ -435,8 +435,9 @@ func decodeUsage(d *decoder, id string) (Client, error) {
 // (ForEachClientUsage) into ClientUsage values that it fills again for
 // later clients, and holds one string of each scope name for the walk
 // (the names repeat from client to client). At 10,000 clients of 30
-// scopes, a walk into Client values, each with its map of scopes,
-// allocated 113 MB; it allocates 6 (BenchmarkSweepMany).
+// scopes, a sweep that walked into Client values, each with its map of
+// scopes, allocated 113 MB; with the walk's values, 7.4 MB
+// (BenchmarkSweepMany/all_used).
 type usageWalk struct {
 	names map[string]string
 }

@@ -518,11 +518,10 @@ func (c *ClientState) SawIP(addr netip.Addr, t time.Time) {
 	if len(c.ips) >= MaxIPs {
 		// The least recently seen goes, the new one included; among equal
 		// times the greater address, as the store's merge of older
-		// versions chose. Choosing before inserting keeps the set at its
-		// capacity.
-		// lessRecentIP over the set: the set is in address order, so the
-		// last of the entries seen least recently is the greatest of them,
-		// and the scan reads the times alone.
+		// versions chose (lessRecentIP). The set is in address order, so
+		// that is the last of the entries seen least recently, and the
+		// scan reads the times alone. Choosing before inserting keeps the
+		// set at its capacity.
 		drop, last := 0, c.ips[0].last
 		for j := 1; j < len(c.ips); j++ {
 			if l := c.ips[j].last; l <= last {

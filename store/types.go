@@ -236,13 +236,10 @@ type NamedScope struct {
 	ScopeUsage
 }
 
-// Scope returns the usage of scope name, zero when the client has none.
-func (c *ClientUsage) Scope(name string) ScopeUsage {
-	i, ok := slices.BinarySearchFunc(c.Scopes, name, func(e NamedScope, name string) int { return strings.Compare(e.Name, name) })
-	if !ok {
-		return ScopeUsage{}
-	}
-	return c.Scopes[i].ScopeUsage
+// Holds reports whether the client has a usage record of scope name.
+func (c *ClientUsage) Holds(name string) bool {
+	_, ok := slices.BinarySearchFunc(c.Scopes, name, func(e NamedScope, name string) int { return strings.Compare(e.Name, name) })
+	return ok
 }
 
 // Usage returns c's counters and scopes as a ClientUsage of its own.
