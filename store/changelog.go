@@ -292,7 +292,7 @@ func (db *DB) Changes(k PositionKey) (*Changes, error) {
 				return fmt.Errorf("coverage of %q: %w: %v", k.Source, ErrCorrupt, err)
 			}
 		}
-		states, err := clientStates(tx, ids, db.changelogWindowClient())
+		states, err := clientStates(tx, db.scopes.load(), ids, db.changelogWindowClient())
 		if err != nil {
 			return err
 		}
@@ -323,9 +323,9 @@ func (db *DB) changelogKept() *changelogKeep {
 }
 
 // clientStates encodes the state of each client of ids the store holds:
-// its record, findings and windows. Clients without a record are left
-// out (deleted).
-func clientStates(tx *bolt.Tx, ids map[string]bool, windowClient func(string) (string, bool)) (map[string][]byte, error) {
+// its record (selfContained: names are the store's scope names), findings
+// and windows. Clients without a record are left out (deleted).
+func clientStates(tx *bolt.Tx, names []string, ids map[string]bool, windowClient func(string) (string, bool)) (map[string][]byte, error) {
 	type kv struct{ k, v []byte }
 	findings, windows, groups := map[string][]kv{}, map[string][]kv{}, map[string][]kv{}
 	err := tx.Bucket(bucketFindings).ForEach(func(k, v []byte) error {
@@ -364,6 +364,10 @@ func clientStates(tx *bolt.Tx, ids map[string]bool, windowClient func(string) (s
 		rec := cb.Get([]byte(id))
 		if rec == nil {
 			continue
+		}
+		rec, err := selfContained(names, rec)
+		if err != nil {
+			return nil, fmt.Errorf("client %q: %w", id, err)
 		}
 		b := append([]byte{clientStateFormat}, appendString(nil, rec)...)
 		for _, set := range [][]kv{findings[id], windows[id], groups[id]} {
@@ -546,7 +550,7 @@ func decodeSnapshot(k PositionKey, partition []byte, clients map[string][]byte, 
 		if err != nil {
 			return nil, fmt.Errorf("changelog client %q: %w", id, err)
 		}
-		c, err := decodeClient(id, r.record)
+		c, err := decodeClient(nil, id, r.record) // format 4 at most: selfContained
 		if err != nil {
 			return nil, fmt.Errorf("changelog client %q: %w", id, err)
 		}

@@ -147,8 +147,24 @@ func TestChangelogRoundTrip(t *testing.T) {
 		t.Fatalf("after a deletion, Changes = %+v, %v; want a deleted", third, err)
 	}
 
+	// The records go out naming their scopes (format 4): the store
+	// restoring them numbers its scopes otherwise.
+	for _, c := range first.Clients {
+		r, err := decodeState(c.ID, c.Value)
+		if err != nil || len(r.record) == 0 || r.record[0] != formatClientV4 {
+			t.Fatalf("shipped client %s: %v, record %x; want format %d", c.ID, err, r.record, formatClientV4)
+		}
+	}
 	snap := restoreChanges(t, first, second, third)
 	other, _ := newTestDB(t)
+	pre := NewState(other, 100)
+	pre.Client("pre").CountScope("zeta", ScopeGranted, 1, at(0))
+	pre.Client("pre").CountScope("alpha", ScopeGranted, 1, at(0))
+	pb := NewBatch()
+	pre.Checkpoint(pb)
+	if err := other.Commit(pb); err != nil {
+		t.Fatal(err)
+	}
 	rb := NewBatch()
 	rb.Restore = snap
 	rb.SetPosition(snap.Position)
@@ -189,9 +205,16 @@ func TestChangelogRoundTrip(t *testing.T) {
 		t.Errorf("after a restore, Changes = %+v, %v; want nil", ch, err)
 	}
 	ost := NewState(other, 100)
-	changelogCommit(t, other, ost, k0, 30, "c")
-	if ch, err := other.Changes(k0); err != nil || ch == nil || ch.Seed || len(ch.Clients) != 1 || ch.Clients[0].ID != "c" {
-		t.Errorf("after a restore and a commit, Changes = %+v, %v; want c alone", ch, err)
+	changelogCommit(t, other, ost, k0, 30, "c", "b")
+	if ch, err := other.Changes(k0); err != nil || ch == nil || ch.Seed || len(ch.Clients) != 2 || ch.Clients[0].ID != "b" || ch.Clients[1].ID != "c" {
+		t.Errorf("after a restore and a commit, Changes = %+v, %v; want b and c", ch, err)
+	}
+	// b, rewritten by this store in its own numbering, has its usage.
+	if got, _, err := other.Client("b"); err != nil || got.Scopes["openid"].Granted.N != 3 || len(got.Scopes) != 1 || got.Seen.N != 3 {
+		t.Errorf("b restored and counted again = %+v, %v; want 3 grants of openid", got, err)
+	}
+	if names := other.scopes.load(); !slices.Equal(names, []string{"zeta", "alpha", "openid"}) {
+		t.Errorf("the restoring store numbers %q", names)
 	}
 
 	// Partition 1 released: its entries go with it, nothing is shipped.

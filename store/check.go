@@ -174,6 +174,14 @@ func seqKeyString(k []byte) string {
 	return strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
 }
 
+// scopeKeyString prints a scope names key, a number.
+func scopeKeyString(k []byte) string {
+	if len(k) != 4 {
+		return quoteKey(k)
+	}
+	return strconv.FormatUint(uint64(binary.BigEndian.Uint32(k)), 10)
+}
+
 // positionKeyString prints a positions key: source, device and inode.
 func positionKeyString(k []byte) string {
 	if len(k) < 17 || k[len(k)-17] != 0 {
@@ -195,15 +203,26 @@ func decodeJSON[T any]() func(k, v []byte) error {
 }
 
 // layout returns the buckets of the current schema, in the order Check
-// reads them.
+// reads them: the scope names before the client records that number them.
 func layout() []bucketSpec {
+	var names []string // by number; "" for a number the store lacks
 	return []bucketSpec{
 		{bucketMeta, 1, quoteKey, decodeMeta},
+		{bucketScopes, 9, scopeKeyString, func(k, v []byte) error {
+			err := checkScopeName(len(names), k, v)
+			if len(k) == 4 {
+				if n := int(binary.BigEndian.Uint32(k)); n >= len(names) && n < 1<<24 {
+					names = append(names, make([]string, n+1-len(names))...)
+					names[n] = string(v)
+				}
+			}
+			return err
+		}},
 		{bucketClients, 1, quoteKey, func(k, v []byte) error {
 			if !validClientID(string(k)) {
 				return fmt.Errorf("client id is empty or contains a 0 byte: %w", ErrCorrupt)
 			}
-			_, err := decodeClient(string(k), v)
+			_, err := decodeClient(names, string(k), v)
 			return err
 		}},
 		{bucketSources, 1, quoteKey, func(k, v []byte) error { _, err := decodeSource(string(k), v); return err }},

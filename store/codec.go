@@ -20,7 +20,7 @@ import (
 //
 // A Counter is N, followed by First and Last only when N > 0.
 //
-//	client    4 t(Base) rcounter(Seen) rcounter(Issued) s {string rcounter(Requested) rcounter(Granted) rcounter(Used)}×s
+//	client    5 t(Base) rcounter(Seen) rcounter(Issued) s {Number rcounter(Requested) rcounter(Granted) rcounter(Used)}×s
 //	            n {addr rcounter}×n m {string rcounter}×m
 //	source    1 Lines Malformed Ignored Unattributed counter(Events)
 //	position  1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
@@ -29,6 +29,8 @@ import (
 // known about one client: its scopes, then its addresses (at most MaxIPs),
 // then its countries (at most MaxCountries), each list sorted by its
 // strings' bytes with none twice, so equal clients encode to equal bytes.
+// A scope is named by its Number in the store's scope names (bucket
+// "scopes", scopenames.go), and the scopes are sorted by those names.
 // An addr is a string of the address's 4 bytes (IPv4) or 16 (IPv6), or of
 // its 16 bytes followed by its zone.
 //
@@ -49,11 +51,13 @@ import (
 // positions bucket are the source name, a 0 byte, then device and inode as
 // 8-byte big-endian integers.
 //
-// Format 3 in the clients bucket is format 4 with absolute times (plain
-// counters, no Base) and addresses spelled as text (schema 7 and earlier);
-// format 2 is format 3 without the Issued counter (schema 3 and earlier).
-// Both are read as they are, and rewritten as format 4 by the next commit
-// that touches the client.
+// Format 4 in the clients bucket is format 5 with each scope's name
+// spelled out as a string (schema 8); a changelog carries its client
+// records in format 4, which need no store's names to read. Format 3 is
+// format 4 with absolute times (plain counters, no Base) and addresses
+// spelled as text (schema 7 and earlier); format 2 is format 3 without the
+// Issued counter (schema 3 and earlier). All three are read as they are,
+// and rewritten as format 5 by the next commit that touches the client.
 //
 // Format 1 in the clients bucket belonged to an unreleased layout with one
 // key per client summary ("id" and a 0 byte) and one per scope ("id", 0,
@@ -62,7 +66,8 @@ const (
 	formatV1       = 1 // sources and positions
 	formatClientV2 = 2 // one record per client, without Issued (schema 3)
 	formatClientV3 = 3 // one record per client, times absolute, addresses as text (schema 7)
-	formatClient   = 4 // one record per client
+	formatClientV4 = 4 // one record per client, scopes by name (schema 8; changelogs)
+	formatClient   = 5 // one record per client, scopes by number
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
@@ -145,10 +150,14 @@ func appendPosition(b []byte, p *Position) []byte {
 type decoder struct {
 	b   []byte
 	err error
-	// relative says that the record is a client record of format 4, whose
-	// counters are relative to base and whose addresses are bytes.
+	// relative says that the record is a client record of format 4 or 5,
+	// whose counters are relative to base and whose addresses are bytes.
 	relative bool
 	base     time.Time
+	// numbered says that the record names its scopes by number (format
+	// 5): the numbers index names, the store's scope names.
+	numbered bool
+	names    []string
 }
 
 func (d *decoder) fail(what string) {
@@ -174,9 +183,9 @@ func (d *decoder) format(want byte) {
 	d.b = d.b[1:]
 }
 
-// clientHead consumes the format byte of a client record (format 2, 3 or
-// 4), its Base, and the counters before its scopes: Seen, and Issued
-// (zero in format 2).
+// clientHead consumes the format byte of a client record (format 2 to 5),
+// its Base, and the counters before its scopes: Seen, and Issued (zero in
+// format 2).
 func (d *decoder) clientHead() (seen, issued Counter) {
 	switch {
 	case len(d.b) > 0 && d.b[0] == formatClientV2:
@@ -184,10 +193,14 @@ func (d *decoder) clientHead() (seen, issued Counter) {
 		return d.counter(), Counter{}
 	case len(d.b) > 0 && d.b[0] == formatClientV3:
 		d.format(formatClientV3)
+	case len(d.b) > 0 && d.b[0] == formatClientV4:
+		d.format(formatClientV4)
+		d.base = d.time()
+		d.relative = true
 	default:
 		d.format(formatClient)
 		d.base = d.time()
-		d.relative = true
+		d.relative, d.numbered = true, true
 	}
 	seen = d.counter()
 	return seen, d.counter()
@@ -325,12 +338,39 @@ func (d *decoder) end(what string) error {
 }
 
 // scope reads the next scope of a client record, its name (aliasing the
-// record, after prev unless first) and its usage; ok is false once the
-// record is found malformed.
+// record or the store's names, after prev unless first; not to be
+// changed) and its usage; ok is false once the record is found malformed.
 func (d *decoder) scope(prev []byte, first bool) (name []byte, u ScopeUsage, ok bool) {
-	name = d.name(prev, first)
+	if d.numbered {
+		name = d.scopeName(prev, first)
+	} else {
+		name = d.name(prev, first)
+	}
 	u = d.scopeUsage()
 	return name, u, d.err == nil
+}
+
+// scopeName reads a scope's Number and returns the bytes of its name,
+// which must sort after prev unless first.
+func (d *decoder) scopeName(prev []byte, first bool) []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n >= uint64(len(d.names)) {
+		d.fail(fmt.Sprintf("scope number %d (the store names %d scopes)", n, len(d.names)))
+		return nil
+	}
+	s := nameBytes(d.names[n])
+	if len(s) == 0 {
+		d.fail(fmt.Sprintf("scope number %d, which the store does not name", n))
+		return nil
+	}
+	if !first && string(s) <= string(prev) {
+		d.fail("name order")
+		return nil
+	}
+	return s
 }
 
 func (d *decoder) scopeUsage() ScopeUsage {
@@ -393,9 +433,12 @@ func decodePosition(k, v []byte) (Position, error) {
 	return p, d.end("position")
 }
 
-// decodeClient copies a client record out of the transaction's memory.
-func decodeClient(id string, v []byte) (Client, error) {
-	d := decoder{b: v}
+// decodeClient copies a client record out of the transaction's memory;
+// names are the store's scope names as the transaction sees them
+// (scopeNames.load), nil where only a record of format 4 or older may be
+// (a changelog's).
+func decodeClient(names []string, id string, v []byte) (Client, error) {
+	d := decoder{b: v, names: names}
 	c, err := decodeUsage(&d, id)
 	if err != nil {
 		return Client{}, err
@@ -443,9 +486,9 @@ type usageWalk struct {
 }
 
 // decode decodes the usage of record v of client id into c, reusing c's
-// Scopes.
-func (w *usageWalk) decode(c *ClientUsage, id string, v []byte) error {
-	d := decoder{b: v}
+// Scopes; names are the store's scope names (decodeClient).
+func (w *usageWalk) decode(c *ClientUsage, names []string, id string, v []byte) error {
+	d := decoder{b: v, names: names}
 	c.ID = id
 	c.Seen, c.Issued = d.clientHead()
 	clear(c.Scopes) // no name outlives its client in the slice's spare room

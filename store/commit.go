@@ -14,7 +14,8 @@ import (
 
 // Commit applies everything in b in one bbolt transaction: the clients in
 // b.DropClients are deleted, then each record of b.Records (a State's
-// checkpoint) replaces its client's, each source delta is added to the
+// checkpoint) replaces its client's, with the scope names of
+// b.ScopeNames the store lacks, each source delta is added to the
 // stored statistics, and each position replaces the stored one for its
 // file; the positions of b.DropPositions are deleted, and b.Owners
 // recorded. When Commit returns nil, all of it is on disk; otherwise none of
@@ -53,6 +54,11 @@ func (db *DB) Commit(b *Batch) error {
 				return err
 			}
 		}
+		if b.ScopeNames != nil {
+			if err := db.scopes.extend(tx, b.ScopeNames); err != nil {
+				return err
+			}
+		}
 		if err := e.records(tx.Bucket(bucketClients), b.Records); err != nil {
 			return err
 		}
@@ -86,6 +92,7 @@ func (db *DB) Commit(b *Batch) error {
 	if err != nil {
 		return failed(err, fmt.Sprintf("commit batch to %s", db.path))
 	}
+	db.scopes.committed(b.ScopeNames)
 	if len(b.Records) > 0 {
 		db.releaseAll() // the pages the checkpoint read: its leaves, the branches above them
 	}

@@ -255,7 +255,7 @@ func TestDamagedStore(t *testing.T) {
 					t.Errorf("Check found %d problems (page check %v), want %d: %v", len(r.Problems), r.PageCheck, dm.records, r.Problems)
 				}
 				for _, p := range r.Problems {
-					if p.Bucket != "clients" || !strings.HasPrefix(p.Key, `"client-`) || !strings.Contains(p.What, "record format 126, want 4") {
+					if p.Bucket != "clients" || !strings.HasPrefix(p.Key, `"client-`) || !strings.Contains(p.What, fmt.Sprintf("record format 126, want %d", formatClient)) {
 						t.Errorf("problem %q; want a client record of format 126", p)
 					}
 				}
@@ -277,7 +277,7 @@ func TestCheckSoundStore(t *testing.T) {
 	if err != nil || r.Damaged() || !r.PageCheck || r.Schema != SchemaVersion || r.Err() != nil {
 		t.Fatalf("Check = %+v, %v", r, err)
 	}
-	if len(r.Buckets) != len(layout()) || r.Buckets[1].Name != "clients" || r.Buckets[1].Records != 400 {
+	if len(r.Buckets) != len(layout()) || r.Buckets[2].Name != "clients" || r.Buckets[2].Records != 400 || r.Buckets[1].Name != "scopes" || r.Buckets[1].Records == 0 {
 		t.Errorf("Check read %+v", r.Buckets)
 	}
 	if r.Pages <= 2 || r.PageSize <= 0 || r.FileSize < r.Pages*int64(r.PageSize) {

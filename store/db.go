@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -90,6 +90,8 @@ type DB struct {
 
 	mu  sync.Mutex // serialises Commit and guards enc and changelog
 	enc encoder
+	// scopes are the store's scope names, which client records number.
+	scopes scopeNames
 	// changelog names the sources whose partitions keep a changelog
 	// (KeepChangelog); nil when none does.
 	changelog *changelogKeep
@@ -177,6 +179,16 @@ func migrations() []func(tx *bolt.Tx) error {
 		// the version keeps an older scopewatch, which cannot read format
 		// 4, from opening the file.
 		7: func(*bolt.Tx) error { return nil },
+		// Version 9 numbers the scope names, and writes client records
+		// that name their scopes by number (format 5). Records of
+		// formats 2 to 4 are read as they are and rewritten when next
+		// touched.
+		8: func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketScopes); err != nil {
+				return fmt.Errorf("create bucket %s: %w", bucketScopes, err)
+			}
+			return nil
+		},
 	}
 }
 
@@ -232,6 +244,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := db.upgrade(); err != nil {
 		_ = bdb.Close()
 		return nil, err
+	}
+	if err := db.view(db.scopes.read); err != nil {
+		_ = bdb.Close()
+		return nil, failed(err, "open store "+path)
 	}
 	return db, nil
 }

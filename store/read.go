@@ -74,7 +74,7 @@ func (db *DB) Client(id string) (c Client, ok bool, err error) {
 			return nil
 		}
 		ok = true
-		c, err = decodeClient(id, v)
+		c, err = decodeClient(db.scopes.load(), id, v)
 		return err
 	})
 	if err != nil {
@@ -93,8 +93,8 @@ const clientPage = 256
 // snapshot: a client committed meanwhile may or may not be seen.
 func (db *DB) ForEachClient(fn func(Client) error) error {
 	page := make([]Client, 0, clientPage)
-	return db.walkClients(func(k, v []byte) error {
-		c, err := decodeClient(string(k), v)
+	return db.walkClients(func(names []string, k, v []byte) error {
+		c, err := decodeClient(names, string(k), v)
 		if err != nil {
 			return err
 		}
@@ -185,8 +185,8 @@ func (db *DB) readUsage(free <-chan *usagePage, full chan<- *usagePage, stop <-c
 	if take() != nil {
 		return
 	}
-	err := db.walkClients(func(k, v []byte) error {
-		err := w.decode(&p.clients[p.n], string(k), v)
+	err := db.walkClients(func(names []string, k, v []byte) error {
+		err := w.decode(&p.clients[p.n], names, string(k), v)
 		p.n++
 		return err
 	}, func() error {
@@ -201,14 +201,15 @@ func (db *DB) readUsage(free <-chan *usagePage, full chan<- *usagePage, stop <-c
 }
 
 // walkClients reads the clients bucket in pages of clientPage records,
-// each in a read transaction of its own: it calls read with each record of
-// the page (k and v are the transaction's), then, outside the
-// transaction, done.
-func (db *DB) walkClients(read func(k, v []byte) error, done func() error) error {
+// each in a read transaction of its own: it calls read with the store's
+// scope names and each record of the page (k and v are the
+// transaction's), then, outside the transaction, done.
+func (db *DB) walkClients(read func(names []string, k, v []byte) error, done func() error) error {
 	var next []byte // first key of the next page; nil at the start
 	for {
 		last := false
 		err := db.view(func(tx *bolt.Tx) error {
+			names := db.scopes.load()
 			cur := tx.Bucket(bucketClients).Cursor()
 			var k, v []byte
 			if next == nil {
@@ -217,7 +218,7 @@ func (db *DB) walkClients(read func(k, v []byte) error, done func() error) error
 				k, v = cur.Seek(next)
 			}
 			for n := 0; k != nil && n < clientPage; k, v = cur.Next() {
-				if err := read(k, v); err != nil {
+				if err := read(names, k, v); err != nil {
 					return fmt.Errorf("client %q: %w", k, err)
 				}
 				n++

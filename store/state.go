@@ -34,6 +34,7 @@ type State struct {
 	// dirtyBytes estimates the encoded size of the dirty clients as they
 	// became dirty: what the next checkpoint will hold in memory.
 	dirtyBytes int
+	record     []byte            // where Checkpoint encodes a record before copying it into the batch
 	ids        map[string]uint32 // scope name → id
 	names      []string          // id → scope name
 	tick       uint64            // advanced at each Client call, for eviction order
@@ -61,7 +62,15 @@ func NewState(db *DB, maxClients int) *State {
 	if maxClients <= 0 {
 		maxClients = math.MaxInt / 2
 	}
-	return &State{db: db, max: maxClients, clients: make(map[string]*ClientState), ids: make(map[string]uint32)}
+	s := &State{db: db, max: maxClients, clients: make(map[string]*ClientState), ids: make(map[string]uint32)}
+	if db != nil {
+		// The store's numbering, which its records use (bucketScopes).
+		s.names = slices.Clone(db.scopes.load())
+		for id, name := range s.names {
+			s.ids[name] = uint32(id)
+		}
+	}
+	return s
 }
 
 // ClientState is one client's usage in memory: the counters of its
@@ -337,7 +346,7 @@ func (c *ClientState) sizeEstimate() int {
 	if c.size > 0 {
 		return c.size + 64
 	}
-	return 32 + 48*len(c.scopeIDs) + 20*len(c.ips) + 14*len(c.countries)
+	return 32 + 24*len(c.scopeIDs) + 20*len(c.ips) + 14*len(c.countries)
 }
 
 // load reads client id from the store, or starts it empty.
@@ -796,12 +805,17 @@ func (s *State) Checkpoint(b *Batch) {
 	}
 	s.gen++
 	b.Gen = s.gen
+	b.ScopeNames = s.names
 	for _, c := range s.dirty {
-		if est := c.sizeEstimate(); cap(b.arena)-len(b.arena) < est {
-			b.arena = make([]byte, 0, max(est, min(arenaChunk, s.dirtyBytes+s.dirtyBytes/8)))
+		// Encoded apart, then copied: a record that outgrew its estimate
+		// in the chunk would move the whole chunk, and the records
+		// already taken from it would keep the old one alive.
+		s.record = s.appendRecord(s.record[:0], c)
+		if cap(b.arena)-len(b.arena) < len(s.record) {
+			b.arena = make([]byte, 0, max(len(s.record), min(arenaChunk, s.dirtyBytes+s.dirtyBytes/8)))
 		}
 		start := len(b.arena)
-		b.arena = s.appendRecord(b.arena, c)
+		b.arena = append(b.arena, s.record...)
 		end := len(b.arena)
 		b.Records = append(b.Records, Record{ID: c.id, Value: b.arena[start:end:end]})
 		c.size = end - start
@@ -811,11 +825,18 @@ func (s *State) Checkpoint(b *Batch) {
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
 	s.dirtyBytes = 0
+	if cap(s.record) > maxRetainedRecord {
+		s.record = nil
+	}
 }
 
-// appendRecord appends c's client record (format 4). Its Base is the
-// last event attributed to the client, which the other last times are
-// near.
+// maxRetainedRecord bounds the buffer a State keeps between checkpoints
+// to encode a record in: a client of thousands of scopes leaves none.
+const maxRetainedRecord = 64 << 10
+
+// appendRecord appends c's client record (format 5), its scopes by
+// number. Its Base is the last event attributed to the client, which the
+// other last times are near.
 func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	base := &c.Seen
 	b = append(b, formatClient)
@@ -825,7 +846,7 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 	b = appendUvarint(b, uint64(len(c.scopeIDs)))
 	off := 0
 	for i, id := range c.scopeIDs {
-		b = appendString(b, s.names[id])
+		b = appendUvarint(b, uint64(id))
 		for k := range 3 {
 			t := &Tally{} // a counter the scope does not have: zero
 			if c.scopeHas[i]&(1<<k) != 0 {

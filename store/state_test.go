@@ -228,7 +228,7 @@ func TestSawIPKeepsOrder(t *testing.T) {
 	// The record spells them in the order its decoder checks.
 	b := NewBatch()
 	st.Checkpoint(b)
-	if got, err := decodeClient("lab-app", b.Records[0].Value); err != nil || len(got.IPs) != len(model) {
+	if got, err := decodeClient(b.ScopeNames, "lab-app", b.Records[0].Value); err != nil || len(got.IPs) != len(model) {
 		t.Errorf("the record decodes to %d addresses (%v), want %d", len(got.IPs), err, len(model))
 	}
 }

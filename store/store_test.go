@@ -728,20 +728,20 @@ func TestClientRecordCorrupt(t *testing.T) {
 		return nil
 	})
 	// The two scopes, "openid" and "patient/...", swapped: names out of order.
-	d := decoder{b: good}
+	names := db.scopes.load()
+	d := decoder{b: good, names: names}
 	d.clientHead()
 	d.count(4)
 	first := len(good) - len(d.b)
-	d.name(nil, true)
-	d.scopeUsage()
+	d.scope(nil, true)
 	second := len(good) - len(d.b)
-	d.name(nil, true)
-	d.scopeUsage()
+	d.scope(nil, true)
 	end := len(good) - len(d.b)
-	if d.err != nil {
-		t.Fatal(d.err)
+	if d.err != nil || good[0] != formatClient || good[first] >= 0x80 {
+		t.Fatalf("record of format %d, first scope number %d: %v", good[0], good[first], d.err)
 	}
 	swapped := slices.Concat(good[:first], good[second:end], good[first:second], good[end:])
+	unnamed := slices.Concat(good[:first], []byte{byte(len(names))}, good[first+1:])
 
 	for _, tc := range []struct {
 		name string
@@ -751,9 +751,10 @@ func TestClientRecordCorrupt(t *testing.T) {
 		{"trailing", append(slices.Clone(good), 0)},
 		{"old format", append([]byte{formatV1}, good[1:]...)},
 		{"unsorted scopes", swapped},
+		{"scope number without a name", unnamed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := decodeClient("x", tc.v); !errors.Is(err, ErrCorrupt) {
+			if _, err := decodeClient(names, "x", tc.v); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("decodeClient = %v, want ErrCorrupt", err)
 			}
 			err := db.bolt.Update(func(tx *bolt.Tx) error {

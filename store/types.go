@@ -97,11 +97,15 @@ type Batch struct {
 	Events int // events folded into the batch (for sizing decisions)
 	// Records are the client records of a State's checkpoint, written
 	// whole; Gen is that checkpoint's generation (State.Checkpoint).
-	Records   []Record
-	Gen       uint64
-	arena     []byte // the chunk of Records' values being filled (State.Checkpoint)
-	Sources   map[string]*SourceDelta
-	Positions map[PositionKey]Position
+	Records []Record
+	Gen     uint64
+	// ScopeNames is the State's numbering of scope names, which its
+	// records use: the store's own first, then those the commit adds to
+	// it (bucketScopes).
+	ScopeNames []string
+	arena      []byte // the chunk of Records' values being filled (State.Checkpoint)
+	Sources    map[string]*SourceDelta
+	Positions  map[PositionKey]Position
 	// Findings are the findings the batch's events created or changed,
 	// stored whole; DropFindings are deleted (resolved ones past their
 	// retention).
@@ -175,6 +179,7 @@ func (b *Batch) Reset() {
 func (b *Batch) DropEncoded() {
 	clear(b.Records) // no reference to a client id outlives the batch
 	b.Records = b.Records[:0]
+	b.ScopeNames = nil
 	if cap(b.arena) > maxRetainedArena {
 		// A large checkpoint's records: the batch waits for the next one
 		// empty, and an arena kept would hold its size for nothing until
