@@ -227,8 +227,10 @@ func (e *encoder) records(cb *bolt.Bucket, records []Record) error {
 // a checkpoint holds every leaf it rewrites as a page of its own: with
 // records of 1.3 KB (10,000 clients × 30 scopes) a leaf filled 2.6 KB of
 // its 4 KiB. Filled up, it holds three (44.2 MB for the bench's store
-// against 51.0, peak RSS of its scan 135–136 MiB against 139–140); a
-// leaf of four that grows past its page spans two, as at half.
+// against 51.0, peak RSS of its scan 134–136 MiB against 139–140); a
+// leaf of four that grows past its page spans two, as at half: with 1,000
+// clients of 0.9 KB records the store takes 14.8 MB against 12.2, for the
+// same peak.
 const clientsFill = 1.0
 
 // validClientID reports whether id can be a key of the clients bucket.

@@ -121,8 +121,8 @@ func TestClientFormat2(t *testing.T) {
 
 // TestClientFormat3 reads a record as schema 7 wrote it (absolute times,
 // addresses spelled as text, IPv6 with a zone among them), checks that a
-// commit rewrites it as format 4, and that the rewritten record reads back
-// to the same client with the new event added.
+// commit rewrites it in the current format, and that the rewritten record
+// reads back to the same client with the new event added.
 func TestClientFormat3(t *testing.T) {
 	db, _ := newTestDB(t)
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 123_000_000, time.UTC)

@@ -152,3 +152,53 @@ func TestCheckScopeNames(t *testing.T) {
 		t.Errorf("Open of a store missing scope name 0 = %v, want ErrCorrupt", err)
 	}
 }
+
+// TestClientFormat4 reads a record as schema 8 wrote it, and as a
+// changelog carries it (selfContained): each scope named in full, in a
+// store whose numbering does not know the names; a commit rewrites it in
+// format 5 with the store's numbers, to the same client with the new
+// event added.
+func TestClientFormat4(t *testing.T) {
+	fb := fullBatch()
+	v4, err := selfContained(fb.ScopeNames, fb.Records[0].Value)
+	if err != nil || v4[0] != formatClientV4 || !strings.Contains(string(v4), "patient/Observation.rs") {
+		t.Fatalf("selfContained = %q, %v", v4, err)
+	}
+	want, err := decodeClient(fb.ScopeNames, "ehr-app", fb.Records[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := newTestDB(t)
+	st := NewState(db, 0)
+	st.Client("other").CountScope("launch", ScopeGranted, 1, at(0)) // number 0 here
+	b := NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketClients).Put([]byte("ehr-app"), v4) }); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := db.Client("ehr-app")
+	if err != nil || !ok || !clientEqual(got, want) {
+		t.Fatalf("format 4 record read as %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	later := at(2 * time.Hour)
+	st.Client("ehr-app").CountScope("openid", ScopeGranted, 1, later)
+	b = NewBatch()
+	st.Checkpoint(b)
+	commit(t, db, b)
+	u := want.Scopes["openid"]
+	u.Granted.Add(1, later)
+	want.Scopes["openid"] = u
+	if got, _, err = db.Client("ehr-app"); err != nil || !clientEqual(got, want) {
+		t.Errorf("after a commit:\n got %+v (%v)\nwant %+v", got, err, want)
+	}
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		if rec := tx.Bucket(bucketClients).Get([]byte("ehr-app")); rec[0] != formatClient || len(rec) >= len(v4) {
+			t.Errorf("record rewritten in format %d, %d bytes; want %d, fewer than the %d of format 4", rec[0], len(rec), formatClient, len(v4))
+		}
+		return nil
+	})
+	if names := db.scopes.load(); !slices.Equal(names, []string{"launch", "openid", "patient/Observation.rs"}) && !slices.Equal(names, []string{"launch", "patient/Observation.rs", "openid"}) {
+		t.Errorf("the store numbers %q", names)
+	}
+}
