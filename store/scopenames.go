@@ -42,9 +42,8 @@ func (n *scopeNames) load() []string {
 	return nil
 }
 
-// read sets the names from tx's bucket (Open): it is missing only from a
-// store opened read-only that no scopewatch of schema 9 has written,
-// which Open refuses for its schema first.
+// read sets the names from tx's bucket (Open, after the migrations that
+// create it; a file without it holds no names).
 func (n *scopeNames) read(tx *bolt.Tx) error {
 	var names []string
 	if b := tx.Bucket(bucketScopes); b != nil {
