@@ -20,8 +20,8 @@ import (
 //
 // A Counter is N, followed by First and Last only when N > 0.
 //
-//	client    5 t(Base) rcounter(Seen) rcounter(Issued) s {Number rcounter(Requested) rcounter(Granted) rcounter(Used)}×s
-//	            n {addr rcounter}×n m {string rcounter}×m
+//	client    6 t(Base) rcounter(Seen) rcounter(Issued) s {Number rcounter(Requested) rcounter(Granted) rcounter(Used)}×s
+//	            n {daddr rcounter}×n m {string rcounter}×m
 //	source    1 Lines Malformed Ignored Unattributed counter(Events)
 //	position  1 HeadLen HeadHash(8, little-endian) Offset Line string(Path) Size t(ModTime)
 //
@@ -32,7 +32,16 @@ import (
 // A scope is named by its Number in the store's scope names (bucket
 // "scopes", scopenames.go), and the scopes are sorted by those names.
 // An addr is a string of the address's 4 bytes (IPv4) or 16 (IPv6), or of
-// its 16 bytes followed by its zone.
+// its 16 bytes followed by its zone; the list sorts addresses by those
+// bytes. A daddr is one uvarint u, then bytes when u is odd:
+//
+//	u = 2d     an IPv4 address, d more than the list's previous IPv4
+//	           address as a 32-bit number (than 0 for its first)
+//	u = 2n+1   followed by the n bytes of an addr of another kind
+//
+// A client's addresses are mostly near one another (its networks), so an
+// IPv4 one takes 1 to 3 bytes where an addr takes 5: 75 bytes a record
+// against 319 on the bench's 10,000 clients.
 //
 // An rcounter is N, then, when N > 0, Last relative to the record's Base
 // and First relative to Last. A relative time is one uvarint u:
@@ -51,13 +60,14 @@ import (
 // positions bucket are the source name, a 0 byte, then device and inode as
 // 8-byte big-endian integers.
 //
-// Format 4 in the clients bucket is format 5 with each scope's name
-// spelled out as a string (schema 8); a changelog carries its client
-// records in format 4, which need no store's names to read. Format 3 is
+// Format 5 in the clients bucket is format 6 with each address an addr
+// (schema 9). Format 4 is format 5 with each scope's name spelled out as
+// a string (schema 8); a changelog carries its client records in format
+// 4, which need no store's names to read. Format 3 is
 // format 4 with absolute times (plain counters, no Base) and addresses
 // spelled as text (schema 7 and earlier); format 2 is format 3 without the
-// Issued counter (schema 3 and earlier). All three are read as they are,
-// and rewritten as format 5 by the next commit that touches the client.
+// Issued counter (schema 3 and earlier). All four are read as they are,
+// and rewritten as format 6 by the next commit that touches the client.
 //
 // Format 1 in the clients bucket belonged to an unreleased layout with one
 // key per client summary ("id" and a 0 byte) and one per scope ("id", 0,
@@ -67,7 +77,8 @@ const (
 	formatClientV2 = 2 // one record per client, without Issued (schema 3)
 	formatClientV3 = 3 // one record per client, times absolute, addresses as text (schema 7)
 	formatClientV4 = 4 // one record per client, scopes by name (schema 8; changelogs)
-	formatClient   = 5 // one record per client, scopes by number
+	formatClientV5 = 5 // one record per client, scopes by number, addresses as bytes (schema 9)
+	formatClient   = 6 // one record per client, scopes by number, addresses as differences
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
@@ -150,14 +161,17 @@ func appendPosition(b []byte, p *Position) []byte {
 type decoder struct {
 	b   []byte
 	err error
-	// relative says that the record is a client record of format 4 or 5,
-	// whose counters are relative to base and whose addresses are bytes.
+	// relative says that the record is a client record of format 4 or
+	// later, whose counters are relative to base and whose addresses are
+	// bytes.
 	relative bool
 	base     time.Time
-	// numbered says that the record names its scopes by number (format
-	// 5): the numbers index names, the store's scope names.
+	// numbered says that the record names its scopes by number (format 5
+	// and 6): the numbers index names, the store's scope names.
 	numbered bool
 	names    []string
+	// daddrs says that the record's addresses are daddrs (format 6).
+	daddrs bool
 }
 
 func (d *decoder) fail(what string) {
@@ -183,7 +197,7 @@ func (d *decoder) format(want byte) {
 	d.b = d.b[1:]
 }
 
-// clientHead consumes the format byte of a client record (format 2 to 5),
+// clientHead consumes the format byte of a client record (format 2 to 6),
 // its Base, and the counters before its scopes: Seen, and Issued (zero in
 // format 2).
 func (d *decoder) clientHead() (seen, issued Counter) {
@@ -197,10 +211,14 @@ func (d *decoder) clientHead() (seen, issued Counter) {
 		d.format(formatClientV4)
 		d.base = d.time()
 		d.relative = true
+	case len(d.b) > 0 && d.b[0] == formatClientV5:
+		d.format(formatClientV5)
+		d.base = d.time()
+		d.relative, d.numbered = true, true
 	default:
 		d.format(formatClient)
 		d.base = d.time()
-		d.relative, d.numbered = true, true
+		d.relative, d.numbered, d.daddrs = true, true, true
 	}
 	seen = d.counter()
 	return seen, d.counter()
@@ -528,8 +546,14 @@ func decodeSeenSet(d *decoder, addrs bool) map[string]Counter {
 	}
 	m := make(map[string]Counter, n)
 	var prev []byte
+	var list addrList
 	for i := range n {
-		k := d.name(prev, i == 0)
+		var k []byte
+		if addrs && d.daddrs {
+			k = list.next(d, prev, i == 0)
+		} else {
+			k = d.name(prev, i == 0)
+		}
 		c := d.counter()
 		if d.err != nil {
 			return nil
@@ -547,6 +571,65 @@ func decodeSeenSet(d *decoder, addrs bool) map[string]Counter {
 		m[addr.String()] = c
 	}
 	return m
+}
+
+// addrList reads the daddrs of a client record (format 6) as the bytes
+// of their addrs.
+type addrList struct {
+	last4 uint64     // the list's previous IPv4 address
+	seen4 bool       // whether there was one
+	buf   [2][4]byte // the bytes of the last two IPv4 addresses: the previous one stays valid
+	i     int
+}
+
+// next reads the next daddr and returns its addr's bytes, which must
+// sort after prev unless first.
+func (l *addrList) next(d *decoder, prev []byte, first bool) []byte {
+	u := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	var k []byte
+	if u&1 == 1 {
+		n := u >> 1
+		if n < 16 || n > uint64(len(d.b)) { // an IPv4 address is u even
+
+			d.fail("address")
+			return nil
+		}
+		k = d.b[:n:n]
+		d.b = d.b[n:]
+	} else {
+		v := l.last4 + u>>1
+		if v > 0xffffffff || (l.seen4 && u == 0) {
+			d.fail("address")
+			return nil
+		}
+		l.last4, l.seen4 = v, true
+		l.i ^= 1
+		k = l.buf[l.i][:]
+		binary.BigEndian.PutUint32(k, uint32(v))
+	}
+	if !first && string(k) <= string(prev) {
+		d.fail("name order")
+		return nil
+	}
+	return k
+}
+
+// appendDaddr appends a's daddr in a list whose previous IPv4 address
+// was *last4 (0 before the first), which it updates.
+func appendDaddr(b []byte, a netip.Addr, last4 *uint32) []byte {
+	if a.Is4() {
+		a4 := a.As4()
+		v := binary.BigEndian.Uint32(a4[:])
+		b = appendUvarint(b, uint64(v-*last4)<<1)
+		*last4 = v
+		return b
+	}
+	v, zone := a.As16(), a.Zone()
+	b = appendUvarint(b, uint64(len(v)+len(zone))<<1|1)
+	return append(append(b, v[:]...), zone...)
 }
 
 // appendAddr appends a's addr: its 4 or 16 bytes, then its zone.

@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the version of the bucket layout and record encodings
 // written by this package. Files with an older version are migrated when
 // opened for writing; files with a newer one are refused.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the file when Options.LockTimeout is zero.
@@ -189,6 +189,12 @@ func migrations() []func(tx *bolt.Tx) error {
 			}
 			return nil
 		},
+		// Version 10 writes each IPv4 address of a client record as its
+		// difference from the one before (format 6). Records of formats
+		// 2 to 5 are read as they are and rewritten when next touched;
+		// the version keeps an older scopewatch, which cannot read
+		// format 6, from opening the file.
+		9: func(*bolt.Tx) error { return nil },
 	}
 }
 

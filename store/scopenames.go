@@ -11,7 +11,7 @@ import (
 
 // bucketScopes numbers every scope name a client record of the store has
 // held: its keys are the numbers, 4 bytes big-endian, dense from 0, its
-// values the names. A client record (format 5) names each of its scopes
+// values the names. A client record (format 5 and later) names each of its scopes
 // by number: at 10,000 clients of 30 scopes the names took a third of a
 // record (606 of 1,887 bytes), and a checkpoint holds every record it
 // writes twice, encoded and in bbolt's pages. A number is never reused or
@@ -119,11 +119,11 @@ func nameBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(
 
 // selfContained returns client record v as a changelog carries it, to be
 // read by a store that numbers its scopes otherwise: a record of format 5
-// becomes one of format 4, each scope named by its name; a record of
-// another format is returned as it is. names are the store's, as the
-// transaction that read v sees them.
+// or 6 becomes one of format 4, each scope named by its name and each
+// address an addr; a record of another format is returned as it is.
+// names are the store's, as the transaction that read v sees them.
 func selfContained(names []string, v []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != formatClient {
+	if len(v) == 0 || (v[0] != formatClient && v[0] != formatClientV5) {
 		return v, nil
 	}
 	d := decoder{b: v, names: names}
@@ -146,5 +146,25 @@ func selfContained(names []string, v []byte) ([]byte, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	return append(out, d.b...), nil
+	if !d.daddrs {
+		return append(out, d.b...), nil
+	}
+	count = d.count(2)
+	out = appendUvarint(out, uint64(count))
+	var list addrList
+	prev = nil
+	for i := range count {
+		addr := list.next(&d, prev, i == 0)
+		counter := d.b
+		d.counter()
+		if d.err != nil {
+			return nil, d.err
+		}
+		out = append(appendString(out, addr), counter[:len(counter)-len(d.b)]...)
+		prev = addr
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return append(out, d.b...), nil // the countries
 }

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -200,5 +202,143 @@ func TestClientFormat4(t *testing.T) {
 	})
 	if names := db.scopes.load(); !slices.Equal(names, []string{"launch", "openid", "patient/Observation.rs"}) && !slices.Equal(names, []string{"launch", "patient/Observation.rs", "openid"}) {
 		t.Errorf("the store numbers %q", names)
+	}
+}
+
+// formatV5 returns client record v (format 6) in format 5: each address
+// an addr instead of a daddr, everything else as it is.
+func formatV5(t *testing.T, names []string, v []byte) []byte {
+	t.Helper()
+	d := decoder{b: v, names: names}
+	d.clientHead()
+	count := d.count(4)
+	var prev []byte
+	for i := range count {
+		prev = d.scopeName(prev, i == 0)
+		d.scopeUsage()
+	}
+	out := append([]byte{formatClientV5}, v[1:len(v)-len(d.b)]...)
+	count = d.count(2)
+	out = appendUvarint(out, uint64(count))
+	var list addrList
+	prev = nil
+	for i := range count {
+		addr := list.next(&d, prev, i == 0)
+		counter := d.b
+		d.counter()
+		out = append(appendString(out, addr), counter[:len(counter)-len(d.b)]...)
+		prev = addr
+	}
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	return append(out, d.b...)
+}
+
+// TestClientFormat5 reads a record of schema 9 (format 5, addresses as
+// bytes), carries it in a changelog as the same format 4 record as its
+// format 6 form, and rewrites it in format 6 on the next commit.
+func TestClientFormat5(t *testing.T) {
+	st := NewState(nil, 0)
+	c := st.Client("ehr-app")
+	for i, a := range []string{"10.0.0.1", "10.0.0.2", "10.0.3.9", "192.0.2.10", "2001:db8::1", "fe80::1%eth0", "0.0.0.0", "255.255.255.255"} {
+		c.SawIP(netip.MustParseAddr(a), at(time.Duration(i)*time.Minute))
+	}
+	c.CountScope("openid", ScopeGranted, 1, at(0))
+	b := NewBatch()
+	st.Checkpoint(b)
+	names, v6 := b.ScopeNames, b.Records[0].Value
+	want, err := decodeClient(names, "ehr-app", v6)
+	if err != nil || len(want.IPs) != 8 {
+		t.Fatalf("format 6 record read as %+v, %v", want, err)
+	}
+	v5 := formatV5(t, names, v6)
+	if v5[0] != formatClientV5 || len(v5) <= len(v6) {
+		t.Fatalf("format 5 record %d bytes, format %d; format 6 %d bytes", len(v5), v5[0], len(v6))
+	}
+	if got, err := decodeClient(names, "ehr-app", v5); err != nil || !clientEqual(got, want) {
+		t.Fatalf("format 5 record read as %+v, %v; want %+v", got, err, want)
+	}
+	c4from5, err5 := selfContained(names, v5)
+	c4from6, err6 := selfContained(names, v6)
+	if err5 != nil || err6 != nil || c4from5[0] != formatClientV4 || !bytes.Equal(c4from5, c4from6) {
+		t.Fatalf("changelog records differ: %v %v\n%x\n%x", err5, err6, c4from5, c4from6)
+	}
+	if got, err := decodeClient(nil, "ehr-app", c4from6); err != nil || !clientEqual(got, want) {
+		t.Fatalf("changelog record read as %+v, %v; want %+v", got, err, want)
+	}
+
+	db, _ := newTestDB(t)
+	commit(t, db, b) // numbers the names
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketClients).Put([]byte("ehr-app"), v5) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := db.Client("ehr-app"); err != nil || !ok || !clientEqual(got, want) {
+		t.Fatalf("stored format 5 record read as %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	later := NewState(db, 0)
+	later.Client("ehr-app").SawIP(netip.MustParseAddr("10.0.0.3"), at(time.Hour))
+	b = NewBatch()
+	later.Checkpoint(b)
+	commit(t, db, b)
+	want.IPs["10.0.0.3"] = counter(1, at(time.Hour), at(time.Hour))
+	wantClient(t, db, want)
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(bucketClients).Get([]byte("ehr-app"))
+		if rec[0] != formatClient {
+			t.Fatalf("record rewritten in format %d, want %d", rec[0], formatClient)
+		}
+		if as5 := formatV5(t, db.scopes.load(), rec); len(rec) >= len(as5) {
+			t.Errorf("record rewritten in %d bytes, not fewer than the %d of its format 5", len(rec), len(as5))
+		}
+		return nil
+	})
+}
+
+// TestDaddrs decodes address lists of format 6 built by hand, good and
+// malformed.
+func TestDaddrs(t *testing.T) {
+	v6 := netip.MustParseAddr("2001:db8::1").As16()
+	long := appendUvarint(nil, 16<<1|1)
+	long = append(long, v6[:]...)
+	entry := func(u uint64) []byte { return append(appendUvarint(nil, u), 0) } // a daddr and a zero counter
+	list := func(entries ...[]byte) []byte {
+		b := appendUvarint(nil, uint64(len(entries)))
+		for _, e := range entries {
+			b = append(b, e...)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want []string // nil: malformed
+	}{
+		{"first is 0.0.0.0", list(entry(0), entry(2)), []string{"0.0.0.0", "0.0.0.1"}},
+		{"IPv6 between", list(entry(uint64(0x0a000001)<<1), append(long, 0), entry(uint64(0xc0000201-0x0a000001)<<1)), []string{"10.0.0.1", "2001:db8::1", "192.0.2.1"}},
+		{"last is 255.255.255.255", list(entry(uint64(0xffffffff) << 1)), []string{"255.255.255.255"}},
+		{"the same address twice", list(entry(4), entry(0)), nil},
+		{"beyond 32 bits", list(entry(uint64(0xffffffff)<<1), entry(2)), nil},
+		{"an IPv4 address spelled as bytes", list(append([]byte{4<<1 | 1, 10, 0, 0, 1}, 0)), nil},
+		{"out of order", list(entry(uint64(0xc0000201)<<1), append(long, 0)), nil},
+		{"truncated bytes", list(long[:10]), nil},
+	} {
+		d := decoder{b: tc.b, relative: true, daddrs: true}
+		got := decodeSeenSet(&d, true)
+		if tc.want == nil {
+			if !errors.Is(d.err, ErrCorrupt) {
+				t.Errorf("%s: decoded %v, %v; want ErrCorrupt", tc.name, got, d.err)
+			}
+			continue
+		}
+		if d.err != nil || len(d.b) != 0 || len(got) != len(tc.want) {
+			t.Errorf("%s: decoded %v, %v, %d bytes left; want %q", tc.name, got, d.err, len(d.b), tc.want)
+			continue
+		}
+		for _, a := range tc.want {
+			if _, ok := got[a]; !ok {
+				t.Errorf("%s: decoded %v; want %q", tc.name, got, tc.want)
+			}
+		}
 	}
 }

@@ -346,7 +346,7 @@ func (c *ClientState) sizeEstimate() int {
 	if c.size > 0 {
 		return c.size + 64
 	}
-	return 32 + 24*len(c.scopeIDs) + 20*len(c.ips) + 14*len(c.countries)
+	return 32 + 24*len(c.scopeIDs) + 12*len(c.ips) + 14*len(c.countries)
 }
 
 // load reads client id from the store, or starts it empty.
@@ -834,7 +834,7 @@ func (s *State) Checkpoint(b *Batch) {
 // to encode a record in: a client of thousands of scopes leaves none.
 const maxRetainedRecord = 64 << 10
 
-// appendRecord appends c's client record (format 5), its scopes by
+// appendRecord appends c's client record (format 6), its scopes by
 // number. Its Base is the last event attributed to the client, which the
 // other last times are near.
 func (s *State) appendRecord(b []byte, c *ClientState) []byte {
@@ -857,8 +857,9 @@ func (s *State) appendRecord(b []byte, c *ClientState) []byte {
 		}
 	}
 	b = appendUvarint(b, uint64(len(c.ips)))
+	var last4 uint32
 	for i := range c.ips {
-		b = appendAddr(b, c.ip(i).addr())
+		b = appendDaddr(b, c.ip(i).addr(), &last4)
 		b = appendTally(b, &c.ips[i], base)
 	}
 	b = appendUvarint(b, uint64(len(c.countries)))
