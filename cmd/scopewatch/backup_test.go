@@ -116,7 +116,7 @@ func TestCompactRefusesDamaged(t *testing.T) {
 		says   string
 	}{
 		{"page header", func(t *testing.T, p string) { flipClientsRoot(t, p) }, "bucket clients: bbolt: assertion failed"},
-		{"16 records", func(t *testing.T, p string) { corruptClientRecords(t, p, 16) }, `16 problems, the first: bucket clients, key "client-000": record format 126, want 5`},
+		{"16 records", func(t *testing.T, p string) { corruptClientRecords(t, p, 16) }, `16 problems, the first: bucket clients, key "client-000": record format 126, want 6`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -149,7 +149,7 @@ func TestCheckCommand(t *testing.T) {
 		}, false, 0},
 		{"16 records", func(t *testing.T, p string) string {
 			corruptClientRecords(t, p, 16)
-			return `bucket clients, key "client-015": record format 126, want 5: corrupt record`
+			return `bucket clients, key "client-015": record format 126, want 6: corrupt record`
 		}, true, 16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
