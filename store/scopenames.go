@@ -146,25 +146,32 @@ func selfContained(names []string, v []byte) ([]byte, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if !d.daddrs {
-		return append(out, d.b...), nil
+	if d.daddrs {
+		out = appendAddrList(out, &d)
+		if d.err != nil {
+			return nil, d.err
+		}
 	}
-	count = d.count(2)
+	return append(out, d.b...), nil // the addresses as they were, or the countries
+}
+
+// appendAddrList reads the address list of a record of format 6 from d
+// and appends it to out with each address an addr, as records of format
+// 5 and earlier hold them.
+func appendAddrList(out []byte, d *decoder) []byte {
+	count := d.count(2)
 	out = appendUvarint(out, uint64(count))
 	var list addrList
-	prev = nil
+	var prev []byte
 	for i := range count {
-		addr := list.next(&d, prev, i == 0)
+		addr := list.next(d, prev, i == 0)
 		counter := d.b
 		d.counter()
 		if d.err != nil {
-			return nil, d.err
+			return out
 		}
 		out = append(appendString(out, addr), counter[:len(counter)-len(d.b)]...)
 		prev = addr
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return append(out, d.b...), nil // the countries
+	return out
 }

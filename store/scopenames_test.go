@@ -218,17 +218,7 @@ func formatV5(t *testing.T, names []string, v []byte) []byte {
 		d.scopeUsage()
 	}
 	out := append([]byte{formatClientV5}, v[1:len(v)-len(d.b)]...)
-	count = d.count(2)
-	out = appendUvarint(out, uint64(count))
-	var list addrList
-	prev = nil
-	for i := range count {
-		addr := list.next(&d, prev, i == 0)
-		counter := d.b
-		d.counter()
-		out = append(appendString(out, addr), counter[:len(counter)-len(d.b)]...)
-		prev = addr
-	}
+	out = appendAddrList(out, &d)
 	if d.err != nil {
 		t.Fatal(d.err)
 	}
