@@ -56,16 +56,39 @@ func TestBroadRequestByStoreNumber(t *testing.T) {
 		{"manage_users", "rx_refill", "patient/MedicationRequest.rs", "order_lab_tests"},
 		{"system/*.cruds", "user/Observation.rs", "openid"},
 	}
-	for i, scopes := range requests {
-		for j, c := range []string{"lab-portal", "rx-app", "svc-x"} {
-			ev := grant(c, later.Add(time.Duration(3*i+j)*time.Minute), scopes...)
-			ev.Granted = append(slices.Clone(scopes), "extra_granted")
-			feed(ev)
+	// Twice over: the second round judges again, with the scopes the
+	// first found clean for each client known to be (clientState.
+	// judgedClean), and must raise the same findings as often.
+	for round := range 2 {
+		for i, scopes := range requests {
+			for j, c := range []string{"lab-portal", "rx-app", "svc-x"} {
+				ev := grant(c, later.Add(time.Duration(round*20+3*i+j)*time.Minute), scopes...)
+				ev.Granted = append(slices.Clone(scopes), "extra_granted")
+				feed(ev)
+			}
 		}
+	}
+	// Clean scopes still count towards max_scopes, and do not hide a new
+	// one beside them.
+	many := []string{"openid", "view_lab_results", "extra_granted", "order_lab_tests", "patient/Observation.rs"}
+	for i := range 12 {
+		many = append(many, fmt.Sprintf("lab_panel_%d", i))
+	}
+	for j, c := range []string{"lab-portal", "rx-app", "svc-x"} {
+		feed(grant(c, later.Add(time.Duration(50+j)*time.Minute), many...))
+		feed(grant(c, later.Add(time.Duration(55+j)*time.Minute), "openid", "view_lab_results", "fresh_scope"))
 	}
 	for i := range 5 {
 		feed(ingest.Event{Kind: ingest.KindDeny, Client: "lab-portal", Time: later.Add(time.Duration(20+i) * time.Minute),
 			Reason: "invalid_scope", Requested: []string{fmt.Sprintf("invented_%d", i), "patient/*.*", "legacy_admin"}, Granted: []string{"openid"}})
+	}
+	counts := func(fs *Findings) (out []string) {
+		fs.Each(func(f *store.Finding) { out = append(out, fmt.Sprintf("%s|%s|%d", f.Client, f.Subject, f.Count)) })
+		slices.Sort(out)
+		return out
+	}
+	if got, want := counts(numbered), counts(named); !slices.Equal(got, want) {
+		t.Fatalf("counts with the store's numbers:\n%q\nby name:\n%q", got, want)
 	}
 	got, want := findingsOf(numbered), findingsOf(named)
 	if !slices.Equal(got, want) {
