@@ -361,8 +361,9 @@ func (d *decoder) end(what string) error {
 func (d *decoder) scope(prev []byte, first bool) (name []byte, u ScopeUsage, ok bool) {
 	if d.numbered {
 		name = d.scopeName(prev, first)
-	} else {
-		name = d.name(prev, first)
+	} else if name = d.name(prev, first); d.err == nil && len(name) == 0 {
+		// No commit writes one (Commit), and the store cannot number it.
+		d.fail("scope name (empty)")
 	}
 	u = d.scopeUsage()
 	return name, u, d.err == nil

@@ -207,7 +207,7 @@ func TestClientFormat4(t *testing.T) {
 
 // formatV5 returns client record v (format 6) in format 5: each address
 // an addr instead of a daddr, everything else as it is.
-func formatV5(t *testing.T, names []string, v []byte) []byte {
+func formatV5(t testing.TB, names []string, v []byte) []byte {
 	t.Helper()
 	d := decoder{b: v, names: names}
 	d.clientHead()
