@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeClient decodes arbitrary bytes as a client record, of any
@@ -72,6 +73,53 @@ func FuzzDecodeClient(f *testing.F) {
 			}
 			if !found {
 				t.Fatalf("address %s (%+v) not in the record: %v", text, n, c.IPs)
+			}
+		}
+	})
+}
+
+// FuzzDecodeSnapshot decodes arbitrary bytes as a partition's changelog,
+// which a Kafka topic brings: a partition record and one client's state.
+// What does not decode fails with ErrCorrupt and never panics; what does
+// holds only clients whose records a State can number and write again.
+func FuzzDecodeSnapshot(f *testing.F) {
+	fb := fullBatch()
+	rec, err := selfContained(fb.ScopeNames, fb.Records[0].Value)
+	if err != nil {
+		f.Fatal(err)
+	}
+	state := append([]byte{clientStateFormat}, appendString(nil, rec)...)
+	state = append(state, 0, 0, 0) // no findings, windows or groups
+	var pos Position
+	for _, p := range fb.Positions {
+		pos = p
+	}
+	partition, err := EncodePartition(pos, []Span{{Start: at(0), End: at(time.Hour)}}, 7)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(partition, state)
+	f.Add(partition, append([]byte{1}, state[1:len(state)-1]...)) // format 1: no groups
+	key := PositionKey{Source: pos.Source, File: pos.File}
+	f.Fuzz(func(t *testing.T, partition, state []byte) {
+		s, err := DecodeSnapshot(key, partition, map[string][]byte{"ehr-app": state})
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		st := NewState(nil, 0)
+		for _, c := range s.Clients {
+			cs := &ClientState{state: st, id: c.ID}
+			st.fill(cs, c)
+			if _, err := decodeClient(st.names, c.ID, st.appendRecord(nil, cs)); err != nil {
+				t.Fatalf("client %q restored, then written as a record that does not decode: %v", c.ID, err)
+			}
+		}
+		for _, name := range st.names {
+			if name == "" {
+				t.Fatalf("restored a scope without a name: %q", st.names)
 			}
 		}
 	})
