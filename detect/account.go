@@ -202,8 +202,14 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 		ids := a.known.scopes.begin(ev)
 		for _, s := range ev.Requested {
 			id := store.NoScope
-			if s != "" { // the store keys scopes by name
+			switch {
+			case s == "": // the store keys scopes by name
+			case ev.Kind == ingest.KindGrant && slices.Contains(ev.Granted, s):
 				id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
+			default:
+				// Asked for and not granted: a name anyone can make up,
+				// which the client keeps only within its bound.
+				id = c.CountAsked(s, 1, ev.Time)
 			}
 			ids = append(ids, id)
 		}
@@ -217,7 +223,7 @@ func (a *Accountant) Apply(ev *ingest.Event, b *store.Batch) Outcome {
 				// them in. A name also asked for is counted once, and the
 				// detectors skip it.
 				if !slices.Contains(ev.Requested, s) {
-					id = c.CountScope(s, store.ScopeRequested, 1, ev.Time)
+					id = c.CountAsked(s, 1, ev.Time)
 				}
 			default:
 				id = a.state.ScopeNumber(s)

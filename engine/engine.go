@@ -329,17 +329,18 @@ type run struct {
 	commitErr <-chan error
 
 	state *store.State // the clients' usage, checkpointed into the batches
-	// evicted and loaded are the State's figures as last exported.
-	evicted, loaded uint64
-	b               *store.Batch // the batch being filled
-	lines           int          // lines in b
-	postponed       int          // times b's delay was over while its lines' sources were behind
-	timer           Timer        // MaxDelay after b's first line; nil while b is empty
-	timerC          <-chan time.Time
-	cur             *sourceState // the state of the source of the last line
-	behindSources   int          // sources whose last line taken was read behind (sourceState.behind)
-	asks            []*barrier   // barriers not yet taken by the parse stage
-	states          map[string]*sourceState
+	// evicted, loaded and notKept are the State's figures as last
+	// exported.
+	evicted, loaded, notKept uint64
+	b                        *store.Batch // the batch being filled
+	lines                    int          // lines in b
+	postponed                int          // times b's delay was over while its lines' sources were behind
+	timer                    Timer        // MaxDelay after b's first line; nil while b is empty
+	timerC                   <-chan time.Time
+	cur                      *sourceState // the state of the source of the last line
+	behindSources            int          // sources whose last line taken was read behind (sourceState.behind)
+	asks                     []*barrier   // barriers not yet taken by the parse stage
+	states                   map[string]*sourceState
 
 	det     *Detection
 	judging bool // det sweeps and raises findings
@@ -709,6 +710,9 @@ func (r *run) committed(b *store.Batch) {
 	m.Evicted.Add(float64(evicted - r.evicted))
 	m.Loaded.Add(float64(loaded - r.loaded))
 	r.evicted, r.loaded = evicted, loaded
+	notKept := r.state.NotKept()
+	m.ScopesNotKept.Add(float64(notKept - r.notKept))
+	r.notKept = notKept
 	m.ClientsInMemory.Set(float64(r.state.Len()))
 }
 

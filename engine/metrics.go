@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopewatch/scopewatch/ingest"
+	"github.com/scopewatch/scopewatch/store"
 )
 
 // Metrics are the engine's counters and histograms. Labels are
@@ -38,6 +40,9 @@ type Metrics struct {
 	// Released counts the clients deleted with the partitions another
 	// instance now reads.
 	Released prometheus.Counter
+	// ScopesNotKept counts the scopes asked for that a client did not
+	// keep, holding store.MaxAskedOnly it was only ever asked for.
+	ScopesNotKept prometheus.Counter
 	// Newest holds each source's newest committed event time, exported
 	// as a timestamp and as the lag behind the clock.
 	Newest *NewestEvents
@@ -109,6 +114,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scopewatch_store_commit_errors_total", Help: "Attempts at committing a batch that failed.",
 		}),
+		ScopesNotKept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scopewatch_scopes_not_kept_total", Help: "Scopes asked for and not granted that a client did not keep in its usage: it already holds " + strconv.Itoa(store.MaxAskedOnly) + " it was only ever asked for (names anyone can invent).",
+		}),
 		CommitFailing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scopewatch_store_commit_failing", Help: "1 while a batch the store failed to commit (a full disk, an I/O error) is held and retried.",
 		}),
@@ -117,7 +125,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.LinesParsed, m.LinesIgnored, m.FieldsDropped, m.Malformed, m.Events, m.Unattributed,
 			m.UnknownClients, m.Unmapped, m.LinesCommitted, m.NoEvents, m.CommitDuration, m.BatchEvents, m.BatchRecords, m.CommitErrors, m.CommitFailing,
-			m.ClientsInMemory, m.Evicted, m.Loaded, m.Released, m.Newest)
+			m.ClientsInMemory, m.Evicted, m.Loaded, m.Released, m.ScopesNotKept, m.Newest)
 	}
 	return m
 }

@@ -42,6 +42,7 @@ type State struct {
 	durable    uint64            // newest checkpoint generation known to be committed
 	evicted    uint64            // clients evicted since the State was made
 	loads      uint64            // clients loaded back on demand
+	notKept    uint64            // scopes asked for that CountAsked did not keep
 	err        error
 
 	// The partition each client belongs to (Own), for every client with
@@ -454,6 +455,37 @@ func (c *ClientState) CountScope(name string, kinds ScopeKinds, n uint64, t time
 	return id
 }
 
+// CountAsked is CountScope for a scope asked for that the same event
+// does not grant (a refused request, or one granted less): such names are
+// the requester's to invent, so a client keeps at most MaxAskedOnly
+// scopes it was only ever asked for. Past the bound, a scope new to the
+// client is not kept, and not numbered: CountAsked returns NoScope and
+// counts it (NotKept). A scope the client holds is counted as CountScope
+// counts it.
+func (c *ClientState) CountAsked(name string, n uint64, t time.Time) uint32 {
+	if n == 0 {
+		return NoScope
+	}
+	s := c.state
+	id, ok := s.ids[name]
+	if (!ok || !slices.Contains(c.scopeIDs, id)) && c.askedOnly() >= MaxAskedOnly {
+		s.notKept++
+		return NoScope
+	}
+	return c.CountScope(name, ScopeRequested, n, t)
+}
+
+// askedOnly returns how many of c's scopes have only been asked for.
+func (c *ClientState) askedOnly() int {
+	n := 0
+	for _, has := range c.scopeHas {
+		if ScopeKinds(has) == ScopeRequested {
+			n++
+		}
+	}
+	return n
+}
+
 // CountScopeNumber is CountScope for the scope the state numbered id
 // (ScopeNumber), for a caller that needs the number before it counts.
 func (c *ClientState) CountScopeNumber(id uint32, kinds ScopeKinds, n uint64, t time.Time) {
@@ -787,6 +819,10 @@ func (s *State) DirtyBytes() int {
 
 // Stats returns the evictions and loads on demand since the State was made.
 func (s *State) Stats() (evicted, loaded uint64) { return s.evicted, s.loads }
+
+// NotKept returns how many times CountAsked did not keep a scope since
+// the State was made.
+func (s *State) NotKept() uint64 { return s.notKept }
 
 // Err returns the first error loading a client from the store.
 func (s *State) Err() error { return s.err }

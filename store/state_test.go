@@ -426,3 +426,46 @@ func TestDropEncoded(t *testing.T) {
 		t.Errorf("DropEncoded took more: generation %d (want %d), sources %v", b.Gen, gen, b.Sources)
 	}
 }
+
+// TestCountAskedBound keeps at most MaxAskedOnly scopes a client was only
+// asked for: past it a new name is neither kept nor numbered and is
+// counted (NotKept); a scope held is counted still, and one granted
+// frees its place.
+func TestCountAskedBound(t *testing.T) {
+	st := NewState(nil, 0)
+	c := st.Client("app")
+	c.CountScope("openid", ScopeGranted, 1, at(0))
+	for i := range MaxAskedOnly {
+		if id := c.CountAsked(fmt.Sprintf("asked_%02d", i), 1, at(time.Second)); id == NoScope {
+			t.Fatalf("scope %d of %d not kept", i, MaxAskedOnly)
+		}
+	}
+	if id := c.CountAsked("one_too_many", 1, at(2*time.Second)); id != NoScope || st.NotKept() != 1 {
+		t.Fatalf("past the bound: id %d, NotKept %d; want NoScope, 1", id, st.NotKept())
+	}
+	if _, numbered := st.ids["one_too_many"]; numbered {
+		t.Error("a scope not kept was numbered")
+	}
+	if id := c.CountAsked("asked_00", 2, at(3*time.Second)); id == NoScope || st.NotKept() != 1 {
+		t.Fatalf("a scope held, past the bound: id %d, NotKept %d", id, st.NotKept())
+	}
+	if id := c.CountAsked("openid", 1, at(3*time.Second)); id == NoScope {
+		t.Fatal("a granted scope asked for again was not counted")
+	}
+	c.CountScope("asked_01", ScopeGranted, 1, at(4*time.Second)) // granted now: no longer only asked for
+	if id := c.CountAsked("now_room", 1, at(5*time.Second)); id == NoScope {
+		t.Fatal("no room after a scope asked for was granted")
+	}
+	b := NewBatch()
+	st.Checkpoint(b)
+	got, err := decodeClient(b.ScopeNames, "app", b.Records[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Scopes) != MaxAskedOnly+2 || got.Scopes["asked_00"].Requested.N != 3 || got.Scopes["openid"].Requested.N != 1 {
+		t.Errorf("record holds %d scopes (asked_00 %+v, openid %+v); want %d", len(got.Scopes), got.Scopes["asked_00"], got.Scopes["openid"], MaxAskedOnly+2)
+	}
+	if _, ok := got.Scopes["one_too_many"]; ok {
+		t.Error("the record holds the scope not kept")
+	}
+}

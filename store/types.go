@@ -276,3 +276,9 @@ const (
 	MaxIPs       = 64
 	MaxCountries = 32
 )
+
+// MaxAskedOnly bounds the scopes a client keeps that it was only ever
+// asked for, never granted nor used (ClientState.CountAsked): anyone can
+// ask for a scope by any name, and each would otherwise stay in the
+// client's record, and in the store's numbering, for good.
+const MaxAskedOnly = 32
