@@ -89,6 +89,10 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 			return // not a scope the store can key
 		}
 		distinct++
+		number := store.NoScope
+		if numbers != nil {
+			number = numbers[at]
+		}
 		if refused && !b.boundedName(s) {
 			// A refused request got nothing, and its scope names are
 			// the requester's to invent: only names from a bounded set
@@ -97,9 +101,12 @@ func (b *broadRequest) observe(ev *ingest.Event, st *clientState) {
 			// findings. Probing counts the refusals.
 			return
 		}
-		number := store.NoScope
-		if numbers != nil {
-			number = numbers[at]
+		if numbers != nil && number == store.NoScope && at < len(ev.Requested) && !b.boundedName(s) {
+			// Asked for, not granted, and not kept by the accountant:
+			// the client holds store.MaxAskedOnly names it was only
+			// asked for, and this one is the requester's to make up
+			// too (scopewatch_scopes_not_kept_total counts them).
+			return
 		}
 		si := b.scopeInfoNumbered(s, number)
 		seenBefore := st.sawScope(si.id, !refused)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,50 @@ func findingsOf(fs *Findings) []string {
 	})
 	slices.Sort(out)
 	return out
+}
+
+// TestBroadRequestBoundsMadeUpNames asks a registered client's IdP for a
+// new made-up scope in each of 5,000 requests it grants less: the names
+// the accountant does not keep (store.MaxAskedOnly) raise no finding of
+// their own, while a wildcard and a catalog scope asked for past the
+// bound still do.
+func TestBroadRequestBoundsMadeUpNames(t *testing.T) {
+	cfg := testDetect()
+	r := policyRules(t)
+	at := t0
+	acc := NewAccountant(r, nil, nil)
+	fs := NewFindings(nil, nil, func() time.Time { return at }, nil)
+	d := NewDetectors(DetectorOptions{Config: cfg, Rules: r, Known: acc.Known()}, fs)
+	b := store.NewBatch()
+	feed := func(ev ingest.Event) {
+		ev.Source = "keycloak"
+		at = ev.Time
+		acc.Apply(&ev, b)
+		d.Enrich(&ev)
+		d.Observe(&ev)
+	}
+	for i := range 5000 {
+		ev := grant("lab-portal", t0.Add(time.Duration(i)*time.Second), fmt.Sprintf("made_up_%d", i), "openid")
+		ev.Granted = []string{"openid"}
+		feed(ev)
+	}
+	ev := grant("lab-portal", t0.Add(time.Hour*2), "patient/*.*", "legacy_admin", "openid")
+	ev.Granted = []string{"openid"}
+	feed(ev)
+	var madeUp int
+	var wildcard, catalog bool
+	fs.Each(func(f *store.Finding) {
+		switch {
+		case strings.HasPrefix(f.Subject, "made_up_"):
+			madeUp++
+		case f.Subject == "patient/*.*":
+			wildcard = true
+		case f.Subject == "legacy_admin":
+			catalog = true
+		}
+	})
+	if madeUp != store.MaxAskedOnly || !wildcard || !catalog {
+		t.Errorf("%d findings of made-up names (want %d, those the client keeps), wildcard %v, catalog %v (want both)",
+			madeUp, store.MaxAskedOnly, wildcard, catalog)
+	}
 }
