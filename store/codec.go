@@ -593,8 +593,7 @@ func (l *addrList) next(d *decoder, prev []byte, first bool) []byte {
 	var k []byte
 	if u&1 == 1 {
 		n := u >> 1
-		if n < 16 || n > uint64(len(d.b)) { // an IPv4 address is u even
-
+		if n < 16 || n > uint64(len(d.b)) { // IPv4 is an even u, never bytes
 			d.fail("address")
 			return nil
 		}
