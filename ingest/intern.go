@@ -27,8 +27,12 @@ const (
 
 // admitPauses is how many times its capacity in lookups a table that
 // filled up with values that did not repeat goes without adding values
-// (admission).
-const admitPauses = 8
+// (admission), the first time; each time in a row after that doubles
+// the pause, up to admitPauses<<admitBackoffs.
+const (
+	admitPauses   = 8
+	admitBackoffs = 6
+)
 
 // admission stops a table from keeping values that do not repeat (a new
 // user on every line, a new mix of scopes on every token). When a table
@@ -36,12 +40,16 @@ const admitPauses = 8
 // found its value, the table is dropped, and nothing is added for the
 // next admitPauses times its capacity in lookups: they then cost one look
 // into an empty map, not a lookup, an insert and a table emptied again
-// and again. Then the table fills again and is judged anew when full. A
-// table that never fills is never judged: the values of a deployment's
-// clients, however many there are, stay shared.
+// and again. Then the table fills again and is judged anew when full.
+// Each drop in a row doubles the pause (to 64 times the first): a field
+// that never repeats (a new mix of scopes on every token) keeps a full
+// table of it, up to 5 MB of scope lists, for one lookup in 65 instead
+// of one in 9. A table that never fills is never judged: the values of
+// a deployment's clients, however many there are, stay shared.
 type admission struct {
 	lookups, hits int // since the table was last emptied
 	pause         int // lookups left during which nothing is added
+	drops         int // drops in a row, up to admitBackoffs
 }
 
 // saw counts a lookup and whether it found its value.
@@ -64,7 +72,10 @@ func (a *admission) admits() bool { return a.pause == 0 }
 func (a *admission) full(max int) (drop bool) {
 	drop = a.hits*8 < a.lookups
 	if drop {
-		a.pause = admitPauses * max
+		a.pause = admitPauses * max << a.drops
+		a.drops = min(a.drops+1, admitBackoffs)
+	} else {
+		a.drops = 0
 	}
 	a.lookups, a.hits = 0, 0
 	return drop

@@ -125,3 +125,52 @@ func TestAdmissionDropsValuesThatDoNotRepeat(t *testing.T) {
 		t.Errorf("split during the pause: %q", l)
 	}
 }
+
+// TestAdmissionBacksOff fills a table again and again with values seen
+// once each: each drop in a row doubles the pause, up to
+// admitPauses<<admitBackoffs, and a table found full of repeating values
+// starts the pauses again from admitPauses.
+func TestAdmissionBacksOff(t *testing.T) {
+	var tb table
+	const max = 64
+	n := 0
+	fresh := func() { // a value never seen before
+		n++
+		tb.intern([]byte("v"+strconv.Itoa(n)), max)
+	}
+	// pauseAfterDrop fills the table with new values until it is dropped
+	// and returns how many lookups it then takes to add one (the pause
+	// counts that one).
+	pauseAfterDrop := func() int {
+		for i := 0; tb.m != nil || i == 0; i++ {
+			if i > max+1 {
+				t.Fatalf("a full table of values seen once holds %d, want it dropped", len(tb.m))
+			}
+			fresh()
+		}
+		p := 0
+		for tb.m == nil {
+			fresh()
+			p++
+		}
+		return p
+	}
+	for i := range admitBackoffs + 2 {
+		want := admitPauses * max << min(i, admitBackoffs)
+		if got := pauseAfterDrop(); got != want {
+			t.Fatalf("drop %d in a row: paused %d lookups, want %d", i+1, got, want)
+		}
+	}
+	// A table that fills with values that repeat is emptied, not dropped,
+	// and the next drop pauses as the first did.
+	for i := range 4 * max {
+		tb.intern([]byte("r"+strconv.Itoa(i%(max+max/8))), max)
+		tb.intern([]byte("r1"), max)
+	}
+	if tb.m == nil {
+		t.Fatal("a table whose values repeat was dropped")
+	}
+	if got := pauseAfterDrop(); got != admitPauses*max {
+		t.Errorf("first drop after a good fill: paused %d lookups, want %d", got, admitPauses*max)
+	}
+}
