@@ -119,6 +119,16 @@ func splitRequest(b []byte) (method, target []byte, ok bool) {
 	return method, target, true
 }
 
+// refusedRequestLine reports whether status is how a server answers a
+// request line it cannot read as HTTP (RFC 9112 section 3): 400 for one
+// that is not METHOD target PROTOCOL (nginx logs the bytes it read, a TLS
+// handshake as "\x16\x03\x01..."), 408 when it never came whole, 414
+// when its target is too long. A line that names such a request is not a
+// call made with a token, whatever it holds.
+func refusedRequestLine(status int) bool {
+	return status == 400 || status == 408 || status == 414
+}
+
 // parseStatus reads an HTTP status code; "-" and empty mean unknown (0).
 func parseStatus(b []byte) (int, bool) {
 	if len(b) == 0 || (len(b) == 1 && b[0] == '-') {
@@ -242,6 +252,11 @@ func (p *nginxParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	}
 	method, target, ok := splitRequest(req)
 	if !ok {
+		if refusedRequestLine(status) {
+			// A TLS handshake on a plain port, a scanner's junk: what
+			// nginx read of a line it refused as not HTTP. No call.
+			return dst, SkipNoRequest
+		}
 		return dst, p.fail(pos, "request", ReasonBadField, "request is not METHOD target PROTOCOL")
 	}
 	e := p.event(pos)

@@ -203,6 +203,16 @@ func (p *gwJSONParser) str(f *gwField) (b []byte, bad string) {
 	return nil, ""
 }
 
+// present reports whether the record holds f, empty or "-" included.
+func (p *gwJSONParser) present(f *gwField) bool {
+	for _, slot := range f.slots {
+		if p.scan.vals[slot].present() {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *gwJSONParser) fail(pos Position, field, path, reason, msg string) error {
 	return lineError(pos, p.name, field, reason, path+": "+msg)
 }
@@ -268,6 +278,9 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 	if bad != "" {
 		return dst, p.fail(pos, "path", bad, ReasonBadField, "path is not a string")
 	}
+	// unread: the record's request line is all it says of the request,
+	// and it is not one (see below).
+	var unread, noLine bool
 	if len(method) == 0 || len(target) == 0 {
 		req, bad := p.str(&p.request)
 		if bad != "" {
@@ -282,6 +295,8 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 			if len(target) == 0 {
 				target = t
 			}
+		} else if len(method) == 0 && len(target) == 0 && p.present(&p.request) {
+			unread, noLine = true, len(req) == 0
 		}
 	}
 	e.Method = p.strs.bytes(method)
@@ -316,6 +331,12 @@ func (p *gwJSONParser) Parse(line []byte, pos Position, dst []Event) ([]Event, e
 		break
 	}
 
+	if unread && (noLine || refusedRequestLine(e.Status)) {
+		// No request was read ("" or "-", a timeout or a closed
+		// connection), or the server refused what it read as not HTTP:
+		// no call, as in nginx's text log.
+		return dst, SkipNoRequest
+	}
 	if e.Method == "" && e.Path == "" && e.Status == 0 {
 		// Not a request record: a gateway's own message in the same stream.
 		return dst, SkipOtherLogger

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"strings"
@@ -292,5 +293,57 @@ func TestParseNginxJSONDroppedIP(t *testing.T) {
 				t.Errorf("ip %q dropped %b, want %q %b", ip, evs[0].Dropped, tt.ip, tt.drop)
 			}
 		})
+	}
+}
+
+// TestParseNginxRefusedRequestLine: what nginx logs of a request line it
+// refused as not HTTP (a TLS handshake on a plain port, an SSH banner, a
+// target with a space, answered 400; a timeout, 408; a target too long,
+// 414) is no call: ignored as no_request, in the text log and in JSON. The
+// same bytes answered 200 say the log is not what the format expects.
+func TestParseNginxRefusedRequestLine(t *testing.T) {
+	text := newTestParser(t, rules.Source{Format: "nginx"})
+	js := newTestParser(t, rules.Source{Format: "nginx-json", Fields: rules.JSONFields{Client: "client_id"}})
+	pos := Position{Source: "gw", Line: 1}
+	for _, c := range []struct {
+		name, request, status string
+		want                  error // nil: malformed in the text log, an event in JSON
+	}{
+		{"tls handshake", `\x16\x03\x01\x00\xF7\x01\x00\x00\xF3\x03\x03`, "400", SkipNoRequest},
+		{"ssh banner", `SSH-2.0-Go`, "400", SkipNoRequest},
+		{"space in target", `GET /a b HTTP/1.1`, "400", SkipNoRequest},
+		{"timeout", `-`, "408", SkipNoRequest},
+		{"too long, cut", `GET /a\x22 b c`, "414", SkipNoRequest},
+		{"junk served", `\x16\x03\x01`, "200", nil},
+		{"junk forbidden", `\x16\x03\x01`, "403", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			line := `203.0.113.5 - - [14/Mar/2024:09:15:27 +0000] "` + c.request + `" ` + c.status + ` 157 "-" "-"`
+			_, err := text.Parse([]byte(line), pos, nil)
+			var pe *ParseError
+			switch {
+			case c.want != nil && err != c.want:
+				t.Errorf("text: %v, want %v", err, c.want)
+			case c.want == nil && c.request != "-" && !errors.As(err, &pe):
+				t.Errorf("text: %v, want a malformed line", err)
+			}
+			rec := `{"time_iso8601":"2024-03-14T09:15:27+00:00","remote_addr":"203.0.113.5","request":"` +
+				strings.ReplaceAll(c.request, `\x`, `\u00`) + `","status":"` + c.status + `"}`
+			evs, err := js.Parse([]byte(rec), pos, nil)
+			switch {
+			case c.want != nil && err != c.want:
+				t.Errorf("json: %v, want %v", err, c.want)
+			case c.want == nil && (err != nil || len(evs) != 1):
+				t.Errorf("json: %d events, %v; want the record as an event", len(evs), err)
+			}
+		})
+	}
+	for _, rec := range []string{
+		`{"time_iso8601":"2024-03-14T09:15:27+00:00","remote_addr":"203.0.113.5","request":"","status":"400"}`,
+		`{"time_iso8601":"2024-03-14T09:15:27+00:00","remote_addr":"203.0.113.5","request":"-","status":"200"}`,
+	} {
+		if _, err := js.Parse([]byte(rec), pos, nil); err != SkipNoRequest {
+			t.Errorf("%s: %v, want no_request", rec, err)
+		}
 	}
 }
