@@ -12,9 +12,9 @@ import (
 // objects {"log_id": ..., "data": {...}}, the Management API's log objects
 // (the data object on its own) and lines holding a JSON array of either,
 // as webhook batches and GET /api/v2/logs write them. Token exchanges and
-// logins (seacft, sertft, seccft, sepft, s) become KindGrant, their
-// failures (feacft, fertft, feccft, fepft, f, fp, fu, fcoa) KindDeny;
-// other event codes yield nothing. It is not safe for concurrent use.
+// logins (seacft, sertft, seccft, sepft, s, and the other exchanges of
+// auth0Kind) become KindGrant, their failures (feacft, fertft, feccft,
+// fepft, f, fp, fu, fcoa, ...) KindDeny; other event codes yield nothing. It is not safe for concurrent use.
 type auth0Parser struct {
 	name   string
 	loc    *time.Location
@@ -117,9 +117,14 @@ func (p *auth0Parser) record(pos Position, dst []Event) ([]Event, error) {
 // auth0Kind classifies an event type code.
 func auth0Kind(code []byte) Kind {
 	switch string(code) {
-	case "seacft", "sertft", "seccft", "sepft", "s":
+	case "seacft", "sertft", "seccft", "sepft", "s",
+		// the other token exchanges: device code, native social login,
+		// password with an OOB or OTP challenge, passwordless OTP, MFA
+		// recovery code, CIBA
+		"sede", "sens", "seoobft", "seotpft", "sepotpft", "sercft", "ciba_exchange_succeeded":
 		return KindGrant
-	case "feacft", "fertft", "feccft", "fepft", "f", "fp", "fu", "fcoa":
+	case "feacft", "fertft", "feccft", "fepft", "f", "fp", "fu", "fcoa",
+		"fede", "fens", "feoobft", "feotpft", "fepotpft", "fercft", "ciba_exchange_failed":
 		return KindDeny
 	}
 	return KindUnknown

@@ -223,3 +223,30 @@ func TestParseAuth0Dropped(t *testing.T) {
 		})
 	}
 }
+
+// TestAuth0Kinds: every token exchange Auth0 logs is a grant, its failure
+// a denial; other codes are no event.
+func TestAuth0Kinds(t *testing.T) {
+	for code, want := range map[string]Kind{
+		"seacft": KindGrant, "sertft": KindGrant, "seccft": KindGrant, "sepft": KindGrant, "s": KindGrant,
+		"sede": KindGrant, "sens": KindGrant, "seoobft": KindGrant, "seotpft": KindGrant, "sepotpft": KindGrant,
+		"sercft": KindGrant, "ciba_exchange_succeeded": KindGrant,
+		"feacft": KindDeny, "fertft": KindDeny, "feccft": KindDeny, "fepft": KindDeny, "f": KindDeny,
+		"fp": KindDeny, "fu": KindDeny, "fcoa": KindDeny, "fede": KindDeny, "fens": KindDeny,
+		"feoobft": KindDeny, "feotpft": KindDeny, "fepotpft": KindDeny, "fercft": KindDeny,
+		"ciba_exchange_failed": KindDeny,
+		"slo": KindUnknown, "ss": KindUnknown, "fdeaz": KindUnknown, "cs": KindUnknown,
+	} {
+		if got := auth0Kind([]byte(code)); got != want {
+			t.Errorf("auth0Kind(%q) = %v, want %v", code, got, want)
+		}
+	}
+	// A device-code exchange, as a log stream delivers it.
+	p := newTestIdP(t, "auth0")
+	line := `{"log_id":"900","data":{"date":"2024-03-14T09:15:27.801Z","type":"sede","client_id":"dev1",` +
+		`"scope":"openid offline_access","ip":"203.0.113.8","user_id":"auth0|u1"}}`
+	evs, err := p.Parse([]byte(line), Position{Source: "auth0", Line: 1}, nil)
+	if err != nil || len(evs) != 1 || evs[0].Kind != KindGrant || evs[0].Client != "dev1" || len(evs[0].Granted) != 2 {
+		t.Errorf("sede: %+v, %v; want a grant of two scopes to dev1", evs, err)
+	}
+}

@@ -94,21 +94,43 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	return p.event(pos, dst)
 }
 
-// isOktaOAuthType reports whether t is an authorize or token-grant event of
-// the org (app.oauth2.*) or a custom (app.oauth2.as.*) authorization
-// server. The bare ...token.grant types are the failure variants.
-func isOktaOAuthType(t []byte) bool {
+// oktaOAuthType says what an event type of the org (app.oauth2.*) or a
+// custom (app.oauth2.as.*) authorization server is to scopewatch.
+type oktaOAuthType uint8
+
+const (
+	oktaOther oktaOAuthType = iota
+	// oktaToken: a token issued, or refused, as the outcome says: an
+	// authorization code, a token grant, an implicit flow's tokens (which
+	// /authorize issues). The bare ...token.grant types are the failure
+	// variants.
+	oktaToken
+	// oktaAuthorize: the /authorize request itself; its FAILURE is a
+	// refusal (access_denied, invalid_scope, ...), its SUCCESS issues
+	// nothing (the code or implicit event that follows does).
+	oktaAuthorize
+	// oktaScopeDenied: scopes a policy refused at /authorize.
+	oktaScopeDenied
+)
+
+func oktaOAuthTypeOf(t []byte) oktaOAuthType {
 	switch string(t) {
 	case "app.oauth2.authorize.code", "app.oauth2.as.authorize.code",
+		"app.oauth2.authorize.implicit.access_token", "app.oauth2.as.authorize.implicit.access_token",
+		"app.oauth2.authorize.implicit.id_token", "app.oauth2.as.authorize.implicit.id_token",
 		"app.oauth2.token.grant", "app.oauth2.as.token.grant":
-		return true
+		return oktaToken
+	case "app.oauth2.authorize", "app.oauth2.as.authorize":
+		return oktaAuthorize
+	case "app.oauth2.as.authorize.scope_denied":
+		return oktaScopeDenied
 	}
 	for _, prefix := range [...]string{"app.oauth2.token.grant.", "app.oauth2.as.token.grant."} {
 		if len(t) > len(prefix) && string(t[:len(prefix)]) == prefix {
-			return true
+			return oktaToken
 		}
 	}
-	return false
+	return oktaOther
 }
 
 // event maps the LogEvent captured by p.scan to zero or one Event.
@@ -127,7 +149,8 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 	if err != nil {
 		return dst, err
 	}
-	if !isOktaOAuthType(typ) {
+	oauth := oktaOAuthTypeOf(typ)
+	if oauth == oktaOther {
 		return dst, SkipOtherEvent
 	}
 	res, ok := idpText(&p.buf, v[sl.result])
@@ -142,6 +165,12 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 		kind = KindDeny
 	default:
 		return dst, SkipUndecided // UNKNOWN, CHALLENGE, SKIPPED, ...: nothing was decided
+	}
+	switch {
+	case oauth == oktaAuthorize && kind == KindGrant:
+		return dst, SkipOtherEvent
+	case oauth == oktaScopeDenied:
+		kind = KindDeny
 	}
 	e := Event{Time: t, Source: pos.Source, Kind: kind, Type: p.strs.bytes(typ), Pos: pos}
 	if e.Source == "" {

@@ -273,3 +273,48 @@ func TestParseOktaNoRetain(t *testing.T) {
 }
 
 func FuzzParseOkta(f *testing.F) { fuzzIdP(f, "okta") }
+
+// TestParseOktaEventTypes: which event types of the org and custom
+// authorization servers are grants or refusals. The implicit flow's
+// tokens come from /authorize; a failed /authorize request is a refusal
+// and a successful one issues nothing; scopes a policy denied are a
+// refusal whatever the outcome.
+func TestParseOktaEventTypes(t *testing.T) {
+	p := newTestIdP(t, "okta")
+	for _, c := range []struct {
+		typ, result string
+		want        Kind  // KindUnknown: no event
+		skip        error // when no event
+	}{
+		{"app.oauth2.as.authorize.implicit.access_token", "SUCCESS", KindGrant, nil},
+		{"app.oauth2.authorize.implicit.access_token", "SUCCESS", KindGrant, nil},
+		{"app.oauth2.as.authorize.implicit.id_token", "SUCCESS", KindGrant, nil},
+		{"app.oauth2.authorize.implicit.id_token", "FAILURE", KindDeny, nil},
+		{"app.oauth2.as.authorize.code", "SUCCESS", KindGrant, nil},
+		{"app.oauth2.as.token.grant.access_token", "SUCCESS", KindGrant, nil},
+		{"app.oauth2.as.authorize", "FAILURE", KindDeny, nil},
+		{"app.oauth2.authorize", "DENY", KindDeny, nil},
+		{"app.oauth2.as.authorize", "SUCCESS", KindUnknown, SkipOtherEvent},
+		{"app.oauth2.as.authorize.scope_denied", "FAILURE", KindDeny, nil},
+		{"app.oauth2.as.authorize.scope_denied", "SUCCESS", KindDeny, nil},
+		{"app.oauth2.as.authorize.scope_denied", "UNKNOWN", KindUnknown, SkipUndecided},
+		{"app.oauth2.as.consent.grant", "SUCCESS", KindUnknown, SkipOtherEvent},
+		{"user.session.start", "SUCCESS", KindUnknown, SkipOtherEvent},
+	} {
+		line := `{"published":"2024-03-14T09:15:27.801Z","eventType":"` + c.typ + `",` +
+			`"actor":{"id":"0oa1","type":"PublicClientApp"},"client":{"ipAddress":"203.0.113.7"},` +
+			`"outcome":{"result":"` + c.result + `","reason":"invalid_scope"},` +
+			`"debugContext":{"debugData":{"requestedScopes":"openid, patient/*.read","grantedScopes":"openid"}}}`
+		evs, err := p.Parse([]byte(line), Position{Source: "okta", Line: 1}, nil)
+		switch {
+		case c.want == KindUnknown && (err != c.skip || len(evs) != 0):
+			t.Errorf("%s %s: %d events, %v; want %v", c.typ, c.result, len(evs), err, c.skip)
+		case c.want != KindUnknown && (err != nil || len(evs) != 1 || evs[0].Kind != c.want):
+			t.Errorf("%s %s: %+v, %v; want one event of kind %v", c.typ, c.result, evs, err, c.want)
+		case c.want == KindDeny && (evs[0].Reason != "invalid_scope" || len(evs[0].Requested) != 2 || len(evs[0].Granted) != 0):
+			t.Errorf("%s %s: refusal %+v, want the requested scopes and the reason", c.typ, c.result, evs[0])
+		case c.want == KindGrant && (len(evs[0].Granted) != 1 || evs[0].Client != "0oa1"):
+			t.Errorf("%s %s: grant %+v, want the granted scope and the client", c.typ, c.result, evs[0])
+		}
+	}
+}
