@@ -235,7 +235,7 @@ func TestAuth0Kinds(t *testing.T) {
 		"fp": KindDeny, "fu": KindDeny, "fcoa": KindDeny, "fede": KindDeny, "fens": KindDeny,
 		"feoobft": KindDeny, "feotpft": KindDeny, "fepotpft": KindDeny, "fercft": KindDeny,
 		"ciba_exchange_failed": KindDeny,
-		"slo": KindUnknown, "ss": KindUnknown, "fdeaz": KindUnknown, "cs": KindUnknown,
+		"slo":                  KindUnknown, "ss": KindUnknown, "fdeaz": KindUnknown, "cs": KindUnknown,
 	} {
 		if got := auth0Kind([]byte(code)); got != want {
 			t.Errorf("auth0Kind(%q) = %v, want %v", code, got, want)
