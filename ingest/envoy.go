@@ -18,7 +18,8 @@ import (
 // the format has. Istio's longer default, which puts
 // %RESPONSE_CODE_DETAILS% and a quoted transport failure reason before
 // the byte counts, is read too: X-Forwarded-For is the first quoted field
-// after the run of four or more unquoted fields that follows the status.
+// after the run of four or more unquoted fields that follows the status,
+// and the peer is %DOWNSTREAM_REMOTE_ADDRESS% near the end (istioRemote).
 // TCP proxy lines ("- - -" for the request) are not API calls: they yield
 // nothing. The format has no client id.
 //
@@ -91,7 +92,7 @@ func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	if !ok {
 		return dst, p.fail(pos, "status", ReasonBadField, "RESPONSE_CODE is not a number")
 	}
-	xff, found := envoyXFF(rest)
+	xff, rest, found := envoyXFF(rest)
 	if !found {
 		return dst, p.fail(pos, "", ReasonBadFormat, "no quoted X-Forwarded-For field after the byte counts")
 	}
@@ -104,8 +105,9 @@ func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	e.Method = p.strs.bytes(method)
 	setTarget(&e, target)
 	e.Status = status
-	e.IP = p.clientIP(xff, nil)
-	if !e.IP.IsValid() && len(dashless(xff)) > 0 {
+	remote := istioRemote(rest)
+	e.IP = p.clientIP(xff, remote)
+	if !e.IP.IsValid() && (len(dashless(xff)) > 0 || len(dashless(remote)) > 0) {
 		e.Dropped |= FieldIP
 	}
 	return append(dst, e), nil
@@ -196,20 +198,20 @@ func isSourceLocation(b []byte) bool {
 
 // envoyXFF finds the X-Forwarded-For field in what follows the status:
 // the first quoted field after at least four unquoted ones in a row.
-func envoyXFF(s []byte) (xff []byte, ok bool) {
+func envoyXFF(s []byte) (xff, rest []byte, ok bool) {
 	run := 0
 	for {
 		s = trimLeftSpace(s)
 		if len(s) == 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		if s[0] == '"' {
 			f, rest, ok := quotedField(s)
 			if !ok {
-				return nil, false
+				return nil, nil, false
 			}
 			if run >= 4 {
-				return f, true
+				return f, rest, true
 			}
 			run, s = 0, rest
 			continue
@@ -217,6 +219,33 @@ func envoyXFF(s []byte) (xff []byte, ok bool) {
 		_, s = nextField(s)
 		run++
 	}
+}
+
+// istioRemote returns %DOWNSTREAM_REMOTE_ADDRESS% from what follows
+// X-Forwarded-For in Istio's default format, nil in Envoy's, which ends
+// with the upstream host:
+//
+//	"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
+//	%UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS%
+//	%DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%
+//
+// A request without X-Forwarded-For (one straight from a client to the
+// ingress gateway) has its address there only.
+func istioRemote(s []byte) []byte {
+	for range 4 {
+		var ok bool
+		if _, s, ok = quotedField(trimLeftSpace(s)); !ok {
+			return nil
+		}
+	}
+	var tok []byte
+	for range 4 {
+		if s = trimLeftSpace(s); len(s) == 0 || s[0] == '"' {
+			return nil
+		}
+		tok, s = nextField(s)
+	}
+	return tok
 }
 
 // envoyJSONPreset covers json_format dictionaries keyed by the lower-case
@@ -230,7 +259,7 @@ var envoyJSONPreset = gwPreset{
 	xff:     []string{"x_forwarded_for", "x-forwarded-for", "forwarded_for"},
 	remote:  []string{"downstream_remote_address", "downstream_direct_remote_address"},
 	method:  []string{"method", "request_method", ":method"},
-	target:  []string{"x_envoy_original_path", "path", "request_path", ":path"},
+	target:  []string{"x_envoy_original_path", "x-envoy-original-path", "x-envoy-origin-path", "path", "request_path", ":path"},
 	request: []string{"request"},
 	status:  []string{"response_code", "status", "status_code"},
 }

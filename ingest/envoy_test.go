@@ -145,3 +145,45 @@ func FuzzParseEnvoy(f *testing.F) {
 func FuzzParseEnvoyJSON(f *testing.F) {
 	fuzzGateway(f, envoyJSONSource)
 }
+
+// TestParseEnvoyIstioRemote: Istio's default text format ends with the
+// downstream addresses. A request without X-Forwarded-For (a client
+// straight at the ingress gateway) gets %DOWNSTREAM_REMOTE_ADDRESS%, as
+// envoy-json gets downstream_remote_address; with the header and a
+// private peer the header's client stands; Envoy's own default, which
+// ends with the upstream host, has no peer.
+func TestParseEnvoyIstioRemote(t *testing.T) {
+	p := newTestParser(t, rules.Source{Format: "envoy"})
+	const head = `[2024-03-14T09:19:20.123Z] "GET /fhir/Patient/77 HTTP/1.1" 200 - via_upstream - "-" 0 2210 23 21 `
+	for _, c := range []struct{ name, line, want string }{
+		{"istio, no xff", head + `"-" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 203.0.113.77:51234 - default`, "203.0.113.77"},
+		{"istio, xff, private peer", head + `"198.51.100.7" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 10.0.0.2:51234 - default`, "198.51.100.7"},
+		{"istio, ipv6 peer", head + `"-" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 [2001:db8::7]:51234 - default`, "2001:db8::7"},
+		{"envoy default", `[2024-03-14T09:19:20.123Z] "GET /fhir/Patient/77 HTTP/1.1" 200 - 0 2210 23 21 "-" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080"`, ""},
+	} {
+		evs, err := p.Parse([]byte(c.line), Position{Source: "envoy", Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Errorf("%s: %d events, %v", c.name, len(evs), err)
+			continue
+		}
+		got := ""
+		if evs[0].IP.IsValid() {
+			got = evs[0].IP.String()
+		}
+		if got != c.want || evs[0].Path != "/fhir/Patient/77" {
+			t.Errorf("%s: ip %q path %q, want %q", c.name, got, evs[0].Path, c.want)
+		}
+	}
+}
+
+// TestParseEnvoyGatewayJSON: Envoy Gateway's default JSON access log
+// keys the path as x-envoy-origin-path.
+func TestParseEnvoyGatewayJSON(t *testing.T) {
+	p := newTestParser(t, rules.Source{Format: "envoy-json"})
+	line := `{"start_time":"2024-03-14T09:19:20.123Z","method":"GET","x-envoy-origin-path":"/fhir/Patient/2","protocol":"HTTP/1.1",` +
+		`"response_code":"200","x-forwarded-for":"203.0.113.9","user-agent":"curl/8","upstream_host":"10.0.0.9:8080","downstream_remote_address":"10.0.0.3:5555"}`
+	evs, err := p.Parse([]byte(line), Position{Source: "envoy", Line: 1}, nil)
+	if err != nil || len(evs) != 1 || evs[0].Path != "/fhir/Patient/2" || evs[0].Method != "GET" || evs[0].IP.String() != "203.0.113.9" {
+		t.Errorf("%+v, %v; want GET /fhir/Patient/2 from 203.0.113.9", evs, err)
+	}
+}
