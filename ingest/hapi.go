@@ -152,11 +152,8 @@ func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if len(s) == 0 {
 		return dst, SkipBlank
 	}
-	prefix, msg, ok := p.split(s)
+	prefix, _, ok := p.split(s)
 	if !ok {
-		return dst, p.fail(pos, "", ReasonBadFormat, "line does not match the template")
-	}
-	if !p.match(msg) {
 		return dst, p.fail(pos, "", ReasonBadFormat, "line does not match the template")
 	}
 	if len(prefix) == 0 {
@@ -196,27 +193,60 @@ func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	return append(dst, e), nil
 }
 
-// split cuts the line into the logging prefix and the message. A template
-// that starts with text is found by searching for it; one that starts
-// with a variable follows the first " - " after a leading timestamp
-// (logback's "%d [%thread] %level %logger - %msg"), or takes the whole
-// line when there is no timestamp.
+// split cuts the line into the logging prefix and the message and reads
+// the message's variables (match). A template that starts with text is
+// found by searching for it. One that starts with a variable takes the
+// whole line when it has no leading timestamp; behind one, the message
+// starts after the first separator of a logging layout from which it
+// matches the template with an operation type that is one word:
+// logback's "%d [%thread] %level %logger - %msg", HAPI's documented
+// "%d [%thread] %-5level %logger{36} [%file:%line] %msg", Spring Boot's
+// "%d %5p %pid --- [%t] %logger : %msg", JBoss's "%d %-5p [%c] (%t) %s".
+// A separator inside the message
+// (the " - " of the default template) comes after the one that ends the
+// prefix, and a candidate that starts too early takes words of the
+// prefix into the operation type.
 func (p *hapiParser) split(s []byte) (prefix, msg []byte, ok bool) {
 	if p.startLit {
 		i := bytes.Index(s, []byte(p.segs[0].lit))
 		if i < 0 {
 			return nil, nil, false
 		}
-		return s[:i], s[i:], true
+		return s[:i], s[i:], p.match(s[i:])
 	}
 	if len(s) < 19 || s[0] < '0' || s[0] > '9' || s[4] != '-' {
-		return nil, s, true
+		return nil, s, p.match(s)
 	}
-	i := bytes.Index(s, []byte(" - "))
-	if i < 0 {
-		return nil, nil, false
+	for i := 19; i < len(s)-1; i++ {
+		var n int
+		switch {
+		case (s[i] == ']' || s[i] == ')') && s[i+1] == ' ':
+			n = 2
+		case (s[i] == '-' || s[i] == ':') && s[i-1] == ' ' && s[i+1] == ' ':
+			n = 2
+		default:
+			continue
+		}
+		if m := s[i+n:]; p.match(m) && isHAPIWord(p.vals[hapiOperationType]) {
+			return s[:i+n], m, true
+		}
 	}
-	return s[:i+3], s[i+3:], true
+	return nil, nil, false
+}
+
+// isHAPIWord reports whether op can be an operation type: a code
+// ("search-type", "extended-operation-instance") or an enum name
+// (SEARCH_TYPE), one word.
+func isHAPIWord(op []byte) bool {
+	if len(op) == 0 {
+		return false
+	}
+	for _, c := range op {
+		if !isASCIILetter(c) && (c < '0' || c > '9') && c != '-' && c != '_' && c != '$' {
+			return false
+		}
+	}
+	return true
 }
 
 // match reads the variables of msg, which must match the whole template.

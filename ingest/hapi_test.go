@@ -3,6 +3,7 @@ package ingest
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scopewatch/scopewatch/rules"
 )
@@ -126,6 +127,40 @@ func TestParseHAPIOperationQuery(t *testing.T) {
 		}
 		if evs[0].Path != tt.path || evs[0].Query != "_count=100" {
 			t.Errorf("Parse(%q): path %q query %q, want %q and _count=100", line, evs[0].Path, evs[0].Query, tt.path)
+		}
+	}
+}
+
+// TestParseHAPILayouts: the default template behind the logging layouts
+// HAPI servers write: logback's "%logger - %msg", HAPI's documented
+// "%logger{36} [%file:%line] %msg", and Spring Boot's default
+// "--- [thread] logger : msg", with and without the application name.
+func TestParseHAPILayouts(t *testing.T) {
+	p := newTestGateway(t, rules.Source{Format: "hapi-fhir"})
+	for _, line := range []string{
+		"2024-01-02 10:11:12.345 [qtp-1] INFO  fhirtest.access - read - Patient/124",
+		"2024-01-02 10:11:12.345 [qtp-1] INFO  fhirtest.access [LoggingInterceptor.java:178] read - Patient/124",
+		"2024-01-02T10:11:12.345Z  INFO 1 --- [nio-8080-exec-1] fhirtest.access                          : read - Patient/124",
+		"2024-01-02T10:11:12.345+00:00  INFO 1 --- [hapi-fhir] [nio-8080-exec-1] c.u.f.j.s.LoggingInterceptor : read - Patient/124",
+		"2024-01-02 10:11:12,345 INFO  [fhirtest.access] (qtp-1) read - Patient/124",
+	} {
+		evs, err := p.Parse([]byte(line), Position{Source: "hapi", Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Errorf("%s: %v, %v", line, evs, err)
+			continue
+		}
+		e := evs[0]
+		if e.Type != "read" || e.Path != "/Patient/124" || e.Method != "GET" || !e.Time.Equal(time.Date(2024, 1, 2, 10, 11, 12, 345e6, time.UTC)) {
+			t.Errorf("%s: %s %s %s at %v, want read GET /Patient/124 at 10:11:12.345", line, e.Type, e.Method, e.Path, e.Time)
+		}
+	}
+	// Another logger's line behind the same layouts still matches nothing.
+	for _, line := range []string{
+		"2024-01-02 10:11:19.000 [main] INFO  o.s.b.SpringApplication - Started Application in 21.3 seconds",
+		"2024-01-02T10:11:19.000Z  INFO 1 --- [main] o.s.b.SpringApplication : Started Application in 21.3 seconds",
+	} {
+		if evs, err := p.Parse([]byte(line), Position{Source: "hapi", Line: 1}, nil); err == nil {
+			t.Errorf("%s: %+v, want no event", line, evs)
 		}
 	}
 }
