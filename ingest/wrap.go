@@ -136,6 +136,7 @@ type unwrapping struct {
 	partialFile store.FileID
 	partialTime wrapTime
 	partialLong bool
+	ship        *shipper // made for the first line that may be a shipper's event
 }
 
 // wrapSlots are the capture slots of the wrapper objects' keys.
@@ -264,10 +265,44 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 			return dst, SkipBlank
 		}
 	}
+	evs, err := u.parseInner(s, pos, wt, dst)
+	if err != nil && len(evs) == len(dst) && u.mode == WrapAuto && len(s) > 0 && s[0] == '{' {
+		return u.shipped(s, pos, wt, dst, evs, err)
+	}
+	return evs, err
+}
+
+// parseInner hands the unwrapped line to the format's parser.
+func (u *unwrapping) parseInner(s []byte, pos Position, wt wrapTime, dst []Event) ([]Event, error) {
 	if u.wrapped != nil {
 		return u.wrapped.parseWrapped(s, pos, wt, dst)
 	}
 	return u.inner.Parse(s, pos, dst)
+}
+
+// shipped reads s, a JSON line the format's parser read as nothing (evs,
+// err), as a log shipper's event (shipper.go): the outcome is the line it
+// carries when that holds events, else evs and err.
+func (u *unwrapping) shipped(s []byte, pos Position, wt wrapTime, dst, evs []Event, err error) ([]Event, error) {
+	if u.ship == nil {
+		u.ship = newShipper()
+	}
+	line, t, ok := u.ship.open(s, u.loc)
+	if !ok {
+		return evs, err
+	}
+	wt.merge(t)
+	line, wt, uerr := u.unwrap(trimSpace(trimBOM(line)), WrapAuto, wt, pos)
+	if uerr != nil {
+		return evs, err
+	}
+	if line = trimSpace(trimBOM(line)); len(line) == 0 {
+		return evs, err
+	}
+	if inner, ierr := u.parseInner(line, pos, wt, dst); len(inner) > len(dst) {
+		return inner, ierr
+	}
+	return evs, err
 }
 
 // mayWrap tells, from its first bytes, whether s can start with a wrapper

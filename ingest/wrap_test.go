@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -326,4 +327,56 @@ func FuzzUnwrap(f *testing.F) {
 			t.Fatalf("BOM handed on: %q", rec.line)
 		}
 	})
+}
+
+// TestShipperEnvelopes: a line inside a log shipper's JSON event
+// (Filebeat, Logstash, Vector, Fluent Bit), as a Kafka topic or a
+// shipper's file holds it, is read as the line it carries, dated by the
+// line's own time; an application's JSON record with a "message" of its
+// own, and an envelope whose line yields nothing, keep their outcome.
+func TestShipperEnvelopes(t *testing.T) {
+	const kcText = `2024-03-14 09:15:27,801 DEBUG [org.keycloak.events] (executor-thread-1) type="CODE_TO_TOKEN", realmId="r1", clientId="lab-app", userId="u1", ipAddress="203.0.113.9", scope="openid patient/Observation.rs"`
+	const ngx = `203.0.113.5 - - [14/Mar/2024:09:15:27 +0000] "GET /fhir/Patient/1 HTTP/1.1" 200 612 "-" "curl/8"`
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	kc := newTestParser(t, rules.Source{Name: "kc", Format: "keycloak"})
+	gw := newTestParser(t, rules.Source{Name: "gw", Format: "nginx"})
+	pos := Position{Source: "s", Line: 1}
+	for _, c := range []struct {
+		name string
+		p    Parser
+		line string
+	}{
+		{"filebeat", kc, `{"@timestamp":"2024-03-14T09:15:28.000Z","@metadata":{"beat":"filebeat"},"log":{"offset":12,"file":{"path":"/var/log/keycloak.log"}},"message":` + q(kcText) + `,"input":{"type":"filestream"},"agent":{"type":"filebeat"},"ecs":{"version":"8.0.0"},"host":{"name":"kc-0"}}`},
+		{"logstash", kc, `{"@version":"1","@timestamp":"2024-03-14T09:15:28.000Z","host":"kc-0","path":"/var/log/keycloak.log","message":` + q(kcText) + `}`},
+		{"vector", kc, `{"file":"/var/log/keycloak.log","host":"kc-0","message":` + q(kcText) + `,"source_type":"file","timestamp":"2024-03-14T09:15:28.000Z"}`},
+		{"fluent bit", kc, `{"date":1710407728.0,"stream":"stdout","log":` + q(kcText) + `,"kubernetes":{"pod_name":"kc-0"}}`},
+		{"filebeat nginx", gw, `{"@timestamp":"2024-03-14T09:15:28.000Z","message":` + q(ngx) + `,"agent":{"type":"filebeat"}}`},
+		{"filebeat syslog", gw, `{"@timestamp":"2024-03-14T09:15:28.000Z","message":` + q("<190>Mar 14 09:15:27 web-1 nginx: "+ngx) + `,"agent":{"type":"filebeat"}}`},
+	} {
+		evs, err := c.p.Parse([]byte(c.line), pos, nil)
+		if err != nil || len(evs) != 1 {
+			t.Errorf("%s: %d events, %v; want the line's event", c.name, len(evs), err)
+			continue
+		}
+		if evs[0].Time.Second() != 27 {
+			t.Errorf("%s: time %v, want the line's own (09:15:27)", c.name, evs[0].Time)
+		}
+	}
+	// Keycloak's own JSON (ECS) of another logger stays another logger's,
+	// and an envelope of a line that is not the format's stays what the
+	// envelope was read as.
+	for _, c := range []struct {
+		name string
+		p    Parser
+		line string
+		want error
+	}{
+		{"keycloak ecs, other logger", kc, `{"@timestamp":"2024-03-14T09:15:28.000Z","log.logger":"org.keycloak.services","message":"Keycloak started","ecs":{"version":"1.12.2"}}`, SkipOtherLogger},
+		{"filebeat, other logger", kc, `{"@timestamp":"2024-03-14T09:15:28.000Z","message":"2024-03-14 09:15:27,801 INFO  [io.quarkus] (main) started","agent":{"type":"filebeat"}}`, nil},
+	} {
+		evs, err := c.p.Parse([]byte(c.line), pos, nil)
+		if len(evs) != 0 || err == nil || (c.want != nil && err != c.want) {
+			t.Errorf("%s: %d events, %v; want no event (%v)", c.name, len(evs), err, c.want)
+		}
+	}
 }
