@@ -137,6 +137,7 @@ type unwrapping struct {
 	partialTime wrapTime
 	partialLong bool
 	ship        *shipper // made for the first line that may be a shipper's event
+	ansi        []byte   // a coloured line without its colours
 }
 
 // wrapSlots are the capture slots of the wrapper objects' keys.
@@ -264,6 +265,11 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 		if len(s) == 0 {
 			return dst, SkipBlank
 		}
+	}
+	if len(s) > 0 && s[0] == 0x1b {
+		// A coloured console (Keycloak's --log-console-color, Spring's
+		// ANSI output): the colours go, wherever they are in the line.
+		s = u.stripSGR(s)
 	}
 	evs, err := u.parseInner(s, pos, wt, dst)
 	if err != nil && len(evs) == len(dst) && u.mode == WrapAuto && len(s) > 0 && s[0] == '{' {
@@ -501,10 +507,18 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 		}
 		return rest, wt, true
 	}
-	if v[sl.message].kind != jsonString {
-		return nil, wt, false // an array of bytes: a binary message
+	switch m := v[sl.message]; m.kind {
+	case jsonString:
+		rest = u.str(m)
+	case jsonArray:
+		// journalctl writes a message holding control characters (colour
+		// codes) or invalid UTF-8 as an array of its bytes.
+		if rest, ok = u.byteArray(m.raw); !ok {
+			return nil, wt, false
+		}
+	default:
+		return nil, wt, false
 	}
-	rest = u.str(v[sl.message])
 	if rt := v[sl.realtime]; rt.present() {
 		raw := rt.raw
 		if rt.kind == jsonString {
@@ -514,6 +528,21 @@ func (u *unwrapping) jsonWrapper(s []byte, mode string) (rest []byte, wt wrapTim
 		wt.bad = !wt.ok
 	}
 	return rest, wt, true
+}
+
+// byteArray decodes a JSON array of numbers from 0 to 255 into u.buf.
+func (u *unwrapping) byteArray(raw []byte) (b []byte, ok bool) {
+	start, ok := len(u.buf), true
+	arrayElems(raw, func(v jsonValue) bool {
+		n, digits := atoiN(v.raw, len(v.raw))
+		if v.kind != jsonNumber || len(v.raw) == 0 || len(v.raw) > 3 || !digits || n > 255 {
+			ok = false
+			return false
+		}
+		u.buf = append(u.buf, byte(n))
+		return true
+	})
+	return u.buf[start:], ok
 }
 
 // isEnvelopeKey reports whether key can open an EventBridge envelope:
@@ -864,6 +893,25 @@ func stripCompose(s []byte) ([]byte, bool) {
 		r = r[1:]
 	}
 	return skipANSI(r), true
+}
+
+// stripSGR returns s without its ANSI CSI sequences (ESC '[' parameters
+// final byte: colours, mostly), in u.ansi.
+func (u *unwrapping) stripSGR(s []byte) []byte {
+	u.ansi = u.ansi[:0]
+	for {
+		i := bytes.IndexByte(s, 0x1b)
+		if i < 0 || i+1 >= len(s) || s[i+1] != '[' {
+			break
+		}
+		r := skipANSI(s[i:])
+		if len(r) == len(s)-i {
+			break // a sequence without its final byte: left as it is
+		}
+		u.ansi = append(u.ansi, s[:i]...)
+		s = r
+	}
+	return append(u.ansi, s...)
 }
 
 // skipANSI skips ANSI CSI colour sequences at the start of s.

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -377,6 +378,41 @@ func TestShipperEnvelopes(t *testing.T) {
 		evs, err := c.p.Parse([]byte(c.line), pos, nil)
 		if len(evs) != 0 || err == nil || (c.want != nil && err != c.want) {
 			t.Errorf("%s: %d events, %v; want no event (%v)", c.name, len(evs), err, c.want)
+		}
+	}
+}
+
+// TestColouredLines: a console's ANSI colours (Keycloak's
+// --log-console-color) go wherever they are in the line, and journalctl's
+// -o json, which writes such a message as an array of its bytes, is read
+// as the text.
+func TestColouredLines(t *testing.T) {
+	const plain = `2024-03-14 09:15:27,801 DEBUG [org.keycloak.events] (executor-thread-1) type="CODE_TO_TOKEN", realmId="r1", clientId="lab-app", userId="u1", ipAddress="203.0.113.9", scope="openid patient/Observation.rs"`
+	coloured := "\x1b[0m2024-03-14 09:15:27,801 \x1b[36mDEBUG\x1b[39m [\x1b[35morg.keycloak.events\x1b[39m] (executor-thread-1) " + plain[strings.Index(plain, "type="):] + "\x1b[0m"
+	var arr []string
+	for _, b := range []byte(coloured) {
+		arr = append(arr, strconv.Itoa(int(b)))
+	}
+	kc := newTestParser(t, rules.Source{Name: "kc", Format: "keycloak"})
+	for name, line := range map[string]string{
+		"coloured":         coloured,
+		"journald bytes":   `{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1710407728000000","MESSAGE":[` + strings.Join(arr, ",") + `]}`,
+		"syslog, coloured": "<134>Mar 14 09:15:27 kc-0 keycloak: " + coloured,
+	} {
+		evs, err := kc.Parse([]byte(line), Position{Source: "kc", Line: 1}, nil)
+		if err != nil || len(evs) != 1 || evs[0].Client != "lab-app" || len(evs[0].Granted) != 2 {
+			t.Errorf("%s: %+v, %v; want the grant to lab-app", name, evs, err)
+		}
+	}
+	// Bytes out of range, a sequence without its end: no panic, no loop.
+	for _, line := range []string{
+		`{"__CURSOR":"s=1","MESSAGE":[27,256,48]}`,
+		`{"__CURSOR":"s=1","MESSAGE":[27,"a"]}`,
+		"\x1b[0m2024-03-14 09:15:27,801 DEBUG \x1b[",
+		"\x1b",
+	} {
+		if evs, err := kc.Parse([]byte(line), Position{Source: "kc", Line: 1}, nil); err == nil || len(evs) != 0 {
+			t.Errorf("%q: %+v, %v; want no event", line, evs, err)
 		}
 	}
 }
