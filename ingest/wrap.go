@@ -457,7 +457,7 @@ func (u *unwrapping) unwrapOne(s []byte, mode string) (rest []byte, wt wrapTime,
 	}
 	if try(WrapSyslog) || try(WrapJournald) {
 		if _, isMonth := monthAbbr(s); isMonth {
-			if r, t, ok := u.rfc3164(s); ok {
+			if r, t, ok := u.rfc3164(s, false); ok {
 				return r, t, true
 			}
 		}
@@ -653,7 +653,7 @@ func (u *unwrapping) syslogPRI(s []byte) (rest []byte, wt wrapTime, ok bool) {
 	if i+1 < len(s) && s[i] == '1' && s[i+1] == ' ' {
 		return u.rfc5424(s[i+2:])
 	}
-	return u.rfc3164(s[i:])
+	return u.rfc3164(s[i:], true)
 }
 
 func (u *unwrapping) rfc5424(s []byte) (rest []byte, wt wrapTime, ok bool) {
@@ -698,8 +698,9 @@ func (u *unwrapping) rfc5424(s []byte) (rest []byte, wt wrapTime, ok bool) {
 }
 
 // rfc3164 reads "Mmm dd hh:mm:ss[.ffffff] host tag: msg"; the fraction is
-// journald's short-precise.
-func (u *unwrapping) rfc3164(s []byte) (rest []byte, wt wrapTime, ok bool) {
+// journald's short-precise. pri says a <PRI> came before, as in what a
+// sender writes, where the host may be left out.
+func (u *unwrapping) rfc3164(s []byte, pri bool) (rest []byte, wt wrapTime, ok bool) {
 	if len(s) < 16 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' {
 		return nil, wt, false
 	}
@@ -716,7 +717,12 @@ func (u *unwrapping) rfc3164(s []byte) (rest []byte, wt wrapTime, ok bool) {
 	}
 	r, ok := hostTag(s[end+1:])
 	if !ok {
-		return nil, wt, false
+		// nginx's syslog with nohostname: "<190>Mar 14 09:15:27 nginx:
+		// msg", as sent, not as a syslog daemon writes it down (with its
+		// host): without the priority, "host: msg" is no header.
+		if r, ok = tagOnly(s[end+1:]); !ok || !pri {
+			return nil, wt, false
+		}
 	}
 	wt.t, wt.ok = parseSyslogTime(s[:15], u.loc, u.now())
 	wt.bad = !wt.ok
@@ -806,6 +812,21 @@ func hostTag(s []byte) (rest []byte, ok bool) {
 	tag, r := nextField(r)
 	if len(tag) < 2 || tag[len(tag)-1] != ':' || !isTagStart(tag[0]) {
 		return nil, false
+	}
+	return r, true
+}
+
+// tagOnly reads "tag: msg" or "tag[pid]: msg", a header without its
+// host (nginx's syslog nohostname parameter).
+func tagOnly(s []byte) (rest []byte, ok bool) {
+	tag, r := nextField(s)
+	if len(tag) < 2 || tag[len(tag)-1] != ':' || !isTagStart(tag[0]) || len(r) == 0 {
+		return nil, false
+	}
+	for _, c := range tag[:len(tag)-1] {
+		if !isTagStart(c) && c != '[' && c != ']' {
+			return nil, false
+		}
 	}
 	return r, true
 }

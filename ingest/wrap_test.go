@@ -80,6 +80,8 @@ func TestUnwrap(t *testing.T) {
 		{"json event untouched", `{"time":1,"type":"LOGIN","realmId":"r"}`, `{"time":1,"type":"LOGIN","realmId":"r"}`, ""},
 		{"iso text untouched", "2024-03-14T09:15:27.801Z INFO [org.keycloak.events] x", "2024-03-14T09:15:27.801Z INFO [org.keycloak.events] x", ""},
 		{"host colon untouched", "Mar 14 09:15:27 idp-01: not a tag", "Mar 14 09:15:27 idp-01: not a tag", ""},
+		{"nginx nohostname", "<190>Mar 14 09:15:27 nginx: " + innerText, innerText, "2024-03-14T09:15:27Z"},
+		{"tag with pid, no host", "<190>Mar 14 09:15:27 nginx[42]: " + innerText, innerText, "2024-03-14T09:15:27Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
