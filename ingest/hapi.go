@@ -217,7 +217,8 @@ func (p *hapiParser) split(s []byte) (prefix, msg []byte, ok bool) {
 	if len(s) < 19 || s[0] < '0' || s[0] > '9' || s[4] != '-' {
 		return nil, s, p.match(s)
 	}
-	for i := 19; i < len(s)-1; i++ {
+	tries := 0
+	for i := 19; i < len(s)-1 && tries < maxPrefixSeparators; i++ {
 		var n int
 		switch {
 		case (s[i] == ']' || s[i] == ')') && s[i+1] == ' ':
@@ -227,12 +228,18 @@ func (p *hapiParser) split(s []byte) (prefix, msg []byte, ok bool) {
 		default:
 			continue
 		}
+		tries++
 		if m := s[i+n:]; p.match(m) && isHAPIWord(p.vals[hapiOperationType]) {
 			return s[:i+n], m, true
 		}
 	}
 	return nil, nil, false
 }
+
+// maxPrefixSeparators bounds the separators split tries: a layout's
+// prefix has a few ("] " after the thread, " - " or " : " after the
+// logger), and a long line full of them must not cost a match each.
+const maxPrefixSeparators = 8
 
 // isHAPIWord reports whether op can be an operation type: a code
 // ("search-type", "extended-operation-instance") or an enum name
