@@ -46,6 +46,7 @@ type kcSlots struct {
 	time, timestamp, ecsTimestamp, loggerName, ecsLogger, message int
 	typ, realmID, clientID, userID, ipAddress, errorKey           int
 	scope, username, flatScope, flatUsername                      int
+	reason, flatReason                                            int
 	opType, resType, resPath, authClient, authUser, authIP        int
 }
 
@@ -72,6 +73,8 @@ func newKeycloakParser(src rules.Source) (*keycloakParser, error) {
 		username:     p.add("details", "username"),
 		flatScope:    p.add("scope"),
 		flatUsername: p.add("username"),
+		reason:       p.add("details", "reason"),
+		flatReason:   p.add("reason"),
 		opType:       p.add("operationType"),
 		resType:      p.add("resourceType"),
 		resPath:      p.add("resourcePath"),
@@ -93,6 +96,7 @@ type kcEvent struct {
 	client, user, ip, errStr      []byte
 	realm                         []byte
 	scope, username               []byte
+	reason                        []byte // the reason detail of an error
 	time                          time.Time
 	hasTime                       bool
 	badTime                       bool   // only a header's unparsable time was found
@@ -476,7 +480,7 @@ func pairFollows(msg []byte, i int) bool {
 // wanted reports whether the parser keeps the value of key.
 func (p *keycloakParser) wanted(key []byte) bool {
 	switch string(key) {
-	case "type", "operationType", "clientId", "realmId", "userId", "ipAddress", "error", "scope", "username", "resourceType", "resourcePath":
+	case "type", "operationType", "clientId", "realmId", "userId", "ipAddress", "error", "scope", "username", "resourceType", "resourcePath", "reason":
 		return true
 	}
 	return false
@@ -506,6 +510,8 @@ func (p *keycloakParser) assign(ev *kcEvent, key, val []byte) {
 		ev.resType = val
 	case "resourcePath":
 		ev.resPath = val
+	case "reason":
+		ev.reason = val
 	}
 }
 
@@ -678,10 +684,14 @@ func (p *keycloakParser) jsonEvent(pos Position, outer wrapTime) (kcEvent, error
 		errStr:   p.str(v[sl.errorKey]),
 		scope:    p.str(v[sl.scope]),
 		username: p.str(v[sl.username]),
+		reason:   p.str(v[sl.reason]),
 	}
 	// Some listeners write the details at the top level.
 	if !v[sl.scope].present() {
 		ev.scope = p.str(v[sl.flatScope])
+	}
+	if !v[sl.reason].present() {
+		ev.reason = p.str(v[sl.flatReason])
 	}
 	if !v[sl.username].present() {
 		ev.username = p.str(v[sl.flatUsername])
@@ -819,9 +829,31 @@ func (p *keycloakParser) emit(ev *kcEvent, pos Position, dst []Event) ([]Event, 
 		e.Granted = p.scopes.split(nonNull(ev.scope))
 	case KindDeny:
 		e.Type = p.strs.bytes(typ)
-		e.Requested = p.scopes.split(nonNull(ev.scope))
+		scope := nonNull(ev.scope)
+		if list, ok := kcInvalidScopes(ev.reason); ok {
+			// Keycloak refuses scopes a client may not have with the
+			// error invalid_request and a reason naming them (the client
+			// is answered invalid_scope): the line's only record of them.
+			if len(scope) == 0 {
+				scope = list
+			}
+			e.Reason = "invalid_scope"
+		}
+		e.Requested = p.scopes.split(scope)
 	}
 	return append(dst, e), nil
+}
+
+// kcInvalidScopesReason starts the reason Keycloak logs for a token
+// request refused for its scopes ("Invalid scopes: a b").
+const kcInvalidScopesReason = "Invalid scopes: "
+
+// kcInvalidScopes returns the scopes a reason detail names as refused.
+func kcInvalidScopes(reason []byte) ([]byte, bool) {
+	if !bytes.HasPrefix(reason, []byte(kcInvalidScopesReason)) {
+		return nil, false
+	}
+	return bytes.TrimSpace(reason[len(kcInvalidScopesReason):]), true
 }
 
 // adminType names an admin event RESOURCE_OPERATION (CLIENT_UPDATE), in the

@@ -230,3 +230,31 @@ func TestParseKeycloakContinuation(t *testing.T) {
 		}
 	}
 }
+
+// TestParseKeycloakInvalidScopes: Keycloak refuses a token request for
+// scopes the client may not have with error invalid_request and the
+// reason "Invalid scopes: …": the refusal is invalid_scope, of those
+// scopes, in the text styles and in JSON.
+func TestParseKeycloakInvalidScopes(t *testing.T) {
+	p := newTestIdP(t, "keycloak")
+	for name, line := range map[string]string{
+		"quoted":   `2024-03-14 09:15:27,801 WARN  [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN_ERROR", realmId="r1", clientId="bulk", userId="null", ipAddress="203.0.113.7", error="invalid_request", reason="Invalid scopes: openid system/*.cruds", grant_type="client_credentials"`,
+		"unquoted": `2024-03-14 09:15:27,801 WARN  [org.keycloak.events] (default task-1) type=CLIENT_LOGIN_ERROR, realmId=r1, clientId=bulk, userId=null, ipAddress=203.0.113.7, error=invalid_request, reason=Invalid scopes: openid system/*.cruds, grant_type=client_credentials`,
+		"json":     `{"time":1710407727801,"type":"CLIENT_LOGIN_ERROR","realmId":"r1","clientId":"bulk","ipAddress":"203.0.113.7","error":"invalid_request","details":{"reason":"Invalid scopes: openid system/*.cruds","grant_type":"client_credentials"}}`,
+	} {
+		evs, err := p.Parse([]byte(line), Position{Source: "kc", Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Errorf("%s: %+v, %v", name, evs, err)
+			continue
+		}
+		e := evs[0]
+		if e.Kind != KindDeny || e.Reason != "invalid_scope" || strings.Join(e.Requested, " ") != "openid system/*.cruds" || e.Client != "bulk" {
+			t.Errorf("%s: %v %q %q %q, want a refusal invalid_scope of openid system/*.cruds by bulk", name, e.Kind, e.Reason, e.Requested, e.Client)
+		}
+	}
+	// Another reason leaves the error as it is.
+	line := `2024-03-14 09:15:27,801 WARN  [org.keycloak.events] (executor-thread-1) type="CLIENT_LOGIN_ERROR", clientId="bulk", error="invalid_client_credentials", reason="bad secret"`
+	if evs, err := p.Parse([]byte(line), Position{Source: "kc", Line: 1}, nil); err != nil || len(evs) != 1 || evs[0].Reason != "invalid_client_credentials" {
+		t.Errorf("other reason: %+v, %v", evs, err)
+	}
+}
