@@ -177,7 +177,7 @@ func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	} else {
 		e.Method = hapiMethod(code)
 	}
-	e.Path = p.path(code)
+	e.Path = p.path(code, e.Method)
 	if q := p.vals[hapiRequestParameters]; len(q) > 0 {
 		if q[0] == '?' {
 			q = q[1:]
@@ -361,7 +361,7 @@ func hapiMethod(code []byte) string {
 
 // path rebuilds the request path, relative to the FHIR base, from the
 // logged resource or id and the interaction.
-func (p *hapiParser) path(code []byte) string {
+func (p *hapiParser) path(code []byte, method string) string {
 	id := p.vals[hapiIDOrResourceName]
 	if len(id) == 0 {
 		id = p.vals[hapiID]
@@ -388,15 +388,23 @@ func (p *hapiParser) path(code []byte) string {
 		if i := bytes.IndexByte(name, '?'); i >= 0 {
 			name = name[:i] // as for the id: the parameters are not the path's
 		}
-		if len(name) > 0 {
-			if len(id) > 0 {
-				b = append(b, '/')
-			}
-			if name[0] != '$' {
-				b = append(b, '$')
-			}
-			b = append(b, name...)
+		// Without ${operationName} the path still names an operation
+		// ("/Patient/1/$"), which no SMART scope maps: read as the
+		// instance or the type, it was counted as a read or a create.
+		if len(id) > 0 {
+			b = append(b, '/')
 		}
+		if len(name) == 0 || name[0] != '$' {
+			b = append(b, '$')
+		}
+		b = append(b, name...)
+	case bytes.HasPrefix(code, []byte("search")) && method != "GET" && !bytes.Contains(id, []byte("_search")):
+		// A search sent by POST ([type]/_search with a form body), which
+		// ${requestVerb} says: as [type] alone it reads as a create.
+		if len(id) > 0 {
+			b = append(b, '/')
+		}
+		b = append(b, "_search"...)
 	}
 	p.buf = b
 	return p.strs.bytes(b)

@@ -115,7 +115,7 @@ func TestParseHAPIOperationQuery(t *testing.T) {
 	tests := []struct{ op, path string }{
 		{"extended-operation-instance $everything Patient/123", "/Patient/123/$everything"},
 		{"extended-operation-instance $everything?_count=1 Patient/123", "/Patient/123/$everything"},
-		{"extended-operation-instance ?x Patient/123", "/Patient/123"},
+		{"extended-operation-instance ?x Patient/123", "/Patient/123/$"}, // an operation of no logged name: no read of Patient/123
 		{"extended-operation-server $export? ", "/$export"},
 	}
 	p := newTestGateway(t, rules.Source{Format: "hapi-fhir", Template: hapiPublicTemplate})
@@ -161,6 +161,38 @@ func TestParseHAPILayouts(t *testing.T) {
 	} {
 		if evs, err := p.Parse([]byte(line), Position{Source: "hapi", Line: 1}, nil); err == nil {
 			t.Errorf("%s: %+v, want no event", line, evs)
+		}
+	}
+}
+
+// TestParseHAPIVerbAndOperation: with ${requestVerb} logged, a search
+// sent by POST is a search ([type]/_search), not a create of [type]; an
+// extended operation whose name is not logged maps to no scope, not to a
+// read of the instance or a create on the type.
+func TestParseHAPIVerbAndOperation(t *testing.T) {
+	p := newTestGateway(t, rules.Source{Format: "hapi-fhir", Template: "${requestVerb} ${operationType} ${idOrResourceName} client=${requestHeader.x-client-id}"})
+	for _, c := range []struct {
+		msg, path string
+		in        rules.Interaction
+		mapped    bool
+	}{
+		{"POST search-type Observation client=a", "/Observation/_search", rules.Search, true},
+		{"GET search-type Observation client=a", "/Observation", rules.Search, true},
+		{"POST search-system  client=a", "/_search", rules.Search, true},
+		{"GET extended-operation-instance Patient/123 client=a", "/Patient/123/$", 0, false},
+		{"POST extended-operation-type Patient client=a", "/Patient/$", 0, false},
+		{"GET read Patient/123 client=a", "/Patient/123", rules.Read, true},
+	} {
+		line := "2024-03-14 09:16:27.801 [qtp1-12] INFO  fhirtest.access - " + c.msg
+		evs, err := p.Parse([]byte(line), Position{Source: "hapi", Line: 1}, nil)
+		if err != nil || len(evs) != 1 {
+			t.Errorf("%s: %+v, %v", c.msg, evs, err)
+			continue
+		}
+		e := evs[0]
+		_, in, ok := rules.FHIRInteraction(e.Method, e.Path, "")
+		if e.Path != c.path || ok != c.mapped || (ok && in != c.in) {
+			t.Errorf("%s: %s %s maps to %v %v, want %s mapped %v %v", c.msg, e.Method, e.Path, in, ok, c.path, c.mapped, c.in)
 		}
 	}
 }
