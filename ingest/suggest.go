@@ -146,7 +146,11 @@ func (t *Tally) Diagnose(src rules.Source) string {
 	if hint != "" { // another format or wrapper reads them: that says more
 		return hint
 	}
-	if f, ok := lookupFormat(src.Format); ok && f.ignoredHint != "" && 2*(t.Ignored[SkipOtherLogger]+t.Ignored[SkipOtherEvent]) > ign {
+	// Another logger's lines, events that grant nothing and failed logins
+	// without a client: what a log shows whose successes are not written
+	// (Keycloak's, at INFO).
+	quiet := t.Ignored[SkipOtherLogger] + t.Ignored[SkipOtherEvent] + t.Ignored[SkipNoClient]
+	if f, ok := lookupFormat(src.Format); ok && f.ignoredHint != "" && 2*quiet > ign {
 		return f.ignoredHint
 	}
 	return fmt.Sprintf("every line is ignored (%s)", Counts(t.Ignored))

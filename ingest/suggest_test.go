@@ -72,6 +72,11 @@ func TestDiagnose(t *testing.T) {
 			[]string{"wrong format?", "(bad_wrapper 5)", "unknown wrapper:", "syslog header", "set wrapper: auto"}},
 		{"prefix no wrapper knows", rules.Source{Name: "s", Format: "okta"}, prefixed("[gw-7] ", fixtureLines(t, "okta/token_grants.log")),
 			[]string{"(bad_json 7)", `unknown wrapper: 7 of 7 sampled lines carry a prefix ("[gw-7] ") before what format okta reads`}},
+		{"keycloak at INFO, failed logins", rules.Source{Name: "s", Format: "keycloak"}, [][]byte{
+			[]byte(`2024-03-14 09:00:00,001 INFO  [io.quarkus] (main) Keycloak 24.0.1 started in 3.2s`),
+			[]byte(`2024-03-14 09:15:27,801 WARN  [org.keycloak.events] (executor-thread-1) type="LOGIN_ERROR", realmId="r1", clientId="null", userId="null", ipAddress="203.0.113.7", error="user_not_found"`),
+			[]byte(`2024-03-14 09:15:28,801 WARN  [org.keycloak.events] (executor-thread-1) type="LOGOUT_ERROR", realmId="r1", clientId="null", userId="null", ipAddress="203.0.113.7", error="invalid_token"`),
+		}, []string{"success events are logged at DEBUG"}},
 		{"nothing reads them", rules.Source{Name: "s", Format: "nginx"}, fixtureLines(t, "keycloak/non_event_lines.log"),
 			[]string{"wrong format? 16 of 17 lines are malformed for format nginx", "no other format reads them"}},
 	}
