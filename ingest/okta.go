@@ -33,6 +33,7 @@ var _ Parser = (*oktaParser)(nil)
 type oktaSlots struct {
 	eventType, published, actorID, actorType, clientID, clientIP, country int
 	ipChain, target, result, reason, requested, granted, userID           int
+	hookEvents                                                            int // data.events of an event hook's delivery
 }
 
 // oktaSubSlots are the capture slots inside array items.
@@ -47,20 +48,21 @@ func newOktaParser(src rules.Source) (Parser, error) {
 	}
 	p := newJSONPaths()
 	s := oktaSlots{
-		eventType: p.add("eventType"),
-		published: p.add("published"),
-		actorID:   p.add("actor", "id"),
-		actorType: p.add("actor", "type"),
-		clientID:  p.add("client", "id"),
-		clientIP:  p.add("client", "ipAddress"),
-		country:   p.add("client", "geographicalContext", "country"),
-		ipChain:   p.add("request", "ipChain"),
-		target:    p.add("target"),
-		result:    p.add("outcome", "result"),
-		reason:    p.add("outcome", "reason"),
-		requested: p.add("debugContext", "debugData", "requestedScopes"),
-		granted:   p.add("debugContext", "debugData", "grantedScopes"),
-		userID:    p.add("debugContext", "debugData", "userId"),
+		eventType:  p.add("eventType"),
+		hookEvents: p.add("data", "events"),
+		published:  p.add("published"),
+		actorID:    p.add("actor", "id"),
+		actorType:  p.add("actor", "type"),
+		clientID:   p.add("client", "id"),
+		clientIP:   p.add("client", "ipAddress"),
+		country:    p.add("client", "geographicalContext", "country"),
+		ipChain:    p.add("request", "ipChain"),
+		target:     p.add("target"),
+		result:     p.add("outcome", "result"),
+		reason:     p.add("outcome", "reason"),
+		requested:  p.add("debugContext", "debugData", "requestedScopes"),
+		granted:    p.add("debugContext", "debugData", "grantedScopes"),
+		userID:     p.add("debugContext", "debugData", "userId"),
 	}
 	sp := newJSONPaths()
 	ss := oktaSubSlots{typ: sp.add("type"), id: sp.add("id"), ip: sp.add("ip")}
@@ -91,8 +93,20 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if kind != jsonObject {
 		return dst, lineError(pos, p.name, "", ReasonBadFormat, "line is neither a LogEvent object nor an array of them")
 	}
+	if v := p.scan.vals; v[p.slot.hookEvents].kind == jsonArray {
+		if typ, _ := idpText(&p.buf, v[p.slot.eventType]); string(typ) == oktaEventHook {
+			// An event hook's delivery, as a receiver that logs the body
+			// writes it: its LogEvents are data.events.
+			events := v[p.slot.hookEvents].raw
+			return eachRecord(&p.scan, events, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.event(pos, d) })
+		}
+	}
 	return p.event(pos, dst)
 }
+
+// oktaEventHook is the eventType of an event hook's delivery, whose
+// data.events holds the LogEvents (Okta's event hooks).
+const oktaEventHook = "com.okta.event_hook"
 
 // oktaOAuthType says what an event type of the org (app.oauth2.*) or a
 // custom (app.oauth2.as.*) authorization server is to scopewatch.

@@ -318,3 +318,22 @@ func TestParseOktaEventTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestParseOktaEventHook: an event hook's delivery, as a receiver that
+// logs the request body writes it, holds its LogEvents in data.events;
+// each counts on its own.
+func TestParseOktaEventHook(t *testing.T) {
+	p := newTestIdP(t, "okta")
+	grant := `{"published":"2024-03-14T09:15:27.801Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"0oa1","type":"PublicClientApp"},"client":{"ipAddress":"203.0.113.7"},"outcome":{"result":"SUCCESS"},"debugContext":{"debugData":{"grantedScopes":"openid, patient/Observation.rs"}}}`
+	other := `{"published":"2024-03-14T09:15:28.801Z","eventType":"user.session.start","outcome":{"result":"SUCCESS"}}`
+	line := `{"eventType":"com.okta.event_hook","eventTypeVersion":"1.0","cloudEventsVersion":"0.1","source":"https://example.okta.com/api/v1/eventHooks/who8","eventId":"b5a1","data":{"events":[` +
+		grant + `,` + other + `,` + grant + `]},"eventTime":"2024-03-14T09:15:29.000Z","contentType":"application/json"}`
+	evs, err := p.Parse([]byte(line), Position{Source: "okta", Line: 1}, nil)
+	if err != nil || len(evs) != 2 || evs[0].Client != "0oa1" || len(evs[1].Granted) != 2 {
+		t.Errorf("%+v, %v; want the two grants", evs, err)
+	}
+	empty := `{"eventType":"com.okta.event_hook","data":{"events":[]},"eventTime":"2024-03-14T09:15:29.000Z"}`
+	if evs, err := p.Parse([]byte(empty), Position{Source: "okta", Line: 1}, nil); err != SkipOtherEvent || len(evs) != 0 {
+		t.Errorf("empty delivery: %+v, %v; want other_event", evs, err)
+	}
+}
