@@ -38,7 +38,7 @@ type oktaSlots struct {
 
 // oktaSubSlots are the capture slots inside array items.
 type oktaSubSlots struct {
-	typ, id, ip int
+	typ, id, ip, country int
 }
 
 func newOktaParser(src rules.Source) (Parser, error) {
@@ -65,7 +65,7 @@ func newOktaParser(src rules.Source) (Parser, error) {
 		userID:     p.add("debugContext", "debugData", "userId"),
 	}
 	sp := newJSONPaths()
-	ss := oktaSubSlots{typ: sp.add("type"), id: sp.add("id"), ip: sp.add("ip")}
+	ss := oktaSubSlots{typ: sp.add("type"), id: sp.add("id"), ip: sp.add("ip"), country: sp.add("geographicalContext", "country")}
 	return &oktaParser{
 		name:  src.Name,
 		loc:   loc,
@@ -208,12 +208,18 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 		return dst, err
 	}
 	var readable bool
-	if e.IP, readable = p.ip(); !readable {
+	var chainCountry []byte
+	if e.IP, readable, chainCountry = p.ip(); !readable {
 		e.Dropped |= FieldIP
 	}
 	// The country is optional: a value that is no string or names no
-	// country Okta's geography uses is left out and counted.
+	// country Okta's geography uses is left out and counted. Without
+	// client.geographicalContext (a client-credentials grant), the
+	// address's entry of request.ipChain has it.
 	country, ok := idpText(&p.buf, v[sl.country])
+	if ok && len(country) == 0 && !v[sl.country].present() {
+		country = chainCountry
+	}
 	if e.Country, readable = countryLookup(country); !ok || !readable {
 		e.Country = ""
 		e.Dropped |= FieldCountry
@@ -306,7 +312,7 @@ func (p *oktaParser) subject(pos Position) (string, error) {
 // a string or an array of objects, an unparsable or unspecified address)
 // and no address was found, so the event keeps no IP and counts it as
 // dropped.
-func (p *oktaParser) ip() (a netip.Addr, readable bool) {
+func (p *oktaParser) ip() (a netip.Addr, readable bool, chainCountry []byte) {
 	v, sl := p.scan.vals, &p.slot
 	readable = true
 	b, ok := idpText(&p.buf, v[sl.clientIP])
@@ -314,7 +320,7 @@ func (p *oktaParser) ip() (a netip.Addr, readable bool) {
 		readable = false
 	} else if len(b) > 0 {
 		if a, ok = parseClientIP(b); ok {
-			return a, true
+			return a, true, nil
 		}
 		readable = false
 	}
@@ -339,6 +345,7 @@ func (p *oktaParser) ip() (a netip.Addr, readable bool) {
 				return true
 			}
 			if a, ok = parseClientIP(ipb); ok {
+				chainCountry, _ = idpText(&p.buf, p.sub.vals[p.sslot.country])
 				return false
 			}
 			readable = false
@@ -348,9 +355,9 @@ func (p *oktaParser) ip() (a netip.Addr, readable bool) {
 		readable = false
 	}
 	if a.IsValid() {
-		return a, true
+		return a, true, chainCountry
 	}
-	return netip.Addr{}, readable
+	return netip.Addr{}, readable, nil
 }
 
 // parseClientIP parses the address of a client as an identity provider

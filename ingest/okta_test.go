@@ -337,3 +337,20 @@ func TestParseOktaEventHook(t *testing.T) {
 		t.Errorf("empty delivery: %+v, %v; want other_event", evs, err)
 	}
 }
+
+// TestParseOktaChainCountry: without client.geographicalContext (a
+// client-credentials grant), the country is that of the address's entry
+// in request.ipChain; a client country, even an unknown one, stands.
+func TestParseOktaChainCountry(t *testing.T) {
+	p := newTestIdP(t, "okta")
+	const head = `{"published":"2024-03-14T09:15:27.801Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"0oa1","type":"PublicClientApp"},"outcome":{"result":"SUCCESS"},`
+	for _, c := range []struct{ name, body, want string }{
+		{"no client context", `"client":{"ipAddress":null,"geographicalContext":null},"request":{"ipChain":[{"ip":"198.51.100.77","geographicalContext":{"country":"Germany"}}]}}`, "DE"},
+		{"client country", `"client":{"ipAddress":"198.51.100.77","geographicalContext":{"country":"France"}},"request":{"ipChain":[{"ip":"198.51.100.77","geographicalContext":{"country":"Germany"}}]}}`, "FR"},
+	} {
+		evs, err := p.Parse([]byte(head+c.body), Position{Source: "okta", Line: 1}, nil)
+		if err != nil || len(evs) != 1 || evs[0].Country != c.want || evs[0].IP.String() != "198.51.100.77" {
+			t.Errorf("%s: %+v, %v; want 198.51.100.77 in %s", c.name, evs, err, c.want)
+		}
+	}
+}
