@@ -119,11 +119,10 @@ const (
 	// /authorize issues). The bare ...token.grant types are the failure
 	// variants.
 	oktaToken
-	// oktaAuthorize: the /authorize request itself; its FAILURE is a
-	// refusal (access_denied, invalid_scope, ...), its SUCCESS issues
-	// nothing (the code or implicit event that follows does).
-	oktaAuthorize
-	// oktaScopeDenied: scopes a policy refused at /authorize.
+	// oktaScopeDenied: scopes a policy refused at /authorize. The bare
+	// app.oauth2.[as.]authorize event stays another event: whether its
+	// FAILURE repeats a scope_denied of the same request is not
+	// documented, and a refusal counted twice would double probing.
 	oktaScopeDenied
 )
 
@@ -134,8 +133,6 @@ func oktaOAuthTypeOf(t []byte) oktaOAuthType {
 		"app.oauth2.authorize.implicit.id_token", "app.oauth2.as.authorize.implicit.id_token",
 		"app.oauth2.token.grant", "app.oauth2.as.token.grant":
 		return oktaToken
-	case "app.oauth2.authorize", "app.oauth2.as.authorize":
-		return oktaAuthorize
 	case "app.oauth2.as.authorize.scope_denied":
 		return oktaScopeDenied
 	}
@@ -180,10 +177,7 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 	default:
 		return dst, SkipUndecided // UNKNOWN, CHALLENGE, SKIPPED, ...: nothing was decided
 	}
-	switch {
-	case oauth == oktaAuthorize && kind == KindGrant:
-		return dst, SkipOtherEvent
-	case oauth == oktaScopeDenied:
+	if oauth == oktaScopeDenied {
 		kind = KindDeny
 	}
 	e := Event{Time: t, Source: pos.Source, Kind: kind, Type: p.strs.bytes(typ), Pos: pos}
