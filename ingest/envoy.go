@@ -105,7 +105,13 @@ func (p *envoyParser) Parse(line []byte, pos Position, dst []Event) ([]Event, er
 	e.Method = p.strs.bytes(method)
 	setTarget(&e, target)
 	e.Status = status
-	remote := istioRemote(rest)
+	// The peer stands in only for a request without the header: with
+	// one, the address is the header's, as Envoy's own format gives it,
+	// whatever the peer (a load balancer with a public address).
+	var remote []byte
+	if len(dashless(xff)) == 0 {
+		remote = istioRemote(rest)
+	}
 	e.IP = p.clientIP(xff, remote)
 	if !e.IP.IsValid() && (len(dashless(xff)) > 0 || len(dashless(remote)) > 0) {
 		e.Dropped |= FieldIP

@@ -149,8 +149,8 @@ func FuzzParseEnvoyJSON(f *testing.F) {
 // TestParseEnvoyIstioRemote: Istio's default text format ends with the
 // downstream addresses. A request without X-Forwarded-For (a client
 // straight at the ingress gateway) gets %DOWNSTREAM_REMOTE_ADDRESS%, as
-// envoy-json gets downstream_remote_address; with the header and a
-// private peer the header's client stands; Envoy's own default, which
+// envoy-json gets downstream_remote_address; with the header, the
+// header's client stands, whatever the peer; Envoy's own default, which
 // ends with the upstream host, has no peer.
 func TestParseEnvoyIstioRemote(t *testing.T) {
 	p := newTestParser(t, rules.Source{Format: "envoy"})
@@ -158,6 +158,7 @@ func TestParseEnvoyIstioRemote(t *testing.T) {
 	for _, c := range []struct{ name, line, want string }{
 		{"istio, no xff", head + `"-" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 203.0.113.77:51234 - default`, "203.0.113.77"},
 		{"istio, xff, private peer", head + `"198.51.100.7" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 10.0.0.2:51234 - default`, "198.51.100.7"},
+		{"istio, xff, public peer", head + `"198.51.100.7" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 35.191.10.20:55555 - default`, "198.51.100.7"},
 		{"istio, ipv6 peer", head + `"-" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080" outbound|8080||hapi.svc 10.20.0.9:41234 10.20.0.14:8080 [2001:db8::7]:51234 - default`, "2001:db8::7"},
 		{"envoy default", `[2024-03-14T09:19:20.123Z] "GET /fhir/Patient/77 HTTP/1.1" 200 - 0 2210 23 21 "-" "curl/8" "0f9e" "fhir.example.org" "10.20.0.14:8080"`, ""},
 	} {

@@ -196,16 +196,16 @@ func (p *hapiParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 // split cuts the line into the logging prefix and the message and reads
 // the message's variables (match). A template that starts with text is
 // found by searching for it. One that starts with a variable takes the
-// whole line when it has no leading timestamp; behind one, the message
-// starts after the first separator of a logging layout from which it
-// matches the template with an operation type that is one word:
-// logback's "%d [%thread] %level %logger - %msg", HAPI's documented
-// "%d [%thread] %-5level %logger{36} [%file:%line] %msg", Spring Boot's
-// "%d %5p %pid --- [%t] %logger : %msg", JBoss's "%d %-5p [%c] (%t) %s".
-// A separator inside the message
-// (the " - " of the default template) comes after the one that ends the
-// prefix, and a candidate that starts too early takes words of the
-// prefix into the operation type.
+// whole line when it has no leading timestamp. Behind one, the message
+// follows logback's first " - " ("%d [%thread] %level %logger - %msg")
+// when it matches there with an operation type of one word; otherwise it
+// follows the first separator after the line's level from which it
+// does: "] " after HAPI's documented "… %-5level %logger{36}
+// [%file:%line] %msg", " : " in Spring Boot's "%d %5p %pid --- [%t]
+// %logger : %msg", ") " in JBoss's "%d %-5p [%c] (%t) %s". A separator
+// before the level is the thread's, inside the prefix; one inside the
+// message (the " - " of the default template) comes after the one that
+// ends the prefix.
 func (p *hapiParser) split(s []byte) (prefix, msg []byte, ok bool) {
 	if p.startLit {
 		i := bytes.Index(s, []byte(p.segs[0].lit))
@@ -217,28 +217,62 @@ func (p *hapiParser) split(s []byte) (prefix, msg []byte, ok bool) {
 	if len(s) < 19 || s[0] < '0' || s[0] > '9' || s[4] != '-' {
 		return nil, s, p.match(s)
 	}
+	if i := bytes.Index(s, []byte(" - ")); i >= 0 {
+		if m := s[i+3:]; p.match(m) && isHAPIWord(p.vals[hapiOperationType]) {
+			return s[:i+3], m, true
+		}
+	}
+	from := levelEnd(s)
+	if from < 0 {
+		return nil, nil, false
+	}
 	tries := 0
-	for i := 19; i < len(s)-1 && tries < maxPrefixSeparators; i++ {
-		var n int
+	for i := from; i < len(s)-1 && tries < maxPrefixSeparators; i++ {
 		switch {
 		case (s[i] == ']' || s[i] == ')') && s[i+1] == ' ':
-			n = 2
-		case (s[i] == '-' || s[i] == ':') && s[i-1] == ' ' && s[i+1] == ' ':
-			n = 2
+		case s[i] == ':' && s[i-1] == ' ' && s[i+1] == ' ':
 		default:
 			continue
 		}
 		tries++
-		if m := s[i+n:]; p.match(m) && isHAPIWord(p.vals[hapiOperationType]) {
-			return s[:i+n], m, true
+		if m := s[i+2:]; p.match(m) && isHAPIWord(p.vals[hapiOperationType]) {
+			return s[:i+2], m, true
 		}
 	}
 	return nil, nil, false
 }
 
-// maxPrefixSeparators bounds the separators split tries: a layout's
-// prefix has a few ("] " after the thread, " - " or " : " after the
-// logger), and a long line full of them must not cost a match each.
+// levelEnd returns where the first log level word of s ends (INFO, WARN,
+// ERROR, DEBUG, TRACE, and java.util.logging's names), looked for among
+// the words of a layout's prefix; -1 when there is none.
+func levelEnd(s []byte) int {
+	for i, n := 0, min(len(s), maxLevelAt); i < n; {
+		for i < n && !isASCIILetter(s[i]) {
+			i++
+		}
+		j := i
+		for j < len(s) && isASCIILetter(s[j]) {
+			j++
+		}
+		switch string(s[i:j]) {
+		case "TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL", "SEVERE", "FINE", "FINER", "FINEST", "CONFIG":
+			if j == len(s) || s[j] == ' ' || s[j] == ']' {
+				return j
+			}
+		}
+		i = j
+	}
+	return -1
+}
+
+// maxLevelAt bounds how far into a line its level is looked for: a
+// layout puts it within its first fields.
+const maxLevelAt = 160
+
+// maxPrefixSeparators bounds the separators split tries after the level:
+// a layout's prefix has a few ("] " after the thread or the file and
+// line, " : " after the logger), and a long line full of them must not
+// cost a match each.
 const maxPrefixSeparators = 8
 
 // isHAPIWord reports whether op can be an operation type: a code

@@ -154,6 +154,20 @@ func TestParseHAPILayouts(t *testing.T) {
 			t.Errorf("%s: %s %s %s at %v, want read GET /Patient/124 at 10:11:12.345", line, e.Type, e.Method, e.Path, e.Time)
 		}
 	}
+	// logback's " - " first: a layout without a level, a prefix of many
+	// brackets (MDC), and a template whose literal is a space, which
+	// would match from the thread's "] " with the level as its type.
+	for _, c := range []struct{ tmpl, line string }{
+		{"", "2024-01-02 10:11:12.345 [main] access - read - Patient/124"},
+		{"", "2024-01-02 10:11:12.345 [qtp-1] [a] [b] [c] [d] [e] [f] [g] [h] [i] INFO  fhirtest.access - read - Patient/124"},
+		{"${operationType} ${idOrResourceName}", "2024-01-02 10:11:12.345 [qtp-1] INFO  fhirtest.access - read Patient/124"},
+	} {
+		q := newTestGateway(t, rules.Source{Format: "hapi-fhir", Template: c.tmpl})
+		evs, err := q.Parse([]byte(c.line), Position{Source: "hapi", Line: 1}, nil)
+		if err != nil || len(evs) != 1 || evs[0].Type != "read" || evs[0].Path != "/Patient/124" {
+			t.Errorf("%q behind %s: %+v, %v; want read /Patient/124", c.tmpl, c.line, evs, err)
+		}
+	}
 	// Another logger's line behind the same layouts still matches nothing.
 	for _, line := range []string{
 		"2024-01-02 10:11:19.000 [main] INFO  o.s.b.SpringApplication - Started Application in 21.3 seconds",
