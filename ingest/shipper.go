@@ -22,8 +22,9 @@ import (
 // read as nothing (another logger's record, or malformed), and what the
 // inner line yields replaces that outcome only when it holds events: an
 // application's own JSON record with a "message" (Keycloak's, in ECS) is
-// read as a record first, and the lines of most deployments, which have
-// no envelope, pay nothing for it.
+// read as a record first. Only JSON lines read as nothing pay for the
+// look, and a run of them that are no envelope pauses it
+// (shipMissesBeforePause in wrap.go).
 type shipper struct {
 	scan jsonScanner
 	slot shipperSlots

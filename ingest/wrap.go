@@ -137,6 +137,8 @@ type unwrapping struct {
 	partialTime wrapTime
 	partialLong bool
 	ship        *shipper // made for the first line that may be a shipper's event
+	shipMisses  int      // lines in a row that shipped found no envelope in
+	shipPause   int      // lines shipped passes over before it looks again
 	ansi        []byte   // a coloured line without its colours
 }
 
@@ -278,6 +280,14 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	return evs, err
 }
 
+// After shipMissesBeforePause JSON lines in a row that read as nothing
+// and are no shipper's event, the next shipPauseLines such lines are not
+// looked at: a source's lines all have an envelope or none do.
+const (
+	shipMissesBeforePause = 16
+	shipPauseLines        = 4096
+)
+
 // parseInner hands the unwrapped line to the format's parser.
 func (u *unwrapping) parseInner(s []byte, pos Position, wt wrapTime, dst []Event) ([]Event, error) {
 	if u.wrapped != nil {
@@ -290,19 +300,34 @@ func (u *unwrapping) parseInner(s []byte, pos Position, wt wrapTime, dst []Event
 // err), as a log shipper's event (shipper.go): the outcome is the line it
 // carries when that holds events, else evs and err.
 func (u *unwrapping) shipped(s []byte, pos Position, wt wrapTime, dst, evs []Event, err error) ([]Event, error) {
+	if u.shipPause > 0 {
+		u.shipPause--
+		return evs, err
+	}
 	if u.ship == nil {
 		u.ship = newShipper()
 	}
 	line, t, ok := u.ship.open(s, u.loc)
 	if !ok {
+		// A log of an application's own JSON records (Keycloak's other
+		// loggers, which have a "message") would pay a second scan of
+		// each: after a run of lines that are no envelope, none is
+		// looked for during a pause.
+		if u.shipMisses++; u.shipMisses >= shipMissesBeforePause {
+			u.shipMisses, u.shipPause = 0, shipPauseLines
+		}
 		return evs, err
 	}
+	u.shipMisses = 0
 	wt.merge(t)
 	line, wt, uerr := u.unwrap(trimSpace(trimBOM(line)), WrapAuto, wt, pos)
 	if uerr != nil {
 		return evs, err
 	}
-	if line = trimSpace(trimBOM(line)); len(line) == 0 {
+	if line = trimSpace(trimBOM(line)); len(line) > 0 && line[0] == 0x1b {
+		line = u.stripSGR(line)
+	}
+	if len(line) == 0 {
 		return evs, err
 	}
 	if inner, ierr := u.parseInner(line, pos, wt, dst); len(inner) > len(dst) {
@@ -916,23 +941,35 @@ func stripCompose(s []byte) ([]byte, bool) {
 	return skipANSI(r), true
 }
 
-// stripSGR returns s without its ANSI CSI sequences (ESC '[' parameters
-// final byte: colours, mostly), in u.ansi.
+// stripSGR returns s without its ANSI escape sequences, in u.ansi: CSI
+// ones (ESC '[' parameters final byte: colours, mostly), a character set
+// designation (ESC '(' or ')' and a byte, as tput sgr0 writes), and any
+// other ESC with the byte after it.
 func (u *unwrapping) stripSGR(s []byte) []byte {
 	u.ansi = u.ansi[:0]
 	for {
 		i := bytes.IndexByte(s, 0x1b)
-		if i < 0 || i+1 >= len(s) || s[i+1] != '[' {
+		if i < 0 {
 			break
 		}
-		r := skipANSI(s[i:])
-		if len(r) == len(s)-i {
-			break // a sequence without its final byte: left as it is
-		}
 		u.ansi = append(u.ansi, s[:i]...)
+		r := s[i:]
+		switch {
+		case len(r) < 2:
+			r = nil
+		case r[1] == '[':
+			if r = skipANSI(r); len(r) > 0 && r[0] == 0x1b && len(r) >= 2 && r[1] == '[' {
+				r = nil // a sequence without its final byte: the rest of the line
+			}
+		case r[1] == '(' || r[1] == ')':
+			r = r[min(3, len(r)):]
+		default:
+			r = r[2:]
+		}
 		s = r
 	}
-	return append(u.ansi, s...)
+	u.ansi = append(u.ansi, s...)
+	return u.ansi
 }
 
 // skipANSI skips ANSI CSI colour sequences at the start of s.

@@ -400,6 +400,9 @@ func TestColouredLines(t *testing.T) {
 		"coloured":         coloured,
 		"journald bytes":   `{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1710407728000000","MESSAGE":[` + strings.Join(arr, ",") + `]}`,
 		"syslog, coloured": "<134>Mar 14 09:15:27 kc-0 keycloak: " + coloured,
+		"tput sgr0":        "\x1b(B\x1b[m" + coloured,
+		"filebeat, coloured": `{"@timestamp":"2024-03-14T09:15:28.000Z","agent":{"type":"filebeat"},"message":` +
+			jsonText(coloured) + `}`,
 	} {
 		evs, err := kc.Parse([]byte(line), Position{Source: "kc", Line: 1}, nil)
 		if err != nil || len(evs) != 1 || evs[0].Client != "lab-app" || len(evs[0].Granted) != 2 {
@@ -417,4 +420,41 @@ func TestColouredLines(t *testing.T) {
 			t.Errorf("%q: %+v, %v; want no event", line, evs, err)
 		}
 	}
+}
+
+// TestShipperPause: after shipMissesBeforePause JSON lines in a row that
+// read as nothing and carry no envelope (an application's own records),
+// the next shipPauseLines such lines are not opened, then envelopes are
+// looked for again.
+func TestShipperPause(t *testing.T) {
+	kc := newTestParser(t, rules.Source{Name: "kc", Format: "keycloak"})
+	pos := Position{Source: "kc", Line: 1}
+	const own = `{"timestamp":"2024-03-14T09:15:27.801Z","loggerName":"io.quarkus","level":"INFO","message":"started"}`
+	env := `{"@timestamp":"2024-03-14T09:15:28.000Z","agent":{"type":"filebeat"},"message":` + jsonText(
+		`2024-03-14 09:15:27,801 DEBUG [org.keycloak.events] (executor-thread-1) type="CODE_TO_TOKEN", clientId="lab-app", scope="openid"`) + `}`
+	read := func() bool {
+		evs, _ := kc.Parse([]byte(env), pos, nil)
+		return len(evs) == 1
+	}
+	if !read() {
+		t.Fatal("an envelope is not read")
+	}
+	for range shipMissesBeforePause {
+		kc.Parse([]byte(own), pos, nil)
+	}
+	if read() {
+		t.Error("an envelope right after a run of the application's own records is read: want the pause")
+	}
+	for range shipPauseLines {
+		kc.Parse([]byte(own), pos, nil)
+	}
+	if !read() {
+		t.Error("after the pause an envelope is not read")
+	}
+}
+
+// jsonText returns s as a JSON string.
+func jsonText(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
