@@ -832,8 +832,9 @@ func (p *keycloakParser) emit(ev *kcEvent, pos Position, dst []Event) ([]Event, 
 		scope := nonNull(ev.scope)
 		if list, ok := kcInvalidScopes(ev.reason); ok {
 			// Keycloak refuses scopes a client may not have with the
-			// error invalid_request and a reason naming them (the client
-			// is answered invalid_scope): the line's only record of them.
+			// error invalid_request and a reason naming the request's
+			// scope parameter (the client is answered invalid_scope):
+			// the line's only record of them.
 			if len(scope) == 0 {
 				scope = list
 			}
@@ -848,7 +849,8 @@ func (p *keycloakParser) emit(ev *kcEvent, pos Position, dst []Event) ([]Event, 
 // request refused for its scopes ("Invalid scopes: a b").
 const kcInvalidScopesReason = "Invalid scopes: "
 
-// kcInvalidScopes returns the scopes a reason detail names as refused.
+// kcInvalidScopes returns the scopes a reason detail names: the whole
+// scope parameter of the refused request, as Keycloak writes it.
 func kcInvalidScopes(reason []byte) ([]byte, bool) {
 	if !bytes.HasPrefix(reason, []byte(kcInvalidScopesReason)) {
 		return nil, false

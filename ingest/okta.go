@@ -202,8 +202,7 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 		return dst, err
 	}
 	var readable bool
-	var chainCountry []byte
-	if e.IP, readable, chainCountry = p.ip(); !readable {
+	if e.IP, readable = p.ip(); !readable {
 		e.Dropped |= FieldIP
 	}
 	// The country is optional: a value that is no string or names no
@@ -211,8 +210,8 @@ func (p *oktaParser) event(pos Position, dst []Event) ([]Event, error) {
 	// client.geographicalContext (a client-credentials grant), the
 	// address's entry of request.ipChain has it.
 	country, ok := idpText(&p.buf, v[sl.country])
-	if ok && len(country) == 0 && !v[sl.country].present() {
-		country = chainCountry
+	if ok && !v[sl.country].present() {
+		country, ok = p.chainCountry(e.IP)
 	}
 	if e.Country, readable = countryLookup(country); !ok || !readable {
 		e.Country = ""
@@ -306,7 +305,7 @@ func (p *oktaParser) subject(pos Position) (string, error) {
 // a string or an array of objects, an unparsable or unspecified address)
 // and no address was found, so the event keeps no IP and counts it as
 // dropped.
-func (p *oktaParser) ip() (a netip.Addr, readable bool, chainCountry []byte) {
+func (p *oktaParser) ip() (a netip.Addr, readable bool) {
 	v, sl := p.scan.vals, &p.slot
 	readable = true
 	b, ok := idpText(&p.buf, v[sl.clientIP])
@@ -314,7 +313,7 @@ func (p *oktaParser) ip() (a netip.Addr, readable bool, chainCountry []byte) {
 		readable = false
 	} else if len(b) > 0 {
 		if a, ok = parseClientIP(b); ok {
-			return a, true, nil
+			return a, true
 		}
 		readable = false
 	}
@@ -339,7 +338,6 @@ func (p *oktaParser) ip() (a netip.Addr, readable bool, chainCountry []byte) {
 				return true
 			}
 			if a, ok = parseClientIP(ipb); ok {
-				chainCountry, _ = idpText(&p.buf, p.sub.vals[p.sslot.country])
 				return false
 			}
 			readable = false
@@ -349,9 +347,34 @@ func (p *oktaParser) ip() (a netip.Addr, readable bool, chainCountry []byte) {
 		readable = false
 	}
 	if a.IsValid() {
-		return a, true, chainCountry
+		return a, true
 	}
-	return netip.Addr{}, readable, nil
+	return netip.Addr{}, readable
+}
+
+// chainCountry returns the country of addr's entry in request.ipChain;
+// ok is false when that entry's country is there but no string.
+func (p *oktaParser) chainCountry(addr netip.Addr) (country []byte, ok bool) {
+	cv := p.scan.vals[p.slot.ipChain]
+	if cv.kind != jsonArray || !addr.IsValid() {
+		return nil, true
+	}
+	ok = true
+	arrayElems(cv.raw, func(el jsonValue) bool {
+		if el.kind != jsonObject {
+			return true
+		}
+		if _, err := p.sub.scan(el.raw); err != nil {
+			return true
+		}
+		ipb, good := idpText(&p.buf, p.sub.vals[p.sslot.ip])
+		if a, parsed := parseClientIP(ipb); !good || !parsed || a != addr {
+			return true
+		}
+		country, ok = idpText(&p.buf, p.sub.vals[p.sslot.country])
+		return false
+	})
+	return country, ok
 }
 
 // parseClientIP parses the address of a client as an identity provider

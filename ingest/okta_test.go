@@ -345,6 +345,8 @@ func TestParseOktaChainCountry(t *testing.T) {
 	const head = `{"published":"2024-03-14T09:15:27.801Z","eventType":"app.oauth2.as.token.grant.access_token","actor":{"id":"0oa1","type":"PublicClientApp"},"outcome":{"result":"SUCCESS"},`
 	for _, c := range []struct{ name, body, want string }{
 		{"no client context", `"client":{"ipAddress":null,"geographicalContext":null},"request":{"ipChain":[{"ip":"198.51.100.77","geographicalContext":{"country":"Germany"}}]}}`, "DE"},
+		{"client address, no context", `"client":{"ipAddress":"198.51.100.77","geographicalContext":null},"request":{"ipChain":[{"ip":"198.51.100.77","geographicalContext":{"country":"Germany"}}]}}`, "DE"},
+		{"another chain entry", `"client":{"ipAddress":"198.51.100.77","geographicalContext":null},"request":{"ipChain":[{"ip":"203.0.113.1","geographicalContext":{"country":"Germany"}}]}}`, ""},
 		{"client country", `"client":{"ipAddress":"198.51.100.77","geographicalContext":{"country":"France"}},"request":{"ipChain":[{"ip":"198.51.100.77","geographicalContext":{"country":"Germany"}}]}}`, "FR"},
 	} {
 		evs, err := p.Parse([]byte(head+c.body), Position{Source: "okta", Line: 1}, nil)
