@@ -14,7 +14,8 @@ import (
 // as webhook batches and GET /api/v2/logs write them. Token exchanges and
 // logins (seacft, sertft, seccft, sepft, s, and the other exchanges of
 // auth0Kind) become KindGrant, their failures (feacft, fertft, feccft,
-// fepft, f, fp, fu, fcoa, ...) KindDeny; other event codes yield nothing. It is not safe for concurrent use.
+// fepft, f, fp, fu, fcoa, ...) KindDeny; other event codes yield nothing.
+// It is not safe for concurrent use.
 type auth0Parser struct {
 	name   string
 	loc    *time.Location

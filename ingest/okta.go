@@ -33,7 +33,8 @@ var _ Parser = (*oktaParser)(nil)
 type oktaSlots struct {
 	eventType, published, actorID, actorType, clientID, clientIP, country int
 	ipChain, target, result, reason, requested, granted, userID           int
-	hookEvents                                                            int // data.events of an event hook's delivery
+	// data.events of an event hook's delivery
+	hookEvents int
 }
 
 // oktaSubSlots are the capture slots inside array items.
@@ -65,7 +66,10 @@ func newOktaParser(src rules.Source) (Parser, error) {
 		userID:     p.add("debugContext", "debugData", "userId"),
 	}
 	sp := newJSONPaths()
-	ss := oktaSubSlots{typ: sp.add("type"), id: sp.add("id"), ip: sp.add("ip"), country: sp.add("geographicalContext", "country")}
+	ss := oktaSubSlots{
+		typ: sp.add("type"), id: sp.add("id"), ip: sp.add("ip"),
+		country: sp.add("geographicalContext", "country"),
+	}
 	return &oktaParser{
 		name:  src.Name,
 		loc:   loc,
