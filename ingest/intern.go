@@ -42,9 +42,9 @@ const (
 // into an empty map, not a lookup, an insert and a table emptied again
 // and again. Then the table fills again and is judged anew when full.
 // Each drop in a row doubles the pause (to 64 times the first): a field
-// that never repeats (a new mix of scopes on every token) keeps a full
-// table of it, up to 5 MB of scope lists, for one lookup in 65 instead
-// of one in 9. A table that never fills is never judged: the values of
+// that never repeats (a new mix of scopes on every token) fills its table
+// again, up to 5 MB of scope lists, for about one lookup in 513 (a fill
+// of its capacity after a pause of 512 times it) instead of one in 9. A table that never fills is never judged: the values of
 // a deployment's clients, however many there are, stay shared.
 type admission struct {
 	lookups, hits int // since the table was last emptied

@@ -87,8 +87,9 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 	if len(s) == 0 {
 		return dst, SkipBlank
 	}
+	record := func(d []Event) ([]Event, error) { return p.event(pos, d) }
 	if s[0] == '[' {
-		return eachRecord(&p.scan, s, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.event(pos, d) })
+		return eachRecord(&p.scan, s, pos, p.name, dst, record)
 	}
 	kind, err := p.scan.scan(s)
 	if err != nil {
@@ -102,7 +103,7 @@ func (p *oktaParser) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 			// An event hook's delivery, as a receiver that logs the body
 			// writes it: its LogEvents are data.events.
 			events := v[p.slot.hookEvents].raw
-			return eachRecord(&p.scan, events, pos, p.name, dst, func(d []Event) ([]Event, error) { return p.event(pos, d) })
+			return eachRecord(&p.scan, events, pos, p.name, dst, record)
 		}
 	}
 	return p.event(pos, dst)

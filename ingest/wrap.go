@@ -268,11 +268,7 @@ func (u *unwrapping) Parse(line []byte, pos Position, dst []Event) ([]Event, err
 			return dst, SkipBlank
 		}
 	}
-	if len(s) > 0 && s[0] == 0x1b {
-		// A coloured console (Keycloak's --log-console-color, Spring's
-		// ANSI output): the colours go, wherever they are in the line.
-		s = u.stripSGR(s)
-	}
+	s = u.uncolour(s)
 	evs, err := u.parseInner(s, pos, wt, dst)
 	if err != nil && len(evs) == len(dst) && u.mode == WrapAuto && len(s) > 0 && s[0] == '{' {
 		return u.shipped(s, pos, wt, dst, evs, err)
@@ -324,10 +320,7 @@ func (u *unwrapping) shipped(s []byte, pos Position, wt wrapTime, dst, evs []Eve
 	if uerr != nil {
 		return evs, err
 	}
-	if line = trimSpace(trimBOM(line)); len(line) > 0 && line[0] == 0x1b {
-		line = u.stripSGR(line)
-	}
-	if len(line) == 0 {
+	if line = u.uncolour(trimSpace(trimBOM(line))); len(line) == 0 {
 		return evs, err
 	}
 	if inner, ierr := u.parseInner(line, pos, wt, dst); len(inner) > len(dst) {
@@ -745,7 +738,10 @@ func (u *unwrapping) rfc3164(s []byte, pri bool) (rest []byte, wt wrapTime, ok b
 		// nginx's syslog with nohostname: "<190>Mar 14 09:15:27 nginx:
 		// msg", as sent, not as a syslog daemon writes it down (with its
 		// host): without the priority, "host: msg" is no header.
-		if r, ok = tagOnly(s[end+1:]); !ok || !pri {
+		if !pri {
+			return nil, wt, false
+		}
+		if r, ok = tagOnly(s[end+1:]); !ok {
 			return nil, wt, false
 		}
 	}
@@ -941,6 +937,17 @@ func stripCompose(s []byte) ([]byte, bool) {
 	return skipANSI(r), true
 }
 
+// uncolour returns a line of a coloured console (Keycloak's
+// --log-console-color, Spring's ANSI output), one that starts with an
+// escape, without its escape sequences, wherever they are in it; any
+// other line as it is.
+func (u *unwrapping) uncolour(s []byte) []byte {
+	if len(s) == 0 || s[0] != 0x1b {
+		return s
+	}
+	return u.stripSGR(s)
+}
+
 // stripSGR returns s without its ANSI escape sequences, in u.ansi: CSI
 // ones (ESC '[' parameters final byte: colours, mostly), a character set
 // designation (ESC '(' or ')' and a byte, as tput sgr0 writes), and any
@@ -958,7 +965,7 @@ func (u *unwrapping) stripSGR(s []byte) []byte {
 		case len(r) < 2:
 			r = nil
 		case r[1] == '[':
-			if r = skipANSI(r); len(r) > 0 && r[0] == 0x1b && len(r) >= 2 && r[1] == '[' {
+			if r = skipANSI(r); len(r) >= 2 && r[0] == 0x1b && r[1] == '[' {
 				r = nil // a sequence without its final byte: the rest of the line
 			}
 		case r[1] == '(' || r[1] == ')':
